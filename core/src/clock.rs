@@ -1,0 +1,133 @@
+//! Time sources. Time is `u64` nanoseconds from an arbitrary origin, never wall-clock time.
+//!
+//! A limiter reads its clock once per operation; every operation also has an `_at` form that
+//! takes `now_ns` directly, so a caller can own time entirely.
+
+/// A source of monotonic time in nanoseconds.
+///
+/// Readings from one clock must be comparable (the same origin). A reading smaller than one
+/// seen before is tolerated by every limiter as "no time passed", but a clock should not do it.
+///
+/// Implementing a custom clock, for example over a hardware timer on an embedded target:
+///
+/// ```
+/// use cellgate::{Clock, Gcra, Quota};
+/// use core::sync::atomic::{AtomicU64, Ordering};
+///
+/// /// Counts 1 kHz timer interrupts.
+/// struct TickClock<'a>(&'a AtomicU64);
+///
+/// impl Clock for TickClock<'_> {
+///     fn now_ns(&self) -> u64 {
+///         self.0.load(Ordering::Relaxed).saturating_mul(1_000_000)
+///     }
+/// }
+///
+/// static TICKS: AtomicU64 = AtomicU64::new(0);
+/// let limiter = Gcra::with_clock(Quota::per_second(2).unwrap(), TickClock(&TICKS));
+/// assert!(limiter.check(2).allowed);
+/// assert!(!limiter.check(1).allowed);
+/// TICKS.store(500, Ordering::Relaxed); // half a second later
+/// assert!(limiter.check(1).allowed);
+/// ```
+pub trait Clock {
+    /// The current time in nanoseconds since this clock's origin.
+    fn now_ns(&self) -> u64;
+}
+
+impl<C: Clock + ?Sized> Clock for &C {
+    fn now_ns(&self) -> u64 {
+        (**self).now_ns()
+    }
+}
+
+/// The clock parameter of a limiter built without a clock: only the `_at` operations, which
+/// take `now_ns` explicitly, are available. Deliberately does not implement [`Clock`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NoClock;
+
+#[cfg(feature = "alloc")]
+mod manual {
+    use super::Clock;
+    use alloc::sync::Arc;
+    use core::time::Duration;
+    use portable_atomic::{AtomicU64, Ordering};
+
+    /// A clock that moves only when told to, for tests. Clones share one time.
+    ///
+    /// ```
+    /// use cellgate::{Clock, ManualClock};
+    /// let clock = ManualClock::new(5);
+    /// let view = clock.clone();
+    /// clock.advance_ns(10);
+    /// assert_eq!(view.now_ns(), 15);
+    /// ```
+    #[derive(Clone, Debug, Default)]
+    pub struct ManualClock {
+        now_ns: Arc<AtomicU64>,
+    }
+
+    impl ManualClock {
+        /// A clock that reads `start_ns` until moved.
+        pub fn new(start_ns: u64) -> Self {
+            Self {
+                now_ns: Arc::new(AtomicU64::new(start_ns)),
+            }
+        }
+
+        /// Moves time forward by `delta_ns`, saturating at `u64::MAX`.
+        pub fn advance_ns(&self, delta_ns: u64) {
+            // Relaxed: the time is a lone value; it publishes no other memory.
+            let _ = self
+                .now_ns
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                    Some(now.saturating_add(delta_ns))
+                });
+        }
+
+        /// Moves time forward by `delta`, saturating at `u64::MAX` nanoseconds.
+        pub fn advance(&self, delta: Duration) {
+            self.advance_ns(u64::try_from(delta.as_nanos()).unwrap_or(u64::MAX));
+        }
+
+        /// Sets the time; it may move backwards (limiters treat that as no time passing).
+        pub fn set_ns(&self, now_ns: u64) {
+            // Relaxed: see `advance_ns`.
+            self.now_ns.store(now_ns, Ordering::Relaxed);
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn now_ns(&self) -> u64 {
+            // Relaxed: see `advance_ns`.
+            self.now_ns.load(Ordering::Relaxed)
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+pub use manual::ManualClock;
+
+#[cfg(feature = "std")]
+mod monotonic {
+    use super::Clock;
+    use std::sync::OnceLock;
+    use std::time::Instant;
+
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+
+    /// The process's monotonic clock (`std::time::Instant`), in nanoseconds since the first
+    /// reading of any `MonotonicClock` in this process. Never steps backwards.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct MonotonicClock;
+
+    impl Clock for MonotonicClock {
+        fn now_ns(&self) -> u64 {
+            let origin = ORIGIN.get_or_init(Instant::now);
+            u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+pub use monotonic::MonotonicClock;

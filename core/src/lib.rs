@@ -1,0 +1,58 @@
+//! # cellgate
+//!
+//! Exact, lock-free rate limiting: GCRA and token bucket cells over integer time, with an
+//! injectable clock. `#![no_std]`; the `alloc` and `std` features add helpers, never remove them.
+//!
+//! ```
+//! use cellgate::{Gcra, ManualClock, Quota, NS_PER_SECOND};
+//!
+//! let clock = ManualClock::new(0);
+//! let limiter = Gcra::with_clock("3/second".parse::<Quota>().unwrap(), clock.clone());
+//! assert!(limiter.check(3).allowed); // the whole burst at once
+//! let denied = limiter.check(1);
+//! assert!(!denied.allowed);
+//! assert_eq!(denied.retry_after_ns, NS_PER_SECOND / 3 + 1); // rounded up: 333_333_334 ns
+//! clock.advance_ns(denied.retry_after_ns);
+//! assert!(limiter.check(1).allowed);
+//! ```
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::float_arithmetic,
+        clippy::as_conversions
+    )
+)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+mod cell;
+mod clock;
+mod decision;
+mod parse;
+mod quota;
+mod rule;
+mod sync;
+
+pub use cell::{Gcra, TokenBucket, TokenBucketBuilder};
+#[cfg(feature = "alloc")]
+pub use clock::ManualClock;
+#[cfg(feature = "std")]
+pub use clock::MonotonicClock;
+pub use clock::{Clock, NoClock};
+pub use decision::{Decision, NEVER};
+pub use rule::{CellState, Op, Outcome, Refill, Rule};
+pub use parse::{parse_quotas, ParseError, ParseErrorKind, QuotaList};
+pub use quota::{
+    Quota, QuotaError, MAX_CAPACITY_TICKS, NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND,
+};

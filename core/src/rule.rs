@@ -1,0 +1,283 @@
+//! The decision function: a pure function of (state, now, cost, operation, quota).
+//!
+//! Keeping it pure and the state plain data is what lets the same decisions be made over an
+//! atomic in one process, a table in shared memory, or a record in a remote store.
+//!
+//! # The state
+//!
+//! A bucket's state is `(last_ns, missing)`: the latest time seen, and how far the bucket was
+//! from full at that time. For the greedy refill (GCRA) `missing` is in ticks of
+//! `1 / ticks_per_ns` ns, so that one cost unit is exactly `emission_ticks` ticks and time refills
+//! exactly `ticks_per_ns` ticks per nanosecond; GCRA's theoretical arrival time is
+//! `last_ns + missing / ticks_per_ns`. For the interval refill `missing` is in cost units, and
+//! `rate_cost` of them come back at every multiple of `period_ns`.
+//!
+//! A `now` earlier than `last_ns` (a clock stepping backwards, or two threads racing with
+//! readings taken in a different order) is treated as `last_ns`: no time passes, nothing is
+//! refilled, nothing already refilled is taken back.
+
+use crate::decision::{Decision, NEVER};
+use crate::quota::Quota;
+use core::num::NonZeroU64;
+
+/// `numerator / divisor`, rounded up.
+fn div_ceil(numerator: u64, divisor: NonZeroU64) -> u64 {
+    let quotient = numerator / divisor;
+    if numerator % divisor == 0 {
+        quotient
+    } else {
+        // quotient < numerator when the divisor is at least 2, which a remainder implies.
+        quotient.saturating_add(1)
+    }
+}
+
+/// How a bucket refills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Refill {
+    /// Continuously: one cost unit every `period / rate`, exactly. Decides identically to GCRA.
+    #[default]
+    Greedy,
+    /// In steps: `rate_cost` units at once at every multiple of `period_ns` on the clock's
+    /// time line (boundaries at `k × period_ns`), never above the burst.
+    Interval,
+}
+
+/// A bucket's state: plain data, 16 bytes, `(0, 0)` is a full bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct CellState {
+    /// The latest `now` an operation wrote, in nanoseconds.
+    pub last_ns: u64,
+    /// How far the bucket was from full at `last_ns`: ticks for [`Refill::Greedy`], cost units
+    /// for [`Refill::Interval`]. Above the capacity means debt (from `force`).
+    pub missing: u64,
+}
+
+impl CellState {
+    /// A full bucket.
+    pub const FULL: Self = Self {
+        last_ns: 0,
+        missing: 0,
+    };
+
+    /// Packs the state into one 128-bit word (`last_ns` in the high half).
+    pub fn pack(self) -> u128 {
+        (u128::from(self.last_ns) << 64) | u128::from(self.missing)
+    }
+
+    /// The inverse of [`CellState::pack`].
+    #[allow(clippy::as_conversions)] // truncation to each half is the point
+    pub const fn unpack(word: u128) -> Self {
+        Self {
+            last_ns: (word >> 64) as u64,
+            missing: word as u64,
+        }
+    }
+}
+
+/// One operation on a bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Admit `cost` if it fits, consuming it; a denial changes nothing. Cost 0 is a peek.
+    Check,
+    /// The decision `Check` would make, without consuming.
+    Peek,
+    /// Consume `cost` whether or not it fits (the bucket may go into debt).
+    Force,
+    /// Give `cost` back, never above a full bucket.
+    Refund,
+    /// Make the bucket full.
+    Reset,
+}
+
+/// What an operation decided, and the state to write (`None`: write nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The decision returned to the caller.
+    pub decision: Decision,
+    /// The new state, when the operation changes it.
+    pub next: Option<CellState>,
+}
+
+/// A quota and a refill mode: everything a decision needs besides the state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rule {
+    quota: Quota,
+    refill: Refill,
+}
+
+impl Rule {
+    /// A rule for `quota` refilling as `refill` says.
+    pub const fn new(quota: Quota, refill: Refill) -> Self {
+        Self { quota, refill }
+    }
+
+    /// The quota.
+    pub const fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    /// The refill mode.
+    pub const fn refill(&self) -> Refill {
+        self.refill
+    }
+
+    /// The bucket's size in units of `missing`.
+    pub const fn capacity(&self) -> u64 {
+        match self.refill {
+            Refill::Greedy => self.quota.capacity_ticks(),
+            Refill::Interval => self.quota.burst_cost(),
+        }
+    }
+
+    /// Units of `missing` per cost unit.
+    const fn units_per_cost(&self) -> NonZeroU64 {
+        match self.refill {
+            Refill::Greedy => self.quota.emission_ticks_nz(),
+            Refill::Interval => NonZeroU64::MIN,
+        }
+    }
+
+    /// The state of a bucket holding `tokens` (at most the burst) at `now_ns`.
+    pub fn state_with_tokens(&self, tokens: u64, now_ns: u64) -> CellState {
+        let tokens = tokens.min(self.quota.burst_cost());
+        let empty_cost = self.quota.burst_cost().saturating_sub(tokens);
+        CellState {
+            last_ns: now_ns,
+            missing: empty_cost.saturating_mul(self.units_per_cost().get()),
+        }
+    }
+
+    /// `missing` brought forward to `max(now_ns, last_ns)`, and that time.
+    fn refilled(&self, state: CellState, now_ns: u64) -> (u64, u64) {
+        let at_ns = now_ns.max(state.last_ns);
+        let refilled = match self.refill {
+            Refill::Greedy => {
+                let elapsed_ns = at_ns.saturating_sub(state.last_ns);
+                elapsed_ns.saturating_mul(self.quota.ticks_per_ns())
+            }
+            Refill::Interval => {
+                let period_ns = self.quota.period_ns_nz();
+                let boundaries =
+                    (at_ns / period_ns).saturating_sub(state.last_ns / period_ns);
+                boundaries.saturating_mul(self.quota.rate_cost())
+            }
+        };
+        // A saturated refill only ever exceeds `missing`, which empties the debt: exact.
+        (state.missing.saturating_sub(refilled), at_ns)
+    }
+
+    /// Nanoseconds from `now_ns` until `missing` has dropped by `excess`, given that it was
+    /// last brought forward to `at_ns >= now_ns`. Rounded up; [`NEVER`] if past `u64`.
+    fn wait_ns(&self, excess: u64, at_ns: u64, now_ns: u64) -> u64 {
+        if excess == 0 {
+            return 0;
+        }
+        let until_ns = match self.refill {
+            Refill::Greedy => {
+                let after_ns = div_ceil(excess, self.quota.ticks_per_ns_nz());
+                at_ns.checked_add(after_ns)
+            }
+            Refill::Interval => {
+                let period_ns = self.quota.period_ns_nz();
+                let boundaries = div_ceil(excess, self.quota.rate_cost_nz());
+                (at_ns / period_ns)
+                    .checked_add(boundaries)
+                    .and_then(|index| index.checked_mul(period_ns.get()))
+            }
+        };
+        match until_ns {
+            Some(until_ns) => until_ns.saturating_sub(now_ns).min(NEVER.saturating_sub(1)),
+            None => NEVER,
+        }
+    }
+
+    /// The decision fields that describe a bucket `missing` from full at `at_ns`.
+    fn describe(&self, allowed: bool, missing: u64, at_ns: u64, now_ns: u64) -> Decision {
+        Decision {
+            allowed,
+            limit: self.quota.burst_cost(),
+            remaining: self.capacity().saturating_sub(missing) / self.units_per_cost(),
+            retry_after_ns: 0,
+            reset_after_ns: self.wait_ns(missing, at_ns, now_ns),
+        }
+    }
+
+    /// Decides `op` with `cost` on a bucket in `state` at `now_ns`.
+    pub fn decide(&self, state: CellState, now_ns: u64, cost: u64, op: Op) -> Outcome {
+        let (missing, at_ns) = self.refilled(state, now_ns);
+        let capacity = self.capacity();
+        let burst = self.quota.burst_cost();
+        match op {
+            Op::Check | Op::Peek => {
+                if cost > burst {
+                    let mut decision = self.describe(false, missing, at_ns, now_ns);
+                    decision.retry_after_ns = NEVER;
+                    return Outcome {
+                        decision,
+                        next: None,
+                    };
+                }
+                // cost <= burst, so cost × units_per_cost <= capacity: no overflow, and
+                // missing + cost_units only saturates when already deep in debt (denied).
+                let cost_units = cost.saturating_mul(self.units_per_cost().get());
+                let after = missing.saturating_add(cost_units);
+                if after <= capacity {
+                    let next = (op == Op::Check && cost != 0).then_some(CellState {
+                        last_ns: at_ns,
+                        missing: after,
+                    });
+                    let shown = if next.is_some() { after } else { missing };
+                    Outcome {
+                        decision: self.describe(true, shown, at_ns, now_ns),
+                        next,
+                    }
+                } else {
+                    let mut decision = self.describe(false, missing, at_ns, now_ns);
+                    decision.retry_after_ns =
+                        self.wait_ns(after.saturating_sub(capacity), at_ns, now_ns);
+                    Outcome {
+                        decision,
+                        next: None,
+                    }
+                }
+            }
+            Op::Force => {
+                let cost_units = cost.saturating_mul(self.units_per_cost().get());
+                let after = missing.saturating_add(cost_units);
+                let fitted = cost <= burst && after <= capacity;
+                let mut decision = self.describe(fitted, after, at_ns, now_ns);
+                if !fitted {
+                    // The wait until one cost unit fits again.
+                    let one_unit = self.units_per_cost().get();
+                    let excess = after.saturating_add(one_unit).saturating_sub(capacity);
+                    decision.retry_after_ns = self.wait_ns(excess, at_ns, now_ns);
+                }
+                Outcome {
+                    decision,
+                    next: Some(CellState {
+                        last_ns: at_ns,
+                        missing: after,
+                    }),
+                }
+            }
+            Op::Refund => {
+                let cost_units = cost.saturating_mul(self.units_per_cost().get());
+                let after = missing.saturating_sub(cost_units);
+                Outcome {
+                    decision: self.describe(after <= capacity, after, at_ns, now_ns),
+                    next: Some(CellState {
+                        last_ns: at_ns,
+                        missing: after,
+                    }),
+                }
+            }
+            Op::Reset => Outcome {
+                decision: self.describe(true, 0, at_ns, now_ns),
+                next: Some(CellState {
+                    last_ns: at_ns,
+                    missing: 0,
+                }),
+            },
+        }
+    }
+}
