@@ -36,10 +36,13 @@
 //!
 //! Only `second`, `minute`, `hour`, `day`, `month`, `year` and their plurals are `limits`
 //! names; the rest are extensions. Every string `limits` accepts is accepted here with the same
-//! meaning, except that a zero count or zero multiple is rejected (where `limits` builds a
-//! limit that admits nothing, or one with an empty window), and counts and periods must fit in
-//! `u64` (nanoseconds, for the period). Case-insensitivity is ASCII only (Python's also folds
-//! `ſ` to `s` and `K` (Kelvin) to `k`).
+//! meaning, except:
+//! - a zero count or zero multiple is rejected (`limits` builds a limit that admits nothing,
+//!   or one with an empty window), and counts and periods must fit in `u64` (nanoseconds,
+//!   for the period) and make a valid [`Quota`];
+//! - case-insensitivity is ASCII only (Python's also folds `ſ` to `s` and `ı` to `i`);
+//! - a `:` before a list separator (`1/s:;2/s`), which a typo (`(:?`) in `limits`' list
+//!   regular expression lets through, is trailing input here.
 //!
 //! ```
 //! use cellgate::{parse_quotas, Quota, NS_PER_DAY, NS_PER_SECOND};
@@ -161,9 +164,30 @@ pub enum ParseErrorKind {
 pub struct ParseError {
     kind: ParseErrorKind,
     offset: usize,
-    /// For [`ParseErrorKind::UnknownUnit`]: the name's first bytes (ASCII letters), for
-    /// `Display`, which has no access to the input.
-    name: [u8; NAME_CAPACITY],
+    /// For [`ParseErrorKind::UnknownUnit`]: the name, for `Display`, which has no access to
+    /// the input. Empty for every other kind.
+    name: UnitName,
+}
+
+/// The first [`NAME_CAPACITY`] bytes of an unknown unit name (ASCII letters), padded with
+/// zeros; inline because [`ParseError`] is `Copy` and the crate does not allocate.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct UnitName([u8; NAME_CAPACITY]);
+
+impl UnitName {
+    fn as_str(&self) -> &str {
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(NAME_CAPACITY);
+        self.0
+            .get(..len)
+            .and_then(|bytes| core::str::from_utf8(bytes).ok())
+            .unwrap_or("")
+    }
+}
+
+impl fmt::Debug for UnitName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 impl ParseError {
@@ -171,13 +195,14 @@ impl ParseError {
         Self {
             kind,
             offset,
-            name: [0; NAME_CAPACITY],
+            name: UnitName([0; NAME_CAPACITY]),
         }
     }
 
+    /// `word` must be ASCII letters (so that any prefix of it is valid UTF-8 without NULs).
     fn unknown_unit(word: &str, offset: usize) -> Self {
         let mut error = Self::new(ParseErrorKind::UnknownUnit { len: word.len() }, offset);
-        for (slot, byte) in error.name.iter_mut().zip(word.bytes()) {
+        for (slot, byte) in error.name.0.iter_mut().zip(word.bytes()) {
             *slot = byte;
         }
         error
@@ -210,8 +235,7 @@ impl fmt::Display for ParseError {
             ParseErrorKind::ZeroMultiple => f.write_str("period multiple must be at least 1")?,
             ParseErrorKind::ExpectedUnit => f.write_str("expected a time unit")?,
             ParseErrorKind::UnknownUnit { len } => {
-                let kept = self.name.get(..len).unwrap_or(&self.name);
-                let name = core::str::from_utf8(kept).unwrap_or("");
+                let name = self.name.as_str();
                 let ellipsis = if len > NAME_CAPACITY { "..." } else { "" };
                 write!(f, "unknown time unit \"{name}{ellipsis}\"")?;
             }
@@ -440,7 +464,7 @@ impl Iterator for QuotaList<'_> {
 impl FusedIterator for QuotaList<'_> {}
 
 /// Parses a list of rate strings separated by `,`, `;` or `|` (`"10/s; 1000/day"`), as
-/// `limits.parse_many` does; see the [module documentation](self) for the grammar.
+/// `limits.parse_many` does; see [`Quota::parse`] for the grammar of an item.
 ///
 /// The returned iterator yields each quota in order and stops after the first error. Errors:
 /// every [`ParseErrorKind`] except `MoreThanOne`; an empty input, or an empty item (`"1/s;"`,
@@ -464,9 +488,20 @@ pub fn parse_quotas(s: &str) -> QuotaList<'_> {
 
 impl Quota {
     /// Parses exactly one rate string, such as `"10/second"`, `"10 per minute"`,
-    /// `"500/7 days"` or `"5/7 nanoseconds (burst 2)"`; see the
-    /// [module documentation](crate::parse) for the grammar and units. The burst is the count
-    /// unless a `(burst N)` suffix gives it. Reads back everything `Display` writes.
+    /// `"500/7 days"` or `"5/7 nanoseconds (burst 2)"`, in the notation of Python's `limits`
+    /// library (with extensions):
+    ///
+    /// ```text
+    /// item = count ("/" | "per") [multiple] unit ["(" "burst" count ")"]
+    /// ```
+    ///
+    /// Counts and the multiple are ASCII-digit `u64`s (the multiple defaults to 1 and must not
+    /// be 0); whitespace is optional between tokens; words are ASCII case-insensitive. The
+    /// period is `multiple × unit`, the unit one of `ns`/`nanosecond(s)`, `us`/`microsecond(s)`,
+    /// `ms`/`millisecond(s)`, `s`/`sec`/`secs`/`second(s)`, `m`/`min`/`mins`/`minute(s)`,
+    /// `h`/`hr`/`hrs`/`hour(s)`, `d`/`day(s)`, `month(s)` (30 days, as in `limits`) or
+    /// `year(s)` (360 days, as in `limits`). The burst is the count unless a `(burst N)`
+    /// suffix gives it. Reads back everything `Display` writes.
     ///
     /// # Errors
     /// A [`ParseError`] for the first problem found: any [`ParseErrorKind`], including
@@ -718,6 +753,9 @@ mod tests {
         assert_eq!(error("10/s1"), (K::TrailingInput, 4));
         assert_eq!(error("10/s \u{e9}"), (K::TrailingInput, 5));
         assert_eq!(error("10/s/"), (K::TrailingInput, 4));
+        // Accepted by `limits` through its `(:?` typo and Unicode case folding; not here.
+        assert_eq!(error("1/s:;2/s"), (K::TrailingInput, 3));
+        assert_eq!(error("1/month\u{17f}"), (K::TrailingInput, 7));
         assert_eq!(error("10/s;5/m"), (K::MoreThanOne, 4));
         assert_eq!(error("10/s ;"), (K::MoreThanOne, 5));
         assert_eq!(error("10/s|garbage"), (K::MoreThanOne, 4));
@@ -822,6 +860,14 @@ mod tests {
         use std::error::Error as _;
         assert!(Quota::parse("0/s").unwrap_err().source().is_some());
         assert!(Quota::parse("x").unwrap_err().source().is_none());
+    }
+
+    #[test]
+    fn debug_shows_the_name() {
+        assert_eq!(
+            std::format!("{:?}", Quota::parse("1/fortnight").unwrap_err()),
+            r#"ParseError { kind: UnknownUnit { len: 9 }, offset: 2, name: "fortnight" }"#
+        );
     }
 
     #[test]
