@@ -39,6 +39,7 @@ extern crate std;
 mod cell;
 mod clock;
 mod decision;
+mod keyed;
 mod parse;
 mod quota;
 mod rule;
@@ -51,8 +52,11 @@ pub use clock::ManualClock;
 pub use clock::MonotonicClock;
 pub use clock::{Clock, NoClock};
 pub use decision::{Decision, NEVER};
-pub use rule::{CellState, Op, Outcome, Refill, Rule};
+pub use keyed::{
+    KeyHash, KeyedLimiter, KeyedStats, Seed, Slot, TableError, TableFull, PROBE_WINDOW,
+};
 pub use parse::{parse_quotas, ParseError, ParseErrorKind, QuotaList};
 pub use quota::{
     Quota, QuotaError, MAX_CAPACITY_TICKS, NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND,
 };
+pub use rule::{CellState, Op, Outcome, Refill, Rule};

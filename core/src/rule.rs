@@ -157,13 +157,17 @@ impl Rule {
             }
             Refill::Interval => {
                 let period_ns = self.quota.period_ns_nz();
-                let boundaries =
-                    (at_ns / period_ns).saturating_sub(state.last_ns / period_ns);
+                let boundaries = (at_ns / period_ns).saturating_sub(state.last_ns / period_ns);
                 boundaries.saturating_mul(self.quota.rate_cost())
             }
         };
         // A saturated refill only ever exceeds `missing`, which empties the debt: exact.
         (state.missing.saturating_sub(refilled), at_ns)
+    }
+
+    /// Whether a bucket in `state` is full at `now_ns`.
+    pub(crate) fn is_full_at(&self, state: CellState, now_ns: u64) -> bool {
+        self.refilled(state, now_ns).0 == 0
     }
 
     /// Nanoseconds from `now_ns` until `missing` has dropped by `excess`, given that it was

@@ -5,10 +5,20 @@
 //! portable-atomic falls back to a lock (see the README's "Embedded" section).
 
 #[cfg(not(loom))]
-pub(crate) use portable_atomic::{AtomicU128, Ordering};
+pub(crate) use portable_atomic::{AtomicU128, AtomicU64, Ordering};
 
 #[cfg(loom)]
+pub(crate) use loom::sync::atomic::AtomicU64;
+#[cfg(loom)]
 pub(crate) use loom_shim::{AtomicU128, Ordering};
+
+/// Waits a moment for another thread's progress (an insert of the same key settling).
+pub(crate) fn spin() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    core::hint::spin_loop();
+}
 
 /// loom has no 128-bit atomic. This one makes every operation a single step of loom's model
 /// (through a loom mutex), so the checker explores every interleaving of loads and
@@ -42,6 +52,16 @@ mod loom_shim {
         }
 
         pub(crate) fn compare_exchange_weak(
+            &self,
+            current: u128,
+            new: u128,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<u128, u128> {
+            self.compare_exchange(current, new, success, failure)
+        }
+
+        pub(crate) fn compare_exchange(
             &self,
             current: u128,
             new: u128,

@@ -1,0 +1,656 @@
+//! [`KeyedLimiter`]: one bucket per key in a fixed table, with no allocation after construction.
+//!
+//! # Layout
+//!
+//! The table is a power-of-two array of 32-byte [`Slot`]s: a 64-bit key fingerprint and the
+//! bucket's 128-bit state ([`CellState`]). There are no pointers in it, so the same bytes could
+//! live in a caller's buffer or, later, a shared mapping (that needs truly lock-free 64- and
+//! 128-bit atomics, not portable-atomic's lock-based fallback).
+//!
+//! A key is hashed with SipHash-1-3 under a 128-bit per-instance seed to a 128-bit value: the
+//! low half picks the home slot, the high half is the fingerprint stored in the slot. The key
+//! lives in one of the [`PROBE_WINDOW`] slots from its home. Without the seed an attacker
+//! cannot aim keys at one window.
+//!
+//! # Distinct keys never share state, with probability bounded by fingerprints
+//!
+//! Two keys share a slot only if they have the same home window and the same 64-bit
+//! fingerprint. For `n` keys in the table, the chance that some new key is mistaken for a live
+//! one is at most `n × PROBE_WINDOW / 2^64` per lookup (about 10⁻¹² for a million keys).
+//!
+//! # Concurrency protocol
+//!
+//! The check of a present key is lock-free: read the fingerprint, read the state, confirm the
+//! fingerprint, and compare-exchange the state (the same loop as a single cell).
+//!
+//! A slot changes owner only through its *state* word: the inserter compare-exchanges the
+//! state it observed (an empty slot's, or an idle key's full bucket) to [`BUSY`], writes the new
+//! fingerprint, and publishes a full bucket whose `last_ns` is greater than the old owner's.
+//! Because `last_ns` only grows within a slot, a checker still holding an old owner's state can
+//! never see its compare-exchange succeed on the new owner's (no ABA).
+//!
+//! Two threads inserting the same new key settle it through the fingerprints (sequentially
+//! consistent, so at least one sees the other): a published copy wins; between two unpublished
+//! copies the one nearer the home slot wins, and the other withdraws. Inserting may therefore
+//! wait for a concurrent insert of the same key; checking an existing key never waits.
+
+use crate::clock::{Clock, NoClock};
+use crate::decision::Decision;
+use crate::quota::Quota;
+use crate::rule::{CellState, Op, Refill, Rule};
+use crate::sync::{spin, AtomicU128, AtomicU64, Ordering};
+use core::fmt;
+use core::hash::Hasher;
+use siphasher::sip128::{Hasher128, SipHasher13};
+
+/// How many slots from its home a key may live in. 16 slots of 32 bytes are 8 cache lines.
+pub const PROBE_WINDOW: usize = 16;
+
+/// The fingerprint of an empty slot.
+const EMPTY: u64 = 0;
+
+/// A slot's state while its owner changes; never a real state (see `MAX_NOW_NS`).
+const BUSY: u128 = u128::MAX;
+
+/// Times are clamped to this, so that no real state has `last_ns == u64::MAX` like [`BUSY`].
+const MAX_NOW_NS: u64 = u64::MAX - 1;
+
+/// One table slot: a key fingerprint and its bucket's state. 32 bytes.
+#[repr(C, align(16))]
+pub struct Slot {
+    fingerprint: AtomicU64,
+    state: AtomicU128,
+}
+
+impl Slot {
+    /// An empty slot.
+    pub fn new() -> Self {
+        Self {
+            fingerprint: AtomicU64::new(EMPTY),
+            state: AtomicU128::new(CellState::FULL.pack()),
+        }
+    }
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Relaxed: a diagnostic snapshot.
+        f.debug_struct("Slot")
+            .field("fingerprint", &self.fingerprint.load(Ordering::Relaxed))
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(core::mem::size_of::<Slot>() == 32);
+
+/// The 128-bit secret that keys the hash. Random per instance unless a caller supplies one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Seed {
+    k0: u64,
+    k1: u64,
+}
+
+impl Seed {
+    /// A seed from two 64-bit halves; `no_std` callers take them from their entropy source.
+    pub const fn new(k0: u64, k1: u64) -> Self {
+        Self { k0, k1 }
+    }
+
+    /// A seed from the operating system's randomness (through std's `RandomState`).
+    #[cfg(feature = "std")]
+    pub fn random() -> Self {
+        use core::hash::BuildHasher;
+        let state = std::collections::hash_map::RandomState::new();
+        Self {
+            k0: state.hash_one(0x5eed_u64),
+            k1: state.hash_one(0xcafe_u64),
+        }
+    }
+}
+
+impl fmt::Debug for Seed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Seed(..)")
+    }
+}
+
+/// A key's hash under a table's seed: where it lives and how it is recognised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeyHash {
+    home: u64,
+    fingerprint: u64,
+}
+
+/// A new key could not be placed: every slot in its window holds a live key.
+///
+/// No live key is ever evicted to make room, so flooding new keys cannot reset an exhausted
+/// one. Callers usually answer 429 (treat the unknown client as limited) or 503.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TableFull;
+
+impl fmt::Display for TableFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the keyed limiter's table has no room for a new key")
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for TableFull {}
+
+/// Why a table could not be built over the given slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TableError {
+    /// Fewer than [`PROBE_WINDOW`] slots.
+    BadSlotCount,
+}
+
+impl fmt::Display for TableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a keyed table needs at least PROBE_WINDOW (16) slots")
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for TableError {}
+
+/// Counters of a keyed limiter (a relaxed snapshot; exact once threads are quiet).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KeyedStats {
+    /// Keys holding a slot now.
+    pub live_keys: u64,
+    /// Slots taken over from idle keys (whose bucket was full again).
+    pub reclaimed: u64,
+    /// New keys refused because their window held only live keys.
+    pub rejected_full: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    inserted: AtomicU64,
+    reclaimed: AtomicU64,
+    rejected_full: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        // Relaxed: a statistic; it orders nothing.
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Where a key was found, or why not.
+enum Lookup {
+    Found(usize),
+    Absent,
+}
+
+/// A table of buckets, one per key, all with the same quota.
+///
+/// `S` is the slot storage: `Box<[Slot]>` (with `alloc`, see [`KeyedLimiter::new`]) or a
+/// caller's `&[Slot]` ([`KeyedLimiter::with_slots`]). Operations return `Err(TableFull)` only
+/// when a *new* key cannot be placed; a key's decisions are exactly those of a [`Gcra`]
+/// (or [`TokenBucket`]) of its own.
+///
+/// A key that is absent is a full bucket: `peek`, `refund` and `reset` on it insert nothing,
+/// and neither does a `check` that is denied or of cost 0. Idle keys (whose bucket has
+/// refilled) are reclaimed lazily when a new key needs their slot, which changes no decision:
+/// the key comes back as the full bucket it was.
+///
+/// [`Gcra`]: crate::Gcra
+/// [`TokenBucket`]: crate::TokenBucket
+///
+/// ```
+/// use cellgate::{KeyedLimiter, Quota};
+/// let limiter = KeyedLimiter::new(Quota::per_second(2).unwrap(), 1_000);
+/// assert!(limiter.check_at(b"alice", 0, 2).unwrap().allowed);
+/// assert!(!limiter.check_at(b"alice", 0, 1).unwrap().allowed);
+/// assert!(limiter.check_at(b"bob", 0, 1).unwrap().allowed);
+/// ```
+pub struct KeyedLimiter<S, C = NoClock> {
+    slots: S,
+    rule: Rule,
+    seed: Seed,
+    counters: Counters,
+    clock: C,
+}
+
+impl<S: AsRef<[Slot]>, C> fmt::Debug for KeyedLimiter<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedLimiter")
+            .field("quota", &self.rule.quota())
+            .field("refill", &self.rule.refill())
+            .field("slots", &self.slots.as_ref().len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl KeyedLimiter<alloc::boxed::Box<[Slot]>, NoClock> {
+    /// A GCRA table with room for `max_keys` keys (`max_keys × 4/3` slots, so that windows
+    /// rarely fill before the table does), a random seed, and explicit times.
+    #[cfg(feature = "std")]
+    pub fn new(quota: Quota, max_keys: usize) -> Self {
+        Self::with_options(quota, Refill::Greedy, max_keys, Seed::random(), NoClock)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl<C> KeyedLimiter<alloc::boxed::Box<[Slot]>, C> {
+    /// A table sized for `max_keys` with every option given: refill mode, seed and clock.
+    /// All memory is allocated here; no operation allocates.
+    pub fn with_options(
+        quota: Quota,
+        refill: Refill,
+        max_keys: usize,
+        seed: Seed,
+        clock: C,
+    ) -> Self {
+        let count = max_keys.saturating_add(max_keys / 3).max(PROBE_WINDOW);
+        let slots: alloc::boxed::Box<[Slot]> = (0..count).map(|_| Slot::new()).collect();
+        Self::build(slots, quota, refill, seed, clock)
+    }
+}
+
+impl<'a, C> KeyedLimiter<&'a [Slot], C> {
+    /// A table over caller-provided slots (for `no_std` without `alloc`). The slots must be
+    /// fresh (`Slot::new()`), at least [`PROBE_WINDOW`] of them.
+    ///
+    /// # Errors
+    /// [`TableError::BadSlotCount`].
+    pub fn with_slots(
+        slots: &'a [Slot],
+        quota: Quota,
+        refill: Refill,
+        seed: Seed,
+        clock: C,
+    ) -> Result<Self, TableError> {
+        if slots.len() < PROBE_WINDOW {
+            return Err(TableError::BadSlotCount);
+        }
+        Ok(Self::build(slots, quota, refill, seed, clock))
+    }
+}
+
+impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
+    fn build(slots: S, quota: Quota, refill: Refill, seed: Seed, clock: C) -> Self {
+        Self {
+            slots,
+            rule: Rule::new(quota, refill),
+            seed,
+            counters: Counters::default(),
+            clock,
+        }
+    }
+
+    /// The quota every key gets.
+    pub fn quota(&self) -> Quota {
+        self.rule.quota()
+    }
+
+    /// The number of slots (the most keys the table can ever hold).
+    pub fn slot_count(&self) -> usize {
+        self.slots.as_ref().len()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// Counters: live keys, reclaimed slots, keys rejected because their window was full.
+    pub fn stats(&self) -> KeyedStats {
+        // Relaxed: statistics.
+        let inserted = self.counters.inserted.load(Ordering::Relaxed);
+        let reclaimed = self.counters.reclaimed.load(Ordering::Relaxed);
+        KeyedStats {
+            live_keys: inserted.saturating_sub(reclaimed),
+            reclaimed,
+            rejected_full: self.counters.rejected_full.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The hash of `key` under this table's seed.
+    pub fn hash_key(&self, key: &[u8]) -> KeyHash {
+        let mut hasher = SipHasher13::new_with_keys(self.seed.k0, self.seed.k1);
+        hasher.write(key);
+        let hash = hasher.finish128();
+        KeyHash {
+            home: hash.h1,
+            // 0 marks an empty slot; folding it onto 1 costs one value of 2^64.
+            fingerprint: hash.h2.max(1),
+        }
+    }
+
+    /// [`check_at`](Self::check_at) for a key already hashed with [`hash_key`](Self::hash_key).
+    ///
+    /// # Errors
+    /// [`TableFull`] when the key is new and cannot be placed.
+    pub fn check_hashed_at(
+        &self,
+        key: KeyHash,
+        now_ns: u64,
+        cost: u64,
+    ) -> Result<Decision, TableFull> {
+        self.apply(key, now_ns, cost, Op::Check)
+    }
+
+    /// Tests and consumes `cost` for `key` at `now_ns`, atomically; see
+    /// [`Gcra::check_at`](crate::Gcra::check_at).
+    ///
+    /// # Errors
+    /// [`TableFull`] when the key is new, the cost would be admitted, and no slot is free.
+    pub fn check_at(
+        &self,
+        key: impl AsRef<[u8]>,
+        now_ns: u64,
+        cost: u64,
+    ) -> Result<Decision, TableFull> {
+        self.apply(self.hash_key(key.as_ref()), now_ns, cost, Op::Check)
+    }
+
+    /// The decision [`check_at`](Self::check_at) would make, without consuming or inserting.
+    pub fn peek_at(&self, key: impl AsRef<[u8]>, now_ns: u64, cost: u64) -> Decision {
+        // A peek never inserts, so it cannot fail.
+        let hash = self.hash_key(key.as_ref());
+        self.apply(hash, now_ns, cost, Op::Peek)
+            .unwrap_or_else(|TableFull| self.fresh_decision(now_ns, cost, Op::Peek))
+    }
+
+    /// Consumes `cost` for `key` whether or not it fits (debt); see
+    /// [`Gcra::force_at`](crate::Gcra::force_at).
+    ///
+    /// # Errors
+    /// [`TableFull`] when the key is new and cannot be placed.
+    pub fn force_at(
+        &self,
+        key: impl AsRef<[u8]>,
+        now_ns: u64,
+        cost: u64,
+    ) -> Result<Decision, TableFull> {
+        self.apply(self.hash_key(key.as_ref()), now_ns, cost, Op::Force)
+    }
+
+    /// Gives `cost` back to `key`, never above a full bucket. An absent key is already full.
+    pub fn refund_at(&self, key: impl AsRef<[u8]>, now_ns: u64, cost: u64) -> Decision {
+        let hash = self.hash_key(key.as_ref());
+        self.apply(hash, now_ns, cost, Op::Refund)
+            .unwrap_or_else(|TableFull| self.fresh_decision(now_ns, cost, Op::Refund))
+    }
+
+    /// Makes `key`'s bucket full (its slot becomes reclaimable).
+    pub fn reset_at(&self, key: impl AsRef<[u8]>, now_ns: u64) {
+        let hash = self.hash_key(key.as_ref());
+        let _ = self.apply(hash, now_ns, 0, Op::Reset);
+    }
+
+    /// The decision for a key that has no slot: a full bucket.
+    fn fresh_decision(&self, now_ns: u64, cost: u64, op: Op) -> Decision {
+        self.rule
+            .decide(CellState::FULL, now_ns.min(MAX_NOW_NS), cost, op)
+            .decision
+    }
+
+    fn slot(&self, index: usize) -> Option<&Slot> {
+        self.slots.as_ref().get(index)
+    }
+
+    /// The slot index at `distance` (less than [`PROBE_WINDOW`]) from the key's home.
+    fn index_at(&self, key: KeyHash, distance: usize) -> usize {
+        let count = self.slots.as_ref().len();
+        // Lemire's multiply-shift maps the 64-bit hash onto 0..count without a division; the
+        // result is below `count`, so it fits a usize.
+        let count_wide = u128::try_from(count).unwrap_or(u128::MAX);
+        let home = u128::from(key.home).wrapping_mul(count_wide) >> 64;
+        let home = usize::try_from(home).unwrap_or(0);
+        let index = home.wrapping_add(distance);
+        // count >= PROBE_WINDOW > distance, so one subtraction wraps it.
+        if index >= count {
+            index.wrapping_sub(count)
+        } else {
+            index
+        }
+    }
+
+    fn find(&self, key: KeyHash) -> Lookup {
+        for distance in 0..PROBE_WINDOW {
+            let index = self.index_at(key, distance);
+            let Some(slot) = self.slot(index) else {
+                continue;
+            };
+            // Acquire: pairs with the SeqCst (release) store of the fingerprint in `insert`,
+            // so the state load below sees at least the claim's BUSY.
+            if slot.fingerprint.load(Ordering::Acquire) == key.fingerprint {
+                return Lookup::Found(index);
+            }
+        }
+        Lookup::Absent
+    }
+
+    fn apply(&self, key: KeyHash, now_ns: u64, cost: u64, op: Op) -> Result<Decision, TableFull> {
+        let now_ns = now_ns.min(MAX_NOW_NS);
+        loop {
+            match self.find(key) {
+                Lookup::Found(index) => {
+                    if let Some(decision) = self.apply_in_slot(index, key, now_ns, cost, op) {
+                        return Ok(decision);
+                    }
+                    // The slot changed owner or is changing: look again.
+                    spin();
+                }
+                Lookup::Absent => {
+                    // An absent key is a full bucket; it needs a slot only to hold less.
+                    let fresh = self.rule.decide(CellState::FULL, now_ns, cost, op);
+                    match fresh.next {
+                        Some(next) if next.missing != 0 => self.insert(key, now_ns)?,
+                        _ => return Ok(fresh.decision),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the compare-exchange loop on slot `index`; `None` if the slot is not (or no longer)
+    /// the key's or is changing owner.
+    fn apply_in_slot(
+        &self,
+        index: usize,
+        key: KeyHash,
+        now_ns: u64,
+        cost: u64,
+        op: Op,
+    ) -> Option<Decision> {
+        let slot = self.slot(index)?;
+        // Acquire: pairs with the Release publication in `insert`/`withdraw`, making the
+        // fingerprint written before it visible to the check below.
+        let mut current = slot.state.load(Ordering::Acquire);
+        loop {
+            if current == BUSY {
+                return None;
+            }
+            // Acquire: as in `find`. The state we hold must be this key's: a publication of
+            // another owner's state is ordered after its fingerprint.
+            if slot.fingerprint.load(Ordering::Acquire) != key.fingerprint {
+                return None;
+            }
+            let outcome = self
+                .rule
+                .decide(CellState::unpack(current), now_ns, cost, op);
+            let Some(next) = outcome.next else {
+                return Some(outcome.decision);
+            };
+            let next = next.pack();
+            if next == current {
+                return Some(outcome.decision);
+            }
+            // AcqRel/Acquire: the failure value is re-checked like the first load; success
+            // needs no ordering for itself (the word is self-contained) but keeps the slot's
+            // history in one release sequence for the next owner's checks.
+            match slot.state.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(outcome.decision),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Whether a slot's key can be forgotten at `now_ns`: its bucket is full, and it was last
+    /// written before `now_ns` (so the new owner's first state, at `now_ns`, differs from every
+    /// state the old owner had: no ABA).
+    fn is_idle(&self, state: u128, now_ns: u64) -> bool {
+        let state = CellState::unpack(state);
+        state.last_ns < now_ns && self.rule.is_full_at(state, now_ns)
+    }
+
+    /// Places `key` in its window: in an empty slot or one whose key is idle. Returns once the
+    /// key is present (placed by this thread or another).
+    fn insert(&self, key: KeyHash, now_ns: u64) -> Result<(), TableFull> {
+        loop {
+            let mut candidate = None;
+            for distance in 0..PROBE_WINDOW {
+                let index = self.index_at(key, distance);
+                let Some(slot) = self.slot(index) else {
+                    continue;
+                };
+                // SeqCst: the fingerprint handshake between concurrent inserters of one key
+                // (see `settle`) needs one total order over these loads and stores.
+                let owner = slot.fingerprint.load(Ordering::SeqCst);
+                if owner == key.fingerprint {
+                    return Ok(());
+                }
+                if candidate.is_none() {
+                    // Acquire: pairs with publications, as in `apply_in_slot`.
+                    let state = slot.state.load(Ordering::Acquire);
+                    if state != BUSY && (owner == EMPTY || self.is_idle(state, now_ns)) {
+                        candidate = Some((distance, index, owner, state));
+                    }
+                }
+            }
+            let Some((distance, index, owner, state)) = candidate else {
+                Counters::bump(&self.counters.rejected_full);
+                return Err(TableFull);
+            };
+            let Some(slot) = self.slot(index) else {
+                continue;
+            };
+            // Acquire on success: the claim must see everything the previous owner's
+            // publication released. Relaxed on failure: we only retry.
+            if slot
+                .state
+                .compare_exchange(state, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            // SeqCst: see the scan above.
+            if slot.fingerprint.load(Ordering::SeqCst) != owner {
+                // Owner changed between our reads; put the state back untouched.
+                // Release: pairs with the Acquire loads of checkers.
+                slot.state.store(state, Ordering::Release);
+                continue;
+            }
+            // SeqCst: the handshake store (see `settle`).
+            slot.fingerprint.store(key.fingerprint, Ordering::SeqCst);
+            if !self.settle(key, distance) {
+                self.withdraw(slot, owner, state);
+                return Ok(());
+            }
+            // A full bucket at `now_ns`: later than anything an idle previous owner wrote.
+            let fresh = CellState {
+                last_ns: now_ns,
+                missing: 0,
+            };
+            // Release: publishes the fingerprint to checkers that Acquire-load this state.
+            slot.state.store(fresh.pack(), Ordering::Release);
+            Counters::bump(&self.counters.inserted);
+            if owner != EMPTY {
+                Counters::bump(&self.counters.reclaimed);
+            }
+            return Ok(());
+        }
+    }
+
+    /// After writing `key`'s fingerprint at `distance`, decides whether this copy stands:
+    /// `false` if another copy of the key is published, or is unpublished and nearer home.
+    /// Waits for unpublished copies farther from home to settle (they withdraw or publish).
+    fn settle(&self, key: KeyHash, distance: usize) -> bool {
+        for other in 0..PROBE_WINDOW {
+            if other == distance {
+                continue;
+            }
+            let Some(slot) = self.slot(self.index_at(key, other)) else {
+                continue;
+            };
+            loop {
+                // SeqCst: pairs with the other inserter's fingerprint store; of two inserters
+                // at least one sees the other's fingerprint.
+                if slot.fingerprint.load(Ordering::SeqCst) != key.fingerprint {
+                    break;
+                }
+                // Acquire: as in `apply_in_slot`.
+                if slot.state.load(Ordering::Acquire) != BUSY {
+                    return false;
+                }
+                if other < distance {
+                    return false;
+                }
+                // A farther unpublished copy: it will see ours and withdraw, or publish.
+                spin();
+            }
+        }
+        true
+    }
+
+    /// Gives a claimed slot back to its previous owner and state.
+    fn withdraw(&self, slot: &Slot, owner: u64, state: u128) {
+        // SeqCst: part of the fingerprint handshake.
+        slot.fingerprint.store(owner, Ordering::SeqCst);
+        // Release: checkers that see this state see the restored fingerprint.
+        slot.state.store(state, Ordering::Release);
+    }
+}
+
+impl<S: AsRef<[Slot]>, C: Clock> KeyedLimiter<S, C> {
+    /// [`check_at`](Self::check_at) at the clock's current time.
+    ///
+    /// # Errors
+    /// [`TableFull`] as for `check_at`.
+    pub fn check(&self, key: impl AsRef<[u8]>, cost: u64) -> Result<Decision, TableFull> {
+        self.check_at(key, self.clock.now_ns(), cost)
+    }
+
+    /// [`peek_at`](Self::peek_at) at the clock's current time.
+    pub fn peek(&self, key: impl AsRef<[u8]>, cost: u64) -> Decision {
+        self.peek_at(key, self.clock.now_ns(), cost)
+    }
+
+    /// [`force_at`](Self::force_at) at the clock's current time.
+    ///
+    /// # Errors
+    /// [`TableFull`] as for `force_at`.
+    pub fn force(&self, key: impl AsRef<[u8]>, cost: u64) -> Result<Decision, TableFull> {
+        self.force_at(key, self.clock.now_ns(), cost)
+    }
+
+    /// [`refund_at`](Self::refund_at) at the clock's current time.
+    pub fn refund(&self, key: impl AsRef<[u8]>, cost: u64) -> Decision {
+        self.refund_at(key, self.clock.now_ns(), cost)
+    }
+
+    /// [`reset_at`](Self::reset_at) at the clock's current time.
+    pub fn reset(&self, key: impl AsRef<[u8]>) {
+        self.reset_at(key, self.clock.now_ns());
+    }
+}

@@ -1,0 +1,265 @@
+//! The keyed limiter against a model of one independent `Gcra` per key.
+
+use cellgate::{
+    Gcra, KeyedLimiter, ManualClock, NoClock, Quota, Refill, Seed, Slot, TableError, TableFull,
+    NS_PER_SECOND, PROBE_WINDOW,
+};
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+fn table(quota: Quota, max_keys: usize) -> KeyedLimiter<Box<[Slot]>> {
+    KeyedLimiter::with_options(quota, Refill::Greedy, max_keys, Seed::new(1, 2), NoClock)
+}
+
+#[test]
+fn keys_are_independent() {
+    let limiter = table(Quota::per_second(2).unwrap(), 100);
+    assert!(limiter.check_at("a", 0, 2).unwrap().allowed);
+    assert!(!limiter.check_at("a", 0, 1).unwrap().allowed);
+    assert!(limiter.check_at("b", 0, 2).unwrap().allowed);
+    assert!(limiter.check_at(b"", 0, 1).unwrap().allowed);
+    assert!(limiter.check_at(b"a\0", 0, 1).unwrap().allowed);
+    assert_eq!(limiter.stats().live_keys, 4);
+}
+
+#[test]
+fn absent_keys_are_full_and_not_inserted() {
+    let limiter = table(Quota::per_second(2).unwrap(), 100);
+    assert_eq!(limiter.peek_at("x", 0, 1).remaining, 2);
+    assert_eq!(limiter.refund_at("x", 0, 1).remaining, 2);
+    limiter.reset_at("x", 0);
+    assert!(limiter.check_at("x", 0, 0).unwrap().allowed);
+    assert!(limiter.check_at("x", 0, 3).unwrap().is_never());
+    assert_eq!(limiter.stats().live_keys, 0);
+}
+
+#[test]
+fn clocked_operations() {
+    let clock = ManualClock::new(0);
+    let limiter = KeyedLimiter::with_options(
+        Quota::per_second(1).unwrap(),
+        Refill::Greedy,
+        10,
+        Seed::new(3, 4),
+        clock.clone(),
+    );
+    assert!(limiter.check("k", 1).unwrap().allowed);
+    assert!(!limiter.check("k", 1).unwrap().allowed);
+    clock.advance_ns(NS_PER_SECOND);
+    assert!(limiter.peek("k", 1).allowed);
+    assert!(limiter.force("k", 2).unwrap().remaining == 0);
+    assert_eq!(limiter.refund("k", 5).remaining, 1);
+    limiter.reset("k");
+}
+
+#[test]
+fn caller_provided_slots() {
+    let slots: Vec<Slot> = (0..PROBE_WINDOW).map(|_| Slot::new()).collect();
+    let quota = Quota::per_second(1).unwrap();
+    let limiter =
+        KeyedLimiter::with_slots(&slots, quota, Refill::Greedy, Seed::new(5, 6), NoClock).unwrap();
+    for key in 0..PROBE_WINDOW {
+        assert!(limiter.check_at(key.to_le_bytes(), 0, 1).unwrap().allowed);
+    }
+    assert_eq!(limiter.check_at("one more", 0, 1), Err(TableFull));
+    assert_eq!(limiter.stats().rejected_full, 1);
+    let few: Vec<Slot> = (0..3).map(|_| Slot::new()).collect();
+    assert_eq!(
+        KeyedLimiter::with_slots(&few, quota, Refill::Greedy, Seed::new(5, 6), NoClock).err(),
+        Some(TableError::BadSlotCount)
+    );
+}
+
+#[test]
+fn a_flood_of_new_keys_never_resets_an_exhausted_key() {
+    let limiter = table(Quota::per_minute(3).unwrap(), 64);
+    let capacity = limiter.slot_count();
+    assert!(limiter.check_at("victim", 0, 3).unwrap().allowed);
+    let mut rejected = 0;
+    for attacker in 0..100 * capacity {
+        let key = format!("attacker-{attacker}");
+        // Later and later, so that earlier attackers' buckets become idle and reclaimable.
+        let now = attacker as u64 * 1_000;
+        match limiter.check_at(key, now, 3) {
+            Ok(decision) => assert!(decision.allowed),
+            Err(TableFull) => rejected += 1,
+        }
+        assert!(!limiter.peek_at("victim", now, 1).allowed);
+    }
+    // The victim's slot was never taken: it is still exhausted and still waits.
+    let now = (100 * capacity) as u64 * 1_000;
+    let decision = limiter.check_at("victim", now, 1).unwrap();
+    assert!(!decision.allowed);
+    assert_eq!(decision.retry_after_ns, 20 * NS_PER_SECOND - now);
+    assert!(rejected > 0);
+    assert_eq!(limiter.stats().rejected_full, rejected);
+}
+
+#[test]
+fn idle_keys_are_reclaimed_without_changing_decisions() {
+    let quota = Quota::per_second(10).unwrap();
+    let limiter = table(quota, 16);
+    let slots = limiter.slot_count() as u64;
+    // Fill the table (some windows fill before others), then let every bucket refill.
+    let placed = (0..2 * slots)
+        .filter(|key| limiter.check_at(key.to_le_bytes(), 0, 5).is_ok())
+        .count();
+    assert!(placed >= slots as usize / 2);
+    // Each new key comes a second after the last, when every earlier bucket is full again.
+    let mut now = 0;
+    for key in 2 * slots..6 * slots {
+        now += NS_PER_SECOND;
+        let decision = limiter.check_at(key.to_le_bytes(), now, 1).unwrap();
+        assert!(decision.allowed);
+        assert_eq!(decision.remaining, 9);
+    }
+    assert!(limiter.stats().reclaimed >= 2 * slots);
+    assert!(limiter.stats().live_keys <= slots);
+    // A reclaimed key comes back as the full bucket it had become.
+    let back = limiter.check_at(0u64.to_le_bytes(), now + NS_PER_SECOND, 10);
+    assert_eq!(back.map(|d| d.allowed), Ok(true));
+}
+
+#[test]
+fn many_threads_many_keys_never_over_admit() {
+    let quota = Quota::per_day(50).unwrap();
+    let limiter = table(quota, 1_000);
+    let keys = 200u64;
+    let admitted: Vec<u64> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut admitted = vec![0u64; keys as usize];
+                    for round in 0..100 {
+                        for key in 0..keys {
+                            let cost = 1 + (key + round) % 3;
+                            let decision = limiter.check_at(key.to_le_bytes(), 0, cost).unwrap();
+                            if decision.allowed {
+                                admitted[key as usize] += cost;
+                            }
+                        }
+                    }
+                    admitted
+                })
+            })
+            .collect();
+        let results: Vec<Vec<u64>> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+        (0..keys as usize)
+            .map(|key| results.iter().map(|r| r[key]).sum())
+            .collect()
+    });
+    for (key, total) in admitted.iter().enumerate() {
+        assert!(*total <= 50, "key {key} admitted {total}");
+        assert!(*total >= 48, "key {key} admitted only {total}");
+    }
+}
+
+#[test]
+fn racing_inserts_of_one_key_make_one_bucket() {
+    for seed in 0..200 {
+        let limiter = KeyedLimiter::with_options(
+            Quota::per_day(3).unwrap(),
+            Refill::Greedy,
+            16,
+            Seed::new(seed, seed),
+            NoClock,
+        );
+        let admitted: u64 = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..3)
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..3)
+                            .filter(|_| limiter.check_at("same", 0, 1).unwrap().allowed)
+                            .count() as u64
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        assert_eq!(admitted, 3);
+        assert_eq!(limiter.stats().live_keys, 1);
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Check { key: u8, cost: u64, dt: u64 },
+    Force { key: u8, cost: u64, dt: u64 },
+    Refund { key: u8, cost: u64, dt: u64 },
+    Reset { key: u8 },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let key = 0u8..40;
+    let cost = 0u64..5;
+    let dt = prop_oneof![Just(0u64), 0u64..NS_PER_SECOND, 0u64..10 * NS_PER_SECOND];
+    prop_oneof![
+        6 => (key.clone(), cost.clone(), dt.clone()).prop_map(|(key, cost, dt)| Step::Check { key, cost, dt }),
+        1 => (key.clone(), cost.clone(), dt.clone()).prop_map(|(key, cost, dt)| Step::Force { key, cost, dt }),
+        1 => (key.clone(), cost, dt).prop_map(|(key, cost, dt)| Step::Refund { key, cost, dt }),
+        1 => key.prop_map(|key| Step::Reset { key }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 4 } else { 256 },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Every decision equals that of an independent Gcra per key; `TableFull` happens only
+    /// for keys whose model bucket is full (absent or idle), and then changes nothing.
+    #[test]
+    fn matches_one_gcra_per_key(
+        rate in 1u64..5,
+        burst in 1u64..6,
+        seed in any::<u64>(),
+        steps in proptest::collection::vec(step(), 1..300),
+    ) {
+        let quota = Quota::per_second(rate).unwrap().with_burst(burst).unwrap();
+        // A small table: 16 slots for 40 keys, so reclaiming and rejecting both happen.
+        let limiter = KeyedLimiter::with_options(quota, Refill::Greedy, 12, Seed::new(seed, !seed), NoClock);
+        prop_assert_eq!(limiter.slot_count(), 16);
+        let mut model: HashMap<u8, Gcra> = HashMap::new();
+        let mut now = 0u64;
+        for step in steps {
+            match step {
+                Step::Check { key, cost, dt } => {
+                    now += dt;
+                    let cell = model.entry(key).or_insert_with(|| Gcra::new(quota));
+                    match limiter.check_at([key], now, cost) {
+                        Ok(decision) => prop_assert_eq!(decision, cell.check_at(now, cost)),
+                        Err(TableFull) => {
+                            let expected = cell.peek_at(now, cost);
+                            prop_assert_eq!(expected.remaining, burst, "rejected a live key");
+                        }
+                    }
+                }
+                Step::Force { key, cost, dt } => {
+                    now += dt;
+                    let cell = model.entry(key).or_insert_with(|| Gcra::new(quota));
+                    match limiter.force_at([key], now, cost) {
+                        Ok(decision) => prop_assert_eq!(decision, cell.force_at(now, cost)),
+                        Err(TableFull) => {
+                            prop_assert_eq!(cell.peek_at(now, 0).remaining, burst, "rejected a live key");
+                        }
+                    }
+                }
+                Step::Refund { key, cost, dt } => {
+                    now += dt;
+                    let cell = model.entry(key).or_insert_with(|| Gcra::new(quota));
+                    prop_assert_eq!(limiter.refund_at([key], now, cost), cell.refund_at(now, cost));
+                }
+                Step::Reset { key } => {
+                    limiter.reset_at([key], now);
+                    model.entry(key).or_insert_with(|| Gcra::new(quota)).reset();
+                }
+            }
+        }
+        // Every key still agrees at the end.
+        for (key, cell) in &model {
+            prop_assert_eq!(limiter.peek_at([*key], now, 1), cell.peek_at(now, 1));
+        }
+    }
+}
