@@ -52,10 +52,12 @@ impl AtomicCell {
             }
             // Relaxed on success and failure: the only thing synchronized is this word, and
             // the compare-exchange reads the latest value in its modification order.
-            match self
-                .word
-                .compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.word.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return outcome.decision,
                 Err(actual) => current = actual,
             }

@@ -89,7 +89,10 @@ fn weighted_costs_and_cost_above_burst() {
     assert!(never.is_never());
     assert_eq!(never.retry_after_ns, NEVER);
     // A request that can never be admitted changes nothing.
-    assert_eq!(limiter.state().missing, 10 * limiter.quota().emission_ticks());
+    assert_eq!(
+        limiter.state().missing,
+        10 * limiter.quota().emission_ticks()
+    );
 }
 
 #[test]
@@ -161,7 +164,10 @@ fn backward_clock_is_no_time_passing() {
     let denied = limiter.check(1);
     assert!(!denied.allowed);
     // The wait counts from the latest time seen, and says so from the caller's `now`.
-    assert_eq!(denied.retry_after_ns, 10 * NS_PER_SECOND + NS_PER_SECOND / 2);
+    assert_eq!(
+        denied.retry_after_ns,
+        10 * NS_PER_SECOND + NS_PER_SECOND / 2
+    );
 }
 
 #[test]
@@ -252,7 +258,10 @@ fn token_bucket_initial_fill() {
         NS_PER_SECOND / 4
     );
     assert_eq!(
-        TokenBucket::builder(quota).initial_tokens(5).build_at(0).err(),
+        TokenBucket::builder(quota)
+            .initial_tokens(5)
+            .build_at(0)
+            .err(),
         Some(QuotaError::InitialFillAboveBurst)
     );
 }
