@@ -110,9 +110,12 @@ macro_rules! cell_operations {
                 self.cell.apply(&self.rule, now_ns, cost, Op::Refund)
             }
 
-            /// Makes the bucket full, forgetting all consumption and debt.
+            /// Makes the bucket full, forgetting all consumption and debt. The latest time seen
+            /// is kept, so a later reading from behind it still counts as no time passing.
             pub fn reset(&self) {
-                self.cell.store(CellState::FULL);
+                // `now_ns` 0 is never later than the state's own time: the reset happens "at"
+                // the latest time seen.
+                let _ = self.cell.apply(&self.rule, 0, 0, Op::Reset);
             }
         }
 

@@ -1,8 +1,8 @@
 //! [`Decision`]: what a limiter answered, on allow and deny alike.
 
 /// A `retry_after_ns` of `NEVER` means the request can never be admitted: its cost exceeds the
-/// quota's burst (capacity), so no amount of waiting helps. Also returned for waits that do not
-/// fit in `u64` nanoseconds (about 584 years).
+/// quota's burst (capacity), so no amount of waiting helps, or the wait would end after the
+/// last representable time (`u64::MAX` ns on the clock's time line, about 584 years).
 pub const NEVER: u64 = u64::MAX;
 
 /// The outcome of one operation on a limiter.

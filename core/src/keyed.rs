@@ -29,9 +29,11 @@
 //! Because `last_ns` only grows within a slot, a checker still holding an old owner's state can
 //! never see its compare-exchange succeed on the new owner's (no ABA).
 //!
-//! Two threads inserting the same new key settle it through the fingerprints (sequentially
-//! consistent, so at least one sees the other): a published copy wins; between two unpublished
-//! copies the one nearer the home slot wins, and the other withdraws. Inserting may therefore
+//! Two threads inserting the same new key settle it through the fingerprints: each writes its
+//! fingerprint, then increments the home slot's insert counter (an acquire-release
+//! read-modify-write, so the later of the two sees the earlier's fingerprint), then looks for
+//! other copies: a published copy wins; between two unpublished copies the one nearer the home
+//! slot wins, and the other withdraws. Inserting may therefore
 //! wait for a concurrent insert of the same key; checking an existing key never waits.
 
 use crate::clock::{Clock, NoClock};
@@ -44,7 +46,8 @@ use core::hash::Hasher;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 /// How many slots from its home a key may live in. 16 slots of 32 bytes are 8 cache lines.
-pub const PROBE_WINDOW: usize = 16;
+/// (4 under loom, to keep its models small.)
+pub const PROBE_WINDOW: usize = if cfg!(loom) { 4 } else { 16 };
 
 /// The fingerprint of an empty slot.
 const EMPTY: u64 = 0;
@@ -59,6 +62,9 @@ const MAX_NOW_NS: u64 = u64::MAX - 1;
 #[repr(C, align(16))]
 pub struct Slot {
     fingerprint: AtomicU64,
+    /// Counts inserts whose key has this slot as home: the meeting point of concurrent
+    /// inserters of one key (see `settle`). Fills what would otherwise be padding.
+    inserts: AtomicU64,
     state: AtomicU128,
 }
 
@@ -67,6 +73,7 @@ impl Slot {
     pub fn new() -> Self {
         Self {
             fingerprint: AtomicU64::new(EMPTY),
+            inserts: AtomicU64::new(0),
             state: AtomicU128::new(CellState::FULL.pack()),
         }
     }
@@ -426,7 +433,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
             let Some(slot) = self.slot(index) else {
                 continue;
             };
-            // Acquire: pairs with the SeqCst (release) store of the fingerprint in `insert`,
+            // Acquire: pairs with the Release store of the fingerprint in `insert`,
             // so the state load below sees at least the claim's BUSY.
             if slot.fingerprint.load(Ordering::Acquire) == key.fingerprint {
                 return Lookup::Found(index);
@@ -524,9 +531,8 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
                 let Some(slot) = self.slot(index) else {
                     continue;
                 };
-                // SeqCst: the fingerprint handshake between concurrent inserters of one key
-                // (see `settle`) needs one total order over these loads and stores.
-                let owner = slot.fingerprint.load(Ordering::SeqCst);
+                // Acquire: pairs with the Release fingerprint stores of other inserters.
+                let owner = slot.fingerprint.load(Ordering::Acquire);
                 if owner == key.fingerprint {
                     return Ok(());
                 }
@@ -554,15 +560,21 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
             {
                 continue;
             }
-            // SeqCst: see the scan above.
-            if slot.fingerprint.load(Ordering::SeqCst) != owner {
+            // Acquire: as in the scan above.
+            if slot.fingerprint.load(Ordering::Acquire) != owner {
                 // Owner changed between our reads; put the state back untouched.
                 // Release: pairs with the Acquire loads of checkers.
                 slot.state.store(state, Ordering::Release);
                 continue;
             }
-            // SeqCst: the handshake store (see `settle`).
-            slot.fingerprint.store(key.fingerprint, Ordering::SeqCst);
+            // Release: pairs with the Acquire loads in `settle` of a later inserter, through
+            // the home slot's insert counter below.
+            slot.fingerprint.store(key.fingerprint, Ordering::Release);
+            if let Some(home) = self.slot(self.index_at(key, 0)) {
+                // AcqRel: the read-modify-writes of concurrent inserters of this key are
+                // totally ordered; the later one acquires the earlier one's fingerprint store.
+                home.inserts.fetch_add(1, Ordering::AcqRel);
+            }
             if !self.settle(key, distance) {
                 self.withdraw(slot, owner, state);
                 return Ok(());
@@ -594,9 +606,9 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
                 continue;
             };
             loop {
-                // SeqCst: pairs with the other inserter's fingerprint store; of two inserters
-                // at least one sees the other's fingerprint.
-                if slot.fingerprint.load(Ordering::SeqCst) != key.fingerprint {
+                // Acquire: of two inserters, the later (by the home counter) sees the
+                // earlier's fingerprint here.
+                if slot.fingerprint.load(Ordering::Acquire) != key.fingerprint {
                     break;
                 }
                 // Acquire: as in `apply_in_slot`.
@@ -615,8 +627,8 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
 
     /// Gives a claimed slot back to its previous owner and state.
     fn withdraw(&self, slot: &Slot, owner: u64, state: u128) {
-        // SeqCst: part of the fingerprint handshake.
-        slot.fingerprint.store(owner, Ordering::SeqCst);
+        // Relaxed: the Release store of the state below publishes it.
+        slot.fingerprint.store(owner, Ordering::Relaxed);
         // Release: checkers that see this state see the restored fingerprint.
         slot.state.store(state, Ordering::Release);
     }

@@ -79,7 +79,8 @@ impl CellState {
 pub enum Op {
     /// Admit `cost` if it fits, consuming it; a denial changes nothing. Cost 0 is a peek.
     Check,
-    /// The decision `Check` would make, without consuming.
+    /// Whether `Check` would admit `cost`, and its wait if not, without consuming:
+    /// `remaining` and `reset_after_ns` describe the bucket as it is.
     Peek,
     /// Consume `cost` whether or not it fits (the bucket may go into debt).
     Force,
@@ -206,6 +207,19 @@ impl Rule {
         }
     }
 
+    /// The decision after a write that may leave debt (`force`, `refund`): `allowed` while
+    /// not in debt; in debt, `retry_after_ns` is the wait until one cost unit fits again.
+    fn describe_after_write(&self, missing: u64, at_ns: u64, now_ns: u64) -> Decision {
+        let capacity = self.capacity();
+        let mut decision = self.describe(missing <= capacity, missing, at_ns, now_ns);
+        if missing > capacity {
+            let one_unit = self.units_per_cost().get();
+            let excess = missing.saturating_add(one_unit).saturating_sub(capacity);
+            decision.retry_after_ns = self.wait_ns(excess, at_ns, now_ns);
+        }
+        decision
+    }
+
     /// Decides `op` with `cost` on a bucket in `state` at `now_ns`.
     pub fn decide(&self, state: CellState, now_ns: u64, cost: u64, op: Op) -> Outcome {
         let (missing, at_ns) = self.refilled(state, now_ns);
@@ -248,14 +262,8 @@ impl Rule {
             Op::Force => {
                 let cost_units = cost.saturating_mul(self.units_per_cost().get());
                 let after = missing.saturating_add(cost_units);
-                let fitted = cost <= burst && after <= capacity;
-                let mut decision = self.describe(fitted, after, at_ns, now_ns);
-                if !fitted {
-                    // The wait until one cost unit fits again.
-                    let one_unit = self.units_per_cost().get();
-                    let excess = after.saturating_add(one_unit).saturating_sub(capacity);
-                    decision.retry_after_ns = self.wait_ns(excess, at_ns, now_ns);
-                }
+                let mut decision = self.describe_after_write(after, at_ns, now_ns);
+                decision.allowed &= cost <= burst;
                 Outcome {
                     decision,
                     next: Some(CellState {
@@ -268,7 +276,7 @@ impl Rule {
                 let cost_units = cost.saturating_mul(self.units_per_cost().get());
                 let after = missing.saturating_sub(cost_units);
                 Outcome {
-                    decision: self.describe(after <= capacity, after, at_ns, now_ns),
+                    decision: self.describe_after_write(after, at_ns, now_ns),
                     next: Some(CellState {
                         last_ns: at_ns,
                         missing: after,
