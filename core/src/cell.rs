@@ -25,12 +25,6 @@ impl AtomicCell {
         CellState::unpack(self.word.load(Ordering::Relaxed))
     }
 
-    pub(crate) fn store(&self, state: CellState) {
-        // Relaxed: as in `load`; a store is a whole new state, ordered by the word's own
-        // modification order against every compare-exchange.
-        self.word.store(state.pack(), Ordering::Relaxed);
-    }
-
     /// Decides `op` and commits its state change atomically.
     ///
     /// Uncontended this is one load and one compare-exchange. A decision that writes nothing
