@@ -3,7 +3,7 @@
 use crate::clock::{Clock, NoClock};
 use crate::decision::Decision;
 use crate::quota::{Quota, QuotaError};
-use crate::rule::{CellState, Op, Refill, Rule};
+use crate::rule::{CellState, Op, Outcome, Refill, Rule};
 use crate::sync::{AtomicU128, Ordering};
 
 /// One bucket's state in a single 128-bit atomic word, updated by a compare-exchange loop.
@@ -26,23 +26,30 @@ impl AtomicCell {
     }
 
     /// Decides `op` and commits its state change atomically.
+    pub(crate) fn apply(&self, rule: &Rule, now_ns: u64, cost: u64, op: Op) -> Decision {
+        self.update(|state| rule.decide(state, now_ns, cost, op))
+            .decision
+    }
+
+    /// Runs `decide` on the current state and commits the state it returns, atomically; the
+    /// returned outcome's `next` is the state committed (`None`: nothing was written).
     ///
     /// Uncontended this is one load and one compare-exchange. A decision that writes nothing
     /// (a denial, a peek) returns after the load. Under contention a failed compare-exchange
     /// hands back the current word and the decision is made again from it, so every committed
     /// decision was made from the state it replaced: the decisions form one sequence, as if
     /// taken one at a time.
-    pub(crate) fn apply(&self, rule: &Rule, now_ns: u64, cost: u64, op: Op) -> Decision {
+    pub(crate) fn update(&self, decide: impl Fn(CellState) -> Outcome) -> Outcome {
         // Relaxed: see `load`. Atomicity of the compare-exchange alone serializes decisions.
         let mut current = self.word.load(Ordering::Relaxed);
         loop {
-            let outcome = rule.decide(CellState::unpack(current), now_ns, cost, op);
+            let outcome = decide(CellState::unpack(current));
             let Some(next) = outcome.next else {
-                return outcome.decision;
+                return outcome;
             };
             let next = next.pack();
             if next == current {
-                return outcome.decision;
+                return outcome;
             }
             // Relaxed on success and failure: the only thing synchronized is this word, and
             // the compare-exchange reads the latest value in its modification order.
@@ -52,7 +59,7 @@ impl AtomicCell {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return outcome.decision,
+                Ok(_) => return outcome,
                 Err(actual) => current = actual,
             }
         }

@@ -39,7 +39,7 @@
 use crate::clock::{Clock, NoClock};
 use crate::decision::Decision;
 use crate::quota::Quota;
-use crate::rule::{CellState, Op, Refill, Rule};
+use crate::rule::{CellState, Op, Outcome, Refill, Rule};
 use crate::sync::{spin, AtomicU128, AtomicU64, Ordering};
 use core::fmt;
 use core::hash::Hasher;
@@ -134,6 +134,14 @@ impl fmt::Debug for Seed {
 pub struct KeyHash {
     home: u64,
     fingerprint: u64,
+}
+
+impl KeyHash {
+    /// A hash no table produces (fingerprint 0 marks empty slots): found nowhere.
+    pub(crate) const EMPTY: Self = Self {
+        home: 0,
+        fingerprint: 0,
+    };
 }
 
 /// A new key could not be placed: every slot in its window holds a live key.
@@ -443,38 +451,56 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     }
 
     fn apply(&self, key: KeyHash, now_ns: u64, cost: u64, op: Op) -> Result<Decision, TableFull> {
+        self.apply_outcome(key, now_ns, cost, op)
+            .map(|outcome| outcome.decision)
+    }
+
+    /// Decides `op` for `key`, inserting it if the decision needs a slot; the outcome's `next`
+    /// is the state committed, if any.
+    pub(crate) fn apply_outcome(
+        &self,
+        key: KeyHash,
+        now_ns: u64,
+        cost: u64,
+        op: Op,
+    ) -> Result<Outcome, TableFull> {
         let now_ns = now_ns.min(MAX_NOW_NS);
+        let decide = |state| self.rule.decide(state, now_ns, cost, op);
         loop {
             match self.find(key) {
                 Lookup::Found(index) => {
-                    if let Some(decision) = self.apply_in_slot(index, key, now_ns, cost, op) {
-                        return Ok(decision);
+                    if let Some(outcome) = self.update_in_slot(index, key, decide) {
+                        return Ok(outcome);
                     }
                     // The slot changed owner or is changing: look again.
                     spin();
                 }
                 Lookup::Absent => {
                     // An absent key is a full bucket; it needs a slot only to hold less.
-                    let fresh = self.rule.decide(CellState::FULL, now_ns, cost, op);
+                    let fresh = decide(CellState::FULL);
                     match fresh.next {
                         Some(next) if next.missing != 0 => self.insert(key, now_ns)?,
-                        _ => return Ok(fresh.decision),
+                        _ => {
+                            return Ok(Outcome {
+                                decision: fresh.decision,
+                                next: None,
+                            })
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Runs the compare-exchange loop on slot `index`; `None` if the slot is not (or no longer)
-    /// the key's or is changing owner.
-    fn apply_in_slot(
+    /// Runs the compare-exchange loop on slot `index` with `decide`; `None` if the slot is not
+    /// (or no longer) the key's or is changing owner. The outcome's `next` is the state
+    /// committed, if any.
+    fn update_in_slot(
         &self,
         index: usize,
         key: KeyHash,
-        now_ns: u64,
-        cost: u64,
-        op: Op,
-    ) -> Option<Decision> {
+        decide: impl Fn(CellState) -> Outcome,
+    ) -> Option<Outcome> {
         let slot = self.slot(index)?;
         // Acquire: pairs with the Release publication in `insert`/`withdraw`, making the
         // fingerprint written before it visible to the check below.
@@ -488,15 +514,13 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
             if slot.fingerprint.load(Ordering::Acquire) != key.fingerprint {
                 return None;
             }
-            let outcome = self
-                .rule
-                .decide(CellState::unpack(current), now_ns, cost, op);
+            let outcome = decide(CellState::unpack(current));
             let Some(next) = outcome.next else {
-                return Some(outcome.decision);
+                return Some(outcome);
             };
             let next = next.pack();
             if next == current {
-                return Some(outcome.decision);
+                return Some(outcome);
             }
             // AcqRel/Acquire: the failure value is re-checked like the first load; success
             // needs no ordering for itself (the word is self-contained) but keeps the slot's
@@ -507,10 +531,32 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Some(outcome.decision),
+                Ok(_) => return Some(outcome),
                 Err(actual) => current = actual,
             }
         }
+    }
+
+    /// Applies `decide` to `key`'s slot if the key is present; `None` if it is absent.
+    pub(crate) fn update_present(
+        &self,
+        key: KeyHash,
+        decide: impl Fn(CellState) -> Outcome,
+    ) -> Option<Outcome> {
+        loop {
+            let Lookup::Found(index) = self.find(key) else {
+                return None;
+            };
+            if let Some(outcome) = self.update_in_slot(index, key, &decide) {
+                return Some(outcome);
+            }
+            spin();
+        }
+    }
+
+    /// The rule every key follows.
+    pub(crate) fn rule(&self) -> &Rule {
+        &self.rule
     }
 
     /// Whether a slot's key can be forgotten at `now_ns`: its bucket is full, and it was last

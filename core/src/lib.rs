@@ -41,6 +41,7 @@ mod clock;
 mod decision;
 mod keyed;
 mod parse;
+mod policy;
 mod quota;
 mod rule;
 mod sync;
@@ -56,6 +57,11 @@ pub use keyed::{
     KeyHash, KeyedLimiter, KeyedStats, Seed, Slot, TableError, TableFull, PROBE_WINDOW,
 };
 pub use parse::{parse_quotas, ParseError, ParseErrorKind, QuotaList};
+#[cfg(feature = "alloc")]
+pub use policy::KeyedPolicy;
+pub use policy::{
+    Policy, PolicyDecision, PolicyEntry, PolicyError, Reservation, Reserved, MAX_POLICY_QUOTAS,
+};
 pub use quota::{
     Quota, QuotaError, MAX_CAPACITY_TICKS, NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND,
 };

@@ -151,19 +151,45 @@ impl Rule {
     /// `missing` brought forward to `max(now_ns, last_ns)`, and that time.
     fn refilled(&self, state: CellState, now_ns: u64) -> (u64, u64) {
         let at_ns = now_ns.max(state.last_ns);
-        let refilled = match self.refill {
+        let refilled = self.refill_between(state.last_ns, at_ns);
+        // A saturated refill only ever exceeds `missing`, which empties the debt: exact.
+        (state.missing.saturating_sub(refilled), at_ns)
+    }
+
+    /// Units of `missing` that time refills from `from_ns` to `to_ns` (0 if `to_ns <= from_ns`),
+    /// saturating.
+    fn refill_between(&self, from_ns: u64, to_ns: u64) -> u64 {
+        match self.refill {
             Refill::Greedy => {
-                let elapsed_ns = at_ns.saturating_sub(state.last_ns);
+                let elapsed_ns = to_ns.saturating_sub(from_ns);
                 elapsed_ns.saturating_mul(self.quota.ticks_per_ns())
             }
             Refill::Interval => {
                 let period_ns = self.quota.period_ns_nz();
-                let boundaries = (at_ns / period_ns).saturating_sub(state.last_ns / period_ns);
+                let boundaries = (to_ns / period_ns).saturating_sub(from_ns / period_ns);
                 boundaries.saturating_mul(self.quota.rate_cost())
             }
-        };
-        // A saturated refill only ever exceeds `missing`, which empties the debt: exact.
-        (state.missing.saturating_sub(refilled), at_ns)
+        }
+    }
+
+    /// Takes back a `check` of `cost` that was committed at `charged_at_ns` (the `last_ns` it
+    /// wrote), from the bucket's current `state`, for an all-or-nothing policy whose other
+    /// quotas refused.
+    ///
+    /// Never gives back more than the charge still holds: if time refilled `R` units since the
+    /// charge, the bucket without the charge might have been full for part of that time and
+    /// wasted some of `R`, so only `cost − R` is certainly the charge's. Exact when no time
+    /// passed in the bucket (`R = 0`), which is the usual case: the undo follows the charge
+    /// within the same call.
+    pub fn undo_check(&self, state: CellState, charged_at_ns: u64, cost: u64) -> CellState {
+        let cost_units = cost.saturating_mul(self.units_per_cost().get());
+        let refilled = self.refill_between(charged_at_ns, state.last_ns);
+        CellState {
+            last_ns: state.last_ns,
+            missing: state
+                .missing
+                .saturating_sub(cost_units.saturating_sub(refilled)),
+        }
     }
 
     /// Whether a bucket in `state` is full at `now_ns`.
