@@ -129,6 +129,42 @@ impl fmt::Debug for Seed {
     }
 }
 
+/// The version of the table layout described by [`TableHeader`]: bumped on any change to the
+/// slot layout, the hash, or the probing.
+pub const TABLE_LAYOUT_VERSION: u32 = 1;
+
+/// Everything another process (in any runtime) needs to use the same slots: plain data,
+/// `#[repr(C)]`, no pointers. The planned shared-memory tier writes it before the slots.
+///
+/// Sharing a table between processes requires the 64- and 128-bit atomics to be truly
+/// lock-free (x86_64 with `cmpxchg16b`, aarch64), not portable-atomic's lock-based fallback,
+/// whose locks live in each process; and one time line for all of them (a system-wide
+/// monotonic clock passed as `now_ns`). The header carries the secret seed: keep it private.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TableHeader {
+    /// `b"cellgate"`.
+    pub magic: [u8; 8],
+    /// [`TABLE_LAYOUT_VERSION`].
+    pub layout_version: u32,
+    /// `size_of::<Slot>()`: 32.
+    pub slot_bytes: u32,
+    /// The number of slots that follow.
+    pub slot_count: u64,
+    /// [`PROBE_WINDOW`].
+    pub probe_window: u64,
+    /// The SipHash-1-3 key, `[k0, k1]`.
+    pub seed: [u64; 2],
+    /// The quota's rate, in cost units per period.
+    pub rate_cost: u64,
+    /// The quota's period, in nanoseconds.
+    pub period_ns: u64,
+    /// The quota's burst, in cost units.
+    pub burst_cost: u64,
+    /// 0 for greedy refill (GCRA), 1 for interval refill.
+    pub refill: u64,
+}
+
 /// A key's hash under a table's seed: where it lives and how it is recognised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct KeyHash {
@@ -138,6 +174,7 @@ pub struct KeyHash {
 
 impl KeyHash {
     /// A hash no table produces (fingerprint 0 marks empty slots): found nowhere.
+    #[cfg(feature = "alloc")]
     pub(crate) const EMPTY: Self = Self {
         home: 0,
         fingerprint: 0,
@@ -333,10 +370,45 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         }
     }
 
-    /// The hash of `key` under this table's seed.
+    /// The table's description, for sharing it (see [`TableHeader`]).
+    pub fn header(&self) -> TableHeader {
+        let quota = self.rule.quota();
+        TableHeader {
+            magic: *b"cellgate",
+            layout_version: TABLE_LAYOUT_VERSION,
+            slot_bytes: u32::try_from(core::mem::size_of::<Slot>()).unwrap_or(u32::MAX),
+            slot_count: u64::try_from(self.slot_count()).unwrap_or(u64::MAX),
+            probe_window: u64::try_from(PROBE_WINDOW).unwrap_or(u64::MAX),
+            seed: [self.seed.k0, self.seed.k1],
+            rate_cost: quota.rate_cost(),
+            period_ns: quota.period_ns(),
+            burst_cost: quota.burst_cost(),
+            refill: match self.rule.refill() {
+                Refill::Greedy => 0,
+                Refill::Interval => 1,
+            },
+        }
+    }
+
+    /// The hash of `key`'s bytes under this table's seed (what every runtime computes for
+    /// the same bytes).
     pub fn hash_key(&self, key: &[u8]) -> KeyHash {
         let mut hasher = SipHasher13::new_with_keys(self.seed.k0, self.seed.k1);
         hasher.write(key);
+        Self::key_hash(hasher)
+    }
+
+    /// The hash of any `Hash` key under this table's seed, for the `_hashed` operations. It
+    /// follows `Hash`, so it differs from [`hash_key`](Self::hash_key) of the same bytes and
+    /// may differ between platforms (`usize` lengths): use bytes for keys shared across
+    /// runtimes.
+    pub fn hash<K: core::hash::Hash + ?Sized>(&self, key: &K) -> KeyHash {
+        let mut hasher = SipHasher13::new_with_keys(self.seed.k0, self.seed.k1);
+        key.hash(&mut hasher);
+        Self::key_hash(hasher)
+    }
+
+    fn key_hash(hasher: SipHasher13) -> KeyHash {
         let hash = hasher.finish128();
         KeyHash {
             home: hash.h1,
@@ -538,6 +610,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     }
 
     /// Applies `decide` to `key`'s slot if the key is present; `None` if it is absent.
+    #[cfg(feature = "alloc")]
     pub(crate) fn update_present(
         &self,
         key: KeyHash,
@@ -555,6 +628,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     }
 
     /// The rule every key follows.
+    #[cfg(feature = "alloc")]
     pub(crate) fn rule(&self) -> &Rule {
         &self.rule
     }

@@ -37,8 +37,10 @@ extern crate alloc;
 extern crate std;
 
 mod cell;
+mod client_key;
 mod clock;
 mod decision;
+mod headers;
 mod keyed;
 mod parse;
 mod policy;
@@ -47,14 +49,21 @@ mod rule;
 mod sync;
 
 pub use cell::{Gcra, TokenBucket, TokenBucketBuilder};
+pub use client_key::{ClientKey, ClientKeyConfig, ClientKeyError, PrefixLenError};
 #[cfg(feature = "alloc")]
 pub use clock::ManualClock;
 #[cfg(feature = "std")]
 pub use clock::MonotonicClock;
 pub use clock::{Clock, NoClock};
 pub use decision::{Decision, NEVER};
+pub use headers::{
+    combined_retry_after_ns, max_header_bytes, render_429_body, render_headers,
+    retry_after_seconds, HeaderError, HeaderIter, HeaderStyle, PolicyHeader, RenderedHeaders,
+    MAX_429_BODY_BYTES, MAX_HEADERS,
+};
 pub use keyed::{
-    KeyHash, KeyedLimiter, KeyedStats, Seed, Slot, TableError, TableFull, PROBE_WINDOW,
+    KeyHash, KeyedLimiter, KeyedStats, Seed, Slot, TableError, TableFull, TableHeader,
+    PROBE_WINDOW, TABLE_LAYOUT_VERSION,
 };
 pub use parse::{parse_quotas, ParseError, ParseErrorKind, QuotaList};
 #[cfg(feature = "alloc")]

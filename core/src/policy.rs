@@ -379,7 +379,18 @@ fn settle_with<N>(
 }
 
 /// A policy for one client: several named quotas on several dimensions, decided all-or-nothing
-/// without locks. See the [module docs](self).
+/// without locks.
+///
+/// A policy is a list of up to [`MAX_POLICY_QUOTAS`] entries, each a named [`Quota`] on one
+/// *dimension*; a call gives one cost per dimension (`requests` and `tokens` are two
+/// dimensions; `10/second` and `1000/day` on `requests` are two entries on one dimension).
+///
+/// A check charges the entries one at a time, each with its own compare-exchange. If one
+/// refuses, the entries already charged are taken back with [`Rule::undo_check`], which never
+/// returns more than the charge still holds (exact unless another thread moved that bucket's
+/// time forward in between; then it may keep a little too much, never too little). So a
+/// policy never admits more than any of its quotas allows; the price of not locking is that a
+/// concurrent check may be refused while a charge that is about to be taken back is in place.
 ///
 /// ```
 /// use cellgate::{Policy, PolicyEntry, Quota};

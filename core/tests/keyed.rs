@@ -263,3 +263,38 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn header_describes_the_table() {
+    let limiter = table(Quota::per_minute(100).unwrap().with_burst(20).unwrap(), 30);
+    let header = limiter.header();
+    assert_eq!(&header.magic, b"cellgate");
+    assert_eq!(header.layout_version, cellgate::TABLE_LAYOUT_VERSION);
+    assert_eq!(header.slot_bytes, 32);
+    assert_eq!(header.slot_count, 40);
+    assert_eq!(header.probe_window, PROBE_WINDOW as u64);
+    assert_eq!(header.seed, [1, 2]);
+    assert_eq!(
+        (
+            header.rate_cost,
+            header.period_ns,
+            header.burst_cost,
+            header.refill
+        ),
+        (100, 60 * NS_PER_SECOND, 20, 0)
+    );
+    assert_eq!(std::mem::size_of::<Slot>(), 32);
+}
+
+#[test]
+fn any_hash_key_works_through_the_hashed_operations() {
+    let limiter = table(Quota::per_second(1).unwrap(), 10);
+    let user = (42u32, "eu-west");
+    let hashed = limiter.hash(&user);
+    assert_eq!(hashed, limiter.hash(&(42u32, "eu-west")));
+    assert_ne!(hashed, limiter.hash(&(43u32, "eu-west")));
+    assert!(limiter.check_hashed_at(hashed, 0, 1).unwrap().allowed);
+    assert!(!limiter.check_hashed_at(hashed, 0, 1).unwrap().allowed);
+    // Byte keys hash the bytes alone, the same in every runtime.
+    assert_eq!(limiter.hash_key(b"abc"), limiter.hash_key("abc".as_bytes()));
+}
