@@ -18,7 +18,23 @@
 
 use crate::decision::{Decision, NEVER};
 use crate::quota::Quota;
-use core::num::NonZeroU64;
+use core::num::{NonZeroU128, NonZeroU64};
+
+/// `numerator / divisor`, rounded up, in 128 bits.
+fn div_ceil_wide(numerator: u128, divisor: NonZeroU64) -> u128 {
+    let divisor = NonZeroU128::from(divisor);
+    let quotient = numerator / divisor;
+    if numerator % divisor == 0 {
+        quotient
+    } else {
+        quotient.saturating_add(1)
+    }
+}
+
+/// `missing + added − capacity` without overflow (0 if not above the capacity).
+fn excess_over(missing: u64, added: u64, capacity: u64) -> u128 {
+    (u128::from(missing).saturating_add(u128::from(added))).saturating_sub(u128::from(capacity))
+}
 
 /// `numerator / divisor`, rounded up.
 fn div_ceil(numerator: u64, divisor: NonZeroU64) -> u64 {
@@ -199,21 +215,25 @@ impl Rule {
 
     /// Nanoseconds from `now_ns` until `missing` has dropped by `excess`, given that it was
     /// last brought forward to `at_ns >= now_ns`. Rounded up; [`NEVER`] if past `u64`.
-    fn wait_ns(&self, excess: u64, at_ns: u64, now_ns: u64) -> u64 {
+    fn wait_ns(&self, excess: u128, at_ns: u64, now_ns: u64) -> u64 {
         if excess == 0 {
             return 0;
         }
+        // The divisions stay in u64 unless deep debt pushed `excess` past it.
+        let units_to_wait = |divisor: NonZeroU64| match u64::try_from(excess) {
+            Ok(excess) => Some(div_ceil(excess, divisor)),
+            Err(_) => u64::try_from(div_ceil_wide(excess, divisor)).ok(),
+        };
         let until_ns = match self.refill {
-            Refill::Greedy => {
-                let after_ns = div_ceil(excess, self.quota.ticks_per_ns_nz());
-                at_ns.checked_add(after_ns)
-            }
+            Refill::Greedy => units_to_wait(self.quota.ticks_per_ns_nz())
+                .and_then(|after_ns| at_ns.checked_add(after_ns)),
             Refill::Interval => {
                 let period_ns = self.quota.period_ns_nz();
-                let boundaries = div_ceil(excess, self.quota.rate_cost_nz());
-                (at_ns / period_ns)
-                    .checked_add(boundaries)
-                    .and_then(|index| index.checked_mul(period_ns.get()))
+                units_to_wait(self.quota.rate_cost_nz()).and_then(|boundaries| {
+                    (at_ns / period_ns)
+                        .checked_add(boundaries)
+                        .and_then(|index| index.checked_mul(period_ns.get()))
+                })
             }
         };
         match until_ns {
@@ -229,7 +249,7 @@ impl Rule {
             limit: self.quota.burst_cost(),
             remaining: self.capacity().saturating_sub(missing) / self.units_per_cost(),
             retry_after_ns: 0,
-            reset_after_ns: self.wait_ns(missing, at_ns, now_ns),
+            reset_after_ns: self.wait_ns(u128::from(missing), at_ns, now_ns),
         }
     }
 
@@ -240,8 +260,8 @@ impl Rule {
         let mut decision = self.describe(missing <= capacity, missing, at_ns, now_ns);
         if missing > capacity {
             let one_unit = self.units_per_cost().get();
-            let excess = missing.saturating_add(one_unit).saturating_sub(capacity);
-            decision.retry_after_ns = self.wait_ns(excess, at_ns, now_ns);
+            decision.retry_after_ns =
+                self.wait_ns(excess_over(missing, one_unit, capacity), at_ns, now_ns);
         }
         decision
     }
@@ -277,8 +297,9 @@ impl Rule {
                     }
                 } else {
                     let mut decision = self.describe(false, missing, at_ns, now_ns);
-                    decision.retry_after_ns =
-                        self.wait_ns(after.saturating_sub(capacity), at_ns, now_ns);
+                    // Exact even when `after` saturated (deep debt).
+                    let excess = excess_over(missing, cost_units, capacity);
+                    decision.retry_after_ns = self.wait_ns(excess, at_ns, now_ns);
                     Outcome {
                         decision,
                         next: None,
