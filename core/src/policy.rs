@@ -91,7 +91,9 @@ pub struct PolicyDecision {
 }
 
 impl PolicyDecision {
-    /// The binding entry's decision, with `allowed` of the whole policy.
+    /// The binding entry's decision, with `allowed` of the whole policy (and so a
+    /// `retry_after_ns` of 0 when allowed, even if the binding entry, asked for nothing, is in
+    /// debt).
     pub fn decision(&self) -> Decision {
         let mut decision = self
             .decisions()
@@ -99,6 +101,9 @@ impl PolicyDecision {
             .copied()
             .unwrap_or(EMPTY_DECISION);
         decision.allowed = self.allowed;
+        if self.allowed {
+            decision.retry_after_ns = 0;
+        }
         decision
     }
 
@@ -261,8 +266,12 @@ fn run_all(
     let mut decisions = [EMPTY_DECISION; MAX_POLICY_QUOTAS];
     let mut allowed = true;
     for (index, decision) in decisions.iter_mut().enumerate().take(len) {
-        let outcome = buckets.run(index, now_ns, cost(index), op)?;
-        allowed &= outcome.decision.allowed;
+        let cost = cost(index);
+        let outcome = buckets.run(index, now_ns, cost, op)?;
+        // As in `check_all`: an entry asked for nothing cannot refuse.
+        if cost != 0 {
+            allowed &= outcome.decision.allowed;
+        }
         *decision = outcome.decision;
     }
     Ok(PolicyDecision::new(allowed, decisions, len))
