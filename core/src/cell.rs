@@ -26,6 +26,7 @@ impl AtomicCell {
     }
 
     /// Decides `op` and commits its state change atomically.
+    #[inline(always)]
     pub(crate) fn apply(&self, rule: &Rule, now_ns: u64, cost: u64, op: Op) -> Decision {
         self.update(|state| rule.decide(state, now_ns, cost, op))
             .decision
@@ -39,6 +40,7 @@ impl AtomicCell {
     /// hands back the current word and the decision is made again from it, so every committed
     /// decision was made from the state it replaced: the decisions form one sequence, as if
     /// taken one at a time.
+    #[inline(always)]
     pub(crate) fn update(&self, decide: impl Fn(CellState) -> Outcome) -> Outcome {
         // Relaxed: see `load`. Atomicity of the compare-exchange alone serializes decisions.
         let mut current = self.word.load(Ordering::Relaxed);
@@ -88,11 +90,13 @@ macro_rules! cell_operations {
             /// Tests and consumes `cost` at `now_ns`, atomically: admitted only if the whole
             /// cost fits, and a denial changes nothing. Cost 0 is a pure peek. A cost above the
             /// burst is denied with `retry_after_ns == NEVER`.
+            #[inline]
             pub fn check_at(&self, now_ns: u64, cost: u64) -> Decision {
                 self.cell.apply(&self.rule, now_ns, cost, Op::Check)
             }
 
             /// The decision [`check_at`](Self::check_at) would make, without consuming.
+            #[inline]
             pub fn peek_at(&self, now_ns: u64, cost: u64) -> Decision {
                 self.cell.apply(&self.rule, now_ns, cost, Op::Peek)
             }
@@ -101,12 +105,14 @@ macro_rules! cell_operations {
             /// later requests wait until the debt is repaid. `allowed` says whether it fitted;
             /// when it did not, `retry_after_ns` is the wait until one cost unit fits again.
             /// Debt saturates at `u64::MAX` units of the state (see [`CellState`]).
+            #[inline]
             pub fn force_at(&self, now_ns: u64, cost: u64) -> Decision {
                 self.cell.apply(&self.rule, now_ns, cost, Op::Force)
             }
 
             /// Gives `cost` back at `now_ns` (a request that was admitted but not performed),
             /// never above a full bucket.
+            #[inline]
             pub fn refund_at(&self, now_ns: u64, cost: u64) -> Decision {
                 self.cell.apply(&self.rule, now_ns, cost, Op::Refund)
             }
@@ -122,21 +128,25 @@ macro_rules! cell_operations {
 
         impl<C: Clock> $cell<C> {
             /// [`check_at`](Self::check_at) at the clock's current time.
+            #[inline]
             pub fn check(&self, cost: u64) -> Decision {
                 self.check_at(self.clock.now_ns(), cost)
             }
 
             /// [`peek_at`](Self::peek_at) at the clock's current time.
+            #[inline]
             pub fn peek(&self, cost: u64) -> Decision {
                 self.peek_at(self.clock.now_ns(), cost)
             }
 
             /// [`force_at`](Self::force_at) at the clock's current time.
+            #[inline]
             pub fn force(&self, cost: u64) -> Decision {
                 self.force_at(self.clock.now_ns(), cost)
             }
 
             /// [`refund_at`](Self::refund_at) at the clock's current time.
+            #[inline]
             pub fn refund(&self, cost: u64) -> Decision {
                 self.refund_at(self.clock.now_ns(), cost)
             }

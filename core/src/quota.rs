@@ -207,10 +207,12 @@ impl Quota {
     }
 
     /// Cost units replenished per period.
+    #[inline(always)]
     pub const fn rate_cost(&self) -> u64 {
         self.rate_cost.get()
     }
 
+    #[inline(always)]
     pub(crate) const fn rate_cost_nz(&self) -> NonZeroU64 {
         self.rate_cost
     }
@@ -220,11 +222,13 @@ impl Quota {
         self.period_ns.get()
     }
 
+    #[inline(always)]
     pub(crate) const fn period_ns_nz(&self) -> NonZeroU64 {
         self.period_ns
     }
 
     /// The most cost admitted at once (the bucket's capacity); also the `limit` of a decision.
+    #[inline(always)]
     pub const fn burst_cost(&self) -> u64 {
         self.burst_cost
     }
@@ -234,20 +238,24 @@ impl Quota {
         self.emission_ticks.get()
     }
 
+    #[inline(always)]
     pub(crate) const fn emission_ticks_nz(&self) -> NonZeroU64 {
         self.emission_ticks
     }
 
     /// Ticks per nanosecond.
+    #[inline(always)]
     pub const fn ticks_per_ns(&self) -> u64 {
         self.ticks_per_ns.get()
     }
 
+    #[inline(always)]
     pub(crate) const fn ticks_per_ns_nz(&self) -> NonZeroU64 {
         self.ticks_per_ns
     }
 
     /// The bucket's capacity in ticks: `burst_cost × emission_ticks`.
+    #[inline(always)]
     pub const fn capacity_ticks(&self) -> u64 {
         self.capacity_ticks
     }

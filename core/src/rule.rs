@@ -20,7 +20,18 @@ use crate::decision::{Decision, NEVER};
 use crate::quota::Quota;
 use core::num::{NonZeroU128, NonZeroU64};
 
+/// `numerator / divisor`, skipping the division for a divisor of 1.
+#[inline(always)]
+fn div_floor(numerator: u64, divisor: NonZeroU64) -> u64 {
+    if divisor == NonZeroU64::MIN {
+        numerator
+    } else {
+        numerator / divisor
+    }
+}
+
 /// `numerator / divisor`, rounded up, in 128 bits.
+#[inline(always)]
 fn div_ceil_wide(numerator: u128, divisor: NonZeroU64) -> u128 {
     let divisor = NonZeroU128::from(divisor);
     let quotient = numerator / divisor;
@@ -32,12 +43,18 @@ fn div_ceil_wide(numerator: u128, divisor: NonZeroU64) -> u128 {
 }
 
 /// `missing + added − capacity` without overflow (0 if not above the capacity).
+#[inline(always)]
 fn excess_over(missing: u64, added: u64, capacity: u64) -> u128 {
     (u128::from(missing).saturating_add(u128::from(added))).saturating_sub(u128::from(capacity))
 }
 
 /// `numerator / divisor`, rounded up.
+#[inline(always)]
 fn div_ceil(numerator: u64, divisor: NonZeroU64) -> u64 {
+    // Common (any rate that divides the period in ns), and a division costs ~20-40 cycles.
+    if divisor == NonZeroU64::MIN {
+        return numerator;
+    }
     let quotient = numerator / divisor;
     if numerator % divisor == 0 {
         quotient
@@ -76,12 +93,14 @@ impl CellState {
     };
 
     /// Packs the state into one 128-bit word (`last_ns` in the high half).
+    #[inline(always)]
     pub fn pack(self) -> u128 {
         (u128::from(self.last_ns) << 64) | u128::from(self.missing)
     }
 
     /// The inverse of [`CellState::pack`].
     #[allow(clippy::as_conversions)] // truncation to each half is the point
+    #[inline(always)]
     pub const fn unpack(word: u128) -> Self {
         Self {
             last_ns: (word >> 64) as u64,
@@ -139,6 +158,7 @@ impl Rule {
     }
 
     /// The bucket's size in units of `missing`.
+    #[inline(always)]
     pub const fn capacity(&self) -> u64 {
         match self.refill {
             Refill::Greedy => self.quota.capacity_ticks(),
@@ -147,6 +167,7 @@ impl Rule {
     }
 
     /// Units of `missing` per cost unit.
+    #[inline(always)]
     const fn units_per_cost(&self) -> NonZeroU64 {
         match self.refill {
             Refill::Greedy => self.quota.emission_ticks_nz(),
@@ -165,6 +186,7 @@ impl Rule {
     }
 
     /// `missing` brought forward to `max(now_ns, last_ns)`, and that time.
+    #[inline(always)]
     fn refilled(&self, state: CellState, now_ns: u64) -> (u64, u64) {
         let at_ns = now_ns.max(state.last_ns);
         let refilled = self.refill_between(state.last_ns, at_ns);
@@ -174,6 +196,7 @@ impl Rule {
 
     /// Units of `missing` that time refills from `from_ns` to `to_ns` (0 if `to_ns <= from_ns`),
     /// saturating.
+    #[inline(always)]
     fn refill_between(&self, from_ns: u64, to_ns: u64) -> u64 {
         match self.refill {
             Refill::Greedy => {
@@ -215,6 +238,7 @@ impl Rule {
 
     /// Nanoseconds from `now_ns` until `missing` has dropped by `excess`, given that it was
     /// last brought forward to `at_ns >= now_ns`. Rounded up; [`NEVER`] if past `u64`.
+    #[inline(always)]
     fn wait_ns(&self, excess: u128, at_ns: u64, now_ns: u64) -> u64 {
         if excess == 0 {
             return 0;
@@ -243,11 +267,15 @@ impl Rule {
     }
 
     /// The decision fields that describe a bucket `missing` from full at `at_ns`.
+    #[inline(always)]
     fn describe(&self, allowed: bool, missing: u64, at_ns: u64, now_ns: u64) -> Decision {
         Decision {
             allowed,
             limit: self.quota.burst_cost(),
-            remaining: self.capacity().saturating_sub(missing) / self.units_per_cost(),
+            remaining: div_floor(
+                self.capacity().saturating_sub(missing),
+                self.units_per_cost(),
+            ),
             retry_after_ns: 0,
             reset_after_ns: self.wait_ns(u128::from(missing), at_ns, now_ns),
         }
@@ -255,6 +283,7 @@ impl Rule {
 
     /// The decision after a write that may leave debt (`force`, `refund`): `allowed` while
     /// not in debt; in debt, `retry_after_ns` is the wait until one cost unit fits again.
+    #[inline(always)]
     fn describe_after_write(&self, missing: u64, at_ns: u64, now_ns: u64) -> Decision {
         let capacity = self.capacity();
         let mut decision = self.describe(missing <= capacity, missing, at_ns, now_ns);
@@ -267,6 +296,7 @@ impl Rule {
     }
 
     /// Decides `op` with `cost` on a bucket in `state` at `now_ns`.
+    #[inline(always)]
     pub fn decide(&self, state: CellState, now_ns: u64, cost: u64, op: Op) -> Outcome {
         let (missing, at_ns) = self.refilled(state, now_ns);
         let capacity = self.capacity();
