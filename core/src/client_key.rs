@@ -16,6 +16,7 @@
 //! are keyed whole.
 //!
 //! ```
+//! # #[cfg(feature = "std")] {
 //! use cellgate::{ClientKey, ClientKeyConfig, KeyedLimiter, NoClock, Quota, Refill, Seed};
 //!
 //! let config = ClientKeyConfig::default(); // IPv6 grouped by /56
@@ -38,6 +39,7 @@
 //! );
 //! assert!(limiter.check_at(a, 0, 1).unwrap().allowed);
 //! assert!(!limiter.check_at(b, 0, 1).unwrap().allowed); // b shares a's quota
+//! # }
 //! ```
 
 use core::fmt;

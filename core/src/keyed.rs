@@ -261,11 +261,13 @@ enum Lookup {
 /// [`TokenBucket`]: crate::TokenBucket
 ///
 /// ```
+/// # #[cfg(feature = "std")] {
 /// use cellgate::{KeyedLimiter, Quota};
 /// let limiter = KeyedLimiter::new(Quota::per_second(2).unwrap(), 1_000);
 /// assert!(limiter.check_at(b"alice", 0, 2).unwrap().allowed);
 /// assert!(!limiter.check_at(b"alice", 0, 1).unwrap().allowed);
 /// assert!(limiter.check_at(b"bob", 0, 1).unwrap().allowed);
+/// # }
 /// ```
 pub struct KeyedLimiter<S, C = NoClock> {
     slots: S,

@@ -4,6 +4,7 @@
 //! injectable clock. `#![no_std]`; the `alloc` and `std` features add helpers, never remove them.
 //!
 //! ```
+//! # #[cfg(feature = "alloc")] {
 //! use cellgate::{Gcra, ManualClock, Quota, NS_PER_SECOND};
 //!
 //! let clock = ManualClock::new(0);
@@ -14,9 +15,10 @@
 //! assert_eq!(denied.retry_after_ns, NS_PER_SECOND / 3 + 1); // rounded up: 333_333_334 ns
 //! clock.advance_ns(denied.retry_after_ns);
 //! assert!(limiter.check(1).allowed);
+//! # }
 //! ```
 #![no_std]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(
     not(test),
     deny(
