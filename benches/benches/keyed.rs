@@ -48,8 +48,8 @@
 //!   reach one of `N × 4/3` slots at random (indices precomputed), with no hash and no probing.
 //!   - `slot_load_cas`: load the fingerprint and the 128-bit state, compare-exchange the state
 //!     (the memory accesses of a cellgate check of a key found at its home slot).
-//!   - `slot_load`: the two loads only. Without a locked instruction in the loop, the misses
-//!     of successive iterations overlap; with one, each waits for the previous.
+//!   - `slot_load`: the two loads only. Without a locked instruction in the loop the misses of
+//!     successive iterations can overlap; the difference to `slot_load_cas` shows how much.
 //!   - `..._hugepages`: the same slots in transparent huge pages.
 //! - `keyed/hash`: the hash of an 8-byte key alone: cellgate's `hash_key` (SipHash-1-3 with
 //!   a 128-bit result: home slot and fingerprint), and std's `RandomState::hash_one` (the

@@ -289,8 +289,10 @@ impl<S: AsRef<[Slot]>, C> fmt::Debug for KeyedLimiter<S, C> {
 
 #[cfg(feature = "alloc")]
 impl KeyedLimiter<alloc::boxed::Box<[Slot]>, NoClock> {
-    /// A GCRA table with room for `max_keys` keys (`max_keys × 4/3` slots, so that windows
-    /// rarely fill before the table does), a random seed, and explicit times.
+    /// A GCRA table for `max_keys` keys (`max_keys × 4/3` slots), a random seed, and explicit
+    /// times. With `max_keys` keys live at once, about 1 % of new keys find their window of
+    /// [`PROBE_WINDOW`] slots full and get [`TableFull`] (measured, see `BENCHMARKS.md`): size
+    /// `max_keys` above the live keys you expect (idle keys are reclaimed and do not count).
     #[cfg(feature = "std")]
     pub fn new(quota: Quota, max_keys: usize) -> Self {
         Self::with_options(quota, Refill::Greedy, max_keys, Seed::random(), NoClock)
