@@ -24,7 +24,6 @@
 
 use std::hint::black_box;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use portable_atomic::{AtomicU128, AtomicU64, Ordering};
@@ -145,15 +144,9 @@ fn cas(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = cellgate_benches::criterion_config();
     targets = load_cas, load, cas
 }
 criterion_main!(benches);

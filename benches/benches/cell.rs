@@ -29,16 +29,14 @@
 //!   second, is large enough that real time always refills more than one check consumes.
 //! - `cell/clock_read`: the clocks alone, so the clock's share of `cell/check_clock` is visible.
 
-use std::cell::Cell;
 use std::hint::black_box;
-use std::num::NonZeroU32;
 use std::time::Duration;
 
 use cellgate::{Decision, Gcra, ManualClock, MonotonicClock, Quota, Refill, TokenBucket};
+use cellgate_benches::{assert_path, governor_quota, StepClock};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use governor::clock::{Clock as _, FakeRelativeClock, QuantaClock};
 use governor::middleware::StateInformationMiddleware;
-use governor::nanos::Nanos;
 use governor::RateLimiter;
 
 /// The rate of the injected-time benchmarks: cost units per second.
@@ -47,47 +45,9 @@ const RATE_PER_SECOND: u32 = 1_000;
 const STEP_NS: u64 = 1_000_000_000 / RATE_PER_SECOND as u64;
 /// The rate of the real-clock benchmarks: one per nanosecond, never exhausted by one thread.
 const REAL_CLOCK_RATE_PER_SECOND: u32 = 1_000_000_000;
-/// Checks run before measuring to assert the path a benchmark claims to measure.
-const PRECHECKS: u32 = 5_000;
 
 fn cellgate_quota(rate: u32) -> Quota {
     Quota::per_second(u64::from(rate)).expect("a valid quota")
-}
-
-fn governor_quota(rate: u32) -> governor::Quota {
-    governor::Quota::per_second(NonZeroU32::new(rate).expect("a non-zero rate"))
-}
-
-/// A governor clock whose time is set by the benchmark without atomics: governor's way of
-/// injecting time, comparable to cellgate's `check_at(now, ..)`.
-#[derive(Debug, Default)]
-struct StepClock {
-    now_ns: Cell<u64>,
-}
-
-impl StepClock {
-    fn advance_ns(&self, delta_ns: u64) {
-        self.now_ns.set(self.now_ns.get() + delta_ns);
-    }
-}
-
-impl governor::clock::Clock for StepClock {
-    type Instant = Nanos;
-
-    fn now(&self) -> Nanos {
-        Nanos::from(self.now_ns.get())
-    }
-}
-
-/// Runs `check` [`PRECHECKS`] times, asserting that each answer is `expected`.
-fn assert_path(name: &str, expected: bool, mut check: impl FnMut() -> bool) {
-    for i in 0..PRECHECKS {
-        assert_eq!(
-            check(),
-            expected,
-            "{name}: check {i} left the measured path"
-        );
-    }
 }
 
 fn allowed(decision: Decision) -> bool {
@@ -273,15 +233,9 @@ fn clock_read(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = cellgate_benches::criterion_config();
     targets = check_at, check_at_denied, check_clock, clock_read
 }
 criterion_main!(benches);

@@ -58,18 +58,18 @@
 //! Under criterion's test mode (`cargo bench -- --test`, `cargo test --benches`) the large size
 //! is 10,000 instead of 1,000,000, to keep the setup quick in debug builds.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::hint::black_box;
-use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cellgate::{Gcra, KeyedLimiter, MonotonicClock, NoClock, Quota, Refill, Seed, Slot};
-use cellgate_benches::{key, measuring, shuffle, shuffled_keys, Cycle, HugePages};
+use cellgate_benches::{
+    assert_path, governor_quota, key, measuring, shuffle, shuffled_keys, Cycle, HugePages,
+    StepClock,
+};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use governor::nanos::Nanos;
 use governor::RateLimiter;
 use portable_atomic::{AtomicU128, AtomicU64, Ordering};
 
@@ -83,8 +83,6 @@ const REAL_CLOCK_RATE_PER_SECOND: u32 = 1_000_000_000;
 /// half of it, so none becomes idle (reclaimable) while the others are inserted, however long
 /// that takes.
 const REAL_CLOCK_BURST: u64 = 1_000 * REAL_CLOCK_RATE_PER_SECOND as u64;
-/// Checks run before measuring to assert the path a benchmark claims to measure.
-const PRECHECKS: u32 = 5_000;
 /// The table's secret; fixed, so every run places the keys alike.
 const SEED: Seed = Seed::new(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
 /// The seed of the key order.
@@ -101,42 +99,6 @@ fn sizes() -> [usize; 2] {
 
 fn cellgate_quota() -> Quota {
     Quota::per_second(u64::from(RATE_PER_SECOND)).expect("a valid quota")
-}
-
-fn governor_quota(rate: u32) -> governor::Quota {
-    governor::Quota::per_second(NonZeroU32::new(rate).expect("a non-zero rate"))
-}
-
-/// A governor clock whose time is set by the benchmark without atomics: governor's way of
-/// injecting time, comparable to cellgate's `check_at(now, ..)`.
-#[derive(Debug, Default)]
-struct StepClock {
-    now_ns: Cell<u64>,
-}
-
-impl StepClock {
-    fn advance_ns(&self, delta_ns: u64) {
-        self.now_ns.set(self.now_ns.get() + delta_ns);
-    }
-}
-
-impl governor::clock::Clock for StepClock {
-    type Instant = Nanos;
-
-    fn now(&self) -> Nanos {
-        Nanos::from(self.now_ns.get())
-    }
-}
-
-/// Runs `check` [`PRECHECKS`] times, asserting that each answer is `expected`.
-fn assert_path(name: &str, expected: bool, mut check: impl FnMut() -> bool) {
-    for i in 0..PRECHECKS {
-        assert_eq!(
-            check(),
-            expected,
-            "{name}: check {i} left the measured path"
-        );
-    }
 }
 
 /// Inserts keys ([`key`] of 0, 1, 2, ...) into `limiter` with `insert` until `count` are
@@ -532,15 +494,9 @@ fn new_key(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = cellgate_benches::criterion_config();
     targets = existing, new_key, memory, hash
 }
 criterion_main!(benches);

@@ -24,18 +24,16 @@
 //!   - `legacy/2`: two policies in the legacy style (three headers).
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use cellgate::{
     render_headers, Decision, Gcra, HeaderStyle, Policy, PolicyEntry, PolicyHeader, Quota,
     NS_PER_SECOND,
 };
+use cellgate_benches::assert_path;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// The step of injected time per iteration: the emission interval of 1000/second.
 const STEP_NS: u64 = 1_000_000;
-/// Checks run before measuring to assert the path a benchmark claims to measure.
-const PRECHECKS: u32 = 5_000;
 /// The header buffer: enough for two policies with short names in every style.
 const HEADER_BUFFER: usize = 256;
 
@@ -45,17 +43,6 @@ fn per_second() -> Quota {
 
 fn per_hour() -> Quota {
     Quota::per_hour(3_600_000).expect("a valid quota")
-}
-
-/// Runs `check` [`PRECHECKS`] times, asserting that each answer is `expected`.
-fn assert_path(name: &str, expected: bool, mut check: impl FnMut() -> bool) {
-    for i in 0..PRECHECKS {
-        assert_eq!(
-            check(),
-            expected,
-            "{name}: check {i} left the measured path"
-        );
-    }
 }
 
 fn policy_check_at(c: &mut Criterion) {
@@ -199,15 +186,9 @@ fn headers(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = cellgate_benches::criterion_config();
     targets = policy_check_at, headers
 }
 criterion_main!(benches);

@@ -277,3 +277,52 @@ mod tests {
         assert!(!measuring());
     }
 }
+
+/// Checks run before measuring to assert the path a benchmark claims to measure.
+pub const PRECHECKS: u32 = 5_000;
+
+/// Runs `check` [`PRECHECKS`] times, asserting that each answer is `expected`: a benchmark
+/// really stays on the path (admitted or denied) its name says.
+pub fn assert_path(name: &str, expected: bool, mut check: impl FnMut() -> bool) {
+    for i in 0..PRECHECKS {
+        assert_eq!(
+            check(),
+            expected,
+            "{name}: check {i} left the measured path"
+        );
+    }
+}
+
+/// The criterion settings every bench uses: short enough for a 2-core machine.
+pub fn criterion_config() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3))
+}
+
+/// governor's quota of `rate` per second.
+pub fn governor_quota(rate: u32) -> governor::Quota {
+    governor::Quota::per_second(std::num::NonZeroU32::new(rate).expect("a non-zero rate"))
+}
+
+/// A governor clock whose time is set by the benchmark without atomics: governor's way of
+/// injecting time, comparable to cellgate's `check_at(now, ..)`.
+#[derive(Debug, Default)]
+pub struct StepClock {
+    now_ns: std::cell::Cell<u64>,
+}
+
+impl StepClock {
+    /// Moves the clock forward.
+    pub fn advance_ns(&self, delta_ns: u64) {
+        self.now_ns.set(self.now_ns.get() + delta_ns);
+    }
+}
+
+impl governor::clock::Clock for StepClock {
+    type Instant = governor::nanos::Nanos;
+
+    fn now(&self) -> governor::nanos::Nanos {
+        governor::nanos::Nanos::from(self.now_ns.get())
+    }
+}
