@@ -29,8 +29,11 @@ NOSTD_CS_TARGETS := thumbv6m-none-eabi riscv32imc-unknown-none-elf
 PROPTEST_CASES_MIRI ?= 4
 MIRI_TESTS ?= --lib --test model
 
-# The sub-targets of `make test`, in the order they run.
+# The sub-targets of `make test`, `make dist` and `make demo`, in the order they run. The
+# bindings and the fuzzers add theirs from their own fragments (included below).
 TEST_STEPS := lint test-rust test-nostd test-loom test-miri bench-smoke
+DIST_STEPS :=
+DEMO_STEPS := demo-rust
 
 # Opens every recipe (recipes run as one bash script each, see .ONESHELL): `step CMD...`
 # echoes and runs CMD, and on exit the recipe reports its time, also into $(TIMINGS_DIR).
@@ -43,7 +46,11 @@ trap 'rc=$$?; took=$$((SECONDS - start)); status=ok; [ $$rc -eq 0 ] || status=FA
 endef
 
 .PHONY: help test setup setup-toolchain setup-targets setup-miri $(TEST_STEPS) \
-	demo bench doc fmt clean
+	dist demo demo-rust bench doc fmt clean
+
+# Each fragment holds the targets of one directory and appends to TEST_STEPS, DIST_STEPS
+# and DEMO_STEPS; it may use PRELUDE, CARGO, LOCKED and TARGET_DIR from this file.
+include ffi-c/ffi.mk py/py.mk node/node.mk fuzz/fuzz.mk
 
 help: ## Show this list of targets (the default)
 	@printf 'Usage: make <target>\n\n'
@@ -87,7 +94,9 @@ lint: setup-toolchain ## Formatting check, clippy (all targets, all features, an
 
 test-rust: ## Unit, integration and doc tests: all features, no default features, alloc only; runs the demo
 	@$(PRELUDE)
-	step $(CARGO) test $(LOCKED) --workspace --all-features
+	# The Python and Node extension crates link against their host runtime's symbols, so
+	# their Rust code is checked by clippy here and tested through their packages.
+	step $(CARGO) test $(LOCKED) --workspace --all-features --exclude cellgate-py --exclude cellgate-node
 	step $(CARGO) test $(LOCKED) -p cellgate --no-default-features
 	step $(CARGO) test $(LOCKED) -p cellgate --no-default-features --features alloc
 	step $(CARGO) run $(LOCKED) -q -p cellgate --example demo > /dev/null
@@ -120,7 +129,11 @@ bench-smoke: ## Run every criterion benchmark once, unmeasured, to check that it
 	@$(PRELUDE)
 	step $(CARGO) test $(LOCKED) -p cellgate-benches --benches
 
-demo: ## Build and run the demo (core/examples/demo.rs): decisions over simulated time
+dist: $(DIST_STEPS) ## Build every distributable into dist/ (C library and header, wheel, npm tarball)
+
+demo: $(DEMO_STEPS) ## Build everything and show it working: Rust, C, Python and Node demos (each exits by itself)
+
+demo-rust: ## The Rust demo (core/examples/demo.rs): decisions over simulated time
 	@$(PRELUDE)
 	step $(CARGO) run $(LOCKED) -p cellgate --example demo --release
 

@@ -1,0 +1,1 @@
+# Targets for ffi-c/ (included by the top-level Makefile). Under construction.

@@ -1,0 +1,1 @@
+//! C ABI for cellgate (under construction).

@@ -1,0 +1,1 @@
+# Targets for fuzz/ (included by the top-level Makefile). Under construction.

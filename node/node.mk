@@ -1,0 +1,1 @@
+# Targets for node/ (included by the top-level Makefile). Under construction.

@@ -1,0 +1,1 @@
+//! Node.js bindings for cellgate (napi-rs) (under construction).

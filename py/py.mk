@@ -1,0 +1,1 @@
+# Targets for py/ (included by the top-level Makefile). Under construction.

@@ -1,0 +1,1 @@
+//! Python bindings for cellgate (pyo3) (under construction).
