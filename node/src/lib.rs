@@ -1,1 +1,34 @@
-//! Node.js bindings for cellgate (napi-rs) (under construction).
+//! Node.js bindings for cellgate: a Node-API addon (napi-rs 3) under the thin JavaScript
+//! layer in `node/lib/`.
+//!
+//! The addon is private to the package: users import `cellgate`, whose JavaScript validates
+//! every argument (with `TypeError`/`RangeError` naming the argument) and builds the decision
+//! objects. The boundary is designed for the cost of a Node-API call:
+//!
+//! - an operation returns a small integer ([`shared::DENIED`], [`shared::ALLOWED`],
+//!   [`shared::TABLE_FULL`]) and writes the numbers of its decision into a `Float64Array` that
+//!   the JavaScript object shares with its native half ([`shared`]), because building an
+//!   object through Node-API costs ten times a plain JavaScript literal;
+//! - string keys are read as UTF-8 into a stack buffer ([`key`]), with no allocation for
+//!   keys up to 250 bytes;
+//! - costs arrive as `f64` already validated by JavaScript, and are checked again here
+//!   (an invalid one is an error, never a silent zero).
+//!
+//! Nothing here panics across the boundary: arithmetic is checked, and every fallible
+//! conversion returns a Node-API error that the JavaScript layer turns into a typed error.
+
+mod clock;
+mod error;
+mod headers;
+mod key;
+mod limiter;
+mod policy;
+mod quota;
+mod shared;
+
+pub use clock::{monotonic_now_ns, NativeManualClock};
+pub use headers::render_body;
+pub use limiter::NativeLimiter;
+pub use policy::{NativePolicy, NativeReservation};
+pub use quota::split_rates;
+pub use shared::layout;

@@ -1,0 +1,272 @@
+//! [`NativePolicy`]: several quotas over named dimensions, decided all-or-nothing per key,
+//! with reserve and settle, over core's [`KeyedPolicy`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cellgate::{
+    Clock, KeyedPolicy, PolicyDecision, PolicyEntry, PolicyError, Quota, Reservation, Seed,
+};
+use napi::bindgen_prelude::Float64Array;
+use napi::Result;
+use napi_derive::napi;
+
+use crate::clock::{NativeManualClock, NodeClock};
+use crate::error::range_error;
+use crate::headers::{header_style, render};
+use crate::key::Key;
+use crate::limiter;
+use crate::shared::{Shared, ALLOWED, BINDING, COUNT, DENIED, STATUS, TABLE_FULL};
+
+/// One entry as JavaScript describes it (validated there first).
+#[napi(object)]
+pub struct EntrySpec {
+    /// The name headers show (printable ASCII).
+    pub name: String,
+    /// One rate string, such as `"10/second"`.
+    pub rate: String,
+    /// The burst, or the rate's count when absent.
+    pub burst: Option<f64>,
+    /// The dimension (index into the costs) this entry is charged.
+    pub dimension: u32,
+}
+
+/// Tells policies apart, so that a reservation is settled only by the policy that made it.
+static NEXT_POLICY_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The native half of a `Policy` (and of a `Limiter` with several quotas).
+#[napi]
+pub struct NativePolicy {
+    policy: KeyedPolicy<String, NodeClock>,
+    shared: Shared,
+    names: Vec<String>,
+    quotas: Vec<Quota>,
+    id: u64,
+}
+
+/// A reservation made by [`NativePolicy::reserve`], settled at most once.
+#[napi]
+pub struct NativeReservation {
+    reservation: Option<Reservation>,
+    policy_id: u64,
+}
+
+#[napi]
+impl NativeReservation {
+    /// Whether the reservation was admitted and is not settled yet.
+    #[napi(getter)]
+    pub fn pending(&self) -> bool {
+        self.reservation.is_some()
+    }
+}
+
+#[napi]
+impl NativePolicy {
+    /// A keyed policy over `entries` with room for `max_keys` keys per entry.
+    ///
+    /// # Errors
+    /// `RangeError`-coded errors for an invalid entry, an empty or too long list, a skipped
+    /// dimension, or an invalid `max_keys`.
+    #[napi(constructor)]
+    pub fn new(
+        entries: Vec<EntrySpec>,
+        max_keys: f64,
+        clock: Option<&NativeManualClock>,
+        shared: Float64Array,
+    ) -> Result<Self> {
+        let mut policy_entries = Vec::with_capacity(entries.len());
+        for (index, entry) in entries.iter().enumerate() {
+            let what = format!("entries[{index}]");
+            let quota = crate::quota::parse_one(&entry.rate, entry.burst, &what)?;
+            if !entry.name.bytes().all(|byte| (0x20..=0x7e).contains(&byte)) {
+                return Err(range_error(format!("{what}: name must be printable ASCII")));
+            }
+            policy_entries.push(PolicyEntry {
+                name: entry.name.clone(),
+                quota,
+                dimension: usize::try_from(entry.dimension).unwrap_or(usize::MAX),
+            });
+        }
+        let dimensions = policy_entries
+            .iter()
+            .map(|entry| entry.dimension)
+            .max()
+            .map_or(0, |max| max + 1);
+        for dimension in 0..dimensions {
+            if !policy_entries
+                .iter()
+                .any(|entry| entry.dimension == dimension)
+            {
+                return Err(range_error(format!("dimension {dimension} has no entry")));
+            }
+        }
+        let names = policy_entries
+            .iter()
+            .map(|entry| entry.name.clone())
+            .collect();
+        let quotas = policy_entries.iter().map(|entry| entry.quota).collect();
+        let policy = KeyedPolicy::with_clock(
+            policy_entries,
+            limiter::max_keys(max_keys)?,
+            Seed::random(),
+            NodeClock::new(clock),
+        )
+        .map_err(|error| range_error(format!("entries: {error}")))?;
+        Ok(Self {
+            policy,
+            shared: Shared::new(shared)?,
+            names,
+            quotas,
+            id: NEXT_POLICY_ID.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// How many costs each call reads from the shared array: one per dimension.
+    #[napi(getter)]
+    pub fn dimensions(&self) -> u32 {
+        u32::try_from(self.policy.dimensions()).unwrap_or(u32::MAX)
+    }
+
+    /// Each entry's burst, in entry order.
+    #[napi]
+    pub fn limits(&self) -> Vec<f64> {
+        self.quotas
+            .iter()
+            .map(|quota| quota.burst_cost() as f64)
+            .collect()
+    }
+
+    /// Each entry's name, in entry order.
+    #[napi]
+    pub fn names(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    /// Admits the costs in the shared array for `key` only if every entry admits its cost.
+    ///
+    /// # Errors
+    /// An invalid cost in the shared array.
+    #[napi]
+    pub fn check(&self, key: Key) -> Result<u32> {
+        let costs = self.costs()?;
+        let now_ns = self.policy.clock().now_ns();
+        self.written(self.policy.check_at(key, now_ns, &costs))
+    }
+
+    /// The decision `check` would make, consuming nothing.
+    ///
+    /// # Errors
+    /// An invalid cost.
+    #[napi]
+    pub fn peek(&self, key: Key) -> Result<u32> {
+        let costs = self.costs()?;
+        let now_ns = self.policy.clock().now_ns();
+        self.written(self.policy.peek_at(key, now_ns, &costs))
+    }
+
+    /// Charges the costs on every entry regardless (into debt).
+    ///
+    /// # Errors
+    /// An invalid cost.
+    #[napi]
+    pub fn force(&self, key: Key) -> Result<u32> {
+        let costs = self.costs()?;
+        let now_ns = self.policy.clock().now_ns();
+        self.written(self.policy.force_at(key, now_ns, &costs))
+    }
+
+    /// Gives the costs back on every entry, never above full.
+    ///
+    /// # Errors
+    /// An invalid cost.
+    #[napi]
+    pub fn refund(&self, key: Key) -> Result<u32> {
+        let costs = self.costs()?;
+        let now_ns = self.policy.clock().now_ns();
+        self.written(self.policy.refund_at(key, now_ns, &costs))
+    }
+
+    /// Makes every entry's bucket for `key` full.
+    #[napi]
+    pub fn reset(&self, key: Key) {
+        self.policy.reset_at(key, self.policy.clock().now_ns());
+    }
+
+    /// Reserves the estimate in the shared array for `key`: writes the decision and the
+    /// status (into the `STATUS` slot) and returns the reservation (pending when admitted).
+    ///
+    /// # Errors
+    /// An invalid cost.
+    #[napi]
+    pub fn reserve(&self, key: Key) -> Result<NativeReservation> {
+        let costs = self.costs()?;
+        let now_ns = self.policy.clock().now_ns();
+        let (status, reservation) = match self.policy.reserve_at(key, now_ns, &costs) {
+            Ok(reserved) => (self.written(Ok(reserved.decision))?, reserved.reservation),
+            Err(error) => (self.written(Err(error))?, None),
+        };
+        self.shared.set(STATUS, f64::from(status));
+        Ok(NativeReservation {
+            reservation,
+            policy_id: self.id,
+        })
+    }
+
+    /// Settles `reservation` with the actual costs in the shared array: refunds what was not
+    /// used, charges what exceeds the estimate (into debt if need be).
+    ///
+    /// # Errors
+    /// A reservation already settled, refused, or made by another policy; an invalid cost.
+    #[napi]
+    pub fn settle(&self, reservation: &mut NativeReservation) -> Result<u32> {
+        if reservation.policy_id != self.id {
+            return Err(range_error("reservation: made by another policy"));
+        }
+        let costs = self.costs()?;
+        let Some(taken) = reservation.reservation.take() else {
+            return Err(range_error("reservation: already settled, or refused"));
+        };
+        let now_ns = self.policy.clock().now_ns();
+        self.written(self.policy.settle_at(now_ns, taken, &costs))
+    }
+
+    /// Renders the headers for the `count` entries' decisions that JavaScript wrote into the
+    /// shared array, as `[name, value, ...]`.
+    ///
+    /// # Errors
+    /// An invalid style or decision.
+    #[napi]
+    pub fn render_headers(&self, style: u32, now_unix_s: f64, count: u32) -> Result<Vec<String>> {
+        let count = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(self.names.len());
+        render(
+            &self.shared,
+            &self.names,
+            &self.quotas,
+            header_style(style, now_unix_s)?,
+            count,
+        )
+    }
+
+    fn costs(&self) -> Result<Vec<u64>> {
+        (0..self.policy.dimensions())
+            .map(|dimension| self.shared.cost(dimension))
+            .collect()
+    }
+
+    fn written(&self, decision: core::result::Result<PolicyDecision, PolicyError>) -> Result<u32> {
+        match decision {
+            Ok(decision) => {
+                let entries = decision.decisions();
+                for (index, entry) in entries.iter().enumerate() {
+                    self.shared.write_entry(index, entry);
+                }
+                self.shared.set(COUNT, entries.len() as f64);
+                self.shared.set(BINDING, decision.binding as f64);
+                Ok(if decision.allowed { ALLOWED } else { DENIED })
+            }
+            Err(PolicyError::TableFull) => Ok(TABLE_FULL),
+            Err(error) => Err(range_error(error.to_string())),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The `Float64Array` that a JavaScript limiter shares with its native half.
+//!
+//! An operation writes its decision here and returns only a status, so that JavaScript builds
+//! the decision object itself (a literal costs a few nanoseconds; an object built through
+//! Node-API, hundreds). Policies also read their costs from here, instead of converting a
+//! JavaScript array on every call.
+//!
+//! Layout, in `f64` slots (`node/lib/native.js` holds the same numbers and checks them
+//! against [`layout`] when it loads):
+//!
+//! | slots | what |
+//! |---|---|
+//! | `BINDING` | the binding entry's index (policies) |
+//! | `COUNT` | how many entries follow |
+//! | `STATUS` | the status of a policy's `reserve` (which returns an object, not the status) |
+//! | `ENTRIES + 5 i ..` | entry `i`: allowed (0 or 1), limit, remaining, retry-after ns, reset-after ns |
+//! | `COSTS + d` | input: the cost of dimension `d` (policies) |
+//!
+//! Nanosecond values are exact below 2^53 (104 days); [`cellgate::NEVER`] is written as
+//! `Infinity`.
+
+use cellgate::{Decision, NEVER};
+use napi::bindgen_prelude::Float64Array;
+use napi::Result;
+use std::ptr::NonNull;
+
+use crate::error::range_error;
+
+/// Returned when the operation was denied (for `refund`/`force`: the bucket is in debt).
+pub const DENIED: u32 = 0;
+/// Returned when the operation was allowed.
+pub const ALLOWED: u32 = 1;
+/// Returned when a new key could not be placed in the table (nothing was written).
+pub const TABLE_FULL: u32 = 2;
+
+/// The binding entry's index.
+pub(crate) const BINDING: usize = 0;
+/// The number of entries written.
+pub(crate) const COUNT: usize = 1;
+/// The status of a `reserve`.
+pub(crate) const STATUS: usize = 2;
+/// The first entry's first slot.
+pub(crate) const ENTRIES: usize = 3;
+/// Slots per entry.
+pub(crate) const ENTRY_SLOTS: usize = 5;
+/// The first cost slot (after room for `MAX_POLICY_QUOTAS` entries).
+pub(crate) const COSTS: usize = ENTRIES + ENTRY_SLOTS * cellgate::MAX_POLICY_QUOTAS;
+/// The slots the array must have at least.
+pub(crate) const LEN: usize = COSTS + cellgate::MAX_POLICY_QUOTAS;
+
+/// The layout, for the JavaScript layer to check its constants against:
+/// `[BINDING, COUNT, STATUS, ENTRIES, ENTRY_SLOTS, COSTS, LEN, DENIED, ALLOWED, TABLE_FULL]`.
+#[napi_derive::napi(js_name = "sharedLayout")]
+pub fn layout() -> Vec<u32> {
+    [BINDING, COUNT, STATUS, ENTRIES, ENTRY_SLOTS, COSTS, LEN]
+        .iter()
+        .map(|&slot| u32::try_from(slot).unwrap_or(u32::MAX))
+        .chain([DENIED, ALLOWED, TABLE_FULL])
+        .collect()
+}
+
+/// A nanosecond count as the `f64` JavaScript reads: exact below 2^53, `NEVER` as `Infinity`.
+pub(crate) fn ns_to_f64(ns: u64) -> f64 {
+    if ns == NEVER {
+        f64::INFINITY
+    } else {
+        ns as f64
+    }
+}
+
+/// The inverse of [`ns_to_f64`] for values JavaScript hands back (header rendering).
+pub(crate) fn f64_to_ns(value: f64) -> Option<u64> {
+    if value == f64::INFINITY {
+        Some(NEVER)
+    } else if value.is_finite()
+        && value >= 0.0
+        && value.fract() == 0.0
+        && value < 18_446_744_073_709_551_616.0
+    {
+        Some(value as u64)
+    } else {
+        None
+    }
+}
+
+/// The shared array, held (a strong reference) for as long as the native object lives.
+pub(crate) struct Shared {
+    /// Keeps the array alive; all access goes through `data`.
+    _array: Float64Array,
+    data: NonNull<f64>,
+    len: usize,
+}
+
+impl Shared {
+    /// Takes `array`, which must have at least [`LEN`] slots.
+    pub(crate) fn new(mut array: Float64Array) -> Result<Self> {
+        if array.len() < LEN {
+            return Err(range_error(format!(
+                "shared: a Float64Array of at least {LEN} elements is required"
+            )));
+        }
+        // SAFETY: we only take the pointer here; `set` and `get` document each access.
+        let slice = unsafe { array.as_mut() };
+        let len = slice.len();
+        let data = NonNull::new(slice.as_mut_ptr())
+            .ok_or_else(|| range_error("shared: the Float64Array has no memory"))?;
+        Ok(Self {
+            _array: array,
+            data,
+            len,
+        })
+    }
+
+    /// Writes `value` into `slot` (ignored past the end, which the layout never reaches).
+    #[inline]
+    pub(crate) fn set(&self, slot: usize, value: f64) {
+        if slot < self.len {
+            // SAFETY: `slot` is within the array, whose memory stays valid and in place while
+            // we hold our reference to it (an ArrayBuffer's backing store does not move, and
+            // this one is never detached or resized: only the package's own code sees it).
+            // JavaScript runs on this thread and is paused while a native method runs, so
+            // nothing else accesses the memory during the write.
+            unsafe { self.data.as_ptr().add(slot).write(value) };
+        }
+    }
+
+    /// Reads `slot` (0 past the end).
+    #[inline]
+    pub(crate) fn get(&self, slot: usize) -> f64 {
+        if slot < self.len {
+            // SAFETY: as in `set`: in bounds, valid, and not written concurrently.
+            unsafe { self.data.as_ptr().add(slot).read() }
+        } else {
+            0.0
+        }
+    }
+
+    /// Writes one entry's decision.
+    #[inline]
+    pub(crate) fn write_entry(&self, index: usize, decision: &Decision) {
+        let base = ENTRIES + ENTRY_SLOTS * index;
+        self.set(base, if decision.allowed { 1.0 } else { 0.0 });
+        self.set(base + 1, decision.limit as f64);
+        self.set(base + 2, decision.remaining as f64);
+        self.set(base + 3, ns_to_f64(decision.retry_after_ns));
+        self.set(base + 4, ns_to_f64(decision.reset_after_ns));
+    }
+
+    /// The hot path of a single limiter: remaining and the two waits of entry 0 (JavaScript
+    /// knows the limit, and `allowed` is the returned status).
+    #[inline]
+    pub(crate) fn write_single(&self, decision: &Decision) {
+        self.set(ENTRIES + 2, decision.remaining as f64);
+        self.set(ENTRIES + 3, ns_to_f64(decision.retry_after_ns));
+        self.set(ENTRIES + 4, ns_to_f64(decision.reset_after_ns));
+    }
+
+    /// Reads the cost of dimension `dimension`, validated.
+    pub(crate) fn cost(&self, dimension: usize) -> Result<u64> {
+        cost_from_f64(self.get(COSTS + dimension)).ok_or_else(|| {
+            range_error(format!(
+                "cost of dimension {dimension} must be a non-negative safe integer"
+            ))
+        })
+    }
+}
+
+/// The largest integer an `f64` holds exactly, 2^53 - 1 (`Number.MAX_SAFE_INTEGER`).
+pub(crate) const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// A cost from JavaScript: a non-negative integer no larger than 2^53 - 1, or `None`.
+#[inline]
+pub(crate) fn cost_from_f64(value: f64) -> Option<u64> {
+    // NaN fails both comparisons.
+    if (0.0..=MAX_SAFE_INTEGER).contains(&value) && value.fract() == 0.0 {
+        Some(value as u64)
+    } else {
+        None
+    }
+}
+
+/// The status for a decision.
+#[inline]
+pub(crate) fn status(decision: &Decision) -> u32 {
+    if decision.allowed {
+        ALLOWED
+    } else {
+        DENIED
+    }
+}
