@@ -1,1 +1,96 @@
-# Targets for ffi-c/ (included by the top-level Makefile). Under construction.
+# Targets for ffi-c/ (the C ABI) and examples/c/, included by the top-level Makefile.
+#
+#   make dist-c     dist/include/cellgate.h, dist/lib/libcellgate.{a,so}, dist/lib/pkgconfig/cellgate.pc
+#   make install    the same under PREFIX (default /usr/local; DESTDIR honoured)
+#   make test-c     header freshness, C tests under ASan+UBSan and valgrind, a C++ compile
+#   make demo-c     the example HTTP service answering 200s, then 429s
+#   make bench-c    the keyed check from C against the same Rust call
+#   make header-c   regenerate ffi-c/include/cellgate.h (commit it)
+#
+# Overridable: CC, CXX, PREFIX, DESTDIR, VALGRIND, FFI_HAMMER_THREADS, FFI_BENCH_ARGS.
+
+CC ?= cc
+CXX ?= c++
+PREFIX ?= /usr/local
+VALGRIND ?= valgrind
+FFI_DIST := $(CURDIR)/dist
+FFI_BUILD := $(TARGET_DIR)/ffi-c
+# The ABI version in the SONAME (see ffi-c/build.rs) and the full version, from the header.
+FFI_VERSION = $(shell sed -n 's/^\#define CG_VERSION "\(.*\)"/\1/p' ffi-c/include/cellgate.h)
+FFI_VERSION_WORDS = $(subst ., ,$(FFI_VERSION))
+FFI_SOVERSION = $(if $(filter 0,$(word 1,$(FFI_VERSION_WORDS))),0.$(word 2,$(FFI_VERSION_WORDS)),$(word 1,$(FFI_VERSION_WORDS)))
+# What the static library needs from the system (rustc --print native-static-libs).
+FFI_STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+FFI_CFLAGS := -std=c11 -Wall -Wextra -Werror -O1 -g
+FFI_SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FFI_C_TESTS := ffi-c/tests/c/main.c ffi-c/tests/c/test_api.c ffi-c/tests/c/test_vectors.c \
+	ffi-c/tests/c/test_threads.c
+FFI_HAMMER_THREADS ?= 4
+
+.PHONY: setup-c header-c dist-c install test-c demo-c bench-c
+
+setup-c: ## Check (and on Debian/Ubuntu as root, install) cc, c++, pkg-config, valgrind, python3, curl
+	@$(PRELUDE)
+	missing=
+	for tool in "$(CC):gcc" "$(CXX):g++" pkg-config:pkg-config valgrind:valgrind curl:curl; do
+		command -v "$${tool%%:*}" >/dev/null || missing="$$missing $${tool##*:}"
+	done
+	command -v python3 >/dev/null || missing="$$missing python3"
+	if [ -n "$$missing" ]; then
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then
+			step apt-get update -q
+			step env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing
+		else
+			echo "missing tools:$$missing (install them, e.g. apt-get install$$missing)" >&2
+			exit 1
+		fi
+	fi
+
+header-c: ## Regenerate ffi-c/include/cellgate.h with cbindgen (pinned dev-dependency); commit it
+	@$(PRELUDE)
+	step env CELLGATE_BLESS=1 $(CARGO) test $(LOCKED) -p cellgate-ffi --test header
+
+# Writes dist/lib/pkgconfig/cellgate.pc for prefix $(1) (`$${pcfiledir}/../..` keeps dist/
+# relocatable).
+define FFI_PC
+prefix=$(1)
+libdir=$${prefix}/lib
+includedir=$${prefix}/include
+
+Name: cellgate
+Description: Exact, lock-free rate limiting (GCRA, token bucket, keyed tables, policies)
+Version: $(FFI_VERSION)
+Cflags: -I$${includedir}
+Libs: -L$${libdir} -lcellgate
+Libs.private: $(FFI_STATIC_LIBS)
+endef
+
+dist-c: ## Build libcellgate (release) into dist/: include/cellgate.h, lib/libcellgate.{a,so}, lib/pkgconfig/cellgate.pc
+	@$(PRELUDE)
+	step $(CARGO) build $(LOCKED) -p cellgate-ffi --release
+	mkdir -p dist/include dist/lib/pkgconfig
+	step install -m 644 ffi-c/include/cellgate.h dist/include/cellgate.h
+	step install -m 644 $(TARGET_DIR)/release/libcellgate_ffi.a dist/lib/libcellgate.a
+	step install -m 755 $(TARGET_DIR)/release/libcellgate_ffi.so dist/lib/libcellgate.so.$(FFI_VERSION)
+	ln -sfn libcellgate.so.$(FFI_VERSION) dist/lib/libcellgate.so.$(FFI_SOVERSION)
+	ln -sfn libcellgate.so.$(FFI_SOVERSION) dist/lib/libcellgate.so
+	cat > dist/lib/pkgconfig/cellgate.pc <<'EOF'
+	$(call FFI_PC,$${pcfiledir}/../..)
+	EOF
+	step env PKG_CONFIG_PATH=dist/lib/pkgconfig pkg-config --modversion --cflags --libs cellgate
+
+install: dist-c ## Install the C library, header and cellgate.pc under PREFIX (default /usr/local; DESTDIR too)
+	@$(PRELUDE)
+	root="$(DESTDIR)$(PREFIX)"
+	step install -d "$$root/include" "$$root/lib/pkgconfig"
+	step install -m 644 dist/include/cellgate.h "$$root/include/cellgate.h"
+	step install -m 644 dist/lib/libcellgate.a "$$root/lib/libcellgate.a"
+	step install -m 755 dist/lib/libcellgate.so.$(FFI_VERSION) "$$root/lib/libcellgate.so.$(FFI_VERSION)"
+	ln -sfn libcellgate.so.$(FFI_VERSION) "$$root/lib/libcellgate.so.$(FFI_SOVERSION)"
+	ln -sfn libcellgate.so.$(FFI_SOVERSION) "$$root/lib/libcellgate.so"
+	cat > "$$root/lib/pkgconfig/cellgate.pc" <<'EOF'
+	$(call FFI_PC,$(PREFIX))
+	EOF
+	echo "installed under $$root (ldconfig may be needed for the shared library)"
+
+DIST_STEPS += dist-c

@@ -1,0 +1,293 @@
+//! Rate-limit headers and the 429 body, rendered by core into the caller's buffer; client IP
+//! keys.
+
+use crate::boundary::{buffer, guard, output, slice, write};
+use crate::decision::cg_decision;
+use crate::quota::{cg_quota, text};
+use crate::status::cg_status;
+use cellgate::{
+    render_429_body, render_headers, ClientKey, ClientKeyConfig, HeaderError, HeaderStyle,
+    PolicyHeader,
+};
+use core::ffi::c_char;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// IETF `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10), one
+/// item per policy, then `Retry-After` on a denial. The default.
+pub const CG_HEADER_STYLE_IETF: u32 = 0;
+/// `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (seconds from now until
+/// full) for the binding policy, then `Retry-After` on a denial.
+pub const CG_HEADER_STYLE_LEGACY: u32 = 1;
+/// As `CG_HEADER_STYLE_LEGACY`, but `X-RateLimit-Reset` is the Unix time (seconds) at which the
+/// bucket is full: `now_unix_s + ceil(reset_after_ns / 1e9)`.
+pub const CG_HEADER_STYLE_LEGACY_EPOCH: u32 = 2;
+
+/// The most header lines one rendering writes.
+pub const CG_MAX_HEADERS: usize = 4;
+/// The longest 429 body `cg_render_429_body` writes; a buffer this long never fails.
+pub const CG_MAX_429_BODY_BYTES: usize = 50;
+/// The longest client key `cg_client_key_*` writes (an IPv6 /128 key).
+pub const CG_CLIENT_KEY_MAX_LEN: usize = 18;
+
+const _: () = assert!(CG_MAX_HEADERS == cellgate::MAX_HEADERS);
+const _: () = assert!(CG_MAX_429_BODY_BYTES == cellgate::MAX_429_BODY_BYTES);
+const _: () = assert!(CG_CLIENT_KEY_MAX_LEN == ClientKey::MAX_LEN);
+
+/// One policy to describe in the headers: its name (`name_len` bytes, or `CG_NUL_TERMINATED`;
+/// printable ASCII only), its quota and the decision it gave.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct cg_policy_header {
+    /// The policy's name, as the IETF headers show it.
+    pub name: *const c_char,
+    /// The name's length in bytes, or `CG_NUL_TERMINATED`.
+    pub name_len: usize,
+    /// The policy's quota (`q` and `w` of `RateLimit-Policy`).
+    pub quota: cg_quota,
+    /// What the policy's limiter answered.
+    pub decision: cg_decision,
+}
+
+/// The header style for a `CG_HEADER_STYLE_*` constant.
+fn style(style: u32, now_unix_s: u64) -> Result<HeaderStyle, cg_status> {
+    match style {
+        CG_HEADER_STYLE_IETF => Ok(HeaderStyle::Ietf),
+        CG_HEADER_STYLE_LEGACY => Ok(HeaderStyle::Legacy),
+        CG_HEADER_STYLE_LEGACY_EPOCH => Ok(HeaderStyle::LegacyEpoch { now_unix_s }),
+        _ => Err(cg_status::InvalidArgument),
+    }
+}
+
+/// Renders `policies` as HTTP header lines (`Name: value\r\n` each) into `out`, reporting the
+/// exact length written, or needed, into `*len`.
+pub(crate) fn render_lines(
+    style: HeaderStyle,
+    policies: &[PolicyHeader<'_>],
+    out: &mut [u8],
+    len: core::ptr::NonNull<usize>,
+) -> Result<(), cg_status> {
+    let mut scratch = [0u8; 1024];
+    let mut heap = Vec::new();
+    let headers = match render_headers(style, policies, &mut scratch) {
+        Ok(headers) => headers,
+        Err(HeaderError::BufferTooSmall { needed }) => {
+            heap.resize(needed, 0);
+            render_headers(style, policies, &mut heap)?
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let mut written = 0usize;
+    for (name, value) in headers.iter() {
+        for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+            let end = written.saturating_add(part.len());
+            if let Some(dst) = out.get_mut(written..end) {
+                dst.copy_from_slice(part);
+            }
+            written = end;
+        }
+    }
+    // SAFETY: `len` is a non-NULL output the caller provided as writable.
+    unsafe { write(len, written) };
+    if written > out.len() {
+        return Err(cg_status::BufferTooSmall);
+    }
+    Ok(())
+}
+
+/// Renders the rate-limit headers for `count` policies in `style` (`CG_HEADER_STYLE_*`) into
+/// `buf` as HTTP header lines, `Name: value\r\n` each, ready to append to a response head (no
+/// NUL is written). `*len` receives the number of bytes written; `now_unix_s` is used by
+/// `CG_HEADER_STYLE_LEGACY_EPOCH` only.
+///
+/// The values are core's, byte for byte the same in every runtime: durations in whole seconds
+/// rounded up; `Retry-After` only when some policy denied, at least 1, omitted when the wait
+/// is `CG_NEVER`. See the crate documentation of `render_headers` for every value.
+///
+/// # Errors
+/// `CG_STATUS_BUFFER_TOO_SMALL` with the exact length needed in `*len` (render with `buf_len`
+/// 0 to ask); `CG_STATUS_NULL_ARGUMENT` (`policies` with a non-zero count, `len`, a name, or
+/// `buf` with a non-zero length); `CG_STATUS_EMPTY_POLICY` (`count` 0);
+/// `CG_STATUS_INVALID_NAME` (a name not printable ASCII); `CG_STATUS_INVALID_ARGUMENT`
+/// (unknown style); the quota's status for an invalid quota.
+///
+/// # Safety
+/// `policies` is NULL or points to `count` readable entries whose names are readable as their
+/// lengths say; `buf` is NULL or valid for writing `buf_len` bytes; `len` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cg_render_headers(
+    style: u32,
+    now_unix_s: u64,
+    policies: *const cg_policy_header,
+    count: usize,
+    buf: *mut c_char,
+    buf_len: usize,
+    len: *mut usize,
+) -> cg_status {
+    guard(|| {
+        let len = output(len)?;
+        let style = self::style(style, now_unix_s)?;
+        // SAFETY: NULL or `count` readable entries, by the caller's contract.
+        let policies = unsafe { slice(policies, count) }?;
+        // SAFETY: NULL or `buf_len` writable bytes, by the caller's contract.
+        let out = unsafe { buffer(buf.cast::<u8>(), buf_len) }?;
+        let mut headers = Vec::with_capacity(policies.len());
+        for policy in policies {
+            // SAFETY: the name is readable as its length says, by the caller's contract.
+            let name = unsafe { text(policy.name, policy.name_len) }.map_err(|status| {
+                if status == cg_status::InvalidUtf8 {
+                    cg_status::InvalidName
+                } else {
+                    status
+                }
+            })?;
+            headers.push(PolicyHeader {
+                name,
+                quota: policy.quota.to_core()?,
+                decision: policy.decision.into(),
+            });
+        }
+        render_lines(style, &headers, out, len)
+    })
+}
+
+/// Writes the JSON body of a 429 response into `buf`: `{"error":"rate_limited","retry_after":N}`
+/// with N the `Retry-After` value (seconds, rounded up, at least 1), or `null` when
+/// `retry_after_ns` is `CG_NEVER`. `*len` receives its length (at most
+/// `CG_MAX_429_BODY_BYTES`; no NUL is written).
+///
+/// # Errors
+/// `CG_STATUS_BUFFER_TOO_SMALL` with the length needed in `*len`; `CG_STATUS_NULL_ARGUMENT`
+/// (`len`, or `buf` with a non-zero length).
+///
+/// # Safety
+/// `buf` is NULL or valid for writing `buf_len` bytes; `len` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cg_render_429_body(
+    retry_after_ns: u64,
+    buf: *mut c_char,
+    buf_len: usize,
+    len: *mut usize,
+) -> cg_status {
+    guard(|| {
+        let len = output(len)?;
+        // SAFETY: NULL or `buf_len` writable bytes, by the caller's contract.
+        let out = unsafe { buffer(buf.cast::<u8>(), buf_len) }?;
+        let written = match render_429_body(retry_after_ns, out) {
+            Ok(written) => written,
+            Err(HeaderError::BufferTooSmall { needed }) => {
+                // SAFETY: non-NULL and writable by the caller's contract.
+                unsafe { write(len, needed) };
+                return Err(cg_status::BufferTooSmall);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        // SAFETY: non-NULL and writable by the caller's contract.
+        unsafe { write(len, written) };
+        Ok(())
+    })
+}
+
+/// The configuration for an IPv6 prefix length; 0 means the default, /56.
+fn client_key_config(ipv6_prefix_len: u32) -> Result<ClientKeyConfig, cg_status> {
+    if ipv6_prefix_len == 0 {
+        return Ok(ClientKeyConfig::DEFAULT);
+    }
+    let len = u8::try_from(ipv6_prefix_len).map_err(|_| cg_status::InvalidPrefixLength)?;
+    ClientKeyConfig::new()
+        .with_ipv6_prefix_len(len)
+        .map_err(|_| cg_status::InvalidPrefixLength)
+}
+
+/// Writes a client key into the caller's buffer.
+fn write_key(
+    key: &ClientKey,
+    out: *mut u8,
+    capacity: usize,
+    len: core::ptr::NonNull<usize>,
+) -> Result<(), cg_status> {
+    let bytes = key.as_bytes();
+    // SAFETY: `len` is a non-NULL output the caller provided as writable.
+    unsafe { write(len, bytes.len()) };
+    if bytes.len() > capacity {
+        return Err(cg_status::BufferTooSmall);
+    }
+    // SAFETY: NULL or `capacity` writable bytes, by the caller's contract.
+    let out = unsafe { buffer(out, capacity) }?;
+    if let Some(dst) = out.get_mut(..bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
+    Ok(())
+}
+
+/// The limiter key of a client IP address given as text (`192.0.2.1`, `2001:db8::1`,
+/// `[2001:db8::1]:8080`, `fe80::1%eth0`, with surrounding whitespace), as core's `ClientKey`
+/// builds it: IPv4 (and IPv4-mapped IPv6) by address, IPv6 by its first `ipv6_prefix_len`
+/// bits (0 for the default, 56). The key's bytes go to `out` (at most `CG_CLIENT_KEY_MAX_LEN`)
+/// and their number to `*len`.
+///
+/// # Errors
+/// `CG_STATUS_INVALID_ADDRESS`, `CG_STATUS_INVALID_UTF8`, `CG_STATUS_INVALID_PREFIX_LENGTH`,
+/// `CG_STATUS_BUFFER_TOO_SMALL` (with the length needed in `*len`), `CG_STATUS_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `text` is NULL or readable as `text_len` says (or NUL-terminated with
+/// `CG_NUL_TERMINATED`); `out` is NULL or valid for writing `capacity` bytes; `len` is NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn cg_client_key_parse(
+    text: *const c_char,
+    text_len: usize,
+    ipv6_prefix_len: u32,
+    out: *mut u8,
+    capacity: usize,
+    len: *mut usize,
+) -> cg_status {
+    guard(|| {
+        let len = output(len)?;
+        // SAFETY: forwarded from the caller's contract.
+        let text = unsafe { self::text(text, text_len) }?;
+        let config = client_key_config(ipv6_prefix_len)?;
+        let key = ClientKey::parse(text, config)?;
+        write_key(&key, out, capacity, len)
+    })
+}
+
+/// The limiter key of a client IP address given as bytes in network order (`address_len` 4
+/// for IPv4, 16 for IPv6, as in `struct in_addr` / `struct in6_addr`); otherwise as
+/// `cg_client_key_parse`.
+///
+/// # Errors
+/// `CG_STATUS_INVALID_ARGUMENT` (an `address_len` other than 4 or 16),
+/// `CG_STATUS_INVALID_PREFIX_LENGTH`, `CG_STATUS_BUFFER_TOO_SMALL`, `CG_STATUS_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `address` is NULL or points to `address_len` bytes; `out` is NULL or valid for writing
+/// `capacity` bytes; `len` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cg_client_key_from_ip(
+    address: *const u8,
+    address_len: usize,
+    ipv6_prefix_len: u32,
+    out: *mut u8,
+    capacity: usize,
+    len: *mut usize,
+) -> cg_status {
+    guard(|| {
+        let len = output(len)?;
+        if address.is_null() {
+            return Err(cg_status::NullArgument);
+        }
+        // SAFETY: `address_len` readable bytes, by the caller's contract.
+        let address = unsafe { slice(address, address_len) }?;
+        let ip = if let Ok(octets) = <[u8; 4]>::try_from(address) {
+            IpAddr::V4(Ipv4Addr::from(octets))
+        } else if let Ok(octets) = <[u8; 16]>::try_from(address) {
+            IpAddr::V6(Ipv6Addr::from(octets))
+        } else {
+            return Err(cg_status::InvalidArgument);
+        };
+        let key = ClientKey::from_ip(ip, client_key_config(ipv6_prefix_len)?);
+        write_key(&key, out, capacity, len)
+    })
+}

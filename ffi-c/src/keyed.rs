@@ -1,0 +1,306 @@
+//! [`cg_keyed_limiter`]: one bucket per key in a fixed table.
+
+use crate::boundary::{free_handle, guard, into_handle, object, output, slice, write};
+use crate::clock::{cg_clock, TimeSource};
+use crate::decision::cg_decision;
+use crate::limiter::{refill, Operation};
+use crate::quota::cg_quota;
+use crate::status::cg_status;
+use cellgate::{Decision, KeyedLimiter, NoClock, Seed, Slot, TableFull, PROBE_WINDOW};
+use core::ptr::NonNull;
+
+/// Counters of a keyed limiter (a relaxed snapshot; exact once threads are quiet).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct cg_keyed_stats {
+    /// Keys holding a slot now.
+    pub live_keys: u64,
+    /// Slots taken over from idle keys (whose bucket was full again).
+    pub reclaimed: u64,
+    /// New keys refused with `CG_STATUS_TABLE_FULL`.
+    pub rejected_full: u64,
+    /// Slots in the table (the most keys it can ever hold).
+    pub slot_count: u64,
+}
+
+/// A limiter with one bucket per key (bytes of any length, including empty and with NUL
+/// bytes), in a table of fixed capacity allocated at creation: no operation allocates. Keys
+/// are hashed with SipHash-1-3 under a random per-table secret, so hash flooding does not
+/// degrade it. Lock-free for existing keys; safe to share between threads.
+///
+/// A key the table does not hold is a full bucket. Idle keys (full again) are reclaimed when a
+/// new key needs their slot, which changes no decision. When a new key finds only live keys
+/// in its window, the operation fails with `CG_STATUS_TABLE_FULL`; no live key is evicted.
+#[allow(non_camel_case_types)]
+pub struct cg_keyed_limiter {
+    table: KeyedLimiter<Box<[Slot]>, NoClock>,
+    time: TimeSource,
+}
+
+/// Checks that a table of `max_keys` keys (as `KeyedLimiter::with_options` sizes it) can be
+/// allocated, so that an impossible size is a status instead of an abort.
+pub(crate) fn check_table_size(max_keys: usize, tables: usize) -> Result<(), cg_status> {
+    let slots = max_keys.saturating_add(max_keys / 3).max(PROBE_WINDOW);
+    let bytes = slots
+        .checked_mul(core::mem::size_of::<Slot>())
+        .and_then(|bytes| bytes.checked_mul(tables))
+        .filter(|&bytes| bytes <= isize::MAX.unsigned_abs())
+        .ok_or(cg_status::InvalidArgument)?;
+    let mut probe: Vec<u8> = Vec::new();
+    probe
+        .try_reserve_exact(bytes)
+        .map_err(|_| cg_status::OutOfMemory)
+}
+
+/// Creates a keyed limiter: every key gets `quota`, refilled per `refill`
+/// (`CG_REFILL_GREEDY`, which is GCRA, or `CG_REFILL_INTERVAL`), in a table sized for
+/// `max_keys` keys live at once (`max_keys × 4/3` slots of 32 bytes, at least 16). With
+/// `max_keys` keys live, about 1 % of new keys get `CG_STATUS_TABLE_FULL`: size it above the
+/// live keys you expect (idle keys are reclaimed and do not count). `clock` as for
+/// `cg_limiter_new_gcra`. `*out` receives the limiter.
+///
+/// # Errors
+/// `CG_STATUS_NULL_ARGUMENT` (`out`), `CG_STATUS_INVALID_ARGUMENT` (unknown `refill`, or a
+/// table size that overflows), `CG_STATUS_OUT_OF_MEMORY`, the quota's status.
+///
+/// # Safety
+/// `clock` is NULL or a live clock; `out` is NULL or valid for writing a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn cg_keyed_limiter_new(
+    quota: cg_quota,
+    refill: u32,
+    max_keys: usize,
+    clock: *const cg_clock,
+    out: *mut *mut cg_keyed_limiter,
+) -> cg_status {
+    guard(|| {
+        let out = output(out)?;
+        let quota = quota.to_core()?;
+        let refill = self::refill(refill)?;
+        check_table_size(max_keys, 1)?;
+        let limiter = cg_keyed_limiter {
+            table: KeyedLimiter::with_options(quota, refill, max_keys, Seed::random(), NoClock),
+            // SAFETY: NULL or a live clock, by the caller's contract.
+            time: unsafe { TimeSource::from_ptr(clock) },
+        };
+        // SAFETY: non-NULL and writable by the caller's contract.
+        unsafe { write(out, into_handle(limiter)) };
+        Ok(())
+    })
+}
+
+/// Frees a keyed limiter and its table. NULL does nothing.
+///
+/// # Safety
+/// `limiter` is NULL or a keyed limiter not yet freed, that no other thread is using.
+#[no_mangle]
+pub unsafe extern "C" fn cg_keyed_limiter_free(limiter: *mut cg_keyed_limiter) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { free_handle(limiter) }
+}
+
+/// The shared body of the keyed operations.
+///
+/// # Safety
+/// `limiter` NULL or live; `key` NULL or `key_len` readable bytes; `out` NULL or writable.
+#[inline(always)]
+unsafe fn operate(
+    limiter: *const cg_keyed_limiter,
+    key: *const u8,
+    key_len: usize,
+    now_ns: u64,
+    cost: u64,
+    out: *mut cg_decision,
+    operation: Operation,
+) -> cg_status {
+    guard(|| {
+        // SAFETY: NULL or a live limiter, by the caller's contract.
+        let limiter = unsafe { object(limiter) }?;
+        // SAFETY: NULL or `key_len` readable bytes, by the caller's contract.
+        let key = unsafe { slice(key, key_len) }?;
+        let out = match (NonNull::new(out), operation) {
+            (Some(out), _) => Some(out),
+            (None, Operation::Check | Operation::Peek) => return Err(cg_status::NullArgument),
+            (None, Operation::Force | Operation::Refund) => None,
+        };
+        let now_ns = limiter.time.resolve(now_ns);
+        let table = &limiter.table;
+        let decision: Result<Decision, TableFull> = match operation {
+            Operation::Check => table.check_at(key, now_ns, cost),
+            Operation::Peek => Ok(table.peek_at(key, now_ns, cost)),
+            Operation::Force => table.force_at(key, now_ns, cost),
+            Operation::Refund => Ok(table.refund_at(key, now_ns, cost)),
+        };
+        let decision = decision.map_err(|TableFull| cg_status::TableFull)?;
+        if let Some(out) = out {
+            // SAFETY: non-NULL and writable by the caller's contract.
+            unsafe { write(out, decision.into()) };
+        }
+        Ok(())
+    })
+}
+
+/// Tests and consumes `cost` for the key (`key_len` bytes at `key`; NULL with length 0 is the
+/// empty key) at `now_ns` (or `CG_NOW`), atomically; see `cg_limiter_check`. The decision
+/// goes to `*out`.
+///
+/// # Errors
+/// `CG_STATUS_NULL_ARGUMENT` (`limiter`, `out`, or `key` NULL with a non-zero length);
+/// `CG_STATUS_TABLE_FULL` when the key is new, the cost would be admitted, and its window holds
+/// only live keys (answer 429 or 503; nothing was consumed).
+///
+/// # Safety
+/// `limiter` is NULL or a live keyed limiter; `key` is NULL or points to `key_len` readable
+/// bytes; `out` is NULL or valid for writing a `cg_decision`.
+#[no_mangle]
+pub unsafe extern "C" fn cg_keyed_limiter_check(
+    limiter: *const cg_keyed_limiter,
+    key: *const u8,
+    key_len: usize,
+    now_ns: u64,
+    cost: u64,
+    out: *mut cg_decision,
+) -> cg_status {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { operate(limiter, key, key_len, now_ns, cost, out, Operation::Check) }
+}
+
+/// The decision `cg_keyed_limiter_check` would make, without consuming or inserting.
+///
+/// # Errors
+/// `CG_STATUS_NULL_ARGUMENT` (`limiter`, `out`, or `key` NULL with a non-zero length).
+///
+/// # Safety
+/// As `cg_keyed_limiter_check`.
+#[no_mangle]
+pub unsafe extern "C" fn cg_keyed_limiter_peek(
+    limiter: *const cg_keyed_limiter,
+    key: *const u8,
+    key_len: usize,
+    now_ns: u64,
+    cost: u64,
+    out: *mut cg_decision,
+) -> cg_status {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { operate(limiter, key, key_len, now_ns, cost, out, Operation::Peek) }
+}
+
+/// Consumes `cost` for the key whether or not it fits (debt); see `cg_limiter_force`. `out`
+/// may be NULL.
+///
+/// # Errors
+/// `CG_STATUS_NULL_ARGUMENT` (`limiter`, or `key` NULL with a non-zero length);
+/// `CG_STATUS_TABLE_FULL` when the key is new and cannot be placed.
+///
+/// # Safety
+/// As `cg_keyed_limiter_check`.
+#[no_mangle]
+pub unsafe extern "C" fn cg_keyed_limiter_force(
+    limiter: *const cg_keyed_limiter,
+    key: *const u8,
+    key_len: usize,
+    now_ns: u64,
+    cost: u64,
+    out: *mut cg_decision,
+) -> cg_status {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { operate(limiter, key, key_len, now_ns, cost, out, Operation::Force) }
+}
+
+/// Gives `cost` back to the key, never above a full bucket (an absent key is already full).
+/// `out` may be NULL.
+///
+/// # Errors
+/// `CG_STATUS_NULL_ARGUMENT` (`limiter`, or `key` NULL with a non-zero length).
+///
+/// # Safety
+/// As `cg_keyed_limiter_check`.
+#[no_mangle]
+pub unsafe extern "C" fn cg_keyed_limiter_refund(
+    limiter: *const cg_keyed_limiter,
+    key: *const u8,
+    key_len: usize,
+    now_ns: u64,
+    cost: u64,
+    out: *mut cg_decision,
+) -> cg_status {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { operate(limiter, key, key_len, now_ns, cost, out, Operation::Refund) }
+}
+
+/// Makes the key's bucket full at `now_ns` (or `CG_NOW`); its slot becomes reclaimable.
+///
+/// # Errors
+/// `CG_STATUS_NULL_ARGUMENT` (`limiter`, or `key` NULL with a non-zero length).
+///
+/// # Safety
+/// `limiter` is NULL or a live keyed limiter; `key` is NULL or points to `key_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn cg_keyed_limiter_reset(
+    limiter: *const cg_keyed_limiter,
+    key: *const u8,
+    key_len: usize,
+    now_ns: u64,
+) -> cg_status {
+    guard(|| {
+        // SAFETY: NULL or a live limiter, by the caller's contract.
+        let limiter = unsafe { object(limiter) }?;
+        // SAFETY: NULL or `key_len` readable bytes, by the caller's contract.
+        let key = unsafe { slice(key, key_len) }?;
+        limiter.table.reset_at(key, limiter.time.resolve(now_ns));
+        Ok(())
+    })
+}
+
+/// The quota every key gets, into `*out`.
+///
+/// # Errors
+/// `CG_STATUS_NULL_ARGUMENT` when `limiter` or `out` is NULL.
+///
+/// # Safety
+/// `limiter` is NULL or a live keyed limiter; `out` is NULL or valid for writing a `cg_quota`.
+#[no_mangle]
+pub unsafe extern "C" fn cg_keyed_limiter_quota(
+    limiter: *const cg_keyed_limiter,
+    out: *mut cg_quota,
+) -> cg_status {
+    guard(|| {
+        // SAFETY: NULL or a live limiter, by the caller's contract.
+        let limiter = unsafe { object(limiter) }?;
+        let out = output(out)?;
+        // SAFETY: non-NULL and writable by the caller's contract.
+        unsafe { write(out, cg_quota::from_core(limiter.table.quota())) };
+        Ok(())
+    })
+}
+
+/// The table's counters, into `*out`.
+///
+/// # Errors
+/// `CG_STATUS_NULL_ARGUMENT` when `limiter` or `out` is NULL.
+///
+/// # Safety
+/// `limiter` is NULL or a live keyed limiter; `out` is NULL or valid for writing a
+/// `cg_keyed_stats`.
+#[no_mangle]
+pub unsafe extern "C" fn cg_keyed_limiter_stats(
+    limiter: *const cg_keyed_limiter,
+    out: *mut cg_keyed_stats,
+) -> cg_status {
+    guard(|| {
+        // SAFETY: NULL or a live limiter, by the caller's contract.
+        let limiter = unsafe { object(limiter) }?;
+        let out = output(out)?;
+        let stats = limiter.table.stats();
+        let stats = cg_keyed_stats {
+            live_keys: stats.live_keys,
+            reclaimed: stats.reclaimed,
+            rejected_full: stats.rejected_full,
+            slot_count: u64::try_from(limiter.table.slot_count()).unwrap_or(u64::MAX),
+        };
+        // SAFETY: non-NULL and writable by the caller's contract.
+        unsafe { write(out, stats) };
+        Ok(())
+    })
+}

@@ -1,0 +1,229 @@
+//! [`cg_status`]: what every function returns, with stable numbers, and its messages.
+
+use cellgate::{ClientKeyError, HeaderError, ParseErrorKind, PolicyError, QuotaError};
+use core::ffi::{c_char, c_int};
+
+/// What a function did. Every function of the library returns one (except the `_free`
+/// functions, which cannot fail, and `cg_status_message` and `cg_version`, which return text).
+///
+/// The numbers are stable: a code keeps its number and meaning forever, and a number is never
+/// reused for another meaning, even if its code is retired. New codes get new numbers.
+/// `cg_status_message` turns any code into text.
+///
+/// Unless a function says otherwise, a function that does not return `CG_STATUS_OK` has
+/// changed no state and written none of its outputs.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum cg_status {
+    /// Success.
+    Ok = 0,
+    /// A pointer argument that must not be NULL was NULL (or a byte pointer was NULL with a
+    /// non-zero length).
+    NullArgument = 1,
+    /// An argument is out of its range: an unknown constant (refill, header style), a length
+    /// above `PTRDIFF_MAX`, or a table size whose bytes overflow `PTRDIFF_MAX`.
+    InvalidArgument = 2,
+    /// Text that must be UTF-8 (a rate string) is not.
+    InvalidUtf8 = 3,
+    /// A rate string is malformed; the offset of the problem is reported where the function
+    /// takes an `error_offset` pointer.
+    ParseError = 4,
+    /// A quota's rate (cost per period) is zero.
+    ZeroRate = 5,
+    /// A quota's period is zero nanoseconds.
+    ZeroPeriod = 6,
+    /// A quota's burst is zero.
+    ZeroBurst = 7,
+    /// `burst × period / gcd(rate, period)` is too large to represent exactly: lower the burst.
+    CapacityOverflow = 8,
+    /// A period overflows 64-bit nanoseconds (about 584 years).
+    PeriodOverflow = 9,
+    /// A token bucket's initial fill exceeds its burst.
+    InitialFillAboveBurst = 10,
+    /// A new key could not be placed: every slot in its window holds a live key. No live key
+    /// is ever evicted; answer 429 (or 503).
+    TableFull = 11,
+    /// The output buffer is too small; the exact length needed is reported.
+    BufferTooSmall = 12,
+    /// A policy entry's name holds a byte outside printable ASCII (0x20 to 0x7E).
+    InvalidName = 13,
+    /// A policy needs at least one entry (or headers at least one policy).
+    EmptyPolicy = 14,
+    /// A policy holds at most `CG_MAX_POLICY_QUOTAS` entries.
+    TooManyQuotas = 15,
+    /// A policy entry's dimension is `CG_MAX_POLICY_QUOTAS` or more, or the dimensions used
+    /// skip a number (they must be 0 to n-1, each used by some entry).
+    InvalidDimension = 16,
+    /// The costs do not give exactly one cost per dimension of the policy.
+    CostCount = 17,
+    /// The reservation was made by another policy.
+    WrongReservation = 18,
+    /// The reservation was already settled.
+    AlreadySettled = 19,
+    /// The text is not an IP address (with optional brackets, port and zone).
+    InvalidAddress = 20,
+    /// An IPv6 prefix length outside 1 to 128 (0 means the default, /56).
+    InvalidPrefixLength = 21,
+    /// A bug in the library: a Rust panic was caught at the boundary. The operation may have
+    /// been partly applied. Please report it.
+    Panic = 22,
+    /// The memory a table needs could not be allocated.
+    OutOfMemory = 23,
+}
+
+impl cg_status {
+    /// The message of this code: static, NUL-terminated.
+    const fn message(self) -> &'static [u8] {
+        match self {
+            Self::Ok => b"ok\0",
+            Self::NullArgument => b"a required pointer argument was NULL\0",
+            Self::InvalidArgument => b"an argument is out of range\0",
+            Self::InvalidUtf8 => b"text is not valid UTF-8\0",
+            Self::ParseError => b"malformed rate string\0",
+            Self::ZeroRate => b"rate must be at least 1 cost unit per period\0",
+            Self::ZeroPeriod => b"period must be at least 1 nanosecond\0",
+            Self::ZeroBurst => b"burst must be at least 1 cost unit\0",
+            Self::CapacityOverflow => {
+                b"burst * period / gcd(rate, period) overflows the exact representation; lower the burst\0"
+            }
+            Self::PeriodOverflow => b"period overflows 64-bit nanoseconds (about 584 years)\0",
+            Self::InitialFillAboveBurst => b"initial fill must not exceed the burst\0",
+            Self::TableFull => b"the keyed table has no room for a new key\0",
+            Self::BufferTooSmall => b"output buffer too small\0",
+            Self::InvalidName => {
+                b"policy name holds a byte outside printable ASCII (0x20..0x7E)\0"
+            }
+            Self::EmptyPolicy => b"a policy needs at least one quota\0",
+            Self::TooManyQuotas => b"a policy holds at most CG_MAX_POLICY_QUOTAS quotas\0",
+            Self::InvalidDimension => {
+                b"policy dimensions must be 0..n-1, each used, below CG_MAX_POLICY_QUOTAS\0"
+            }
+            Self::CostCount => b"costs must give exactly one cost per dimension\0",
+            Self::WrongReservation => b"the reservation was made by another policy\0",
+            Self::AlreadySettled => b"the reservation was already settled\0",
+            Self::InvalidAddress => b"not an IP address\0",
+            Self::InvalidPrefixLength => {
+                b"IPv6 prefix length must be 1..128 (or 0 for the default)\0"
+            }
+            Self::Panic => b"internal error (a panic was caught); please report it\0",
+            Self::OutOfMemory => b"out of memory\0",
+        }
+    }
+
+    /// Every code, in number order (for the tests and `cg_status_message`).
+    pub(crate) const ALL: [Self; 24] = [
+        Self::Ok,
+        Self::NullArgument,
+        Self::InvalidArgument,
+        Self::InvalidUtf8,
+        Self::ParseError,
+        Self::ZeroRate,
+        Self::ZeroPeriod,
+        Self::ZeroBurst,
+        Self::CapacityOverflow,
+        Self::PeriodOverflow,
+        Self::InitialFillAboveBurst,
+        Self::TableFull,
+        Self::BufferTooSmall,
+        Self::InvalidName,
+        Self::EmptyPolicy,
+        Self::TooManyQuotas,
+        Self::InvalidDimension,
+        Self::CostCount,
+        Self::WrongReservation,
+        Self::AlreadySettled,
+        Self::InvalidAddress,
+        Self::InvalidPrefixLength,
+        Self::Panic,
+        Self::OutOfMemory,
+    ];
+}
+
+/// The message for any status code: a static, NUL-terminated English sentence that the caller
+/// must not free. An unknown code (from a newer library, or not a status at all) gives
+/// "unknown status code". Never NULL; thread-safe.
+#[no_mangle]
+pub extern "C" fn cg_status_message(status: c_int) -> *const c_char {
+    let message: &'static [u8] = usize::try_from(status)
+        .ok()
+        .and_then(|index| cg_status::ALL.get(index))
+        .map_or(b"unknown status code\0", |status| status.message());
+    message.as_ptr().cast()
+}
+
+impl From<QuotaError> for cg_status {
+    fn from(error: QuotaError) -> Self {
+        match error {
+            QuotaError::ZeroRate => Self::ZeroRate,
+            QuotaError::ZeroPeriod => Self::ZeroPeriod,
+            QuotaError::ZeroBurst => Self::ZeroBurst,
+            QuotaError::CapacityOverflow => Self::CapacityOverflow,
+            QuotaError::PeriodOverflow => Self::PeriodOverflow,
+            QuotaError::InitialFillAboveBurst => Self::InitialFillAboveBurst,
+            // QuotaError is non_exhaustive: a new kind is still a bad quota.
+            _ => Self::InvalidArgument,
+        }
+    }
+}
+
+impl From<ParseErrorKind> for cg_status {
+    fn from(kind: ParseErrorKind) -> Self {
+        match kind {
+            ParseErrorKind::Quota(error) => error.into(),
+            _ => Self::ParseError,
+        }
+    }
+}
+
+impl From<PolicyError> for cg_status {
+    fn from(error: PolicyError) -> Self {
+        match error {
+            PolicyError::Empty => Self::EmptyPolicy,
+            PolicyError::TooManyQuotas => Self::TooManyQuotas,
+            PolicyError::TableFull => Self::TableFull,
+            PolicyError::WrongReservation => Self::WrongReservation,
+            PolicyError::CostCount { .. } => Self::CostCount,
+            _ => Self::InvalidArgument,
+        }
+    }
+}
+
+impl From<HeaderError> for cg_status {
+    fn from(error: HeaderError) -> Self {
+        match error {
+            HeaderError::NoPolicies => Self::EmptyPolicy,
+            HeaderError::InvalidName { .. } => Self::InvalidName,
+            HeaderError::BufferTooSmall { .. } => Self::BufferTooSmall,
+            _ => Self::InvalidArgument,
+        }
+    }
+}
+
+impl From<ClientKeyError> for cg_status {
+    fn from(_: ClientKeyError) -> Self {
+        Self::InvalidAddress
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::ffi::CStr;
+
+    #[test]
+    fn codes_are_numbered_in_order_and_have_messages() {
+        for (number, status) in cg_status::ALL.iter().enumerate() {
+            assert_eq!(*status as usize, number);
+            let message = cg_status_message(c_int::try_from(number).unwrap());
+            // SAFETY: cg_status_message returns a static NUL-terminated string.
+            let text = unsafe { CStr::from_ptr(message) }.to_str().unwrap();
+            assert!(!text.is_empty() && !text.contains("unknown"), "{status:?}");
+        }
+        for unknown in [-1, 24, c_int::MAX, c_int::MIN] {
+            // SAFETY: as above.
+            let text = unsafe { CStr::from_ptr(cg_status_message(unknown)) };
+            assert_eq!(text.to_str().unwrap(), "unknown status code");
+        }
+    }
+}
