@@ -123,8 +123,9 @@ class Decision {
       out[RESET_NS] = decision.#resetAfterNs;
       return source.native.renderHeaders(style, nowUnixS, 1);
     }
-    out.set(decision.#entries, ENTRIES);
-    return source.native.renderHeaders(style, nowUnixS, decision.#entries.length / ENTRY_SLOTS);
+    const entries = decision.#entries;
+    for (let index = 0; index < entries.length; index++) out[ENTRIES + index] = entries[index];
+    return source.native.renderHeaders(style, nowUnixS, entries.length / ENTRY_SLOTS);
   }
 
   /** The wait `Retry-After` describes: the longest wait among the refusing entries. */
@@ -160,7 +161,7 @@ function headers(decision, options) {
   if (style === 2) {
     nowUnixS = opts.nowUnixS === undefined ? Math.floor(Date.now() / 1000) : validate.integer(opts.nowUnixS, 'options.nowUnixS', 0, Number.MAX_SAFE_INTEGER);
   }
-  const pairs = Decision.render(decision, style, nowUnixS);
+  const pairs = Decision.render(decision, style, nowUnixS).split('\n');
   const result = {};
   for (let index = 0; index < pairs.length; index += 2) result[pairs[index]] = pairs[index + 1];
   return result;
@@ -258,6 +259,10 @@ function checkName(value, name) {
  */
 class Limiter {
   #native;
+  #check;
+  #peek;
+  #force;
+  #refund;
   #out;
   #limit;
   #multi;
@@ -302,6 +307,7 @@ class Limiter {
       if (error instanceof TypeError || error instanceof RangeError) throw error;
       throw fromNative(error, 'rate');
     }
+    [this.#check, this.#peek, this.#force, this.#refund] = this.#native.fastFunctions();
     this.#source = { native: this.#native, out: this.#out };
   }
 
@@ -312,34 +318,34 @@ class Limiter {
 
   /** Tests and consumes `cost` (default 1) for `key`, atomically; a denial consumes nothing. */
   check(key, options) {
-    const cost = options === undefined ? 1 : costOption(options);
-    if (typeof key !== 'string' && !(key instanceof Uint8Array)) validate.key(key, 'key');
-    if (this.#multi) return this.#policyDecision(this.#policyRun(0, key, cost));
-    return this.#decision(this.#native.check(key, cost));
+    const out = this.#out;
+    out[COSTS] = options === undefined ? 1 : costOption(options);
+    this.#check(key);
+    return this.#decision(out[STATUS]);
   }
 
   /** The decision `check` would make, consuming nothing. */
   peek(key, options) {
-    const cost = options === undefined ? 1 : costOption(options);
-    validate.key(key, 'key');
-    if (this.#multi) return this.#policyDecision(this.#policyRun(1, key, cost));
-    return this.#decision(this.#native.peek(key, cost));
+    const out = this.#out;
+    out[COSTS] = options === undefined ? 1 : costOption(options);
+    this.#peek(key);
+    return this.#decision(out[STATUS]);
   }
 
   /** Consumes `cost` whether or not it fits, into debt; `allowed` says whether it fitted. */
   force(key, options) {
-    const cost = options === undefined ? 1 : costOption(options);
-    validate.key(key, 'key');
-    if (this.#multi) return this.#policyDecision(this.#policyRun(2, key, cost));
-    return this.#decision(this.#native.force(key, cost));
+    const out = this.#out;
+    out[COSTS] = options === undefined ? 1 : costOption(options);
+    this.#force(key);
+    return this.#decision(out[STATUS]);
   }
 
   /** Gives `cost` back, never above a full bucket; `allowed` says whether it is out of debt. */
   refund(key, options) {
-    const cost = options === undefined ? 1 : costOption(options);
-    validate.key(key, 'key');
-    if (this.#multi) return this.#policyDecision(this.#policyRun(3, key, cost));
-    return this.#decision(this.#native.refund(key, cost));
+    const out = this.#out;
+    out[COSTS] = options === undefined ? 1 : costOption(options);
+    this.#refund(key);
+    return this.#decision(out[STATUS]);
   }
 
   /** Makes `key`'s bucket full. */
@@ -376,18 +382,8 @@ class Limiter {
   #decision(status) {
     if (status === TABLE_FULL) throw new TableFullError();
     const out = this.#out;
+    if (this.#multi) return policyDecision(status, out, this.#source, undefined);
     return new Decision(status === ALLOWED, this.#limit, out[REMAINING], out[RETRY_NS], out[RESET_NS], this.#source, undefined);
-  }
-
-  #policyRun(op, key, cost) {
-    this.#out[COSTS] = cost;
-    const n = this.#native;
-    return op === 0 ? n.check(key) : op === 1 ? n.peek(key) : op === 2 ? n.force(key) : n.refund(key);
-  }
-
-  #policyDecision(status) {
-    if (status === TABLE_FULL) throw new TableFullError();
-    return policyDecision(status, this.#out, this.#source, undefined);
   }
 }
 
@@ -407,7 +403,8 @@ function policyDecision(status, out, source, names) {
   const count = out[COUNT];
   const binding = out[BINDING];
   const base = ENTRIES + ENTRY_SLOTS * binding;
-  const entries = out.slice(ENTRIES, ENTRIES + ENTRY_SLOTS * count);
+  const entries = new Array(ENTRY_SLOTS * count);
+  for (let index = 0; index < entries.length; index++) entries[index] = out[ENTRIES + index];
   const decision = new Decision(allowed, out[base + 1], out[base + 2], allowed ? 0 : out[base + 3], out[base + 4], source, entries);
   if (names !== undefined) {
     decision.binding = names[binding];
@@ -440,6 +437,7 @@ function policyDecision(status, out, source, names) {
  */
 class Policy {
   #native;
+  #ops;
   #out;
   #names;
   #dimensions;
@@ -472,6 +470,7 @@ class Policy {
     } catch (error) {
       throw fromNative(error, 'entries');
     }
+    this.#ops = this.#native.fastFunctions();
     this.#names = names;
     this.#dimensions = dimensions;
     this.#source = { native: this.#native, out: this.#out };
@@ -522,7 +521,12 @@ class Policy {
   reserve(key, estimate) {
     validate.key(key, 'key');
     this.#writeCosts(estimate, 'estimate');
-    const reservation = this.#native.reserve(key);
+    let reservation;
+    try {
+      reservation = this.#native.reserve(key);
+    } catch (error) {
+      throw fromNative(error, 'key');
+    }
     const status = this.#out[STATUS];
     if (status === TABLE_FULL) throw new TableFullError();
     const decision = policyDecision(status, this.#out, this.#source, this.#names);
@@ -562,10 +566,9 @@ class Policy {
   }
 
   #run(op, key, costs) {
-    validate.key(key, 'key');
     this.#writeCosts(costs, 'costs');
-    const n = this.#native;
-    const status = op === 0 ? n.check(key) : op === 1 ? n.peek(key) : op === 2 ? n.force(key) : n.refund(key);
+    this.#ops[op](key);
+    const status = this.#out[STATUS];
     if (status === TABLE_FULL) throw new TableFullError();
     return policyDecision(status, this.#out, this.#source, this.#names);
   }

@@ -20,48 +20,26 @@ export declare class NativeLimiter {
   /** The quota, written back as a rate string. */
   get rate(): string
   /**
-   * Tests and consumes `cost` for `key`; writes the decision; returns its status
-   * (`TABLE_FULL` when the key is new and its window of slots holds only live keys).
-   *
-   * # Errors
-   * An invalid cost.
+   * The functions `[check, peek, force, refund]`, each `(key) => undefined`: the cost is
+   * read from the shared array's `COSTS` slot, the status written to its `STATUS` slot
+   * and the decision to entry 0 (see `crate::shared`).
    */
-  check(key: Key, cost: number): number
-  /**
-   * The decision `check` would make, consuming nothing.
-   *
-   * # Errors
-   * An invalid cost.
-   */
-  peek(key: Key, cost: number): number
-  /**
-   * Consumes `cost` whether or not it fits (into debt).
-   *
-   * # Errors
-   * An invalid cost.
-   */
-  force(key: Key, cost: number): number
-  /**
-   * Gives `cost` back, never above a full bucket.
-   *
-   * # Errors
-   * An invalid cost.
-   */
-  refund(key: Key, cost: number): number
+  fastFunctions(): Array<(key: string | Uint8Array) => void>
   /** Makes `key`'s bucket full. */
   reset(key: Key): void
   /** `[live keys, reclaimed slots, keys refused because the table was full, slots]`. */
   stats(): Array<number>
-  /** The clock's time in nanoseconds, as a `f64` (exact below 2^53 ns, 104 days). */
-  nowNs(): number
   /**
    * Renders the headers for the decision that JavaScript wrote into entry 0 of the shared
-   * array, as `[name, value, ...]`.
+   * array, as `name
+  value
+  name
+  value...` (one string: one conversion).
    *
    * # Errors
    * An invalid style or decision.
    */
-  renderHeaders(style: number, nowUnixS: number): Array<string>
+  renderHeaders(style: number, nowUnixS: number): string
 }
 
 /**
@@ -106,38 +84,13 @@ export declare class NativePolicy {
   constructor(entries: Array<EntrySpec>, maxKeys: number, clock: NativeManualClock | undefined | null, shared: Float64Array)
   /** How many costs each call reads from the shared array: one per dimension. */
   get dimensions(): number
-  /** Each entry's burst, in entry order. */
-  limits(): Array<number>
   /** Each entry's name, in entry order. */
   names(): Array<string>
   /**
-   * Admits the costs in the shared array for `key` only if every entry admits its cost.
-   *
-   * # Errors
-   * An invalid cost in the shared array.
+   * The functions `[check, peek, force, refund]`, each `(key) => undefined`, reading the
+   * costs from the shared array and writing the status and every entry's decision there.
    */
-  check(key: Key): number
-  /**
-   * The decision `check` would make, consuming nothing.
-   *
-   * # Errors
-   * An invalid cost.
-   */
-  peek(key: Key): number
-  /**
-   * Charges the costs on every entry regardless (into debt).
-   *
-   * # Errors
-   * An invalid cost.
-   */
-  force(key: Key): number
-  /**
-   * Gives the costs back on every entry, never above full.
-   *
-   * # Errors
-   * An invalid cost.
-   */
-  refund(key: Key): number
+  fastFunctions(): Array<(key: string | Uint8Array) => void>
   /** Makes every entry's bucket for `key` full. */
   reset(key: Key): void
   /**
@@ -158,12 +111,15 @@ export declare class NativePolicy {
   settle(reservation: NativeReservation): number
   /**
    * Renders the headers for the `count` entries' decisions that JavaScript wrote into the
-   * shared array, as `[name, value, ...]`.
+   * shared array, as `name
+  value
+  name
+  value...` (one string: one conversion).
    *
    * # Errors
    * An invalid style or decision.
    */
-  renderHeaders(style: number, nowUnixS: number, count: number): Array<string>
+  renderHeaders(style: number, nowUnixS: number, count: number): string
 }
 
 /** A reservation made by [`NativePolicy::reserve`], settled at most once. */
@@ -171,6 +127,38 @@ export declare class NativeReservation {
   /** Whether the reservation was admitted and is not settled yet. */
   get pending(): boolean
 }
+
+/** A decision built as an object through Node-API (what the package avoids). */
+export interface BenchDecision {
+  /** Allowed. */
+  allowed: boolean
+  /** Limit. */
+  limit: number
+  /** Remaining. */
+  remaining: number
+  /** Retry after, in ms. */
+  retryAfterMs: number
+  /** Reset after, in ms. */
+  resetAfterMs: number
+}
+
+/** Does nothing. */
+export declare function benchEmpty(): void
+
+/** A key read as cellgate reads it: UTF-8 into a stack buffer. */
+export declare function benchKey(key: Key): number
+
+/** A number in, a bool out. */
+export declare function benchNumberToBool(value: number): boolean
+
+/** Returns a five-field object built through Node-API. */
+export declare function benchObject(): BenchDecision
+
+/** A key read as a `String` (napi-rs's default conversion: a length query, an allocation). */
+export declare function benchString(key: string): number
+
+/** A key read as UTF-16 (napi-rs's `Utf16String`: an allocation). */
+export declare function benchUtf16(key: string): number
 
 /** One entry as JavaScript describes it (validated there first). */
 export interface EntrySpec {

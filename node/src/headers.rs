@@ -28,14 +28,15 @@ pub(crate) fn header_style(style: u32, now_unix_s: f64) -> Result<HeaderStyle> {
 }
 
 /// Reads `count` entries' decisions from the shared array (written there by JavaScript from
-/// decision objects) and renders the headers as `[name, value, name, value, ...]`.
+/// decision objects) and renders the headers as `name\nvalue\nname\nvalue...` (neither names
+/// nor values contain a newline: names are printable ASCII, values are too).
 pub(crate) fn render(
     shared: &Shared,
     names: &[String],
     quotas: &[Quota],
     style: HeaderStyle,
     count: usize,
-) -> Result<Vec<String>> {
+) -> Result<String> {
     let mut policies = Vec::with_capacity(count);
     for (index, (name, quota)) in names.iter().zip(quotas).enumerate().take(count) {
         let base = ENTRIES + ENTRY_SLOTS * index;
@@ -59,10 +60,16 @@ pub(crate) fn render(
     let mut buffer = vec![0u8; cellgate::max_header_bytes(policies.len(), name_bytes)];
     let headers = render_headers(style, &policies, &mut buffer)
         .map_err(|error| range_error(format!("headers: {error}")))?;
-    Ok(headers
-        .iter()
-        .flat_map(|(name, value)| [name.to_owned(), value.to_owned()])
-        .collect())
+    let mut text = String::with_capacity(headers.as_str().len().saturating_add(64));
+    for (name, value) in headers.iter() {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(name);
+        text.push('\n');
+        text.push_str(value);
+    }
+    Ok(text)
 }
 
 /// The JSON body of a 429 response for a wait of `retry_after_ns` (`Infinity` for never):

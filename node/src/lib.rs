@@ -17,8 +17,10 @@
 //! Nothing here panics across the boundary: arithmetic is checked, and every fallible
 //! conversion returns a Node-API error that the JavaScript layer turns into a typed error.
 
+mod boundary;
 mod clock;
 mod error;
+pub mod fast;
 mod headers;
 mod key;
 mod limiter;
@@ -26,6 +28,10 @@ mod policy;
 mod quota;
 mod shared;
 
+pub use boundary::{
+    bench_empty, bench_key, bench_number_to_bool, bench_object, bench_string, bench_utf16,
+    BenchDecision,
+};
 pub use clock::{monotonic_now_ns, NativeManualClock};
 pub use headers::render_body;
 pub use limiter::NativeLimiter;

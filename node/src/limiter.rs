@@ -1,15 +1,18 @@
 //! [`NativeLimiter`]: one quota per key, over core's [`KeyedLimiter`].
 
-use cellgate::{Clock, Decision, KeyedLimiter, Quota, Refill, Seed, Slot, TableFull};
+use std::rc::Rc;
+
+use cellgate::{KeyedLimiter, Quota, Refill, Seed, Slot, TableFull};
 use napi::bindgen_prelude::Float64Array;
 use napi::Result;
 use napi_derive::napi;
 
 use crate::clock::{NativeManualClock, NodeClock};
 use crate::error::range_error;
+use crate::fast::{FastError, FastFunctions, FastOp, FastTarget};
 use crate::headers::{header_style, render};
 use crate::key::Key;
-use crate::shared::{cost_from_f64, status, Shared, TABLE_FULL};
+use crate::shared::{cost_from_f64, status, Shared, COSTS, STATUS, TABLE_FULL};
 
 /// The most keys a table may be sized for: 50 million keys take about 2.1 GB. The limit
 /// turns a typo into a `RangeError` instead of an allocation failure, which would abort.
@@ -23,20 +26,42 @@ pub(crate) fn max_keys(value: f64) -> Result<usize> {
         .ok_or_else(|| range_error(format!("maxKeys must be an integer from 1 to {MAX_KEYS}")))
 }
 
-/// A cost from JavaScript, validated again (JavaScript validated it first).
-#[inline]
-pub(crate) fn cost(value: f64) -> Result<u64> {
-    cost_from_f64(value).ok_or_else(|| range_error("cost must be a non-negative safe integer"))
+/// The state behind a [`NativeLimiter`] and its fast functions.
+pub(crate) struct LimiterInner {
+    table: KeyedLimiter<Box<[Slot]>, NodeClock>,
+    shared: Shared,
+    names: [String; 1],
+    quotas: [Quota; 1],
+}
+
+impl FastTarget for LimiterInner {
+    #[inline]
+    fn run(&self, op: FastOp, key: &Key) -> core::result::Result<(), FastError> {
+        let cost = cost_from_f64(self.shared.get(COSTS))
+            .ok_or(FastError("cost must be an integer from 0 to 2^53 - 1"))?;
+        let decision = match op {
+            FastOp::Check => self.table.check(key, cost),
+            FastOp::Peek => Ok(self.table.peek(key, cost)),
+            FastOp::Force => self.table.force(key, cost),
+            FastOp::Refund => Ok(self.table.refund(key, cost)),
+        };
+        let status = match decision {
+            Ok(decision) => {
+                self.shared.write_single(&decision);
+                status(&decision)
+            }
+            Err(TableFull) => TABLE_FULL,
+        };
+        self.shared.set(STATUS, f64::from(status));
+        Ok(())
+    }
 }
 
 /// The native half of a `Limiter` with one quota: a keyed table of GCRA cells (or token
 /// buckets with interval refill), a clock, and the array it writes decisions into.
 #[napi]
 pub struct NativeLimiter {
-    table: KeyedLimiter<Box<[Slot]>, NodeClock>,
-    shared: Shared,
-    names: [String; 1],
-    quotas: [Quota; 1],
+    inner: Rc<LimiterInner>,
 }
 
 #[napi]
@@ -71,114 +96,67 @@ impl NativeLimiter {
             NodeClock::new(clock),
         );
         Ok(Self {
-            table,
-            shared: Shared::new(shared)?,
-            names: [name],
-            quotas: [quota],
+            inner: Rc::new(LimiterInner {
+                table,
+                shared: Shared::new(shared)?,
+                names: [name],
+                quotas: [quota],
+            }),
         })
     }
 
     /// The burst: the most cost ever admitted at once (every decision's `limit`).
     #[napi(getter)]
     pub fn limit(&self) -> f64 {
-        self.table.quota().burst_cost() as f64
+        self.inner.table.quota().burst_cost() as f64
     }
 
     /// The quota, written back as a rate string.
     #[napi(getter)]
     pub fn rate(&self) -> String {
-        self.table.quota().to_string()
+        self.inner.table.quota().to_string()
     }
 
-    /// Tests and consumes `cost` for `key`; writes the decision; returns its status
-    /// (`TABLE_FULL` when the key is new and its window of slots holds only live keys).
-    ///
-    /// # Errors
-    /// An invalid cost.
-    #[napi]
-    pub fn check(&self, key: Key, cost: f64) -> Result<u32> {
-        let cost = self::cost(cost)?;
-        Ok(self.written(self.table.check(key, cost)))
-    }
-
-    /// The decision `check` would make, consuming nothing.
-    ///
-    /// # Errors
-    /// An invalid cost.
-    #[napi]
-    pub fn peek(&self, key: Key, cost: f64) -> Result<u32> {
-        let cost = self::cost(cost)?;
-        Ok(self.written(Ok(self.table.peek(key, cost))))
-    }
-
-    /// Consumes `cost` whether or not it fits (into debt).
-    ///
-    /// # Errors
-    /// An invalid cost.
-    #[napi]
-    pub fn force(&self, key: Key, cost: f64) -> Result<u32> {
-        let cost = self::cost(cost)?;
-        Ok(self.written(self.table.force(key, cost)))
-    }
-
-    /// Gives `cost` back, never above a full bucket.
-    ///
-    /// # Errors
-    /// An invalid cost.
-    #[napi]
-    pub fn refund(&self, key: Key, cost: f64) -> Result<u32> {
-        let cost = self::cost(cost)?;
-        Ok(self.written(Ok(self.table.refund(key, cost))))
+    /// The functions `[check, peek, force, refund]`, each `(key) => undefined`: the cost is
+    /// read from the shared array's `COSTS` slot, the status written to its `STATUS` slot
+    /// and the decision to entry 0 (see `crate::shared`).
+    #[napi(ts_return_type = "Array<(key: string | Uint8Array) => void>")]
+    pub fn fast_functions(&self) -> FastFunctions {
+        FastFunctions(self.inner.clone())
     }
 
     /// Makes `key`'s bucket full.
     #[napi]
     pub fn reset(&self, key: Key) {
-        self.table.reset(key);
+        self.inner.table.reset(key);
     }
 
     /// `[live keys, reclaimed slots, keys refused because the table was full, slots]`.
     #[napi]
     pub fn stats(&self) -> Vec<f64> {
-        let stats = self.table.stats();
+        let stats = self.inner.table.stats();
         vec![
             stats.live_keys as f64,
             stats.reclaimed as f64,
             stats.rejected_full as f64,
-            self.table.slot_count() as f64,
+            self.inner.table.slot_count() as f64,
         ]
     }
 
-    /// The clock's time in nanoseconds, as a `f64` (exact below 2^53 ns, 104 days).
-    #[napi]
-    pub fn now_ns(&self) -> f64 {
-        self.table.clock().now_ns() as f64
-    }
-
     /// Renders the headers for the decision that JavaScript wrote into entry 0 of the shared
-    /// array, as `[name, value, ...]`.
+    /// array, as `name\nvalue\nname\nvalue...` (one string: one conversion).
     ///
     /// # Errors
     /// An invalid style or decision.
     #[napi]
-    pub fn render_headers(&self, style: u32, now_unix_s: f64) -> Result<Vec<String>> {
+    pub fn render_headers(&self, style: u32, now_unix_s: f64) -> Result<String> {
+        let inner = &self.inner;
         render(
-            &self.shared,
-            &self.names,
-            &self.quotas,
+            &inner.shared,
+            &inner.names,
+            &inner.quotas,
             header_style(style, now_unix_s)?,
             1,
         )
-    }
-
-    #[inline]
-    fn written(&self, decision: core::result::Result<Decision, TableFull>) -> u32 {
-        match decision {
-            Ok(decision) => {
-                self.shared.write_single(&decision);
-                status(&decision)
-            }
-            Err(TableFull) => TABLE_FULL,
-        }
     }
 }

@@ -1,10 +1,12 @@
 //! [`NativePolicy`]: several quotas over named dimensions, decided all-or-nothing per key,
 //! with reserve and settle, over core's [`KeyedPolicy`].
 
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cellgate::{
     Clock, KeyedPolicy, PolicyDecision, PolicyEntry, PolicyError, Quota, Reservation, Seed,
+    MAX_POLICY_QUOTAS,
 };
 use napi::bindgen_prelude::Float64Array;
 use napi::Result;
@@ -12,6 +14,7 @@ use napi_derive::napi;
 
 use crate::clock::{NativeManualClock, NodeClock};
 use crate::error::range_error;
+use crate::fast::{FastError, FastFunctions, FastOp, FastTarget};
 use crate::headers::{header_style, render};
 use crate::key::Key;
 use crate::limiter;
@@ -33,13 +36,83 @@ pub struct EntrySpec {
 /// Tells policies apart, so that a reservation is settled only by the policy that made it.
 static NEXT_POLICY_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The native half of a `Policy` (and of a `Limiter` with several quotas).
-#[napi]
-pub struct NativePolicy {
+/// One cost per dimension, read from the shared array.
+struct Costs {
+    values: [u64; MAX_POLICY_QUOTAS],
+    len: usize,
+}
+
+impl core::ops::Deref for Costs {
+    type Target = [u64];
+
+    fn deref(&self) -> &[u64] {
+        self.values.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// The state behind a [`NativePolicy`] and its fast functions.
+pub(crate) struct PolicyInner {
     policy: KeyedPolicy<String, NodeClock>,
     shared: Shared,
     names: Vec<String>,
     quotas: Vec<Quota>,
+}
+
+impl FastTarget for PolicyInner {
+    fn run(&self, op: FastOp, key: &Key) -> core::result::Result<(), FastError> {
+        let costs = self
+            .costs()
+            .map_err(|_| FastError("every cost must be an integer from 0 to 2^53 - 1"))?;
+        let now_ns = self.policy.clock().now_ns();
+        let decision = match op {
+            FastOp::Check => self.policy.check_at(key, now_ns, &costs),
+            FastOp::Peek => self.policy.peek_at(key, now_ns, &costs),
+            FastOp::Force => self.policy.force_at(key, now_ns, &costs),
+            FastOp::Refund => self.policy.refund_at(key, now_ns, &costs),
+        };
+        let status = self
+            .written(decision)
+            .map_err(|_| FastError("the costs do not match the policy's dimensions"))?;
+        self.shared.set(STATUS, f64::from(status));
+        Ok(())
+    }
+}
+
+impl PolicyInner {
+    /// The costs in the shared array, one per dimension (no allocation).
+    fn costs(&self) -> Result<Costs> {
+        let mut costs = Costs {
+            values: [0; MAX_POLICY_QUOTAS],
+            len: self.policy.dimensions().min(MAX_POLICY_QUOTAS),
+        };
+        for (dimension, slot) in costs.values.iter_mut().enumerate().take(costs.len) {
+            *slot = self.shared.cost(dimension)?;
+        }
+        Ok(costs)
+    }
+
+    /// Writes every entry's decision, the count and the binding entry; returns the status.
+    fn written(&self, decision: core::result::Result<PolicyDecision, PolicyError>) -> Result<u32> {
+        match decision {
+            Ok(decision) => {
+                let entries = decision.decisions();
+                for (index, entry) in entries.iter().enumerate() {
+                    self.shared.write_entry(index, entry);
+                }
+                self.shared.set(COUNT, entries.len() as f64);
+                self.shared.set(BINDING, decision.binding as f64);
+                Ok(if decision.allowed { ALLOWED } else { DENIED })
+            }
+            Err(PolicyError::TableFull) => Ok(TABLE_FULL),
+            Err(error) => Err(range_error(error.to_string())),
+        }
+    }
+}
+
+/// The native half of a `Policy` (and of a `Limiter` with several quotas).
+#[napi]
+pub struct NativePolicy {
+    inner: Rc<PolicyInner>,
     id: u64,
 }
 
@@ -112,10 +185,13 @@ impl NativePolicy {
         )
         .map_err(|error| range_error(format!("entries: {error}")))?;
         Ok(Self {
-            policy,
-            shared: Shared::new(shared)?,
-            names,
-            quotas,
+            inner: Rc::new(PolicyInner {
+                policy,
+                shared: Shared::new(shared)?,
+                names,
+                quotas,
+            }),
+            // Relaxed: a unique number; it orders nothing.
             id: NEXT_POLICY_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
@@ -123,72 +199,27 @@ impl NativePolicy {
     /// How many costs each call reads from the shared array: one per dimension.
     #[napi(getter)]
     pub fn dimensions(&self) -> u32 {
-        u32::try_from(self.policy.dimensions()).unwrap_or(u32::MAX)
-    }
-
-    /// Each entry's burst, in entry order.
-    #[napi]
-    pub fn limits(&self) -> Vec<f64> {
-        self.quotas
-            .iter()
-            .map(|quota| quota.burst_cost() as f64)
-            .collect()
+        u32::try_from(self.inner.policy.dimensions()).unwrap_or(u32::MAX)
     }
 
     /// Each entry's name, in entry order.
     #[napi]
     pub fn names(&self) -> Vec<String> {
-        self.names.clone()
+        self.inner.names.clone()
     }
 
-    /// Admits the costs in the shared array for `key` only if every entry admits its cost.
-    ///
-    /// # Errors
-    /// An invalid cost in the shared array.
-    #[napi]
-    pub fn check(&self, key: Key) -> Result<u32> {
-        let costs = self.costs()?;
-        let now_ns = self.policy.clock().now_ns();
-        self.written(self.policy.check_at(key, now_ns, &costs))
-    }
-
-    /// The decision `check` would make, consuming nothing.
-    ///
-    /// # Errors
-    /// An invalid cost.
-    #[napi]
-    pub fn peek(&self, key: Key) -> Result<u32> {
-        let costs = self.costs()?;
-        let now_ns = self.policy.clock().now_ns();
-        self.written(self.policy.peek_at(key, now_ns, &costs))
-    }
-
-    /// Charges the costs on every entry regardless (into debt).
-    ///
-    /// # Errors
-    /// An invalid cost.
-    #[napi]
-    pub fn force(&self, key: Key) -> Result<u32> {
-        let costs = self.costs()?;
-        let now_ns = self.policy.clock().now_ns();
-        self.written(self.policy.force_at(key, now_ns, &costs))
-    }
-
-    /// Gives the costs back on every entry, never above full.
-    ///
-    /// # Errors
-    /// An invalid cost.
-    #[napi]
-    pub fn refund(&self, key: Key) -> Result<u32> {
-        let costs = self.costs()?;
-        let now_ns = self.policy.clock().now_ns();
-        self.written(self.policy.refund_at(key, now_ns, &costs))
+    /// The functions `[check, peek, force, refund]`, each `(key) => undefined`, reading the
+    /// costs from the shared array and writing the status and every entry's decision there.
+    #[napi(ts_return_type = "Array<(key: string | Uint8Array) => void>")]
+    pub fn fast_functions(&self) -> FastFunctions {
+        FastFunctions(self.inner.clone())
     }
 
     /// Makes every entry's bucket for `key` full.
     #[napi]
     pub fn reset(&self, key: Key) {
-        self.policy.reset_at(key, self.policy.clock().now_ns());
+        let policy = &self.inner.policy;
+        policy.reset_at(key, policy.clock().now_ns());
     }
 
     /// Reserves the estimate in the shared array for `key`: writes the decision and the
@@ -198,13 +229,14 @@ impl NativePolicy {
     /// An invalid cost.
     #[napi]
     pub fn reserve(&self, key: Key) -> Result<NativeReservation> {
-        let costs = self.costs()?;
-        let now_ns = self.policy.clock().now_ns();
-        let (status, reservation) = match self.policy.reserve_at(key, now_ns, &costs) {
-            Ok(reserved) => (self.written(Ok(reserved.decision))?, reserved.reservation),
-            Err(error) => (self.written(Err(error))?, None),
+        let inner = &self.inner;
+        let costs = inner.costs()?;
+        let now_ns = inner.policy.clock().now_ns();
+        let (status, reservation) = match inner.policy.reserve_at(key, now_ns, &costs) {
+            Ok(reserved) => (inner.written(Ok(reserved.decision))?, reserved.reservation),
+            Err(error) => (inner.written(Err(error))?, None),
         };
-        self.shared.set(STATUS, f64::from(status));
+        inner.shared.set(STATUS, f64::from(status));
         Ok(NativeReservation {
             reservation,
             policy_id: self.id,
@@ -221,52 +253,32 @@ impl NativePolicy {
         if reservation.policy_id != self.id {
             return Err(range_error("reservation: made by another policy"));
         }
-        let costs = self.costs()?;
+        let inner = &self.inner;
+        let costs = inner.costs()?;
         let Some(taken) = reservation.reservation.take() else {
             return Err(range_error("reservation: already settled, or refused"));
         };
-        let now_ns = self.policy.clock().now_ns();
-        self.written(self.policy.settle_at(now_ns, taken, &costs))
+        let now_ns = inner.policy.clock().now_ns();
+        inner.written(inner.policy.settle_at(now_ns, taken, &costs))
     }
 
     /// Renders the headers for the `count` entries' decisions that JavaScript wrote into the
-    /// shared array, as `[name, value, ...]`.
+    /// shared array, as `name\nvalue\nname\nvalue...` (one string: one conversion).
     ///
     /// # Errors
     /// An invalid style or decision.
     #[napi]
-    pub fn render_headers(&self, style: u32, now_unix_s: f64, count: u32) -> Result<Vec<String>> {
+    pub fn render_headers(&self, style: u32, now_unix_s: f64, count: u32) -> Result<String> {
+        let inner = &self.inner;
         let count = usize::try_from(count)
             .unwrap_or(usize::MAX)
-            .min(self.names.len());
+            .min(inner.names.len());
         render(
-            &self.shared,
-            &self.names,
-            &self.quotas,
+            &inner.shared,
+            &inner.names,
+            &inner.quotas,
             header_style(style, now_unix_s)?,
             count,
         )
-    }
-
-    fn costs(&self) -> Result<Vec<u64>> {
-        (0..self.policy.dimensions())
-            .map(|dimension| self.shared.cost(dimension))
-            .collect()
-    }
-
-    fn written(&self, decision: core::result::Result<PolicyDecision, PolicyError>) -> Result<u32> {
-        match decision {
-            Ok(decision) => {
-                let entries = decision.decisions();
-                for (index, entry) in entries.iter().enumerate() {
-                    self.shared.write_entry(index, entry);
-                }
-                self.shared.set(COUNT, entries.len() as f64);
-                self.shared.set(BINDING, decision.binding as f64);
-                Ok(if decision.allowed { ALLOWED } else { DENIED })
-            }
-            Err(PolicyError::TableFull) => Ok(TABLE_FULL),
-            Err(error) => Err(range_error(error.to_string())),
-        }
     }
 }

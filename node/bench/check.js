@@ -1,0 +1,119 @@
+'use strict';
+// `make bench-node`: check(key) with a short string key against rate-limiter-flexible's
+// RateLimiterMemory.consume and express-rate-limit's MemoryStore.increment, in the same
+// process, plus the Node-API boundary costs the design is built around.
+//
+//   node bench/check.js [--iterations N] [--rounds R] [--json]
+//
+// Each case runs R rounds of N calls after a warm-up; the figure is the median ns per call.
+// Every quota is large enough that nothing is denied, so every library does its full
+// admitting work. Peers return promises; the loop does not await each one (that would
+// measure the microtask queue), and awaits them all at the end of the round.
+
+const args = process.argv.slice(2);
+function flag(name, fallback) {
+  const index = args.indexOf(name);
+  return index >= 0 ? Number(args[index + 1]) : fallback;
+}
+const ITERATIONS = flag('--iterations', 1_000_000);
+const ROUNDS = flag('--rounds', 7);
+const JSON_OUT = args.includes('--json');
+
+const cellgate = require('cellgate');
+// The addon itself, for the boundary figures (not an export of the package).
+const { native, LAYOUT } = require(require('node:path').join(require('node:path').dirname(require.resolve('cellgate/package.json')), 'lib', 'native.js'));
+
+function requireOptional(name) {
+  try {
+    return require(name);
+  } catch {
+    return undefined;
+  }
+}
+const flexible = requireOptional('rate-limiter-flexible');
+const expressRateLimit = requireOptional('express-rate-limit');
+
+const KEY = 'user:42';
+const KEYS = Array.from({ length: 1000 }, (_, index) => `user:${index}`);
+
+async function measure(name, fn) {
+  let sink = 0;
+  const warm = Math.min(ITERATIONS, 100_000);
+  for (let i = 0; i < warm; i++) sink ^= fn(i) ? 1 : 0;
+  const perCall = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < ITERATIONS; i++) sink ^= fn(i) ? 1 : 0;
+    const took = Number(process.hrtime.bigint() - start);
+    perCall.push(took / ITERATIONS);
+    await new Promise((resolve) => setImmediate(resolve)); // let peers' promises settle
+  }
+  perCall.sort((a, b) => a - b);
+  const median = perCall[Math.floor(perCall.length / 2)];
+  if (sink === 42) console.log('');
+  return { name, ns: median };
+}
+
+async function main() {
+  const results = [];
+  const limiter = new cellgate.Limiter('1000000000/second', { maxKeys: 10_000 });
+  const options = { cost: 1 };
+  const buffer = Buffer.from(KEY);
+  results.push(await measure('cellgate check(key)', () => limiter.check(KEY).allowed));
+  results.push(await measure('cellgate check(key, { cost: 1 })', () => limiter.check(KEY, options).allowed));
+  results.push(await measure('cellgate check(Buffer key)', () => limiter.check(buffer).allowed));
+  results.push(await measure('cellgate check(1000 keys)', (i) => limiter.check(KEYS[i % 1000]).allowed));
+  const multi = new cellgate.Limiter('1000000000/second; 1000000000000/day', { maxKeys: 10_000 });
+  results.push(await measure("cellgate check(key), '…/s; …/day'", () => multi.check(KEY).allowed));
+  const decision = limiter.check(KEY);
+  results.push(await measure('cellgate headers(decision)', () => cellgate.headers(decision).RateLimit));
+
+  if (flexible) {
+    const rlf = new flexible.RateLimiterMemory({ points: 1e15, duration: 1 });
+    results.push(await measure('rate-limiter-flexible consume(key)', () => rlf.consume(KEY)));
+  }
+  if (expressRateLimit) {
+    const store = new expressRateLimit.MemoryStore();
+    store.init({ windowMs: 60_000 });
+    results.push(await measure('express-rate-limit MemoryStore.increment(key)', () => store.increment(KEY)));
+    store.shutdown();
+  }
+
+  // The boundary, as the design sees it.
+  const shared = new Float64Array(64);
+  shared[LAYOUT.COSTS] = 1;
+  const raw = new native.NativeLimiter('1000000000/second', undefined, 'greedy', 10_000, undefined, shared, 'default');
+  const [rawCheck] = raw.fastFunctions();
+  results.push(await measure('boundary: native check(key), no decision object', () => rawCheck(KEY)));
+  results.push(await measure('boundary: empty call', () => native.benchEmpty()));
+  results.push(await measure('boundary: number in, bool out', () => native.benchNumberToBool(0.7)));
+  results.push(await measure('boundary: key as String', () => native.benchString(KEY)));
+  results.push(await measure('boundary: key as UTF-16', () => native.benchUtf16(KEY)));
+  results.push(await measure('boundary: key as stack UTF-8 (cellgate)', () => native.benchKey(KEY)));
+  results.push(await measure('boundary: #[napi(object)] with 5 fields', () => native.benchObject().allowed));
+  results.push(await measure('boundary: JS object literal with 5 fields', (i) => ({ allowed: true, limit: 10, remaining: i, retryAfterMs: 0, resetAfterMs: 100 }).allowed));
+
+  const byName = Object.fromEntries(results.map((result) => [result.name, result.ns]));
+  const ours = byName['cellgate check(key)'];
+  const rlf = byName['rate-limiter-flexible consume(key)'];
+  const erl = byName['express-rate-limit MemoryStore.increment(key)'];
+  if (JSON_OUT) {
+    console.log(JSON.stringify({ iterations: ITERATIONS, rounds: ROUNDS, results }, null, 2));
+  } else {
+    console.log(`node ${process.version}, ${ITERATIONS} calls x ${ROUNDS} rounds, median ns per call\n`);
+    for (const { name, ns } of results) console.log(`${ns.toFixed(1).padStart(9)}  ${name}`);
+    console.log('');
+    console.log(`target: check(key) <= 120 ns: ${ours.toFixed(1)} ns -> ${ours <= 120 ? 'met' : 'MISSED'}`);
+    if (rlf) console.log(`target: >= 2x faster than rate-limiter-flexible: ${(rlf / ours).toFixed(2)}x -> ${rlf / ours >= 2 ? 'met' : 'MISSED'}`);
+    if (erl) console.log(`target: no slower than express-rate-limit MemoryStore: ${(erl / ours).toFixed(2)}x -> ${erl / ours >= 1 ? 'met' : 'MISSED'}`);
+  }
+  return results;
+}
+
+module.exports = { main };
+if (require.main === module) {
+  main().catch((error) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}

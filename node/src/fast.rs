@@ -1,0 +1,198 @@
+//! The hot path: plain Node-API functions, one per operation, bound to one limiter.
+//!
+//! napi-rs's generated callbacks do much more than this path needs on every call (a borrow
+//! scope, references to `this` and the arguments, unwrapping `this`), which measured several
+//! times the cost of the work itself. A function made here does three things: read its bound
+//! limiter from the callback data, read the key (one Node-API call, see [`Key`]), and run the
+//! operation. The cost is read from, and the status written to, the shared array
+//! ([`crate::shared`]), so no number crosses the boundary and the function returns
+//! `undefined`.
+
+use std::ffi::{c_char, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::rc::Rc;
+
+use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName};
+use napi::{sys, Error, Result, Status, ValueType};
+
+use crate::key::Key;
+
+/// The operations a limiter's fast functions run, in the order of the returned array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FastOp {
+    /// Test and consume.
+    Check,
+    /// Decide without consuming.
+    Peek,
+    /// Consume regardless.
+    Force,
+    /// Give back.
+    Refund,
+}
+
+/// Why a fast operation failed: the message of a `RangeError` thrown to JavaScript.
+pub struct FastError(pub(crate) &'static str);
+
+/// A limiter that fast functions can drive.
+pub trait FastTarget {
+    /// Runs `op` for `key` with the cost(s) in the shared array; writes the decision and the
+    /// status into the shared array.
+    fn run(&self, op: FastOp, key: &Key) -> core::result::Result<(), FastError>;
+}
+
+/// What one function's callback data points to: its limiter and operation.
+struct Bound {
+    target: Rc<dyn FastTarget>,
+    op: FastOp,
+}
+
+/// The four functions `[check, peek, force, refund]` for one limiter, made when converted
+/// to a JavaScript value.
+pub struct FastFunctions(pub(crate) Rc<dyn FastTarget>);
+
+impl TypeName for FastFunctions {
+    fn type_name() -> &'static str {
+        "Array<(key: string | Uint8Array) => void>"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+fn check(status: sys::napi_status, what: &str) -> Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(Error::new(Status::from(status), what.to_owned()))
+    }
+}
+
+impl ToNapiValue for FastFunctions {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        let ops = [FastOp::Check, FastOp::Peek, FastOp::Force, FastOp::Refund];
+        let mut array = ptr::null_mut();
+        // SAFETY: `env` is the current call's environment; `array` is a valid out-pointer.
+        let status = unsafe { sys::napi_create_array_with_length(env, ops.len(), &mut array) };
+        check(status, "array")?;
+        for (index, op) in (0u32..).zip(ops) {
+            let bound = Box::into_raw(Box::new(Bound {
+                target: Rc::clone(&value.0),
+                op,
+            }));
+            let mut function = ptr::null_mut();
+            // SAFETY: the name is a NUL-terminated literal; `bound` stays valid until the
+            // finalizer below frees it, after the function is collected.
+            let status = unsafe {
+                sys::napi_create_function(
+                    env,
+                    c"fast".as_ptr(),
+                    4,
+                    Some(call),
+                    bound.cast(),
+                    &mut function,
+                )
+            };
+            if status != sys::Status::napi_ok {
+                // SAFETY: the function was not created, so nothing else owns `bound`.
+                drop(unsafe { Box::from_raw(bound) });
+                return Err(Error::new(Status::from(status), "function".to_owned()));
+            }
+            // SAFETY: `function` is a live object; the finalizer takes ownership of `bound`.
+            let status = unsafe {
+                sys::napi_add_finalizer(
+                    env,
+                    function,
+                    bound.cast(),
+                    Some(finalize),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                )
+            };
+            if status != sys::Status::napi_ok {
+                // The function stays callable with `bound`; leaking it is the safe choice.
+                return Err(Error::new(Status::from(status), "finalizer".to_owned()));
+            }
+            // SAFETY: `array` and `function` are live values of this call.
+            let status = unsafe { sys::napi_set_element(env, array, index, function) };
+            check(status, "array")?;
+        }
+        Ok(array)
+    }
+}
+
+/// Frees a function's [`Bound`] when the function is collected.
+unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    if !data.is_null() {
+        // SAFETY: `data` is the `Box<Bound>` leaked in `to_napi_value`, finalized once.
+        drop(unsafe { Box::from_raw(data.cast::<Bound>()) });
+    }
+}
+
+/// Throws a `TypeError` or `RangeError` with a static message.
+fn throw(env: sys::napi_env, range: bool, code: &'static std::ffi::CStr, message: &str) {
+    let message = std::ffi::CString::new(message).unwrap_or_default();
+    let code: *const c_char = code.as_ptr();
+    // SAFETY: `env` is the current call's environment; both strings are NUL-terminated.
+    let _ = unsafe {
+        if range {
+            sys::napi_throw_range_error(env, code, message.as_ptr())
+        } else {
+            sys::napi_throw_type_error(env, code, message.as_ptr())
+        }
+    };
+}
+
+/// The callback of every fast function: `(key) => undefined`.
+unsafe extern "C" fn call(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut argc = 1;
+        let mut argv = [ptr::null_mut(); 1];
+        let mut data = ptr::null_mut();
+        // SAFETY: `env` and `info` come from Node-API for this call; the out-pointers are
+        // valid, and `argv` has room for `argc` values.
+        let status = unsafe {
+            sys::napi_get_cb_info(
+                env,
+                info,
+                &mut argc,
+                argv.as_mut_ptr(),
+                ptr::null_mut(),
+                &mut data,
+            )
+        };
+        if status != sys::Status::napi_ok || data.is_null() {
+            throw(env, false, c"ERR_INVALID_ARG_TYPE", "cellgate: bad call");
+            return;
+        }
+        // SAFETY: `data` is this function's `Bound`, alive while the function is (the
+        // finalizer frees it only after the function is collected, so not during a call).
+        let bound = unsafe { &*data.cast::<Bound>() };
+        // SAFETY: `argv[0]` is this call's first argument (`undefined` when absent).
+        let key = match unsafe { Key::from_napi_value(env, argv[0]) } {
+            Ok(key) => key,
+            Err(_) => {
+                throw(
+                    env,
+                    false,
+                    c"ERR_INVALID_ARG_TYPE",
+                    "key must be a string, Buffer or Uint8Array",
+                );
+                return;
+            }
+        };
+        if let Err(FastError(message)) = bound.target.run(bound.op, &key) {
+            throw(env, true, c"ERR_OUT_OF_RANGE", message);
+        }
+    }));
+    if outcome.is_err() {
+        throw(
+            env,
+            false,
+            c"ERR_CELLGATE_PANIC",
+            "cellgate: internal error (a bug: please report it)",
+        );
+    }
+    ptr::null_mut()
+}
