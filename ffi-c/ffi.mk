@@ -93,4 +93,33 @@ install: dist-c ## Install the C library, header and cellgate.pc under PREFIX (d
 	EOF
 	echo "installed under $$root (ldconfig may be needed for the shared library)"
 
+
+
+# The C tests against dist/: once under ASan+UBSan (static library), once under valgrind
+# (shared library through pkg-config, as an application links it). Then a C++ build of the
+# header, and the example service and benchmark built with the same flags so they cannot rot.
+test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and valgrind (vectors, threads, NULLs), C++ header build
+	@$(PRELUDE)
+	# The header freshness test, with test-rust's exact cargo arguments so that it reuses
+	# that build (cbindgen included) instead of rebuilding with other features.
+	step $(CARGO) test $(LOCKED) --workspace --all-features --exclude cellgate-py \
+		--exclude cellgate-node --test header
+	export PKG_CONFIG_PATH="$(FFI_DIST)/lib/pkgconfig"
+	mkdir -p "$(FFI_BUILD)"
+	step python3 ffi-c/tests/vectors_to_lines.py testdata/vectors "$(FFI_BUILD)/vectors.txt"
+	step $(CC) $(FFI_CFLAGS) $(FFI_SANITIZE) -pthread $$(pkg-config --cflags cellgate) \
+		$(FFI_C_TESTS) "$(FFI_DIST)/lib/libcellgate.a" $(FFI_STATIC_LIBS) -o "$(FFI_BUILD)/tests-asan"
+	step env ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		"$(FFI_BUILD)/tests-asan" "$(FFI_BUILD)/vectors.txt" $(FFI_HAMMER_THREADS) 50000
+	step $(CC) $(FFI_CFLAGS) -pthread $$(pkg-config --cflags cellgate) $(FFI_C_TESTS) \
+		$$(pkg-config --libs cellgate) -Wl,-rpath,"$(FFI_DIST)/lib" -o "$(FFI_BUILD)/tests"
+	step $(VALGRIND) -q --error-exitcode=99 --leak-check=full \
+		--errors-for-leak-kinds=definite,indirect,possible --show-leak-kinds=definite,indirect,possible \
+		"$(FFI_BUILD)/tests" "$(FFI_BUILD)/vectors.txt" $(FFI_HAMMER_THREADS) 10000
+	step $(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic $$(pkg-config --cflags cellgate) \
+		ffi-c/tests/cpp/header.cpp $$(pkg-config --libs cellgate) -Wl,-rpath,"$(FFI_DIST)/lib" \
+		-o "$(FFI_BUILD)/header-cpp"
+	step "$(FFI_BUILD)/header-cpp"
+	step $(CC) -std=c11 -Wall -Wextra -Werror -pedantic -fsyntax-only -x c dist/include/cellgate.h
 DIST_STEPS += dist-c
+TEST_STEPS += test-c

@@ -81,16 +81,16 @@
 #define CG_MAX_POLICY_QUOTAS 8
 
 // Nanoseconds in one second.
-#define CG_NS_PER_SECOND 1000000000
+#define CG_NS_PER_SECOND 1000000000ull
 
 // Nanoseconds in one minute.
-#define CG_NS_PER_MINUTE 60000000000
+#define CG_NS_PER_MINUTE 60000000000ull
 
 // Nanoseconds in one hour.
-#define CG_NS_PER_HOUR 3600000000000
+#define CG_NS_PER_HOUR 3600000000000ull
 
 // Nanoseconds in one day.
-#define CG_NS_PER_DAY 86400000000000
+#define CG_NS_PER_DAY 86400000000000ull
 
 
 

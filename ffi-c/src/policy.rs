@@ -806,18 +806,19 @@ unsafe fn render_policy<'e>(
     };
     // SAFETY: NULL or `buf_len` writable bytes, by the caller's contract.
     let out = unsafe { buffer(buf.cast::<u8>(), buf_len) }?;
+    let entries: Vec<&PolicyEntry<Box<str>>> = entries.collect();
+    if entries.len() != decision.count {
+        return Err(cg_status::InvalidArgument);
+    }
     let headers: Vec<PolicyHeader<'_>> = entries
+        .iter()
         .zip(decision.decisions.iter())
-        .take(decision.count)
         .map(|(entry, decision)| PolicyHeader {
             name: &entry.name,
             quota: entry.quota,
             decision: (*decision).into(),
         })
         .collect();
-    if headers.len() != decision.count {
-        return Err(cg_status::InvalidArgument);
-    }
     render_lines(style, &headers, out, len)
 }
 

@@ -6,15 +6,16 @@ use cellgate::{parse_quotas, Quota};
 use core::ffi::{c_char, CStr};
 
 /// Nanoseconds in one second.
-pub const CG_NS_PER_SECOND: u64 = 1_000_000_000;
+pub const CG_NS_PER_SECOND: u64 = 1_000_000_000_u64;
 /// Nanoseconds in one minute.
-pub const CG_NS_PER_MINUTE: u64 = 60_000_000_000;
+pub const CG_NS_PER_MINUTE: u64 = 60_000_000_000_u64;
 /// Nanoseconds in one hour.
-pub const CG_NS_PER_HOUR: u64 = 3_600_000_000_000;
+pub const CG_NS_PER_HOUR: u64 = 3_600_000_000_000_u64;
 /// Nanoseconds in one day.
-pub const CG_NS_PER_DAY: u64 = 86_400_000_000_000;
+pub const CG_NS_PER_DAY: u64 = 86_400_000_000_000_u64;
 
-// Literals, so that the header's macros are plain numbers (no `int` overflow in C).
+// Literals with a `u64` suffix: the header says `1000000000ull`, so `3 * CG_NS_PER_SECOND`
+// is computed in 64 bits in C (a plain `1000000000` is an `int` there, and overflows).
 const _: () = assert!(CG_NS_PER_SECOND == cellgate::NS_PER_SECOND);
 const _: () = assert!(CG_NS_PER_MINUTE == cellgate::NS_PER_MINUTE);
 const _: () = assert!(CG_NS_PER_HOUR == cellgate::NS_PER_HOUR);
