@@ -1,0 +1,53 @@
+'use strict';
+// cellgate/fastify: a Fastify (4 and 5) plugin.
+//
+//   const { Limiter } = require('cellgate');
+//   await app.register(require('cellgate/fastify'), { limiter: new Limiter('100/minute') });
+
+const { settings, evaluate, headersFor, bodyFor } = require('./middleware');
+
+/**
+ * Checks every request (an `onRequest` hook on the instance it is registered on, and on the
+ * routes registered after it) against `options.limiter`. Options as for `cellgate/express`,
+ * with `key(request, reply)` defaulting to `request.ip` and `onLimited(request, reply,
+ * decision)` replacing the JSON answer. Sets `request.rateLimit`; answers a denial with the
+ * status, the headers and `{"error":"rate_limited","retry_after":N}`.
+ */
+function cellgatePlugin(fastify, options, done) {
+  let config;
+  try {
+    config = settings(options, (request) => request.ip || '');
+  } catch (error) {
+    done(error);
+    return;
+  }
+  fastify.decorateRequest('rateLimit', null);
+  fastify.addHook('onRequest', async (request, reply) => {
+    if (config.skip !== undefined && (await config.skip(request, reply))) return undefined;
+    const decision = await new Promise((resolve, reject) => {
+      try {
+        const pending = evaluate(config, request, reply, resolve);
+        if (pending !== undefined) pending.catch(reject);
+      } catch (error) {
+        reject(error);
+      }
+    });
+    request.rateLimit = decision;
+    reply.headers(headersFor(config, decision));
+    if (decision !== null && decision.allowed) return undefined;
+    if (config.onLimited !== undefined) return config.onLimited(request, reply, decision);
+    reply.code(config.statusCode).type('application/json; charset=utf-8').send(bodyFor(decision));
+    return reply;
+  });
+  done();
+}
+
+// Apply to the instance it is registered on (as fastify-plugin would), not to a child
+// context only; and give the plugin a name in Fastify's plugin tree.
+cellgatePlugin[Symbol.for('skip-override')] = true;
+cellgatePlugin[Symbol.for('fastify.display-name')] = 'cellgate';
+cellgatePlugin[Symbol.for('plugin-meta')] = { name: 'cellgate', fastify: '>=4' };
+
+module.exports = cellgatePlugin;
+module.exports.default = cellgatePlugin;
+module.exports.cellgate = cellgatePlugin;
