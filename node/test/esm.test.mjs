@@ -1,0 +1,20 @@
+// The ESM entry points give the same objects as the CommonJS ones.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import cellgate, { Limiter, ManualClock, Policy, headers, limitedBody, TableFullError, RateLimitError } from 'cellgate';
+import rateLimitDefault, { rateLimit } from 'cellgate/express';
+import fastifyPlugin from 'cellgate/fastify';
+
+const require = createRequire(import.meta.url);
+
+test('ESM and CommonJS share one module instance', () => {
+  assert.equal(Limiter, require('cellgate').Limiter);
+  assert.equal(cellgate.Limiter, Limiter);
+  assert.equal(rateLimit, require('cellgate/express').rateLimit);
+  assert.equal(rateLimitDefault, rateLimit);
+  assert.equal(fastifyPlugin, require('cellgate/fastify'));
+  for (const value of [ManualClock, Policy, headers, limitedBody, TableFullError, RateLimitError]) assert.equal(typeof value, 'function');
+  const limiter = new Limiter('1/second', { clock: new ManualClock() });
+  assert.equal(limiter.check('k').allowed, true);
+});

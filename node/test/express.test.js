@@ -1,0 +1,118 @@
+'use strict';
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const express = require('express');
+const { Limiter, Policy, ManualClock } = require('cellgate');
+const { rateLimit } = require('cellgate/express');
+const { request, listen, close } = require('./http');
+
+async function serve(app, fn) {
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  try {
+    await fn(server.address().port);
+  } finally {
+    await close(server);
+  }
+}
+
+test('200s turn into 429s with RateLimit headers, Retry-After and a JSON body', async () => {
+  const clock = new ManualClock();
+  const app = express();
+  app.use(rateLimit({ limiter: new Limiter('3/minute', { clock, name: 'api' }) }));
+  app.get('/', (req, res) => res.json({ remaining: req.rateLimit.remaining }));
+  await serve(app, async (port) => {
+    for (let index = 0; index < 3; index++) {
+      const response = await request(port, '/');
+      assert.equal(response.status, 200);
+      assert.deepEqual(JSON.parse(response.body), { remaining: 2 - index });
+      assert.equal(response.headers['ratelimit-policy'], '"api";q=3;w=60');
+      assert.equal(response.headers.ratelimit, `"api";r=${2 - index};t=${index === 2 ? 20 : 0}`);
+      assert.equal(response.headers['retry-after'], undefined);
+    }
+    const limited = await request(port, '/');
+    assert.equal(limited.status, 429);
+    assert.equal(limited.headers['retry-after'], '20');
+    assert.equal(limited.headers.ratelimit, '"api";r=0;t=20');
+    assert.match(limited.headers['content-type'], /^application\/json/);
+    assert.equal(limited.body, '{"error":"rate_limited","retry_after":20}');
+    clock.advance(20_000);
+    assert.equal((await request(port, '/')).status, 200);
+  });
+});
+
+test('key, cost and skip functions (sync and async), legacy headers', async () => {
+  const clock = new ManualClock();
+  const app = express();
+  app.use(rateLimit({
+    limiter: new Limiter('10/second', { clock }),
+    key: async (req) => req.get('x-api-key') || 'anonymous',
+    cost: (req) => Number(req.query.cost || 1),
+    skip: (req) => req.path === '/health',
+    headers: 'legacy',
+  }));
+  app.get('/health', (req, res) => res.json({ rateLimit: req.rateLimit === undefined ? 'none' : 'set' }));
+  app.get('/work', (req, res) => res.send('ok'));
+  app.use((error, req, res, next) => res.status(error instanceof RangeError ? 500 : 599).end());
+  await serve(app, async (port) => {
+    for (let index = 0; index < 5; index++) assert.equal((await request(port, '/health')).status, 200);
+    const heavy = await request(port, '/work?cost=10', { 'x-api-key': 'alice' });
+    assert.equal(heavy.status, 200);
+    assert.equal(heavy.headers['x-ratelimit-limit'], '10');
+    assert.equal(heavy.headers['x-ratelimit-remaining'], '0');
+    assert.equal(heavy.headers['x-ratelimit-reset'], '1');
+    assert.equal(heavy.headers.ratelimit, undefined);
+    const denied = await request(port, '/work', { 'x-api-key': 'alice' });
+    assert.equal(denied.status, 429);
+    assert.equal(denied.headers['retry-after'], '1');
+    assert.equal((await request(port, '/work', { 'x-api-key': 'bob' })).status, 200, 'another key');
+    const bad = await request(port, '/work?cost=1.5', { 'x-api-key': 'carol' });
+    assert.equal(bad.status, 500, 'a bad cost is an error passed to next(), not a free request');
+    assert.equal(JSON.parse((await request(port, '/health')).body).rateLimit, 'none');
+  });
+});
+
+test('a Policy as the limiter, and onLimited replacing the answer', async () => {
+  const clock = new ManualClock();
+  const policy = new Policy([{ name: 'burst', rate: '2/second' }, { name: 'daily', rate: '3/day' }], { clock });
+  const app = express();
+  app.use(rateLimit({
+    limiter: policy,
+    onLimited: (req, res) => res.status(503).json({ binding: req.rateLimit.binding }),
+  }));
+  app.get('/', (req, res) => res.send('ok'));
+  await serve(app, async (port) => {
+    assert.equal((await request(port, '/')).status, 200);
+    const second = await request(port, '/');
+    assert.equal(second.headers['ratelimit-policy'], '"burst";q=2;w=1,"daily";q=3;w=86400');
+    const third = await request(port, '/');
+    assert.equal(third.status, 503);
+    assert.deepEqual(JSON.parse(third.body), { binding: 'burst' });
+    clock.advance(1000);
+    assert.equal((await request(port, '/')).status, 200);
+    const daily = await request(port, '/');
+    assert.equal(daily.status, 503);
+    assert.deepEqual(JSON.parse(daily.body), { binding: 'daily' });
+  });
+});
+
+test('a rate string is enough, and options are checked at setup', async () => {
+  assert.throws(() => rateLimit({}), TypeError);
+  assert.throws(() => rateLimit({ limiter: '10/s', headers: 'draft-7' }), TypeError);
+  assert.throws(() => rateLimit({ limiter: '10/s', key: 'ip' }), TypeError);
+  assert.throws(() => rateLimit({ limiter: '10/fortnight' }), RangeError);
+  const app = express();
+  app.use(rateLimit({ limiter: '1/hour' }));
+  app.get('/', (req, res) => res.send('ok'));
+  await serve(app, async (port) => {
+    assert.equal((await request(port, '/')).status, 200);
+    assert.equal((await request(port, '/')).status, 429, 'keyed by the client address');
+  });
+});
+
+test('the listen helper works for a plain server too', async () => {
+  const server = require('node:http').createServer((req, res) => res.end('x'));
+  const port = await listen(server);
+  assert.equal((await request(port, '/')).body, 'x');
+  await close(server);
+});

@@ -1,0 +1,69 @@
+'use strict';
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const Fastify = require('fastify');
+const { Limiter, ManualClock } = require('cellgate');
+const cellgate = require('cellgate/fastify');
+const { request } = require('./http');
+
+async function serve(app, fn) {
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  try {
+    await fn(app.server.address().port);
+  } finally {
+    await app.close();
+  }
+}
+
+test('Fastify: 200s turn into 429s with headers and the JSON body', async () => {
+  const clock = new ManualClock();
+  const app = Fastify();
+  await app.register(cellgate, { limiter: new Limiter('2/second', { clock }) });
+  app.get('/', async (request) => ({ remaining: request.rateLimit.remaining }));
+  await serve(app, async (port) => {
+    const first = await request(port, '/');
+    assert.equal(first.status, 200);
+    assert.deepEqual(JSON.parse(first.body), { remaining: 1 });
+    assert.equal(first.headers['ratelimit-policy'], '"default";q=2;w=1');
+    assert.equal(first.headers.ratelimit, '"default";r=1;t=0');
+    assert.equal((await request(port, '/')).status, 200);
+    const limited = await request(port, '/');
+    assert.equal(limited.status, 429);
+    assert.equal(limited.headers['retry-after'], '1');
+    assert.match(limited.headers['content-type'], /^application\/json/);
+    assert.equal(limited.body, '{"error":"rate_limited","retry_after":1}');
+    clock.advance(500);
+    assert.equal((await request(port, '/')).status, 200);
+  });
+});
+
+test('Fastify: key, cost, skip, legacy-epoch headers, and routes registered before the plugin', async () => {
+  const clock = new ManualClock();
+  const app = Fastify();
+  await app.register(cellgate, {
+    limiter: new Limiter('5/minute', { clock }),
+    key: (request) => request.headers['x-user'] || 'anonymous',
+    cost: async (request) => (request.url.startsWith('/expensive') ? 5 : 1),
+    skip: (request) => request.url === '/health',
+    headers: 'legacy-epoch',
+  });
+  app.get('/health', async () => 'ok');
+  app.get('/expensive', async () => 'done');
+  await serve(app, async (port) => {
+    for (let index = 0; index < 8; index++) assert.equal((await request(port, '/health')).status, 200);
+    const spent = await request(port, '/expensive', { 'x-user': 'u1' });
+    assert.equal(spent.status, 200);
+    const reset = Number(spent.headers['x-ratelimit-reset']);
+    assert.ok(Math.abs(reset - (Math.floor(Date.now() / 1000) + 60)) <= 2, `epoch reset ${reset}`);
+    const denied = await request(port, '/expensive', { 'x-user': 'u1' });
+    assert.equal(denied.status, 429);
+    assert.equal(denied.headers['retry-after'], '60');
+    assert.equal((await request(port, '/expensive', { 'x-user': 'u2' })).status, 200);
+  });
+});
+
+test('Fastify: bad options fail registration', async () => {
+  const app = Fastify();
+  app.register(cellgate, { limiter: 42 });
+  await assert.rejects(app.ready(), TypeError);
+});
