@@ -1,1 +1,70 @@
-# Targets for fuzz/ (included by the top-level Makefile). Under construction.
+# Targets for fuzz/ (included by the top-level Makefile): cargo-fuzz (libFuzzer) targets for
+# every input surface, with seed corpora committed under fuzz/corpus/<target>/.
+#
+# fuzz/ is its own workspace (its own Cargo.lock), built with the nightly toolchain, under
+# $(TARGET_DIR)/fuzz. Inputs the fuzzer finds go to $(TARGET_DIR)/fuzz/corpus/<target>/ (scratch),
+# never into the committed corpus; crashes go to fuzz/artifacts/<target>/ (ignored by git).
+# Overridable: FUZZ_SECONDS (per target, `make fuzz`), FUZZ_SMOKE_SECONDS (per target,
+# `make fuzz-smoke`), FUZZ_TARGETS, CARGO_FUZZ_VERSION, NIGHTLY.
+
+FUZZ_TARGETS ?= parse cell keyed headers
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 15
+CARGO_FUZZ_VERSION ?= 0.13.2
+FUZZ_TOOLS := $(TARGET_DIR)/tools
+CARGO_FUZZ := $(FUZZ_TOOLS)/bin/cargo-fuzz
+FUZZ_OUT := $(TARGET_DIR)/fuzz
+# The targets exercise safe Rust against models (their checks are assertions), so they build
+# without a sanitizer: several times the executions per second of AddressSanitizer.
+# Debug assertions and overflow checks stay on (cargo-fuzz's default).
+FUZZ_BUILD_FLAGS = --sanitizer none --target-dir "$(FUZZ_OUT)/build"
+
+.PHONY: setup-fuzz fuzz-build fuzz fuzz-smoke
+
+# `fuzz_run TARGET SECONDS`: replays the committed corpus, then fuzzes for SECONDS, with the
+# libFuzzer log in $(FUZZ_OUT)/logs/TARGET.log (its tail is shown on failure).
+define FUZZ_RUN
+fuzz_run() {
+	local target=$$1 seconds=$$2 log="$(FUZZ_OUT)/logs/$$1.log"
+	mkdir -p "$(FUZZ_OUT)/corpus/$$target" "$(FUZZ_OUT)/logs"
+	printf '\n\033[1m$$ fuzz %s: replay fuzz/corpus/%s, then %ss\033[0m\n' "$$target" "$$target" "$$seconds"
+	if ! $(CARGO) +$(NIGHTLY) fuzz run $(FUZZ_BUILD_FLAGS) "$$target" "fuzz/corpus/$$target" \
+			-- -runs=0 > "$$log" 2>&1 \
+		|| ! $(CARGO) +$(NIGHTLY) fuzz run $(FUZZ_BUILD_FLAGS) "$$target" \
+			"$(FUZZ_OUT)/corpus/$$target" "fuzz/corpus/$$target" \
+			-- -max_total_time="$$seconds" -print_final_stats=1 >> "$$log" 2>&1; then
+		tail -n 60 "$$log"
+		echo "fuzz target $$target failed: full log in $$log, input in fuzz/artifacts/$$target/" >&2
+		return 1
+	fi
+	grep -E '^(Done|stat::number_of_executed_units)' "$$log" | tail -n 2 || true
+}
+endef
+
+setup-fuzz: ## Install (idempotently) the nightly toolchain and cargo-fuzz $(CARGO_FUZZ_VERSION) into $(TARGET_DIR)/tools
+	@$(PRELUDE)
+	rustup toolchain list | grep '^$(NIGHTLY)' >/dev/null || \
+		step rustup toolchain install $(NIGHTLY) --profile minimal
+	if ! "$(CARGO_FUZZ)" --version 2>/dev/null | grep -qx 'cargo-fuzz $(CARGO_FUZZ_VERSION)'; then
+		step env CARGO_TARGET_DIR="$(FUZZ_TOOLS)/build" $(CARGO) install --locked \
+			--version $(CARGO_FUZZ_VERSION) --root "$(FUZZ_TOOLS)" cargo-fuzz
+	fi
+	"$(CARGO_FUZZ)" --version
+
+fuzz-build: setup-fuzz ## Build every fuzz target (nightly, own workspace and target dir)
+	@$(PRELUDE)
+	export PATH="$(abspath $(FUZZ_TOOLS))/bin:$$PATH"
+	step $(CARGO) +$(NIGHTLY) fuzz build $(FUZZ_BUILD_FLAGS)
+
+fuzz: fuzz-build ## Fuzz every target for FUZZ_SECONDS (default 600) each, after replaying its corpus
+	@$(PRELUDE)
+	export PATH="$(abspath $(FUZZ_TOOLS))/bin:$$PATH"
+	$(FUZZ_RUN)
+	for target in $(FUZZ_TARGETS); do fuzz_run "$$target" $(FUZZ_SECONDS); done
+
+fuzz-smoke: fuzz-build ## Replay each fuzz target's committed corpus, then fuzz it FUZZ_SMOKE_SECONDS (15)
+	@$(PRELUDE)
+	export PATH="$(abspath $(FUZZ_TOOLS))/bin:$$PATH"
+	step $(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
+	$(FUZZ_RUN)
+	for target in $(FUZZ_TARGETS); do fuzz_run "$$target" $(FUZZ_SMOKE_SECONDS); done
