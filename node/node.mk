@@ -1,1 +1,80 @@
-# Targets for node/ (included by the top-level Makefile). Under construction.
+# Targets for node/ (the npm package `cellgate`: a napi-rs 3 addon under a thin JS layer),
+# included by the top-level Makefile.
+#
+#   make dist-node    dist/cellgate-<version>.tgz (npm pack of the release addon and lib/)
+#   make test-node    installs that tarball into a fresh temporary project with express,
+#                     fastify and the peers, and runs node/test there with `node --test`
+#   make demo-node    an Express app on 127.0.0.1 answering 200s, then 429s
+#   make bench-node   check(key) against rate-limiter-flexible and express-rate-limit
+#
+# Overridable: NODE, NPM, NODE_TEST_ARGS (extra `node --test` arguments), NODE_BENCH_ARGS.
+
+NODE ?= node
+NPM ?= npm
+NODE_DIST := $(CURDIR)/dist
+# The addon builds in its own cargo target dir under TARGET_DIR (absolute: napi runs in node/).
+NODE_CARGO_TARGET := $(abspath $(TARGET_DIR))/node
+NODE_VECTORS := $(CURDIR)/testdata/vectors
+NODE_TEST_ARGS ?=
+NODE_BENCH_ARGS ?=
+
+.PHONY: setup-node deps-node build-node dist-node test-node demo-node bench-node
+
+setup-node: ## Check (and on Debian/Ubuntu as root, install) node >= 18.17 and npm
+	@$(PRELUDE)
+	if ! command -v $(NODE) >/dev/null || ! command -v $(NPM) >/dev/null; then
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then
+			step apt-get update -q
+			step env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
+		else
+			echo "node and npm are required (node >= 18.17)" >&2
+			exit 1
+		fi
+	fi
+	step $(NODE) -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 18 || (a === 18 && b < 17)) { console.error("node >= 18.17 is required, found " + process.version); process.exit(1); }'
+
+deps-node: setup-node ## Install node/'s dev dependencies (@napi-rs/cli, peers) from package-lock.json (npm ci), if changed
+	@$(PRELUDE)
+	cd node
+	# npm ci only when the lock file is newer than the last install (it deletes node_modules).
+	if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+		step $(NPM) ci --no-audit --no-fund
+	fi
+
+build-node: deps-node ## Build the release addon into node/native/cellgate.node (napi build; cargo --locked)
+	@$(PRELUDE)
+	cd node
+	step npx --no-install napi build --release --output-dir native --target-dir "$(NODE_CARGO_TARGET)" -- $(LOCKED)
+
+dist-node: build-node ## npm pack the package into dist/cellgate-<version>.tgz
+	@$(PRELUDE)
+	mkdir -p "$(NODE_DIST)"
+	cd node
+	step $(NPM) pack --pack-destination "$(NODE_DIST)"
+
+test-node: dist-node ## Install the tarball into a fresh project and run node/test there (real servers on 127.0.0.1)
+	@$(PRELUDE)
+	version=$$($(NODE) -p 'require("./node/package.json").version')
+	tarball="$(NODE_DIST)/cellgate-$$version.tgz"
+	# The test dependencies at the versions node/package-lock.json pins.
+	deps=$$($(NODE) -p 'const d = require("./node/package.json").devDependencies; ["express", "fastify", "rate-limiter-flexible", "express-rate-limit"].map((n) => n + "@" + d[n]).join(" ")')
+	project=$$(mktemp -d "$${TMPDIR:-/tmp}/cellgate-node-test.XXXXXX")
+	trap 'rm -rf "$$project"' EXIT
+	printf '{ "name": "cellgate-node-test", "private": true, "version": "0.0.0" }\n' > "$$project/package.json"
+	cp -R node/test node/bench "$$project/"
+	cd "$$project"
+	step $(NPM) install --no-audit --no-fund --no-package-lock "$$tarball" $$deps
+	step env CELLGATE_VECTORS="$(NODE_VECTORS)" $(NODE) --test $(NODE_TEST_ARGS) test/
+
+demo-node: build-node ## An Express app on 127.0.0.1 (a free port): 200s turning into 429s, with headers and JSON
+	@$(PRELUDE)
+	step $(NODE) node/demo/express.js
+
+bench-node: build-node ## check(key) vs rate-limiter-flexible and express-rate-limit, plus the Node-API boundary costs
+	@$(PRELUDE)
+	cd node
+	step $(NODE) bench/check.js $(NODE_BENCH_ARGS)
+
+DIST_STEPS += dist-node
+DEMO_STEPS += demo-node
+TEST_STEPS += test-node
