@@ -1,0 +1,38 @@
+// Types for `cellgate/express`.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Costs, Decision, Limiter, Policy, PolicyDecision } from './index';
+
+type Awaitable<T> = T | Promise<T>;
+
+export interface RateLimitOptions<Req = IncomingMessage, Res = ServerResponse> {
+  /** A Limiter, a Policy, or a rate string ('100/minute') for a new Limiter. */
+  limiter: Limiter | Policy | string;
+  /** The request's key (default: `req.ip`, else the socket's address). */
+  key?: (req: Req, res: Res) => Awaitable<string | Uint8Array>;
+  /** The request's cost (default 1; for a Policy, its costs). */
+  cost?: (req: Req, res: Res) => Awaitable<number | Costs>;
+  /** True lets the request through unchecked. */
+  skip?: (req: Req, res: Res) => Awaitable<boolean>;
+  /** Header style (default 'ietf'); false sends none but Retry-After on a denial. */
+  headers?: 'ietf' | 'legacy' | 'legacy-epoch' | false;
+  /** The status of a denial (default 429). */
+  statusCode?: number;
+  /** Replaces the JSON answer to a denial (`decision` is null when the key table is full). */
+  onLimited?: (req: Req, res: Res, next: (error?: unknown) => void, decision: Decision | PolicyDecision | null) => void;
+}
+
+/** The middleware: sets `req.rateLimit`, the headers, and answers denials with 429 and JSON. */
+export declare function rateLimit<Req = IncomingMessage, Res = ServerResponse>(
+  options: RateLimitOptions<Req, Res>,
+): (req: Req, res: Res, next: (error?: unknown) => void) => void;
+export default rateLimit;
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** The decision for this request (null when the key table was full). */
+      rateLimit?: Decision | PolicyDecision | null;
+    }
+  }
+}

@@ -1,0 +1,189 @@
+// Types for the `cellgate` package (hand-written; the public contract of lib/index.js).
+
+/** A key: a string (its UTF-8 bytes), a Buffer or a Uint8Array (its bytes). */
+export type Key = string | Uint8Array;
+
+/**
+ * What a limiter answered, the same fields on allow and deny. Times are milliseconds from
+ * the operation (fractions carry the exact nanoseconds, up to 2^53 ns).
+ */
+export declare class Decision {
+  private constructor();
+  /** Whether the cost was admitted (for `force`: whether it fitted without debt). */
+  readonly allowed: boolean;
+  /** The burst: the most cost ever admitted at once. */
+  readonly limit: number;
+  /** Cost that could be admitted right now, after this operation (0 in debt). */
+  readonly remaining: number;
+  /** 0 when allowed; the exact wait until the same request is admitted; `Infinity` when it never can be. */
+  readonly retryAfterMs: number;
+  /** Milliseconds until the bucket is full again. */
+  readonly resetAfterMs: number;
+}
+
+/** One entry's decision inside a policy decision. */
+export interface EntryDecision {
+  readonly name: string;
+  readonly allowed: boolean;
+  readonly limit: number;
+  readonly remaining: number;
+  readonly retryAfterMs: number;
+  readonly resetAfterMs: number;
+}
+
+/** A policy's decision: the binding entry's numbers, its name, and every entry's decision. */
+export declare class PolicyDecision extends Decision {
+  /** The binding entry: when denied, the refusing one with the longest wait; when allowed, the one with the least remaining. */
+  readonly binding: string;
+  /** Every entry's decision, in entry order. */
+  readonly decisions: readonly EntryDecision[];
+}
+
+/** A clock that moves only when told to, for tests; limiters built with it read its time. */
+export declare class ManualClock {
+  /** @param startNs the start time in nanoseconds (default 0) */
+  constructor(startNs?: number | bigint);
+  /** Moves time forward by whole milliseconds (saturating at 2^64 - 1 ns). */
+  advance(ms: number): void;
+  /** Moves time forward by nanoseconds (saturating at 2^64 - 1). */
+  advanceNs(ns: number | bigint): void;
+  /** Sets the time; it may go backwards (limiters treat that as no time passing). */
+  setNs(ns: number | bigint): void;
+  /** The time in nanoseconds. */
+  nowNs(): bigint;
+}
+
+export interface LimiterOptions {
+  /** The most cost admitted at once (default: the rate's count). One quota only. */
+  burst?: number;
+  /** 'gcra' (the default) or 'token_bucket' (with greedy refill it decides as GCRA). */
+  algorithm?: 'gcra' | 'token_bucket';
+  /** 'greedy' (continuous, the default) or 'interval' (the rate at every period boundary; token bucket only). */
+  refill?: 'greedy' | 'interval';
+  /** Keys the table is sized for (default 100 000, at most 50 000 000); memory is allocated once. */
+  maxKeys?: number;
+  /** A ManualClock; the default is the process's monotonic clock. */
+  clock?: ManualClock;
+  /** The policy name in headers (default 'default'). One quota only. */
+  name?: string;
+}
+
+export interface CostOptions {
+  /** An integer from 0 to 2^53 - 1 (default 1). */
+  cost?: number;
+}
+
+export interface AcquireOptions {
+  /** Give up (rejecting) as soon as the wait would pass this many milliseconds, on the limiter's clock (default Infinity). */
+  timeoutMs?: number;
+  /** Give up (rejecting) when it aborts. */
+  signal?: AbortSignal;
+}
+
+/** Keyed rate limiting: one bucket per key, decisions exact to the nanosecond. */
+export declare class Limiter {
+  /**
+   * @param rate a rate string in the notation of Python's `limits`: '100/minute', '10 per
+   *   second', '500/7 days'; several ('10/s; 1000/day') are decided all-or-nothing.
+   * @throws TypeError or RangeError for an invalid rate or option
+   */
+  constructor(rate: string, options?: LimiterOptions);
+  /** The quota(s), written back as a rate string. */
+  readonly rate: string;
+  /** Tests and consumes `cost` for `key` atomically; a denial consumes nothing. @throws TableFullError */
+  check(key: Key, options?: CostOptions): Decision;
+  /** The decision `check` would make, consuming nothing. */
+  peek(key: Key, options?: CostOptions): Decision;
+  /** Consumes whether or not it fits (into debt); `allowed` says whether it fitted. @throws TableFullError */
+  force(key: Key, options?: CostOptions): Decision;
+  /** Gives cost back, never above full; `allowed` says whether the bucket is out of debt. */
+  refund(key: Key, options?: CostOptions): Decision;
+  /** Makes `key`'s bucket full. */
+  reset(key: Key): void;
+  /** Resolves once admitted, waiting as `retryAfterMs` says (no polling); rejects with RateLimitError. */
+  acquire(key: Key, options?: CostOptions & AcquireOptions): Promise<Decision>;
+  /** Table counters (one quota; undefined with several). */
+  stats(): { liveKeys: number; reclaimed: number; rejectedFull: number; slots: number } | undefined;
+}
+
+export interface PolicyEntry {
+  /** The name in headers and decisions (printable ASCII, distinct). */
+  name: string;
+  /** One rate string, such as '60/minute'. */
+  rate: string;
+  /** The burst (default: the rate's count). */
+  burst?: number;
+  /** The dimension this entry is charged (default 'requests'). */
+  dimension?: string;
+}
+
+/** Costs per dimension: an object (absent dimensions cost 0), an array in dimension order, or a number for one dimension. */
+export type Costs = Record<string, number> | readonly number[] | number;
+
+/** An admitted reservation, to settle once with the actual costs. */
+export declare class Reservation {
+  private constructor();
+  readonly policy: Policy;
+  readonly estimate: Costs;
+  /** Whether it is not settled yet. */
+  readonly pending: boolean;
+  /** `policy.settle(this, actual)`. */
+  settle(actual: Costs): PolicyDecision;
+}
+
+/** Several quotas over named dimensions, decided all-or-nothing per key, with reserve and settle. */
+export declare class Policy {
+  constructor(entries: readonly PolicyEntry[], options?: { maxKeys?: number; clock?: ManualClock });
+  /** Dimension names, in the order cost arrays use. */
+  readonly dimensions: string[];
+  /** Entry names, in entry order. */
+  readonly names: string[];
+  check(key: Key, costs?: Costs): PolicyDecision;
+  peek(key: Key, costs?: Costs): PolicyDecision;
+  force(key: Key, costs?: Costs): PolicyDecision;
+  refund(key: Key, costs?: Costs): PolicyDecision;
+  reset(key: Key): void;
+  /** A check of the estimate that, when admitted, returns a reservation (null when refused: nothing charged). */
+  reserve(key: Key, estimate?: Costs): { decision: PolicyDecision; reservation: Reservation | null };
+  /** Refunds what was not used and charges what exceeds the estimate (into debt if need be). */
+  settle(reservation: Reservation, actual: Costs): PolicyDecision;
+  acquire(key: Key, options?: { costs?: Costs } & AcquireOptions): Promise<PolicyDecision>;
+}
+
+export interface HeaderOptions {
+  /** 'ietf' (RateLimit-Policy and RateLimit, draft-10; the default), 'legacy' (X-RateLimit-*, reset in seconds from now) or 'legacy-epoch' (reset as a Unix time). */
+  style?: 'ietf' | 'legacy' | 'legacy-epoch';
+  /** The Unix time in seconds for 'legacy-epoch' (default: now). */
+  nowUnixS?: number;
+}
+
+/** The rate-limit headers for a decision (plus Retry-After on a denial), rendered by the core. */
+export declare function headers(decision: Decision, options?: HeaderOptions): Record<string, string>;
+
+/** The JSON body of a 429: `{"error":"rate_limited","retry_after":N}` (N as Retry-After, null for never). */
+export declare function limitedBody(decision: Decision): string;
+
+/** A new key found no room in the table (no live key is ever evicted). */
+export declare class TableFullError extends Error {
+  readonly code: 'ERR_CELLGATE_TABLE_FULL';
+}
+
+/** `acquire` gave up: 'timeout', 'never' (cost above the burst) or 'aborted' (cause: the signal's reason). */
+export declare class RateLimitError extends Error {
+  readonly code: 'ERR_CELLGATE_TIMEOUT' | 'ERR_CELLGATE_NEVER' | 'ERR_CELLGATE_ABORTED';
+  readonly reason: 'timeout' | 'never' | 'aborted';
+  readonly decision: Decision | undefined;
+}
+
+declare const cellgate: {
+  Limiter: typeof Limiter;
+  Policy: typeof Policy;
+  Reservation: typeof Reservation;
+  ManualClock: typeof ManualClock;
+  Decision: typeof Decision;
+  headers: typeof headers;
+  limitedBody: typeof limitedBody;
+  TableFullError: typeof TableFullError;
+  RateLimitError: typeof RateLimitError;
+};
+export default cellgate;
