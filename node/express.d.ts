@@ -11,6 +11,8 @@ export interface RateLimitOptions<Req = IncomingMessage, Res = ServerResponse> {
   key?: (req: Req, res: Res) => Awaitable<string | Uint8Array>;
   /** The request's cost (default 1; for a Policy, its costs). */
   cost?: (req: Req, res: Res) => Awaitable<number | Costs>;
+  /** The IPv6 prefix length the default key groups addresses by (default 56). */
+  ipv6PrefixLen?: number;
   /** True lets the request through unchecked. */
   skip?: (req: Req, res: Res) => Awaitable<boolean>;
   /** Header style (default 'ietf'); false sends none but Retry-After on a denial. */

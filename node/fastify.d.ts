@@ -10,6 +10,8 @@ export interface CellgateFastifyOptions {
   key?: (request: any, reply: any) => Awaitable<string | Uint8Array>;
   /** The request's cost (default 1; for a Policy, its costs). */
   cost?: (request: any, reply: any) => Awaitable<number | Costs>;
+  /** The IPv6 prefix length the default key groups addresses by (default 56). */
+  ipv6PrefixLen?: number;
   /** True lets the request through unchecked. */
   skip?: (request: any, reply: any) => Awaitable<boolean>;
   /** Header style (default 'ietf'); false sends none but Retry-After on a denial. */

@@ -163,6 +163,13 @@ export declare function headers(decision: Decision, options?: HeaderOptions): Re
 /** The JSON body of a 429: `{"error":"rate_limited","retry_after":N}` (N as Retry-After, null for never). */
 export declare function limitedBody(decision: Decision): string;
 
+/**
+ * The key for a client's IP address: one per IPv4 address and per IPv6 prefix of
+ * `ipv6PrefixLen` bits (default 56), the same for every spelling of the address.
+ * @throws RangeError for text that is not an address
+ */
+export declare function clientKey(address: string, options?: { ipv6PrefixLen?: number }): Buffer;
+
 /** A new key found no room in the table (no live key is ever evicted). */
 export declare class TableFullError extends Error {
   readonly code: 'ERR_CELLGATE_TABLE_FULL';
@@ -183,6 +190,7 @@ declare const cellgate: {
   Decision: typeof Decision;
   headers: typeof headers;
   limitedBody: typeof limitedBody;
+  clientKey: typeof clientKey;
   TableFullError: typeof TableFullError;
   RateLimitError: typeof RateLimitError;
 };

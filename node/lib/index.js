@@ -426,6 +426,26 @@ function policyDecision(status, out, source, names) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Client keys
+
+/**
+ * The key for a client's IP address, as a server reports it: one key per IPv4 address and
+ * per IPv6 prefix of `ipv6PrefixLen` bits (default 56, as express-rate-limit), the same for
+ * every spelling (`[2001:db8::1]:443`, `::ffff:192.0.2.1`, zone ids). Returns a Buffer.
+ * Throws a RangeError for text that is not an address.
+ */
+function clientKey(address, options) {
+  if (typeof address !== 'string') throw argTypeError('address', 'a string', address);
+  const opts = validate.options(options, 'options');
+  const prefix = opts.ipv6PrefixLen === undefined ? 56 : validate.integer(opts.ipv6PrefixLen, 'options.ipv6PrefixLen', 1, 128);
+  try {
+    return native.clientKey(address, prefix);
+  } catch (error) {
+    throw fromNative(error, 'address');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Policy
 
 /**
@@ -631,6 +651,7 @@ module.exports = {
   Decision,
   headers,
   limitedBody,
+  clientKey,
   TableFullError,
   RateLimitError,
 };

@@ -2,7 +2,7 @@
 // What the Express middleware and the Fastify plugin share: option checking, the key and cost
 // of a request (sync or async), the decision, and the 429 answer.
 
-const { Limiter, Policy, headers, limitedBody, TableFullError } = require('./index');
+const { Limiter, Policy, headers, limitedBody, clientKey, TableFullError } = require('./index');
 const { argTypeError } = require('./errors');
 
 const STYLES = ['ietf', 'legacy', 'legacy-epoch'];
@@ -21,8 +21,20 @@ function optionalFunction(value, name) {
  * Validates middleware options once, at setup, so that a typo fails at startup and not on
  * the first request. `defaultKey(req)` is the framework's client address.
  */
-function settings(options, defaultKey) {
+function settings(options, clientAddress) {
   if (options === null || typeof options !== 'object') throw argTypeError('options', 'an object with a limiter', options);
+  const ipv6PrefixLen = options.ipv6PrefixLen === undefined ? 56 : options.ipv6PrefixLen;
+  clientKey('::1', { ipv6PrefixLen }); // validates it now
+  // The default key: the client address as a key (IPv6 grouped by prefix); an address that
+  // does not parse (a Unix socket's empty one) is keyed as its text.
+  const defaultKey = (request) => {
+    const address = clientAddress(request);
+    try {
+      return clientKey(address, { ipv6PrefixLen });
+    } catch {
+      return address;
+    }
+  };
   let limiter = options.limiter;
   if (typeof limiter === 'string') limiter = new Limiter(limiter);
   if (!(limiter instanceof Limiter) && !(limiter instanceof Policy)) {

@@ -160,6 +160,16 @@ export declare function benchString(key: string): number
 /** A key read as UTF-16 (napi-rs's `Utf16String`: an allocation). */
 export declare function benchUtf16(key: string): number
 
+/**
+ * The key bytes for `address`, grouping IPv6 addresses by their first `ipv6_prefix_len`
+ * bits (1 to 128).
+ *
+ * # Errors
+ * A `RangeError`-coded error for a prefix length out of range or text that is not an
+ * address (the message says what is wrong and where).
+ */
+export declare function clientKey(address: string, ipv6PrefixLen: number): Buffer
+
 /** One entry as JavaScript describes it (validated there first). */
 export interface EntrySpec {
   /** The name headers show (printable ASCII). */

@@ -18,6 +18,7 @@
 //! conversion returns a Node-API error that the JavaScript layer turns into a typed error.
 
 mod boundary;
+mod client;
 mod clock;
 mod error;
 pub mod fast;
@@ -32,6 +33,7 @@ pub use boundary::{
     bench_empty, bench_key, bench_number_to_bool, bench_object, bench_string, bench_utf16,
     BenchDecision,
 };
+pub use client::client_key;
 pub use clock::{monotonic_now_ns, NativeManualClock};
 pub use headers::render_body;
 pub use limiter::NativeLimiter;

@@ -110,6 +110,20 @@ test('a rate string is enough, and options are checked at setup', async () => {
   });
 });
 
+test('the default key groups IPv6 clients by /56 (behind a trusted proxy)', async () => {
+  const app = express();
+  app.set('trust proxy', true);
+  app.use(rateLimit({ limiter: new Limiter('1/hour', { clock: new ManualClock() }) }));
+  app.get('/', (req, res) => res.send('ok'));
+  await serve(app, async (port) => {
+    assert.equal((await request(port, '/', { 'x-forwarded-for': '2001:db8:aa:bb::1' })).status, 200);
+    assert.equal((await request(port, '/', { 'x-forwarded-for': '2001:db8:aa:cc::7' })).status, 429, 'same /56');
+    assert.equal((await request(port, '/', { 'x-forwarded-for': '2001:db8:ab::1' })).status, 200, 'another /56');
+    assert.equal((await request(port, '/', { 'x-forwarded-for': '192.0.2.1' })).status, 200);
+    assert.equal((await request(port, '/', { 'x-forwarded-for': '::ffff:192.0.2.1' })).status, 429, 'the same IPv4 client');
+  });
+});
+
 test('the listen helper works for a plain server too', async () => {
   const server = require('node:http').createServer((req, res) => res.end('x'));
   const port = await listen(server);

@@ -211,3 +211,16 @@ test('Policy: an absent dimension costs 0, and a cost-0 entry in debt does not r
   assert.equal(policy.check('k', { output: 1 }).allowed, false, 'output is in debt');
   assert.equal(policy.check('k', { requests: 1 }).allowed, true, 'a request without output');
 });
+
+test('clientKey: one key per IPv4 address and per IPv6 /56, whatever the spelling', () => {
+  const { clientKey } = require('cellgate');
+  assert.deepEqual(clientKey('[2001:db8:aa:bb::1]:8080'), clientKey('2001:DB8:AA:CC:0:0:0:7'));
+  assert.deepEqual([...clientKey('2001:db8:aa:bb::1')], [6, 56, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0xaa, 0x00]);
+  assert.notDeepEqual(clientKey('2001:db8:aa:bb::1', { ipv6PrefixLen: 64 }), clientKey('2001:db8:aa:cc::1', { ipv6PrefixLen: 64 }));
+  assert.deepEqual(clientKey('::ffff:192.0.2.1'), clientKey('192.0.2.1:443'));
+  assert.deepEqual([...clientKey('192.0.2.1')], [4, 192, 0, 2, 1]);
+  assert.throws(() => clientKey('not an address'), RangeError);
+  assert.throws(() => clientKey('::1', { ipv6PrefixLen: 0 }), RangeError);
+  assert.throws(() => clientKey('::1', { ipv6PrefixLen: 129 }), RangeError);
+  assert.throws(() => clientKey(1), TypeError);
+});
