@@ -85,11 +85,20 @@ async function main() {
   const raw = new native.NativeLimiter('1000000000/second', undefined, 'greedy', 10_000, undefined, shared, 'default');
   const [rawCheck] = raw.fastFunctions();
   results.push(await measure('boundary: native check(key), no decision object', () => rawCheck(KEY)));
-  results.push(await measure('boundary: empty call', () => native.benchEmpty()));
-  results.push(await measure('boundary: number in, bool out', () => native.benchNumberToBool(0.7)));
-  results.push(await measure('boundary: key as String', () => native.benchString(KEY)));
-  results.push(await measure('boundary: key as UTF-16', () => native.benchUtf16(KEY)));
-  results.push(await measure('boundary: key as stack UTF-8 (cellgate)', () => native.benchKey(KEY)));
+  const [rawKeyOnly, rawEmpty, rawArgs, rawLatin1, rawUtf8] = native.benchRawProbes();
+  results.push(await measure('boundary: plain Node-API function, empty', () => rawEmpty()));
+  results.push(await measure('boundary: plain Node-API function reading its arguments', () => rawArgs(KEY)));
+  results.push(await measure('boundary: plain, key read as Latin-1 (probe only)', () => rawLatin1(KEY)));
+  results.push(await measure('boundary: plain, key read as UTF-8', () => rawUtf8(KEY)));
+  results.push(await measure('boundary: plain, key read by cellgate (UTF-8 into a stack buffer)', () => rawKeyOnly(KEY)));
+  const clock = new cellgate.ManualClock();
+  const manual = new cellgate.Limiter('1000000000/second', { maxKeys: 10_000, clock });
+  results.push(await measure('cellgate check(key), ManualClock (no clock read)', () => manual.check(KEY).allowed));
+  results.push(await measure('boundary: napi-rs function, empty', () => native.benchEmpty()));
+  results.push(await measure('boundary: napi-rs function, number in, bool out', () => native.benchNumberToBool(0.7)));
+  results.push(await measure('boundary: napi-rs function, key as String', () => native.benchString(KEY)));
+  results.push(await measure('boundary: napi-rs function, key as UTF-16', () => native.benchUtf16(KEY)));
+  results.push(await measure('boundary: napi-rs function, key as cellgate Key', () => native.benchKey(KEY)));
   results.push(await measure('boundary: #[napi(object)] with 5 fields', () => native.benchObject().allowed));
   results.push(await measure('boundary: JS object literal with 5 fields', (i) => ({ allowed: true, limit: 10, remaining: i, retryAfterMs: 0, resetAfterMs: 100 }).allowed));
 

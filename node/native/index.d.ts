@@ -154,6 +154,9 @@ export declare function benchNumberToBool(value: number): boolean
 /** Returns a five-field object built through Node-API. */
 export declare function benchObject(): BenchDecision
 
+/** `[keyOnly, empty, ...]`: see [`RawProbes`]. */
+export declare function benchRawProbes(): Array<(key?: string | Uint8Array) => void>
+
 /** A key read as a `String` (napi-rs's default conversion: a length query, an allocation). */
 export declare function benchString(key: string): number
 

@@ -3,9 +3,13 @@
 //! call costs, a number in and a bool out, a key read as `String`, as UTF-16, or as
 //! [`Key`](crate::key::Key), and an object built through Node-API.
 
-use napi::bindgen_prelude::Utf16String;
+use std::rc::Rc;
+
+use napi::bindgen_prelude::{ToNapiValue, TypeName, Utf16String};
+use napi::{sys, ValueType};
 use napi_derive::napi;
 
+use crate::fast::{plain_function, FastFunctions, NoTarget};
 use crate::key::Key;
 
 /// Does nothing.
@@ -61,4 +65,63 @@ pub fn bench_object() -> BenchDecision {
         retry_after_ms: 0.0,
         reset_after_ms: 100.0,
     }
+}
+
+/// Plain Node-API functions, as the hot path uses: `[empty, keyOnly]`, where `empty` does
+/// nothing at all and `keyOnly` is a fast function (arguments read, key read) that runs no
+/// limiter.
+pub struct RawProbes;
+
+impl TypeName for RawProbes {
+    fn type_name() -> &'static str {
+        "Array<(key?: string | Uint8Array) => void>"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ToNapiValue for RawProbes {
+    unsafe fn to_napi_value(env: sys::napi_env, _value: Self) -> napi::Result<sys::napi_value> {
+        let empty = plain_function(env, Some(crate::fast::empty))?;
+        // SAFETY: the caller's contract: `env` is the current call's environment.
+        let probes =
+            unsafe { FastFunctions::to_napi_value(env, FastFunctions(Rc::new(NoTarget)))? };
+        // SAFETY: `probes` is the array just made; `empty` a live function.
+        let status = unsafe { sys::napi_set_element(env, probes, 1, empty) };
+        if status != sys::Status::napi_ok {
+            return Err(napi::Error::new(
+                napi::Status::from(status),
+                "array".to_owned(),
+            ));
+        }
+        let probes_more = [
+            (2, crate::fast::args_only as unsafe extern "C" fn(_, _) -> _),
+            (3, crate::fast::latin1_probe),
+            (4, crate::fast::utf8_probe),
+        ];
+        for (index, callback) in probes_more {
+            let function = plain_function(env, Some(callback))?;
+            // SAFETY: `probes` and `function` are live values of this call.
+            let status = unsafe { sys::napi_set_element(env, probes, index, function) };
+            if status != sys::Status::napi_ok {
+                return Err(napi::Error::new(
+                    napi::Status::from(status),
+                    "array".to_owned(),
+                ));
+            }
+        }
+        // `[keyOnly, empty, argsOnly, latin1, utf8]`.
+        Ok(probes)
+    }
+}
+
+/// `[keyOnly, empty, ...]`: see [`RawProbes`].
+#[napi(
+    js_name = "benchRawProbes",
+    ts_return_type = "Array<(key?: string | Uint8Array) => void>"
+)]
+pub fn bench_raw_probes() -> RawProbes {
+    RawProbes
 }

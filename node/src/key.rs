@@ -1,11 +1,11 @@
 //! Keys from JavaScript: a string (its UTF-8 bytes) or a `Buffer`/`Uint8Array` (its bytes).
 //!
 //! A key **is its bytes**, in every runtime: the string `"a"` and `Buffer.from("a")` are the
-//! same key, as they are for the C and Python bindings. Strings are read as UTF-16 into a stack
-//! buffer and encoded to UTF-8 here (lone surrogates become U+FFFD, as `TextEncoder` and
-//! `Buffer.from` do), so a key of up to [`INLINE_KEY_UNITS`] UTF-16 code units costs one
-//! Node-API call and no allocation. Measured here, V8 copies UTF-16 out faster than it encodes
-//! UTF-8 (see `node/bench/check.js`), and encoding a short key in Rust is nearly free.
+//! same key, as they are for the C and Python bindings. Strings are read as UTF-8 straight into
+//! a stack buffer (lone surrogates become U+FFFD, as `TextEncoder` and `Buffer.from` do), so a
+//! key of up to [`INLINE_KEY_BYTES`] bytes costs one Node-API call and no allocation. (Read this
+//! way, a key costs less than read as UTF-16 and encoded here, or as napi-rs's `String`, which
+//! asks for the length first and allocates: see the boundary rows of `node/bench/check.js`.)
 
 use std::mem::MaybeUninit;
 use std::ptr;
@@ -15,16 +15,12 @@ use napi::{sys, Error, Result, Status, ValueType};
 
 use crate::error::type_error;
 
-/// String keys up to this many UTF-16 code units are read without allocating.
-pub const INLINE_KEY_UNITS: usize = 126;
+/// Keys up to this many UTF-8 bytes are read without allocating.
+pub const INLINE_KEY_BYTES: usize = 250;
 
-/// The UTF-16 stack buffer: the units, one more to detect that a string was cut short, and
-/// the NUL that Node-API writes.
-const UNIT_BUFFER: usize = INLINE_KEY_UNITS + 2;
-
-/// The UTF-8 bytes of at most `INLINE_KEY_UNITS` units (3 bytes per unit at most; a
-/// surrogate pair is 2 units and 4 bytes).
-const BUFFER_BYTES: usize = INLINE_KEY_UNITS * 3;
+/// The stack buffer: the inline bytes, a NUL that Node-API writes, and room to detect that a
+/// string was cut short (Node-API stops before a character of up to 4 bytes that does not fit).
+const BUFFER_BYTES: usize = INLINE_KEY_BYTES + 6;
 
 /// A key's bytes, read from a JavaScript string, `Buffer` or `Uint8Array`.
 pub struct Key {
@@ -40,7 +36,7 @@ impl Key {
         match &self.heap {
             Some(heap) => heap,
             // SAFETY: `from_napi_value` initialised the first `len` bytes of `inline`, and
-            // `len <= BUFFER_BYTES`.
+            // `len <= INLINE_KEY_BYTES < BUFFER_BYTES`.
             None => unsafe {
                 std::slice::from_raw_parts(self.inline.as_ptr().cast::<u8>(), self.len)
             },
@@ -84,29 +80,26 @@ impl FromNapiValue for Key {
             len: 0,
             heap: None,
         };
-        let mut units = [MaybeUninit::<u16>::uninit(); UNIT_BUFFER];
         let mut written = 0;
-        // SAFETY: `env` and `value` come from Node-API for this call; the buffer holds
-        // `UNIT_BUFFER` units and Node-API writes at most that many (the text and a NUL).
+        // SAFETY: `env` and `value` come from Node-API for this call; the buffer is
+        // `BUFFER_BYTES` long and Node-API writes at most that many bytes (the text and a NUL).
         let status = unsafe {
-            sys::napi_get_value_string_utf16(
+            sys::napi_get_value_string_utf8(
                 env,
                 value,
-                units.as_mut_ptr().cast(),
-                UNIT_BUFFER,
+                key.inline.as_mut_ptr().cast(),
+                BUFFER_BYTES,
                 &mut written,
             )
         };
         if status == sys::Status::napi_ok {
-            if written <= INLINE_KEY_UNITS {
-                // SAFETY: Node-API initialised the first `written` units.
-                let units =
-                    unsafe { std::slice::from_raw_parts(units.as_ptr().cast::<u16>(), written) };
-                key.len = encode_utf8(units, &mut key.inline);
+            if written <= INLINE_KEY_BYTES {
+                // Complete: a cut-short string leaves fewer than 4 bytes of room unused, and
+                // here at least 5 bytes (besides the NUL) were left.
+                key.len = written;
                 return Ok(key);
             }
-            // Possibly cut short: read it whole.
-            // SAFETY: as above, and `value` is a string.
+            // SAFETY: as above; a first call with no buffer asks for the length.
             let heap = unsafe { read_long_string(env, value)? };
             key.heap = Some(heap);
             return Ok(key);
@@ -130,19 +123,21 @@ impl FromNapiValue for Key {
         let mut data = ptr::null_mut();
         let mut buffer = ptr::null_mut();
         let mut offset = 0;
-        // SAFETY: `value` is a typed array; the out-pointers are valid locals.
-        let status = unsafe {
-            sys::napi_get_typedarray_info(
-                env,
-                value,
-                &mut kind,
-                &mut length,
-                &mut data,
-                &mut buffer,
-                &mut offset,
-            )
-        };
-        check(status, "key")?;
+        check(
+            // SAFETY: `value` is a typed array; the out-pointers are valid locals.
+            unsafe {
+                sys::napi_get_typedarray_info(
+                    env,
+                    value,
+                    &mut kind,
+                    &mut length,
+                    &mut data,
+                    &mut buffer,
+                    &mut offset,
+                )
+            },
+            "key",
+        )?;
         if kind != sys::TypedarrayType::uint8_array {
             return Err(type_error("key must be a string, Buffer or Uint8Array"));
         }
@@ -152,7 +147,7 @@ impl FromNapiValue for Key {
         // SAFETY: Node-API reports `length` bytes at `data` (a Uint8Array has 1-byte
         // elements), valid during this call, in which no JavaScript runs.
         let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), length) };
-        if length <= BUFFER_BYTES {
+        if length <= INLINE_KEY_BYTES {
             for (slot, byte) in key.inline.iter_mut().zip(bytes) {
                 *slot = MaybeUninit::new(*byte);
             }
@@ -162,31 +157,6 @@ impl FromNapiValue for Key {
         }
         Ok(key)
     }
-}
-
-/// Encodes UTF-16 `units` as UTF-8 into `out` (lone surrogates as U+FFFD) and returns the
-/// length. `out` holds 3 bytes per unit, the most any unit needs, so everything fits.
-#[inline]
-fn encode_utf8(units: &[u16], out: &mut [MaybeUninit<u8>; BUFFER_BYTES]) -> usize {
-    let mut len = 0;
-    if units.iter().all(|&unit| unit < 0x80) {
-        for (slot, &unit) in out.iter_mut().zip(units) {
-            // ASCII: the unit is the byte.
-            *slot = MaybeUninit::new(unit as u8);
-        }
-        return units.len();
-    }
-    let mut encoded = [0u8; 4];
-    for decoded in char::decode_utf16(units.iter().copied()) {
-        let ch = decoded.unwrap_or(char::REPLACEMENT_CHARACTER);
-        for &byte in ch.encode_utf8(&mut encoded).as_bytes() {
-            if let Some(slot) = out.get_mut(len) {
-                *slot = MaybeUninit::new(byte);
-                len += 1;
-            }
-        }
-    }
-    len
 }
 
 /// Reads a string longer than the stack buffer into a `Vec`.

@@ -30,8 +30,8 @@ mod quota;
 mod shared;
 
 pub use boundary::{
-    bench_empty, bench_key, bench_number_to_bool, bench_object, bench_string, bench_utf16,
-    BenchDecision,
+    bench_empty, bench_key, bench_number_to_bool, bench_object, bench_raw_probes, bench_string,
+    bench_utf16, BenchDecision, RawProbes,
 };
 pub use client::client_key;
 pub use clock::{monotonic_now_ns, NativeManualClock};
