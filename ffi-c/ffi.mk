@@ -26,6 +26,10 @@ FFI_SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-saniti
 FFI_C_TESTS := ffi-c/tests/c/main.c ffi-c/tests/c/test_api.c ffi-c/tests/c/test_vectors.c \
 	ffi-c/tests/c/test_threads.c
 FFI_HAMMER_THREADS ?= 4
+# bench-c: table sizes, checks per round, rounds per run, runs (interleaved).
+FFI_BENCH_KEYS ?= 1000 1000000
+FFI_BENCH_ARGS ?= 1000000 5 5
+FFI_BENCH_C := ffi-c/bench/bench_keyed.c
 
 .PHONY: setup-c header-c dist-c install test-c demo-c bench-c
 
@@ -121,5 +125,30 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 		-o "$(FFI_BUILD)/header-cpp"
 	step "$(FFI_BUILD)/header-cpp"
 	step $(CC) -std=c11 -Wall -Wextra -Werror -pedantic -fsyntax-only -x c dist/include/cellgate.h
+	# Built, not run: the benchmark (make bench-c) cannot rot.
+	step $(CC) -std=c11 -O2 -Wall -Wextra -Werror $$(pkg-config --cflags cellgate) $(FFI_BENCH_C) \
+		$$(pkg-config --libs cellgate) -o "$(FFI_BUILD)/bench-keyed-shared"
 DIST_STEPS += dist-c
 TEST_STEPS += test-c
+
+# The keyed check from C (static and shared library) against the same Rust call, in the same
+# loop with the same keys; see ffi-c/bench/ and BENCHMARKS.md ("C ABI").
+bench-c: setup-c dist-c ## Benchmark the keyed check from C against the same Rust call (time, and instructions per check)
+	@$(PRELUDE)
+	step $(CARGO) build $(LOCKED) --release -p cellgate-ffi --features bench --bins
+	export PKG_CONFIG_PATH="$(FFI_DIST)/lib/pkgconfig"
+	mkdir -p "$(FFI_BUILD)"
+	step $(CC) -std=c11 -O2 -Wall -Wextra -Werror $$(pkg-config --cflags cellgate) $(FFI_BENCH_C) \
+		"$(FFI_DIST)/lib/libcellgate.a" $(FFI_STATIC_LIBS) -o "$(FFI_BUILD)/bench-keyed-static"
+	step $(CC) -std=c11 -O2 -Wall -Wextra -Werror $$(pkg-config --cflags cellgate) $(FFI_BENCH_C) \
+		$$(pkg-config --libs cellgate) -Wl,-rpath,"$(FFI_DIST)/lib" -o "$(FFI_BUILD)/bench-keyed-shared"
+	bin="$(TARGET_DIR)/release"
+	variants=("$$bin/cellgate-bench-keyed rust" "$$bin/cellgate-bench-keyed rust_via_c_abi"
+		"$(FFI_BUILD)/bench-keyed-static c_static" "$(FFI_BUILD)/bench-keyed-shared c_shared"
+		"$$bin/cellgate-bench-keyed-check-only")
+	lscpu | grep -E '^(Model name|CPU\(s\)|Hypervisor vendor)' || true
+	# Priority, as for the other benchmarks here (a warning, not an error, without root).
+	for keys in $(FFI_BENCH_KEYS); do
+		step nice -n -20 python3 ffi-c/bench/compare.py time "$$keys" $(FFI_BENCH_ARGS) -- "$${variants[@]}"
+	done
+	step python3 ffi-c/bench/compare.py instructions 1000 100000 -- "$${variants[@]}"

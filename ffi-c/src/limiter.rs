@@ -23,15 +23,6 @@ pub(crate) fn refill(refill: u32) -> Result<Refill, cg_status> {
     }
 }
 
-/// One operation on a bucket.
-#[derive(Clone, Copy)]
-pub(crate) enum Operation {
-    Check,
-    Peek,
-    Force,
-    Refund,
-}
-
 /// A limiter for one bucket: GCRA, or a token bucket with greedy or interval refill. Lock-free
 /// and safe to share between threads; free it with `cg_limiter_free`.
 #[allow(non_camel_case_types)]
@@ -45,18 +36,34 @@ enum Cell {
     TokenBucket(TokenBucket),
 }
 
-impl cg_limiter {
-    fn run(&self, now_ns: u64, cost: u64, operation: Operation) -> Decision {
-        let now_ns = self.time.resolve(now_ns);
-        match (&self.cell, operation) {
-            (Cell::Gcra(cell), Operation::Check) => cell.check_at(now_ns, cost),
-            (Cell::Gcra(cell), Operation::Peek) => cell.peek_at(now_ns, cost),
-            (Cell::Gcra(cell), Operation::Force) => cell.force_at(now_ns, cost),
-            (Cell::Gcra(cell), Operation::Refund) => cell.refund_at(now_ns, cost),
-            (Cell::TokenBucket(cell), Operation::Check) => cell.check_at(now_ns, cost),
-            (Cell::TokenBucket(cell), Operation::Peek) => cell.peek_at(now_ns, cost),
-            (Cell::TokenBucket(cell), Operation::Force) => cell.force_at(now_ns, cost),
-            (Cell::TokenBucket(cell), Operation::Refund) => cell.refund_at(now_ns, cost),
+/// Each operation on either cell type, with the operation fixed at compile time (see
+/// `keyed::operate` for why).
+impl Cell {
+    fn check(&self, now_ns: u64, cost: u64) -> Decision {
+        match self {
+            Self::Gcra(cell) => cell.check_at(now_ns, cost),
+            Self::TokenBucket(cell) => cell.check_at(now_ns, cost),
+        }
+    }
+
+    fn peek(&self, now_ns: u64, cost: u64) -> Decision {
+        match self {
+            Self::Gcra(cell) => cell.peek_at(now_ns, cost),
+            Self::TokenBucket(cell) => cell.peek_at(now_ns, cost),
+        }
+    }
+
+    fn force(&self, now_ns: u64, cost: u64) -> Decision {
+        match self {
+            Self::Gcra(cell) => cell.force_at(now_ns, cost),
+            Self::TokenBucket(cell) => cell.force_at(now_ns, cost),
+        }
+    }
+
+    fn refund(&self, now_ns: u64, cost: u64) -> Decision {
+        match self {
+            Self::Gcra(cell) => cell.refund_at(now_ns, cost),
+            Self::TokenBucket(cell) => cell.refund_at(now_ns, cost),
         }
     }
 }
@@ -151,8 +158,8 @@ unsafe fn operate(
     now_ns: u64,
     cost: u64,
     out: *mut cg_decision,
-    operation: Operation,
     out_required: bool,
+    decide: impl FnOnce(&Cell, u64, u64) -> Decision,
 ) -> cg_status {
     guard(|| {
         // SAFETY: NULL or a live limiter, by the caller's contract.
@@ -162,7 +169,7 @@ unsafe fn operate(
             None if out_required => return Err(cg_status::NullArgument),
             None => None,
         };
-        let decision = limiter.run(now_ns, cost, operation);
+        let decision = decide(&limiter.cell, limiter.time.resolve(now_ns), cost);
         if let Some(out) = out {
             // SAFETY: non-NULL and writable by the caller's contract.
             unsafe { write(out, decision.into()) };
@@ -188,7 +195,7 @@ pub unsafe extern "C" fn cg_limiter_check(
     out: *mut cg_decision,
 ) -> cg_status {
     // SAFETY: forwarded from the caller's contract.
-    unsafe { operate(limiter, now_ns, cost, out, Operation::Check, true) }
+    unsafe { operate(limiter, now_ns, cost, out, true, Cell::check) }
 }
 
 /// The decision `cg_limiter_check` would make, without consuming.
@@ -206,7 +213,7 @@ pub unsafe extern "C" fn cg_limiter_peek(
     out: *mut cg_decision,
 ) -> cg_status {
     // SAFETY: forwarded from the caller's contract.
-    unsafe { operate(limiter, now_ns, cost, out, Operation::Peek, true) }
+    unsafe { operate(limiter, now_ns, cost, out, true, Cell::peek) }
 }
 
 /// Consumes `cost` whether or not it fits, going into debt if needed (later requests wait
@@ -225,7 +232,7 @@ pub unsafe extern "C" fn cg_limiter_force(
     out: *mut cg_decision,
 ) -> cg_status {
     // SAFETY: forwarded from the caller's contract.
-    unsafe { operate(limiter, now_ns, cost, out, Operation::Force, false) }
+    unsafe { operate(limiter, now_ns, cost, out, false, Cell::force) }
 }
 
 /// Gives `cost` back (a request admitted but not performed), never above a full bucket.
@@ -244,7 +251,7 @@ pub unsafe extern "C" fn cg_limiter_refund(
     out: *mut cg_decision,
 ) -> cg_status {
     // SAFETY: forwarded from the caller's contract.
-    unsafe { operate(limiter, now_ns, cost, out, Operation::Refund, false) }
+    unsafe { operate(limiter, now_ns, cost, out, false, Cell::refund) }
 }
 
 /// Makes the bucket full, forgetting all consumption and debt (it keeps the latest time seen).
