@@ -8,7 +8,7 @@ export type Key = string | Uint8Array;
  * the operation (fractions carry the exact nanoseconds, up to 2^53 ns).
  */
 export declare class Decision {
-  private constructor();
+  protected constructor();
   /** Whether the cost was admitted (for `force`: whether it fitted without debt). */
   readonly allowed: boolean;
   /** The burst: the most cost ever admitted at once. */

@@ -56,8 +56,8 @@ test-node: dist-node ## Install the tarball into a fresh project and run node/te
 	@$(PRELUDE)
 	version=$$($(NODE) -p 'require("./node/package.json").version')
 	tarball="$(NODE_DIST)/cellgate-$$version.tgz"
-	# The test dependencies at the versions node/package-lock.json pins.
-	deps=$$($(NODE) -p 'const d = require("./node/package.json").devDependencies; ["express", "fastify", "rate-limiter-flexible", "express-rate-limit"].map((n) => n + "@" + d[n]).join(" ")')
+	# The test dependencies at the versions node/package.json pins (everything but the napi CLI).
+	deps=$$($(NODE) -p 'const d = require("./node/package.json").devDependencies; Object.keys(d).filter((n) => n !== "@napi-rs/cli").map((n) => n + "@" + d[n]).join(" ")')
 	project=$$(mktemp -d "$${TMPDIR:-/tmp}/cellgate-node-test.XXXXXX")
 	trap 'rm -rf "$$project"' EXIT
 	printf '{ "name": "cellgate-node-test", "private": true, "version": "0.0.0" }\n' > "$$project/package.json"

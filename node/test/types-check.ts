@@ -1,0 +1,49 @@
+// Compiled (never run) by types.test.js with `tsc --noEmit --strict`: the committed .d.ts
+// files describe the API as the tests use it.
+import cellgate, {
+  Limiter, Policy, ManualClock, Decision, PolicyDecision, Reservation, headers, limitedBody,
+  clientKey, TableFullError, RateLimitError,
+} from 'cellgate';
+import { rateLimit } from 'cellgate/express';
+import fastifyPlugin, { CellgateFastifyOptions } from 'cellgate/fastify';
+
+const clock = new ManualClock(0n);
+clock.advance(5);
+clock.advanceNs(5n);
+clock.setNs(10);
+const now: bigint = clock.nowNs();
+
+const limiter = new Limiter('100/minute', { burst: 20, clock, maxKeys: 1000, algorithm: 'token_bucket', refill: 'interval', name: 'api' });
+const decision: Decision = limiter.check('user:42', { cost: 2 });
+const allowed: boolean = decision.allowed;
+const numbers: number[] = [decision.limit, decision.remaining, decision.retryAfterMs, decision.resetAfterMs];
+limiter.peek(Buffer.from('k'));
+limiter.force(new Uint8Array([1, 2]));
+limiter.refund('k', { cost: 1 });
+limiter.reset('k');
+const waited: Promise<Decision> = limiter.acquire('k', { cost: 1, timeoutMs: 100, signal: new AbortController().signal });
+const h: Record<string, string> = headers(decision, { style: 'legacy-epoch', nowUnixS: 1 });
+const body: string = limitedBody(decision);
+const key: Buffer = clientKey('::1', { ipv6PrefixLen: 64 });
+
+const policy = new Policy([{ name: 'rpm', rate: '60/minute' }, { name: 'tpm', rate: '1000/minute', dimension: 'tokens', burst: 2000 }], { clock });
+const reserved = policy.reserve('k', { requests: 1, tokens: 100 });
+const binding: string = reserved.decision.binding;
+if (reserved.reservation !== null) {
+  const reservation: Reservation = reserved.reservation;
+  const settled: PolicyDecision = reservation.settle({ tokens: 50 });
+  settled.decisions.forEach((entry) => entry.name.toUpperCase());
+}
+policy.check('k', [1, 2]);
+
+const middleware = rateLimit({ limiter, key: (req) => req.url ?? '', cost: () => 1, skip: async () => false, headers: 'ietf', statusCode: 429 });
+const options: CellgateFastifyOptions = { limiter: '10/s', headers: false };
+
+try {
+  limiter.check('k');
+} catch (error) {
+  if (error instanceof TableFullError) error.code.toLowerCase();
+  if (error instanceof RateLimitError) error.reason.toUpperCase();
+}
+
+export { now, allowed, numbers, waited, h, body, key, binding, middleware, options, fastifyPlugin, cellgate };
