@@ -1,1 +1,38 @@
-//! Python bindings for cellgate (pyo3) (under construction).
+//! `cellgate._cellgate`: the Python extension module of cellgate (pyo3, abi3 for Python 3.9+).
+//!
+//! A thin translation layer over the `cellgate` core: arguments are checked strictly here
+//! (typed errors naming the argument, no state change on error), time comes from the
+//! process's monotonic clock or a `ManualClock`, and decisions, headers and 429 bodies are the
+//! core's. The pure-Python package `cellgate` re-exports these types and adds waiting,
+//! middleware and the decorator.
+
+mod clock;
+mod convert;
+mod decision;
+mod errors;
+mod keys;
+mod limiter;
+mod policy;
+mod quota;
+
+use pyo3::prelude::*;
+
+/// The module. Every class is `Sync` (atomics, or a mutex for a reservation), so the module
+/// declares that it does not need the GIL (free-threaded Python).
+#[pymodule(gil_used = false)]
+fn _cellgate(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    m.add_class::<clock::ManualClock>()?;
+    m.add_class::<quota::PyQuota>()?;
+    m.add_class::<decision::Decision>()?;
+    m.add_class::<limiter::Limiter>()?;
+    m.add_class::<limiter::Bucket>()?;
+    m.add_class::<policy::Policy>()?;
+    m.add_class::<policy::Reservation>()?;
+    m.add_function(wrap_pyfunction!(keys::client_key, m)?)?;
+    m.add_function(wrap_pyfunction!(convert::duration_ns, m)?)?;
+    m.add("NEVER_NS", cellgate::NEVER)?;
+    m.add("DEFAULT_MAX_KEYS", limiter::DEFAULT_MAX_KEYS)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,175 @@
+"""Limiter.check against its Python peers, measured in the same run (``make bench-py``).
+
+Every contender limits 1000 keys to the same quota (1000 per second per key, so every call in
+the measured loops is admitted and writes state) and is driven by the same loop over the same
+key sequence: ``for key in keys: hit(key)``. Reported: nanoseconds per call (best of
+``--repeat`` runs, a fresh limiter each run), the ratio to ``cellgate``, and allocation per
+call measured with ``tracemalloc``: the peak of memory allocated during one call above what
+was allocated before it (the temporaries and the result), and the bytes still held per call
+once the results are dropped (state that grows with traffic).
+
+Peers: ``limits`` (moving window, memory storage: the target's peer; also its fixed window and
+sliding window counter) and ``pyrate-limiter`` (one in-memory bucket per key, ``try_acquire``
+non-blocking). Run: ``python py/bench/bench.py [--calls N] [--repeat R]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import subprocess
+import sys
+import time
+import tracemalloc
+from typing import Any, Callable
+
+RATE = "1000/second"
+KEYS = 1000
+
+
+def contenders() -> dict[str, Callable[[], Callable[[str], Any]]]:
+    """Name -> a factory of a fresh ``hit(key)`` callable."""
+    import cellgate
+
+    found: dict[str, Callable[[], Callable[[str], Any]]] = {
+        "cellgate Limiter.check (str key)": lambda: cellgate.Limiter(RATE).check,
+        "cellgate Limiter.check (max_keys=2000)": lambda: cellgate.Limiter(RATE, max_keys=2 * KEYS).check,
+    }
+    try:
+        import limits
+        from limits import storage, strategies
+
+        item = limits.parse(RATE)
+
+        def limits_factory(strategy: Any) -> Callable[[], Callable[[str], Any]]:
+            def make() -> Callable[[str], Any]:
+                limiter = strategy(storage.MemoryStorage())
+                return lambda key: limiter.hit(item, key)
+
+            return make
+
+        found["limits moving window (memory)"] = limits_factory(strategies.MovingWindowRateLimiter)
+        found["limits sliding window counter (memory)"] = limits_factory(strategies.SlidingWindowCounterRateLimiter)
+        found["limits fixed window (memory)"] = limits_factory(strategies.FixedWindowRateLimiter)
+    except ImportError:
+        print("limits is not installed: skipped", file=sys.stderr)
+    try:
+        from pyrate_limiter import BucketFactory, Duration, InMemoryBucket, Limiter, Rate, RateItem
+
+        rates = [Rate(1000, Duration.SECOND)]
+
+        class PerKeyFactory(BucketFactory):  # type: ignore[misc]
+            """One in-memory bucket per key (the default factory shares one bucket)."""
+
+            def __init__(self) -> None:
+                self.clock_bucket = InMemoryBucket(rates)
+                self.buckets: dict[str, Any] = {}
+
+            def wrap_item(self, name: str, weight: int = 1) -> Any:
+                return RateItem(name, self.clock_bucket.now(), weight=weight)
+
+            def get(self, item: Any) -> Any:
+                bucket = self.buckets.get(item.name)
+                if bucket is None:
+                    bucket = self.buckets[item.name] = self.create(InMemoryBucket, rates)
+                return bucket
+
+        def pyrate() -> Callable[[str], Any]:
+            limiter = Limiter(PerKeyFactory())
+            return lambda key: limiter.try_acquire(key, blocking=False)
+
+        found["pyrate-limiter in-memory bucket"] = pyrate
+    except ImportError:
+        print("pyrate-limiter is not installed: skipped", file=sys.stderr)
+    return found
+
+
+def measure(make: Callable[[], Callable[[str], Any]], keys: list[str], calls: int, repeat: int) -> float:
+    """Best nanoseconds per call over ``repeat`` runs, each on a fresh limiter."""
+    sequence = (keys * (calls // len(keys) + 1))[:calls]
+    best = float("inf")
+    for _ in range(repeat):
+        hit = make()
+        for key in keys:  # every key present before timing
+            assert hit(key), "the warm-up must be admitted"
+        gc.collect()
+        gc.disable()
+        try:
+            started = time.perf_counter_ns()
+            for key in sequence:
+                hit(key)
+            elapsed = time.perf_counter_ns() - started
+        finally:
+            gc.enable()
+        best = min(best, elapsed / calls)
+    # The measured calls must all have been admitted, like-for-like.
+    hit = make()
+    admitted = sum(1 for key in sequence[: min(calls, 20 * len(keys))] if hit(key))
+    assert admitted == min(calls, 20 * len(keys)), "every measured call is admitted"
+    return best
+
+
+def allocation(make: Callable[[], Callable[[str], Any]], keys: list[str], calls: int) -> tuple[float, float]:
+    """(peak bytes allocated during one call, bytes still held per call after the results are
+    dropped), averaged over ``calls`` calls after a warm-up that inserts every key."""
+    hit = make()
+    for key in keys:
+        hit(key)
+    sequence = (keys * (calls // len(keys) + 1))[:calls]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        peak_total = 0
+        for key in sequence:
+            tracemalloc.reset_peak()
+            current = tracemalloc.get_traced_memory()[0]
+            result = hit(key)
+            peak_total += tracemalloc.get_traced_memory()[1] - current
+            del result
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return peak_total / calls, held / calls
+
+
+def machine() -> str:
+    try:
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines()
+            if line.startswith("Model name")
+        )
+    except (OSError, StopIteration):
+        model = platform.processor() or "unknown CPU"
+    return f"{model}, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200_000, help="calls per measured run")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per contender (best is kept)")
+    parser.add_argument("--alloc-calls", type=int, default=5_000, help="calls for the allocation measure")
+    args = parser.parse_args(argv)
+    import cellgate
+
+    keys = [f"user:{index}" for index in range(KEYS)]
+    print(f"machine: {machine()}; cellgate {cellgate.__version__}")
+    print(f"{len(keys)} keys, {RATE} per key, {args.calls} calls per run, best of {args.repeat}\n")
+    rows = []
+    for name, make in contenders().items():
+        ns = measure(make, keys, args.calls, args.repeat)
+        peak, held = allocation(make, keys, args.alloc_calls)
+        rows.append((name, ns, peak, held))
+    base = rows[0][1]
+    print("| contender | ns per call | ÷ cellgate | peak bytes allocated per call | bytes held per call after |")
+    print("|---|---:|---:|---:|---:|")
+    for name, ns, peak, held in rows:
+        print(f"| {name} | {ns:,.0f} | {ns / base:.1f}× | {peak:,.0f} | {held:,.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""``Limiter``: the native keyed limiter plus waiting (blocking and asyncio) and a decorator."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from typing import Any, Awaitable, Callable, Optional, TypeVar, Union, cast
+
+from cellgate import _cellgate
+from cellgate._cellgate import NEVER_NS, Decision
+
+Key = Union[str, bytes, int]
+"""A key: a ``str`` (its UTF-8), ``bytes`` (as is) or an ``int`` (its decimal text)."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MANUAL_CLOCK_POLL_S = 0.01
+"""With a ``ManualClock`` a wait cannot be slept in real time (the clock moves only when the
+program moves it), so waiting re-checks every 10 ms of real time instead."""
+
+
+class RateLimited(Exception):
+    """A request was refused: a wait timed out, or a decorated call was denied.
+
+    ``decision`` is the denying decision; ``retry_after`` (float seconds, ``math.inf`` when
+    the cost can never be admitted) is copied from it for convenience.
+    """
+
+    decision: Decision
+
+    def __init__(self, decision: Decision, message: Optional[str] = None) -> None:
+        self.decision = decision
+        if message is None:
+            message = f"rate limited by {decision.policy!r}: retry after {decision.retry_after:.6g} s"
+        super().__init__(message)
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds to wait before retrying (``math.inf``: never)."""
+        return self.decision.retry_after
+
+
+class Limiter(_cellgate.Limiter):
+    """A rate limiter with one bucket per key, in a table of bounded size allocated once.
+
+    ``Limiter(rate, *, burst=None, algorithm="gcra", refill=None, max_keys=100_000,
+    clock=None)``. ``rate`` is a rate string (``"100/minute"``, ``"10/s; 1000/day"``), a
+    ``Quota``, or a list of them; several quotas are decided all-or-nothing. ``burst``
+    replaces a single quota's burst. ``algorithm`` is ``"gcra"`` or ``"token_bucket"``
+    (``refill="greedy"``, which decides exactly as GCRA, or ``"interval"``: the whole rate
+    at every period boundary). ``max_keys`` sizes the table: a new key that finds its window
+    of slots full of live keys raises ``TableFull``; idle keys are reclaimed. ``clock`` is a
+    ``ManualClock`` or None for the monotonic clock.
+
+    ``check``, ``peek``, ``force``, ``refund`` and ``reset`` are native; ``wait``,
+    ``acquire`` and ``limit`` are defined here.
+    """
+
+    __slots__ = ()
+
+    def _wait_ns(self, decision: Decision, deadline_ns: Optional[int]) -> int:
+        """How long to sleep before checking again, or raise ``RateLimited`` if the wait can
+        never end or would end after the deadline (no point sleeping until the timeout)."""
+        wait_ns = decision.retry_after_ns
+        if wait_ns == NEVER_NS:
+            raise RateLimited(decision)
+        if deadline_ns is not None and self.now_ns() + wait_ns > deadline_ns:
+            raise RateLimited(decision)
+        return wait_ns
+
+    def _sleep_s(self, wait_ns: int) -> float:
+        if self.clock is not None:
+            return min(wait_ns / 1e9, MANUAL_CLOCK_POLL_S)
+        return wait_ns / 1e9
+
+    def _deadline_ns(self, timeout: Optional[float]) -> Optional[int]:
+        if timeout is None:
+            return None
+        return self.now_ns() + _cellgate._duration_ns(timeout, "timeout")
+
+    def wait(self, key: Key, cost: int = 1, timeout: Optional[float] = None) -> Decision:
+        """Blocks until ``cost`` is admitted for ``key`` and returns the admitting decision.
+
+        Sleeps for the exact wait the denial reports (``time.sleep``, which releases the
+        GIL), then checks again; never spins. Raises ``RateLimited`` (with the denial) at
+        once when the cost exceeds the burst, or when the wait would end after ``timeout``
+        seconds (measured on the limiter's clock). ``timeout=None`` waits as long as needed.
+        With a ``ManualClock`` it re-checks every 10 ms of real time, as the clock moves.
+        """
+        deadline_ns = self._deadline_ns(timeout)
+        while True:
+            decision = self.check(key, cost)
+            if decision.allowed:
+                return decision
+            time.sleep(self._sleep_s(self._wait_ns(decision, deadline_ns)))
+
+    async def acquire(self, key: Key, cost: int = 1, timeout: Optional[float] = None) -> Decision:
+        """``wait`` for asyncio: awaits ``asyncio.sleep`` for the reported wait, then checks
+        again. Raises ``RateLimited`` as ``wait`` does. Cancelling it consumes nothing."""
+        deadline_ns = self._deadline_ns(timeout)
+        while True:
+            decision = self.check(key, cost)
+            if decision.allowed:
+                return decision
+            await asyncio.sleep(self._sleep_s(self._wait_ns(decision, deadline_ns)))
+
+    def limit(
+        self,
+        key: Union[Key, Callable[..., Key], None] = None,
+        cost: Union[int, Callable[..., int]] = 1,
+        *,
+        wait: bool = False,
+        timeout: Optional[float] = None,
+    ) -> Callable[[F], F]:
+        """A decorator limiting calls of a sync or async function.
+
+        ``key`` is a fixed key, a callable given the call's arguments that returns the key,
+        or None for one key per decorated function (its qualified name). ``cost`` is an int
+        or a callable given the call's arguments. A denied call raises ``RateLimited``
+        without running the function; with ``wait=True`` it waits instead (``acquire`` for
+        coroutine functions, ``wait`` otherwise), up to ``timeout`` seconds.
+        """
+        if timeout is not None:
+            _cellgate._duration_ns(timeout, "timeout")
+
+        def decorate(func: F) -> F:
+            default_key = f"{func.__module__}.{func.__qualname__}"
+
+            def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Key, int]:
+                if key is None:
+                    call_key: Key = default_key
+                elif callable(key):
+                    call_key = key(*args, **kwargs)
+                else:
+                    call_key = key
+                call_cost = cost(*args, **kwargs) if callable(cost) else cost
+                return call_key, call_cost
+
+            if inspect.iscoroutinefunction(func):
+                async_func = cast(Callable[..., Awaitable[Any]], func)
+
+                @functools.wraps(func)
+                async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    call_key, call_cost = resolve(args, kwargs)
+                    if wait:
+                        await self.acquire(call_key, call_cost, timeout)
+                    else:
+                        decision = self.check(call_key, call_cost)
+                        if not decision.allowed:
+                            raise RateLimited(decision)
+                    return await async_func(*args, **kwargs)
+
+                return cast(F, async_wrapper)
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                call_key, call_cost = resolve(args, kwargs)
+                if wait:
+                    self.wait(call_key, call_cost, timeout)
+                else:
+                    decision = self.check(call_key, call_cost)
+                    if not decision.allowed:
+                        raise RateLimited(decision)
+                return func(*args, **kwargs)
+
+            return cast(F, wrapper)
+
+        return decorate

@@ -1,0 +1,104 @@
+"""ASGI middleware (Starlette, FastAPI, any ASGI app): 429 with ``Retry-After``, the
+rate-limit headers and a JSON body once a client is over its limit.
+
+::
+
+    from cellgate import Limiter
+    from cellgate.asgi import RateLimitMiddleware
+    app.add_middleware(RateLimitMiddleware, limiter=Limiter("100/minute"))
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
+
+from cellgate._cellgate import TableFull, client_key
+from cellgate._http import TABLE_FULL_BODY, HeaderStyle, address_key, denial_headers
+from cellgate._limiter import Key, Limiter
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def client_address_key(scope: Scope, ipv6_prefix: int = 56) -> bytes:
+    """The default key: the client address of the connection (``scope["client"]``), IPv6
+    grouped by ``ipv6_prefix`` bits. Behind a proxy this is the proxy's address: pass a
+    ``key`` that reads the header your proxy sets instead."""
+    client = scope.get("client")
+    return address_key(client[0] if client else None, ipv6_prefix)
+
+
+def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+class RateLimitMiddleware:
+    """Limits HTTP requests per key; other scopes (websocket, lifespan) pass through.
+
+    ``key(scope)`` returns the request's key (default: the client address);
+    ``cost`` is an int or ``cost(scope)``; ``exempt(scope)`` returning true lets a request
+    through unlimited and without headers. Admitted responses get the rate-limit headers
+    (``headers_on_success``); denied requests get ``429`` with ``Retry-After``, the headers
+    and ``{"error":"rate_limited","retry_after":N}``. A client that finds the keyed table
+    full gets a 429 with ``Retry-After: 1``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: Limiter,
+        *,
+        key: Optional[Callable[[Scope], Key]] = None,
+        cost: Union[int, Callable[[Scope], int]] = 1,
+        exempt: Optional[Callable[[Scope], bool]] = None,
+        header_style: HeaderStyle = "ietf",
+        headers_on_success: bool = True,
+        ipv6_prefix: int = 56,
+    ) -> None:
+        # Checked now, not at the first request.
+        limiter.peek(b"", 0).headers(header_style)
+        client_key("::1", ipv6_prefix)
+        self.app = app
+        self.limiter = limiter
+        self.key = key
+        self.cost = cost
+        self.exempt = exempt
+        self.header_style = header_style
+        self.headers_on_success = headers_on_success
+        self.ipv6_prefix = ipv6_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (self.exempt is not None and self.exempt(scope)):
+            await self.app(scope, receive, send)
+            return
+        key = self.key(scope) if self.key is not None else client_address_key(scope, self.ipv6_prefix)
+        cost = self.cost(scope) if callable(self.cost) else self.cost
+        try:
+            decision = self.limiter.check(key, cost)
+        except TableFull:
+            await _respond_429(send, [("Retry-After", "1"), ("Content-Type", "application/json")], TABLE_FULL_BODY)
+            return
+        if not decision.allowed:
+            await _respond_429(send, denial_headers(decision, self.header_style), decision.error_body())
+            return
+        if not self.headers_on_success:
+            await self.app(scope, receive, send)
+            return
+        extra = _encode(decision.headers(self.header_style))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _respond_429(send: Send, headers: list[tuple[str, str]], body: bytes) -> None:
+    encoded = _encode(headers) + [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 429, "headers": encoded})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,90 @@
+"""WSGI middleware (Flask, Django, any WSGI app): 429 with ``Retry-After``, the rate-limit
+headers and a JSON body once a client is over its limit.
+
+::
+
+    from cellgate import Limiter
+    from cellgate.wsgi import RateLimitMiddleware
+    app.wsgi_app = RateLimitMiddleware(app.wsgi_app, limiter=Limiter("100/minute"))
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
+
+from cellgate._cellgate import TableFull, client_key
+from cellgate._http import TABLE_FULL_BODY, HeaderStyle, address_key, denial_headers
+from cellgate._limiter import Key, Limiter
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+else:
+    StartResponse = Callable[..., Any]
+    WSGIApplication = Callable[..., Iterable[bytes]]
+    WSGIEnvironment = dict
+
+
+def client_address_key(environ: WSGIEnvironment, ipv6_prefix: int = 56) -> bytes:
+    """The default key: ``REMOTE_ADDR``, IPv6 grouped by ``ipv6_prefix`` bits. Behind a
+    proxy this is the proxy's address: pass a ``key`` that reads your proxy's header."""
+    return address_key(environ.get("REMOTE_ADDR"), ipv6_prefix)
+
+
+class RateLimitMiddleware:
+    """Limits requests per key, as ``cellgate.asgi.RateLimitMiddleware`` does for ASGI.
+
+    ``key(environ)`` returns the request's key (default: ``REMOTE_ADDR``); ``cost`` is an
+    int or ``cost(environ)``; ``exempt(environ)`` returning true lets a request through
+    unlimited and without headers.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        limiter: Limiter,
+        *,
+        key: Optional[Callable[[WSGIEnvironment], Key]] = None,
+        cost: Union[int, Callable[[WSGIEnvironment], int]] = 1,
+        exempt: Optional[Callable[[WSGIEnvironment], bool]] = None,
+        header_style: HeaderStyle = "ietf",
+        headers_on_success: bool = True,
+        ipv6_prefix: int = 56,
+    ) -> None:
+        limiter.peek(b"", 0).headers(header_style)
+        client_key("::1", ipv6_prefix)
+        self.app = app
+        self.limiter = limiter
+        self.key = key
+        self.cost = cost
+        self.exempt = exempt
+        self.header_style = header_style
+        self.headers_on_success = headers_on_success
+        self.ipv6_prefix = ipv6_prefix
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self.exempt is not None and self.exempt(environ):
+            return self.app(environ, start_response)
+        key = self.key(environ) if self.key is not None else client_address_key(environ, self.ipv6_prefix)
+        cost = self.cost(environ) if callable(self.cost) else self.cost
+        try:
+            decision = self.limiter.check(key, cost)
+        except TableFull:
+            headers = [("Retry-After", "1"), ("Content-Type", "application/json")]
+            return _respond_429(start_response, headers, TABLE_FULL_BODY)
+        if not decision.allowed:
+            return _respond_429(
+                start_response, denial_headers(decision, self.header_style), decision.error_body()
+            )
+        if not self.headers_on_success:
+            return self.app(environ, start_response)
+        extra = decision.headers(self.header_style)
+
+        def start_with_headers(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, list(headers) + extra, exc_info)
+
+        return self.app(environ, start_with_headers)
+
+
+def _respond_429(start_response: StartResponse, headers: list[tuple[str, str]], body: bytes) -> list[bytes]:
+    start_response("429 Too Many Requests", headers + [("Content-Length", str(len(body)))])
+    return [body]

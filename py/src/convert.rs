@@ -1,0 +1,303 @@
+//! Arguments from Python to Rust: keys, costs, nanoseconds and seconds, checked strictly.
+//!
+//! A bool is never a number here (`True` as a cost is a mistake, not 1); NaN, infinities,
+//! negative numbers, fractions and values above `u64::MAX` are errors that name the argument,
+//! never a silent zero or a saturation.
+
+use crate::errors::{invalid, invalid_type};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
+
+/// `2^64` as a float: the first float above every `u64`.
+const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+
+/// A key's bytes: borrowed from a `str` or `bytes` object, or an int's decimal digits.
+pub enum Key<'a> {
+    /// The UTF-8 of a `str` (cached inside the string object) or the contents of a `bytes`.
+    Borrowed(&'a [u8]),
+    /// The decimal text of an int that fits `i64`, on the stack.
+    Digits([u8; 20], usize),
+    /// The decimal text of a larger int.
+    Owned(Vec<u8>),
+}
+
+impl Key<'_> {
+    /// The key's bytes: what the keyed table hashes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Borrowed(bytes) => bytes,
+            Key::Digits(digits, len) => digits.get(..*len).unwrap_or(&[]),
+            Key::Owned(bytes) => bytes,
+        }
+    }
+}
+
+#[cfg(not(windows))]
+extern "C" {
+    // Part of the stable ABI since Python 3.10, and present with this signature in 3.9's
+    // full API. Declared here because pyo3 only offers it for abi3 builds targeting 3.10+,
+    // and the fallback (`PyUnicode_AsUTF8String`) allocates a bytes object per call.
+    fn PyUnicode_AsUTF8AndSize(
+        unicode: *mut pyo3::ffi::PyObject,
+        size: *mut pyo3::ffi::Py_ssize_t,
+    ) -> *const std::ffi::c_char;
+}
+
+/// The UTF-8 bytes of `text`, borrowed from the string object, which caches them (an ASCII
+/// string's are its own storage: no copy, no allocation).
+#[cfg(not(windows))]
+fn utf8<'a>(text: &'a Bound<'_, PyString>) -> PyResult<&'a [u8]> {
+    let mut size: pyo3::ffi::Py_ssize_t = 0;
+    // SAFETY: `text` is a live `str` object (the cast checked it) and `size` a valid out
+    // pointer; the call needs an attached thread, which the `Bound` proves.
+    let data = unsafe { PyUnicode_AsUTF8AndSize(text.as_ptr(), &mut size) };
+    if data.is_null() {
+        return Err(PyErr::fetch(text.py()));
+    }
+    let len = usize::try_from(size).unwrap_or(0);
+    // SAFETY: on success the pointer is to `size` bytes owned by the string object, which
+    // outlives the borrow `'a` of it and never changes them (str is immutable).
+    Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+}
+
+/// Windows' `python3.dll` of 3.9 does not export `PyUnicode_AsUTF8AndSize`: take the
+/// allocating path there.
+#[cfg(windows)]
+fn utf8_owned(text: &Bound<'_, PyString>) -> PyResult<Vec<u8>> {
+    Ok(text.to_cow()?.into_owned().into_bytes())
+}
+
+/// The bytes of a key given as `str` (its UTF-8), `bytes` (as is) or `int` (its decimal text,
+/// so `42` and `"42"` are one key). Anything else, including `bool`, is an
+/// `InvalidArgumentType`; a `str` with lone surrogates is an `InvalidArgument`.
+pub fn key_bytes<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Key<'a>> {
+    let py = key.py();
+    if let Ok(text) = key.cast::<PyString>() {
+        #[cfg(not(windows))]
+        let bytes = utf8(text).map(Key::Borrowed);
+        #[cfg(windows)]
+        let bytes = utf8_owned(text).map(Key::Owned);
+        return bytes.map_err(|_| invalid(py, "key", "the string cannot be encoded as UTF-8"));
+    }
+    if let Ok(bytes) = key.cast::<PyBytes>() {
+        return Ok(Key::Borrowed(bytes.as_bytes()));
+    }
+    if key.is_instance_of::<PyInt>() && !key.is_instance_of::<PyBool>() {
+        if let Ok(value) = key.extract::<i64>() {
+            return Ok(decimal(value));
+        }
+        let text = key.str()?;
+        return Ok(Key::Owned(text.to_cow()?.into_owned().into_bytes()));
+    }
+    Err(invalid_type(
+        py,
+        "key",
+        &format!(
+            "must be str, bytes or int, not {}",
+            type_name(key).unwrap_or_default()
+        ),
+    ))
+}
+
+/// `value`'s decimal text on the stack.
+fn decimal(value: i64) -> Key<'static> {
+    let mut digits = [0u8; 20];
+    let mut magnitude = value.unsigned_abs();
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // The remainder is below 10.
+        digits[start] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        start -= 1;
+        digits[start] = b'-';
+    }
+    let len = digits.len() - start;
+    digits.copy_within(start.., 0);
+    Key::Digits(digits, len)
+}
+
+/// The name of `value`'s type, for messages.
+pub fn type_name(value: &Bound<'_, PyAny>) -> Option<String> {
+    value
+        .get_type()
+        .name()
+        .ok()
+        .and_then(|name| name.extract().ok())
+}
+
+/// A cost: `None` is 1; otherwise as [`u64_arg`].
+#[inline]
+pub fn cost_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+    match value {
+        None => Ok(1),
+        Some(value) => u64_arg(value, "cost"),
+    }
+}
+
+/// A count or nanoseconds: an int in `0..=u64::MAX`, or a float with such an integral value.
+/// A bool, a negative, fractional, NaN or infinite number, or one above `u64::MAX` is an error
+/// naming `argument`.
+#[inline]
+pub fn u64_arg(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<u64> {
+    let py = value.py();
+    if value.is_exact_instance_of::<PyInt>() {
+        return value
+            .extract::<u64>()
+            .map_err(|_| int_out_of_range(value, argument));
+    }
+    if value.is_instance_of::<PyBool>() {
+        return Err(invalid_type(py, argument, "must be an int, not bool"));
+    }
+    if value.is_instance_of::<PyInt>() {
+        return value
+            .extract::<u64>()
+            .map_err(|_| int_out_of_range(value, argument));
+    }
+    if let Ok(float) = value.cast::<PyFloat>() {
+        let number = float.value();
+        if number.is_nan() {
+            return Err(invalid(py, argument, "must be a number, not NaN"));
+        }
+        if number < 0.0 {
+            return Err(invalid(
+                py,
+                argument,
+                &format!("must not be negative, got {number}"),
+            ));
+        }
+        if number.is_infinite() || number >= TWO_POW_64 {
+            return Err(invalid(
+                py,
+                argument,
+                &format!("must be at most {}, got {number}", u64::MAX),
+            ));
+        }
+        if number.fract() != 0.0 {
+            return Err(invalid(
+                py,
+                argument,
+                &format!("must be a whole number, got {number}"),
+            ));
+        }
+        // Checked above: integral and in 0..2^64, so the conversion is exact.
+        return Ok(number as u64);
+    }
+    Err(invalid_type(
+        py,
+        argument,
+        &format!(
+            "must be an int, not {}",
+            type_name(value).unwrap_or_default()
+        ),
+    ))
+}
+
+fn int_out_of_range(value: &Bound<'_, PyAny>, argument: &str) -> PyErr {
+    let py = value.py();
+    let negative = value.lt(0).unwrap_or(false);
+    let shown = value
+        .str()
+        .ok()
+        .and_then(|text| text.to_cow().ok().map(|text| text.into_owned()))
+        .unwrap_or_default();
+    if negative {
+        invalid(py, argument, &format!("must not be negative, got {shown}"))
+    } else {
+        invalid(
+            py,
+            argument,
+            &format!("must be at most {}, got {shown}", u64::MAX),
+        )
+    }
+}
+
+/// A duration in seconds (int or float) to nanoseconds, rounded to the nearest nanosecond.
+/// A bool, a negative, NaN or infinite number, or one above `u64::MAX` ns is an error naming
+/// `argument`.
+pub fn seconds_arg(value: &Bound<'_, PyAny>, argument: &str) -> PyResult<u64> {
+    let py = value.py();
+    if value.is_instance_of::<PyBool>() {
+        return Err(invalid_type(
+            py,
+            argument,
+            "must be a number of seconds, not bool",
+        ));
+    }
+    if value.is_instance_of::<PyInt>() {
+        let seconds = value
+            .extract::<u64>()
+            .map_err(|_| int_out_of_range(value, argument))?;
+        return seconds.checked_mul(1_000_000_000).ok_or_else(|| {
+            invalid(
+                py,
+                argument,
+                &format!(
+                    "must be at most {} seconds, got {seconds}",
+                    u64::MAX / 1_000_000_000
+                ),
+            )
+        });
+    }
+    if let Ok(float) = value.cast::<PyFloat>() {
+        let seconds = float.value();
+        if seconds.is_nan() {
+            return Err(invalid(
+                py,
+                argument,
+                "must be a number of seconds, not NaN",
+            ));
+        }
+        if seconds < 0.0 {
+            return Err(invalid(
+                py,
+                argument,
+                &format!("must not be negative, got {seconds}"),
+            ));
+        }
+        let ns = (seconds * 1e9).round();
+        if ns.is_infinite() || ns >= TWO_POW_64 {
+            return Err(invalid(
+                py,
+                argument,
+                &format!(
+                    "must be at most {} nanoseconds, got {seconds} seconds",
+                    u64::MAX
+                ),
+            ));
+        }
+        // Checked above: in 0..2^64 and integral, so the conversion is exact.
+        return Ok(ns as u64);
+    }
+    Err(invalid_type(
+        py,
+        argument,
+        &format!(
+            "must be a number of seconds (int or float), not {}",
+            type_name(value).unwrap_or_default()
+        ),
+    ))
+}
+
+/// Nanoseconds as float seconds, `inf` for `cellgate::NEVER`.
+pub fn ns_to_seconds(ns: u64) -> f64 {
+    if ns == cellgate::NEVER {
+        f64::INFINITY
+    } else {
+        ns as f64 / 1e9
+    }
+}
+
+/// `duration_ns(seconds, argument)`: seconds (int or float) to whole nanoseconds, with the
+/// same checks and errors as every duration argument of the package (for the pure-Python
+/// layer's `timeout`).
+#[pyfunction]
+#[pyo3(name = "_duration_ns")]
+pub fn duration_ns(seconds: &Bound<'_, PyAny>, argument: &str) -> PyResult<u64> {
+    seconds_arg(seconds, argument)
+}
