@@ -128,8 +128,20 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 	# Built, not run: the benchmark (make bench-c) cannot rot.
 	step $(CC) -std=c11 -O2 -Wall -Wextra -Werror $$(pkg-config --cflags cellgate) $(FFI_BENCH_C) \
 		$$(pkg-config --libs cellgate) -o "$(FFI_BUILD)/bench-keyed-shared"
-DIST_STEPS += dist-c
-TEST_STEPS += test-c
+	# The example service, built and driven as make demo-c does (about 3 s).
+	step $(CC) $(FFI_CFLAGS) -pthread $$(pkg-config --cflags cellgate) examples/c/server.c \
+		$$(pkg-config --libs cellgate) -Wl,-rpath,"$(FFI_DIST)/lib" -o "$(FFI_BUILD)/server"
+	step examples/c/demo.sh "$(FFI_BUILD)/server"
+
+demo-c: setup-c dist-c ## The C example service (examples/c/): 200s turning into 429s with Retry-After and RateLimit headers per client IP
+	@$(PRELUDE)
+	export PKG_CONFIG_PATH="$(FFI_DIST)/lib/pkgconfig"
+	mkdir -p "$(FFI_BUILD)"
+	step $(CC) -std=c11 -O2 -Wall -Wextra -Werror -pthread $$(pkg-config --cflags cellgate) \
+		examples/c/server.c $$(pkg-config --libs cellgate) -Wl,-rpath,"$(FFI_DIST)/lib" \
+		-o "$(FFI_BUILD)/server"
+	# demo.sh starts the server on a free port of 127.0.0.1 and stops it on any exit (trap).
+	step examples/c/demo.sh "$(FFI_BUILD)/server"
 
 # The keyed check from C (static and shared library) against the same Rust call, in the same
 # loop with the same keys; see ffi-c/bench/ and BENCHMARKS.md ("C ABI").
@@ -152,3 +164,7 @@ bench-c: setup-c dist-c ## Benchmark the keyed check from C against the same Rus
 		step nice -n -20 python3 ffi-c/bench/compare.py time "$$keys" $(FFI_BENCH_ARGS) -- "$${variants[@]}"
 	done
 	step python3 ffi-c/bench/compare.py instructions 1000 100000 -- "$${variants[@]}"
+
+DIST_STEPS += dist-c
+TEST_STEPS += test-c
+DEMO_STEPS += demo-c
