@@ -93,5 +93,6 @@ bench-py: ## Python: Limiter.check vs limits (moving window) and pyrate-limiter 
 	cd "$(PY_BENCH_VENV)/run"
 	step ../bin/python "$(CURDIR)/py/bench/bench.py" $(PY_BENCH_ARGS)
 
+TEST_STEPS += test-py
 DIST_STEPS += dist-py
 DEMO_STEPS += demo-py
