@@ -111,3 +111,48 @@ pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
         drop(unsafe { Box::from_raw(ptr) });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_status() {
+        assert_eq!(guard(|| panic!("boom")), cg_status::Panic);
+        assert_eq!(guard(|| Err(cg_status::TableFull)), cg_status::TableFull);
+        assert_eq!(guard(|| Ok(())), cg_status::Ok);
+    }
+
+    #[test]
+    fn slices_from_c() {
+        // SAFETY: length 0 never dereferences the pointer.
+        assert_eq!(unsafe { slice::<u8>(core::ptr::null(), 0) }, Ok(&[][..]));
+        // SAFETY: NULL with a length is refused before any dereference.
+        let null = unsafe { slice::<u8>(core::ptr::null(), 3) };
+        assert_eq!(null, Err(cg_status::NullArgument));
+        let bytes = [1u8, 2, 3];
+        // SAFETY: a length above isize::MAX is refused before any dereference.
+        let too_long = unsafe { slice(bytes.as_ptr(), usize::MAX) };
+        assert_eq!(too_long, Err(cg_status::InvalidArgument));
+        // SAFETY: `bytes` holds 3 readable bytes.
+        assert_eq!(unsafe { slice(bytes.as_ptr(), 3) }, Ok(&bytes[..]));
+        let costs = [7u64; 2];
+        // SAFETY: a count whose byte size exceeds isize::MAX is refused first.
+        let too_many = unsafe { slice(costs.as_ptr(), usize::MAX / 4) };
+        assert_eq!(too_many, Err(cg_status::InvalidArgument));
+    }
+
+    #[test]
+    fn handles_round_trip_and_null_frees_nothing() {
+        let handle = into_handle(String::from("owned"));
+        // SAFETY: a live handle from `into_handle`, read before it is freed.
+        assert_eq!(unsafe { object(handle) }.map(String::as_str), Ok("owned"));
+        // SAFETY: freed once; NULL is allowed.
+        unsafe {
+            free_handle(handle);
+            free_handle::<String>(core::ptr::null_mut());
+        }
+        // SAFETY: NULL is refused.
+        assert!(unsafe { object::<String>(core::ptr::null()) }.is_err());
+    }
+}
