@@ -33,6 +33,10 @@ setup-node: ## Check (and on Debian/Ubuntu as root, install) node >= 18.17 and n
 	fi
 	step $(NODE) -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 18 || (a === 18 && b < 17)) { console.error("node >= 18.17 is required, found " + process.version); process.exit(1); }'
 
+# package.json pins, in "overrides", three dependencies of @napi-rs/cli (lzma, tar, wasm-tools,
+# which it needs only for cross-compiling) to versions whose every platform package the npm
+# registry serves here: with their newest versions some optional platform packages could not be
+# resolved, package-lock.json lacked them, and `npm ci` refused the lock file.
 deps-node: setup-node ## Install node/'s dev dependencies (@napi-rs/cli, peers) from package-lock.json (npm ci), if changed
 	@$(PRELUDE)
 	cd node
