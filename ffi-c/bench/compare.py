@@ -9,8 +9,10 @@ are appended. It prints lines `NAME KEYS NS_PER_CHECK`, one per timed round, for
 (the first command is the baseline, the Rust call).
 
 `time`: the commands run one after another, RUNS times over, so that load on a shared machine
-hits every variant alike; per variant, the median and the minimum over all rounds, and their
-differences to the baseline: the nanoseconds the C ABI adds.
+hits every variant alike; per variant, the median and the minimum over all rounds, the paired
+difference to the baseline (per run, the variant's median round minus the baseline's, then
+the median over runs: the nanoseconds the C ABI adds), the difference of the minima, and the
+ratio of the medians.
 
 `instructions`: each command runs under valgrind's cachegrind at ITERATIONS and at twice as
 many checks; the difference, divided by the extra checks, is the instructions executed per
@@ -24,27 +26,36 @@ import sys
 
 
 def time_mode(keys, iterations, rounds, runs, commands):
-    figures = {}
+    figures = {}  # name -> one list of round figures per run
     for _ in range(int(runs)):
         for command in commands:
             out = subprocess.run(
                 command.split() + [keys, iterations, rounds],
                 check=True, capture_output=True, text=True,
             ).stdout
+            per_run = {}
             for line in out.splitlines():
                 name, _, ns = line.split()
-                figures.setdefault(name, []).append(float(ns))
+                per_run.setdefault(name, []).append(float(ns))
+            for name, values in per_run.items():
+                figures.setdefault(name, []).append(values)
     names = list(figures)
-    base_median = statistics.median(figures[names[0]])
-    base_min = min(figures[names[0]])
-    print(f"time: keyed check among {keys} keys, ns per check; "
+    base = names[0]
+    print(f"time: keyed check among {keys} keys, ns per check (thread CPU time); "
           f"{runs} runs x {rounds} rounds x {iterations} checks per variant")
-    print(f"  {'variant':<16} {'median':>7} {'min':>7} {'Δmedian':>8} {'Δmin':>7}")
+    print(f"  {'variant':<16} {'median':>7} {'min':>7} {'Δpaired':>8} {'Δmin':>7} {'ratio':>6}")
+    base_all = [v for run in figures[base] for v in run]
     for name in names:
-        values = figures[name]
-        median, low = statistics.median(values), min(values)
-        print(f"  {name:<16} {median:>7.1f} {low:>7.1f} {median - base_median:>+8.1f} "
-              f"{low - base_min:>+7.1f}")
+        values = [v for run in figures[name] for v in run]
+        # Paired: per run, this variant's median round minus the baseline's (they ran one
+        # after the other), then the median over runs; slow changes of load cancel out.
+        paired = statistics.median(
+            statistics.median(mine) - statistics.median(theirs)
+            for mine, theirs in zip(figures[name], figures[base])
+        )
+        ratio = statistics.median(values) / statistics.median(base_all)
+        print(f"  {name:<16} {statistics.median(values):>7.1f} {min(values):>7.1f} "
+              f"{paired:>+8.1f} {min(values) - min(base_all):>+7.1f} {ratio:>6.2f}")
 
 
 def instructions(command, keys, iterations):
