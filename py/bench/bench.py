@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import subprocess
 import sys
@@ -144,7 +145,12 @@ def machine() -> str:
         )
     except (OSError, StopIteration):
         model = platform.processor() or "unknown CPU"
-    return f"{model}, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
+    cores = os.cpu_count()
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return (
+        f"{model}, {cores} CPUs, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}; load average before the run: {load}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

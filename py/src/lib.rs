@@ -10,6 +10,7 @@ mod clock;
 mod convert;
 mod decision;
 mod errors;
+mod fastcall;
 mod keys;
 mod limiter;
 mod policy;
@@ -26,6 +27,7 @@ fn _cellgate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<quota::PyQuota>()?;
     m.add_class::<decision::Decision>()?;
     m.add_class::<limiter::Limiter>()?;
+    fastcall::install(&m.py().get_type::<limiter::Limiter>())?;
     m.add_class::<limiter::Bucket>()?;
     m.add_class::<policy::Policy>()?;
     m.add_class::<policy::Reservation>()?;

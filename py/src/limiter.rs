@@ -106,8 +106,10 @@ pub struct Limiter {
 }
 
 impl Limiter {
+    /// Runs `op` for `key` with `cost` (None: 1) at the clock's time: the body of `check`,
+    /// `peek`, `force` and `refund` (see `fastcall.rs`).
     #[inline]
-    fn run(
+    pub fn run(
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
@@ -147,11 +149,16 @@ impl Limiter {
     }
 }
 
+/// An operation of `Limiter::run`.
 #[derive(Clone, Copy)]
-enum Op {
+pub enum Op {
+    /// `check`.
     Check,
+    /// `peek`.
     Peek,
+    /// `force`.
     Force,
+    /// `refund`.
     Refund,
 }
 
@@ -223,51 +230,7 @@ impl Limiter {
         })
     }
 
-    /// Tests and consumes `cost` for `key` atomically: admitted whole, or denied with nothing
-    /// consumed. Raises `TableFull` when a new key finds no room.
-    #[pyo3(signature = (key, cost=None), text_signature = "($self, key, cost=1)")]
-    fn check(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        cost: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Decision> {
-        self.run(py, key, cost, Op::Check)
-    }
-
-    /// The decision `check` would make, consuming nothing.
-    #[pyo3(signature = (key, cost=None), text_signature = "($self, key, cost=1)")]
-    fn peek(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        cost: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Decision> {
-        self.run(py, key, cost, Op::Peek)
-    }
-
-    /// Consumes `cost` whether or not it fits (the key may go into debt); `allowed` says
-    /// whether it fitted. Raises `TableFull` when a new key finds no room.
-    #[pyo3(signature = (key, cost=None), text_signature = "($self, key, cost=1)")]
-    fn force(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        cost: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Decision> {
-        self.run(py, key, cost, Op::Force)
-    }
-
-    /// Gives `cost` back to `key`, never above a full bucket.
-    #[pyo3(signature = (key, cost=None), text_signature = "($self, key, cost=1)")]
-    fn refund(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        cost: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Decision> {
-        self.run(py, key, cost, Op::Refund)
-    }
+    // `check`, `peek`, `force` and `refund` are METH_FASTCALL methods: see `fastcall.rs`.
 
     /// Makes `key`'s bucket full.
     fn reset(&self, key: &Bound<'_, PyAny>) -> PyResult<()> {

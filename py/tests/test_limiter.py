@@ -300,3 +300,25 @@ def test_decision_equality_and_types() -> None:
     assert limiter.peek("a") == limiter.peek("b")
     assert isinstance(limiter.check("a"), Decision)
     assert cellgate.__version__
+
+
+def test_call_forms_of_the_fast_methods() -> None:
+    clock = ManualClock()
+    limiter = Limiter("5/second", clock=clock)
+    assert limiter.check(key="k", cost=2).remaining == 3
+    assert limiter.peek("k", cost=3).allowed
+    assert limiter.force(cost=1, key="k").remaining == 2
+    assert limiter.refund("k", 1).remaining == 3
+    assert limiter.check.__text_signature__ == "($self, key, cost=1)"
+    assert "atomically" in (Limiter.check.__doc__ or "")
+    for args, kwargs, message in [
+        ((), {}, "missing required argument 'key'"),
+        (("k", 1, 2), {}, "at most 2 arguments"),
+        (("k",), {"weight": 1}, "unexpected keyword argument"),
+        (("k",), {"key": "j"}, "multiple values"),
+    ]:
+        with pytest.raises(TypeError, match=message):
+            limiter.check(*args, **kwargs)
+    assert limiter.peek("k", 0).remaining == 3, "no call form changed state"
+    with pytest.raises(TypeError):
+        Limiter.check(object(), "k")  # type: ignore[arg-type]
