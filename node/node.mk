@@ -63,12 +63,19 @@ test-node: dist-node ## Install the tarball into a fresh project and run node/te
 	# The test dependencies at the versions node/package.json pins (everything but the napi CLI).
 	deps=$$($(NODE) -p 'const d = require("./node/package.json").devDependencies; Object.keys(d).filter((n) => n !== "@napi-rs/cli").map((n) => n + "@" + d[n]).join(" ")')
 	project=$$(mktemp -d "$${TMPDIR:-/tmp}/cellgate-node-test.XXXXXX")
-	trap 'rm -rf "$$project"' EXIT
 	printf '{ "name": "cellgate-node-test", "private": true, "version": "0.0.0" }\n' > "$$project/package.json"
 	cp -R node/test node/bench "$$project/"
-	cd "$$project"
-	step $(NPM) install --no-audit --no-fund --no-package-lock "$$tarball" $$deps
-	step env CELLGATE_VECTORS="$(NODE_VECTORS)" $(NODE) --test $(NODE_TEST_ARGS) test/
+	# The project is removed whatever happens (not with a trap: PRELUDE's EXIT trap records
+	# the step's time).
+	rc=0
+	(
+		# `&&`: errexit does not apply inside a subshell on the left of `||`.
+		cd "$$project" &&
+		step $(NPM) install --no-audit --no-fund --no-package-lock "$$tarball" $$deps &&
+		step env CELLGATE_VECTORS="$(NODE_VECTORS)" $(NODE) --test $(NODE_TEST_ARGS) test/
+	) || rc=$$?
+	rm -rf "$$project"
+	exit $$rc
 
 demo-node: build-node ## An Express app on 127.0.0.1 (a free port): 200s turning into 429s, with headers and JSON
 	@$(PRELUDE)
