@@ -13,6 +13,11 @@ work=$(mktemp -d)
 pid=
 
 stop() {
+    local status=$?
+    if [ "$status" -ne 0 ] && [ -s "$work/err" ]; then
+        echo "server's stderr:" >&2
+        cat "$work/err" >&2
+    fi
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid" 2>/dev/null || true
         # SIGTERM stops the accept loop; the server then drains and exits.

@@ -24,7 +24,7 @@ request() {
     local status
     status=$(printf '%s\n' "$head" | awk 'NR == 1 { print $2 }')
     printf '%-10s %s' "$label" "$status"
-    printf '%s\n' "$head" | grep -iE '^(ratelimit|ratelimit-policy|retry-after):' |
+    { printf '%s\n' "$head" | grep -iE '^(ratelimit|ratelimit-policy|retry-after):' || true; } |
         sed 's/^/  | /' | tr '\n' ' '
     [ "$status" = 200 ] || printf '  | body %s' "$(cat "$body_file")"
     printf '\n'

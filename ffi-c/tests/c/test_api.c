@@ -534,7 +534,132 @@ static void test_client_keys(void) {
     CHECK_STATUS(cg_client_key_from_ip(v4, 4, 0, NULL, 5, &len), CG_STATUS_NULL_ARGUMENT);
 }
 
+/* Every function, given a NULL handle or a NULL required output, returns
+ * CG_STATUS_NULL_ARGUMENT (and every _free accepts NULL). */
+static void test_null_everywhere(void) {
+    const cg_quota q = per_second_3;
+    cg_decision d;
+    cg_policy_decision pd;
+    cg_quota quota_out;
+    cg_keyed_stats stats;
+    size_t n = 0;
+    uint64_t u = 0, costs[1] = {1};
+    char buf[64];
+    const uint8_t key[1] = {'k'};
+    cg_policy_entry entry = {"e", CG_NUL_TERMINATED, per_second_3, 0};
+    cg_reservation *reservation = NULL;
+    const cg_status null = CG_STATUS_NULL_ARGUMENT;
+
+    /* Constructors: a NULL output. */
+    CHECK_STATUS(cg_clock_new(0, NULL), null);
+    CHECK_STATUS(cg_limiter_new_gcra(q, NULL, NULL), null);
+    CHECK_STATUS(cg_limiter_new_token_bucket(q, CG_REFILL_GREEDY, CG_FULL, 0, NULL, NULL), null);
+    CHECK_STATUS(cg_keyed_limiter_new(q, CG_REFILL_GREEDY, 16, NULL, NULL), null);
+    CHECK_STATUS(cg_policy_new(&entry, 1, NULL, NULL), null);
+    CHECK_STATUS(cg_keyed_policy_new(&entry, 1, 16, NULL, NULL), null);
+    CHECK_STATUS(cg_quota_new(1, 1, 1, NULL), null);
+
+    /* A NULL handle. */
+    CHECK_STATUS(cg_clock_advance(NULL, 1), null);
+    CHECK_STATUS(cg_clock_set(NULL, 1), null);
+    CHECK_STATUS(cg_clock_now(NULL, &u), null);
+    CHECK_STATUS(cg_limiter_check(NULL, 0, 1, &d), null);
+    CHECK_STATUS(cg_limiter_peek(NULL, 0, 1, &d), null);
+    CHECK_STATUS(cg_limiter_force(NULL, 0, 1, &d), null);
+    CHECK_STATUS(cg_limiter_refund(NULL, 0, 1, &d), null);
+    CHECK_STATUS(cg_limiter_reset(NULL), null);
+    CHECK_STATUS(cg_limiter_quota(NULL, &quota_out), null);
+    CHECK_STATUS(cg_keyed_limiter_check(NULL, key, 1, 0, 1, &d), null);
+    CHECK_STATUS(cg_keyed_limiter_peek(NULL, key, 1, 0, 1, &d), null);
+    CHECK_STATUS(cg_keyed_limiter_force(NULL, key, 1, 0, 1, &d), null);
+    CHECK_STATUS(cg_keyed_limiter_refund(NULL, key, 1, 0, 1, &d), null);
+    CHECK_STATUS(cg_keyed_limiter_reset(NULL, key, 1, 0), null);
+    CHECK_STATUS(cg_keyed_limiter_quota(NULL, &quota_out), null);
+    CHECK_STATUS(cg_keyed_limiter_stats(NULL, &stats), null);
+    CHECK_STATUS(cg_policy_check(NULL, 0, costs, 1, &pd), null);
+    CHECK_STATUS(cg_policy_peek(NULL, 0, costs, 1, &pd), null);
+    CHECK_STATUS(cg_policy_force(NULL, 0, costs, 1, &pd), null);
+    CHECK_STATUS(cg_policy_refund(NULL, 0, costs, 1, &pd), null);
+    CHECK_STATUS(cg_policy_reset(NULL), null);
+    CHECK_STATUS(cg_policy_reserve(NULL, 0, costs, 1, &pd, &reservation), null);
+    CHECK_STATUS(cg_policy_settle(NULL, 0, reservation, costs, 1, &pd), null);
+    CHECK_STATUS(cg_policy_dimensions(NULL, &n), null);
+    CHECK_STATUS(cg_policy_render_headers(NULL, &pd, 0, 0, buf, sizeof buf, &n), null);
+    CHECK_STATUS(cg_keyed_policy_check(NULL, key, 1, 0, costs, 1, &pd), null);
+    CHECK_STATUS(cg_keyed_policy_peek(NULL, key, 1, 0, costs, 1, &pd), null);
+    CHECK_STATUS(cg_keyed_policy_force(NULL, key, 1, 0, costs, 1, &pd), null);
+    CHECK_STATUS(cg_keyed_policy_refund(NULL, key, 1, 0, costs, 1, &pd), null);
+    CHECK_STATUS(cg_keyed_policy_reset(NULL, key, 1, 0), null);
+    CHECK_STATUS(cg_keyed_policy_reserve(NULL, key, 1, 0, costs, 1, &pd, &reservation), null);
+    CHECK_STATUS(cg_keyed_policy_settle(NULL, 0, reservation, costs, 1, &pd), null);
+    CHECK_STATUS(cg_keyed_policy_dimensions(NULL, &n), null);
+    CHECK_STATUS(cg_keyed_policy_render_headers(NULL, &pd, 0, 0, buf, sizeof buf, &n), null);
+    CHECK(reservation == NULL);
+
+    /* NULL required outputs and inputs, on live handles: nothing changes. */
+    cg_clock *clock = NULL;
+    cg_limiter *limiter = NULL;
+    cg_keyed_limiter *keyed = NULL;
+    cg_policy *policy = NULL;
+    cg_keyed_policy *keyed_policy = NULL;
+    CHECK_OK(cg_clock_new(0, &clock));
+    CHECK_OK(cg_limiter_new_gcra(q, clock, &limiter));
+    CHECK_OK(cg_keyed_limiter_new(q, CG_REFILL_GREEDY, 16, clock, &keyed));
+    CHECK_OK(cg_policy_new(&entry, 1, clock, &policy));
+    CHECK_OK(cg_keyed_policy_new(&entry, 1, 16, clock, &keyed_policy));
+    CHECK_STATUS(cg_clock_now(clock, NULL), null);
+    CHECK_STATUS(cg_limiter_check(limiter, CG_NOW, 3, NULL), null);
+    CHECK_STATUS(cg_limiter_peek(limiter, CG_NOW, 3, NULL), null);
+    CHECK_STATUS(cg_limiter_quota(limiter, NULL), null);
+    CHECK_STATUS(cg_keyed_limiter_check(keyed, key, 1, CG_NOW, 3, NULL), null);
+    CHECK_STATUS(cg_keyed_limiter_check(keyed, NULL, 1, CG_NOW, 3, &d), null);
+    CHECK_STATUS(cg_keyed_limiter_peek(keyed, key, 1, CG_NOW, 3, NULL), null);
+    CHECK_STATUS(cg_keyed_limiter_force(keyed, NULL, 1, CG_NOW, 3, NULL), null);
+    CHECK_STATUS(cg_keyed_limiter_refund(keyed, NULL, 1, CG_NOW, 3, NULL), null);
+    CHECK_STATUS(cg_keyed_limiter_quota(keyed, NULL), null);
+    CHECK_STATUS(cg_keyed_limiter_stats(keyed, NULL), null);
+    uint64_t three[1] = {3};
+    CHECK_STATUS(cg_policy_check(policy, CG_NOW, three, 1, NULL), null);
+    CHECK_STATUS(cg_policy_check(policy, CG_NOW, NULL, 1, &pd), null);
+    CHECK_STATUS(cg_policy_peek(policy, CG_NOW, three, 1, NULL), null);
+    CHECK_STATUS(cg_policy_force(policy, CG_NOW, NULL, 1, NULL), null);
+    CHECK_STATUS(cg_policy_refund(policy, CG_NOW, NULL, 1, NULL), null);
+    CHECK_STATUS(cg_policy_reserve(policy, CG_NOW, three, 1, NULL, &reservation), null);
+    CHECK_STATUS(cg_policy_reserve(policy, CG_NOW, three, 1, &pd, NULL), null);
+    CHECK_STATUS(cg_policy_dimensions(policy, NULL), null);
+    CHECK_STATUS(cg_keyed_policy_check(keyed_policy, key, 1, CG_NOW, three, 1, NULL), null);
+    CHECK_STATUS(cg_keyed_policy_check(keyed_policy, NULL, 1, CG_NOW, three, 1, &pd), null);
+    CHECK_STATUS(cg_keyed_policy_peek(keyed_policy, key, 1, CG_NOW, three, 1, NULL), null);
+    CHECK_STATUS(cg_keyed_policy_force(keyed_policy, key, 1, CG_NOW, NULL, 1, NULL), null);
+    CHECK_STATUS(cg_keyed_policy_refund(keyed_policy, key, 1, CG_NOW, NULL, 1, NULL), null);
+    CHECK_STATUS(cg_keyed_policy_reserve(keyed_policy, key, 1, CG_NOW, three, 1, &pd, NULL),
+                 null);
+    CHECK_STATUS(cg_keyed_policy_dimensions(keyed_policy, NULL), null);
+    /* Nothing was consumed by any of the refused calls. */
+    CHECK_OK(cg_limiter_check(limiter, CG_NOW, 3, &d));
+    CHECK(d.allowed);
+    CHECK_OK(cg_keyed_limiter_check(keyed, key, 1, CG_NOW, 3, &d));
+    CHECK(d.allowed);
+    CHECK_OK(cg_policy_check(policy, CG_NOW, three, 1, &pd));
+    CHECK(pd.allowed);
+    CHECK_OK(cg_keyed_policy_check(keyed_policy, key, 1, CG_NOW, three, 1, &pd));
+    CHECK(pd.allowed);
+
+    cg_keyed_policy_free(keyed_policy);
+    cg_policy_free(policy);
+    cg_keyed_limiter_free(keyed);
+    cg_limiter_free(limiter);
+    cg_clock_free(clock);
+    cg_clock_free(NULL);
+    cg_limiter_free(NULL);
+    cg_keyed_limiter_free(NULL);
+    cg_policy_free(NULL);
+    cg_keyed_policy_free(NULL);
+    cg_reservation_free(NULL);
+}
+
 void test_api(void) {
+    test_null_everywhere();
     test_version_and_statuses();
     test_quotas();
     test_limiter();
