@@ -7,30 +7,40 @@
 # Overridable: FUZZ_SECONDS (per target, `make fuzz`), FUZZ_SMOKE_SECONDS (per target,
 # `make fuzz-smoke`), FUZZ_TARGETS, CARGO_FUZZ_VERSION, NIGHTLY.
 
-FUZZ_TARGETS ?= parse cell keyed headers
+FUZZ_TARGETS ?= parse cell keyed headers ffi
+# Also run under AddressSanitizer by `make fuzz` (the targets that reach `unsafe` code).
+FUZZ_ASAN_TARGETS ?= ffi
 FUZZ_SECONDS ?= 600
 FUZZ_SMOKE_SECONDS ?= 15
 CARGO_FUZZ_VERSION ?= 0.13.2
 FUZZ_TOOLS := $(TARGET_DIR)/tools
 CARGO_FUZZ := $(FUZZ_TOOLS)/bin/cargo-fuzz
 FUZZ_OUT := $(TARGET_DIR)/fuzz
-# The targets exercise safe Rust against models (their checks are assertions), so they build
-# without a sanitizer: several times the executions per second of AddressSanitizer.
-# Debug assertions and overflow checks stay on (cargo-fuzz's default).
-FUZZ_BUILD_FLAGS = --sanitizer none --target-dir "$(FUZZ_OUT)/build"
+# The targets check safe Rust against models (their checks are assertions), so they build
+# without a sanitizer: about ten times the executions per second of AddressSanitizer, and one
+# build less in `make fuzz-smoke`. Debug assertions and overflow checks stay on (cargo-fuzz's
+# default). `make fuzz` also runs FUZZ_ASAN_TARGETS (the C ABI, whose `unsafe` code reads and
+# writes the callers' pointers) under AddressSanitizer, in its own target dir; ASan's allocator
+# returns NULL for impossible sizes there, as malloc does, instead of aborting.
+# Overridable: FUZZ_SANITIZER (none) for every run.
+FUZZ_SANITIZER ?= none
 
 .PHONY: setup-fuzz fuzz-build fuzz fuzz-smoke
 
-# `fuzz_run TARGET SECONDS`: replays the committed corpus, then fuzzes for SECONDS, with the
-# libFuzzer log in $(FUZZ_OUT)/logs/TARGET.log (its tail is shown on failure).
+# `fuzz_run TARGET SECONDS [SANITIZER]`: replays the committed corpus, then fuzzes for SECONDS;
+# built with SANITIZER (default $(FUZZ_SANITIZER)) under $(FUZZ_OUT)/SANITIZER. The libFuzzer
+# log goes to $(FUZZ_OUT)/logs/TARGET-SANITIZER.log; its tail is shown on failure.
 define FUZZ_RUN
 fuzz_run() {
-	local target=$$1 seconds=$$2 log="$(FUZZ_OUT)/logs/$$1.log"
+	local target=$$1 seconds=$$2 sanitizer=$${3:-$(FUZZ_SANITIZER)}
+	local log="$(FUZZ_OUT)/logs/$$target-$$sanitizer.log"
+	local build=(--sanitizer "$$sanitizer" --target-dir "$(FUZZ_OUT)/$$sanitizer")
 	mkdir -p "$(FUZZ_OUT)/corpus/$$target" "$(FUZZ_OUT)/logs"
-	printf '\n\033[1m$$ fuzz %s: replay fuzz/corpus/%s, then %ss\033[0m\n' "$$target" "$$target" "$$seconds"
-	if ! $(CARGO) +$(NIGHTLY) fuzz run $(FUZZ_BUILD_FLAGS) "$$target" "fuzz/corpus/$$target" \
+	printf '\n\033[1m$$ fuzz %s (sanitizer %s): replay fuzz/corpus/%s, then %ss\033[0m\n' \
+		"$$target" "$$sanitizer" "$$target" "$$seconds"
+	if ! $(CARGO) +$(NIGHTLY) fuzz run "$${build[@]}" "$$target" "fuzz/corpus/$$target" \
 			-- -runs=0 > "$$log" 2>&1 \
-		|| ! $(CARGO) +$(NIGHTLY) fuzz run $(FUZZ_BUILD_FLAGS) "$$target" \
+		|| ! $(CARGO) +$(NIGHTLY) fuzz run "$${build[@]}" "$$target" \
 			"$(FUZZ_OUT)/corpus/$$target" "fuzz/corpus/$$target" \
 			-- -max_total_time="$$seconds" -print_final_stats=1 >> "$$log" 2>&1; then
 		tail -n 60 "$$log"
@@ -54,13 +64,16 @@ setup-fuzz: ## Install (idempotently) the nightly toolchain and cargo-fuzz $(CAR
 fuzz-build: setup-fuzz ## Build every fuzz target (nightly, own workspace and target dir)
 	@$(PRELUDE)
 	export PATH="$(abspath $(FUZZ_TOOLS))/bin:$$PATH"
-	step $(CARGO) +$(NIGHTLY) fuzz build $(FUZZ_BUILD_FLAGS)
+	step $(CARGO) +$(NIGHTLY) fuzz build --sanitizer $(FUZZ_SANITIZER) \
+		--target-dir "$(FUZZ_OUT)/$(FUZZ_SANITIZER)"
 
-fuzz: fuzz-build ## Fuzz every target for FUZZ_SECONDS (default 600) each, after replaying its corpus
+fuzz: fuzz-build ## Fuzz every target for FUZZ_SECONDS (default 600) each, then FUZZ_ASAN_TARGETS under ASan
 	@$(PRELUDE)
 	export PATH="$(abspath $(FUZZ_TOOLS))/bin:$$PATH"
+	export ASAN_OPTIONS="allocator_may_return_null=1$${ASAN_OPTIONS:+:$$ASAN_OPTIONS}"
 	$(FUZZ_RUN)
 	for target in $(FUZZ_TARGETS); do fuzz_run "$$target" $(FUZZ_SECONDS); done
+	for target in $(FUZZ_ASAN_TARGETS); do fuzz_run "$$target" $(FUZZ_SECONDS) address; done
 
 fuzz-smoke: fuzz-build ## Replay each fuzz target's committed corpus, then fuzz it FUZZ_SMOKE_SECONDS (15)
 	@$(PRELUDE)
