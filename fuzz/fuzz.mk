@@ -81,3 +81,5 @@ fuzz-smoke: fuzz-build ## Replay each fuzz target's committed corpus, then fuzz 
 	step $(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(FUZZ_RUN)
 	for target in $(FUZZ_TARGETS); do fuzz_run "$$target" $(FUZZ_SMOKE_SECONDS); done
+
+TEST_STEPS += fuzz-smoke
