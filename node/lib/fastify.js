@@ -21,7 +21,8 @@ function cellgatePlugin(fastify, options, done) {
     done(error);
     return;
   }
-  fastify.decorateRequest('rateLimit', null);
+  // Registered more than once (one limiter per route prefix, say), it decorates only once.
+  if (!fastify.hasRequestDecorator('rateLimit')) fastify.decorateRequest('rateLimit', null);
   fastify.addHook('onRequest', async (request, reply) => {
     if (config.skip !== undefined && (await config.skip(request, reply))) return undefined;
     const decision = await new Promise((resolve, reject) => {

@@ -62,6 +62,34 @@ test('Fastify: key, cost, skip, legacy-epoch headers, and routes registered befo
   });
 });
 
+test('Fastify: one plugin per route prefix (encapsulated registrations)', async () => {
+  const clock = new ManualClock();
+  const app = Fastify();
+  await app.register(async (api) => {
+    await api.register(cellgate, { limiter: new Limiter('1/minute', { clock, name: 'api' }) });
+    api.get('/api/x', async () => 'api');
+  });
+  await app.register(async (search) => {
+    await search.register(cellgate, { limiter: new Limiter('2/minute', { clock, name: 'search' }) });
+    search.get('/search', async () => 'search');
+  });
+  app.get('/free', async () => 'free');
+  await serve(app, async (port) => {
+    assert.equal((await request(port, '/api/x')).status, 200);
+    assert.equal((await request(port, '/api/x')).status, 429);
+    const search = await request(port, '/search');
+    assert.equal(search.status, 200);
+    assert.equal(search.headers['ratelimit-policy'], '"search";q=2;w=60');
+    assert.equal((await request(port, '/search')).status, 200);
+    assert.equal((await request(port, '/search')).status, 429);
+    for (let index = 0; index < 3; index++) {
+      const free = await request(port, '/free');
+      assert.equal(free.status, 200);
+      assert.equal(free.headers.ratelimit, undefined);
+    }
+  });
+});
+
 test('Fastify: bad options fail registration', async () => {
   const app = Fastify();
   app.register(cellgate, { limiter: 42 });

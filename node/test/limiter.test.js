@@ -224,3 +224,11 @@ test('clientKey: one key per IPv4 address and per IPv6 /56, whatever the spellin
   assert.throws(() => clientKey('::1', { ipv6PrefixLen: 129 }), RangeError);
   assert.throws(() => clientKey(1), TypeError);
 });
+
+test('a burst per quota in a list: (burst N)', () => {
+  const clock = new ManualClock();
+  const limiter = new Limiter('10/s (burst 20); 1000/day', { clock });
+  assert.equal(limiter.check('k', { cost: 20 }).allowed, true);
+  assert.equal(limiter.check('k').allowed, false);
+  assert.equal(limiter.rate, '10/second (burst 20); 1000/86400 seconds');
+});
