@@ -2,15 +2,16 @@
 
 Every contender limits 1000 keys to the same quota (1000 per second per key, so every call in
 the measured loops is admitted and writes state) and is driven by the same loop over the same
-key sequence: ``for key in keys: hit(key)``. Reported: nanoseconds per call (best of
-``--repeat`` runs, a fresh limiter each run), the ratio to ``cellgate``, and allocation per
-call measured with ``tracemalloc``: the peak of memory allocated during one call above what
+keys: ``for key in keys: hit(key)``, one timed pass a round (after an untimed one), the
+contenders in turn in each round.
+Reported: nanoseconds per call of the best pass and of the median pass, their ratios to
+``cellgate``, and allocation per call measured with ``tracemalloc``: the peak of memory allocated during one call above what
 was allocated before it (the temporaries and the result), and the bytes still held per call
 once the results are dropped (state that grows with traffic).
 
 Peers: ``limits`` (moving window, memory storage: the target's peer; also its fixed window and
 sliding window counter) and ``pyrate-limiter`` (one in-memory bucket per key, ``try_acquire``
-non-blocking). Run: ``python py/bench/bench.py [--calls N] [--repeat R]``.
+non-blocking). Run: ``python py/bench/bench.py [--rounds N] [--alloc-calls N]``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import gc
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -86,29 +88,35 @@ def contenders() -> dict[str, Callable[[], Callable[[str], Any]]]:
     return found
 
 
-def measure(make: Callable[[], Callable[[str], Any]], keys: list[str], calls: int, repeat: int) -> float:
-    """Best nanoseconds per call over ``repeat`` runs, each on a fresh limiter."""
-    sequence = (keys * (calls // len(keys) + 1))[:calls]
-    best = float("inf")
-    for _ in range(repeat):
-        hit = make()
-        for key in keys:  # every key present before timing
-            assert hit(key), "the warm-up must be admitted"
-        gc.collect()
-        gc.disable()
-        try:
-            started = time.perf_counter_ns()
-            for key in sequence:
-                hit(key)
-            elapsed = time.perf_counter_ns() - started
-        finally:
-            gc.enable()
-        best = min(best, elapsed / calls)
-    # The measured calls must all have been admitted, like-for-like.
-    hit = make()
-    admitted = sum(1 for key in sequence[: min(calls, 20 * len(keys))] if hit(key))
-    assert admitted == min(calls, 20 * len(keys)), "every measured call is admitted"
-    return best
+def measure(
+    makers: dict[str, Callable[[], Callable[[str], Any]]], keys: list[str], rounds: int
+) -> dict[str, tuple[float, float]]:
+    """(best, median) nanoseconds per call of each contender over ``rounds`` passes of the
+    keys. Each round times one pass of every contender in turn (after an untimed pass that
+    brings the contender's own memory back into the cache), so that a change of load on the
+    machine touches all of them alike; the best pass is the one least disturbed by other
+    processes (this machine is shared), the median shows the spread."""
+    hits = {name: make() for name, make in makers.items()}
+    for name, hit in hits.items():
+        # Every key present before timing; every call admitted (like for like).
+        assert all(hit(key) for key in keys), f"{name}: the warm-up must be admitted"
+    passes: dict[str, list[float]] = {name: [] for name in makers}
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, hit in hits.items():
+                for key in keys:  # untimed: the contender's own memory back in cache
+                    hit(key)
+                started = time.perf_counter_ns()
+                for key in keys:
+                    hit(key)
+                passes[name].append((time.perf_counter_ns() - started) / len(keys))
+    finally:
+        gc.enable()
+    for name, hit in hits.items():
+        assert all(hit(key) for key in keys), f"{name}: every measured call is admitted"
+    return {name: (min(times), statistics.median(times)) for name, times in passes.items()}
 
 
 def allocation(make: Callable[[], Callable[[str], Any]], keys: list[str], calls: int) -> tuple[float, float]:
@@ -155,25 +163,31 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200_000, help="calls per measured run")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per contender (best is kept)")
+    parser.add_argument("--rounds", type=int, default=300, help="timed passes over the keys per contender")
     parser.add_argument("--alloc-calls", type=int, default=5_000, help="calls for the allocation measure")
     args = parser.parse_args(argv)
     import cellgate
 
     keys = [f"user:{index}" for index in range(KEYS)]
     print(f"machine: {machine()}; cellgate {cellgate.__version__}")
-    print(f"{len(keys)} keys, {RATE} per key, {args.calls} calls per run, best of {args.repeat}\n")
+    print(f"{len(keys)} keys, {RATE} per key, {args.rounds} interleaved passes over the keys\n")
+    makers = contenders()
+    times = measure(makers, keys, args.rounds)
     rows = []
-    for name, make in contenders().items():
-        ns = measure(make, keys, args.calls, args.repeat)
+    for name, make in makers.items():
         peak, held = allocation(make, keys, args.alloc_calls)
-        rows.append((name, ns, peak, held))
-    base = rows[0][1]
-    print("| contender | ns per call | ÷ cellgate | peak bytes allocated per call | bytes held per call after |")
-    print("|---|---:|---:|---:|---:|")
-    for name, ns, peak, held in rows:
-        print(f"| {name} | {ns:,.0f} | {ns / base:.1f}× | {peak:,.0f} | {held:,.1f} |")
+        rows.append((name, *times[name], peak, held))
+    base, base_median = rows[0][1], rows[0][2]
+    print(
+        "| contender | ns per call, best pass | ÷ cellgate | ns per call, median pass | ÷ cellgate "
+        "| peak bytes allocated per call | bytes held per call after |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, best, median, peak, held in rows:
+        print(
+            f"| {name} | {best:,.0f} | {best / base:.1f}× | {median:,.0f} | {median / base_median:.1f}× "
+            f"| {peak:,.0f} | {held:,.1f} |"
+        )
     return 0
 
 

@@ -33,7 +33,7 @@ def test_bench_script_runs(request: pytest.FixtureRequest) -> None:
     if not script:
         pytest.fail("set --bench-script or CELLGATE_BENCH_SCRIPT to py/bench/bench.py")
     result = subprocess.run(
-        [sys.executable, script, "--calls", "2000", "--repeat", "1", "--alloc-calls", "200"],
+        [sys.executable, script, "--rounds", "2", "--alloc-calls", "200"],
         capture_output=True,
         text=True,
         timeout=120,
