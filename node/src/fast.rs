@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
 
-use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName};
+use napi::bindgen_prelude::{ToNapiValue, TypeName};
 use napi::{sys, Error, Result, Status, ValueType};
 
 use crate::key::Key;
@@ -298,19 +298,17 @@ unsafe extern "C" fn call(env: sys::napi_env, info: sys::napi_callback_info) -> 
         // SAFETY: `data` is this function's `Bound`, alive while the function is (the
         // finalizer frees it only after the function is collected, so not during a call).
         let bound = unsafe { &*data.cast::<Bound>() };
+        let mut key = Key::empty();
         // SAFETY: `argv[0]` is this call's first argument (`undefined` when absent).
-        let key = match unsafe { Key::from_napi_value(env, argv[0]) } {
-            Ok(key) => key,
-            Err(_) => {
-                throw(
-                    env,
-                    false,
-                    c"ERR_INVALID_ARG_TYPE",
-                    "key must be a string, Buffer or Uint8Array",
-                );
-                return;
-            }
-        };
+        if unsafe { key.read(env, argv[0]) }.is_err() {
+            throw(
+                env,
+                false,
+                c"ERR_INVALID_ARG_TYPE",
+                "key must be a string, Buffer or Uint8Array",
+            );
+            return;
+        }
         if let Err(FastError(message)) = bound.target.run(bound.op, &key) {
             throw(env, true, c"ERR_OUT_OF_RANGE", message);
         }

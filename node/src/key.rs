@@ -72,14 +72,30 @@ fn check(status: sys::napi_status, what: &str) -> Result<()> {
     }
 }
 
-impl FromNapiValue for Key {
+impl Key {
+    /// An empty key, to [`read`](Self::read) into where it will be used (a `Key` is a few
+    /// hundred bytes: returning one by value measured as a `memmove` on every call).
     #[inline]
-    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
-        let mut key = Key {
+    pub fn empty() -> Self {
+        Key {
             inline: [MaybeUninit::uninit(); BUFFER_BYTES],
             len: 0,
             heap: None,
-        };
+        }
+    }
+
+    /// Reads `value` (a string, `Buffer` or `Uint8Array`) into this key.
+    ///
+    /// # Errors
+    /// A type error for any other value.
+    ///
+    /// # Safety
+    /// `env` and `value` must be valid for the current Node-API call.
+    #[inline]
+    pub unsafe fn read(&mut self, env: sys::napi_env, value: sys::napi_value) -> Result<()> {
+        let key = self;
+        key.len = 0;
+        key.heap = None;
         let mut written = 0;
         // SAFETY: `env` and `value` come from Node-API for this call; the buffer is
         // `BUFFER_BYTES` long and Node-API writes at most that many bytes (the text and a NUL).
@@ -97,12 +113,12 @@ impl FromNapiValue for Key {
                 // Complete: a cut-short string leaves fewer than 4 bytes of room unused, and
                 // here at least 5 bytes (besides the NUL) were left.
                 key.len = written;
-                return Ok(key);
+                return Ok(());
             }
             // SAFETY: as above; a first call with no buffer asks for the length.
             let heap = unsafe { read_long_string(env, value)? };
             key.heap = Some(heap);
-            return Ok(key);
+            return Ok(());
         }
         if status != sys::Status::napi_string_expected {
             return Err(Error::new(
@@ -142,7 +158,7 @@ impl FromNapiValue for Key {
             return Err(type_error("key must be a string, Buffer or Uint8Array"));
         }
         if length == 0 || data.is_null() {
-            return Ok(key);
+            return Ok(());
         }
         // SAFETY: Node-API reports `length` bytes at `data` (a Uint8Array has 1-byte
         // elements), valid during this call, in which no JavaScript runs.
@@ -155,6 +171,15 @@ impl FromNapiValue for Key {
         } else {
             key.heap = Some(bytes.to_vec());
         }
+        Ok(())
+    }
+}
+
+impl FromNapiValue for Key {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        let mut key = Key::empty();
+        // SAFETY: the caller's contract.
+        unsafe { key.read(env, value)? };
         Ok(key)
     }
 }

@@ -172,11 +172,13 @@ pub(crate) const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 #[inline]
 pub(crate) fn cost_from_f64(value: f64) -> Option<u64> {
     // NaN fails both comparisons.
-    if (0.0..=MAX_SAFE_INTEGER).contains(&value) && value.fract() == 0.0 {
-        Some(value as u64)
-    } else {
-        None
+    if !(0.0..=MAX_SAFE_INTEGER).contains(&value) {
+        return None;
     }
+    // In range, the conversion truncates exactly; comparing back finds fractions (cheaper
+    // than `f64::fract`, which is a libm call here).
+    let integer = value as u64;
+    (integer as f64 == value).then_some(integer)
 }
 
 /// The status for a decision.
