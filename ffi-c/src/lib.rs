@@ -62,3 +62,15 @@ const _: () = assert!(CG_VERSION_PATCH == parse_version(env!("CARGO_PKG_VERSION_
 pub extern "C" fn cg_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
+
+/// Every handle may be used from several threads at once (the C guide promises it): checked
+/// at compile time.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<cg_clock>();
+    shareable::<cg_limiter>();
+    shareable::<cg_keyed_limiter>();
+    shareable::<cg_policy>();
+    shareable::<cg_keyed_policy>();
+    shareable::<cg_reservation>();
+};
