@@ -1,9 +1,9 @@
 //! The C ABI of cellgate: `libcellgate.so` / `libcellgate.a` and `include/cellgate.h`
 //! (generated from this crate by cbindgen; `tests/header.rs` fails when it is stale).
 //!
-//! Every exported function is `extern "C"`, `#[no_mangle]`, and goes through
-//! [`boundary`]: a panic guard that turns a panic into `CG_STATUS_PANIC`, and NULL checks that
-//! turn a NULL pointer into `CG_STATUS_NULL_ARGUMENT`. Handles are opaque boxes handed out by
+//! Every exported function is `extern "C"`, `#[no_mangle]`, and goes through the private
+//! `boundary` module: a panic guard that turns a panic into `CG_STATUS_PANIC`, and NULL
+//! checks that turn a NULL pointer into `CG_STATUS_NULL_ARGUMENT`. Handles are opaque boxes handed out by
 //! `_new` and taken back by `_free` (NULL does nothing). The same functions are callable from
 //! Rust through this crate's rlib (the fuzz targets do).
 //!
