@@ -160,6 +160,13 @@ impl Policy {
         let mut quotas = Vec::new();
         for (name, rate) in &pairs {
             check_name(py, "dimensions", name)?;
+            if name == "key" || name == "reservation" {
+                return Err(invalid(
+                    py,
+                    "dimensions",
+                    &format!("{name:?} cannot name a dimension: it is a parameter of the calls"),
+                ));
+            }
             let index = match names.iter().position(|known| known == name) {
                 Some(index) => index,
                 None => {

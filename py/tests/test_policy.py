@@ -89,3 +89,6 @@ def test_bad_construction() -> None:
         Policy({"requests": ["1/s"] * 9})
     with pytest.raises(InvalidArgument):
         Policy({"bad name\n": "1/s"})
+    for reserved in ("key", "reservation"):
+        with pytest.raises(InvalidArgument, match="cannot name a dimension"):
+            Policy({reserved: "1/s"})
