@@ -241,6 +241,15 @@ typedef struct cg_policy_header {
     struct cg_decision decision;
 } cg_policy_header;
 
+// One rendered header as a name and a value, both NUL-terminated C strings inside the
+// caller's buffer (see `cg_render_header_fields`).
+typedef struct cg_header_field {
+    // The header's name, e.g. `RateLimit` or `Retry-After`.
+    const char *name;
+    // The header's value.
+    const char *value;
+} cg_header_field;
+
 // Counters of a keyed limiter (a relaxed snapshot; exact once threads are quiet).
 typedef struct cg_keyed_stats {
     // Keys holding a slot now.
@@ -346,6 +355,31 @@ enum cg_status cg_clock_now(const struct cg_clock *clock, uint64_t *out_ns);
 // # Safety
 // `out_ns` is NULL or valid for writing a `uint64_t`.
 enum cg_status cg_monotonic_now(uint64_t *out_ns);
+
+// Renders the same headers as `cg_render_headers`, as name/value pairs for servers that add
+// headers one by one (libmicrohttpd, libevent, nginx modules): `buf` receives each name and
+// value as NUL-terminated strings, and `fields[0..*field_count]` point to them (valid as long
+// as `buf` is). `*len` receives the bytes used in `buf`.
+//
+// # Errors
+// As `cg_render_headers`; `CG_STATUS_BUFFER_TOO_SMALL` when `buf_len` is below the length
+// needed (reported in `*len`) or `fields_capacity` below the number of headers (reported in
+// `*field_count`; `CG_MAX_HEADERS` always suffices); `CG_STATUS_NULL_ARGUMENT` also for
+// `field_count`, or `fields` with a non-zero capacity.
+//
+// # Safety
+// As `cg_render_headers`; `fields` is NULL or valid for writing `fields_capacity` entries;
+// `field_count` is NULL or writable.
+enum cg_status cg_render_header_fields(uint32_t style,
+                                       uint64_t now_unix_s,
+                                       const struct cg_policy_header *policies,
+                                       size_t count,
+                                       char *buf,
+                                       size_t buf_len,
+                                       size_t *len,
+                                       struct cg_header_field *fields,
+                                       size_t fields_capacity,
+                                       size_t *field_count);
 
 // Renders the rate-limit headers for `count` policies in `style` (`CG_HEADER_STYLE_*`) into
 // `buf` as HTTP header lines, `Name: value\r\n` each, ready to append to a response head (no

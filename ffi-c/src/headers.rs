@@ -59,6 +59,33 @@ fn style(style: u32, now_unix_s: u64) -> Result<HeaderStyle, cg_status> {
     }
 }
 
+/// The core's view of C policy headers: names read (as their lengths say), quotas validated.
+///
+/// # Safety
+/// Every name is NULL or readable as its length says (or NUL-terminated with
+/// `CG_NUL_TERMINATED`) for as long as `policies` is borrowed.
+unsafe fn policy_headers(
+    policies: &[cg_policy_header],
+) -> Result<Vec<PolicyHeader<'_>>, cg_status> {
+    let mut headers = Vec::with_capacity(policies.len());
+    for policy in policies {
+        // SAFETY: the name is readable as its length says, by this function's contract.
+        let name = unsafe { text(policy.name, policy.name_len) }.map_err(|status| {
+            if status == cg_status::InvalidUtf8 {
+                cg_status::InvalidName
+            } else {
+                status
+            }
+        })?;
+        headers.push(PolicyHeader {
+            name,
+            quota: policy.quota.to_core()?,
+            decision: policy.decision.into(),
+        });
+    }
+    Ok(headers)
+}
+
 /// Renders `policies` as HTTP header lines (`Name: value\r\n` each) into `out`, reporting the
 /// exact length written, or needed, into `*len`.
 pub(crate) fn render_lines(
@@ -93,6 +120,113 @@ pub(crate) fn render_lines(
         return Err(cg_status::BufferTooSmall);
     }
     Ok(())
+}
+
+/// One rendered header as a name and a value, both NUL-terminated C strings inside the
+/// caller's buffer (see `cg_render_header_fields`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct cg_header_field {
+    /// The header's name, e.g. `RateLimit` or `Retry-After`.
+    pub name: *const c_char,
+    /// The header's value.
+    pub value: *const c_char,
+}
+
+/// Renders the same headers as `cg_render_headers`, as name/value pairs for servers that add
+/// headers one by one (libmicrohttpd, libevent, nginx modules): `buf` receives each name and
+/// value as NUL-terminated strings, and `fields[0..*field_count]` point to them (valid as long
+/// as `buf` is). `*len` receives the bytes used in `buf`.
+///
+/// # Errors
+/// As `cg_render_headers`; `CG_STATUS_BUFFER_TOO_SMALL` when `buf_len` is below the length
+/// needed (reported in `*len`) or `fields_capacity` below the number of headers (reported in
+/// `*field_count`; `CG_MAX_HEADERS` always suffices); `CG_STATUS_NULL_ARGUMENT` also for
+/// `field_count`, or `fields` with a non-zero capacity.
+///
+/// # Safety
+/// As `cg_render_headers`; `fields` is NULL or valid for writing `fields_capacity` entries;
+/// `field_count` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn cg_render_header_fields(
+    style: u32,
+    now_unix_s: u64,
+    policies: *const cg_policy_header,
+    count: usize,
+    buf: *mut c_char,
+    buf_len: usize,
+    len: *mut usize,
+    fields: *mut cg_header_field,
+    fields_capacity: usize,
+    field_count: *mut usize,
+) -> cg_status {
+    guard(|| {
+        let len = output(len)?;
+        let field_count = output(field_count)?;
+        if fields.is_null() && fields_capacity > 0 {
+            return Err(cg_status::NullArgument);
+        }
+        let style = self::style(style, now_unix_s)?;
+        // SAFETY: NULL or `count` readable entries, by the caller's contract.
+        let policies = unsafe { slice(policies, count) }?;
+        // SAFETY: NULL or `buf_len` writable bytes, by the caller's contract.
+        let out = unsafe { buffer(buf.cast::<u8>(), buf_len) }?;
+        // SAFETY: the names are readable as their lengths say, by the caller's contract.
+        let headers = unsafe { policy_headers(policies) }?;
+        let mut scratch = [0u8; 1024];
+        let mut heap = Vec::new();
+        let rendered = match render_headers(style, &headers, &mut scratch) {
+            Ok(rendered) => rendered,
+            Err(HeaderError::BufferTooSmall { needed }) => {
+                heap.resize(needed, 0);
+                render_headers(style, &headers, &mut heap)?
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let needed: usize = rendered
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + 2)
+            .sum();
+        // SAFETY: both are non-NULL outputs the caller provided as writable.
+        unsafe {
+            write(len, needed);
+            write(field_count, rendered.len());
+        }
+        if needed > out.len() || rendered.len() > fields_capacity {
+            return Err(cg_status::BufferTooSmall);
+        }
+        // Copy each name and value, NUL-terminated, and remember where they start.
+        let mut offsets = [(0usize, 0usize); CG_MAX_HEADERS];
+        let mut at = 0usize;
+        for ((name, value), offset) in rendered.iter().zip(offsets.iter_mut()) {
+            let mut starts = [0usize; 2];
+            for (text, start) in [name, value].into_iter().zip(starts.iter_mut()) {
+                *start = at;
+                if let Some((nul, bytes)) = out
+                    .get_mut(at..at + text.len() + 1)
+                    .and_then(|dst| dst.split_last_mut())
+                {
+                    bytes.copy_from_slice(text.as_bytes());
+                    *nul = 0;
+                }
+                at += text.len() + 1;
+            }
+            *offset = (starts[0], starts[1]);
+        }
+        let base = out.as_ptr().cast::<c_char>();
+        for (index, &(name_at, value_at)) in offsets.iter().take(rendered.len()).enumerate() {
+            // SAFETY: `index < rendered.len() <= fields_capacity` entries are writable; both
+            // offsets are below `needed <= out.len()`, so inside the buffer `base` points to.
+            unsafe {
+                fields.add(index).write(cg_header_field {
+                    name: base.add(name_at),
+                    value: base.add(value_at),
+                });
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Renders the rate-limit headers for `count` policies in `style` (`CG_HEADER_STYLE_*`) into
@@ -131,22 +265,8 @@ pub unsafe extern "C" fn cg_render_headers(
         let policies = unsafe { slice(policies, count) }?;
         // SAFETY: NULL or `buf_len` writable bytes, by the caller's contract.
         let out = unsafe { buffer(buf.cast::<u8>(), buf_len) }?;
-        let mut headers = Vec::with_capacity(policies.len());
-        for policy in policies {
-            // SAFETY: the name is readable as its length says, by the caller's contract.
-            let name = unsafe { text(policy.name, policy.name_len) }.map_err(|status| {
-                if status == cg_status::InvalidUtf8 {
-                    cg_status::InvalidName
-                } else {
-                    status
-                }
-            })?;
-            headers.push(PolicyHeader {
-                name,
-                quota: policy.quota.to_core()?,
-                decision: policy.decision.into(),
-            });
-        }
+        // SAFETY: the names are readable as their lengths say, by the caller's contract.
+        let headers = unsafe { policy_headers(policies) }?;
         render_lines(style, &headers, out, len)
     })
 }

@@ -484,6 +484,43 @@ static void test_headers(void) {
     const char *escaped = "RateLimit-Policy: \"a\\\"b\";q=10;w=1\r\nRateLimit: \"a\\\"b\";r=3;t=0\r\n";
     CHECK(len == strlen(escaped) && memcmp(buf, escaped, len) == 0);
 
+    /* The same headers as name/value C strings. */
+    cg_header_field fields[CG_MAX_HEADERS];
+    size_t field_count = 0;
+    CHECK_OK(cg_render_header_fields(CG_HEADER_STYLE_IETF, 0, policies, 1, buf, sizeof buf, &len,
+                                     fields, CG_MAX_HEADERS, &field_count));
+    CHECK(field_count == 3);
+    CHECK(strcmp(fields[0].name, "RateLimit-Policy") == 0);
+    CHECK(strcmp(fields[0].value, "\"api\";q=10;w=1") == 0);
+    CHECK(strcmp(fields[1].name, "RateLimit") == 0);
+    CHECK(strcmp(fields[1].value, "\"api\";r=0;t=3") == 0);
+    CHECK(strcmp(fields[2].name, "Retry-After") == 0 && strcmp(fields[2].value, "3") == 0);
+    /* Per header, the 4 bytes of ": " and CRLF become 2 NULs. */
+    CHECK(len == strlen(ietf) - 3 * 2);
+    size_t needed_fields = len;
+    /* Asking for the sizes: an empty buffer and no fields. */
+    CHECK_STATUS(cg_render_header_fields(CG_HEADER_STYLE_IETF, 0, policies, 1, NULL, 0, &len, NULL,
+                                         0, &field_count),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(len == needed_fields && field_count == 3);
+    CHECK_STATUS(cg_render_header_fields(CG_HEADER_STYLE_IETF, 0, policies, 1, buf, sizeof buf,
+                                         &len, fields, 2, &field_count),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(field_count == 3);
+    CHECK_STATUS(cg_render_header_fields(CG_HEADER_STYLE_IETF, 0, policies, 1, buf, sizeof buf,
+                                         &len, NULL, 4, &field_count),
+                 CG_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(cg_render_header_fields(CG_HEADER_STYLE_IETF, 0, policies, 1, buf, sizeof buf,
+                                         &len, fields, 4, NULL),
+                 CG_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(cg_render_header_fields(CG_HEADER_STYLE_LEGACY, 0, policies, 0, buf, sizeof buf,
+                                         &len, fields, 4, &field_count),
+                 CG_STATUS_EMPTY_POLICY);
+    CHECK_OK(cg_render_header_fields(CG_HEADER_STYLE_LEGACY, 0, policies, 1, buf, sizeof buf, &len,
+                                     fields, CG_MAX_HEADERS, &field_count));
+    CHECK(field_count == 4 && strcmp(fields[3].name, "Retry-After") == 0);
+    CHECK(strcmp(fields[2].name, "X-RateLimit-Reset") == 0 && strcmp(fields[2].value, "3") == 0);
+
     char body[CG_MAX_429_BODY_BYTES];
     CHECK_OK(cg_render_429_body(2500000000u, body, sizeof body, &len));
     CHECK(len == 40 && memcmp(body, "{\"error\":\"rate_limited\",\"retry_after\":3}", len) == 0);
