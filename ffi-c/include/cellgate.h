@@ -388,7 +388,7 @@ enum cg_status cg_render_header_fields(uint32_t style,
 //
 // The values are core's, byte for byte the same in every runtime: durations in whole seconds
 // rounded up; `Retry-After` only when some policy denied, at least 1, omitted when the wait
-// is `CG_NEVER`. See the crate documentation of `render_headers` for every value.
+// is `CG_NEVER`. Every value is specified on `render_headers` in `core/src/headers.rs`.
 //
 // # Errors
 // `CG_STATUS_BUFFER_TOO_SMALL` with the exact length needed in `*len` (render with `buf_len`
