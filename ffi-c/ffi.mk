@@ -7,7 +7,8 @@
 #   make bench-c    the keyed check from C against the same Rust call
 #   make header-c   regenerate ffi-c/include/cellgate.h (commit it)
 #
-# Overridable: CC, CXX, PREFIX, DESTDIR, VALGRIND, FFI_HAMMER_THREADS, FFI_BENCH_ARGS.
+# Overridable: CC, CXX, PREFIX, DESTDIR, VALGRIND, FFI_HAMMER_THREADS, FFI_BENCH_KEYS,
+# FFI_BENCH_ARGS.
 
 CC ?= cc
 CXX ?= c++
@@ -128,10 +129,12 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 	# Built, not run: the benchmark (make bench-c) cannot rot.
 	step $(CC) -std=c11 -O2 -Wall -Wextra -Werror $$(pkg-config --cflags cellgate) $(FFI_BENCH_C) \
 		$$(pkg-config --libs cellgate) -o "$(FFI_BUILD)/bench-keyed-shared"
-	# The example service, built and driven as make demo-c does (about 3 s).
-	step $(CC) $(FFI_CFLAGS) -pthread $$(pkg-config --cflags cellgate) examples/c/server.c \
-		$$(pkg-config --libs cellgate) -Wl,-rpath,"$(FFI_DIST)/lib" -o "$(FFI_BUILD)/server"
-	step examples/c/demo.sh "$(FFI_BUILD)/server"
+	# The example service under ASan+UBSan, driven as make demo-c does (about 3 s); demo.sh
+	# fails if the server does not exit cleanly (a sanitizer report, a leak, a hang).
+	step $(CC) $(FFI_CFLAGS) $(FFI_SANITIZE) -pthread $$(pkg-config --cflags cellgate) \
+		examples/c/server.c "$(FFI_DIST)/lib/libcellgate.a" $(FFI_STATIC_LIBS) \
+		-o "$(FFI_BUILD)/server-asan"
+	step env ASAN_OPTIONS=detect_leaks=1 examples/c/demo.sh "$(FFI_BUILD)/server-asan"
 
 demo-c: setup-c dist-c ## The C example service (examples/c/): 200s turning into 429s with Retry-After and RateLimit headers per client IP
 	@$(PRELUDE)

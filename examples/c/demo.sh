@@ -13,19 +13,25 @@ work=$(mktemp -d)
 pid=
 
 stop() {
-    local status=$?
-    if [ "$status" -ne 0 ] && [ -s "$work/err" ]; then
-        echo "server's stderr:" >&2
-        cat "$work/err" >&2
-    fi
+    local status=$? server_status=0
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid" 2>/dev/null || true
-        # SIGTERM stops the accept loop; the server then drains and exits.
+        # SIGTERM stops the accept loop; the server then drains, frees and exits 0.
         for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
         kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+    fi
+    if [ -n "$pid" ]; then
+        wait "$pid" 2>/dev/null || server_status=$?
+    fi
+    # A server that did not stop cleanly (killed, or a sanitizer's report when built with
+    # one) fails the demo too.
+    if [ "$status" -ne 0 ] || [ "$server_status" -ne 0 ]; then
+        echo "server exited with status $server_status; its stderr:" >&2
+        cat "$work/err" >&2 || true
+        [ "$status" -ne 0 ] || status=1
     fi
     rm -rf "$work"
+    exit "$status"
 }
 trap stop EXIT INT TERM
 

@@ -9,7 +9,8 @@
  * (IPv6 clients by /56, IPv4-mapped addresses as IPv4): admitted, it answers 200 with the
  * IETF RateLimit and RateLimit-Policy headers; refused, 429 with Retry-After, the same
  * headers and the JSON body {"error":"rate_limited","retry_after":N}; when the table has no
- * room for a new client, 503 with Retry-After: 1. GET /stats answers the table's counters.
+ * room for a new client, 503 with Retry-After: 1 (also when ACTIVE_MAX connections are being
+ * served). GET /stats answers the table's counters.
  *
  * Build: cc -std=c11 -pthread server.c $(pkg-config --cflags --libs cellgate) -o server */
 #define _POSIX_C_SOURCE 200809L
@@ -32,6 +33,8 @@
 
 #define REQUEST_MAX 8192
 #define HEADERS_MAX 1024
+/* Connections served at once; more are answered 503 by the accepting thread. */
+#define ACTIVE_MAX 256
 
 static cg_keyed_limiter *limiter;
 static cg_quota quota;
@@ -260,6 +263,14 @@ int main(int argc, char **argv) {
         /* A slow client cannot hold its thread forever. */
         struct timeval timeout = {5, 0};
         setsockopt(connection->fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+        if (atomic_load(&active) >= ACTIVE_MAX) {
+            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                                       "Content-Length: 0\r\nConnection: close\r\n\r\n";
+            write_all(connection->fd, busy, sizeof busy - 1);
+            close(connection->fd);
+            free(connection);
+            continue;
+        }
         pthread_t thread;
         atomic_fetch_add(&active, 1);
         if (pthread_create(&thread, &detached, serve, connection) != 0) {
