@@ -128,7 +128,7 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 	step $(CC) -std=c11 -Wall -Wextra -Werror -pedantic -fsyntax-only -x c dist/include/cellgate.h
 	# Built, not run: the benchmark (make bench-c) cannot rot.
 	step $(CC) -std=c11 -O2 -Wall -Wextra -Werror $$(pkg-config --cflags cellgate) $(FFI_BENCH_C) \
-		$$(pkg-config --libs cellgate) -o "$(FFI_BUILD)/bench-keyed-shared"
+		$$(pkg-config --libs cellgate) -o "$(FFI_BUILD)/bench-keyed-built"
 	# The example service under ASan+UBSan, driven as make demo-c does (about 3 s); demo.sh
 	# fails if the server does not exit cleanly (a sanitizer report, a leak, a hang).
 	step $(CC) $(FFI_CFLAGS) $(FFI_SANITIZE) -pthread $$(pkg-config --cflags cellgate) \
