@@ -58,6 +58,11 @@ dist-node: build-node ## npm pack the package into dist/cellgate-<version>.tgz
 
 test-node: dist-node ## Install the tarball into a fresh project and run node/test there (real servers on 127.0.0.1)
 	@$(PRELUDE)
+	# napi build regenerated node/native/index.d.ts (the addon's own types): it must be the
+	# committed one, as the C header is.
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		step git diff --exit-code -- node/native/index.d.ts
+	fi
 	version=$$($(NODE) -p 'require("./node/package.json").version')
 	tarball="$(NODE_DIST)/cellgate-$$version.tgz"
 	# The test dependencies at the versions node/package.json pins (everything but the napi CLI).
