@@ -51,7 +51,7 @@ fuzz_run() {
 }
 endef
 
-setup-fuzz: ## Install (idempotently) the nightly toolchain and cargo-fuzz $(CARGO_FUZZ_VERSION) into $(TARGET_DIR)/tools
+setup-fuzz: ## Install (idempotently) the nightly toolchain and the pinned cargo-fuzz into $(TARGET_DIR)/tools
 	@$(PRELUDE)
 	rustup toolchain list | grep '^$(NIGHTLY)' >/dev/null || \
 		step rustup toolchain install $(NIGHTLY) --profile minimal
@@ -67,9 +67,11 @@ fuzz-build: setup-fuzz ## Build every fuzz target (nightly, own workspace and ta
 	step $(CARGO) +$(NIGHTLY) fuzz build --sanitizer $(FUZZ_SANITIZER) \
 		--target-dir "$(FUZZ_OUT)/$(FUZZ_SANITIZER)"
 
-fuzz: fuzz-build ## Fuzz every target for FUZZ_SECONDS (default 600) each, then FUZZ_ASAN_TARGETS under ASan
+fuzz: fuzz-build ## Unit tests of the models, then every target for FUZZ_SECONDS (600) each, then FUZZ_ASAN_TARGETS under ASan
 	@$(PRELUDE)
 	export PATH="$(abspath $(FUZZ_TOOLS))/bin:$$PATH"
+	step env CARGO_TARGET_DIR="$(FUZZ_OUT)/test" $(CARGO) test $(LOCKED) \
+		--manifest-path fuzz/Cargo.toml --lib --no-default-features
 	export ASAN_OPTIONS="allocator_may_return_null=1$${ASAN_OPTIONS:+:$$ASAN_OPTIONS}"
 	$(FUZZ_RUN)
 	for target in $(FUZZ_TARGETS); do fuzz_run "$$target" $(FUZZ_SECONDS); done
