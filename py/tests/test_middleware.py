@@ -166,3 +166,32 @@ def test_flask_200s_turn_into_429s() -> None:
     assert other.status_code == 200
     clock.advance(30)
     assert client.get("/").status_code == 200
+
+
+def test_forwarded_for_keys() -> None:
+    from cellgate import InvalidArgument, InvalidArgumentType
+    from cellgate.asgi import forwarded_for_key as asgi_forwarded
+    from cellgate.wsgi import forwarded_for_key as wsgi_forwarded
+
+    clock = ManualClock()
+    app = starlette_app(Limiter("1/minute", clock=clock), key=asgi_forwarded(trusted_hops=1))
+    client = TestClient(app)
+    assert client.get("/", headers={"x-forwarded-for": "spoofed, 192.0.2.1"}).status_code == 200
+    assert client.get("/", headers={"x-forwarded-for": "other, 192.0.2.1"}).status_code == 429, (
+        "the entry the trusted proxy appended decides, whatever the client wrote before it"
+    )
+    assert client.get("/", headers={"x-forwarded-for": "192.0.2.2"}).status_code == 200
+    assert client.get("/").status_code == 200, "no header: the connection's address"
+    assert client.get("/").status_code == 429
+
+    two_hops = wsgi_forwarded(trusted_hops=2)
+    assert two_hops({"HTTP_X_FORWARDED_FOR": "x, 192.0.2.9, 10.0.0.1", "REMOTE_ADDR": "10.0.0.2"}) == two_hops(
+        {"HTTP_X_FORWARDED_FOR": "192.0.2.9, 10.0.0.7", "REMOTE_ADDR": "10.0.0.3"}
+    )
+    assert two_hops({"HTTP_X_FORWARDED_FOR": "10.0.0.1", "REMOTE_ADDR": "10.0.0.2"}) == two_hops(
+        {"REMOTE_ADDR": "10.0.0.2"}
+    ), "too short: the connection's address"
+    for bad, error in [(0, InvalidArgument), (True, InvalidArgumentType), ("1", InvalidArgumentType)]:
+        with pytest.raises(error) as info:
+            asgi_forwarded(trusted_hops=bad)  # type: ignore[arg-type]
+        assert info.value.argument == "trusted_hops"  # type: ignore[attr-defined]

@@ -13,7 +13,14 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
 
 from cellgate._cellgate import TableFull, client_key
-from cellgate._http import TABLE_FULL_BODY, HeaderStyle, address_key, denial_headers
+from cellgate._http import (
+    TABLE_FULL_BODY,
+    HeaderStyle,
+    address_key,
+    check_trusted_hops,
+    denial_headers,
+    forwarded_address,
+)
 from cellgate._limiter import Key, Limiter
 
 Scope = MutableMapping[str, Any]
@@ -29,6 +36,25 @@ def client_address_key(scope: Scope, ipv6_prefix: int = 56) -> bytes:
     ``key`` that reads the header your proxy sets instead."""
     client = scope.get("client")
     return address_key(client[0] if client else None, ipv6_prefix)
+
+
+def forwarded_for_key(trusted_hops: int = 1, ipv6_prefix: int = 56) -> Callable[[Scope], bytes]:
+    """A ``key`` for an app behind ``trusted_hops`` proxies that each append the address they
+    received a request from to ``X-Forwarded-For``: its ``trusted_hops``-th entry from the
+    right (entries further left were written by the client and are not trusted), grouped as
+    ``client_address_key`` groups addresses; the connection's address when the header is
+    missing or shorter than that."""
+    check_trusted_hops(trusted_hops)
+    client_key("::1", ipv6_prefix)
+
+    def key(scope: Scope) -> bytes:
+        values = [value.decode("latin-1") for name, value in scope.get("headers", []) if name == b"x-forwarded-for"]
+        address = forwarded_address(",".join(values), trusted_hops)
+        if address is None:
+            return client_address_key(scope, ipv6_prefix)
+        return address_key(address, ipv6_prefix)
+
+    return key
 
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

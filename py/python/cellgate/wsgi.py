@@ -13,7 +13,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
 
 from cellgate._cellgate import TableFull, client_key
-from cellgate._http import TABLE_FULL_BODY, HeaderStyle, address_key, denial_headers
+from cellgate._http import (
+    TABLE_FULL_BODY,
+    HeaderStyle,
+    address_key,
+    check_trusted_hops,
+    denial_headers,
+    forwarded_address,
+)
 from cellgate._limiter import Key, Limiter
 
 if TYPE_CHECKING:
@@ -28,6 +35,22 @@ def client_address_key(environ: WSGIEnvironment, ipv6_prefix: int = 56) -> bytes
     """The default key: ``REMOTE_ADDR``, IPv6 grouped by ``ipv6_prefix`` bits. Behind a
     proxy this is the proxy's address: pass a ``key`` that reads your proxy's header."""
     return address_key(environ.get("REMOTE_ADDR"), ipv6_prefix)
+
+
+def forwarded_for_key(trusted_hops: int = 1, ipv6_prefix: int = 56) -> Callable[[WSGIEnvironment], bytes]:
+    """A ``key`` for an app behind ``trusted_hops`` proxies that each append to
+    ``X-Forwarded-For`` (as ``cellgate.asgi.forwarded_for_key``); ``REMOTE_ADDR`` when the
+    header is missing or too short."""
+    check_trusted_hops(trusted_hops)
+    client_key("::1", ipv6_prefix)
+
+    def key(environ: WSGIEnvironment) -> bytes:
+        address = forwarded_address(environ.get("HTTP_X_FORWARDED_FOR"), trusted_hops)
+        if address is None:
+            return client_address_key(environ, ipv6_prefix)
+        return address_key(address, ipv6_prefix)
+
+    return key
 
 
 class RateLimitMiddleware:
