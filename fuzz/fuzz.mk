@@ -5,7 +5,7 @@
 # $(TARGET_DIR)/fuzz. Inputs the fuzzer finds go to $(TARGET_DIR)/fuzz/corpus/<target>/ (scratch),
 # never into the committed corpus; crashes go to fuzz/artifacts/<target>/ (ignored by git).
 # Overridable: FUZZ_SECONDS (per target, `make fuzz`), FUZZ_SMOKE_SECONDS (per target,
-# `make fuzz-smoke`), FUZZ_TARGETS, CARGO_FUZZ_VERSION, NIGHTLY.
+# `make fuzz-smoke`), FUZZ_TARGETS, FUZZ_JOBS, CARGO_FUZZ_VERSION, NIGHTLY.
 
 FUZZ_TARGETS ?= parse cell keyed headers ffi
 # Also run under AddressSanitizer by `make fuzz` (the targets that reach `unsafe` code).
@@ -24,19 +24,23 @@ FUZZ_OUT := $(TARGET_DIR)/fuzz
 # returns NULL for impossible sizes there, as malloc does, instead of aborting.
 # Overridable: FUZZ_SANITIZER (none) for every run.
 FUZZ_SANITIZER ?= none
+# Targets fuzzed at once (one libFuzzer process each): the machine's cores.
+FUZZ_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: setup-fuzz fuzz-build fuzz fuzz-smoke
 
 # `fuzz_run TARGET SECONDS [SANITIZER]`: replays the committed corpus, then fuzzes for SECONDS;
 # built with SANITIZER (default $(FUZZ_SANITIZER)) under $(FUZZ_OUT)/SANITIZER. The libFuzzer
 # log goes to $(FUZZ_OUT)/logs/TARGET-SANITIZER.log; its tail is shown on failure.
+# `fuzz_all SECONDS SANITIZER -- TARGET...`: fuzz_run for each target, FUZZ_JOBS at a time
+# (libFuzzer runs one process per target; the targets share nothing but the build).
 define FUZZ_RUN
 fuzz_run() {
 	local target=$$1 seconds=$$2 sanitizer=$${3:-$(FUZZ_SANITIZER)}
 	local log="$(FUZZ_OUT)/logs/$$target-$$sanitizer.log"
 	local build=(--sanitizer "$$sanitizer" --target-dir "$(FUZZ_OUT)/$$sanitizer")
 	mkdir -p "$(FUZZ_OUT)/corpus/$$target" "$(FUZZ_OUT)/logs"
-	printf '\n\033[1m$$ fuzz %s (sanitizer %s): replay fuzz/corpus/%s, then %ss\033[0m\n' \
+	printf '\033[1m$$ fuzz %s (sanitizer %s): replay fuzz/corpus/%s, then %ss\033[0m\n' \
 		"$$target" "$$sanitizer" "$$target" "$$seconds"
 	if ! $(CARGO) +$(NIGHTLY) fuzz run "$${build[@]}" "$$target" "fuzz/corpus/$$target" \
 			-- -runs=0 > "$$log" 2>&1 \
@@ -47,7 +51,22 @@ fuzz_run() {
 		echo "fuzz target $$target failed: full log in $$log, input in fuzz/artifacts/$$target/" >&2
 		return 1
 	fi
-	grep -E '^(Done|stat::number_of_executed_units)' "$$log" | tail -n 2 || true
+	printf 'fuzz %s (sanitizer %s): ok, %s inputs run\n' "$$target" "$$sanitizer" \
+		"$$(sed -n 's/^stat::number_of_executed_units: *//p' "$$log" | tail -n 1)"
+}
+fuzz_all() {
+	local seconds=$$1 sanitizer=$$2 failed=0 pids=()
+	shift 3
+	for target in "$$@"; do
+		fuzz_run "$$target" "$$seconds" "$$sanitizer" &
+		pids+=($$!)
+		if (( $${#pids[@]} >= $(FUZZ_JOBS) )); then
+			wait "$${pids[0]}" || failed=1
+			pids=("$${pids[@]:1}")
+		fi
+	done
+	for pid in "$${pids[@]}"; do wait "$$pid" || failed=1; done
+	return $$failed
 }
 endef
 
@@ -74,14 +93,14 @@ fuzz: fuzz-build ## Unit tests of the models, then every target for FUZZ_SECONDS
 		--manifest-path fuzz/Cargo.toml --lib --no-default-features
 	export ASAN_OPTIONS="allocator_may_return_null=1$${ASAN_OPTIONS:+:$$ASAN_OPTIONS}"
 	$(FUZZ_RUN)
-	for target in $(FUZZ_TARGETS); do fuzz_run "$$target" $(FUZZ_SECONDS); done
-	for target in $(FUZZ_ASAN_TARGETS); do fuzz_run "$$target" $(FUZZ_SECONDS) address; done
+	fuzz_all $(FUZZ_SECONDS) $(FUZZ_SANITIZER) -- $(FUZZ_TARGETS)
+	fuzz_all $(FUZZ_SECONDS) address -- $(FUZZ_ASAN_TARGETS)
 
 fuzz-smoke: fuzz-build ## Replay each fuzz target's committed corpus, then fuzz it FUZZ_SMOKE_SECONDS (15)
 	@$(PRELUDE)
 	export PATH="$(abspath $(FUZZ_TOOLS))/bin:$$PATH"
 	step $(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(FUZZ_RUN)
-	for target in $(FUZZ_TARGETS); do fuzz_run "$$target" $(FUZZ_SMOKE_SECONDS); done
+	fuzz_all $(FUZZ_SMOKE_SECONDS) $(FUZZ_SANITIZER) -- $(FUZZ_TARGETS)
 
 TEST_STEPS += fuzz-smoke
