@@ -83,6 +83,8 @@ setup-fuzz: ## Install (idempotently) the nightly toolchain and the pinned cargo
 fuzz-build: setup-fuzz ## Build every fuzz target (nightly, own workspace and target dir)
 	@$(PRELUDE)
 	export PATH="$(abspath $(FUZZ_TOOLS))/bin:$$PATH"
+	# cargo-fuzz has no --locked: fail here if fuzz/Cargo.lock is stale, before it rewrites it.
+	step $(CARGO) fetch $(LOCKED) --manifest-path fuzz/Cargo.toml
 	step $(CARGO) +$(NIGHTLY) fuzz build --sanitizer $(FUZZ_SANITIZER) \
 		--target-dir "$(FUZZ_OUT)/$(FUZZ_SANITIZER)"
 
