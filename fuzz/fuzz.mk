@@ -88,9 +88,11 @@ fuzz-build: setup-fuzz ## Build every fuzz target (nightly, own workspace and ta
 	step $(CARGO) +$(NIGHTLY) fuzz build --sanitizer $(FUZZ_SANITIZER) \
 		--target-dir "$(FUZZ_OUT)/$(FUZZ_SANITIZER)"
 
-fuzz: fuzz-build ## Unit tests of the models, then every target for FUZZ_SECONDS (600) each, then FUZZ_ASAN_TARGETS under ASan
+fuzz: fuzz-build ## Clippy and unit tests of fuzz/, then every target FUZZ_SECONDS (600) each, then FUZZ_ASAN_TARGETS under ASan
 	@$(PRELUDE)
 	export PATH="$(abspath $(FUZZ_TOOLS))/bin:$$PATH"
+	step env CARGO_TARGET_DIR="$(FUZZ_OUT)/test" $(CARGO) clippy $(LOCKED) \
+		--manifest-path fuzz/Cargo.toml --no-default-features --lib --bins --tests -- -D warnings
 	step env CARGO_TARGET_DIR="$(FUZZ_OUT)/test" $(CARGO) test $(LOCKED) \
 		--manifest-path fuzz/Cargo.toml --lib --no-default-features
 	export ASAN_OPTIONS="allocator_may_return_null=1$${ASAN_OPTIONS:+:$$ASAN_OPTIONS}"

@@ -225,7 +225,7 @@ enum Call {
         clock: Handle,
         null_out: bool,
     },
-    LimiterCall {
+    LimiterDecide {
         limiter: Handle,
         op: LimitOp,
         now: Time,
@@ -250,7 +250,7 @@ enum Call {
         clock: Handle,
         null_out: bool,
     },
-    KeyedCall {
+    KeyedDecide {
         keyed: Handle,
         key: Vec<u8>,
         pass: Pass,
@@ -281,7 +281,7 @@ enum Call {
         clock: Handle,
         null_out: bool,
     },
-    PolicyCall {
+    PolicyDecide {
         slot: Handle,
         keyed: bool,
         key: Vec<u8>,
@@ -976,7 +976,7 @@ fn run(call: &Call, handles: &mut Handles) {
                 }
             }
         }
-        Call::LimiterCall {
+        Call::LimiterDecide {
             limiter,
             op,
             now,
@@ -1122,7 +1122,7 @@ fn run(call: &Call, handles: &mut Handles) {
                 latest_ns: 0,
             });
         }
-        Call::KeyedCall {
+        Call::KeyedDecide {
             keyed,
             key,
             pass,
@@ -1360,7 +1360,7 @@ fn run(call: &Call, handles: &mut Handles) {
             handle.dimensions = dimensions;
             handles.policies[index] = Some(handle);
         }
-        Call::PolicyCall {
+        Call::PolicyDecide {
             slot: which,
             keyed,
             key,
@@ -1469,7 +1469,7 @@ fn run(call: &Call, handles: &mut Handles) {
             };
             let costs: Vec<u64> = costs.iter().take(10).copied().collect();
             let mut out = sentinel_policy_decision();
-            let mut made: *mut cg_reservation = 0x8 as *mut cg_reservation;
+            let mut made: *mut cg_reservation = ptr::dangling_mut::<cg_reservation>();
             let out_ptr = if *null_out {
                 ptr::null_mut()
             } else {
@@ -1509,7 +1509,8 @@ fn run(call: &Call, handles: &mut Handles) {
             check_status("cg_policy_reserve", status, handle.is_none() || *null_out);
             if status != cg_status::Ok {
                 assert_eq!(
-                    made, 0x8 as *mut cg_reservation,
+                    made,
+                    ptr::dangling_mut::<cg_reservation>(),
                     "failed but wrote a reservation"
                 );
                 return;
@@ -1624,12 +1625,14 @@ fn run(call: &Call, handles: &mut Handles) {
                 Handle::Slot(i) => handles.policies[slot(*i)].as_ref(),
             };
             let keyed = handle.map_or(*keyed, |h| !h.keyed.is_null());
-            // A decision to describe: a peek with zero costs, or a made-up one.
-            let mut decision = cg_policy_decision::default();
-            decision.count = handle
-                .map_or(1, |h| h.entries)
-                .saturating_add_signed(isize::from(*count_delta % 2))
-                .min(CG_MAX_POLICY_QUOTAS);
+            // A made-up decision whose count may not be the policy's entry count.
+            let decision = cg_policy_decision {
+                count: handle
+                    .map_or(1, |h| h.entries)
+                    .saturating_add_signed(isize::from(*count_delta % 2))
+                    .min(CG_MAX_POLICY_QUOTAS),
+                ..cg_policy_decision::default()
+            };
             let mut buffer = Buffer::new(usize::from(*buf_len) % 2048);
             let mut len = 0xDEAD_usize;
             let buf_ptr = buffer.ptr().cast::<c_char>();
