@@ -18,7 +18,8 @@ CARGO ?= cargo
 NIGHTLY ?= nightly
 LOCKED ?= --locked
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
-TIMINGS_DIR := $(TARGET_DIR)/make-timings
+# Absolute: recipes may change directory before their exit trap writes the time.
+TIMINGS_DIR := $(abspath $(TARGET_DIR))/make-timings
 
 # Bare-metal targets: thumbv7em has compare-and-swap; thumbv6m and riscv32imc do not, so they
 # build with the `critical-section` feature (the final application links an implementation).
@@ -149,5 +150,6 @@ fmt: setup-toolchain ## Format all code in the workspace
 	@$(PRELUDE)
 	step $(CARGO) fmt --all
 
-clean: ## Remove build outputs (including the loom and miri target dirs)
+clean: ## Remove build outputs: target/ (loom, miri, venvs, node builds), dist/, fuzz/target, node/node_modules
 	$(CARGO) clean
+	rm -rf dist fuzz/target node/node_modules
