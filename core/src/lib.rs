@@ -32,6 +32,7 @@
     )
 )]
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
