@@ -335,6 +335,9 @@ enum Call {
         buf_len: u16,
         null_buf: bool,
         null_len: bool,
+        /// `Some(capacity)`: `cg_render_header_fields` with room for `capacity % 6` fields,
+        /// instead of `cg_render_headers`.
+        fields: Option<u8>,
     },
     Render429 {
         retry_after_ns: u64,
@@ -1691,6 +1694,7 @@ fn run(call: &Call, handles: &mut Handles) {
             buf_len,
             null_buf,
             null_len,
+            fields,
         } => {
             let names: Vec<Text> = headers
                 .iter()
@@ -1730,19 +1734,48 @@ fn run(call: &Call, handles: &mut Handles) {
             } else {
                 &mut len as *mut usize
             };
-            // SAFETY: NULL or readable policies with readable names; NULL or `buffer.len`
-            // writable bytes; NULL or a writable length.
-            let status = unsafe {
-                cg_render_headers(
-                    *style,
-                    *now_unix_s,
-                    policies_ptr,
-                    c_headers.len(),
-                    buf_ptr,
-                    buffer.len,
-                    len_ptr,
-                )
+            let capacity = fields.map_or(0, |capacity| usize::from(capacity) % 6);
+            let no_field = cg_header_field {
+                name: ptr::null(),
+                value: ptr::null(),
             };
+            // One more than the capacity: a guard entry that must stay untouched.
+            let mut c_fields = vec![no_field; capacity + 1];
+            let mut field_count = 0xDEAD_usize;
+            let status = match fields {
+                // SAFETY: NULL or readable policies with readable names; NULL or `buffer.len`
+                // writable bytes; NULL or a writable length.
+                None => unsafe {
+                    cg_render_headers(
+                        *style,
+                        *now_unix_s,
+                        policies_ptr,
+                        c_headers.len(),
+                        buf_ptr,
+                        buffer.len,
+                        len_ptr,
+                    )
+                },
+                // SAFETY: as above, and `capacity` writable fields and a writable count.
+                Some(_) => unsafe {
+                    cg_render_header_fields(
+                        *style,
+                        *now_unix_s,
+                        policies_ptr,
+                        c_headers.len(),
+                        buf_ptr,
+                        buffer.len,
+                        len_ptr,
+                        c_fields.as_mut_ptr(),
+                        capacity,
+                        &mut field_count,
+                    )
+                },
+            };
+            assert!(
+                c_fields[capacity].name.is_null() && c_fields[capacity].value.is_null(),
+                "wrote past the fields' capacity"
+            );
             check_status("cg_render_headers", status, false);
             buffer.assert_guard("cg_render_headers");
             if *null_len
@@ -1797,6 +1830,31 @@ fn run(call: &Call, handles: &mut Handles) {
             }
             let mut scratch = vec![0u8; 1 << 16];
             match render_headers(style, &policies, &mut scratch) {
+                Ok(rendered) if fields.is_some() => {
+                    let pairs: Vec<(&str, &str)> = rendered.iter().collect();
+                    let needed: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+                    let fits = needed <= buffer.len && pairs.len() <= capacity;
+                    assert_eq!(status == cg_status::Ok, fits, "{status:?}, {needed} bytes");
+                    if !fits {
+                        assert_eq!(status, cg_status::BufferTooSmall);
+                        assert!(len == 0xDEAD || len == needed, "reported {len} of {needed}");
+                        return;
+                    }
+                    assert_eq!((len, field_count), (needed, pairs.len()));
+                    let range = buffer.bytes.as_ptr_range();
+                    for (field, (name, value)) in c_fields.iter().zip(&pairs) {
+                        for (pointer, expected) in [(field.name, name), (field.value, value)] {
+                            // Read through the buffer, not the pointer: a field must point
+                            // into it, at a NUL-terminated string within its length.
+                            let pointer = pointer.cast::<u8>();
+                            assert!(range.contains(&pointer), "a field outside buf");
+                            let offset = pointer as usize - range.start as usize;
+                            let rest = &buffer.bytes[offset..buffer.len];
+                            let end = rest.iter().position(|&b| b == 0).expect("NUL-terminated");
+                            assert_eq!(&rest[..end], expected.as_bytes());
+                        }
+                    }
+                }
                 Ok(rendered) => {
                     let lines: String = rendered
                         .iter()
