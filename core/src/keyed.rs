@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! The table is a power-of-two array of 32-byte [`Slot`]s: a 64-bit key fingerprint and the
+//! The table is an array of 32-byte [`Slot`]s (`max_keys × 4/3` of them, any count; a hash is
+//! mapped onto it by a multiply-shift, not a mask): a 64-bit key fingerprint and the
 //! bucket's 128-bit state ([`CellState`]). There are no pointers in it, so the same bytes could
 //! live in a caller's buffer or, later, a shared mapping (that needs truly lock-free 64- and
 //! 128-bit atomics, not portable-atomic's lock-based fallback).
@@ -35,6 +36,25 @@
 //! other copies: a published copy wins; between two unpublished copies the one nearer the home
 //! slot wins, and the other withdraws. Inserting may therefore
 //! wait for a concurrent insert of the same key; checking an existing key never waits.
+//!
+//! # Time, and where a key differs from a lone cell
+//!
+//! Each key decides exactly as a lone [`Gcra`](crate::Gcra) or [`TokenBucket`](crate::TokenBucket)
+//! with the same rule would, with three differences, all found by the `keyed` fuzz target,
+//! which models them:
+//!
+//! - Times are clamped to `u64::MAX − 1` (the greatest value is the slot's busy marker), so at
+//!   `now_ns == u64::MAX` a key decides as at `u64::MAX − 1`; this shows only with an interval
+//!   refill whose period divides `u64::MAX`.
+//! - A key without a slot (never seen, or idle and reclaimed) has no time of its own: it is a
+//!   full bucket at whatever `now_ns` the call brings, where a lone cell would still treat a
+//!   reading earlier than its latest as no time passing. A key is reclaimed only once its
+//!   bucket is full again, so this can only admit a request carrying a reading older than the
+//!   reclaim, from a clock that is not monotonic across threads; with one monotonic clock it
+//!   never shows.
+//! - [`reset_at`](KeyedLimiter::reset_at) makes the key full at `max(now_ns, its latest time)`
+//!   (its slot becomes reclaimable), where a cell's `reset()`, which takes no time, keeps its
+//!   latest time.
 
 use crate::clock::{Clock, NoClock};
 use crate::decision::Decision;
