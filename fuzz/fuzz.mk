@@ -70,7 +70,7 @@ fuzz_all() {
 }
 endef
 
-setup-fuzz: ## Install (idempotently) the nightly toolchain and the pinned cargo-fuzz into $(TARGET_DIR)/tools
+setup-fuzz: ## Install (idempotently) the nightly toolchain and the pinned cargo-fuzz into target/tools
 	@$(PRELUDE)
 	rustup toolchain list | grep '^$(NIGHTLY)' >/dev/null || \
 		step rustup toolchain install $(NIGHTLY) --profile minimal
