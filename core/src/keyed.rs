@@ -259,6 +259,25 @@ impl Counters {
     }
 }
 
+/// Operation numbers for [`KeyedLimiter::apply_op`]'s const parameter (an enum cannot be one
+/// on stable Rust).
+const OP_CHECK: u8 = 0;
+const OP_PEEK: u8 = 1;
+const OP_FORCE: u8 = 2;
+const OP_REFUND: u8 = 3;
+const OP_RESET: u8 = 4;
+
+/// The operation numbered `op` (one of the `OP_` constants).
+const fn op_of(op: u8) -> Op {
+    match op {
+        OP_CHECK => Op::Check,
+        OP_PEEK => Op::Peek,
+        OP_FORCE => Op::Force,
+        OP_REFUND => Op::Refund,
+        _ => Op::Reset,
+    }
+}
+
 /// Where a key was found, or why not.
 enum Lookup {
     Found(usize),
@@ -553,6 +572,11 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
 
     /// Decides `op` for `key`, inserting it if the decision needs a slot; the outcome's `next`
     /// is the state committed, if any.
+    ///
+    /// Inlined so that a constant `op` picks one copy of [`apply_op`](Self::apply_op)
+    /// specialised for it: a program that uses several operations (a C library exports them
+    /// all) would otherwise share one copy deciding `op` at run time on every check.
+    #[inline(always)]
     pub(crate) fn apply_outcome(
         &self,
         key: KeyHash,
@@ -560,6 +584,23 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         cost: u64,
         op: Op,
     ) -> Result<Outcome, TableFull> {
+        match op {
+            Op::Check => self.apply_op::<OP_CHECK>(key, now_ns, cost),
+            Op::Peek => self.apply_op::<OP_PEEK>(key, now_ns, cost),
+            Op::Force => self.apply_op::<OP_FORCE>(key, now_ns, cost),
+            Op::Refund => self.apply_op::<OP_REFUND>(key, now_ns, cost),
+            Op::Reset => self.apply_op::<OP_RESET>(key, now_ns, cost),
+        }
+    }
+
+    /// [`apply_outcome`](Self::apply_outcome) for the operation numbered `OP` (see [`op_of`]).
+    fn apply_op<const OP: u8>(
+        &self,
+        key: KeyHash,
+        now_ns: u64,
+        cost: u64,
+    ) -> Result<Outcome, TableFull> {
+        let op = op_of(OP);
         let now_ns = now_ns.min(MAX_NOW_NS);
         let decide = |state| self.rule.decide(state, now_ns, cost, op);
         loop {
