@@ -131,6 +131,33 @@ impl FastTarget for NoTarget {
     }
 }
 
+/// Reads a call's first argument and its function data (`napi_get_cb_info`), as every probe
+/// and `call` do: the status, the first argument (`undefined` if none was passed), the data.
+///
+/// # Safety
+/// `env` and `info` come from Node-API for the current call.
+unsafe fn first_argument(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> (sys::napi_status, sys::napi_value, *mut c_void) {
+    let mut argc = 1;
+    let mut argv = [ptr::null_mut(); 1];
+    let mut data = ptr::null_mut();
+    // SAFETY: `env` and `info` are this call's (the caller's contract); the out-pointers are
+    // valid, and `argv` has room for `argc` values.
+    let status = unsafe {
+        sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            ptr::null_mut(),
+            &mut data,
+        )
+    };
+    (status, argv[0], data)
+}
+
 /// A Node-API function that does nothing at all (not even read its arguments).
 pub(crate) unsafe extern "C" fn empty(
     _env: sys::napi_env,
@@ -144,20 +171,8 @@ pub(crate) unsafe extern "C" fn args_only(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let mut argc = 1;
-    let mut argv = [ptr::null_mut(); 1];
-    let mut data = ptr::null_mut();
     // SAFETY: as in `call`.
-    let _ = unsafe {
-        sys::napi_get_cb_info(
-            env,
-            info,
-            &mut argc,
-            argv.as_mut_ptr(),
-            ptr::null_mut(),
-            &mut data,
-        )
-    };
+    let _ = unsafe { first_argument(env, info) };
     ptr::null_mut()
 }
 
@@ -167,27 +182,15 @@ pub(crate) unsafe extern "C" fn latin1_probe(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let mut argc = 1;
-    let mut argv = [ptr::null_mut(); 1];
-    let mut data = ptr::null_mut();
     // SAFETY: as in `call`.
-    let _ = unsafe {
-        sys::napi_get_cb_info(
-            env,
-            info,
-            &mut argc,
-            argv.as_mut_ptr(),
-            ptr::null_mut(),
-            &mut data,
-        )
-    };
+    let (_, argument, _) = unsafe { first_argument(env, info) };
     let mut buffer = [0u8; 128];
     let mut written = 0;
     // SAFETY: the buffer holds 128 bytes; Node-API writes at most that many.
     let _ = unsafe {
         sys::napi_get_value_string_latin1(
             env,
-            argv[0],
+            argument,
             buffer.as_mut_ptr().cast(),
             buffer.len(),
             &mut written,
@@ -201,27 +204,15 @@ pub(crate) unsafe extern "C" fn utf8_probe(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let mut argc = 1;
-    let mut argv = [ptr::null_mut(); 1];
-    let mut data = ptr::null_mut();
     // SAFETY: as in `call`.
-    let _ = unsafe {
-        sys::napi_get_cb_info(
-            env,
-            info,
-            &mut argc,
-            argv.as_mut_ptr(),
-            ptr::null_mut(),
-            &mut data,
-        )
-    };
+    let (_, argument, _) = unsafe { first_argument(env, info) };
     let mut buffer = [0u8; 128];
     let mut written = 0;
     // SAFETY: the buffer holds 128 bytes; Node-API writes at most that many.
     let _ = unsafe {
         sys::napi_get_value_string_utf8(
             env,
-            argv[0],
+            argument,
             buffer.as_mut_ptr().cast(),
             buffer.len(),
             &mut written,
@@ -276,21 +267,8 @@ fn throw(env: sys::napi_env, range: bool, code: &'static std::ffi::CStr, message
 /// The callback of every fast function: `(key) => undefined`.
 unsafe extern "C" fn call(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut argc = 1;
-        let mut argv = [ptr::null_mut(); 1];
-        let mut data = ptr::null_mut();
-        // SAFETY: `env` and `info` come from Node-API for this call; the out-pointers are
-        // valid, and `argv` has room for `argc` values.
-        let status = unsafe {
-            sys::napi_get_cb_info(
-                env,
-                info,
-                &mut argc,
-                argv.as_mut_ptr(),
-                ptr::null_mut(),
-                &mut data,
-            )
-        };
+        // SAFETY: `env` and `info` come from Node-API for this call.
+        let (status, argument, data) = unsafe { first_argument(env, info) };
         if status != sys::Status::napi_ok || data.is_null() {
             throw(env, false, c"ERR_INVALID_ARG_TYPE", "cellgate: bad call");
             return;
@@ -299,8 +277,8 @@ unsafe extern "C" fn call(env: sys::napi_env, info: sys::napi_callback_info) -> 
         // finalizer frees it only after the function is collected, so not during a call).
         let bound = unsafe { &*data.cast::<Bound>() };
         let mut key = Key::empty();
-        // SAFETY: `argv[0]` is this call's first argument (`undefined` when absent).
-        if unsafe { key.read(env, argv[0]) }.is_err() {
+        // SAFETY: `argument` is this call's first argument (`undefined` when absent).
+        if unsafe { key.read(env, argument) }.is_err() {
             throw(
                 env,
                 false,
