@@ -1,8 +1,9 @@
 //! `KeyedLimiter::check_at` in a program that uses no other keyed operation
-//! (`rust_check_only`): the compiler then inlines the core's operation into the check with
-//! the operation known, which it does not do once peek, force or refund are used too (as in
-//! `bench_keyed.rs`, and in the C library, which exports them all). The difference is the
-//! core's, not the C ABI's; `BENCHMARKS.md` reports both.
+//! (`rust_check_only`), with an 8-byte array key and the constant cost 1: the compiler then
+//! inlines the whole keyed path (the hash, the probe, the decision) into the one check, with
+//! the key length and the cost known, which it does not do once peek, force or refund are
+//! used too (as in `bench_keyed.rs`, and in the C library, which exports them all). The
+//! difference is the core's code generation, not the C ABI's; `BENCHMARKS.md` reports both.
 //!
 //! `cellgate-bench-keyed-check-only KEYS ITERATIONS ROUNDS` (built with `--features bench`).
 

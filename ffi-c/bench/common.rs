@@ -5,7 +5,23 @@
 //! Time is the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), as in the C program: on a shared
 //! machine, time spent descheduled is not counted.
 
+use cellgate::{KeyedLimiter, NoClock, Slot};
 use std::hint::black_box;
+
+/// The table type behind the C library's `cg_keyed_limiter`.
+pub type Table = KeyedLimiter<Box<[Slot]>, NoClock>;
+
+/// Uses the keyed operations other than the check, once each, on a key outside the
+/// benchmark's, as the C library (which exports them all) and most services do: whether a
+/// program uses them decides how the compiler specializes the check.
+#[allow(dead_code)] // not every bench program uses it
+pub fn use_other_operations(table: &Table) {
+    let scratch: &[u8] = b"scratch";
+    let _ = table.peek_at(scratch, 0, 1);
+    let _ = table.force_at(scratch, 0, 1);
+    let _ = table.refund_at(scratch, 0, 1);
+    table.reset_at(scratch, 0);
+}
 
 /// `struct timespec` on 64-bit Linux.
 #[repr(C)]
