@@ -1,4 +1,6 @@
 //! `Decision`: what a limiter answered, with the rate-limit headers and 429 body core renders.
+//! The Python type that holds one is built in `decision_type.rs`; this is its Rust value and
+//! the behaviour of its attributes and methods.
 
 use crate::convert::{ns_to_seconds, type_name};
 use crate::errors::{invalid, invalid_type};
@@ -30,7 +32,6 @@ pub struct Meta {
 /// The outcome of one operation: whether it was admitted, the limit, what remains, and the
 /// waits, in float seconds (`retry_after`, `reset_after`, `math.inf` when the cost can never
 /// be admitted) and integer nanoseconds. `bool(decision)` is `decision.allowed`.
-#[pyclass(frozen, module = "cellgate", name = "Decision")]
 #[derive(Debug)]
 pub struct Decision {
     inner: cellgate::Decision,
@@ -61,11 +62,6 @@ impl Decision {
             entries: Some(decision.decisions().into()),
             binding: decision.binding,
         }
-    }
-
-    /// The core decision.
-    pub fn inner(&self) -> cellgate::Decision {
-        self.inner
     }
 
     fn policy_headers(&self) -> Vec<PolicyHeader<'_>> {
@@ -134,54 +130,46 @@ fn header_style(
     }
 }
 
-#[pymethods]
+/// The attributes and methods of `cellgate.Decision` (see `decision_type.rs`).
 impl Decision {
     /// Whether the cost was admitted (for `force`: whether it fitted without debt).
-    #[getter]
-    fn allowed(&self) -> bool {
+    pub fn allowed(&self) -> bool {
         self.inner.allowed
     }
 
     /// The quota's burst: the most cost that can ever be admitted at once.
-    #[getter]
-    fn limit(&self) -> u64 {
+    pub fn limit(&self) -> u64 {
         self.inner.limit
     }
 
     /// Cost units that could be admitted right now (0 while in debt).
-    #[getter]
-    fn remaining(&self) -> u64 {
+    pub fn remaining(&self) -> u64 {
         self.inner.remaining
     }
 
     /// Seconds to wait before the same request is admitted: 0.0 when allowed, `math.inf`
     /// when the cost exceeds the burst.
-    #[getter]
-    fn retry_after(&self) -> f64 {
+    pub fn retry_after(&self) -> f64 {
         ns_to_seconds(self.inner.retry_after_ns)
     }
 
     /// Seconds until the bucket is full again.
-    #[getter]
-    fn reset_after(&self) -> f64 {
+    pub fn reset_after(&self) -> f64 {
         ns_to_seconds(self.inner.reset_after_ns)
     }
 
     /// `retry_after` in exact nanoseconds (rounded up); `2**64 - 1` for never.
-    #[getter]
-    fn retry_after_ns(&self) -> u64 {
+    pub fn retry_after_ns(&self) -> u64 {
         self.inner.retry_after_ns
     }
 
     /// `reset_after` in exact nanoseconds (rounded up).
-    #[getter]
-    fn reset_after_ns(&self) -> u64 {
+    pub fn reset_after_ns(&self) -> u64 {
         self.inner.reset_after_ns
     }
 
     /// The name of the quota this decision describes (the binding one, for several quotas).
-    #[getter]
-    fn policy(&self) -> String {
+    pub fn policy(&self) -> String {
         self.meta
             .entries
             .get(self.binding)
@@ -190,8 +178,7 @@ impl Decision {
     }
 
     /// Every quota's decision, in order (one for a single quota).
-    #[getter]
-    fn decisions(&self) -> Vec<Decision> {
+    pub fn decisions(&self) -> Vec<Decision> {
         match &self.entries {
             Some(entries) => entries
                 .iter()
@@ -218,8 +205,7 @@ impl Decision {
     /// (`X-RateLimit-Limit/Remaining/Reset`, reset in seconds from now) or `"legacy_epoch"`
     /// (reset as Unix seconds; `now_unix` defaults to the wall clock). `Retry-After` follows
     /// on a denial (omitted when the cost can never be admitted).
-    #[pyo3(signature = (style="ietf", now_unix=None))]
-    fn headers(
+    pub fn headers(
         &self,
         py: Python<'_>,
         style: &str,
@@ -239,7 +225,7 @@ impl Decision {
 
     /// The JSON body of a 429 response, `{"error":"rate_limited","retry_after":N}` with N the
     /// `Retry-After` seconds (`null` when the cost can never be admitted), as bytes.
-    fn error_body<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+    pub fn error_body<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let retry_after_ns =
             combined_retry_after_ns(&self.policy_headers()).unwrap_or(self.inner.retry_after_ns);
         let mut body = [0u8; MAX_429_BODY_BYTES];
@@ -248,21 +234,8 @@ impl Decision {
         Ok(PyBytes::new(py, body.get(..len).unwrap_or(&[])))
     }
 
-    fn __bool__(&self) -> bool {
-        self.inner.allowed
-    }
-
-    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other
-            .cast::<Decision>()
-            .map(|other| {
-                let other = other.get();
-                other.inner == self.inner && other.entries == self.entries
-            })
-            .unwrap_or(false)
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> String {
+    /// `repr(decision)`.
+    pub fn repr(&self, py: Python<'_>) -> String {
         let policy = PyString::new(py, &self.policy())
             .repr()
             .map(|repr| repr.to_string())
@@ -276,6 +249,13 @@ impl Decision {
             float_repr(ns_to_seconds(self.inner.reset_after_ns)),
             policy,
         )
+    }
+}
+
+/// `==` of two decisions: the same outcome, and the same per-quota outcomes.
+impl PartialEq for Decision {
+    fn eq(&self, other: &Self) -> bool {
+        other.inner == self.inner && other.entries == self.entries
     }
 }
 

@@ -8,31 +8,20 @@
 //! `Limiter` type when the module loads, replacing nothing else.
 
 use crate::limiter::{Limiter, Op};
-use pyo3::exceptions::{PySystemError, PyTypeError};
+use crate::native::{boundary, fastcall_arguments, FastcallWithKeywords, METH_FASTCALL};
+use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
 use pyo3::Borrowed;
-use std::ffi::{c_char, c_int, CStr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-/// `METH_FASTCALL` (not exported by pyo3-ffi for abi3 builds below 3.10).
-const METH_FASTCALL: c_int = 0x0080;
-
-/// The C signature of a `METH_FASTCALL | METH_KEYWORDS` function.
-type FastcallWithKeywords = unsafe extern "C" fn(
-    *mut ffi::PyObject,
-    *const *mut ffi::PyObject,
-    ffi::Py_ssize_t,
-    *mut ffi::PyObject,
-) -> *mut ffi::PyObject;
+use std::ffi::{c_char, CStr};
 
 /// Parses `(key, cost=1)` from a vectorcall argument array and runs `op`.
 ///
 /// # Safety
-/// `slf` is the bound object (a `Limiter`, as the method descriptor checked); `args` holds
-/// `nargs` positional arguments followed by one value per name in `kwnames` (a tuple, or
-/// NULL), all borrowed for the call; the thread is attached to the interpreter.
+/// `slf` is the bound object, an instance of `Limiter` or of a subclass: CPython's method
+/// descriptor checks that before it calls (or binds) the method. `args`, `nargs` and
+/// `kwnames` are as [`fastcall_arguments`] requires. The thread is attached to the
+/// interpreter.
 unsafe fn call(
     slf: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
@@ -43,51 +32,13 @@ unsafe fn call(
 ) -> *mut ffi::PyObject {
     // SAFETY: CPython calls a method with an attached thread state.
     let py = unsafe { Python::assume_attached() };
-    let outcome = catch_unwind(AssertUnwindSafe(|| -> PyResult<*mut ffi::PyObject> {
-        // SAFETY: `slf` is a live object borrowed for the call (see the function's contract).
-        let slf = unsafe { Borrowed::from_ptr(py, slf) };
-        let limiter = slf.cast::<Limiter>()?;
-        let positional = usize::try_from(nargs).unwrap_or(0);
-        let keywords = if kwnames.is_null() {
-            None
-        } else {
-            // SAFETY: a non-NULL `kwnames` is a tuple borrowed for the call.
-            Some(unsafe { Borrowed::from_ptr(py, kwnames) }.cast::<PyTuple>()?)
-        };
-        let arg = |index: usize| {
-            // SAFETY: `args` holds `nargs` positional values and one per keyword name, each a
-            // live object borrowed for the call; callers stay within that count.
-            unsafe { Borrowed::from_ptr(py, *args.add(index)) }
-        };
-        if positional > 2 {
-            return Err(PyTypeError::new_err(format!(
-                "{name}() takes at most 2 arguments (key, cost), {positional} given"
-            )));
-        }
-        let mut key = (positional >= 1).then(|| arg(0));
-        let mut cost = (positional >= 2).then(|| arg(1));
-        if let Some(names) = &keywords {
-            for (index, keyword) in names.iter().enumerate() {
-                let keyword = keyword.cast_into::<PyString>()?;
-                let value = Some(arg(positional + index));
-                let slot = match keyword.to_cow()?.as_ref() {
-                    "key" => &mut key,
-                    "cost" => &mut cost,
-                    other => {
-                        return Err(PyTypeError::new_err(format!(
-                            "{name}() got an unexpected keyword argument {other:?}"
-                        )))
-                    }
-                };
-                if slot.is_some() {
-                    return Err(PyTypeError::new_err(format!(
-                        "{name}() got multiple values for argument {:?}",
-                        keyword.to_cow()?
-                    )));
-                }
-                *slot = value;
-            }
-        }
+    boundary(py, name, || {
+        // SAFETY: `slf` is a live `Limiter` (or subclass) instance borrowed for the call (the
+        // function's contract), so the unchecked cast holds.
+        let limiter = unsafe { Borrowed::from_ptr(py, slf).cast_unchecked::<Limiter>() };
+        // SAFETY: the arguments are as CPython passes them (the function's contract).
+        let [key, cost] =
+            unsafe { fastcall_arguments(py, args, nargs, kwnames, ["key", "cost"], name) }?;
         let Some(key) = key else {
             return Err(PyTypeError::new_err(format!(
                 "{name}() missing required argument 'key'"
@@ -95,19 +46,8 @@ unsafe fn call(
         };
         let cost = cost.filter(|cost| !cost.is_none());
         let decision = limiter.get().run(py, &key, cost.as_deref(), op)?;
-        Ok(Bound::new(py, decision)?.into_ptr())
-    }));
-    match outcome {
-        Ok(Ok(object)) => object,
-        Ok(Err(error)) => {
-            error.restore(py);
-            std::ptr::null_mut()
-        }
-        Err(_) => {
-            PySystemError::new_err(format!("cellgate: a panic in Limiter.{name}")).restore(py);
-            std::ptr::null_mut()
-        }
-    }
+        Ok(decision.into_pyobject(py)?.into_ptr())
+    })
 }
 
 macro_rules! fastcall_method {

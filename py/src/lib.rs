@@ -9,10 +9,12 @@
 mod clock;
 mod convert;
 mod decision;
+mod decision_type;
 mod errors;
 mod fastcall;
 mod keys;
 mod limiter;
+mod native;
 mod policy;
 mod quota;
 
@@ -25,7 +27,7 @@ fn _cellgate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<clock::ManualClock>()?;
     m.add_class::<quota::PyQuota>()?;
-    m.add_class::<decision::Decision>()?;
+    decision_type::register(m)?;
     m.add_class::<limiter::Limiter>()?;
     fastcall::install(&m.py().get_type::<limiter::Limiter>())?;
     m.add_class::<limiter::Bucket>()?;

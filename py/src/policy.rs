@@ -41,7 +41,10 @@ pub struct Policy {
 #[pyclass(frozen, module = "cellgate", name = "Reservation")]
 pub struct Reservation {
     reservation: Mutex<Option<cellgate::Reservation>>,
-    decision: Py<Decision>,
+    /// Whether the estimate was admitted (`decision.allowed`).
+    allowed: bool,
+    /// The `Decision` of the reserving check.
+    decision: Py<PyAny>,
     estimate: Vec<u64>,
     policy_id: u64,
     dimensions: Vec<String>,
@@ -316,7 +319,10 @@ impl Policy {
             .map_err(|error| policy_error(py, error))?;
         Ok(Reservation {
             reservation: Mutex::new(reserved.reservation),
-            decision: Py::new(py, Decision::of_policy(&reserved.decision, &self.meta))?,
+            allowed: reserved.decision.decision().allowed,
+            decision: Decision::of_policy(&reserved.decision, &self.meta)
+                .into_pyobject(py)?
+                .unbind(),
             estimate: costs,
             policy_id: self.id,
             dimensions: self.dimensions.clone(),
@@ -346,7 +352,7 @@ impl Policy {
             )
         })?;
         let Some(taken) = slot.take() else {
-            let reason = if held.decision.get().inner().allowed {
+            let reason = if held.allowed {
                 "was already settled"
             } else {
                 "was refused: nothing was reserved"
@@ -387,12 +393,12 @@ impl Reservation {
     /// Whether the estimate was admitted (and so reserved).
     #[getter]
     fn allowed(&self) -> bool {
-        self.decision.get().inner().allowed
+        self.allowed
     }
 
     /// The decision of the check that reserved the estimate.
     #[getter]
-    fn decision(&self, py: Python<'_>) -> Py<Decision> {
+    fn decision(&self, py: Python<'_>) -> Py<PyAny> {
         self.decision.clone_ref(py)
     }
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import inspect
 import math
+import sys
+import tracemalloc
 
 import pytest
 
@@ -300,6 +304,63 @@ def test_decision_equality_and_types() -> None:
     assert limiter.peek("a") == limiter.peek("b")
     assert isinstance(limiter.check("a"), Decision)
     assert cellgate.__version__
+
+
+def test_decision_is_an_immutable_value_type() -> None:
+    """Decision is a hand-built type (decision_type.rs): it must behave as the frozen pyo3
+    class it replaced, and hold and leak nothing."""
+    clock = ManualClock()
+    limiter = Limiter("2/second", clock=clock)
+    first, second, denied = limiter.check("a"), limiter.check("a"), limiter.check("a")
+    assert first == limiter.check("b") and not first != limiter.check("c")
+    assert first != second and not first == second and first == first
+    assert first != 1 and not first == "x"
+    several = Limiter("2/second; 3/minute", clock=clock).check("a")
+    assert several != first and several.decisions[0] != several.decisions[1]
+    assert all(type(each) is Decision for each in several.decisions)
+    with pytest.raises(TypeError):
+        first < second  # type: ignore[operator]
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(first)
+    with pytest.raises(TypeError, match="cannot create 'cellgate.Decision' instances"):
+        Decision()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        type("Sub", (Decision,), {})
+    with pytest.raises(AttributeError):
+        first.allowed = False  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        first.extra = 1  # type: ignore[attr-defined]
+    assert (type(first).__module__, type(first).__qualname__) == ("cellgate", "Decision")
+    assert "allowed" in (Decision.__doc__ or "") and "admitted" in (Decision.allowed.__doc__ or "")
+    assert str(inspect.signature(first.headers)) == "(style='ietf', now_unix=None)"
+    assert denied.headers(style="legacy_epoch", now_unix=None)[0] == ("X-RateLimit-Limit", "2")
+    assert denied.headers("legacy_epoch", 10) == denied.headers(now_unix=10, style="legacy_epoch")
+    for args, kwargs, error in [
+        (("ietf", None, 1), {}, TypeError),
+        ((), {"colour": "red"}, TypeError),
+        (("ietf",), {"style": "ietf"}, TypeError),
+        ((1,), {}, TypeError),
+        (("legacy_epoch", "now"), {}, InvalidArgumentType),
+        (("nope",), {}, InvalidArgument),
+    ]:
+        with pytest.raises(error):
+            denied.headers(*args, **kwargs)
+    with pytest.raises(TypeError):
+        denied.error_body(1)  # type: ignore[call-arg]
+    assert not gc.is_tracked(first), "a Decision holds no Python object: not GC-tracked"
+    # Every decision gives back its memory and its reference to the type.
+    type_references = sys.getrefcount(Decision)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(10_000):
+            limiter.check(index % 10)
+            several.decisions
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 1_000, f"{held} bytes held after 10,000 decisions"
+    assert sys.getrefcount(Decision) == type_references
 
 
 def test_call_forms_of_the_fast_methods() -> None:

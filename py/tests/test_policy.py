@@ -40,6 +40,7 @@ def test_reserve_then_settle_above_and_below() -> None:
     policy = make(clock)
     reservation = policy.reserve("u", requests=1, output_tokens=1_500)
     assert reservation and reservation.pending
+    assert reservation.decision.allowed and reservation.decision is reservation.decision
     assert reservation.estimate == [("requests", 1), ("input_tokens", 0), ("output_tokens", 1_500)]
     assert not policy.check("u", output_tokens=600), "the estimate is held"
     settled = policy.settle(reservation, output_tokens=400)
@@ -59,7 +60,7 @@ def test_reserve_then_settle_above_and_below() -> None:
 def test_refused_reservation_cannot_be_settled() -> None:
     policy = make(ManualClock())
     reservation = policy.reserve("u", output_tokens=5_000)
-    assert not reservation and not reservation.allowed
+    assert not reservation and not reservation.allowed and not reservation.decision
     with pytest.raises(InvalidArgument, match="refused"):
         policy.settle(reservation)
     other = make(ManualClock())
