@@ -6,13 +6,10 @@
 //! as the C library does and as most services do: that decides how the compiler specializes
 //! the check (see `bench_keyed_check_only.rs` for a program that uses nothing but `check_at`).
 //!
-//! The baseline is the Rust call as the C library makes it: `check_at` in a function of its
-//! own ([`rust_check`]) that gets the key and the cost at run time. The library cannot know a
-//! caller's key length or cost at compile time; without this, the compiler folds the loop's
-//! constant key length (8) and cost (1) into the Rust call, or inlines it into the loop or not
-//! depending on the shape of this program, and the Rust figure moved by 50 instructions per
-//! check between such incidental variants (measured with callgrind), which is the size of
-//! what is measured. `bench_keyed_const_args.rs` measures the plain call with constants.
+//! The baseline gets the key length and the cost at run time, as the C library does (it is
+//! compiled before its caller, so it cannot know them): the compiler cannot fold the loop's
+//! constant key length (8) and cost (1) into the Rust call, which it does otherwise (about 20
+//! instructions per check; `bench_keyed_const_args.rs` measures that call).
 //!
 //! `cellgate-bench-keyed [rust|rust_via_c_abi] KEYS ITERATIONS ROUNDS` (built with
 //! `--features bench`).
@@ -20,7 +17,7 @@
 #[path = "common.rs"]
 mod common;
 
-use cellgate::{Decision, KeyedLimiter, NoClock, Quota, Refill, Seed, TableFull, NS_PER_SECOND};
+use cellgate::{KeyedLimiter, NoClock, Quota, Refill, Seed, NS_PER_SECOND};
 use cellgate_ffi::{
     cg_decision, cg_keyed_limiter, cg_keyed_limiter_check, cg_keyed_limiter_free,
     cg_keyed_limiter_new, cg_quota, cg_status, CG_REFILL_GREEDY,
@@ -39,30 +36,18 @@ fn main() {
     }
 }
 
-/// `KeyedLimiter::check_at` as one call with run-time arguments, like the exported
-/// `cg_keyed_limiter_check` (whose body is this call plus the C ABI's checks and copies).
-#[inline(never)]
-fn rust_check(
-    table: &common::Table,
-    key: &[u8],
-    now_ns: u64,
-    cost: u64,
-) -> Result<Decision, TableFull> {
-    table.check_at(key, now_ns, cost)
-}
-
 fn rust(quota: Quota, keys: usize, iterations: u64, rounds: u32) {
     let table: common::Table =
         KeyedLimiter::with_options(quota, Refill::Greedy, keys, Seed::random(), NoClock);
     // The key length and the cost, unknown to the compiler as they are to the C library;
     // made opaque once, so that the loop pays nothing for it (the C loop passes constants).
     let (key_len, cost) = black_box((8usize, 1u64));
-    let order = common::keys_in_order(keys, |key| {
-        rust_check(&table, &key[..key_len], 0, cost).is_ok()
-    });
+    let order = common::keys_in_order(keys, |key| table.check_at(&key[..key_len], 0, cost).is_ok());
     common::use_other_operations(&table);
     common::run("rust", &order, iterations, rounds, |key, now_ns| {
-        rust_check(&table, &key[..key_len], now_ns, cost).is_ok_and(|decision| decision.allowed)
+        table
+            .check_at(&key[..key_len], now_ns, cost)
+            .is_ok_and(|decision| decision.allowed)
     });
 }
 
