@@ -46,6 +46,7 @@ extern "C" {
 /// The UTF-8 bytes of `text`, borrowed from the string object, which caches them (an ASCII
 /// string's are its own storage: no copy, no allocation).
 #[cfg(not(windows))]
+#[inline]
 fn utf8<'a>(text: &'a Bound<'_, PyString>) -> PyResult<&'a [u8]> {
     let mut size: pyo3::ffi::Py_ssize_t = 0;
     // SAFETY: `text` is a live `str` object (the cast checked it) and `size` a valid out
@@ -70,14 +71,37 @@ fn utf8_owned(text: &Bound<'_, PyString>) -> PyResult<Vec<u8>> {
 /// The bytes of a key given as `str` (its UTF-8), `bytes` (as is) or `int` (its decimal text,
 /// so `42` and `"42"` are one key). Anything else, including `bool`, is an
 /// `InvalidArgumentType`; a `str` with lone surrogates is an `InvalidArgument`.
+#[inline]
 pub fn key_bytes<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Key<'a>> {
+    // An exact `str`, the usual key, is recognised by its type pointer alone (`PyUnicode_Check`
+    // is a call into CPython under the limited API), here where the check is inlined; every
+    // other key, `str` subclasses included, takes `any_key_bytes`, which decides the same.
+    #[cfg(not(windows))]
+    if key.is_exact_instance_of::<PyString>() {
+        // SAFETY: `key` is a `str` (checked just above).
+        let text = unsafe { key.cast_unchecked::<PyString>() };
+        return utf8(text)
+            .map(Key::Borrowed)
+            .map_err(|_| unencodable(key.py()));
+    }
+    any_key_bytes(key)
+}
+
+/// The error for a `str` key with lone surrogates.
+#[cold]
+fn unencodable(py: Python<'_>) -> PyErr {
+    invalid(py, "key", "the string cannot be encoded as UTF-8")
+}
+
+/// [`key_bytes`] for every key type.
+fn any_key_bytes<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Key<'a>> {
     let py = key.py();
     if let Ok(text) = key.cast::<PyString>() {
         #[cfg(not(windows))]
         let bytes = utf8(text).map(Key::Borrowed);
         #[cfg(windows)]
         let bytes = utf8_owned(text).map(Key::Owned);
-        return bytes.map_err(|_| invalid(py, "key", "the string cannot be encoded as UTF-8"));
+        return bytes.map_err(|_| unencodable(py));
     }
     if let Ok(bytes) = key.cast::<PyBytes>() {
         return Ok(Key::Borrowed(bytes.as_bytes()));

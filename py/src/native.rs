@@ -52,6 +52,7 @@ pub fn boundary(
 /// `args` holds `nargs` positional values followed by one value per name in `kwnames` (a
 /// tuple of str, or NULL), each a live object borrowed for `'a` (the call), as CPython passes
 /// them to a `METH_FASTCALL | METH_KEYWORDS` function.
+#[inline]
 pub unsafe fn fastcall_arguments<'a, 'py, const N: usize>(
     py: Python<'py>,
     args: *const *mut ffi::PyObject,
@@ -62,10 +63,7 @@ pub unsafe fn fastcall_arguments<'a, 'py, const N: usize>(
 ) -> PyResult<[Option<Borrowed<'a, 'py, PyAny>>; N]> {
     let positional = usize::try_from(nargs).unwrap_or(0);
     if positional > N {
-        return Err(PyTypeError::new_err(format!(
-            "{function}() takes at most {N} arguments ({}), {positional} given",
-            names.join(", ")
-        )));
+        return Err(too_many_arguments(function, &names, positional));
     }
     let arg = |index: usize| {
         // SAFETY: `args` holds `nargs` positional values and one per keyword name, each a live
@@ -80,6 +78,41 @@ pub unsafe fn fastcall_arguments<'a, 'py, const N: usize>(
     if kwnames.is_null() {
         return Ok(values);
     }
+    // SAFETY: as above (the function's contract).
+    unsafe { keyword_arguments(py, args, positional, kwnames, &names, function, &mut values) }?;
+    Ok(values)
+}
+
+/// The `TypeError` for `given` positional arguments to `function`, which takes `names`.
+#[cold]
+fn too_many_arguments(function: &str, names: &[&str], given: usize) -> PyErr {
+    PyTypeError::new_err(format!(
+        "{function}() takes at most {} arguments ({}), {given} given",
+        names.len(),
+        names.join(", ")
+    ))
+}
+
+/// The keyword part of [`fastcall_arguments`] (out of line: most calls have no keywords).
+///
+/// # Safety
+/// As [`fastcall_arguments`], with `positional` the number of positional arguments.
+#[inline(never)]
+unsafe fn keyword_arguments<'a, 'py>(
+    py: Python<'py>,
+    args: *const *mut ffi::PyObject,
+    positional: usize,
+    kwnames: *mut ffi::PyObject,
+    names: &[&str],
+    function: &str,
+    values: &mut [Option<Borrowed<'a, 'py, PyAny>>],
+) -> PyResult<()> {
+    let arg = |index: usize| {
+        // SAFETY: `args` holds `positional` values and one per keyword name, each a live
+        // object borrowed for the call (the function's contract); callers stay within that
+        // count.
+        unsafe { Borrowed::from_ptr(py, *args.add(index)) }
+    };
     // SAFETY: a non-NULL `kwnames` is a tuple borrowed for the call (the function's contract).
     let keywords = unsafe { Borrowed::from_ptr(py, kwnames) }.cast::<pyo3::types::PyTuple>()?;
     for (index, keyword) in keywords.iter().enumerate() {
@@ -101,5 +134,5 @@ pub unsafe fn fastcall_arguments<'a, 'py, const N: usize>(
         }
         *slot = Some(arg(positional + index));
     }
-    Ok(values)
+    Ok(())
 }

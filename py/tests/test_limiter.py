@@ -54,6 +54,19 @@ def test_keys_are_independent_and_typed_keys_are_their_bytes() -> None:
     assert limiter.check(b"") and limiter.check(b"\x00") and limiter.check(b"a\x00")
 
 
+def test_str_subclass_keys_decide_as_str() -> None:
+    """An exact str takes the key fast path (its type pointer); a str subclass the general
+    path: both are the string's UTF-8."""
+
+    class Text(str):
+        pass
+
+    limiter = Limiter("1/minute", clock=ManualClock())
+    assert limiter.check(Text("é")) and not limiter.check("é") and not limiter.check("é".encode())
+    assert limiter.check("x") and not limiter.check(Text("x"))
+    assert limiter.check(Text("")) and not limiter.check("")
+
+
 def test_decision_fields_headers_and_body() -> None:
     clock = ManualClock()
     limiter = Limiter("10/second", clock=clock)
@@ -167,9 +180,15 @@ def test_bad_key_type(bad: object) -> None:
 
 
 def test_unencodable_str_key() -> None:
-    with pytest.raises(InvalidArgument) as info:
-        Limiter("1/second").check("\ud800")
-    assert info.value.argument == "key"
+    class Text(str):
+        pass
+
+    limiter = Limiter("1/second", clock=ManualClock())
+    for key in ("\ud800", Text("a\udfff")):
+        with pytest.raises(InvalidArgument) as info:
+            limiter.check(key)
+        assert info.value.argument == "key"
+    assert limiter.check("k") and not limiter.check("k"), "after the errors, a key works"
 
 
 @pytest.mark.parametrize(
