@@ -23,7 +23,6 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 use pyo3::{Borrowed, IntoPyObjectExt};
 use std::ffi::{c_char, c_int, c_void, CStr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// A `Decision` object: the object header, then the Rust value.
 #[repr(C)]
@@ -96,20 +95,19 @@ unsafe fn this<'a>(object: *mut ffi::PyObject) -> &'a Decision {
 
 /// `tp_dealloc`: drops the value and frees the memory (the reference count reached zero).
 unsafe extern "C" fn dealloc(object: *mut ffi::PyObject) {
-    // SAFETY: CPython calls tp_dealloc once, on an instance of this type (made by
-    // `into_pyobject`) that nothing references any more; after dropping the value the memory
-    // goes back to PyObject_Malloc's allocator, and the reference to the type that
-    // PyObject_Init took is released, as a heap type's instance must.
+    // SAFETY: CPython calls tp_dealloc once, with an attached thread, on an instance of this
+    // type (made by `into_pyobject`) that nothing references any more: its value is moved
+    // out once and the memory goes back to PyObject_Malloc's allocator; then the reference
+    // to the type that PyObject_Init took is released, as a heap type's instance must.
     unsafe {
         let decision_type = ffi::Py_TYPE(object);
-        // Dropping an `Arc` and a boxed slice does not panic; if it ever did, the value is
-        // leaked rather than unwinding into CPython.
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            std::ptr::drop_in_place(std::ptr::addr_of_mut!(
-                (*object.cast::<DecisionObject>()).decision
-            ));
-        }));
+        let Decision { meta, entries, .. } =
+            std::ptr::addr_of!((*object.cast::<DecisionObject>()).decision).read();
         ffi::PyObject_Free(object.cast());
+        // The thread is attached, so the reference is released here and now, without the
+        // thread-state lookup of `Py`'s drop.
+        ffi::Py_DECREF(meta.into_ptr());
+        drop(entries);
         ffi::Py_DECREF(decision_type.cast());
     }
 }
@@ -209,7 +207,7 @@ unsafe extern "C" fn get(object: *mut ffi::PyObject, closure: *mut c_void) -> *m
             Field::RetryAfterNs => decision.retry_after_ns().into_bound_py_any(py),
             Field::ResetAfterNs => decision.reset_after_ns().into_bound_py_any(py),
             Field::Policy => decision.policy().into_bound_py_any(py),
-            Field::Decisions => decision.decisions().into_bound_py_any(py),
+            Field::Decisions => decision.decisions(py).into_bound_py_any(py),
         };
         value.map(Bound::into_ptr)
     })

@@ -10,7 +10,6 @@ use cellgate::{
     TokenBucket,
 };
 use pyo3::prelude::*;
-use std::sync::Arc;
 
 /// The default `max_keys`: 100,000 keys take about 4.3 MB per quota.
 pub const DEFAULT_MAX_KEYS: u64 = 100_000;
@@ -67,16 +66,19 @@ fn max_keys_arg(max_keys: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
     usize::try_from(max_keys).map_err(|_| invalid(value.py(), "max_keys", "too large"))
 }
 
-fn meta_of(quotas: &[PyQuota]) -> Arc<Meta> {
-    Arc::new(Meta {
-        entries: quotas
-            .iter()
-            .map(|quota| Entry {
-                name: quota.header_name(),
-                quota: quota.quota,
-            })
-            .collect(),
-    })
+fn meta_of(py: Python<'_>, quotas: &[PyQuota]) -> PyResult<Py<Meta>> {
+    Py::new(
+        py,
+        Meta {
+            entries: quotas
+                .iter()
+                .map(|quota| Entry {
+                    name: quota.header_name(),
+                    quota: quota.quota,
+                })
+                .collect(),
+        },
+    )
 }
 
 /// The error for a keyed policy's failure.
@@ -98,7 +100,7 @@ pub fn policy_error(py: Python<'_>, error: PolicyError) -> PyErr {
 pub struct Limiter {
     engine: Engine,
     clock: TimeSource,
-    meta: Arc<Meta>,
+    meta: Py<Meta>,
     quotas: Vec<PyQuota>,
     max_keys: usize,
     algorithm: &'static str,
@@ -132,7 +134,7 @@ impl Limiter {
                         .map_err(|_| table_full())?,
                     Op::Refund => table.refund_at(key, now_ns, cost),
                 };
-                Ok(Decision::single(decision, &self.meta))
+                Ok(Decision::single(py, decision, &self.meta))
             }
             Engine::Multi(policy) => {
                 let costs = [cost];
@@ -143,7 +145,7 @@ impl Limiter {
                     Op::Refund => policy.refund_at(key, now_ns, &costs),
                 }
                 .map_err(|error| policy_error(py, error))?;
-                Ok(Decision::of_policy(&decision, &self.meta))
+                Ok(Decision::of_policy(py, &decision, &self.meta))
             }
         }
     }
@@ -222,7 +224,7 @@ impl Limiter {
         Ok(Self {
             engine,
             clock,
-            meta: meta_of(&quotas),
+            meta: meta_of(py, &quotas)?,
             quotas,
             max_keys,
             algorithm,
@@ -309,7 +311,7 @@ enum Cell {
 #[pyclass(frozen, module = "cellgate", name = "Bucket")]
 pub struct Bucket {
     cell: Cell,
-    meta: Arc<Meta>,
+    meta: Py<Meta>,
     quota: PyQuota,
 }
 
@@ -370,16 +372,17 @@ impl Bucket {
         };
         Ok(Self {
             cell,
-            meta: meta_of(std::slice::from_ref(quota)),
+            meta: meta_of(py, std::slice::from_ref(quota))?,
             quota: quota.clone(),
         })
     }
 
     /// Tests and consumes `cost` atomically.
     #[pyo3(signature = (cost=None), text_signature = "($self, cost=1)")]
-    fn check(&self, cost: Option<&Bound<'_, PyAny>>) -> PyResult<Decision> {
+    fn check(&self, py: Python<'_>, cost: Option<&Bound<'_, PyAny>>) -> PyResult<Decision> {
         let cost = cost_arg(cost)?;
         Ok(Decision::single(
+            py,
             on_cell!(&self.cell, bucket => bucket.check(cost)),
             &self.meta,
         ))
@@ -387,9 +390,10 @@ impl Bucket {
 
     /// The decision `check` would make, consuming nothing.
     #[pyo3(signature = (cost=None), text_signature = "($self, cost=1)")]
-    fn peek(&self, cost: Option<&Bound<'_, PyAny>>) -> PyResult<Decision> {
+    fn peek(&self, py: Python<'_>, cost: Option<&Bound<'_, PyAny>>) -> PyResult<Decision> {
         let cost = cost_arg(cost)?;
         Ok(Decision::single(
+            py,
             on_cell!(&self.cell, bucket => bucket.peek(cost)),
             &self.meta,
         ))
@@ -397,9 +401,10 @@ impl Bucket {
 
     /// Consumes `cost` whether or not it fits (debt).
     #[pyo3(signature = (cost=None), text_signature = "($self, cost=1)")]
-    fn force(&self, cost: Option<&Bound<'_, PyAny>>) -> PyResult<Decision> {
+    fn force(&self, py: Python<'_>, cost: Option<&Bound<'_, PyAny>>) -> PyResult<Decision> {
         let cost = cost_arg(cost)?;
         Ok(Decision::single(
+            py,
             on_cell!(&self.cell, bucket => bucket.force(cost)),
             &self.meta,
         ))
@@ -407,9 +412,10 @@ impl Bucket {
 
     /// Gives `cost` back, never above full.
     #[pyo3(signature = (cost=None), text_signature = "($self, cost=1)")]
-    fn refund(&self, cost: Option<&Bound<'_, PyAny>>) -> PyResult<Decision> {
+    fn refund(&self, py: Python<'_>, cost: Option<&Bound<'_, PyAny>>) -> PyResult<Decision> {
         let cost = cost_arg(cost)?;
         Ok(Decision::single(
+            py,
             on_cell!(&self.cell, bucket => bucket.refund(cost)),
             &self.meta,
         ))

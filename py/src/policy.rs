@@ -12,7 +12,7 @@ use cellgate::{Clock, KeyedPolicy, NoClock, PolicyEntry, Seed};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// One operation of a keyed policy at a time, with costs.
 type PolicyOp = fn(
@@ -32,7 +32,7 @@ static NEXT_POLICY_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Policy {
     inner: KeyedPolicy<usize, NoClock>,
     clock: TimeSource,
-    meta: Arc<Meta>,
+    meta: Py<Meta>,
     dimensions: Vec<String>,
     id: u64,
 }
@@ -140,7 +140,7 @@ impl Policy {
         let key = key_bytes(key)?;
         let decision = op(&self.inner, key.as_bytes(), self.clock.now_ns(), &costs)
             .map_err(|error| policy_error(py, error))?;
-        Ok(Decision::of_policy(&decision, &self.meta))
+        Ok(Decision::of_policy(py, &decision, &self.meta))
     }
 }
 
@@ -234,9 +234,12 @@ impl Policy {
         Ok(Self {
             inner,
             clock: TimeSource::from_arg(clock)?,
-            meta: Arc::new(Meta {
-                entries: entries.into_iter().map(|(_, entry)| entry).collect(),
-            }),
+            meta: Py::new(
+                py,
+                Meta {
+                    entries: entries.into_iter().map(|(_, entry)| entry).collect(),
+                },
+            )?,
             dimensions: names,
             id: NEXT_POLICY_ID.fetch_add(1, Ordering::Relaxed),
         })
@@ -320,7 +323,7 @@ impl Policy {
         Ok(Reservation {
             reservation: Mutex::new(reserved.reservation),
             allowed: reserved.decision.decision().allowed,
-            decision: Decision::of_policy(&reserved.decision, &self.meta)
+            decision: Decision::of_policy(py, &reserved.decision, &self.meta)
                 .into_pyobject(py)?
                 .unbind(),
             estimate: costs,
@@ -363,7 +366,7 @@ impl Policy {
             .inner
             .settle_at(self.clock.now_ns(), taken, &costs)
             .map_err(|error| policy_error(py, error))?;
-        Ok(Decision::of_policy(&decision, &self.meta))
+        Ok(Decision::of_policy(py, &decision, &self.meta))
     }
 
     /// The dimension names, in order.
@@ -376,6 +379,7 @@ impl Policy {
     #[getter]
     fn quota_names(&self) -> Vec<String> {
         self.meta
+            .get()
             .entries
             .iter()
             .map(|entry| entry.name.clone())
