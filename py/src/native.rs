@@ -25,6 +25,10 @@ pub const METH_FASTCALL: c_int = 0x0080;
 /// Runs `body` and returns what CPython expects of a function returning an object: the new
 /// reference, or NULL with the exception set (a panic becomes a `SystemError` naming `what`;
 /// it never unwinds into CPython).
+///
+/// Always inlined, so that a fast method and its body are one frame (18 instructions less per
+/// `Limiter.check`, measured with callgrind).
+#[inline(always)]
 pub fn boundary(
     py: Python<'_>,
     what: &str,
