@@ -9,15 +9,23 @@
 //! 128-bit atomics, not portable-atomic's lock-based fallback).
 //!
 //! A key is hashed with SipHash-1-3 under a 128-bit per-instance seed to a 128-bit value: the
-//! low half picks the home slot, the high half is the fingerprint stored in the slot. The key
-//! lives in one of the [`PROBE_WINDOW`] slots from its home. Without the seed an attacker
+//! low half picks the first home slot, the high half is the fingerprint stored in the slot,
+//! and the two halves together pick a second home. The key lives in one of the
+//! [`PROBE_WINDOW`] slots from its first home or, if those all hold live keys when it arrives,
+//! from its second (two choices: with one window, refusals began near half of `max_keys`;
+//! with two, near 70 to 80 %, see `BENCHMARKS.md`). A lookup scans the second window only
+//! once some key of the same first home has overflowed into its own, which the first home
+//! slot records, so at low load a lookup reads one window. Without the seed an attacker
 //! cannot aim keys at one window.
 //!
 //! # Distinct keys never share state, with probability bounded by fingerprints
 //!
-//! Two keys share a slot only if they have the same home window and the same 64-bit
-//! fingerprint. For `n` keys in the table, the chance that some new key is mistaken for a live
-//! one is at most `n × PROBE_WINDOW / 2^64` per lookup (about 10⁻¹² for a million keys).
+//! Two keys share a slot only if they have the same 64-bit fingerprint and one lives in the
+//! other's windows. A lookup compares at most `2 × PROBE_WINDOW` fingerprints, each equal to
+//! the new key's with probability `2^-64` (SipHash is a pseudo-random function of the seeded
+//! key, and a key's place in a window says nothing of its fingerprint), so the chance that a
+//! new key is mistaken for a live one is at most `32 / 2^64`, about 2 × 10⁻¹⁸, per lookup,
+//! whatever the size of the table.
 //!
 //! # Concurrency protocol
 //!
@@ -62,12 +70,20 @@ use crate::quota::Quota;
 use crate::rule::{CellState, Op, Outcome, Refill, Rule};
 use crate::sync::{spin, AtomicU128, AtomicU64, Ordering};
 use core::fmt;
-use core::hash::Hasher;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-/// How many slots from its home a key may live in. 16 slots of 32 bytes are 8 cache lines.
-/// (4 under loom, to keep its models small.)
+/// How many slots from each of its two homes a key may live in. 16 slots of 32 bytes are 8
+/// cache lines. (4 under loom, to keep its models small.)
 pub const PROBE_WINDOW: usize = if cfg!(loom) { 4 } else { 16 };
+
+/// The positions a key may occupy, in the order every scan visits them: its first window
+/// (`0..PROBE_WINDOW` from its first home), then its second (from its second home).
+const POSITIONS: usize = 2 * PROBE_WINDOW;
+
+/// Set in a first-home slot's `inserts` word once a key of that home has been placed in its
+/// second window: until then a lookup of a key with that home scans only the first window.
+/// (The insert count below it would need 2^63 inserts of one home to reach it.)
+const OVERFLOWED: u64 = 1 << 63;
 
 /// The fingerprint of an empty slot.
 const EMPTY: u64 = 0;
@@ -82,8 +98,9 @@ const MAX_NOW_NS: u64 = u64::MAX - 1;
 #[repr(C, align(16))]
 pub struct Slot {
     fingerprint: AtomicU64,
-    /// Counts inserts whose key has this slot as home: the meeting point of concurrent
-    /// inserters of one key (see `settle`). Fills what would otherwise be padding.
+    /// Counts inserts whose key has this slot as first home: the meeting point of concurrent
+    /// inserters of one key (see `settle`); its top bit is [`OVERFLOWED`]. Fills what would
+    /// otherwise be padding.
     inserts: AtomicU64,
     state: AtomicU128,
 }
@@ -150,8 +167,8 @@ impl fmt::Debug for Seed {
 }
 
 /// The version of the table layout described by [`TableHeader`]: bumped on any change to the
-/// slot layout, the hash, or the probing.
-pub const TABLE_LAYOUT_VERSION: u32 = 1;
+/// slot layout, the hash, or the probing. Version 2: two windows per key (version 1 had one).
+pub const TABLE_LAYOUT_VERSION: u32 = 2;
 
 /// Everything another process (in any runtime) needs to use the same slots: plain data,
 /// `#[repr(C)]`, no pointers. The planned shared-memory tier writes it before the slots.
@@ -171,7 +188,7 @@ pub struct TableHeader {
     pub slot_bytes: u32,
     /// The number of slots that follow.
     pub slot_count: u64,
-    /// [`PROBE_WINDOW`].
+    /// [`PROBE_WINDOW`]: the slots in each of a key's two windows.
     pub probe_window: u64,
     /// The SipHash-1-3 key, `[k0, k1]`.
     pub seed: [u64; 2],
@@ -201,7 +218,7 @@ impl KeyHash {
     };
 }
 
-/// A new key could not be placed: every slot in its window holds a live key.
+/// A new key could not be placed: every slot in both its windows holds a live key.
 ///
 /// No live key is ever evicted to make room, so flooding new keys cannot reset an exhausted
 /// one. Callers usually answer 429 (treat the unknown client as limited) or 503.
@@ -241,7 +258,7 @@ pub struct KeyedStats {
     pub live_keys: u64,
     /// Slots taken over from idle keys (whose bucket was full again).
     pub reclaimed: u64,
-    /// New keys refused because their window held only live keys.
+    /// New keys refused because both their windows held only live keys.
     pub rejected_full: u64,
 }
 
@@ -329,9 +346,10 @@ impl<S: AsRef<[Slot]>, C> fmt::Debug for KeyedLimiter<S, C> {
 #[cfg(feature = "alloc")]
 impl KeyedLimiter<alloc::boxed::Box<[Slot]>, NoClock> {
     /// A GCRA table for `max_keys` keys (`max_keys × 4/3` slots), a random seed, and explicit
-    /// times. With `max_keys` keys live at once, about 1 % of new keys find their window of
-    /// [`PROBE_WINDOW`] slots full and get [`TableFull`] (measured, see `BENCHMARKS.md`): size
-    /// `max_keys` above the live keys you expect (idle keys are reclaimed and do not count).
+    /// times. Refusals ([`TableFull`], both windows of a new key full of live keys) begin at
+    /// about 70 % of `max_keys` live keys; with `max_keys` live at once, 0.09 % of them were
+    /// refused (measured, see `BENCHMARKS.md`): size `max_keys` above the live keys you expect
+    /// (idle keys are reclaimed and do not count).
     #[cfg(feature = "std")]
     pub fn new(quota: Quota, max_keys: usize) -> Self {
         Self::with_options(quota, Refill::Greedy, max_keys, Seed::random(), NoClock)
@@ -401,7 +419,8 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         &self.clock
     }
 
-    /// Counters: live keys, reclaimed slots, keys rejected because their window was full.
+    /// Counters: live keys, reclaimed slots, keys rejected because both their windows were
+    /// full.
     pub fn stats(&self) -> KeyedStats {
         // Relaxed: statistics.
         let inserted = self.counters.inserted.load(Ordering::Relaxed);
@@ -436,9 +455,11 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     /// The hash of `key`'s bytes under this table's seed (what every runtime computes for
     /// the same bytes).
     pub fn hash_key(&self, key: &[u8]) -> KeyHash {
-        let mut hasher = SipHasher13::new_with_keys(self.seed.k0, self.seed.k1);
-        hasher.write(key);
-        Self::key_hash(hasher)
+        let hash = SipHasher13::new_with_keys(self.seed.k0, self.seed.k1).hash(key);
+        KeyHash {
+            home: hash.h1,
+            fingerprint: hash.h2.max(1),
+        }
     }
 
     /// The hash of any `Hash` key under this table's seed, for the `_hashed` operations. It
@@ -533,15 +554,43 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         self.slots.as_ref().get(index)
     }
 
-    /// The slot index at `distance` (less than [`PROBE_WINDOW`]) from the key's home.
-    fn index_at(&self, key: KeyHash, distance: usize) -> usize {
+    /// The slot index at `position` (less than [`POSITIONS`]) in the key's scan order: the
+    /// first window from the first home (the hash's `home`), then the second window from the
+    /// second home (`home ^ fingerprint`: independent of the first home, and, because it mixes
+    /// in the first home, it says nothing of the fingerprint of a key living near it).
+    fn index_at(&self, key: KeyHash, position: usize) -> usize {
+        if position < PROBE_WINDOW {
+            self.offset(self.home_index(key.home), position)
+        } else {
+            let second = self.home_index(key.home ^ key.fingerprint);
+            self.offset(second, position.wrapping_sub(PROBE_WINDOW))
+        }
+    }
+
+    /// The slot index of `key`'s bytes at `position` of its scan order: for loom models, which
+    /// need keys aimed at chosen slots. Not part of the API (compiled only under `--cfg loom`).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_index_at(&self, key: &[u8], position: usize) -> usize {
+        self.index_at(self.hash_key(key), position)
+    }
+
+    /// The slot a 64-bit hash designates as a window's start.
+    #[inline(always)]
+    fn home_index(&self, hash: u64) -> usize {
         let count = self.slots.as_ref().len();
         // Lemire's multiply-shift maps the 64-bit hash onto 0..count without a division; the
         // result is below `count`, so it fits a usize.
         let count_wide = u128::try_from(count).unwrap_or(u128::MAX);
-        let home = u128::from(key.home).wrapping_mul(count_wide) >> 64;
-        let home = usize::try_from(home).unwrap_or(0);
-        let index = home.wrapping_add(distance);
+        let home = u128::from(hash).wrapping_mul(count_wide) >> 64;
+        usize::try_from(home).unwrap_or(0)
+    }
+
+    /// The slot `distance` (less than [`PROBE_WINDOW`]) after slot `start`, round the table.
+    #[inline(always)]
+    fn offset(&self, start: usize, distance: usize) -> usize {
+        let count = self.slots.as_ref().len();
+        let index = start.wrapping_add(distance);
         // count >= PROBE_WINDOW > distance, so one subtraction wraps it.
         if index >= count {
             index.wrapping_sub(count)
@@ -550,15 +599,36 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         }
     }
 
+    /// The slot of `key`'s fingerprint in the window starting at `start`, if any.
+    #[inline(always)]
+    fn find_in_window(&self, key: KeyHash, start: usize) -> Option<usize> {
+        (0..PROBE_WINDOW)
+            .map(|distance| self.offset(start, distance))
+            .find(|&index| {
+                // Acquire: pairs with the Release store of the fingerprint in `insert`,
+                // so the state load after it sees at least the claim's BUSY.
+                self.slot(index)
+                    .is_some_and(|slot| slot.fingerprint.load(Ordering::Acquire) == key.fingerprint)
+            })
+    }
+
+    /// Where `key` lives: its first window; then its second, if the first home slot records
+    /// that a key of that home overflowed (a lookup that misses the flag finds the key
+    /// `Absent`, and `insert`, which always scans both windows, finds it there).
+    #[inline(always)]
     fn find(&self, key: KeyHash) -> Lookup {
-        for distance in 0..PROBE_WINDOW {
-            let index = self.index_at(key, distance);
-            let Some(slot) = self.slot(index) else {
-                continue;
-            };
-            // Acquire: pairs with the Release store of the fingerprint in `insert`,
-            // so the state load below sees at least the claim's BUSY.
-            if slot.fingerprint.load(Ordering::Acquire) == key.fingerprint {
+        let first = self.home_index(key.home);
+        if let Some(index) = self.find_in_window(key, first) {
+            return Lookup::Found(index);
+        }
+        // Acquire: pairs with the AcqRel `fetch_or` in `insert`, which precedes the overflowing
+        // key's fingerprint store.
+        let overflowed = self
+            .slot(first)
+            .is_some_and(|home| home.inserts.load(Ordering::Acquire) & OVERFLOWED != 0);
+        if overflowed {
+            let second = self.home_index(key.home ^ key.fingerprint);
+            if let Some(index) = self.find_in_window(key, second) {
                 return Lookup::Found(index);
             }
         }
@@ -603,20 +673,24 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         let op = op_of(OP);
         let now_ns = now_ns.min(MAX_NOW_NS);
         let decide = |state| self.rule.decide(state, now_ns, cost, op);
+        let mut lookup = self.find(key);
         loop {
-            match self.find(key) {
+            match lookup {
                 Lookup::Found(index) => {
                     if let Some(outcome) = self.update_in_slot(index, key, decide) {
                         return Ok(outcome);
                     }
                     // The slot changed owner or is changing: look again.
                     spin();
+                    lookup = self.find(key);
                 }
                 Lookup::Absent => {
                     // An absent key is a full bucket; it needs a slot only to hold less.
                     let fresh = decide(CellState::FULL);
                     match fresh.next {
-                        Some(next) if next.missing != 0 => self.insert(key, now_ns)?,
+                        Some(next) if next.missing != 0 => {
+                            lookup = Lookup::Found(self.insert(key, now_ns)?);
+                        }
                         _ => {
                             return Ok(Outcome {
                                 decision: fresh.decision,
@@ -706,34 +780,36 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         state.last_ns < now_ns && self.rule.is_full_at(state, now_ns)
     }
 
-    /// Places `key` in its window: in an empty slot or one whose key is idle. Returns once the
-    /// key is present (placed by this thread or another).
-    fn insert(&self, key: KeyHash, now_ns: u64) -> Result<(), TableFull> {
+    /// Places `key` in its first window, or in its second if the first holds only live keys:
+    /// in an empty slot or one whose key is idle. Returns the index of the slot that holds the
+    /// key (placed by this thread or another; it may still be unpublished, `BUSY`).
+    fn insert(&self, key: KeyHash, now_ns: u64) -> Result<usize, TableFull> {
         loop {
             let mut candidate = None;
-            for distance in 0..PROBE_WINDOW {
-                let index = self.index_at(key, distance);
+            for position in 0..POSITIONS {
+                let index = self.index_at(key, position);
                 let Some(slot) = self.slot(index) else {
                     continue;
                 };
                 // Acquire: pairs with the Release fingerprint stores of other inserters.
                 let owner = slot.fingerprint.load(Ordering::Acquire);
                 if owner == key.fingerprint {
-                    return Ok(());
+                    return Ok(index);
                 }
                 if candidate.is_none() {
-                    // Acquire: pairs with publications, as in `apply_in_slot`.
+                    // Acquire: pairs with publications, as in `update_in_slot`.
                     let state = slot.state.load(Ordering::Acquire);
                     if state != BUSY && (owner == EMPTY || self.is_idle(state, now_ns)) {
-                        candidate = Some((distance, index, owner, state));
+                        candidate = Some((position, index, owner, state));
                     }
                 }
             }
-            let Some((distance, index, owner, state)) = candidate else {
+            let Some((position, index, owner, state)) = candidate else {
                 Counters::bump(&self.counters.rejected_full);
                 return Err(TableFull);
             };
-            let Some(slot) = self.slot(index) else {
+            let (Some(slot), Some(home)) = (self.slot(index), self.slot(self.index_at(key, 0)))
+            else {
                 continue;
             };
             // Acquire on success: the claim must see everything the previous owner's
@@ -752,17 +828,21 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
                 slot.state.store(state, Ordering::Release);
                 continue;
             }
+            if position >= PROBE_WINDOW {
+                // AcqRel: ordered before the fingerprint store below (Release), so that a
+                // lookup that sees this copy's fingerprint was told to scan this far; pairs
+                // with the Acquire load in `find`.
+                home.inserts.fetch_or(OVERFLOWED, Ordering::AcqRel);
+            }
             // Release: pairs with the Acquire loads in `settle` of a later inserter, through
             // the home slot's insert counter below.
             slot.fingerprint.store(key.fingerprint, Ordering::Release);
-            if let Some(home) = self.slot(self.index_at(key, 0)) {
-                // AcqRel: the read-modify-writes of concurrent inserters of this key are
-                // totally ordered; the later one acquires the earlier one's fingerprint store.
-                home.inserts.fetch_add(1, Ordering::AcqRel);
-            }
-            if !self.settle(key, distance) {
+            // AcqRel: the read-modify-writes of concurrent inserters of this key are totally
+            // ordered; the later one acquires the earlier one's fingerprint store.
+            home.inserts.fetch_add(1, Ordering::AcqRel);
+            if let Some(winner) = self.settle(key, index) {
                 self.withdraw(slot, owner, state);
-                return Ok(());
+                return Ok(winner);
             }
             // A full bucket at `now_ns`: later than anything an idle previous owner wrote.
             let fresh = CellState {
@@ -775,19 +855,28 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
             if owner != EMPTY {
                 Counters::bump(&self.counters.reclaimed);
             }
-            return Ok(());
+            return Ok(index);
         }
     }
 
-    /// After writing `key`'s fingerprint at `distance`, decides whether this copy stands:
-    /// `false` if another copy of the key is published, or is unpublished and nearer home.
-    /// Waits for unpublished copies farther from home to settle (they withdraw or publish).
-    fn settle(&self, key: KeyHash, distance: usize) -> bool {
-        for other in 0..PROBE_WINDOW {
-            if other == distance {
+    /// After writing `key`'s fingerprint in slot `mine`, decides whether this copy stands:
+    /// `Some(index)` of another copy if one is published, or is unpublished and nearer the
+    /// start of the scan order (ranks are the first position at which a slot appears; the two
+    /// windows may overlap). Waits for unpublished copies farther in the order to settle (they
+    /// withdraw or publish). `None`: this copy stands.
+    fn settle(&self, key: KeyHash, mine: usize) -> Option<usize> {
+        let mut nearer = true;
+        for position in 0..POSITIONS {
+            let index = self.index_at(key, position);
+            if self.seen_earlier(key, position, index) {
+                // Ranked at its first position, as every inserter of the key ranks it.
                 continue;
             }
-            let Some(slot) = self.slot(self.index_at(key, other)) else {
+            if index == mine {
+                nearer = false;
+                continue;
+            }
+            let Some(slot) = self.slot(index) else {
                 continue;
             };
             loop {
@@ -796,18 +885,33 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
                 if slot.fingerprint.load(Ordering::Acquire) != key.fingerprint {
                     break;
                 }
-                // Acquire: as in `apply_in_slot`.
-                if slot.state.load(Ordering::Acquire) != BUSY {
-                    return false;
-                }
-                if other < distance {
-                    return false;
+                // Acquire: as in `update_in_slot`.
+                if slot.state.load(Ordering::Acquire) != BUSY || nearer {
+                    return Some(index);
                 }
                 // A farther unpublished copy: it will see ours and withdraw, or publish.
                 spin();
             }
         }
-        true
+        None
+    }
+
+    /// Whether slot `index`, at `position` in `key`'s scan order, already came up at an earlier
+    /// position: a second-window slot that also lies in the first window (a window never
+    /// repeats a slot, since the table has at least [`PROBE_WINDOW`] slots).
+    fn seen_earlier(&self, key: KeyHash, position: usize, index: usize) -> bool {
+        if position < PROBE_WINDOW {
+            return false;
+        }
+        let count = self.slots.as_ref().len();
+        let first = self.index_at(key, 0);
+        // The distance from the first home to `index`, going forward round the table.
+        let distance = if index >= first {
+            index.wrapping_sub(first)
+        } else {
+            index.wrapping_add(count).wrapping_sub(first)
+        };
+        distance < PROBE_WINDOW
     }
 
     /// Gives a claimed slot back to its previous owner and state.

@@ -298,3 +298,49 @@ fn any_hash_key_works_through_the_hashed_operations() {
     // Byte keys hash the bytes alone, the same in every runtime.
     assert_eq!(limiter.hash_key(b"abc"), limiter.hash_key("abc".as_bytes()));
 }
+
+/// A key whose first window holds only live keys goes to its second window, so live keys fill
+/// most of the table before the first refusal. (With one window of 16 slots, refusals began
+/// at about half of `max_keys` and reached 1.2 % of new keys by `max_keys`; see
+/// `BENCHMARKS.md`, "Memory per key".) Every placed key keeps its own bucket.
+#[test]
+fn live_keys_fill_most_of_the_table_before_a_refusal() {
+    let max_keys: u64 = 20_000;
+    let limiter = KeyedLimiter::with_options(
+        Quota::per_minute(1).unwrap(),
+        Refill::Greedy,
+        max_keys as usize,
+        Seed::new(11, 12),
+        NoClock,
+    );
+    let mut placed = Vec::new();
+    let mut first_refusal = None;
+    for key in 0..max_keys {
+        match limiter.check_at(key.to_le_bytes(), 0, 1) {
+            Ok(decision) => {
+                assert!(decision.allowed);
+                placed.push(key);
+            }
+            Err(TableFull) => {
+                first_refusal.get_or_insert(key);
+            }
+        }
+    }
+    let refused = max_keys - placed.len() as u64;
+    assert!(
+        first_refusal.is_none_or(|key| key >= max_keys * 6 / 10),
+        "first refusal at key {first_refusal:?} of {max_keys}"
+    );
+    assert!(
+        refused * 1000 <= max_keys * 2,
+        "{refused} of {max_keys} refused"
+    );
+    assert_eq!(limiter.stats().rejected_full, refused);
+    assert_eq!(limiter.stats().live_keys, placed.len() as u64);
+    for key in placed {
+        assert!(
+            !limiter.peek_at(key.to_le_bytes(), 0, 1).allowed,
+            "key {key}"
+        );
+    }
+}

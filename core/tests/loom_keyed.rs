@@ -75,3 +75,57 @@ fn check_races_reclaim() {
         }
     });
 }
+
+/// Two threads insert the same new key whose first window is full of live keys, so both go to
+/// its second window, while a third checks it: one bucket results, found through the
+/// overflow flag by every later lookup.
+#[test]
+fn racing_inserts_into_the_second_window() {
+    model(|| {
+        // 8 slots: a key's two windows of 4 can be disjoint.
+        let slots: &'static [Slot] = Box::leak((0..8).map(|_| Slot::new()).collect());
+        let table = Arc::new(
+            KeyedLimiter::with_slots(
+                slots,
+                Quota::per_second(1).unwrap(),
+                Refill::Greedy,
+                Seed::new(7, 9),
+                NoClock,
+            )
+            .unwrap(),
+        );
+        // A key whose second window shares no slot with its first.
+        let key = (0u8..=255)
+            .map(|b| [b, b'k'])
+            .find(|key| {
+                let first = table.loom_index_at(key, 0);
+                let second = table.loom_index_at(key, 4);
+                (second + 8 - first) % 8 == 4
+            })
+            .expect("a key with disjoint windows");
+        // Fill its first window with four live keys of the same first home.
+        let home = table.loom_index_at(&key, 0);
+        let fillers: Vec<[u8; 2]> = (0u8..=255)
+            .map(|b| [b, b'f'])
+            .filter(|filler| table.loom_index_at(filler, 0) == home)
+            .take(4)
+            .collect();
+        assert_eq!(fillers.len(), 4);
+        for filler in &fillers {
+            assert!(table.check_at(filler, 0, 1).unwrap().allowed);
+        }
+        let other = Arc::clone(&table);
+        let racer = thread::spawn(move || other.check_at(key, 0, 1).unwrap().allowed);
+        let mine = table.check_at(key, 0, 1).unwrap().allowed;
+        let theirs = racer.join().unwrap();
+        assert!(
+            mine ^ theirs,
+            "admitted {mine} and {theirs} from a bucket of 1"
+        );
+        assert_eq!(table.stats().live_keys, 5);
+        assert!(
+            !table.peek_at(key, 0, 1).allowed,
+            "the key's bucket is found"
+        );
+    });
+}
