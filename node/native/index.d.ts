@@ -145,7 +145,10 @@ export interface BenchDecision {
 /** Does nothing. */
 export declare function benchEmpty(): void
 
-/** A key read as cellgate reads it: UTF-8 into a stack buffer. */
+/**
+ * A key as cellgate's `#[napi]` methods take it (`reset`, `reserve`): UTF-8 into a stack
+ * buffer, then copied into a `Vec`.
+ */
 export declare function benchKey(key: Key): number
 
 /** A number in, a bool out. */

@@ -34,10 +34,11 @@ pub fn bench_utf16(key: Utf16String) -> u32 {
     u32::try_from(key.len()).unwrap_or(u32::MAX)
 }
 
-/// A key read as cellgate reads it: UTF-8 into a stack buffer.
+/// A key as cellgate's `#[napi]` methods take it (`reset`, `reserve`): UTF-8 into a stack
+/// buffer, then copied into a `Vec`.
 #[napi(js_name = "benchKey")]
 pub fn bench_key(key: Key) -> u32 {
-    u32::try_from(key.bytes().len()).unwrap_or(u32::MAX)
+    u32::try_from(key.as_ref().len()).unwrap_or(u32::MAX)
 }
 
 /// A decision built as an object through Node-API (what the package avoids).

@@ -3,8 +3,8 @@
 //! napi-rs's generated callbacks do much more than this path needs on every call (a borrow
 //! scope, references to `this` and the arguments, unwrapping `this`), which measured several
 //! times the cost of the work itself. A function made here does three things: read its bound
-//! limiter from the callback data, read the key (one Node-API call, see [`Key`]), and run the
-//! operation. The cost is read from, and the status written to, the shared array
+//! limiter from the callback data, read the key (one Node-API call, see [`read_key`]), and
+//! run the operation. The cost is read from, and the status written to, the shared array
 //! ([`crate::shared`]), so no number crosses the boundary and the function returns
 //! `undefined`.
 
@@ -16,7 +16,7 @@ use std::rc::Rc;
 use napi::bindgen_prelude::{ToNapiValue, TypeName};
 use napi::{sys, Error, Result, Status, ValueType};
 
-use crate::key::Key;
+use crate::key::{read_key, KeyBuffer};
 
 /// The operations a limiter's fast functions run, in the order of the returned array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,27 +31,36 @@ pub enum FastOp {
     Refund,
 }
 
+impl FastOp {
+    /// The operation at `index` of the array [`FastFunctions`] makes (a const generic
+    /// parameter of [`call`]: stable Rust has no enum-valued const generics).
+    const fn at(index: usize) -> FastOp {
+        match index {
+            0 => FastOp::Check,
+            1 => FastOp::Peek,
+            2 => FastOp::Force,
+            _ => FastOp::Refund,
+        }
+    }
+}
+
 /// Why a fast operation failed: the message of a `RangeError` thrown to JavaScript.
 pub struct FastError(pub(crate) &'static str);
 
 /// A limiter that fast functions can drive.
-pub trait FastTarget {
+pub trait FastTarget: 'static {
     /// Runs `op` for `key` with the cost(s) in the shared array; writes the decision and the
-    /// status into the shared array.
-    fn run(&self, op: FastOp, key: &Key) -> core::result::Result<(), FastError>;
-}
-
-/// What one function's callback data points to: its limiter and operation.
-struct Bound {
-    target: Rc<dyn FastTarget>,
-    op: FastOp,
+    /// status into the shared array. Implementations are `#[inline]`: each fast function is
+    /// compiled for one target type and one operation, so `op` is a constant there.
+    fn run(&self, op: FastOp, key: &[u8]) -> core::result::Result<(), FastError>;
 }
 
 /// The four functions `[check, peek, force, refund]` for one limiter, made when converted
-/// to a JavaScript value.
-pub struct FastFunctions(pub(crate) Rc<dyn FastTarget>);
+/// to a JavaScript value. Each function's callback data is a strong reference to the target
+/// (`Rc::into_raw`), released by the function's finalizer.
+pub struct FastFunctions<T: FastTarget>(pub(crate) Rc<T>);
 
-impl TypeName for FastFunctions {
+impl<T: FastTarget> TypeName for FastFunctions<T> {
     fn type_name() -> &'static str {
         "Array<(key: string | Uint8Array) => void>"
     }
@@ -69,49 +78,53 @@ fn check(status: sys::napi_status, what: &str) -> Result<()> {
     }
 }
 
-impl ToNapiValue for FastFunctions {
+impl<T: FastTarget> ToNapiValue for FastFunctions<T> {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
-        let ops = [FastOp::Check, FastOp::Peek, FastOp::Force, FastOp::Refund];
+        let callbacks: [sys::napi_callback; 4] = [
+            Some(call::<T, 0>),
+            Some(call::<T, 1>),
+            Some(call::<T, 2>),
+            Some(call::<T, 3>),
+        ];
         let mut array = ptr::null_mut();
         // SAFETY: `env` is the current call's environment; `array` is a valid out-pointer.
-        let status = unsafe { sys::napi_create_array_with_length(env, ops.len(), &mut array) };
+        let status =
+            unsafe { sys::napi_create_array_with_length(env, callbacks.len(), &mut array) };
         check(status, "array")?;
-        for (index, op) in (0u32..).zip(ops) {
-            let bound = Box::into_raw(Box::new(Bound {
-                target: Rc::clone(&value.0),
-                op,
-            }));
+        for (index, callback) in (0u32..).zip(callbacks) {
+            let target = Rc::into_raw(Rc::clone(&value.0)).cast_mut();
             let mut function = ptr::null_mut();
-            // SAFETY: the name is a NUL-terminated literal; `bound` stays valid until the
-            // finalizer below frees it, after the function is collected.
+            // SAFETY: the name is a NUL-terminated literal; `target` (a strong reference)
+            // stays valid until the finalizer below releases it, after the function is
+            // collected.
             let status = unsafe {
                 sys::napi_create_function(
                     env,
                     c"fast".as_ptr(),
                     4,
-                    Some(call),
-                    bound.cast(),
+                    callback,
+                    target.cast(),
                     &mut function,
                 )
             };
             if status != sys::Status::napi_ok {
-                // SAFETY: the function was not created, so nothing else owns `bound`.
-                drop(unsafe { Box::from_raw(bound) });
+                // SAFETY: the function was not created, so nothing else owns this reference.
+                drop(unsafe { Rc::from_raw(target) });
                 return Err(Error::new(Status::from(status), "function".to_owned()));
             }
-            // SAFETY: `function` is a live object; the finalizer takes ownership of `bound`.
+            // SAFETY: `function` is a live object; the finalizer takes over the reference.
             let status = unsafe {
                 sys::napi_add_finalizer(
                     env,
                     function,
-                    bound.cast(),
-                    Some(finalize),
+                    target.cast(),
+                    Some(finalize::<T>),
                     ptr::null_mut(),
                     ptr::null_mut(),
                 )
             };
             if status != sys::Status::napi_ok {
-                // The function stays callable with `bound`; leaking it is the safe choice.
+                // The function stays callable with `target`; leaking it is the safe choice.
                 return Err(Error::new(Status::from(status), "finalizer".to_owned()));
             }
             // SAFETY: `array` and `function` are live values of this call.
@@ -126,7 +139,7 @@ impl ToNapiValue for FastFunctions {
 pub(crate) struct NoTarget;
 
 impl FastTarget for NoTarget {
-    fn run(&self, _op: FastOp, _key: &Key) -> core::result::Result<(), FastError> {
+    fn run(&self, _op: FastOp, _key: &[u8]) -> core::result::Result<(), FastError> {
         Ok(())
     }
 }
@@ -242,11 +255,16 @@ pub(crate) fn plain_function(
     Ok(function)
 }
 
-/// Frees a function's [`Bound`] when the function is collected.
-unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+/// Releases a fast function's reference to its target when the function is collected.
+unsafe extern "C" fn finalize<T: FastTarget>(
+    _env: sys::napi_env,
+    data: *mut c_void,
+    _hint: *mut c_void,
+) {
     if !data.is_null() {
-        // SAFETY: `data` is the `Box<Bound>` leaked in `to_napi_value`, finalized once.
-        drop(unsafe { Box::from_raw(data.cast::<Bound>()) });
+        // SAFETY: `data` is the `Rc::into_raw` of an `Rc<T>` made in `to_napi_value` for this
+        // function, and each function is finalized once.
+        drop(unsafe { Rc::from_raw(data.cast::<T>().cast_const()) });
     }
 }
 
@@ -264,8 +282,13 @@ fn throw(env: sys::napi_env, range: bool, code: &'static std::ffi::CStr, message
     };
 }
 
-/// The callback of every fast function: `(key) => undefined`.
-unsafe extern "C" fn call(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+/// The callback of the fast function for operation `FastOp::at(OP)` on a `T`:
+/// `(key) => undefined`. One copy per target type and operation, so the operation is a
+/// constant and the target's `run` is inlined (no virtual call, no operation switch).
+unsafe extern "C" fn call<T: FastTarget, const OP: usize>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: `env` and `info` come from Node-API for this call.
         let (status, argument, data) = unsafe { first_argument(env, info) };
@@ -273,12 +296,14 @@ unsafe extern "C" fn call(env: sys::napi_env, info: sys::napi_callback_info) -> 
             throw(env, false, c"ERR_INVALID_ARG_TYPE", "cellgate: bad call");
             return;
         }
-        // SAFETY: `data` is this function's `Bound`, alive while the function is (the
-        // finalizer frees it only after the function is collected, so not during a call).
-        let bound = unsafe { &*data.cast::<Bound>() };
-        let mut key = Key::empty();
-        // SAFETY: `argument` is this call's first argument (`undefined` when absent).
-        if unsafe { key.read(env, argument) }.is_err() {
+        // SAFETY: `data` is the `Rc<T>` this function holds (see `to_napi_value`), alive
+        // while the function is: the finalizer releases it only after the function is
+        // collected, so not during a call.
+        let target = unsafe { &*data.cast::<T>() };
+        let mut buffer = KeyBuffer::new();
+        // SAFETY: `argument` is this call's first argument (`undefined` when absent); the
+        // key is used only during this call.
+        let Ok(key) = (unsafe { read_key(env, argument, &mut buffer) }) else {
             throw(
                 env,
                 false,
@@ -286,8 +311,8 @@ unsafe extern "C" fn call(env: sys::napi_env, info: sys::napi_callback_info) -> 
                 "key must be a string, Buffer or Uint8Array",
             );
             return;
-        }
-        if let Err(FastError(message)) = bound.target.run(bound.op, &key) {
+        };
+        if let Err(FastError(message)) = target.run(const { FastOp::at(OP) }, &key) {
             throw(env, true, c"ERR_OUT_OF_RANGE", message);
         }
     }));

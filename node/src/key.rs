@@ -3,10 +3,12 @@
 //! A key **is its bytes**, in every runtime: the string `"a"` and `Buffer.from("a")` are the
 //! same key, as they are for the C and Python bindings. Strings are read as UTF-8 straight into
 //! a stack buffer (lone surrogates become U+FFFD, as `TextEncoder` and `Buffer.from` do), so a
-//! key of up to [`INLINE_KEY_BYTES`] bytes costs one Node-API call and no allocation. (Read this
+//! key of up to [`INLINE_KEY_BYTES`] bytes costs one Node-API call and no allocation; a
+//! `Uint8Array`'s bytes are used where they are, for the duration of the call. (Read this
 //! way, a key costs less than read as UTF-16 and encoded here, or as napi-rs's `String`, which
 //! asks for the length first and allocates: see the boundary rows of `node/bench/check.js`.)
 
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
 use std::ptr;
 
@@ -22,32 +24,123 @@ pub const INLINE_KEY_BYTES: usize = 250;
 /// string was cut short (Node-API stops before a character of up to 4 bytes that does not fit).
 const BUFFER_BYTES: usize = INLINE_KEY_BYTES + 6;
 
-/// A key's bytes, read from a JavaScript string, `Buffer` or `Uint8Array`.
-pub struct Key {
-    inline: [MaybeUninit<u8>; BUFFER_BYTES],
-    len: usize,
-    heap: Option<Vec<u8>>,
-}
+/// Stack room for one key, uninitialised until [`read_key`] writes it (nothing zeroes it:
+/// a key's buffer that was zeroed measured as a 264-byte `memset` on every call).
+pub struct KeyBuffer(MaybeUninit<[u8; BUFFER_BYTES]>);
 
-impl Key {
-    /// The key's bytes.
+impl KeyBuffer {
+    /// An uninitialised buffer.
     #[inline]
-    pub fn bytes(&self) -> &[u8] {
-        match &self.heap {
-            Some(heap) => heap,
-            // SAFETY: `from_napi_value` initialised the first `len` bytes of `inline`, and
-            // `len <= INLINE_KEY_BYTES < BUFFER_BYTES`.
-            None => unsafe {
-                std::slice::from_raw_parts(self.inline.as_ptr().cast::<u8>(), self.len)
-            },
-        }
+    pub fn new() -> Self {
+        KeyBuffer(MaybeUninit::uninit())
     }
 }
+
+/// A Node-API status as a result.
+fn check(status: sys::napi_status, what: &str) -> Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(Error::new(Status::from(status), what.to_owned()))
+    }
+}
+
+/// Reads `value` (a string, `Buffer` or `Uint8Array`) as a key's bytes: a string's UTF-8 in
+/// `buffer` (or, past [`INLINE_KEY_BYTES`], in a `Vec`), a `Uint8Array`'s bytes where they are.
+///
+/// # Errors
+/// A type error for any other value.
+///
+/// # Safety
+/// `env` and `value` must be valid for the current Node-API call, and the bytes returned must
+/// not be used after it (a borrowed `Uint8Array`'s memory is JavaScript's; no JavaScript runs
+/// while a native call runs, so it cannot change or move before the call returns).
+#[inline]
+pub unsafe fn read_key<'a>(
+    env: sys::napi_env,
+    value: sys::napi_value,
+    buffer: &'a mut KeyBuffer,
+) -> Result<Cow<'a, [u8]>> {
+    let mut written = 0;
+    // SAFETY: `env` and `value` come from Node-API for this call; the buffer is
+    // `BUFFER_BYTES` long and Node-API writes at most that many bytes (the text and a NUL).
+    let status = unsafe {
+        sys::napi_get_value_string_utf8(
+            env,
+            value,
+            buffer.0.as_mut_ptr().cast(),
+            BUFFER_BYTES,
+            &mut written,
+        )
+    };
+    if status == sys::Status::napi_ok {
+        if written <= INLINE_KEY_BYTES {
+            // Complete: a cut-short string leaves fewer than 4 bytes of room unused, and
+            // here at least 5 bytes (besides the NUL) were left.
+            // SAFETY: Node-API initialised the first `written` bytes of the buffer.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(buffer.0.as_ptr().cast::<u8>(), written) };
+            return Ok(Cow::Borrowed(bytes));
+        }
+        // SAFETY: as above; a first call with no buffer asks for the length.
+        return Ok(Cow::Owned(unsafe { read_long_string(env, value)? }));
+    }
+    if status != sys::Status::napi_string_expected {
+        return Err(Error::new(
+            Status::from(status),
+            "key: cannot read the string".to_owned(),
+        ));
+    }
+    // Not a string: a Uint8Array (Buffer is one).
+    let mut is_typed_array = false;
+    // SAFETY: `env` and `value` are valid for this call.
+    let status = unsafe { sys::napi_is_typedarray(env, value, &mut is_typed_array) };
+    check(status, "key")?;
+    if !is_typed_array {
+        return Err(type_error("key must be a string, Buffer or Uint8Array"));
+    }
+    let mut kind = 0;
+    let mut length = 0;
+    let mut data = ptr::null_mut();
+    let mut array_buffer = ptr::null_mut();
+    let mut offset = 0;
+    check(
+        // SAFETY: `value` is a typed array; the out-pointers are valid locals.
+        unsafe {
+            sys::napi_get_typedarray_info(
+                env,
+                value,
+                &mut kind,
+                &mut length,
+                &mut data,
+                &mut array_buffer,
+                &mut offset,
+            )
+        },
+        "key",
+    )?;
+    if kind != sys::TypedarrayType::uint8_array {
+        return Err(type_error("key must be a string, Buffer or Uint8Array"));
+    }
+    if length == 0 || data.is_null() {
+        return Ok(Cow::Borrowed(&[]));
+    }
+    // SAFETY: Node-API reports `length` bytes at `data` (a Uint8Array has 1-byte elements),
+    // valid during this call, in which no JavaScript runs (the caller's contract bounds how
+    // long the slice is used).
+    Ok(Cow::Borrowed(unsafe {
+        std::slice::from_raw_parts(data.cast::<u8>(), length)
+    }))
+}
+
+/// A key's bytes, owned: the argument type of the `#[napi]` methods that take a key (the
+/// hot path reads keys in place with [`read_key`] instead).
+pub struct Key(Vec<u8>);
 
 impl AsRef<[u8]> for Key {
     #[inline]
     fn as_ref(&self) -> &[u8] {
-        self.bytes()
+        &self.0
     }
 }
 
@@ -63,124 +156,12 @@ impl TypeName for Key {
 
 impl ValidateNapiValue for Key {}
 
-/// A Node-API status as a result.
-fn check(status: sys::napi_status, what: &str) -> Result<()> {
-    if status == sys::Status::napi_ok {
-        Ok(())
-    } else {
-        Err(Error::new(Status::from(status), what.to_owned()))
-    }
-}
-
-impl Key {
-    /// An empty key, to [`read`](Self::read) into where it will be used (a `Key` is a few
-    /// hundred bytes: returning one by value measured as a `memmove` on every call).
-    #[inline]
-    pub fn empty() -> Self {
-        Key {
-            inline: [MaybeUninit::uninit(); BUFFER_BYTES],
-            len: 0,
-            heap: None,
-        }
-    }
-
-    /// Reads `value` (a string, `Buffer` or `Uint8Array`) into this key.
-    ///
-    /// # Errors
-    /// A type error for any other value.
-    ///
-    /// # Safety
-    /// `env` and `value` must be valid for the current Node-API call.
-    #[inline]
-    pub unsafe fn read(&mut self, env: sys::napi_env, value: sys::napi_value) -> Result<()> {
-        let key = self;
-        key.len = 0;
-        key.heap = None;
-        let mut written = 0;
-        // SAFETY: `env` and `value` come from Node-API for this call; the buffer is
-        // `BUFFER_BYTES` long and Node-API writes at most that many bytes (the text and a NUL).
-        let status = unsafe {
-            sys::napi_get_value_string_utf8(
-                env,
-                value,
-                key.inline.as_mut_ptr().cast(),
-                BUFFER_BYTES,
-                &mut written,
-            )
-        };
-        if status == sys::Status::napi_ok {
-            if written <= INLINE_KEY_BYTES {
-                // Complete: a cut-short string leaves fewer than 4 bytes of room unused, and
-                // here at least 5 bytes (besides the NUL) were left.
-                key.len = written;
-                return Ok(());
-            }
-            // SAFETY: as above; a first call with no buffer asks for the length.
-            let heap = unsafe { read_long_string(env, value)? };
-            key.heap = Some(heap);
-            return Ok(());
-        }
-        if status != sys::Status::napi_string_expected {
-            return Err(Error::new(
-                Status::from(status),
-                "key: cannot read the string".to_owned(),
-            ));
-        }
-        // Not a string: a Uint8Array (Buffer is one).
-        let mut is_typed_array = false;
-        // SAFETY: `env` and `value` are valid for this call.
-        let status = unsafe { sys::napi_is_typedarray(env, value, &mut is_typed_array) };
-        check(status, "key")?;
-        if !is_typed_array {
-            return Err(type_error("key must be a string, Buffer or Uint8Array"));
-        }
-        let mut kind = 0;
-        let mut length = 0;
-        let mut data = ptr::null_mut();
-        let mut buffer = ptr::null_mut();
-        let mut offset = 0;
-        check(
-            // SAFETY: `value` is a typed array; the out-pointers are valid locals.
-            unsafe {
-                sys::napi_get_typedarray_info(
-                    env,
-                    value,
-                    &mut kind,
-                    &mut length,
-                    &mut data,
-                    &mut buffer,
-                    &mut offset,
-                )
-            },
-            "key",
-        )?;
-        if kind != sys::TypedarrayType::uint8_array {
-            return Err(type_error("key must be a string, Buffer or Uint8Array"));
-        }
-        if length == 0 || data.is_null() {
-            return Ok(());
-        }
-        // SAFETY: Node-API reports `length` bytes at `data` (a Uint8Array has 1-byte
-        // elements), valid during this call, in which no JavaScript runs.
-        let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), length) };
-        if length <= INLINE_KEY_BYTES {
-            for (slot, byte) in key.inline.iter_mut().zip(bytes) {
-                *slot = MaybeUninit::new(*byte);
-            }
-            key.len = length;
-        } else {
-            key.heap = Some(bytes.to_vec());
-        }
-        Ok(())
-    }
-}
-
 impl FromNapiValue for Key {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
-        let mut key = Key::empty();
-        // SAFETY: the caller's contract.
-        unsafe { key.read(env, value)? };
-        Ok(key)
+        let mut buffer = KeyBuffer::new();
+        // SAFETY: the caller's contract; the bytes are copied before the call returns.
+        let bytes = unsafe { read_key(env, value, &mut buffer)? };
+        Ok(Key(bytes.into_owned()))
     }
 }
 

@@ -27,7 +27,7 @@ pub(crate) fn max_keys(value: f64) -> Result<usize> {
 }
 
 /// The state behind a [`NativeLimiter`] and its fast functions.
-pub(crate) struct LimiterInner {
+pub struct LimiterInner {
     table: KeyedLimiter<Box<[Slot]>, NodeClock>,
     shared: Shared,
     names: [String; 1],
@@ -36,7 +36,7 @@ pub(crate) struct LimiterInner {
 
 impl FastTarget for LimiterInner {
     #[inline]
-    fn run(&self, op: FastOp, key: &Key) -> core::result::Result<(), FastError> {
+    fn run(&self, op: FastOp, key: &[u8]) -> core::result::Result<(), FastError> {
         let cost = cost_from_f64(self.shared.get(COSTS))
             .ok_or(FastError("cost must be an integer from 0 to 2^53 - 1"))?;
         let decision = match op {
@@ -121,7 +121,7 @@ impl NativeLimiter {
     /// read from the shared array's `COSTS` slot, the status written to its `STATUS` slot
     /// and the decision to entry 0 (see `crate::shared`).
     #[napi(ts_return_type = "Array<(key: string | Uint8Array) => void>")]
-    pub fn fast_functions(&self) -> FastFunctions {
+    pub fn fast_functions(&self) -> FastFunctions<LimiterInner> {
         FastFunctions(self.inner.clone())
     }
 

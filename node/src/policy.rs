@@ -51,7 +51,7 @@ impl core::ops::Deref for Costs {
 }
 
 /// The state behind a [`NativePolicy`] and its fast functions.
-pub(crate) struct PolicyInner {
+pub struct PolicyInner {
     policy: KeyedPolicy<String, NodeClock>,
     shared: Shared,
     names: Vec<String>,
@@ -59,7 +59,8 @@ pub(crate) struct PolicyInner {
 }
 
 impl FastTarget for PolicyInner {
-    fn run(&self, op: FastOp, key: &Key) -> core::result::Result<(), FastError> {
+    #[inline]
+    fn run(&self, op: FastOp, key: &[u8]) -> core::result::Result<(), FastError> {
         let costs = self
             .costs()
             .map_err(|_| FastError("every cost must be an integer from 0 to 2^53 - 1"))?;
@@ -211,7 +212,7 @@ impl NativePolicy {
     /// The functions `[check, peek, force, refund]`, each `(key) => undefined`, reading the
     /// costs from the shared array and writing the status and every entry's decision there.
     #[napi(ts_return_type = "Array<(key: string | Uint8Array) => void>")]
-    pub fn fast_functions(&self) -> FastFunctions {
+    pub fn fast_functions(&self) -> FastFunctions<PolicyInner> {
         FastFunctions(self.inner.clone())
     }
 

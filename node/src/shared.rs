@@ -59,12 +59,23 @@ pub fn layout() -> Vec<u32> {
         .collect()
 }
 
+/// `value as f64` (rounded to nearest; exact below 2^53), through `i64` where it fits: x86-64
+/// converts a signed integer in one instruction, an unsigned one in about seven.
+#[inline]
+pub(crate) fn u64_to_f64(value: u64) -> f64 {
+    match i64::try_from(value) {
+        Ok(signed) => signed as f64,
+        Err(_) => value as f64,
+    }
+}
+
 /// A nanosecond count as the `f64` JavaScript reads: exact below 2^53, `NEVER` as `Infinity`.
+#[inline]
 pub(crate) fn ns_to_f64(ns: u64) -> f64 {
     if ns == NEVER {
         f64::INFINITY
     } else {
-        ns as f64
+        u64_to_f64(ns)
     }
 }
 
@@ -140,8 +151,8 @@ impl Shared {
     pub(crate) fn write_entry(&self, index: usize, decision: &Decision) {
         let base = ENTRIES + ENTRY_SLOTS * index;
         self.set(base, if decision.allowed { 1.0 } else { 0.0 });
-        self.set(base + 1, decision.limit as f64);
-        self.set(base + 2, decision.remaining as f64);
+        self.set(base + 1, u64_to_f64(decision.limit));
+        self.set(base + 2, u64_to_f64(decision.remaining));
         self.set(base + 3, ns_to_f64(decision.retry_after_ns));
         self.set(base + 4, ns_to_f64(decision.reset_after_ns));
     }
@@ -150,7 +161,7 @@ impl Shared {
     /// knows the limit, and `allowed` is the returned status).
     #[inline]
     pub(crate) fn write_single(&self, decision: &Decision) {
-        self.set(ENTRIES + 2, decision.remaining as f64);
+        self.set(ENTRIES + 2, u64_to_f64(decision.remaining));
         self.set(ENTRIES + 3, ns_to_f64(decision.retry_after_ns));
         self.set(ENTRIES + 4, ns_to_f64(decision.reset_after_ns));
     }
@@ -176,9 +187,14 @@ pub(crate) fn cost_from_f64(value: f64) -> Option<u64> {
         return None;
     }
     // In range, the conversion truncates exactly; comparing back finds fractions (cheaper
-    // than `f64::fract`, which is a libm call here).
-    let integer = value as u64;
-    (integer as f64 == value).then_some(integer)
+    // than `f64::fract`, which is a libm call here). Through `i64`, which x86-64 converts
+    // in one instruction each way (the range fits it).
+    let integer = value as i64;
+    if integer as f64 == value {
+        u64::try_from(integer).ok()
+    } else {
+        None
+    }
 }
 
 /// The status for a decision.
