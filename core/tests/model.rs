@@ -64,26 +64,10 @@ fn config(cases: u32) -> ProptestConfig {
 // The reference models (the specification)
 // ---------------------------------------------------------------------------------------------
 
-const NEVER_U128: u128 = NEVER as u128;
+#[path = "support/reference.rs"]
+mod reference;
 
-/// `numerator / divisor` rounded up.
-fn ceil_div(numerator: u128, divisor: u128) -> u128 {
-    numerator.div_ceil(divisor)
-}
-
-/// A wait ending at absolute time `until`, as seen from `now`.
-fn wait_from(until: u128, now: u64) -> u64 {
-    if until > NEVER_U128 {
-        NEVER
-    } else {
-        let wait = until - u128::from(now);
-        u64::try_from(wait.min(NEVER_U128 - 1)).unwrap()
-    }
-}
-
-fn to_i128(value: u128) -> i128 {
-    i128::try_from(value).expect("model value out of i128 range")
-}
+use reference::{to_i128, GreedyModel, IntervalModel};
 
 /// What every model answers.
 trait Spec: Clone {
@@ -95,125 +79,9 @@ trait Spec: Clone {
     fn missing_units_after_force(&self, now: u64, cost: u64, units_per_cost: u64) -> u128;
 }
 
-/// Greedy refill: a classic token bucket with exact fractional tokens.
-#[derive(Clone, Debug)]
-struct GreedyModel {
-    rate: u128,
-    period: u128,
-    burst: u128,
-    /// `tokens × period`: tokens as an exact fraction with denominator `period`. Negative: debt.
-    scaled: i128,
-    /// The latest `now` of an operation that changed the bucket.
-    last: u64,
-}
-
-impl GreedyModel {
-    fn new(quota: Quota, tokens: u64, at: u64) -> Self {
-        let period = u128::from(quota.period_ns());
-        Self {
-            rate: u128::from(quota.rate_cost()),
-            period,
-            burst: u128::from(quota.burst_cost()),
-            scaled: to_i128(u128::from(tokens) * period),
-            last: at,
-        }
-    }
-
-    fn full(&self) -> i128 {
-        to_i128(self.burst * self.period)
-    }
-
-    /// Scaled tokens at `max(now, last)`, and that time.
-    fn refilled(&self, now: u64) -> (i128, u64) {
-        let at = now.max(self.last);
-        let gained = u128::from(at - self.last) * self.rate; // < 2^128: exact
-        let deficit = self.full() - self.scaled; // >= 0
-        let tokens = if gained >= u128::try_from(deficit).unwrap() {
-            self.full()
-        } else {
-            self.scaled + to_i128(gained)
-        };
-        (tokens, at)
-    }
-
-    /// The wait from `now` until `target` scaled tokens are there, starting from `tokens` at `at`.
-    fn wait_until(&self, target: i128, tokens: i128, at: u64, now: u64) -> u64 {
-        if tokens >= target {
-            return 0;
-        }
-        let short = u128::try_from(target - tokens).unwrap();
-        wait_from(u128::from(at) + ceil_div(short, self.rate), now)
-    }
-
-    fn describe(&self, allowed: bool, tokens: i128, at: u64, now: u64) -> Decision {
-        let remaining = if tokens <= 0 {
-            0
-        } else {
-            u64::try_from(tokens / to_i128(self.period)).unwrap()
-        };
-        Decision {
-            allowed,
-            limit: u64::try_from(self.burst).unwrap(),
-            remaining,
-            retry_after_ns: 0,
-            reset_after_ns: self.wait_until(self.full(), tokens, at, now),
-        }
-    }
-}
-
 impl Spec for GreedyModel {
     fn apply(&mut self, op: Op, now: u64, cost: u64) -> Option<Decision> {
-        let (tokens, at) = self.refilled(now);
-        let price = to_i128(u128::from(cost) * self.period);
-        match op {
-            Op::Check | Op::Peek => {
-                if u128::from(cost) > self.burst {
-                    let mut decision = self.describe(false, tokens, at, now);
-                    decision.retry_after_ns = NEVER;
-                    Some(decision)
-                } else if tokens >= price {
-                    let consumes = op == Op::Check && cost > 0;
-                    if consumes {
-                        self.scaled = tokens - price;
-                        self.last = at;
-                    }
-                    let shown = if consumes { tokens - price } else { tokens };
-                    Some(self.describe(true, shown, at, now))
-                } else {
-                    let mut decision = self.describe(false, tokens, at, now);
-                    decision.retry_after_ns = self.wait_until(price, tokens, at, now);
-                    Some(decision)
-                }
-            }
-            Op::Force => {
-                let after = tokens - price;
-                self.scaled = after;
-                self.last = at;
-                let fitted = after >= 0;
-                let mut decision = self.describe(fitted, after, at, now);
-                if !fitted {
-                    let one = to_i128(self.period);
-                    decision.retry_after_ns = self.wait_until(one, after, at, now);
-                }
-                Some(decision)
-            }
-            Op::Refund => {
-                let after = (tokens + price).min(self.full());
-                self.scaled = after;
-                self.last = at;
-                let mut decision = self.describe(after >= 0, after, at, now);
-                if after < 0 {
-                    let one = to_i128(self.period);
-                    decision.retry_after_ns = self.wait_until(one, after, at, now);
-                }
-                Some(decision)
-            }
-            Op::Reset => {
-                // Full; time keeps its running maximum.
-                self.scaled = self.full();
-                None
-            }
-        }
+        GreedyModel::apply(self, op, now, cost)
     }
 
     fn whole_tokens(&self, now: u64) -> i128 {
@@ -231,108 +99,9 @@ impl Spec for GreedyModel {
     }
 }
 
-/// Interval refill: integer tokens, `rate` more at every multiple of `period`.
-#[derive(Clone, Debug)]
-struct IntervalModel {
-    rate: u128,
-    period: u64,
-    burst: i128,
-    tokens: i128,
-    last: u64,
-}
-
-impl IntervalModel {
-    fn new(quota: Quota, tokens: u64, at: u64) -> Self {
-        Self {
-            rate: u128::from(quota.rate_cost()),
-            period: quota.period_ns(),
-            burst: i128::from(quota.burst_cost()),
-            tokens: i128::from(tokens),
-            last: at,
-        }
-    }
-
-    fn refilled(&self, now: u64) -> (i128, u64) {
-        let at = now.max(self.last);
-        let boundaries = u128::from(at / self.period - self.last / self.period);
-        let gained = boundaries * self.rate;
-        let tokens = if gained >= u128::try_from(self.burst - self.tokens).unwrap() {
-            self.burst
-        } else {
-            self.tokens + to_i128(gained)
-        };
-        (tokens, at)
-    }
-
-    fn wait_until(&self, target: i128, tokens: i128, at: u64, now: u64) -> u64 {
-        if tokens >= target {
-            return 0;
-        }
-        let boundaries = ceil_div(u128::try_from(target - tokens).unwrap(), self.rate);
-        let until = (u128::from(at / self.period) + boundaries) * u128::from(self.period);
-        wait_from(until, now)
-    }
-
-    fn describe(&self, allowed: bool, tokens: i128, at: u64, now: u64) -> Decision {
-        Decision {
-            allowed,
-            limit: u64::try_from(self.burst).unwrap(),
-            remaining: u64::try_from(tokens.max(0)).unwrap(),
-            retry_after_ns: 0,
-            reset_after_ns: self.wait_until(self.burst, tokens, at, now),
-        }
-    }
-}
-
 impl Spec for IntervalModel {
     fn apply(&mut self, op: Op, now: u64, cost: u64) -> Option<Decision> {
-        let (tokens, at) = self.refilled(now);
-        let price = i128::from(cost);
-        match op {
-            Op::Check | Op::Peek => {
-                if price > self.burst {
-                    let mut decision = self.describe(false, tokens, at, now);
-                    decision.retry_after_ns = NEVER;
-                    Some(decision)
-                } else if tokens >= price {
-                    let consumes = op == Op::Check && cost > 0;
-                    if consumes {
-                        self.tokens = tokens - price;
-                        self.last = at;
-                    }
-                    let shown = if consumes { tokens - price } else { tokens };
-                    Some(self.describe(true, shown, at, now))
-                } else {
-                    let mut decision = self.describe(false, tokens, at, now);
-                    decision.retry_after_ns = self.wait_until(price, tokens, at, now);
-                    Some(decision)
-                }
-            }
-            Op::Force => {
-                let after = tokens - price;
-                self.tokens = after;
-                self.last = at;
-                let mut decision = self.describe(after >= 0, after, at, now);
-                if after < 0 {
-                    decision.retry_after_ns = self.wait_until(1, after, at, now);
-                }
-                Some(decision)
-            }
-            Op::Refund => {
-                let after = (tokens + price).min(self.burst);
-                self.tokens = after;
-                self.last = at;
-                let mut decision = self.describe(after >= 0, after, at, now);
-                if after < 0 {
-                    decision.retry_after_ns = self.wait_until(1, after, at, now);
-                }
-                Some(decision)
-            }
-            Op::Reset => {
-                self.tokens = self.burst;
-                None
-            }
-        }
+        IntervalModel::apply(self, op, now, cost)
     }
 
     fn whole_tokens(&self, now: u64) -> i128 {

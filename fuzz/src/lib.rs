@@ -2,9 +2,9 @@
 //! and the exact reference models of a bucket that the `cell` and `keyed` targets compare the
 //! crate against.
 //!
-//! The models restate the specification of `core/tests/model.rs` in plain exact arithmetic,
-//! independent of the crate's tick encoding (reimplemented here, as integration tests cannot be
-//! shared with another workspace):
+//! The models are the ones `core/tests/model.rs` tests the crate against, included from
+//! `core/tests/support/reference.rs` (this is another workspace), in plain exact arithmetic
+//! independent of the crate's tick encoding:
 //!
 //! * Greedy refill (GCRA): the bucket holds `tokens`, an exact fraction kept as
 //!   `tokens × period` so that refill over `elapsed` ns is the integer `elapsed × rate`, capped
@@ -265,25 +265,11 @@ impl Dt {
 // The reference models
 // ---------------------------------------------------------------------------------------------
 
-const NEVER_U128: u128 = NEVER as u128;
+#[path = "../../core/tests/support/reference.rs"]
+mod reference;
 
-/// A wait ending at absolute time `until`, as seen from `now`.
-fn wait_from(until: u128, now: u64) -> u64 {
-    if until > NEVER_U128 {
-        NEVER
-    } else {
-        let wait = until - u128::from(now);
-        u64::try_from(wait.min(NEVER_U128 - 1)).unwrap_or(NEVER - 1)
-    }
-}
-
-fn to_i128(value: u128) -> i128 {
-    i128::try_from(value).expect("model value within i128")
-}
-
-fn to_u128(value: i128) -> u128 {
-    u128::try_from(value).expect("model value not negative")
-}
+use reference::{to_i128, to_u128};
+pub use reference::{GreedyModel, IntervalModel};
 
 /// A reference bucket: greedy (exact fractional tokens) or interval (integer tokens refilled at
 /// period boundaries).
@@ -298,25 +284,12 @@ pub enum Model {
 impl Model {
     /// A greedy bucket holding `tokens` at time `at`.
     pub fn greedy(quota: Quota, tokens: u64, at: u64) -> Self {
-        let period = u128::from(quota.period_ns());
-        Self::Greedy(GreedyModel {
-            rate: u128::from(quota.rate_cost()),
-            period,
-            burst: u128::from(quota.burst_cost()),
-            scaled: to_i128(u128::from(tokens) * period),
-            last: at,
-        })
+        Self::Greedy(GreedyModel::new(quota, tokens, at))
     }
 
     /// An interval bucket holding `tokens` at time `at`.
     pub fn interval(quota: Quota, tokens: u64, at: u64) -> Self {
-        Self::Interval(IntervalModel {
-            rate: u128::from(quota.rate_cost()),
-            period: quota.period_ns(),
-            burst: i128::from(quota.burst_cost()),
-            tokens: i128::from(tokens),
-            last: at,
-        })
+        Self::Interval(IntervalModel::new(quota, tokens, at))
     }
 
     /// Applies `op` at `now` with `cost`: the decision (`None` for `Reset`).
@@ -383,205 +356,6 @@ impl Model {
             Self::Interval(model) => {
                 let boundaries = u128::from(t1 / model.period - t0 / model.period);
                 to_u128(model.burst) + boundaries * model.rate
-            }
-        }
-    }
-}
-
-/// Greedy refill: a classic token bucket with exact fractional tokens.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GreedyModel {
-    rate: u128,
-    period: u128,
-    burst: u128,
-    /// `tokens × period`; negative is debt.
-    scaled: i128,
-    /// The latest `now` of an operation that changed the bucket.
-    last: u64,
-}
-
-impl GreedyModel {
-    fn full(&self) -> i128 {
-        to_i128(self.burst * self.period)
-    }
-
-    /// Scaled tokens at `max(now, last)`, and that time.
-    fn refilled(&self, now: u64) -> (i128, u64) {
-        let at = now.max(self.last);
-        let gained = u128::from(at - self.last) * self.rate; // < 2^128: exact
-        let deficit = to_u128(self.full() - self.scaled);
-        let tokens = if gained >= deficit {
-            self.full()
-        } else {
-            self.scaled + to_i128(gained)
-        };
-        (tokens, at)
-    }
-
-    fn wait_until(&self, target: i128, tokens: i128, at: u64, now: u64) -> u64 {
-        if tokens >= target {
-            return 0;
-        }
-        let short = to_u128(target - tokens);
-        wait_from(u128::from(at) + short.div_ceil(self.rate), now)
-    }
-
-    fn describe(&self, allowed: bool, tokens: i128, at: u64, now: u64) -> Decision {
-        let remaining = if tokens <= 0 {
-            0
-        } else {
-            u64::try_from(tokens / to_i128(self.period)).expect("remaining within the burst")
-        };
-        Decision {
-            allowed,
-            limit: u64::try_from(self.burst).expect("burst is a u64"),
-            remaining,
-            retry_after_ns: 0,
-            reset_after_ns: self.wait_until(self.full(), tokens, at, now),
-        }
-    }
-
-    fn apply(&mut self, op: Op, now: u64, cost: u64) -> Option<Decision> {
-        let (tokens, at) = self.refilled(now);
-        let price = to_i128(u128::from(cost) * self.period);
-        let one = to_i128(self.period);
-        match op {
-            Op::Check | Op::Peek => {
-                if u128::from(cost) > self.burst {
-                    let mut decision = self.describe(false, tokens, at, now);
-                    decision.retry_after_ns = NEVER;
-                    Some(decision)
-                } else if tokens >= price {
-                    let consumes = op == Op::Check && cost > 0;
-                    if consumes {
-                        self.scaled = tokens - price;
-                        self.last = at;
-                    }
-                    let shown = if consumes { tokens - price } else { tokens };
-                    Some(self.describe(true, shown, at, now))
-                } else {
-                    let mut decision = self.describe(false, tokens, at, now);
-                    decision.retry_after_ns = self.wait_until(price, tokens, at, now);
-                    Some(decision)
-                }
-            }
-            Op::Force => {
-                let after = tokens - price;
-                self.scaled = after;
-                self.last = at;
-                let mut decision = self.describe(after >= 0, after, at, now);
-                if after < 0 {
-                    decision.retry_after_ns = self.wait_until(one, after, at, now);
-                }
-                Some(decision)
-            }
-            Op::Refund => {
-                let after = (tokens + price).min(self.full());
-                self.scaled = after;
-                self.last = at;
-                let mut decision = self.describe(after >= 0, after, at, now);
-                if after < 0 {
-                    decision.retry_after_ns = self.wait_until(one, after, at, now);
-                }
-                Some(decision)
-            }
-            Op::Reset => {
-                // Full; time keeps its running maximum.
-                self.scaled = self.full();
-                None
-            }
-        }
-    }
-}
-
-/// Interval refill: integer tokens, `rate` more at every multiple of `period`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IntervalModel {
-    rate: u128,
-    period: u64,
-    burst: i128,
-    tokens: i128,
-    last: u64,
-}
-
-impl IntervalModel {
-    fn refilled(&self, now: u64) -> (i128, u64) {
-        let at = now.max(self.last);
-        let boundaries = u128::from(at / self.period - self.last / self.period);
-        let gained = boundaries * self.rate;
-        let tokens = if gained >= to_u128(self.burst - self.tokens) {
-            self.burst
-        } else {
-            self.tokens + to_i128(gained)
-        };
-        (tokens, at)
-    }
-
-    fn wait_until(&self, target: i128, tokens: i128, at: u64, now: u64) -> u64 {
-        if tokens >= target {
-            return 0;
-        }
-        let boundaries = to_u128(target - tokens).div_ceil(self.rate);
-        let until = (u128::from(at / self.period) + boundaries) * u128::from(self.period);
-        wait_from(until, now)
-    }
-
-    fn describe(&self, allowed: bool, tokens: i128, at: u64, now: u64) -> Decision {
-        Decision {
-            allowed,
-            limit: u64::try_from(self.burst).expect("burst is a u64"),
-            remaining: u64::try_from(tokens.max(0)).expect("remaining within the burst"),
-            retry_after_ns: 0,
-            reset_after_ns: self.wait_until(self.burst, tokens, at, now),
-        }
-    }
-
-    fn apply(&mut self, op: Op, now: u64, cost: u64) -> Option<Decision> {
-        let (tokens, at) = self.refilled(now);
-        let price = i128::from(cost);
-        match op {
-            Op::Check | Op::Peek => {
-                if price > self.burst {
-                    let mut decision = self.describe(false, tokens, at, now);
-                    decision.retry_after_ns = NEVER;
-                    Some(decision)
-                } else if tokens >= price {
-                    let consumes = op == Op::Check && cost > 0;
-                    if consumes {
-                        self.tokens = tokens - price;
-                        self.last = at;
-                    }
-                    let shown = if consumes { tokens - price } else { tokens };
-                    Some(self.describe(true, shown, at, now))
-                } else {
-                    let mut decision = self.describe(false, tokens, at, now);
-                    decision.retry_after_ns = self.wait_until(price, tokens, at, now);
-                    Some(decision)
-                }
-            }
-            Op::Force => {
-                let after = tokens - price;
-                self.tokens = after;
-                self.last = at;
-                let mut decision = self.describe(after >= 0, after, at, now);
-                if after < 0 {
-                    decision.retry_after_ns = self.wait_until(1, after, at, now);
-                }
-                Some(decision)
-            }
-            Op::Refund => {
-                let after = (tokens + price).min(self.burst);
-                self.tokens = after;
-                self.last = at;
-                let mut decision = self.describe(after >= 0, after, at, now);
-                if after < 0 {
-                    decision.retry_after_ns = self.wait_until(1, after, at, now);
-                }
-                Some(decision)
-            }
-            Op::Reset => {
-                self.tokens = self.burst;
-                None
             }
         }
     }
