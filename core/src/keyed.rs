@@ -240,11 +240,30 @@ impl std::error::Error for TableFull {}
 pub enum TableError {
     /// Fewer than [`PROBE_WINDOW`] slots.
     BadSlotCount,
+    /// The slots could not be allocated: their size in bytes overflows, or the allocator
+    /// refused it ([`KeyedLimiter::try_with_options`]).
+    OutOfMemory,
 }
 
 impl fmt::Display for TableError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a keyed table needs at least PROBE_WINDOW (16) slots")
+        match self {
+            Self::BadSlotCount => {
+                f.write_str("a keyed table needs at least PROBE_WINDOW (16) slots")
+            }
+            Self::OutOfMemory => f.write_str("the keyed table's slots could not be allocated"),
+        }
+    }
+}
+
+/// The number of slots a table sized for `max_keys` keys has: `max_keys × 4/3`, at least
+/// [`PROBE_WINDOW`] (saturating). Each slot is 32 bytes.
+pub const fn slot_count_for(max_keys: usize) -> usize {
+    let count = max_keys.saturating_add(max_keys / 3);
+    if count < PROBE_WINDOW {
+        PROBE_WINDOW
+    } else {
+        count
     }
 }
 
@@ -367,9 +386,39 @@ impl<C> KeyedLimiter<alloc::boxed::Box<[Slot]>, C> {
         seed: Seed,
         clock: C,
     ) -> Self {
-        let count = max_keys.saturating_add(max_keys / 3).max(PROBE_WINDOW);
-        let slots: alloc::boxed::Box<[Slot]> = (0..count).map(|_| Slot::new()).collect();
+        let slots: alloc::boxed::Box<[Slot]> =
+            (0..slot_count_for(max_keys)).map(|_| Slot::new()).collect();
         Self::build(slots, quota, refill, seed, clock)
+    }
+
+    /// As [`with_options`](Self::with_options), but a table that cannot be allocated is an
+    /// error instead of the allocator's abort: for sizes that come from configuration or from
+    /// another runtime. Every slot is written here (`with_options` may leave untouched pages
+    /// to the operating system's zero pages until they are used).
+    ///
+    /// # Errors
+    /// [`TableError::OutOfMemory`] when `slot_count_for(max_keys) × 32` bytes overflow or
+    /// cannot be allocated.
+    pub fn try_with_options(
+        quota: Quota,
+        refill: Refill,
+        max_keys: usize,
+        seed: Seed,
+        clock: C,
+    ) -> Result<Self, TableError> {
+        let count = slot_count_for(max_keys);
+        let mut slots = alloc::vec::Vec::new();
+        slots
+            .try_reserve_exact(count)
+            .map_err(|_| TableError::OutOfMemory)?;
+        slots.extend((0..count).map(|_| Slot::new()));
+        Ok(Self::build(
+            slots.into_boxed_slice(),
+            quota,
+            refill,
+            seed,
+            clock,
+        ))
     }
 }
 

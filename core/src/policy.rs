@@ -35,6 +35,9 @@ pub enum PolicyError {
     TooManyQuotas,
     /// A keyed policy had no room for a new key in one of its tables (see [`TableFull`]).
     TableFull,
+    /// A keyed policy's tables could not be allocated (see
+    /// [`TableError::OutOfMemory`](crate::TableError::OutOfMemory)).
+    OutOfMemory,
     /// A reservation was settled on a policy of the other kind (keyed or not).
     WrongReservation,
     /// The costs slice must have one cost per dimension.
@@ -52,6 +55,7 @@ impl fmt::Display for PolicyError {
             Self::Empty => f.write_str("a policy needs at least one quota"),
             Self::TooManyQuotas => write!(f, "a policy holds at most {MAX_POLICY_QUOTAS} quotas"),
             Self::TableFull => f.write_str("the keyed policy's table has no room for a new key"),
+            Self::OutOfMemory => f.write_str("the keyed policy's tables could not be allocated"),
             Self::WrongReservation => {
                 f.write_str("the reservation was made by a policy of the other kind")
             }
@@ -708,7 +712,8 @@ mod keyed_policy {
         /// driven by explicit `now_ns` arguments.
         ///
         /// # Errors
-        /// [`PolicyError::Empty`] or [`PolicyError::TooManyQuotas`].
+        /// [`PolicyError::Empty`], [`PolicyError::TooManyQuotas`], or
+        /// [`PolicyError::OutOfMemory`] when the tables cannot be allocated.
         pub fn new(
             entries: impl IntoIterator<Item = PolicyEntry<N>>,
             max_keys: usize,
@@ -722,7 +727,8 @@ mod keyed_policy {
         /// As [`KeyedPolicy::new`], reading `clock` in the operations without `_at`.
         ///
         /// # Errors
-        /// [`PolicyError::Empty`] or [`PolicyError::TooManyQuotas`].
+        /// [`PolicyError::Empty`], [`PolicyError::TooManyQuotas`], or
+        /// [`PolicyError::OutOfMemory`] when the tables cannot be allocated.
         pub fn with_clock(
             entries: impl IntoIterator<Item = PolicyEntry<N>>,
             max_keys: usize,
@@ -733,9 +739,16 @@ mod keyed_policy {
             let tables: Vec<Table> = entries
                 .iter()
                 .map(|entry| {
-                    KeyedLimiter::with_options(entry.quota, Refill::Greedy, max_keys, seed, NoClock)
+                    KeyedLimiter::try_with_options(
+                        entry.quota,
+                        Refill::Greedy,
+                        max_keys,
+                        seed,
+                        NoClock,
+                    )
+                    .map_err(|_| PolicyError::OutOfMemory)
                 })
-                .collect();
+                .collect::<Result<_, _>>()?;
             Ok(Self {
                 entries,
                 tables: tables.into_boxed_slice(),

@@ -1,8 +1,8 @@
 //! The keyed limiter against a model of one independent `Gcra` per key.
 
 use cellgate::{
-    Gcra, KeyedLimiter, ManualClock, NoClock, Quota, Refill, Seed, Slot, TableError, TableFull,
-    NS_PER_SECOND, PROBE_WINDOW,
+    slot_count_for, Gcra, KeyedLimiter, ManualClock, NoClock, Quota, Refill, Seed, Slot,
+    TableError, TableFull, NS_PER_SECOND, PROBE_WINDOW,
 };
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -343,4 +343,36 @@ fn live_keys_fill_most_of_the_table_before_a_refusal() {
             "key {key}"
         );
     }
+}
+
+/// The fallible constructor builds the same table as `with_options`, and a size that cannot be
+/// allocated is `OutOfMemory` instead of an abort.
+#[test]
+fn try_with_options_sizes_like_with_options_and_reports_impossible_sizes() {
+    assert_eq!(slot_count_for(0), PROBE_WINDOW);
+    assert_eq!(slot_count_for(12), PROBE_WINDOW);
+    assert_eq!(slot_count_for(1_000), 1_333);
+    assert_eq!(slot_count_for(usize::MAX), usize::MAX);
+    let quota = Quota::per_second(2).unwrap();
+    let seed = Seed::new(3, 4);
+    let fallible =
+        KeyedLimiter::try_with_options(quota, Refill::Greedy, 1_000, seed, NoClock).unwrap();
+    let infallible = KeyedLimiter::with_options(quota, Refill::Greedy, 1_000, seed, NoClock);
+    assert_eq!(fallible.slot_count(), infallible.slot_count());
+    assert_eq!(fallible.header(), infallible.header());
+    for now in [0, 1, NS_PER_SECOND] {
+        assert_eq!(
+            fallible.check_at("k", now, 1),
+            infallible.check_at("k", now, 1)
+        );
+    }
+    for max_keys in [usize::MAX, usize::MAX / 32, isize::MAX as usize / 8] {
+        let error =
+            KeyedLimiter::try_with_options(quota, Refill::Greedy, max_keys, seed, NoClock).err();
+        assert_eq!(error, Some(TableError::OutOfMemory), "max_keys {max_keys}");
+    }
+    assert_eq!(
+        TableError::OutOfMemory.to_string(),
+        "the keyed table's slots could not be allocated"
+    );
 }

@@ -258,3 +258,14 @@ proptest! {
         }
     }
 }
+
+/// A keyed policy whose tables cannot be allocated is an error, not an abort.
+#[test]
+fn keyed_policy_of_impossible_size_is_out_of_memory() {
+    let built = KeyedPolicy::new(
+        [entry("requests", Quota::per_minute(2).unwrap(), 0)],
+        usize::MAX,
+        Seed::new(11, 12),
+    );
+    assert_eq!(built.err(), Some(PolicyError::OutOfMemory));
+}
