@@ -649,7 +649,7 @@ mod keyed_policy {
         PolicyError, Reservation, Reserved,
     };
     use crate::clock::{Clock, NoClock};
-    use crate::keyed::{KeyHash, KeyedLimiter, Seed, Slot, TableFull};
+    use crate::keyed::{KeyHash, KeyedLimiter, KeyedStats, Seed, Slot, TableFull};
     use crate::rule::{Op, Outcome, Refill};
     use alloc::boxed::Box;
     use alloc::vec::Vec;
@@ -769,6 +769,13 @@ mod keyed_policy {
         /// The clock.
         pub fn clock(&self) -> &C {
             &self.clock
+        }
+
+        /// The counters of each entry's table, in entry order (see [`KeyedStats`]). A key
+        /// holds a slot in every table it was charged in, so the tables differ only when some
+        /// were full or reclaimed at different times.
+        pub fn stats(&self) -> impl Iterator<Item = KeyedStats> + '_ {
+            self.tables.iter().map(KeyedLimiter::stats)
         }
 
         fn buckets(&self, key: &[u8]) -> KeyBuckets<'_> {

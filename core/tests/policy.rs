@@ -205,6 +205,12 @@ fn keyed_policy_full_table_charges_nothing() {
     }
     assert_eq!(placed, 16);
     assert_eq!(full, 84);
+    let stats: Vec<_> = policy.stats().collect();
+    assert_eq!(stats.len(), 2);
+    for table in stats {
+        assert_eq!(table.live_keys, 16);
+        assert_eq!(table.reclaimed, 0);
+    }
 }
 
 proptest! {
