@@ -391,14 +391,18 @@ impl<C> KeyedLimiter<alloc::boxed::Box<[Slot]>, C> {
         Self::build(slots, quota, refill, seed, clock)
     }
 
-    /// As [`with_options`](Self::with_options), but a table that cannot be allocated is an
-    /// error instead of the allocator's abort: for sizes that come from configuration or from
-    /// another runtime. Every slot is written here (`with_options` may leave untouched pages
-    /// to the operating system's zero pages until they are used).
+    /// As [`with_options`](Self::with_options), but a size the allocator refuses is an error
+    /// instead of its abort: for sizes that come from configuration or from another runtime.
+    ///
+    /// The size is first asked of the allocator fallibly, then the table is allocated as
+    /// `with_options` does, zeroed, so that pages no key has touched stay the operating
+    /// system's shared zero page. (Writing every slot here would commit the whole table at
+    /// once, which under Linux's overcommit turns a refusal into the OOM killer.) Memory that
+    /// another thread takes between the two steps can still make the second one abort.
     ///
     /// # Errors
     /// [`TableError::OutOfMemory`] when `slot_count_for(max_keys) × 32` bytes overflow or
-    /// cannot be allocated.
+    /// the allocator refuses them.
     pub fn try_with_options(
         quota: Quota,
         refill: Refill,
@@ -406,19 +410,12 @@ impl<C> KeyedLimiter<alloc::boxed::Box<[Slot]>, C> {
         seed: Seed,
         clock: C,
     ) -> Result<Self, TableError> {
-        let count = slot_count_for(max_keys);
-        let mut slots = alloc::vec::Vec::new();
-        slots
-            .try_reserve_exact(count)
+        let mut probe: alloc::vec::Vec<Slot> = alloc::vec::Vec::new();
+        probe
+            .try_reserve_exact(slot_count_for(max_keys))
             .map_err(|_| TableError::OutOfMemory)?;
-        slots.extend((0..count).map(|_| Slot::new()));
-        Ok(Self::build(
-            slots.into_boxed_slice(),
-            quota,
-            refill,
-            seed,
-            clock,
-        ))
+        drop(probe);
+        Ok(Self::with_options(quota, refill, max_keys, seed, clock))
     }
 }
 
