@@ -33,10 +33,18 @@ create_exception!(
     cellgate,
     TableFull,
     PyException,
-    "A new key could not be placed: every slot of its window in the keyed table holds a live \
-     key. No live key is evicted to make room (a flood of new keys cannot reset an exhausted \
+    "A new key could not be placed: every slot of both its windows in the keyed table holds a \
+     live key. No live key is evicted to make room (a flood of new keys cannot reset an exhausted \
      one); answer 429 or 503, or build the limiter with a larger `max_keys`."
 );
+
+/// A `MemoryError` for a keyed table of `max_keys` keys that the allocator refused (see
+/// `cellgate::KeyedLimiter::try_with_options`).
+pub fn table_memory_error(max_keys: usize) -> PyErr {
+    pyo3::exceptions::PyMemoryError::new_err(format!(
+        "max_keys={max_keys}: the keyed table cannot be allocated on this machine"
+    ))
+}
 
 /// An [`InvalidArgument`] for `argument`, with `message` saying what was wrong.
 pub fn invalid(py: Python<'_>, argument: &str, message: &str) -> PyErr {
@@ -68,7 +76,7 @@ pub fn invalid_rate(
 /// The [`TableFull`] error.
 pub fn table_full() -> PyErr {
     TableFull::new_err(
-        "the keyed table has no room for this new key (every slot of its window holds a live key)",
+        "the keyed table has no room for this new key (every slot of both its windows holds a live key)",
     )
 }
 

@@ -3,7 +3,7 @@
 use crate::clock::TimeSource;
 use crate::convert::{cost_arg, key_bytes, u64_arg};
 use crate::decision::{Decision, Entry, Meta};
-use crate::errors::{invalid, table_full};
+use crate::errors::{invalid, table_full, table_memory_error};
 use crate::quota::{quota_error, quotas_arg, PyQuota};
 use cellgate::{
     Clock, Gcra, KeyedLimiter, KeyedPolicy, NoClock, PolicyEntry, PolicyError, Refill, Seed, Slot,
@@ -85,6 +85,9 @@ fn meta_of(py: Python<'_>, quotas: &[PyQuota]) -> PyResult<Py<Meta>> {
 pub fn policy_error(py: Python<'_>, error: PolicyError) -> PyErr {
     match error {
         PolicyError::TableFull => table_full(),
+        PolicyError::OutOfMemory => pyo3::exceptions::PyMemoryError::new_err(
+            "the keyed tables cannot be allocated on this machine (max_keys too large)",
+        ),
         PolicyError::TooManyQuotas => invalid(
             py,
             "rate",
@@ -192,13 +195,16 @@ impl Limiter {
             "token_bucket"
         };
         let engine = match quotas.as_slice() {
-            [only] => Engine::Single(KeyedLimiter::with_options(
-                only.quota,
-                refill_mode,
-                max_keys,
-                Seed::random(),
-                NoClock,
-            )),
+            [only] => Engine::Single(
+                KeyedLimiter::try_with_options(
+                    only.quota,
+                    refill_mode,
+                    max_keys,
+                    Seed::random(),
+                    NoClock,
+                )
+                .map_err(|_| table_memory_error(max_keys))?,
+            ),
             several => {
                 if refill_mode == Refill::Interval {
                     return Err(invalid(

@@ -52,7 +52,7 @@ class InvalidRate(InvalidArgument):
     offset: int
 
 class TableFull(Exception):
-    """A new key found every slot of its window in the keyed table held by a live key."""
+    """A new key found every slot of both its windows in the keyed table held by a live key."""
 
 @final
 class ManualClock:
