@@ -32,12 +32,11 @@ FFI_BENCH_KEYS ?= 1000 1000000
 FFI_BENCH_ARGS ?= 1000000 5 5
 FFI_BENCH_C := ffi-c/bench/bench_keyed.c
 # libcellgate (and the Rust side of bench-c, for like-for-like code) is built in one codegen
-# unit. With the default 16, the core's generic keyed check is placed in another unit than
-# the exported function and called from it, a second call frame: about 35 instructions and 5
-# to 10 ns per keyed check (BENCHMARKS.md, "C ABI"). In one unit it is inlined into the
-# exported function, as it is into a Rust caller's function. (A profile setting; it would
-# belong in the workspace Cargo.toml, as [profile.release.package.cellgate-ffi].)
-FFI_CARGO_PROFILE := --config profile.release.package.cellgate-ffi.codegen-units=1
+# unit: the workspace Cargo.toml sets [profile.release.package.cellgate-ffi]. With the default
+# 16, the core's generic keyed check is placed in another unit than the exported function and
+# called from it, a second call frame: about 35 instructions and 5 to 10 ns per keyed check
+# (BENCHMARKS.md, "C ABI"). In one unit it is inlined into the exported function, as it is
+# into a Rust caller's function.
 
 .PHONY: setup-c header-c dist-c install test-c demo-c bench-c
 
@@ -79,7 +78,7 @@ endef
 
 dist-c: ## Build libcellgate (release) into dist/: include/cellgate.h, lib/libcellgate.{a,so}, lib/pkgconfig/cellgate.pc
 	@$(PRELUDE)
-	step $(CARGO) build $(LOCKED) -p cellgate-ffi --release $(FFI_CARGO_PROFILE)
+	step $(CARGO) build $(LOCKED) -p cellgate-ffi --release
 	mkdir -p dist/include dist/lib/pkgconfig
 	step install -m 644 ffi-c/include/cellgate.h dist/include/cellgate.h
 	step install -m 644 $(TARGET_DIR)/release/libcellgate_ffi.a dist/lib/libcellgate.a
@@ -157,7 +156,7 @@ demo-c: setup-c dist-c ## The C example service (examples/c/): 200s turning into
 # loop with the same keys; see ffi-c/bench/ and BENCHMARKS.md ("C ABI").
 bench-c: setup-c dist-c ## Benchmark the keyed check from C against the same Rust call (time, and instructions per check)
 	@$(PRELUDE)
-	step $(CARGO) build $(LOCKED) --release -p cellgate-ffi --features bench --bins $(FFI_CARGO_PROFILE)
+	step $(CARGO) build $(LOCKED) --release -p cellgate-ffi --features bench --bins
 	export PKG_CONFIG_PATH="$(FFI_DIST)/lib/pkgconfig"
 	mkdir -p "$(FFI_BUILD)"
 	step $(CC) -std=c11 -O2 -Wall -Wextra -Werror $$(pkg-config --cflags cellgate) $(FFI_BENCH_C) \

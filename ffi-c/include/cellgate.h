@@ -129,8 +129,8 @@ typedef enum cg_status {
     CG_STATUS_PERIOD_OVERFLOW = 9,
     // A token bucket's initial fill exceeds its burst.
     CG_STATUS_INITIAL_FILL_ABOVE_BURST = 10,
-    // A new key could not be placed: every slot in its window holds a live key. No live key
-    // is ever evicted; answer 429 (or 503).
+    // A new key could not be placed: every slot in both its windows holds a live key. No live
+    // key is ever evicted; answer 429 (or 503).
     CG_STATUS_TABLE_FULL = 11,
     // The output buffer is too small; the exact length needed is reported.
     CG_STATUS_BUFFER_TOO_SMALL = 12,
@@ -175,7 +175,8 @@ typedef struct cg_clock cg_clock;
 //
 // A key the table does not hold is a full bucket. Idle keys (full again) are reclaimed when a
 // new key needs their slot, which changes no decision. When a new key finds only live keys
-// in its window, the operation fails with `CG_STATUS_TABLE_FULL`; no live key is evicted.
+// in both its windows, the operation fails with `CG_STATUS_TABLE_FULL`; no live key is
+// evicted.
 typedef struct cg_keyed_limiter cg_keyed_limiter;
 
 // A policy per key: one table per entry (each sized for `max_keys`), the key hashed once per
@@ -462,9 +463,9 @@ enum cg_status cg_client_key_from_ip(const uint8_t *address,
 
 // Creates a keyed limiter: every key gets `quota`, refilled per `refill`
 // (`CG_REFILL_GREEDY`, which is GCRA, or `CG_REFILL_INTERVAL`), in a table sized for
-// `max_keys` keys live at once (`max_keys × 4/3` slots of 32 bytes, at least 16). With
-// `max_keys` keys live, about 1 % of new keys get `CG_STATUS_TABLE_FULL`: size it above the
-// live keys you expect (idle keys are reclaimed and do not count). `clock` as for
+// `max_keys` keys live at once (`max_keys × 4/3` slots of 32 bytes, at least 16). Refusals
+// with `CG_STATUS_TABLE_FULL` begin near 70 % of `max_keys` live keys, and with `max_keys`
+// live about 0.1 % of new keys get it: size it above the live keys you expect (idle keys are reclaimed and do not count). `clock` as for
 // `cg_limiter_new_gcra`. `*out` receives the limiter.
 //
 // # Errors
@@ -491,8 +492,8 @@ void cg_keyed_limiter_free(struct cg_keyed_limiter *limiter);
 //
 // # Errors
 // `CG_STATUS_NULL_ARGUMENT` (`limiter`, `out`, or `key` NULL with a non-zero length);
-// `CG_STATUS_TABLE_FULL` when the key is new, the cost would be admitted, and its window holds
-// only live keys (answer 429 or 503; nothing was consumed).
+// `CG_STATUS_TABLE_FULL` when the key is new, the cost would be admitted, and both its windows
+// hold only live keys (answer 429 or 503; nothing was consumed).
 //
 // # Safety
 // `limiter` is NULL or a live keyed limiter; `key` is NULL or points to `key_len` readable

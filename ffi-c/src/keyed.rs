@@ -6,7 +6,7 @@ use crate::decision::cg_decision;
 use crate::limiter::refill;
 use crate::quota::cg_quota;
 use crate::status::cg_status;
-use cellgate::{Decision, KeyedLimiter, NoClock, Seed, Slot, TableFull, PROBE_WINDOW};
+use cellgate::{slot_count_for, Decision, KeyedLimiter, NoClock, Seed, Slot, TableFull};
 use core::ptr::NonNull;
 
 /// Counters of a keyed limiter (a relaxed snapshot; exact once threads are quiet).
@@ -31,7 +31,8 @@ pub struct cg_keyed_stats {
 ///
 /// A key the table does not hold is a full bucket. Idle keys (full again) are reclaimed when a
 /// new key needs their slot, which changes no decision. When a new key finds only live keys
-/// in its window, the operation fails with `CG_STATUS_TABLE_FULL`; no live key is evicted.
+/// in both its windows, the operation fails with `CG_STATUS_TABLE_FULL`; no live key is
+/// evicted.
 #[allow(non_camel_case_types)]
 pub struct cg_keyed_limiter {
     table: Table,
@@ -41,7 +42,7 @@ pub struct cg_keyed_limiter {
 /// Checks that a table of `max_keys` keys (as `KeyedLimiter::with_options` sizes it) can be
 /// allocated, so that an impossible size is a status instead of an abort.
 pub(crate) fn check_table_size(max_keys: usize, tables: usize) -> Result<(), cg_status> {
-    let slots = max_keys.saturating_add(max_keys / 3).max(PROBE_WINDOW);
+    let slots = slot_count_for(max_keys);
     let bytes = slots
         .checked_mul(core::mem::size_of::<Slot>())
         .and_then(|bytes| bytes.checked_mul(tables))
@@ -55,9 +56,9 @@ pub(crate) fn check_table_size(max_keys: usize, tables: usize) -> Result<(), cg_
 
 /// Creates a keyed limiter: every key gets `quota`, refilled per `refill`
 /// (`CG_REFILL_GREEDY`, which is GCRA, or `CG_REFILL_INTERVAL`), in a table sized for
-/// `max_keys` keys live at once (`max_keys × 4/3` slots of 32 bytes, at least 16). With
-/// `max_keys` keys live, about 1 % of new keys get `CG_STATUS_TABLE_FULL`: size it above the
-/// live keys you expect (idle keys are reclaimed and do not count). `clock` as for
+/// `max_keys` keys live at once (`max_keys × 4/3` slots of 32 bytes, at least 16). Refusals
+/// with `CG_STATUS_TABLE_FULL` begin near 70 % of `max_keys` live keys, and with `max_keys`
+/// live about 0.1 % of new keys get it: size it above the live keys you expect (idle keys are reclaimed and do not count). `clock` as for
 /// `cg_limiter_new_gcra`. `*out` receives the limiter.
 ///
 /// # Errors
@@ -146,8 +147,8 @@ unsafe fn operate(
 ///
 /// # Errors
 /// `CG_STATUS_NULL_ARGUMENT` (`limiter`, `out`, or `key` NULL with a non-zero length);
-/// `CG_STATUS_TABLE_FULL` when the key is new, the cost would be admitted, and its window holds
-/// only live keys (answer 429 or 503; nothing was consumed).
+/// `CG_STATUS_TABLE_FULL` when the key is new, the cost would be admitted, and both its windows
+/// hold only live keys (answer 429 or 503; nothing was consumed).
 ///
 /// # Safety
 /// `limiter` is NULL or a live keyed limiter; `key` is NULL or points to `key_len` readable

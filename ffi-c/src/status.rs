@@ -41,8 +41,8 @@ pub enum cg_status {
     PeriodOverflow = 9,
     /// A token bucket's initial fill exceeds its burst.
     InitialFillAboveBurst = 10,
-    /// A new key could not be placed: every slot in its window holds a live key. No live key
-    /// is ever evicted; answer 429 (or 503).
+    /// A new key could not be placed: every slot in both its windows holds a live key. No live
+    /// key is ever evicted; answer 429 (or 503).
     TableFull = 11,
     /// The output buffer is too small; the exact length needed is reported.
     BufferTooSmall = 12,
@@ -184,6 +184,7 @@ impl From<PolicyError> for cg_status {
             PolicyError::TableFull => Self::TableFull,
             PolicyError::WrongReservation => Self::WrongReservation,
             PolicyError::CostCount { .. } => Self::CostCount,
+            PolicyError::OutOfMemory => Self::OutOfMemory,
             _ => Self::InvalidArgument,
         }
     }
