@@ -827,8 +827,10 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     }
 
     /// Places `key` in its first window, or in its second if the first holds only live keys:
-    /// in an empty slot or one whose key is idle. Returns the index of the slot that holds the
-    /// key (placed by this thread or another; it may still be unpublished, `BUSY`).
+    /// in the first empty slot or slot of an idle key in scan order. Returns the index of the
+    /// slot that holds the key (placed by this thread or another; it may still be unpublished,
+    /// `BUSY`). The scan stops at that first candidate: a copy of the key farther on (a lookup
+    /// that missed it, or a racing insert) is found by `settle`, and this copy withdrawn.
     fn insert(&self, key: KeyHash, now_ns: u64) -> Result<usize, TableFull> {
         loop {
             let mut candidate = None;
@@ -842,12 +844,11 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
                 if owner == key.fingerprint {
                     return Ok(index);
                 }
-                if candidate.is_none() {
-                    // Acquire: pairs with publications, as in `update_in_slot`.
-                    let state = slot.state.load(Ordering::Acquire);
-                    if state != BUSY && (owner == EMPTY || self.is_idle(state, now_ns)) {
-                        candidate = Some((position, index, owner, state));
-                    }
+                // Acquire: pairs with publications, as in `update_in_slot`.
+                let state = slot.state.load(Ordering::Acquire);
+                if state != BUSY && (owner == EMPTY || self.is_idle(state, now_ns)) {
+                    candidate = Some((position, index, owner, state));
+                    break;
                 }
             }
             let Some((position, index, owner, state)) = candidate else {
@@ -884,9 +885,11 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
             // the home slot's insert counter below.
             slot.fingerprint.store(key.fingerprint, Ordering::Release);
             // AcqRel: the read-modify-writes of concurrent inserters of this key are totally
-            // ordered; the later one acquires the earlier one's fingerprint store.
-            home.inserts.fetch_add(1, Ordering::AcqRel);
-            if let Some(winner) = self.settle(key, index) {
+            // ordered; the later one acquires the earlier one's fingerprint store. The value
+            // read is the latest: it carries OVERFLOWED if any inserter of this home (this
+            // one included) placed a copy in a second window before this point.
+            let seen = home.inserts.fetch_add(1, Ordering::AcqRel);
+            if let Some(winner) = self.settle(key, index, seen & OVERFLOWED != 0) {
                 self.withdraw(slot, owner, state);
                 return Ok(winner);
             }
@@ -910,9 +913,16 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     /// start of the scan order (ranks are the first position at which a slot appears; the two
     /// windows may overlap). Waits for unpublished copies farther in the order to settle (they
     /// withdraw or publish). `None`: this copy stands.
-    fn settle(&self, key: KeyHash, mine: usize) -> Option<usize> {
+    ///
+    /// The second window is scanned only if `overflowed` (the home's flag as this inserter's
+    /// counter increment read it). Without it, any inserter of the key that goes to a second
+    /// window sets the flag after that increment, so its own increment comes later and its
+    /// `settle` sees this copy, which is in the first window and so ranks before its own: it
+    /// withdraws, and this copy need not look for it.
+    fn settle(&self, key: KeyHash, mine: usize, overflowed: bool) -> Option<usize> {
+        let positions = if overflowed { POSITIONS } else { PROBE_WINDOW };
         let mut nearer = true;
-        for position in 0..POSITIONS {
+        for position in 0..positions {
             let index = self.index_at(key, position);
             if self.seen_earlier(key, position, index) {
                 // Ranked at its first position, as every inserter of the key ranks it.

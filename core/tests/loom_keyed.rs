@@ -129,3 +129,57 @@ fn racing_inserts_into_the_second_window() {
         );
     });
 }
+
+/// One thread inserts a key while every slot of its first window is live, so it goes to its
+/// second window; another inserts the same key a moment later, when one first-window key has
+/// become idle, so it claims that slot. One bucket results, whichever order they run in.
+#[test]
+fn racing_inserts_into_either_window() {
+    model(|| {
+        let slots: &'static [Slot] = Box::leak((0..8).map(|_| Slot::new()).collect());
+        let table = Arc::new(
+            KeyedLimiter::with_slots(
+                slots,
+                Quota::per_second(1).unwrap(),
+                Refill::Greedy,
+                Seed::new(7, 9),
+                NoClock,
+            )
+            .unwrap(),
+        );
+        let key = (0u8..=255)
+            .map(|b| [b, b'k'])
+            .find(|key| {
+                let first = table.loom_index_at(key, 0);
+                let second = table.loom_index_at(key, 4);
+                (second + 8 - first) % 8 == 4
+            })
+            .expect("a key with disjoint windows");
+        let home = table.loom_index_at(&key, 0);
+        let fillers: Vec<[u8; 2]> = (0u8..=255)
+            .map(|b| [b, b'f'])
+            .filter(|filler| table.loom_index_at(filler, 0) == home)
+            .take(4)
+            .collect();
+        assert_eq!(fillers.len(), 4);
+        // The first filler is full again (idle) from 1 s; the others stay live past 2 s.
+        let second_ns = NS_PER_SECOND;
+        assert!(table.check_at(fillers[0], 0, 1).unwrap().allowed);
+        for filler in &fillers[1..] {
+            assert!(table.check_at(filler, 3 * second_ns / 2, 1).unwrap().allowed);
+        }
+        let other = Arc::clone(&table);
+        // At 0.9 s the first window is all live: the second window.
+        let early = thread::spawn(move || other.check_at(key, 9 * second_ns / 10, 1).unwrap());
+        // At 1.2 s the first filler is idle: its slot in the first window.
+        let late = table.check_at(key, 12 * second_ns / 10, 1).unwrap();
+        let early = early.join().unwrap();
+        assert!(
+            early.allowed ^ late.allowed,
+            "admitted {} and {} from a bucket of 1",
+            early.allowed,
+            late.allowed
+        );
+        assert!(!table.peek_at(key, 12 * second_ns / 10, 1).allowed);
+    });
+}
