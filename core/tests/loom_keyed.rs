@@ -166,7 +166,12 @@ fn racing_inserts_into_either_window() {
         let second_ns = NS_PER_SECOND;
         assert!(table.check_at(fillers[0], 0, 1).unwrap().allowed);
         for filler in &fillers[1..] {
-            assert!(table.check_at(filler, 3 * second_ns / 2, 1).unwrap().allowed);
+            assert!(
+                table
+                    .check_at(filler, 3 * second_ns / 2, 1)
+                    .unwrap()
+                    .allowed
+            );
         }
         let other = Arc::clone(&table);
         // At 0.9 s the first window is all live: the second window.
