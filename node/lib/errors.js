@@ -33,8 +33,8 @@ function fromNative(error, name) {
 }
 
 /**
- * A new key did not fit: every slot in its window of the table holds a live key. No live key
- * is ever evicted to make room (so flooding new keys cannot reset an exhausted one); answer
+ * A new key did not fit: every slot in both its windows of the table holds a live key. No live
+ * key is ever evicted to make room (so flooding new keys cannot reset an exhausted one); answer
  * 429 or 503, or size `maxKeys` above the live keys you expect.
  */
 class TableFullError extends Error {

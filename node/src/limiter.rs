@@ -18,6 +18,14 @@ use crate::shared::{cost_from_f64, status, Shared, COSTS, STATUS, TABLE_FULL};
 /// turns a typo into a `RangeError` instead of an allocation failure, which would abort.
 pub(crate) const MAX_KEYS: u64 = 50_000_000;
 
+/// The error for a table of `max_keys` keys that the allocator refused: a `RangeError` naming
+/// `maxKeys` (too large for this machine), instead of the allocator's abort.
+pub(crate) fn table_memory_error(max_keys: usize) -> napi::Error {
+    range_error(format!(
+        "maxKeys: a table for {max_keys} keys cannot be allocated on this machine"
+    ))
+}
+
 /// `max_keys` from JavaScript, validated.
 pub(crate) fn max_keys(value: f64) -> Result<usize> {
     cost_from_f64(value)
@@ -88,13 +96,15 @@ impl NativeLimiter {
             "interval" => Refill::Interval,
             _ => return Err(range_error("refill must be 'greedy' or 'interval'")),
         };
-        let table = KeyedLimiter::with_options(
+        let max_keys = self::max_keys(max_keys)?;
+        let table = KeyedLimiter::try_with_options(
             quota,
             refill,
-            self::max_keys(max_keys)?,
+            max_keys,
             Seed::random(),
             NodeClock::new(clock),
-        );
+        )
+        .map_err(|_| table_memory_error(max_keys))?;
         Ok(Self {
             inner: Rc::new(LimiterInner {
                 table,

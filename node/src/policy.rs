@@ -178,13 +178,17 @@ impl NativePolicy {
             .map(|entry| entry.name.clone())
             .collect();
         let quotas = policy_entries.iter().map(|entry| entry.quota).collect();
+        let max_keys = limiter::max_keys(max_keys)?;
         let policy = KeyedPolicy::with_clock(
             policy_entries,
-            limiter::max_keys(max_keys)?,
+            max_keys,
             Seed::random(),
             NodeClock::new(clock),
         )
-        .map_err(|error| range_error(format!("entries: {error}")))?;
+        .map_err(|error| match error {
+            PolicyError::OutOfMemory => limiter::table_memory_error(max_keys),
+            other => range_error(format!("entries: {other}")),
+        })?;
         Ok(Self {
             inner: Rc::new(PolicyInner {
                 policy,
