@@ -361,7 +361,8 @@ fn create_type(py: Python<'_>) -> PyResult<Py<PyType>> {
             .map_err(|_| PySystemError::new_err("cellgate: Decision too large"))?,
         itemsize: 0,
         // Not Py_TPFLAGS_BASETYPE (no subclasses: `decision_of` relies on it), not
-        // Py_TPFLAGS_HAVE_GC (a Decision references no Python object).
+        // Py_TPFLAGS_HAVE_GC (a Decision references only its limiter's `_Meta`, which
+        // references no Python object: no reference cycle can pass through either).
         flags: ffi::Py_TPFLAGS_DEFAULT as std::ffi::c_uint,
         slots: slots.as_mut_ptr(),
     };
