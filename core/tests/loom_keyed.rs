@@ -76,41 +76,49 @@ fn check_races_reclaim() {
     });
 }
 
+/// A table over slots that live for the whole test, shared between threads.
+type SharedTable = Arc<KeyedLimiter<&'static [Slot]>>;
+
+/// A table of 8 slots (a key's two windows of 4 can be disjoint, 1 per second per key), a key
+/// whose second window shares no slot with its first, and four other keys of the same first
+/// home, which fill that first window when they are inserted.
+fn two_window_setup() -> (SharedTable, [u8; 2], Vec<[u8; 2]>) {
+    let slots: &'static [Slot] = Box::leak((0..8).map(|_| Slot::new()).collect());
+    let table = Arc::new(
+        KeyedLimiter::with_slots(
+            slots,
+            Quota::per_second(1).unwrap(),
+            Refill::Greedy,
+            Seed::new(7, 9),
+            NoClock,
+        )
+        .unwrap(),
+    );
+    let key = (0u8..=255)
+        .map(|b| [b, b'k'])
+        .find(|key| {
+            let first = table.loom_index_at(key, 0);
+            let second = table.loom_index_at(key, 4);
+            (second + 8 - first) % 8 == 4
+        })
+        .expect("a key with disjoint windows");
+    let home = table.loom_index_at(&key, 0);
+    let fillers: Vec<[u8; 2]> = (0u8..=255)
+        .map(|b| [b, b'f'])
+        .filter(|filler| table.loom_index_at(filler, 0) == home)
+        .take(4)
+        .collect();
+    assert_eq!(fillers.len(), 4);
+    (table, key, fillers)
+}
+
 /// Two threads insert the same new key whose first window is full of live keys, so both go to
-/// its second window, while a third checks it: one bucket results, found through the
-/// overflow flag by every later lookup.
+/// its second window: one bucket results, found through the overflow flag by every later
+/// lookup.
 #[test]
 fn racing_inserts_into_the_second_window() {
     model(|| {
-        // 8 slots: a key's two windows of 4 can be disjoint.
-        let slots: &'static [Slot] = Box::leak((0..8).map(|_| Slot::new()).collect());
-        let table = Arc::new(
-            KeyedLimiter::with_slots(
-                slots,
-                Quota::per_second(1).unwrap(),
-                Refill::Greedy,
-                Seed::new(7, 9),
-                NoClock,
-            )
-            .unwrap(),
-        );
-        // A key whose second window shares no slot with its first.
-        let key = (0u8..=255)
-            .map(|b| [b, b'k'])
-            .find(|key| {
-                let first = table.loom_index_at(key, 0);
-                let second = table.loom_index_at(key, 4);
-                (second + 8 - first) % 8 == 4
-            })
-            .expect("a key with disjoint windows");
-        // Fill its first window with four live keys of the same first home.
-        let home = table.loom_index_at(&key, 0);
-        let fillers: Vec<[u8; 2]> = (0u8..=255)
-            .map(|b| [b, b'f'])
-            .filter(|filler| table.loom_index_at(filler, 0) == home)
-            .take(4)
-            .collect();
-        assert_eq!(fillers.len(), 4);
+        let (table, key, fillers) = two_window_setup();
         for filler in &fillers {
             assert!(table.check_at(filler, 0, 1).unwrap().allowed);
         }
@@ -136,32 +144,7 @@ fn racing_inserts_into_the_second_window() {
 #[test]
 fn racing_inserts_into_either_window() {
     model(|| {
-        let slots: &'static [Slot] = Box::leak((0..8).map(|_| Slot::new()).collect());
-        let table = Arc::new(
-            KeyedLimiter::with_slots(
-                slots,
-                Quota::per_second(1).unwrap(),
-                Refill::Greedy,
-                Seed::new(7, 9),
-                NoClock,
-            )
-            .unwrap(),
-        );
-        let key = (0u8..=255)
-            .map(|b| [b, b'k'])
-            .find(|key| {
-                let first = table.loom_index_at(key, 0);
-                let second = table.loom_index_at(key, 4);
-                (second + 8 - first) % 8 == 4
-            })
-            .expect("a key with disjoint windows");
-        let home = table.loom_index_at(&key, 0);
-        let fillers: Vec<[u8; 2]> = (0u8..=255)
-            .map(|b| [b, b'f'])
-            .filter(|filler| table.loom_index_at(filler, 0) == home)
-            .take(4)
-            .collect();
-        assert_eq!(fillers.len(), 4);
+        let (table, key, fillers) = two_window_setup();
         // The first filler is full again (idle) from 1 s; the others stay live past 2 s.
         let second_ns = NS_PER_SECOND;
         assert!(table.check_at(fillers[0], 0, 1).unwrap().allowed);
