@@ -39,19 +39,17 @@ pub struct cg_keyed_limiter {
     time: TimeSource,
 }
 
-/// Checks that a table of `max_keys` keys (as `KeyedLimiter::with_options` sizes it) can be
-/// allocated, so that an impossible size is a status instead of an abort.
+/// Checks that `tables` tables of `max_keys` keys (as core's `slot_count_for` sizes them) are
+/// a representable size: `CG_STATUS_INVALID_ARGUMENT` if not. Whether the allocator can give
+/// them is the core's to say (`KeyedLimiter::try_with_options`, `KeyedPolicy::new`), as
+/// `CG_STATUS_OUT_OF_MEMORY`.
 pub(crate) fn check_table_size(max_keys: usize, tables: usize) -> Result<(), cg_status> {
-    let slots = slot_count_for(max_keys);
-    let bytes = slots
+    slot_count_for(max_keys)
         .checked_mul(core::mem::size_of::<Slot>())
         .and_then(|bytes| bytes.checked_mul(tables))
         .filter(|&bytes| bytes <= isize::MAX.unsigned_abs())
-        .ok_or(cg_status::InvalidArgument)?;
-    let mut probe: Vec<u8> = Vec::new();
-    probe
-        .try_reserve_exact(bytes)
-        .map_err(|_| cg_status::OutOfMemory)
+        .map(|_| ())
+        .ok_or(cg_status::InvalidArgument)
 }
 
 /// Creates a keyed limiter: every key gets `quota`, refilled per `refill`
@@ -80,8 +78,11 @@ pub unsafe extern "C" fn cg_keyed_limiter_new(
         let quota = quota.to_core()?;
         let refill = self::refill(refill)?;
         check_table_size(max_keys, 1)?;
+        let table =
+            KeyedLimiter::try_with_options(quota, refill, max_keys, Seed::random(), NoClock)
+                .map_err(|_| cg_status::OutOfMemory)?;
         let limiter = cg_keyed_limiter {
-            table: KeyedLimiter::with_options(quota, refill, max_keys, Seed::random(), NoClock),
+            table,
             // SAFETY: NULL or a live clock, by the caller's contract.
             time: unsafe { TimeSource::from_ptr(clock) },
         };
