@@ -86,6 +86,30 @@ unsafe fn policy_headers(
     Ok(headers)
 }
 
+/// The arguments every header renderer takes, checked in this order: the style, the policies,
+/// the output buffer, then each policy's name and quota.
+///
+/// # Safety
+/// `policies` is NULL or points to `count` readable entries whose names are readable as their
+/// lengths say, and `buf` is NULL or valid for writing `buf_len` bytes, all for `'a`.
+unsafe fn header_request<'a>(
+    style: u32,
+    now_unix_s: u64,
+    policies: *const cg_policy_header,
+    count: usize,
+    buf: *mut c_char,
+    buf_len: usize,
+) -> Result<(HeaderStyle, &'a mut [u8], Vec<PolicyHeader<'a>>), cg_status> {
+    let style = self::style(style, now_unix_s)?;
+    // SAFETY: NULL or `count` readable entries, by this function's contract.
+    let policies = unsafe { slice(policies, count) }?;
+    // SAFETY: NULL or `buf_len` writable bytes, by this function's contract.
+    let out = unsafe { buffer(buf.cast::<u8>(), buf_len) }?;
+    // SAFETY: the names are readable as their lengths say, by this function's contract.
+    let headers = unsafe { policy_headers(policies) }?;
+    Ok((style, out, headers))
+}
+
 /// Renders `policies` as HTTP header lines (`Name: value\r\n` each) into `out`, reporting the
 /// exact length written, or needed, into `*len`.
 pub(crate) fn render_lines(
@@ -167,13 +191,9 @@ pub unsafe extern "C" fn cg_render_header_fields(
         if fields.is_null() && fields_capacity > 0 {
             return Err(cg_status::NullArgument);
         }
-        let style = self::style(style, now_unix_s)?;
-        // SAFETY: NULL or `count` readable entries, by the caller's contract.
-        let policies = unsafe { slice(policies, count) }?;
-        // SAFETY: NULL or `buf_len` writable bytes, by the caller's contract.
-        let out = unsafe { buffer(buf.cast::<u8>(), buf_len) }?;
-        // SAFETY: the names are readable as their lengths say, by the caller's contract.
-        let headers = unsafe { policy_headers(policies) }?;
+        // SAFETY: forwarded from the caller's contract.
+        let (style, out, headers) =
+            unsafe { header_request(style, now_unix_s, policies, count, buf, buf_len) }?;
         let mut scratch = [0u8; 1024];
         let mut heap = Vec::new();
         let rendered = match render_headers(style, &headers, &mut scratch) {
@@ -260,13 +280,9 @@ pub unsafe extern "C" fn cg_render_headers(
 ) -> cg_status {
     guard(|| {
         let len = output(len)?;
-        let style = self::style(style, now_unix_s)?;
-        // SAFETY: NULL or `count` readable entries, by the caller's contract.
-        let policies = unsafe { slice(policies, count) }?;
-        // SAFETY: NULL or `buf_len` writable bytes, by the caller's contract.
-        let out = unsafe { buffer(buf.cast::<u8>(), buf_len) }?;
-        // SAFETY: the names are readable as their lengths say, by the caller's contract.
-        let headers = unsafe { policy_headers(policies) }?;
+        // SAFETY: forwarded from the caller's contract.
+        let (style, out, headers) =
+            unsafe { header_request(style, now_unix_s, policies, count, buf, buf_len) }?;
         render_lines(style, &headers, out, len)
     })
 }
