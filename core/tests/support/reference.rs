@@ -113,55 +113,37 @@ impl GreedyModel {
 
     /// Applies `op` at `now` with `cost`: the decision (`None` for `Reset`).
     pub fn apply(&mut self, op: Op, now: u64, cost: u64) -> Option<Decision> {
-        let (tokens, at) = self.refilled(now);
-        let price = to_i128(u128::from(cost) * self.period);
-        let one = to_i128(self.period);
-        match op {
-            Op::Check | Op::Peek => {
-                if u128::from(cost) > self.burst {
-                    let mut decision = self.describe(false, tokens, at, now);
-                    decision.retry_after_ns = NEVER;
-                    Some(decision)
-                } else if tokens >= price {
-                    let consumes = op == Op::Check && cost > 0;
-                    if consumes {
-                        self.scaled = tokens - price;
-                        self.last = at;
-                    }
-                    let shown = if consumes { tokens - price } else { tokens };
-                    Some(self.describe(true, shown, at, now))
-                } else {
-                    let mut decision = self.describe(false, tokens, at, now);
-                    decision.retry_after_ns = self.wait_until(price, tokens, at, now);
-                    Some(decision)
-                }
-            }
-            Op::Force => {
-                let after = tokens - price;
-                self.scaled = after;
-                self.last = at;
-                let mut decision = self.describe(after >= 0, after, at, now);
-                if after < 0 {
-                    decision.retry_after_ns = self.wait_until(one, after, at, now);
-                }
-                Some(decision)
-            }
-            Op::Refund => {
-                let after = (tokens + price).min(self.full());
-                self.scaled = after;
-                self.last = at;
-                let mut decision = self.describe(after >= 0, after, at, now);
-                if after < 0 {
-                    decision.retry_after_ns = self.wait_until(one, after, at, now);
-                }
-                Some(decision)
-            }
-            Op::Reset => {
-                // Full; time keeps its running maximum.
-                self.scaled = self.full();
-                None
-            }
-        }
+        apply(self, op, now, cost)
+    }
+}
+
+impl Bucket for GreedyModel {
+    fn refilled(&self, now: u64) -> (i128, u64) {
+        GreedyModel::refilled(self, now)
+    }
+
+    fn unit(&self) -> i128 {
+        to_i128(self.period)
+    }
+
+    fn full(&self) -> i128 {
+        GreedyModel::full(self)
+    }
+
+    fn set(&mut self, tokens: i128) {
+        self.scaled = tokens;
+    }
+
+    fn set_last(&mut self, at: u64) {
+        self.last = at;
+    }
+
+    fn wait_until(&self, target: i128, tokens: i128, at: u64, now: u64) -> u64 {
+        GreedyModel::wait_until(self, target, tokens, at, now)
+    }
+
+    fn describe(&self, allowed: bool, tokens: i128, at: u64, now: u64) -> Decision {
+        GreedyModel::describe(self, allowed, tokens, at, now)
     }
 }
 
@@ -226,52 +208,103 @@ impl IntervalModel {
 
     /// Applies `op` at `now` with `cost`: the decision (`None` for `Reset`).
     pub fn apply(&mut self, op: Op, now: u64, cost: u64) -> Option<Decision> {
-        let (tokens, at) = self.refilled(now);
-        let price = i128::from(cost);
-        match op {
-            Op::Check | Op::Peek => {
-                if price > self.burst {
-                    let mut decision = self.describe(false, tokens, at, now);
-                    decision.retry_after_ns = NEVER;
-                    Some(decision)
-                } else if tokens >= price {
-                    let consumes = op == Op::Check && cost > 0;
-                    if consumes {
-                        self.tokens = tokens - price;
-                        self.last = at;
-                    }
-                    let shown = if consumes { tokens - price } else { tokens };
-                    Some(self.describe(true, shown, at, now))
-                } else {
-                    let mut decision = self.describe(false, tokens, at, now);
-                    decision.retry_after_ns = self.wait_until(price, tokens, at, now);
-                    Some(decision)
+        apply(self, op, now, cost)
+    }
+}
+
+impl Bucket for IntervalModel {
+    fn refilled(&self, now: u64) -> (i128, u64) {
+        IntervalModel::refilled(self, now)
+    }
+
+    fn unit(&self) -> i128 {
+        1
+    }
+
+    fn full(&self) -> i128 {
+        self.burst
+    }
+
+    fn set(&mut self, tokens: i128) {
+        self.tokens = tokens;
+    }
+
+    fn set_last(&mut self, at: u64) {
+        self.last = at;
+    }
+
+    fn wait_until(&self, target: i128, tokens: i128, at: u64, now: u64) -> u64 {
+        IntervalModel::wait_until(self, target, tokens, at, now)
+    }
+
+    fn describe(&self, allowed: bool, tokens: i128, at: u64, now: u64) -> Decision {
+        IntervalModel::describe(self, allowed, tokens, at, now)
+    }
+}
+
+/// What the operations need of a model: tokens in its own units (`unit()` per cost unit),
+/// refilled to a time, and the decision fields for a token count.
+trait Bucket {
+    /// Tokens at `max(now, last)`, and that time.
+    fn refilled(&self, now: u64) -> (i128, u64);
+    /// One cost unit, in the model's token units.
+    fn unit(&self) -> i128;
+    /// A full bucket, in the model's token units.
+    fn full(&self) -> i128;
+    /// Sets the tokens held at `last`.
+    fn set(&mut self, tokens: i128);
+    /// Sets the time of the latest write.
+    fn set_last(&mut self, at: u64);
+    /// The wait from `now` until `target` tokens are there, from `tokens` at `at`.
+    fn wait_until(&self, target: i128, tokens: i128, at: u64, now: u64) -> u64;
+    /// The decision fields for `tokens` at `at`, seen from `now`.
+    fn describe(&self, allowed: bool, tokens: i128, at: u64, now: u64) -> Decision;
+}
+
+/// The operations, the same for both refills: the specification of `check`, `peek`,
+/// `force`, `refund` and `reset`.
+fn apply(model: &mut impl Bucket, op: Op, now: u64, cost: u64) -> Option<Decision> {
+    let (tokens, at) = model.refilled(now);
+    let one = model.unit();
+    let price = to_i128(u128::from(cost)) * one;
+    match op {
+        Op::Check | Op::Peek => {
+            if price > model.full() {
+                let mut decision = model.describe(false, tokens, at, now);
+                decision.retry_after_ns = NEVER;
+                Some(decision)
+            } else if tokens >= price {
+                let consumes = op == Op::Check && cost > 0;
+                if consumes {
+                    model.set(tokens - price);
+                    model.set_last(at);
                 }
-            }
-            Op::Force => {
-                let after = tokens - price;
-                self.tokens = after;
-                self.last = at;
-                let mut decision = self.describe(after >= 0, after, at, now);
-                if after < 0 {
-                    decision.retry_after_ns = self.wait_until(1, after, at, now);
-                }
+                let shown = if consumes { tokens - price } else { tokens };
+                Some(model.describe(true, shown, at, now))
+            } else {
+                let mut decision = model.describe(false, tokens, at, now);
+                decision.retry_after_ns = model.wait_until(price, tokens, at, now);
                 Some(decision)
             }
-            Op::Refund => {
-                let after = (tokens + price).min(self.burst);
-                self.tokens = after;
-                self.last = at;
-                let mut decision = self.describe(after >= 0, after, at, now);
-                if after < 0 {
-                    decision.retry_after_ns = self.wait_until(1, after, at, now);
-                }
-                Some(decision)
+        }
+        Op::Force | Op::Refund => {
+            let after = if op == Op::Force {
+                tokens - price
+            } else {
+                (tokens + price).min(model.full())
+            };
+            model.set(after);
+            model.set_last(at);
+            let mut decision = model.describe(after >= 0, after, at, now);
+            if after < 0 {
+                decision.retry_after_ns = model.wait_until(one, after, at, now);
             }
-            Op::Reset => {
-                self.tokens = self.burst;
-                None
-            }
+            Some(decision)
+        }
+        Op::Reset => {
+            // Full; time keeps its running maximum.
+            model.set(model.full());
+            None
         }
     }
 }
