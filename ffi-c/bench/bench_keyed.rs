@@ -17,7 +17,7 @@
 #[path = "common.rs"]
 mod common;
 
-use cellgate::{KeyedLimiter, NoClock, Quota, Refill, Seed, NS_PER_SECOND};
+use cellgate::NS_PER_SECOND;
 use cellgate_ffi::{
     cg_decision, cg_keyed_limiter, cg_keyed_limiter_check, cg_keyed_limiter_free,
     cg_keyed_limiter_new, cg_quota, cg_status, CG_REFILL_GREEDY,
@@ -27,18 +27,16 @@ use std::hint::black_box;
 fn main() {
     let args = common::Args::parse();
     let (keys, iterations, rounds) = (args.keys, args.iterations, args.rounds);
-    let quota = Quota::per_second(1000).expect("a valid quota");
     if args.runs("rust") {
-        rust(quota, keys, iterations, rounds);
+        rust(keys, iterations, rounds);
     }
     if args.runs("rust_via_c_abi") {
         rust_via_c_abi(keys, iterations, rounds);
     }
 }
 
-fn rust(quota: Quota, keys: usize, iterations: u64, rounds: u32) {
-    let table: common::Table =
-        KeyedLimiter::with_options(quota, Refill::Greedy, keys, Seed::random(), NoClock);
+fn rust(keys: usize, iterations: u64, rounds: u32) {
+    let table = common::table(keys);
     // The key length and the cost, unknown to the compiler as they are to the C library;
     // made opaque once, so that the loop pays nothing for it (the C loop passes constants).
     let (key_len, cost) = black_box((8usize, 1u64));

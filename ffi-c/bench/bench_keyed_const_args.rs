@@ -10,17 +10,13 @@
 #[path = "common.rs"]
 mod common;
 
-use cellgate::{KeyedLimiter, NoClock, Quota, Refill, Seed};
-
 fn main() {
     let args = common::Args::parse();
     if !args.runs("rust_const_args") {
         return;
     }
     let (keys, iterations, rounds) = (args.keys, args.iterations, args.rounds);
-    let quota = Quota::per_second(1000).expect("a valid quota");
-    let table: common::Table =
-        KeyedLimiter::with_options(quota, Refill::Greedy, keys, Seed::random(), NoClock);
+    let table = common::table(keys);
     let order = common::keys_in_order(keys, |key| table.check_at(key, 0, 1).is_ok());
     common::use_other_operations(&table);
     common::run(

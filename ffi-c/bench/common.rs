@@ -5,11 +5,18 @@
 //! Time is the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), as in the C program: on a shared
 //! machine, time spent descheduled is not counted.
 
-use cellgate::{KeyedLimiter, NoClock, Slot};
+use cellgate::{KeyedLimiter, NoClock, Quota, Refill, Seed, Slot};
 use std::hint::black_box;
 
 /// The table type behind the C library's `cg_keyed_limiter`.
 pub type Table = KeyedLimiter<Box<[Slot]>, NoClock>;
+
+/// The benchmark's table: `keys` keys of 1000 per second each (GCRA), a random seed, as
+/// `bench_keyed.c` makes it through the C library.
+pub fn table(keys: usize) -> Table {
+    let quota = Quota::per_second(1000).expect("a valid quota");
+    KeyedLimiter::with_options(quota, Refill::Greedy, keys, Seed::random(), NoClock)
+}
 
 /// Uses the keyed operations other than the check, once each, on a key outside the
 /// benchmark's, as the C library (which exports them all) and most services do: whether a
