@@ -42,6 +42,7 @@ extern crate std;
 mod cell;
 mod client_key;
 mod clock;
+mod config;
 mod decision;
 mod headers;
 mod keyed;
@@ -58,6 +59,10 @@ pub use clock::ManualClock;
 #[cfg(feature = "std")]
 pub use clock::MonotonicClock;
 pub use clock::{Clock, NoClock};
+pub use config::{
+    check_max_keys, check_names, default_quota_name, resolve_costs, resolve_settle_costs,
+    ConfigError, QuotaName, DEFAULT_COST, DEFAULT_MAX_KEYS, MAX_MAX_KEYS,
+};
 pub use decision::{Decision, NEVER};
 pub use headers::{
     combined_retry_after_ns, max_header_bytes, render_429_body, render_headers,
