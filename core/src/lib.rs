@@ -33,6 +33,8 @@
 )]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+// Examples are copied: they must compile without a warning (`unused_must_use` included).
+#![doc(test(attr(deny(warnings))))]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
@@ -83,3 +85,10 @@ pub use quota::{
     Quota, QuotaError, MAX_CAPACITY_TICKS, NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND,
 };
 pub use rule::{CellState, Op, Outcome, Refill, Rule};
+
+/// The Rust examples of the top-level `README.md`, run as doctests exactly as written (with
+/// warnings denied, like every doctest here), so the README cannot teach code that does not
+/// build or that warns.
+#[cfg(all(doctest, feature = "std"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
