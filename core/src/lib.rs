@@ -48,6 +48,8 @@ mod config;
 mod decision;
 mod headers;
 mod keyed;
+#[cfg(feature = "alloc")]
+mod limiter;
 mod parse;
 mod policy;
 mod quota;
@@ -75,6 +77,8 @@ pub use keyed::{
     slot_count_for, KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot,
     TableError, TableFull, TableHeader, PROBE_WINDOW, TABLE_LAYOUT_VERSION,
 };
+#[cfg(feature = "alloc")]
+pub use limiter::{Limiter, LimiterDecision, LimiterOptions, LimiterQuota};
 pub use parse::{parse_quotas, ParseError, ParseErrorKind, QuotaList};
 #[cfg(feature = "alloc")]
 pub use policy::KeyedPolicy;
