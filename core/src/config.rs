@@ -53,6 +53,8 @@ pub enum ConfigError {
     RefillNeedsOneQuota,
     /// The tables for `max_keys` keys could not be allocated on this machine.
     OutOfMemory,
+    /// A reservation was settled on a limiter other than the one that made it.
+    ForeignReservation,
     /// More names than a policy can hold ([`MAX_POLICY_QUOTAS`]).
     TooManyNames {
         /// The number of names given.
@@ -100,6 +102,9 @@ impl fmt::Display for ConfigError {
             Self::OutOfMemory => f.write_str(
                 "the keyed tables cannot be allocated on this machine (max_keys too large)",
             ),
+            Self::ForeignReservation => {
+                f.write_str("the reservation was made by another limiter")
+            }
             Self::TooManyNames { given } => write!(
                 f,
                 "{given} names given: a policy holds at most {MAX_POLICY_QUOTAS}"

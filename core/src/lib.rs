@@ -78,7 +78,9 @@ pub use keyed::{
     TableError, TableFull, TableHeader, PROBE_WINDOW, TABLE_LAYOUT_VERSION,
 };
 #[cfg(feature = "alloc")]
-pub use limiter::{Limiter, LimiterDecision, LimiterOptions, LimiterQuota};
+pub use limiter::{
+    Limiter, LimiterDecision, LimiterOptions, LimiterQuota, LimiterReservation, LimiterReserved,
+};
 pub use parse::{parse_quotas, ParseError, ParseErrorKind, QuotaList};
 #[cfg(feature = "alloc")]
 pub use policy::KeyedPolicy;

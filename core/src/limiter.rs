@@ -4,6 +4,7 @@
 //! its decisions, so that C, Python and Node accept the same configuration and send the same
 //! bytes for it.
 
+use crate::config::resolve_settle_costs;
 use crate::config::{check_max_keys, check_names, default_quota_name, resolve_costs};
 use crate::config::{ConfigError, QuotaName, DEFAULT_MAX_KEYS};
 use crate::decision::Decision;
@@ -11,8 +12,10 @@ use crate::headers::{
     combined_retry_after_ns, render_429_body, render_headers, HeaderError, HeaderStyle,
     PolicyHeader, RenderedHeaders,
 };
-use crate::keyed::{KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot};
-use crate::policy::{KeyedPolicy, PolicyDecision, PolicyEntry, MAX_POLICY_QUOTAS};
+use crate::keyed::{KeyHash, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot};
+use crate::policy::{
+    KeyedPolicy, PolicyDecision, PolicyEntry, PolicyError, Reservation, MAX_POLICY_QUOTAS,
+};
 use crate::quota::Quota;
 use crate::rule::{Op, Refill};
 use alloc::boxed::Box;
@@ -107,6 +110,8 @@ enum Engine {
 /// );
 /// ```
 pub struct Limiter {
+    /// Tells this limiter's reservations from any other's.
+    id: u64,
     quotas: Vec<Quota>,
     names: Vec<String>,
     dimensions: usize,
@@ -258,6 +263,7 @@ impl Limiter {
             }
         };
         Ok(Self {
+            id: next_limiter_id(),
             quotas: quotas.iter().map(|quota| quota.quota).collect(),
             names: names.into_iter().map(String::from).collect(),
             dimensions,
@@ -322,27 +328,186 @@ impl Limiter {
         op: Op,
     ) -> Result<LimiterDecision, ConfigError> {
         let mut resolved = [0u64; MAX_POLICY_QUOTAS];
-        let resolved = resolved
-            .get_mut(..costs.len())
-            .ok_or(ConfigError::CostCount {
-                expected: self.dimensions,
-                given: costs.len(),
-            })?;
+        let resolved = self.resolve(costs, &mut resolved)?;
+        Ok(self.apply_resolved(key, now_ns, resolved, op))
+    }
+
+    /// `costs` completed by [`resolve_costs`] into `out`.
+    fn resolve<'o>(
+        &self,
+        costs: &[Option<u64>],
+        out: &'o mut [u64; MAX_POLICY_QUOTAS],
+    ) -> Result<&'o [u64], ConfigError> {
+        let count = ConfigError::CostCount {
+            expected: self.dimensions,
+            given: costs.len(),
+        };
         if costs.len() != self.dimensions {
-            return Err(ConfigError::CostCount {
-                expected: self.dimensions,
-                given: costs.len(),
-            });
+            return Err(count);
         }
+        let resolved = out.get_mut(..costs.len()).ok_or(count)?;
         resolve_costs(costs, resolved)?;
+        Ok(resolved)
+    }
+
+    fn apply_resolved(&self, key: &[u8], now_ns: u64, costs: &[u64], op: Op) -> LimiterDecision {
         match &self.engine {
             Engine::Single(table) => {
-                let cost = resolved.first().copied().unwrap_or(0);
+                let cost = costs.first().copied().unwrap_or(0);
                 let answer = table.apply_at(key, now_ns, cost, op, self.on_full);
+                LimiterDecision::single(answer.decision, answer.reason)
+            }
+            Engine::Several(policy) => self.apply_policy(policy, key, now_ns, costs, op),
+        }
+    }
+
+    /// Checks the `estimate` (costs as for [`apply_at`](Self::apply_at)) for `key` and, when
+    /// admitted, returns a reservation to settle with the actual costs once they are known
+    /// ([`settle_at`](Self::settle_at)). A new key admitted by [`OnFull::AllowUntracked`]
+    /// holds an untracked reservation, whose settle charges nothing.
+    ///
+    /// # Errors
+    /// As [`apply_at`](Self::apply_at).
+    pub fn reserve_at(
+        &self,
+        key: &[u8],
+        now_ns: u64,
+        estimate: &[Option<u64>],
+    ) -> Result<LimiterReserved, ConfigError> {
+        let mut resolved = [0u64; MAX_POLICY_QUOTAS];
+        let estimate = self.resolve(estimate, &mut resolved)?;
+        let mut costs = [0u64; MAX_POLICY_QUOTAS];
+        for (slot, cost) in costs.iter_mut().zip(estimate) {
+            *slot = *cost;
+        }
+        let (decision, held) = match &self.engine {
+            Engine::Single(table) => {
+                let hash = table.hash_key(key);
+                let cost = estimate.first().copied().unwrap_or(0);
+                let answer = table.apply_hashed_at(hash, now_ns, cost, Op::Check, self.on_full);
+                let decision = LimiterDecision::single(answer.decision, answer.reason);
+                (decision, Held::Single(hash))
+            }
+            Engine::Several(policy) => match policy.reserve_at(key, now_ns, estimate) {
+                Ok(reserved) => {
+                    let decision = LimiterDecision::of_policy(&reserved.decision, Reason::Limit);
+                    match reserved.reservation {
+                        Some(reservation) => (decision, Held::Several(reservation)),
+                        None => (decision, Held::Untracked),
+                    }
+                }
+                Err(_) => (
+                    self.policy_table_full(policy, key, now_ns, estimate, Op::Check),
+                    Held::Untracked,
+                ),
+            },
+        };
+        let held = if decision.reason == Reason::Limit {
+            held
+        } else {
+            Held::Untracked
+        };
+        let reservation = decision.allowed.then_some(LimiterReservation {
+            limiter_id: self.id,
+            costs,
+            dimensions: estimate.len(),
+            held,
+        });
+        Ok(LimiterReserved {
+            decision,
+            reservation,
+        })
+    }
+
+    /// Settles `reservation` with the `actual` costs (a dimension given `None` keeps its
+    /// estimate, see [`resolve_settle_costs`]): refunds what was not used and charges what
+    /// exceeds the estimate, regardless (possibly into debt). The reservation is consumed, so
+    /// it cannot be settled twice. The decision shows every quota after; `allowed` is false
+    /// when some quota is now in debt.
+    ///
+    /// # Errors
+    /// [`ConfigError::ForeignReservation`] for a reservation another limiter made (nothing is
+    /// charged); [`ConfigError::CostCount`] unless `actual` has one entry per dimension.
+    pub fn settle_at(
+        &self,
+        now_ns: u64,
+        reservation: LimiterReservation,
+        actual: &[Option<u64>],
+    ) -> Result<LimiterDecision, ConfigError> {
+        if reservation.limiter_id != self.id {
+            return Err(ConfigError::ForeignReservation);
+        }
+        if actual.len() != self.dimensions {
+            return Err(ConfigError::CostCount {
+                expected: self.dimensions,
+                given: actual.len(),
+            });
+        }
+        let mut resolved = [0u64; MAX_POLICY_QUOTAS];
+        let out = resolved
+            .get_mut(..actual.len())
+            .ok_or(ConfigError::CostCount {
+                expected: self.dimensions,
+                given: actual.len(),
+            })?;
+        resolve_settle_costs(actual, reservation.costs(), out)?;
+        let actual = &*out;
+        match (&self.engine, reservation.held) {
+            (Engine::Single(table), Held::Single(hash)) => {
+                let estimate = reservation.costs.first().copied().unwrap_or(0);
+                let used = actual.first().copied().unwrap_or(0);
+                let refund = estimate.saturating_sub(used);
+                let extra = used.saturating_sub(estimate);
+                let mut answer =
+                    table.apply_hashed_at(hash, now_ns, refund, Op::Refund, self.on_full);
+                if extra > 0 {
+                    answer = table.apply_hashed_at(hash, now_ns, extra, Op::Force, self.on_full);
+                }
                 Ok(LimiterDecision::single(answer.decision, answer.reason))
             }
-            Engine::Several(policy) => Ok(self.apply_policy(policy, key, now_ns, resolved, op)),
+            (Engine::Several(policy), Held::Several(inner)) => {
+                match policy.settle_at(now_ns, inner, actual) {
+                    Ok(decision) => Ok(LimiterDecision::of_policy(&decision, Reason::Limit)),
+                    Err(PolicyError::CostCount { expected, given }) => {
+                        Err(ConfigError::CostCount { expected, given })
+                    }
+                    // The key lost its slots and a table is full: nothing more can be stored.
+                    Err(_) => {
+                        let mut decision = self.untracked_view(now_ns);
+                        decision.reason = Reason::TableFull;
+                        Ok(decision)
+                    }
+                }
+            }
+            // Untracked: nothing was stored, so nothing is settled; show a fresh key.
+            _ => Ok(self.untracked_view(now_ns)),
         }
+    }
+
+    /// The decision shown after settling an untracked reservation: each quota as a fresh key
+    /// with nothing charged.
+    fn untracked_view(&self, now_ns: u64) -> LimiterDecision {
+        let mut decision = LimiterDecision {
+            allowed: true,
+            reason: Reason::Untracked,
+            binding: 0,
+            decisions: [EMPTY_DECISION; MAX_POLICY_QUOTAS],
+            len: self.quotas.len().min(MAX_POLICY_QUOTAS),
+        };
+        match &self.engine {
+            Engine::Single(table) => {
+                if let Some(slot) = decision.decisions.first_mut() {
+                    *slot = table.untracked_decision(now_ns, 0, Op::Peek, false);
+                }
+            }
+            Engine::Several(policy) => {
+                for (slot, table) in decision.decisions.iter_mut().zip(policy.tables()) {
+                    *slot = table.untracked_decision(now_ns, 0, Op::Peek, false);
+                }
+            }
+        }
+        decision.binding = binding_of(&decision);
+        decision
     }
 
     fn apply_policy(
@@ -524,4 +689,55 @@ fn binding_of(decision: &LimiterDecision) -> usize {
         }
     }
     binding
+}
+
+/// What a [`LimiterReservation`] holds on to.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum Held {
+    /// The key's hash in the single table.
+    Single(KeyHash),
+    /// The keyed policy's reservation.
+    Several(Reservation),
+    /// Nothing: admitted untracked by [`OnFull::AllowUntracked`].
+    Untracked,
+}
+
+/// An admitted estimate, to settle once with the actual costs on the limiter that made it.
+/// Not `Clone`: settling consumes it, so it cannot be settled twice.
+#[derive(Debug, PartialEq, Eq, Hash)]
+#[must_use = "an admitted reservation must be settled"]
+pub struct LimiterReservation {
+    limiter_id: u64,
+    costs: [u64; MAX_POLICY_QUOTAS],
+    dimensions: usize,
+    held: Held,
+}
+
+impl LimiterReservation {
+    /// The estimate reserved on each dimension.
+    pub fn costs(&self) -> &[u64] {
+        self.costs.get(..self.dimensions).unwrap_or(&[])
+    }
+
+    /// Whether nothing was stored for it (admitted by [`OnFull::AllowUntracked`]).
+    pub fn is_untracked(&self) -> bool {
+        self.held == Held::Untracked
+    }
+}
+
+/// The answer to [`Limiter::reserve_at`]: the decision, and the reservation when admitted.
+#[derive(Debug, PartialEq, Eq, Hash)]
+#[must_use = "an admitted reservation must be settled"]
+pub struct LimiterReserved {
+    /// The decision of the check that reserved the estimate.
+    pub decision: LimiterDecision,
+    /// The reservation to settle, when admitted; `None` when refused (nothing was charged).
+    pub reservation: Option<LimiterReservation>,
+}
+
+/// A number no other limiter in this process has.
+fn next_limiter_id() -> u64 {
+    static NEXT: portable_atomic::AtomicU64 = portable_atomic::AtomicU64::new(1);
+    // Relaxed: only uniqueness matters, which the read-modify-write gives on its own.
+    NEXT.fetch_add(1, portable_atomic::Ordering::Relaxed)
 }
