@@ -141,6 +141,11 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 		examples/c/server.c "$(FFI_DIST)/lib/libcellgate.a" $(FFI_STATIC_LIBS) \
 		-o "$(FFI_BUILD)/server-asan"
 	step env ASAN_OPTIONS=detect_leaks=1 examples/c/demo.sh "$(FFI_BUILD)/server-asan"
+	# Idle and trickling clients (slowloris) against the same build: another client is still
+	# served, the head deadline closes them, SIGTERM stops it (about 4 s; the test stops the
+	# server however it ends).
+	step env ASAN_OPTIONS=detect_leaks=1 python3 examples/c/slow_clients_test.py \
+		"$(FFI_BUILD)/server-asan"
 
 demo-c: setup-c dist-c ## The C example service (examples/c/): 200s turning into 429s with Retry-After and RateLimit headers per client IP
 	@$(PRELUDE)
