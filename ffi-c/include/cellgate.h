@@ -365,8 +365,9 @@ enum cg_status cg_monotonic_now(uint64_t *out_ns);
 // # Errors
 // As `cg_render_headers`; `CG_STATUS_BUFFER_TOO_SMALL` when `buf_len` is below the length
 // needed (reported in `*len`) or `fields_capacity` below the number of headers (reported in
-// `*field_count`; `CG_MAX_HEADERS` always suffices); `CG_STATUS_NULL_ARGUMENT` also for
-// `field_count`, or `fields` with a non-zero capacity.
+// `*field_count`; `CG_MAX_HEADERS` always suffices), and nothing is written to `buf` or
+// `fields`; `CG_STATUS_NULL_ARGUMENT` also for `field_count`, or `fields` with a non-zero
+// capacity.
 //
 // # Safety
 // As `cg_render_headers`; `fields` is NULL or valid for writing `fields_capacity` entries;
@@ -392,8 +393,9 @@ enum cg_status cg_render_header_fields(uint32_t style,
 // is `CG_NEVER`. Every value is specified on `render_headers` in `core/src/headers.rs`.
 //
 // # Errors
-// `CG_STATUS_BUFFER_TOO_SMALL` with the exact length needed in `*len` (render with `buf_len`
-// 0 to ask); `CG_STATUS_NULL_ARGUMENT` (`policies` with a non-zero count, `len`, a name, or
+// `CG_STATUS_BUFFER_TOO_SMALL` with the exact length needed in `*len`, and nothing written to
+// `buf`, not even the lines that fit (render with `buf_len` 0 to ask);
+// `CG_STATUS_NULL_ARGUMENT` (`policies` with a non-zero count, `len`, a name, or
 // `buf` with a non-zero length); `CG_STATUS_EMPTY_POLICY` (`count` 0);
 // `CG_STATUS_INVALID_NAME` (a name not printable ASCII); `CG_STATUS_INVALID_ARGUMENT`
 // (unknown style); the quota's status for an invalid quota.
@@ -415,8 +417,8 @@ enum cg_status cg_render_headers(uint32_t style,
 // `CG_MAX_429_BODY_BYTES`; no NUL is written).
 //
 // # Errors
-// `CG_STATUS_BUFFER_TOO_SMALL` with the length needed in `*len`; `CG_STATUS_NULL_ARGUMENT`
-// (`len`, or `buf` with a non-zero length).
+// `CG_STATUS_BUFFER_TOO_SMALL` with the length needed in `*len` (nothing is written to
+// `buf`); `CG_STATUS_NULL_ARGUMENT` (`len`, or `buf` with a non-zero length).
 //
 // # Safety
 // `buf` is NULL or valid for writing `buf_len` bytes; `len` is NULL or writable.
@@ -429,8 +431,11 @@ enum cg_status cg_render_429_body(uint64_t retry_after_ns, char *buf, size_t buf
 // and their number to `*len`.
 //
 // # Errors
-// `CG_STATUS_INVALID_ADDRESS`, `CG_STATUS_INVALID_UTF8`, `CG_STATUS_INVALID_PREFIX_LENGTH`,
-// `CG_STATUS_BUFFER_TOO_SMALL` (with the length needed in `*len`), `CG_STATUS_NULL_ARGUMENT`.
+// `CG_STATUS_INVALID_ADDRESS` (the empty text too, NULL with length 0 included),
+// `CG_STATUS_INVALID_UTF8`, `CG_STATUS_INVALID_PREFIX_LENGTH`, `CG_STATUS_BUFFER_TOO_SMALL`
+// (with the length needed in `*len`; nothing is written to `out`), `CG_STATUS_NULL_ARGUMENT`
+// (`len`, `text` with a non-zero length or `CG_NUL_TERMINATED`, `out` with a non-zero
+// capacity).
 //
 // # Safety
 // `text` is NULL or readable as `text_len` says (or NUL-terminated with
@@ -448,11 +453,13 @@ enum cg_status cg_client_key_parse(const char *text,
 // `cg_client_key_parse`.
 //
 // # Errors
-// `CG_STATUS_INVALID_ARGUMENT` (an `address_len` other than 4 or 16),
-// `CG_STATUS_INVALID_PREFIX_LENGTH`, `CG_STATUS_BUFFER_TOO_SMALL`, `CG_STATUS_NULL_ARGUMENT`.
+// `CG_STATUS_INVALID_ARGUMENT` (an `address_len` other than 4 or 16: 0, the empty address, is
+// this whether `address` is NULL or not), `CG_STATUS_INVALID_PREFIX_LENGTH`,
+// `CG_STATUS_BUFFER_TOO_SMALL` (as for `cg_client_key_parse`), `CG_STATUS_NULL_ARGUMENT`
+// (`len`, `address` with a non-zero length, `out` with a non-zero capacity).
 //
 // # Safety
-// `address` is NULL or points to `address_len` bytes; `out` is NULL or valid for writing
+// `address` is NULL or points to `address_len` bytes (NULL only with length 0); `out` is NULL or valid for writing
 // `capacity` bytes; `len` is NULL or writable.
 enum cg_status cg_client_key_from_ip(const uint8_t *address,
                                      size_t address_len,

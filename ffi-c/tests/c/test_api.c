@@ -695,6 +695,157 @@ static void test_null_everywhere(void) {
     cg_reservation_free(NULL);
 }
 
+/* True when every byte of `buf` is still `fill`: the call wrote nothing there. */
+static int untouched_bytes(const char *buf, size_t len, char fill) {
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] != fill) return 0;
+    return 1;
+}
+
+/* Outputs are written only on CG_STATUS_OK: on CG_STATUS_BUFFER_TOO_SMALL only the length
+ * outputs change (to the length needed), never the caller's buffer, whatever its size. */
+static void test_no_partial_outputs(void) {
+    cg_policy_header policies[1] = {
+        {"api", CG_NUL_TERMINATED, {10, CG_NS_PER_SECOND, 10}, {false, 10, 0, 2500000000u, 3000000000u}},
+    };
+    char buf[256];
+    size_t needed = 0, len = 0;
+    CHECK_STATUS(cg_render_headers(CG_HEADER_STYLE_IETF, 0, policies, 1, NULL, 0, &needed),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(needed > 0 && needed < sizeof buf);
+    for (size_t size = 1; size < needed; size++) {
+        memset(buf, 'X', sizeof buf);
+        len = 0;
+        CHECK_STATUS(cg_render_headers(CG_HEADER_STYLE_IETF, 0, policies, 1, buf, size, &len),
+                     CG_STATUS_BUFFER_TOO_SMALL);
+        CHECK(len == needed);
+        CHECK(untouched_bytes(buf, sizeof buf, 'X'));
+    }
+    memset(buf, 'X', sizeof buf);
+    CHECK_OK(cg_render_headers(CG_HEADER_STYLE_IETF, 0, policies, 1, buf, needed, &len));
+    CHECK(len == needed && untouched_bytes(buf + needed, sizeof buf - needed, 'X'));
+
+    /* The same for a policy's and a keyed policy's headers. */
+    cg_policy_entry entry = {"per-ip", CG_NUL_TERMINATED, per_second_3, 0};
+    cg_policy *policy = NULL;
+    cg_keyed_policy *keyed = NULL;
+    cg_policy_decision d;
+    uint64_t one[1] = {1};
+    CHECK_OK(cg_policy_new(&entry, 1, NULL, &policy));
+    CHECK_OK(cg_keyed_policy_new(&entry, 1, 16, NULL, &keyed));
+    CHECK_OK(cg_policy_check(policy, 0, one, 1, &d));
+    CHECK_STATUS(cg_policy_render_headers(policy, &d, CG_HEADER_STYLE_LEGACY, 0, NULL, 0, &needed),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    memset(buf, 'X', sizeof buf);
+    CHECK_STATUS(cg_policy_render_headers(policy, &d, CG_HEADER_STYLE_LEGACY, 0, buf, needed - 1,
+                                          &len),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(len == needed && untouched_bytes(buf, sizeof buf, 'X'));
+    CHECK_OK(cg_keyed_policy_check(keyed, (const uint8_t *)"k", 1, 0, one, 1, &d));
+    memset(buf, 'X', sizeof buf);
+    CHECK_STATUS(cg_keyed_policy_render_headers(keyed, &d, CG_HEADER_STYLE_IETF, 0, buf, 20, &len),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(len > 20 && untouched_bytes(buf, sizeof buf, 'X'));
+    cg_keyed_policy_free(keyed);
+    cg_policy_free(policy);
+
+    /* Header fields: neither the buffer nor the fields. */
+    cg_header_field fields[CG_MAX_HEADERS];
+    memset(fields, 0, sizeof fields);
+    size_t field_count = 0;
+    memset(buf, 'X', sizeof buf);
+    CHECK_STATUS(cg_render_header_fields(CG_HEADER_STYLE_IETF, 0, policies, 1, buf, 10, &len,
+                                         fields, CG_MAX_HEADERS, &field_count),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(untouched_bytes(buf, sizeof buf, 'X'));
+    CHECK(fields[0].name == NULL && fields[0].value == NULL);
+
+    /* The 429 body. */
+    char body[CG_MAX_429_BODY_BYTES];
+    for (size_t size = 1; size < 40; size++) {
+        memset(body, 'X', sizeof body);
+        len = 0;
+        CHECK_STATUS(cg_render_429_body(2500000000u, body, size, &len), CG_STATUS_BUFFER_TOO_SMALL);
+        CHECK(len == 40);
+        CHECK(untouched_bytes(body, sizeof body, 'X'));
+    }
+
+    /* Client keys. */
+    char key[CG_CLIENT_KEY_MAX_LEN];
+    memset(key, 'X', sizeof key);
+    CHECK_STATUS(cg_client_key_parse("2001:db8::1", CG_NUL_TERMINATED, 128, (uint8_t *)key, 17,
+                                     &len),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(len == 18 && untouched_bytes(key, sizeof key, 'X'));
+    const uint8_t v4[4] = {192, 0, 2, 1};
+    CHECK_STATUS(cg_client_key_from_ip(v4, 4, 0, (uint8_t *)key, 4, &len),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(len == 5 && untouched_bytes(key, sizeof key, 'X'));
+}
+
+/* Every pointer with a length may be NULL when the length is 0: it is then the empty input,
+ * and gets what an empty input gets (never CG_STATUS_NULL_ARGUMENT). */
+static void test_null_with_length_0(void) {
+    uint8_t key[CG_CLIENT_KEY_MAX_LEN];
+    size_t len = 99;
+    cg_quota q;
+    /* An empty address: not 4 or 16 bytes, not an address. */
+    CHECK_STATUS(cg_client_key_from_ip(NULL, 0, 0, key, sizeof key, &len),
+                 CG_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cg_client_key_from_ip(key, 0, 0, key, sizeof key, &len),
+                 CG_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cg_client_key_parse(NULL, 0, 0, key, sizeof key, &len),
+                 CG_STATUS_INVALID_ADDRESS);
+    CHECK_STATUS(cg_client_key_parse("", 0, 0, key, sizeof key, &len), CG_STATUS_INVALID_ADDRESS);
+    CHECK(len == 99);
+    /* An empty output buffer: asks for the length. */
+    CHECK_STATUS(cg_client_key_parse("::1", 3, 0, NULL, 0, &len), CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(len == 9); /* IPv6 by /56: a tag, the prefix length, 7 bytes */
+    CHECK_STATUS(cg_render_429_body(1, NULL, 0, &len), CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(len == 40);
+    /* An empty rate string, an empty list. */
+    CHECK_STATUS(cg_quota_parse(NULL, 0, &q, NULL), CG_STATUS_PARSE_ERROR);
+    size_t count = 99;
+    CHECK_STATUS(cg_quota_parse_list("", 0, NULL, 0, &count, NULL),
+                 cg_quota_parse_list(NULL, 0, NULL, 0, &count, NULL));
+    /* No policies, no entries: empty. */
+    CHECK_STATUS(cg_render_headers(CG_HEADER_STYLE_IETF, 0, NULL, 0, NULL, 0, &len),
+                 CG_STATUS_EMPTY_POLICY);
+    cg_policy *policy = NULL;
+    CHECK_STATUS(cg_policy_new(NULL, 0, NULL, &policy), CG_STATUS_EMPTY_POLICY);
+    cg_keyed_policy *keyed = NULL;
+    CHECK_STATUS(cg_keyed_policy_new(NULL, 0, 16, NULL, &keyed), CG_STATUS_EMPTY_POLICY);
+    /* No costs: the same as an empty costs array, which is not one cost per dimension. */
+    cg_policy_entry entry = {"e", CG_NUL_TERMINATED, per_second_3, 0};
+    CHECK_OK(cg_policy_new(&entry, 1, NULL, &policy));
+    CHECK_OK(cg_keyed_policy_new(&entry, 1, 16, NULL, &keyed));
+    cg_policy_decision d;
+    uint64_t unused[1] = {1};
+    CHECK_STATUS(cg_policy_check(policy, 0, NULL, 0, &d), CG_STATUS_COST_COUNT);
+    CHECK_STATUS(cg_policy_check(policy, 0, unused, 0, &d), CG_STATUS_COST_COUNT);
+    CHECK_STATUS(cg_policy_force(policy, 0, NULL, 0, NULL), CG_STATUS_COST_COUNT);
+    cg_reservation *reservation = NULL;
+    CHECK_STATUS(cg_policy_reserve(policy, 0, NULL, 0, &d, &reservation), CG_STATUS_COST_COUNT);
+    CHECK(reservation == NULL);
+    CHECK_STATUS(cg_keyed_policy_check(keyed, NULL, 0, 0, NULL, 0, &d), CG_STATUS_COST_COUNT);
+    CHECK_STATUS(cg_keyed_policy_reserve(keyed, NULL, 0, 0, NULL, 0, &d, &reservation),
+                 CG_STATUS_COST_COUNT);
+    CHECK_OK(cg_policy_reserve(policy, 0, unused, 1, &d, &reservation));
+    CHECK(reservation != NULL);
+    CHECK_STATUS(cg_policy_settle(policy, 0, reservation, NULL, 0, &d), CG_STATUS_COST_COUNT);
+    CHECK_OK(cg_policy_settle(policy, 0, reservation, unused, 1, &d));
+    cg_reservation_free(reservation);
+    /* Header fields with no room for fields: asks for the count. */
+    cg_policy_header header = {"e", 1, per_second_3, {true, 2, 0, 1, 1}};
+    size_t field_count = 0;
+    CHECK_STATUS(cg_render_header_fields(CG_HEADER_STYLE_IETF, 0, &header, 1, NULL, 0, &len, NULL,
+                                         0, &field_count),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(field_count == 2);
+    cg_keyed_policy_free(keyed);
+    cg_policy_free(policy);
+}
+
 void test_api(void) {
     test_null_everywhere();
     test_version_and_statuses();
@@ -705,4 +856,6 @@ void test_api(void) {
     test_policies();
     test_headers();
     test_client_keys();
+    test_no_partial_outputs();
+    test_null_with_length_0();
 }
