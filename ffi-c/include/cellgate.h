@@ -70,6 +70,13 @@
 // The longest client key `cg_client_key_*` writes (an IPv6 /128 key).
 #define CG_CLIENT_KEY_MAX_LEN 18
 
+// The largest `max_keys` of a keyed limiter or policy, as in every runtime (2^27: about
+// 5.7 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
+#define CG_MAX_MAX_KEYS 134217728
+
+// The `max_keys` the other runtimes use when none is given (about 4.3 MB per quota).
+#define CG_DEFAULT_MAX_KEYS 100000
+
 // Greedy (continuous) refill: one cost unit every `period / rate`, exactly; decides as GCRA.
 #define CG_REFILL_GREEDY 0
 
@@ -158,6 +165,12 @@ typedef enum cg_status {
     CG_STATUS_PANIC = 22,
     // The memory a table needs could not be allocated.
     CG_STATUS_OUT_OF_MEMORY = 23,
+    // A policy entry's name is empty (NULL with length 0 included): headers need a name.
+    CG_STATUS_EMPTY_NAME = 24,
+    // Two policy entries have the same name: their header items would be ambiguous.
+    CG_STATUS_DUPLICATE_NAME = 25,
+    // `max_keys` is outside 1 to `CG_MAX_MAX_KEYS`, as in every runtime.
+    CG_STATUS_INVALID_MAX_KEYS = 26,
 } cg_status;
 
 // A manual clock: time that moves only when told to, for tests. Build limiters and policies
@@ -470,14 +483,16 @@ enum cg_status cg_client_key_from_ip(const uint8_t *address,
 
 // Creates a keyed limiter: every key gets `quota`, refilled per `refill`
 // (`CG_REFILL_GREEDY`, which is GCRA, or `CG_REFILL_INTERVAL`), in a table sized for
-// `max_keys` keys live at once (`max_keys × 4/3` slots of 32 bytes, at least 16). Refusals
+// `max_keys` keys live at once (1 to `CG_MAX_MAX_KEYS`; `max_keys × 4/3` slots of 32 bytes, at
+// least 16). Refusals
 // with `CG_STATUS_TABLE_FULL` begin near 70 % of `max_keys` live keys, and with `max_keys`
 // live about 0.1 % of new keys get it: size it above the live keys you expect (idle keys are reclaimed and do not count). `clock` as for
 // `cg_limiter_new_gcra`. `*out` receives the limiter.
 //
 // # Errors
 // `CG_STATUS_NULL_ARGUMENT` (`out`), `CG_STATUS_INVALID_ARGUMENT` (unknown `refill`, or a
-// table size that overflows), `CG_STATUS_OUT_OF_MEMORY`, the quota's status.
+// table size that overflows), `CG_STATUS_INVALID_MAX_KEYS` (`max_keys` 0 or above
+// `CG_MAX_MAX_KEYS`), `CG_STATUS_OUT_OF_MEMORY`, the quota's status.
 //
 // # Safety
 // `clock` is NULL or a live clock; `out` is NULL or valid for writing a pointer.
@@ -700,9 +715,11 @@ enum cg_status cg_limiter_quota(const struct cg_limiter *limiter, struct cg_quot
 // `cg_limiter_new_gcra`. Each call then gives one cost per dimension. `*out` receives it.
 //
 // # Errors
-// `CG_STATUS_NULL_ARGUMENT` (`out`, `entries` with a non-zero count, a name),
-// `CG_STATUS_EMPTY_POLICY`, `CG_STATUS_TOO_MANY_QUOTAS`, `CG_STATUS_INVALID_NAME`,
-// `CG_STATUS_INVALID_DIMENSION`, a quota's status.
+// `CG_STATUS_NULL_ARGUMENT` (`out`, `entries` with a non-zero count, a name with a non-zero
+// length or `CG_NUL_TERMINATED`), `CG_STATUS_EMPTY_POLICY`, `CG_STATUS_TOO_MANY_QUOTAS`,
+// `CG_STATUS_EMPTY_NAME`, `CG_STATUS_INVALID_NAME`, `CG_STATUS_DUPLICATE_NAME` (two entries
+// of the same name), `CG_STATUS_INVALID_DIMENSION`, a quota's status. Names are checked as in
+// every runtime (core's `check_names`), before the quotas and dimensions.
 //
 // # Safety
 // `entries` is NULL or points to `count` readable entries whose names are readable as their
@@ -716,7 +733,8 @@ enum cg_status cg_policy_new(const struct cg_policy_entry *entries,
 // entry's table (see `cg_keyed_limiter_new`); otherwise as `cg_policy_new`.
 //
 // # Errors
-// As `cg_policy_new`, and `CG_STATUS_INVALID_ARGUMENT` (a table size that overflows),
+// As `cg_policy_new`, and `CG_STATUS_INVALID_MAX_KEYS` (`max_keys` 0 or above
+// `CG_MAX_MAX_KEYS`), `CG_STATUS_INVALID_ARGUMENT` (a table size that overflows),
 // `CG_STATUS_OUT_OF_MEMORY`.
 //
 // # Safety

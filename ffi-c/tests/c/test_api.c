@@ -17,7 +17,7 @@ static void test_version_and_statuses(void) {
     CHECK(strcmp(cg_version(), CG_VERSION) == 0);
 
     /* Every code has its own message; codes past the last are "unknown". */
-    for (int code = CG_STATUS_OK; code <= CG_STATUS_OUT_OF_MEMORY; code++) {
+    for (int code = CG_STATUS_OK; code <= CG_STATUS_INVALID_MAX_KEYS; code++) {
         const char *message = cg_status_message(code);
         CHECK(message != NULL && message[0] != '\0');
         CHECK(strstr(message, "unknown") == NULL);
@@ -25,9 +25,11 @@ static void test_version_and_statuses(void) {
             CHECK(strcmp(message, cg_status_message(other)) != 0);
     }
     CHECK(strcmp(cg_status_message(-1), "unknown status code") == 0);
-    CHECK(strcmp(cg_status_message(CG_STATUS_OUT_OF_MEMORY + 1), "unknown status code") == 0);
+    CHECK(strcmp(cg_status_message(CG_STATUS_INVALID_MAX_KEYS + 1), "unknown status code") == 0);
     /* The numbers are part of the ABI. */
     CHECK(CG_STATUS_NULL_ARGUMENT == 1 && CG_STATUS_TABLE_FULL == 11 && CG_STATUS_PANIC == 22);
+    CHECK(CG_STATUS_OUT_OF_MEMORY == 23 && CG_STATUS_EMPTY_NAME == 24 &&
+          CG_STATUS_DUPLICATE_NAME == 25 && CG_STATUS_INVALID_MAX_KEYS == 26);
 }
 
 static void test_quotas(void) {
@@ -197,12 +199,24 @@ static void test_keyed(void) {
     cg_decision d;
     CHECK_STATUS(cg_keyed_limiter_new(per_second_3, 9, 10, NULL, &limiter),
                  CG_STATUS_INVALID_ARGUMENT);
+    /* max_keys is 1 to CG_MAX_MAX_KEYS, as in every runtime (core's check_max_keys). */
+    CHECK(CG_MAX_MAX_KEYS == 134217728 && CG_DEFAULT_MAX_KEYS == 100000);
+    CHECK_STATUS(cg_keyed_limiter_new(per_second_3, CG_REFILL_GREEDY, 0, NULL, &limiter),
+                 CG_STATUS_INVALID_MAX_KEYS);
+    CHECK_STATUS(cg_keyed_limiter_new(per_second_3, CG_REFILL_GREEDY, CG_MAX_MAX_KEYS + 1, NULL,
+                                      &limiter),
+                 CG_STATUS_INVALID_MAX_KEYS);
     CHECK_STATUS(cg_keyed_limiter_new(per_second_3, CG_REFILL_GREEDY, SIZE_MAX, NULL, &limiter),
-                 CG_STATUS_INVALID_ARGUMENT);
-    /* Representable but not allocatable (about 6 EiB): a status, not an abort. */
+                 CG_STATUS_INVALID_MAX_KEYS);
     CHECK_STATUS(cg_keyed_limiter_new(per_second_3, CG_REFILL_GREEDY, PTRDIFF_MAX / 64, NULL,
                                       &limiter),
-                 CG_STATUS_OUT_OF_MEMORY);
+                 CG_STATUS_INVALID_MAX_KEYS);
+    CHECK(strcmp(cg_status_message(CG_STATUS_INVALID_MAX_KEYS),
+                 "max_keys must be in 1..=134217728") == 0);
+    /* The smallest table: one key. */
+    CHECK_OK(cg_keyed_limiter_new(per_second_3, CG_REFILL_GREEDY, 1, NULL, &limiter));
+    cg_keyed_limiter_free(limiter);
+    limiter = NULL;
     CHECK_STATUS(cg_keyed_limiter_new((cg_quota){1, 0, 1}, CG_REFILL_GREEDY, 10, NULL, &limiter),
                  CG_STATUS_ZERO_PERIOD);
     CHECK(limiter == NULL);
@@ -305,6 +319,35 @@ static void test_policies(void) {
     CHECK_STATUS(cg_policy_new(&bad, 1, NULL, &policy), CG_STATUS_INVALID_NAME);
     bad.name = NULL;
     CHECK_STATUS(cg_policy_new(&bad, 1, NULL, &policy), CG_STATUS_NULL_ARGUMENT);
+    /* Names as core's check_names has them in every runtime: not empty (NULL with length 0
+     * is the empty name too), each once. */
+    bad.name = "";
+    CHECK_STATUS(cg_policy_new(&bad, 1, NULL, &policy), CG_STATUS_EMPTY_NAME);
+    bad.name_len = 0;
+    CHECK_STATUS(cg_policy_new(&bad, 1, NULL, &policy), CG_STATUS_EMPTY_NAME);
+    bad.name = NULL;
+    CHECK_STATUS(cg_policy_new(&bad, 1, NULL, &policy), CG_STATUS_EMPTY_NAME);
+    cg_policy_entry twice[3] = {entries[0], entries[2], entries[0]};
+    twice[2].quota = (cg_quota){9, CG_NS_PER_HOUR, 9};
+    CHECK_STATUS(cg_policy_new(twice, 3, NULL, &policy), CG_STATUS_DUPLICATE_NAME);
+    twice[2].name = "burstX";
+    twice[2].name_len = 5; /* the same 5 bytes as "burst" */
+    CHECK_STATUS(cg_policy_new(twice, 3, NULL, &policy), CG_STATUS_DUPLICATE_NAME);
+    cg_keyed_policy *keyed_bad = NULL;
+    CHECK_STATUS(cg_keyed_policy_new(twice, 3, 16, NULL, &keyed_bad), CG_STATUS_DUPLICATE_NAME);
+    twice[2].name = "";
+    twice[2].name_len = CG_NUL_TERMINATED;
+    CHECK_STATUS(cg_keyed_policy_new(twice, 3, 16, NULL, &keyed_bad), CG_STATUS_EMPTY_NAME);
+    twice[2].name = "hourly";
+    CHECK_STATUS(cg_keyed_policy_new(twice, 3, 0, NULL, &keyed_bad), CG_STATUS_INVALID_MAX_KEYS);
+    CHECK_STATUS(cg_keyed_policy_new(twice, 3, CG_MAX_MAX_KEYS + 1, NULL, &keyed_bad),
+                 CG_STATUS_INVALID_MAX_KEYS);
+    CHECK(keyed_bad == NULL);
+    CHECK_OK(cg_keyed_policy_new(twice, 3, 1, NULL, &keyed_bad));
+    cg_keyed_policy_free(keyed_bad);
+    CHECK(strcmp(cg_status_message(CG_STATUS_EMPTY_NAME), "a name is empty") == 0);
+    CHECK(strcmp(cg_status_message(CG_STATUS_DUPLICATE_NAME),
+                 "a name repeats an earlier name: names must be unique") == 0);
     bad = entries[0];
     bad.quota.burst_cost = 0;
     CHECK_STATUS(cg_policy_new(&bad, 1, NULL, &policy), CG_STATUS_ZERO_BURST);
@@ -344,7 +387,7 @@ static void test_policies(void) {
     CHECK(len == needed);
     const char *expected =
         "RateLimit-Policy: \"burst\";q=2;w=1,\"daily\";q=4;w=86400,\"tokens\";q=1000;w=60\r\n"
-        "RateLimit: \"burst\";r=2;t=0,\"daily\";r=0;t=43198,\"tokens\";r=833;t=0\r\n"
+        "RateLimit: \"burst\";r=2;t=0,\"daily\";r=0;t=43198,\"tokens\";r=833;t=1\r\n"
         "Retry-After: 43198\r\n";
     CHECK(len == strlen(expected) && memcmp(buf, expected, len) == 0);
     if (len != strlen(expected) || memcmp(buf, expected, len) != 0)
@@ -403,7 +446,7 @@ static void test_policies(void) {
     /* Keyed: keys independent; a keyed reservation cannot be settled on another policy. */
     cg_keyed_policy *keyed = NULL;
     CHECK_STATUS(cg_keyed_policy_new(entries, 3, SIZE_MAX, NULL, &keyed),
-                 CG_STATUS_INVALID_ARGUMENT);
+                 CG_STATUS_INVALID_MAX_KEYS);
     CHECK_OK(cg_keyed_policy_new(entries, 3, 64, NULL, &keyed));
     CHECK_OK(cg_keyed_policy_check(keyed, (const uint8_t *)"u1", 2, 0, two, 2, &d));
     CHECK(d.allowed);
@@ -481,7 +524,9 @@ static void test_headers(void) {
     bad.decision.remaining = 3;
     bad.decision.retry_after_ns = 0;
     CHECK_OK(cg_render_headers(CG_HEADER_STYLE_IETF, 0, &bad, 1, buf, sizeof buf, &len));
-    const char *escaped = "RateLimit-Policy: \"a\\\"b\";q=10;w=1\r\nRateLimit: \"a\\\"b\";r=3;t=0\r\n";
+    /* Allowed and not full: t is the seconds until the next unit returns (draft-10), 0.1 s
+     * rounded up. */
+    const char *escaped = "RateLimit-Policy: \"a\\\"b\";q=10;w=1\r\nRateLimit: \"a\\\"b\";r=3;t=1\r\n";
     CHECK(len == strlen(escaped) && memcmp(buf, escaped, len) == 0);
 
     /* The same headers as name/value C strings. */
