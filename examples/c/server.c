@@ -67,10 +67,10 @@ static void on_signal(int signal) {
     atomic_store(&stopping, 1);
 }
 
-static long monotonic_ms(void) {
+static long long monotonic_ms(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
 /* Writes all of `data`, retrying short writes. */
@@ -120,7 +120,7 @@ struct connection {
     /* The client's limiter key (its IP), and when it was accepted. */
     uint8_t key[CG_CLIENT_KEY_MAX_LEN];
     size_t key_len;
-    long accepted_ms;
+    long long accepted_ms;
 };
 
 /* Reads the request head (up to the blank line; bodies are ignored) into `request`, NUL-
@@ -131,9 +131,9 @@ struct connection {
 static int read_head(const struct connection *connection, char *request, size_t size) {
     size_t used = 0;
     request[0] = '\0';
-    long deadline_ms = connection->accepted_ms + head_timeout_ms;
+    long long deadline_ms = connection->accepted_ms + head_timeout_ms;
     while (used < size - 1) {
-        long left_ms = deadline_ms - monotonic_ms();
+        long long left_ms = deadline_ms - monotonic_ms();
         if (left_ms <= 0 || atomic_load(&stopping)) return -1;
         struct pollfd ready = {connection->fd, POLLIN, 0};
         int polled = poll(&ready, 1, left_ms < POLL_SLICE_MS ? (int)left_ms : POLL_SLICE_MS);
