@@ -32,26 +32,16 @@ impl Key<'_> {
     }
 }
 
-#[cfg(not(windows))]
-extern "C" {
-    // Part of the stable ABI since Python 3.10, and present with this signature in 3.9's
-    // full API. Declared here because pyo3 only offers it for abi3 builds targeting 3.10+,
-    // and the fallback (`PyUnicode_AsUTF8String`) allocates a bytes object per call.
-    fn PyUnicode_AsUTF8AndSize(
-        unicode: *mut pyo3::ffi::PyObject,
-        size: *mut pyo3::ffi::Py_ssize_t,
-    ) -> *const std::ffi::c_char;
-}
-
 /// The UTF-8 bytes of `text`, borrowed from the string object, which caches them (an ASCII
-/// string's are its own storage: no copy, no allocation).
-#[cfg(not(windows))]
+/// string's are its own storage: no copy, no allocation). `PyUnicode_AsUTF8AndSize` is in
+/// the stable ABI from Python 3.10, the wheel's minimum (`Cargo.toml`); the allocating
+/// alternative, `PyUnicode_AsUTF8String`, would make a bytes object per call.
 #[inline]
 fn utf8<'a>(text: &'a Bound<'_, PyString>) -> PyResult<&'a [u8]> {
     let mut size: pyo3::ffi::Py_ssize_t = 0;
     // SAFETY: `text` is a live `str` object (the cast checked it) and `size` a valid out
     // pointer; the call needs an attached thread, which the `Bound` proves.
-    let data = unsafe { PyUnicode_AsUTF8AndSize(text.as_ptr(), &mut size) };
+    let data = unsafe { pyo3::ffi::PyUnicode_AsUTF8AndSize(text.as_ptr(), &mut size) };
     if data.is_null() {
         return Err(PyErr::fetch(text.py()));
     }
@@ -59,13 +49,6 @@ fn utf8<'a>(text: &'a Bound<'_, PyString>) -> PyResult<&'a [u8]> {
     // SAFETY: on success the pointer is to `size` bytes owned by the string object, which
     // outlives the borrow `'a` of it and never changes them (str is immutable).
     Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
-}
-
-/// Windows' `python3.dll` of 3.9 does not export `PyUnicode_AsUTF8AndSize`: take the
-/// allocating path there.
-#[cfg(windows)]
-fn utf8_owned(text: &Bound<'_, PyString>) -> PyResult<Vec<u8>> {
-    Ok(text.to_cow()?.into_owned().into_bytes())
 }
 
 /// The bytes of a key given as `str` (its UTF-8), `bytes` (as is) or `int` (its decimal text,
@@ -76,7 +59,6 @@ pub fn key_bytes<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Key<'a>> {
     // An exact `str`, the usual key, is recognised by its type pointer alone (`PyUnicode_Check`
     // is a call into CPython under the limited API), here where the check is inlined; every
     // other key, `str` subclasses included, takes `any_key_bytes`, which decides the same.
-    #[cfg(not(windows))]
     if key.is_exact_instance_of::<PyString>() {
         // SAFETY: `key` is a `str` (checked just above).
         let text = unsafe { key.cast_unchecked::<PyString>() };
@@ -97,11 +79,9 @@ fn unencodable(py: Python<'_>) -> PyErr {
 fn any_key_bytes<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Key<'a>> {
     let py = key.py();
     if let Ok(text) = key.cast::<PyString>() {
-        #[cfg(not(windows))]
-        let bytes = utf8(text).map(Key::Borrowed);
-        #[cfg(windows)]
-        let bytes = utf8_owned(text).map(Key::Owned);
-        return bytes.map_err(|_| unencodable(py));
+        return utf8(text)
+            .map(Key::Borrowed)
+            .map_err(|_| unencodable(py));
     }
     if let Ok(bytes) = key.cast::<PyBytes>() {
         return Ok(Key::Borrowed(bytes.as_bytes()));

@@ -1,4 +1,4 @@
-//! `cellgate._cellgate`: the Python extension module of cellgate (pyo3, abi3 for Python 3.9+).
+//! `cellgate._cellgate`: the Python extension module of cellgate (pyo3, abi3 for Python 3.10+).
 //!
 //! A thin translation layer over the `cellgate` core: arguments are checked strictly here
 //! (typed errors naming the argument, no state change on error), time comes from the
