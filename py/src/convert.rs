@@ -7,6 +7,7 @@
 use crate::errors::{invalid, invalid_type};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
+use std::borrow::Cow;
 
 /// `2^64` as a float: the first float above every `u64`.
 const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
@@ -79,9 +80,7 @@ fn unencodable(py: Python<'_>) -> PyErr {
 fn any_key_bytes<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Key<'a>> {
     let py = key.py();
     if let Ok(text) = key.cast::<PyString>() {
-        return utf8(text)
-            .map(Key::Borrowed)
-            .map_err(|_| unencodable(py));
+        return utf8(text).map(Key::Borrowed).map_err(|_| unencodable(py));
     }
     if let Ok(bytes) = key.cast::<PyBytes>() {
         return Ok(Key::Borrowed(bytes.as_bytes()));
@@ -126,6 +125,59 @@ fn decimal(value: i64) -> Key<'static> {
     Key::Digits(digits, len)
 }
 
+/// A text argument: a `str` encodable as UTF-8. Another type is an `InvalidArgumentType`, a
+/// `str` holding a lone surrogate an `InvalidArgument`, each naming `argument` (never a bare
+/// `TypeError` or `UnicodeEncodeError`).
+pub fn str_arg<'a>(value: &'a Bound<'_, PyAny>, argument: &str) -> PyResult<Cow<'a, str>> {
+    let py = value.py();
+    let Ok(text) = value.cast::<PyString>() else {
+        return Err(invalid_type(
+            py,
+            argument,
+            &format!(
+                "must be a str, not {}",
+                type_name(value).unwrap_or_default()
+            ),
+        ));
+    };
+    text.to_cow().map_err(|_| {
+        invalid(
+            py,
+            argument,
+            "must be encodable as UTF-8 (it holds a lone surrogate)",
+        )
+    })
+}
+
+/// An argument that may be omitted, told apart from one given as `None` (pyo3 extracts an
+/// `Option` from `None` as `None`, so `f(x=None)` would read as `f()`): for parameters whose
+/// default is not `None`, so that an explicit `None` is the error it is.
+pub enum Given<'py> {
+    /// Not passed: the parameter's default.
+    Absent,
+    /// Passed, possibly as `None`.
+    Value(Bound<'py, PyAny>),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Given<'py> {
+    type Error = PyErr;
+
+    fn extract(value: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Self::Value(value.to_owned()))
+    }
+}
+
+/// An optional text argument: absent or `None` is `None`, otherwise as [`str_arg`].
+pub fn optional_str_arg<'a>(
+    value: Option<&'a Bound<'_, PyAny>>,
+    argument: &str,
+) -> PyResult<Option<Cow<'a, str>>> {
+    match value {
+        Some(value) if !value.is_none() => str_arg(value, argument).map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// The name of `value`'s type, for messages.
 pub fn type_name(value: &Bound<'_, PyAny>) -> Option<String> {
     value
@@ -135,11 +187,11 @@ pub fn type_name(value: &Bound<'_, PyAny>) -> Option<String> {
         .and_then(|name| name.extract().ok())
 }
 
-/// A cost: `None` is 1; otherwise as [`u64_arg`].
+/// A cost: `None` is core's `DEFAULT_COST` (1); otherwise as [`u64_arg`].
 #[inline]
 pub fn cost_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
     match value {
-        None => Ok(1),
+        None => Ok(cellgate::DEFAULT_COST),
         Some(value) => u64_arg(value, "cost"),
     }
 }

@@ -230,9 +230,9 @@ unsafe extern "C" fn headers(
         let [style, now_unix] = unsafe {
             fastcall_arguments(py, args, nargs, kwnames, ["style", "now_unix"], "headers")
         }?;
-        let style = match style {
+        let style = match style.as_deref() {
             None => std::borrow::Cow::Borrowed("ietf"),
-            Some(style) => style.extract::<std::borrow::Cow<'_, str>>()?,
+            Some(style) => crate::convert::str_arg(style, "style")?,
         };
         let now_unix = now_unix.filter(|value| !value.is_none());
         decision

@@ -36,7 +36,7 @@ fn _cellgate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(keys::client_key, m)?)?;
     m.add_function(wrap_pyfunction!(convert::duration_ns, m)?)?;
     m.add("NEVER_NS", cellgate::NEVER)?;
-    m.add("DEFAULT_MAX_KEYS", limiter::DEFAULT_MAX_KEYS)?;
+    m.add("DEFAULT_MAX_KEYS", cellgate::DEFAULT_MAX_KEYS)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -196,7 +196,12 @@ class Reservation:
 
 @final
 class Policy:
-    """Named dimensions with their quotas, decided all-or-nothing per key."""
+    """Named dimensions with their quotas, decided all-or-nothing per key.
+
+    Costs are keyword arguments, one per dimension. One dimension: a call naming none costs 1.
+    Several: every dimension must be named (0 is a cost), else ``InvalidArgument`` naming the
+    one left out. ``settle`` keeps the estimate of a dimension it does not name.
+    """
 
     def __new__(
         cls,
