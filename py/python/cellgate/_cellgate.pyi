@@ -56,7 +56,11 @@ class TableFull(Exception):
 
 @final
 class ManualClock:
-    """A clock that moves only when told to; limiters built with it share its time."""
+    """A clock that moves only when told to; limiters built with it share its time.
+
+    ``Limiter.wait`` / ``acquire`` on such a limiter without a timeout last until someone
+    advances the clock (forever if nobody does); a timeout also ends them in real time.
+    """
 
     def __new__(cls, start_ns: int = 0) -> ManualClock: ...
     def advance(self, seconds: _Number) -> None: ...
