@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
 
-from cellgate._cellgate import TableFull, client_key
+from cellgate._cellgate import InvalidArgument, InvalidArgumentType, TableFull, client_key
 from cellgate._http import (
+    MISCONFIGURED_BODY,
     TABLE_FULL_BODY,
     HeaderStyle,
+    MisconfigurationLog,
     address_key,
+    check_options,
     check_trusted_hops,
     denial_headers,
     forwarded_address,
@@ -70,6 +73,12 @@ class RateLimitMiddleware:
     (``headers_on_success``); denied requests get ``429`` with ``Retry-After``, the headers
     and ``{"error":"rate_limited","retry_after":N}``. A client that finds the keyed table
     full gets a 429 with ``Retry-After: 1``.
+
+    Every argument is checked here (``InvalidArgumentType`` / ``InvalidArgument`` naming it).
+    A ``key`` or ``cost`` callable that returns a value the limiter refuses (a negative or
+    fractional cost, a float key) is a configuration error: the request gets a 500 with
+    ``{"error":"rate_limit_misconfigured"}`` and never reaches the app, and the error is
+    logged once (logger ``"cellgate"``, without a traceback).
     """
 
     def __init__(
@@ -84,9 +93,7 @@ class RateLimitMiddleware:
         headers_on_success: bool = True,
         ipv6_prefix: int = 56,
     ) -> None:
-        # Checked now, not at the first request.
-        limiter.peek(b"", 0).headers(header_style)
-        client_key("::1", ipv6_prefix)
+        check_options(app, limiter, key, cost, exempt, header_style, headers_on_success, ipv6_prefix)
         self.app = app
         self.limiter = limiter
         self.key = key
@@ -95,6 +102,7 @@ class RateLimitMiddleware:
         self.header_style = header_style
         self.headers_on_success = headers_on_success
         self.ipv6_prefix = ipv6_prefix
+        self._misconfiguration = MisconfigurationLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (self.exempt is not None and self.exempt(scope)):
@@ -106,6 +114,12 @@ class RateLimitMiddleware:
             decision = self.limiter.check(key, cost)
         except TableFull:
             await _respond_429(send, [("Retry-After", "1"), ("Content-Type", "application/json")], TABLE_FULL_BODY)
+            return
+        except (InvalidArgument, InvalidArgumentType) as error:
+            # The key or cost callable returned what the limiter refuses: a configuration
+            # error, answered 500 and never let through (see MisconfigurationLog).
+            self._misconfiguration.report("cellgate.asgi.RateLimitMiddleware", error)
+            await _respond(send, 500, [("Content-Type", "application/json")], MISCONFIGURED_BODY)
             return
         if not decision.allowed:
             await _respond_429(send, denial_headers(decision, self.header_style), decision.error_body())
@@ -125,6 +139,10 @@ class RateLimitMiddleware:
 
 
 async def _respond_429(send: Send, headers: list[tuple[str, str]], body: bytes) -> None:
+    await _respond(send, 429, headers, body)
+
+
+async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
     encoded = _encode(headers) + [(b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 429, "headers": encoded})
+    await send({"type": "http.response.start", "status": status, "headers": encoded})
     await send({"type": "http.response.body", "body": body})
