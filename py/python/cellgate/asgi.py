@@ -34,9 +34,18 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def client_address_key(scope: Scope, ipv6_prefix: int = 56) -> bytes:
-    """The default key: the client address of the connection (``scope["client"]``), IPv6
-    grouped by ``ipv6_prefix`` bits. Behind a proxy this is the proxy's address: pass a
-    ``key`` that reads the header your proxy sets instead."""
+    """The default key: the client address the server put in ``scope["client"]``, IPv6
+    grouped by ``ipv6_prefix`` bits.
+
+    Which address that is depends on the server. uvicorn (``--proxy-headers``, on by default)
+    replaces it, for a peer in ``--forwarded-allow-ips`` (default ``127.0.0.1,::1``; under
+    gunicorn, gunicorn's ``forwarded_allow_ips``), with the right-most ``X-Forwarded-For``
+    entry not in that list: behind a local proxy, the real client's address; behind a proxy
+    on another host, the proxy's until it is listed; and a client that can connect from a
+    listed address chooses its key. With ``--forwarded-allow-ips='*'`` uvicorn takes the
+    left-most entry, which the client writes: every client chooses its key. Servers that do
+    not rewrite it (gunicorn's own ASGI worker) report the connection's address, behind a
+    proxy the proxy's. See ``forwarded_for_key`` and the README."""
     client = scope.get("client")
     return address_key(client[0] if client else None, ipv6_prefix)
 
@@ -45,8 +54,13 @@ def forwarded_for_key(trusted_hops: int = 1, ipv6_prefix: int = 56) -> Callable[
     """A ``key`` for an app behind ``trusted_hops`` proxies that each append the address they
     received a request from to ``X-Forwarded-For``: its ``trusted_hops``-th entry from the
     right (entries further left were written by the client and are not trusted), grouped as
-    ``client_address_key`` groups addresses; the connection's address when the header is
-    missing or shorter than that."""
+    ``client_address_key`` groups addresses; ``client_address_key`` when the header is
+    missing or shorter than that. It reads the header itself, whatever the server's proxy
+    options did to ``scope["client"]``.
+
+    A client that can reach the app through fewer than ``trusted_hops`` proxies (directly, or
+    past the outer ones) chooses its key: the entry read is then one it wrote. Let only the
+    innermost proxy connect to the app."""
     check_trusted_hops(trusted_hops)
     client_key("::1", ipv6_prefix)
 

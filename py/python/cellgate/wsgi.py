@@ -35,15 +35,21 @@ else:
 
 
 def client_address_key(environ: WSGIEnvironment, ipv6_prefix: int = 56) -> bytes:
-    """The default key: ``REMOTE_ADDR``, IPv6 grouped by ``ipv6_prefix`` bits. Behind a
-    proxy this is the proxy's address: pass a ``key`` that reads your proxy's header."""
+    """The default key: ``REMOTE_ADDR``, IPv6 grouped by ``ipv6_prefix`` bits.
+
+    gunicorn's WSGI workers and Werkzeug's server set it to the connection's address: behind
+    a proxy, the proxy's (gunicorn's ``forwarded_allow_ips`` governs the scheme headers, not
+    this address). Middleware such as Werkzeug's ``ProxyFix`` may rewrite it from
+    ``X-Forwarded-For``. Behind proxies, see ``forwarded_for_key`` and the README."""
     return address_key(environ.get("REMOTE_ADDR"), ipv6_prefix)
 
 
 def forwarded_for_key(trusted_hops: int = 1, ipv6_prefix: int = 56) -> Callable[[WSGIEnvironment], bytes]:
     """A ``key`` for an app behind ``trusted_hops`` proxies that each append to
     ``X-Forwarded-For`` (as ``cellgate.asgi.forwarded_for_key``); ``REMOTE_ADDR`` when the
-    header is missing or too short."""
+    header is missing or too short. A client that can reach the app through fewer than
+    ``trusted_hops`` proxies chooses its key (the entry read is then one it wrote): let only
+    the innermost proxy connect to the app."""
     check_trusted_hops(trusted_hops)
     client_key("::1", ipv6_prefix)
 
