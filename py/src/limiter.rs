@@ -7,7 +7,7 @@ use crate::errors::{invalid, table_full, table_memory_error};
 use crate::quota::{quota_error, quotas_arg, PyQuota};
 use cellgate::{
     check_max_keys, check_names, Clock, ConfigError, Gcra, KeyedLimiter, KeyedPolicy, NoClock,
-    PolicyEntry, PolicyError, Refill, Seed, Slot, TokenBucket, DEFAULT_MAX_KEYS,
+    PolicyEntry, PolicyError, Refill, Seed, Slot, TokenBucket, DEFAULT_MAX_KEYS, MAX_MAX_KEYS,
 };
 use pyo3::prelude::*;
 
@@ -73,8 +73,14 @@ pub fn max_keys_arg(max_keys: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
     let Some(value) = max_keys else {
         return Ok(DEFAULT_MAX_KEYS);
     };
-    check_max_keys(u64_arg(value, "max_keys")?)
-        .map_err(|error| invalid(value.py(), "max_keys", &error.to_string()))
+    let max_keys = u64_arg(value, "max_keys")?;
+    check_max_keys(max_keys).map_err(|_| {
+        invalid(
+            value.py(),
+            "max_keys",
+            &format!("must be in 1..={MAX_MAX_KEYS}, got {max_keys}"),
+        )
+    })
 }
 
 /// The error for header names that core's `check_names` refused, naming `argument` (the

@@ -48,10 +48,9 @@ fn rate_error(py: Python<'_>, error: QuotaError) -> PyErr {
         QuotaError::CapacityOverflow => invalid(
             py,
             "rate",
-            &format!(
-                "with the burst equal to the rate (the default), {error}; lower the rate, or \
-                 give a smaller burst"
-            ),
+            "with the burst equal to the rate (the default), the bucket cannot be represented \
+             exactly (burst * period / gcd(rate, period) overflows); lower the rate, or give a \
+             smaller burst",
         ),
         other => quota_error(py, other),
     }
