@@ -202,7 +202,9 @@ fn seconds_until_more(policy: &PolicyHeader<'_>) -> Option<u64> {
     if !decision.allowed {
         return retry_after_seconds(decision.retry_after_ns);
     }
-    if decision.remaining > 0 {
+    // Draft-10: `t` is the time until *additional* quota is available, so 0 only when the
+    // bucket is full (nothing more can come back), whatever `remaining` is.
+    if decision.reset_after_ns == 0 {
         return Some(0);
     }
     let unit_ns = div_ceil(policy.quota.period_ns(), policy.quota.rate_cost_nz());
@@ -270,15 +272,20 @@ fn valid_name(name: &str) -> bool {
     name.bytes().all(|byte| (0x20..=0x7E).contains(&byte))
 }
 
-/// The policy the legacy headers describe: least `remaining`, then longest `retry_after_ns`,
-/// then longest `reset_after_ns`, then the first.
+/// The policy the legacy headers describe, by the rule of
+/// [`PolicyDecision::binding`](crate::PolicyDecision::binding): when some policy denied, the
+/// denying policy with the longest `retry_after_ns`; otherwise the least `remaining`, then the
+/// longest `reset_after_ns`. Ties go to the first.
 fn binding_policy<'p, 'a>(policies: &'p [PolicyHeader<'a>]) -> Option<&'p PolicyHeader<'a>> {
+    let denied = policies.iter().any(|policy| !policy.decision.allowed);
     policies.iter().reduce(|best, policy| {
         let (b, p) = (&best.decision, &policy.decision);
-        let better = (p.remaining, core::cmp::Reverse(p.retry_after_ns))
-            .cmp(&(b.remaining, core::cmp::Reverse(b.retry_after_ns)))
-            .then(b.reset_after_ns.cmp(&p.reset_after_ns))
-            .is_lt();
+        let better = if denied {
+            !p.allowed && (b.allowed || p.retry_after_ns > b.retry_after_ns)
+        } else {
+            p.remaining < b.remaining
+                || (p.remaining == b.remaining && p.reset_after_ns > b.reset_after_ns)
+        };
         if better {
             policy
         } else {
@@ -454,10 +461,12 @@ impl Builder<'_> {
 ///   - denied: `ceil(retry_after_ns / 1e9)`, at least 1; when `retry_after_ns` is [`NEVER`]
 ///     (the cost exceeds the burst, so waiting never helps) `t` is **omitted** from that
 ///     policy's item;
-///   - allowed with `remaining > 0`: `0`;
-///   - allowed with `remaining == 0`: `ceil(min(reset_after_ns, ceil(period_ns / rate_cost))
-///     / 1e9)`, the time until the next unit refills. For continuous refill (GCRA, and token
-///     buckets with [`Refill::Greedy`](crate::Refill::Greedy)) that is an upper bound; a
+///   - allowed and full (`reset_after_ns == 0`): `0`, nothing more can become available;
+///   - allowed and not full, whatever `remaining` is: `ceil(min(reset_after_ns,
+///     ceil(period_ns / rate_cost)) / 1e9)`, the time until the next unit refills (draft-10
+///     defines `t` as the time until *additional* quota is available, so `r=4;t=2` after one
+///     request into `5/10s`, not `t=0`). For continuous refill (GCRA, and token buckets with
+///     [`Refill::Greedy`](crate::Refill::Greedy)) that is an upper bound; a
 ///     [`Refill::Interval`](crate::Refill::Interval) bucket refills only at period boundaries,
 ///     which can be later.
 /// - `Retry-After` is sent only when at least one policy denied (`allowed == false`). Its value
@@ -471,8 +480,10 @@ impl Builder<'_> {
 ///
 /// # The binding policy (legacy styles)
 ///
-/// The legacy headers describe one policy: the one with the **least `remaining`**; ties go to
-/// the longest `retry_after_ns`, then the longest `reset_after_ns`, then the first in the slice.
+/// The legacy headers describe one policy, the one a [`PolicyDecision`](crate::PolicyDecision)
+/// binds: when some policy denied, the **denying policy with the longest `retry_after_ns`**
+/// (so the three headers describe what refused, in its own units); otherwise the one with the
+/// **least `remaining`**, then the longest `reset_after_ns`. Ties go to the first in the slice.
 ///
 /// # Names
 ///
@@ -532,7 +543,7 @@ impl Builder<'_> {
 ///     pairs,
 ///     [
 ///         ("RateLimit-Policy", r#""burst";q=10;w=1,"daily";q=1000;w=86400"#),
-///         ("RateLimit", r#""burst";r=0;t=1,"daily";r=997;t=0"#),
+///         ("RateLimit", r#""burst";r=0;t=1,"daily";r=997;t=87"#),
 ///         ("Retry-After", "1"),
 ///     ]
 /// );

@@ -33,6 +33,8 @@
 )]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+// Examples are copied: they must compile without a warning (`unused_must_use` included).
+#![doc(test(attr(deny(warnings))))]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
@@ -46,6 +48,8 @@ mod config;
 mod decision;
 mod headers;
 mod keyed;
+#[cfg(feature = "alloc")]
+mod limiter;
 mod parse;
 mod policy;
 mod quota;
@@ -70,8 +74,12 @@ pub use headers::{
     MAX_429_BODY_BYTES, MAX_HEADERS,
 };
 pub use keyed::{
-    slot_count_for, KeyHash, KeyedLimiter, KeyedStats, Seed, Slot, TableError, TableFull,
-    TableHeader, PROBE_WINDOW, TABLE_LAYOUT_VERSION,
+    slot_count_for, KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot,
+    TableError, TableFull, TableHeader, PROBE_WINDOW, TABLE_LAYOUT_VERSION,
+};
+#[cfg(feature = "alloc")]
+pub use limiter::{
+    Limiter, LimiterDecision, LimiterOptions, LimiterQuota, LimiterReservation, LimiterReserved,
 };
 pub use parse::{parse_quotas, ParseError, ParseErrorKind, QuotaList};
 #[cfg(feature = "alloc")]
@@ -83,3 +91,10 @@ pub use quota::{
     Quota, QuotaError, MAX_CAPACITY_TICKS, NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND,
 };
 pub use rule::{CellState, Op, Outcome, Refill, Rule};
+
+/// The Rust examples of the top-level `README.md`, run as doctests exactly as written (with
+/// warnings denied, like every doctest here), so the README cannot teach code that does not
+/// build or that warns.
+#[cfg(all(doctest, feature = "std"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;
