@@ -74,7 +74,7 @@ def test_decision_fields_headers_and_body() -> None:
     assert (allowed.limit, allowed.remaining, allowed.retry_after, allowed.retry_after_ns) == (10, 6, 0.0, 0)
     assert allowed.reset_after_ns == 400_000_000 and allowed.reset_after == pytest.approx(0.4)
     assert allowed.policy == "10-in-1s"
-    assert allowed.headers() == [("RateLimit-Policy", '"10-in-1s";q=10;w=1'), ("RateLimit", '"10-in-1s";r=6;t=0')]
+    assert allowed.headers() == [("RateLimit-Policy", '"10-in-1s";q=10;w=1'), ("RateLimit", '"10-in-1s";r=6;t=1')]
     denied = limiter.check("k", 7)
     assert denied.retry_after_ns == 100_000_000
     assert denied.headers("legacy") == [

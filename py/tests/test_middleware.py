@@ -56,7 +56,7 @@ def test_starlette_200s_turn_into_429s() -> None:
     first = client.get("/")
     assert first.status_code == 200 and first.text == "hello"
     assert first.headers["ratelimit-policy"] == '"2-in-1min";q=2;w=60'
-    assert first.headers["ratelimit"] == '"2-in-1min";r=1;t=0'
+    assert first.headers["ratelimit"] == '"2-in-1min";r=1;t=30'
     assert client.get("/").status_code == 200
     denied = client.get("/")
     assert denied.status_code == 429
@@ -156,7 +156,7 @@ def test_flask_200s_turn_into_429s() -> None:
     client = app.test_client()
     first = client.get("/")
     assert first.status_code == 200 and first.get_data() == b"hello"
-    assert first.headers["RateLimit"] == '"2-in-1min";r=1;t=0'
+    assert first.headers["RateLimit"] == '"2-in-1min";r=1;t=30'
     assert client.get("/").status_code == 200
     denied = client.get("/")
     assert denied.status_code == 429
