@@ -146,8 +146,6 @@ unsafe fn keyword_arguments<'a, 'py>(
     Ok(())
 }
 
-
-
 /// `2^64` as a float: the first float above every `u64`.
 const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 
@@ -498,8 +496,6 @@ pub fn duration_ns(seconds: &Bound<'_, PyAny>, argument: &str) -> PyResult<u64> 
     seconds_arg(seconds, argument)
 }
 
-
-
 create_exception!(
     cellgate,
     InvalidArgument,
@@ -612,7 +608,10 @@ pub fn config_error(py: Python<'_>, error: ConfigError, arguments: &Arguments<'_
         ConfigError::TooManyNames { given } => invalid(
             py,
             quotas,
-            &format!("at most {} quotas, got {given}", cellgate::MAX_POLICY_QUOTAS),
+            &format!(
+                "at most {} quotas, got {given}",
+                cellgate::MAX_POLICY_QUOTAS
+            ),
         ),
         ConfigError::MissingCost { dimension } => invalid(
             py,
@@ -626,9 +625,7 @@ pub fn config_error(py: Python<'_>, error: ConfigError, arguments: &Arguments<'_
                 arguments.dimensions.join(", ")
             ),
         ),
-        ConfigError::ForeignReservation => {
-            invalid(py, "reservation", "was made by another policy")
-        }
+        ConfigError::ForeignReservation => invalid(py, "reservation", "was made by another policy"),
         other => invalid(py, "costs", &other.to_string()),
     }
 }

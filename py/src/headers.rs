@@ -6,8 +6,8 @@
 use crate::boundary::{invalid, invalid_type, ns_to_seconds, str_arg, type_name, u64_arg};
 use cellgate::{
     combined_retry_after_ns, max_header_bytes, render_429_body, render_dimension_headers,
-    render_headers, DimensionStyle, HeaderError, HeaderStyle, LimiterDecision, PolicyHeader,
-    Quota, Reason, MAX_429_BODY_BYTES,
+    render_headers, DimensionStyle, HeaderError, HeaderStyle, LimiterDecision, PolicyHeader, Quota,
+    Reason, MAX_429_BODY_BYTES,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyString};
@@ -59,6 +59,9 @@ impl Core {
 }
 
 /// What a [`Decision`] describes.
+// A `LimiterDecision` is held inline, not boxed: a box would be one more allocation and free
+// per check, and the object's memory comes from `PyObject_Malloc`'s pools either way.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum View {
     /// Core's decision over every quota of a limiter (its `source` is `Source::Limiter`).
@@ -248,7 +251,11 @@ impl Decision {
     }
 
     /// The one quota a `View::Quota` describes, as core's headers take it.
-    fn policy_header(&self, index: usize, decision: cellgate::Decision) -> Option<PolicyHeader<'_>> {
+    fn policy_header(
+        &self,
+        index: usize,
+        decision: cellgate::Decision,
+    ) -> Option<PolicyHeader<'_>> {
         let core = self.core.get();
         Some(PolicyHeader {
             name: core.name(index),
@@ -288,7 +295,13 @@ impl Decision {
                         .iter(),
                 ))
             }
-            (View::Quota { index, decision, .. }, _, style) => {
+            (
+                View::Quota {
+                    index, decision, ..
+                },
+                _,
+                style,
+            ) => {
                 let policies: Vec<PolicyHeader<'_>> =
                     self.policy_header(*index, *decision).into_iter().collect();
                 match style {
@@ -351,7 +364,12 @@ impl Decision {
             (View::Limiter(decision), Source::Limiter(limiter)) => {
                 limiter.render_429_body(decision, &mut body)
             }
-            (View::Quota { index, decision, .. }, _) => {
+            (
+                View::Quota {
+                    index, decision, ..
+                },
+                _,
+            ) => {
                 let policies: Vec<PolicyHeader<'_>> =
                     self.policy_header(*index, *decision).into_iter().collect();
                 render_429_body(combined_retry_after_ns(&policies).unwrap_or(0), &mut body)
@@ -398,9 +416,7 @@ fn float_repr(value: f64) -> String {
 }
 
 /// A `str` style argument (absent: `"ietf"`).
-pub fn style_text<'a>(
-    style: Option<&'a Bound<'_, PyAny>>,
-) -> PyResult<std::borrow::Cow<'a, str>> {
+pub fn style_text<'a>(style: Option<&'a Bound<'_, PyAny>>) -> PyResult<std::borrow::Cow<'a, str>> {
     match style {
         None => Ok(std::borrow::Cow::Borrowed("ietf")),
         Some(style) => str_arg(style, "style"),

@@ -9,8 +9,8 @@ use crate::boundary::{
 use crate::clock::TimeSource;
 use crate::headers::{Core, Decision, Source};
 use crate::quota::{quotas_arg, PyQuota};
-use cellgate::{LimiterOptions, LimiterQuota, OnFull, Op, Refill};
 use cellgate::Clock;
+use cellgate::{LimiterOptions, LimiterQuota, OnFull, Op, Refill};
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyDict};
 
@@ -81,9 +81,11 @@ pub fn options_arg(
     on_full: &Given<'_>,
     refill: Refill,
 ) -> PyResult<LimiterOptions> {
-    let mut options = LimiterOptions::default();
-    options.refill = refill;
-    options.on_full = on_full_arg(on_full)?;
+    let mut options = LimiterOptions {
+        refill,
+        on_full: on_full_arg(on_full)?,
+        ..LimiterOptions::default()
+    };
     if let Some(value) = max_keys {
         options.max_keys = usize::try_from(u64_arg(value, "max_keys")?).unwrap_or(usize::MAX);
     }
@@ -313,4 +315,3 @@ fn refill_name(refill: Refill) -> &'static str {
         _ => "greedy",
     }
 }
-

@@ -10,10 +10,10 @@ use crate::clock::TimeSource;
 use crate::headers::{Core, Decision, Source};
 use crate::limiter::{options_arg, stats_of};
 use crate::quota::quotas_arg;
+use cellgate::Clock;
 use cellgate::{
     default_quota_name, resolve_costs, ConfigError, LimiterQuota, LimiterReservation, Op, Refill,
 };
-use cellgate::Clock;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use std::sync::Mutex;
@@ -107,7 +107,11 @@ impl Policy {
 
     /// The costs of a call, one per dimension in order, from its keyword arguments: `None`
     /// where a dimension is not named (core's `Limiter` then applies its rule).
-    fn costs(&self, py: Python<'_>, given: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<Option<u64>>> {
+    fn costs(
+        &self,
+        py: Python<'_>,
+        given: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Vec<Option<u64>>> {
         let mut named: Vec<Option<u64>> = vec![None; self.dimensions.len()];
         if let Some(given) = given {
             for (name, value) in given.iter() {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Literal, NoReturn, Optional, get_args
+from typing import Any, Literal, NoReturn, Optional, cast, get_args
 
 from cellgate import _cellgate
 from cellgate._cellgate import Decision, InvalidArgument, InvalidArgumentType, client_key
@@ -74,7 +74,7 @@ def check_options(
     # Renders the headers of a decision that changes nothing, so that a per-quota style whose
     # quota names cannot be header names fails here, not on every request.
     try:
-        limiter.peek(b"", 0).headers(header_style)
+        limiter.peek(b"", 0).headers(cast(HeaderStyle, header_style))
     except InvalidArgument as error:
         _raise(InvalidArgument, "header_style", str(error).removeprefix("style: "))
     if not isinstance(headers_on_success, bool):
