@@ -351,7 +351,11 @@ class Limiter {
   /** Makes `key`'s bucket full. */
   reset(key) {
     validate.key(key, 'key');
-    this.#native.reset(key);
+    try {
+      this.#native.reset(key);
+    } catch (error) {
+      throw fromNative(error, 'key');
+    }
   }
 
   /**
@@ -530,7 +534,11 @@ class Policy {
   /** Makes every entry's bucket for `key` full. */
   reset(key) {
     validate.key(key, 'key');
-    this.#native.reset(key);
+    try {
+      this.#native.reset(key);
+    } catch (error) {
+      throw fromNative(error, 'key');
+    }
   }
 
   /**

@@ -303,14 +303,13 @@ unsafe extern "C" fn call<T: FastTarget, const OP: usize>(
         let mut buffer = KeyBuffer::new();
         // SAFETY: `argument` is this call's first argument (`undefined` when absent); the
         // key is used only during this call.
-        let Ok(key) = (unsafe { read_key(env, argument, &mut buffer) }) else {
-            throw(
-                env,
-                false,
-                c"ERR_INVALID_ARG_TYPE",
-                "key must be a string, Buffer or Uint8Array",
-            );
-            return;
+        let key = match unsafe { read_key(env, argument, &mut buffer) } {
+            Ok(key) => key,
+            Err(error) => {
+                // Not a key, or a Uint8Array whose bytes cannot be read (detached, shared).
+                throw(env, false, c"ERR_INVALID_ARG_TYPE", &error.reason);
+                return;
+            }
         };
         if let Err(FastError(message)) = target.run(const { FastOp::at(OP) }, &key) {
             throw(env, true, c"ERR_OUT_OF_RANGE", message);
