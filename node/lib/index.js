@@ -15,7 +15,8 @@ const MAX_KEYS = 50_000_000;
 const DEFAULT_MAX_KEYS = 100_000;
 const NS_PER_MS = 1e6;
 const MAX_U64 = validate.MAX_U64;
-const STYLES = { ietf: 0, legacy: 1, 'legacy-epoch': 2 };
+// A Map, not an object literal: `STYLES['toString']` would be Object.prototype's.
+const STYLES = new Map([['ietf', 0], ['legacy', 1], ['legacy-epoch', 2]]);
 
 // ---------------------------------------------------------------------------------------------
 // Clock
@@ -153,18 +154,33 @@ function headers(decision, options) {
   if (!Decision.isDecision(decision)) throw argTypeError('decision', 'a decision returned by a cellgate limiter', decision);
   const opts = validate.options(options, 'options');
   const styleName = opts.style === undefined ? 'ietf' : opts.style;
-  const style = STYLES[styleName];
-  if (style === undefined || typeof styleName !== 'string') {
-    throw argTypeError('options.style', "'ietf', 'legacy' or 'legacy-epoch'", styleName);
-  }
+  const style = typeof styleName === 'string' ? STYLES.get(styleName) : undefined;
+  if (style === undefined) throw argTypeError('options.style', "'ietf', 'legacy' or 'legacy-epoch'", styleName);
+  checkDecisionFields(decision);
   let nowUnixS = 0;
   if (style === 2) {
     nowUnixS = opts.nowUnixS === undefined ? Math.floor(Date.now() / 1000) : validate.integer(opts.nowUnixS, 'options.nowUnixS', 0, Number.MAX_SAFE_INTEGER);
   }
-  const pairs = Decision.render(decision, style, nowUnixS).split('\n');
+  let rendered;
+  try {
+    rendered = Decision.render(decision, style, nowUnixS);
+  } catch (error) {
+    throw fromNative(error, 'decision');
+  }
+  const pairs = rendered.split('\n');
   const result = {};
   for (let index = 0; index < pairs.length; index += 2) result[pairs[index]] = pairs[index + 1];
   return result;
+}
+
+/**
+ * The public fields `headers` reads back from a decision (it is a plain object: they can be
+ * assigned), checked as any argument is: a TypeError or RangeError naming the field.
+ */
+function checkDecisionFields(decision) {
+  if (typeof decision.allowed !== 'boolean') throw argTypeError('decision.allowed', 'a boolean', decision.allowed);
+  validate.integer(decision.limit, 'decision.limit', 0, Number.MAX_SAFE_INTEGER);
+  validate.integer(decision.remaining, 'decision.remaining', 0, Number.MAX_SAFE_INTEGER);
 }
 
 /**
