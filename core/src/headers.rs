@@ -202,7 +202,9 @@ fn seconds_until_more(policy: &PolicyHeader<'_>) -> Option<u64> {
     if !decision.allowed {
         return retry_after_seconds(decision.retry_after_ns);
     }
-    if decision.remaining > 0 {
+    // Draft-10: `t` is the time until *additional* quota is available, so 0 only when the
+    // bucket is full (nothing more can come back), whatever `remaining` is.
+    if decision.reset_after_ns == 0 {
         return Some(0);
     }
     let unit_ns = div_ceil(policy.quota.period_ns(), policy.quota.rate_cost_nz());
@@ -454,10 +456,12 @@ impl Builder<'_> {
 ///   - denied: `ceil(retry_after_ns / 1e9)`, at least 1; when `retry_after_ns` is [`NEVER`]
 ///     (the cost exceeds the burst, so waiting never helps) `t` is **omitted** from that
 ///     policy's item;
-///   - allowed with `remaining > 0`: `0`;
-///   - allowed with `remaining == 0`: `ceil(min(reset_after_ns, ceil(period_ns / rate_cost))
-///     / 1e9)`, the time until the next unit refills. For continuous refill (GCRA, and token
-///     buckets with [`Refill::Greedy`](crate::Refill::Greedy)) that is an upper bound; a
+///   - allowed and full (`reset_after_ns == 0`): `0`, nothing more can become available;
+///   - allowed and not full, whatever `remaining` is: `ceil(min(reset_after_ns,
+///     ceil(period_ns / rate_cost)) / 1e9)`, the time until the next unit refills (draft-10
+///     defines `t` as the time until *additional* quota is available, so `r=4;t=2` after one
+///     request into `5/10s`, not `t=0`). For continuous refill (GCRA, and token buckets with
+///     [`Refill::Greedy`](crate::Refill::Greedy)) that is an upper bound; a
 ///     [`Refill::Interval`](crate::Refill::Interval) bucket refills only at period boundaries,
 ///     which can be later.
 /// - `Retry-After` is sent only when at least one policy denied (`allowed == false`). Its value
@@ -532,7 +536,7 @@ impl Builder<'_> {
 ///     pairs,
 ///     [
 ///         ("RateLimit-Policy", r#""burst";q=10;w=1,"daily";q=1000;w=86400"#),
-///         ("RateLimit", r#""burst";r=0;t=1,"daily";r=997;t=0"#),
+///         ("RateLimit", r#""burst";r=0;t=1,"daily";r=997;t=87"#),
 ///         ("Retry-After", "1"),
 ///     ]
 /// );

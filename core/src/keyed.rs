@@ -72,6 +72,9 @@ use crate::sync::{spin, AtomicU128, AtomicU64, Ordering};
 use core::fmt;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
+mod full;
+pub use full::{KeyedDecision, OnFull, Reason};
+
 /// How many slots from each of its two homes a key may live in. 16 slots of 32 bytes are 8
 /// cache lines. (4 under loom, to keep its models small.)
 pub const PROBE_WINDOW: usize = if cfg!(loom) { 4 } else { 16 };
@@ -277,8 +280,11 @@ pub struct KeyedStats {
     pub live_keys: u64,
     /// Slots taken over from idle keys (whose bucket was full again).
     pub reclaimed: u64,
-    /// New keys refused because both their windows held only live keys.
+    /// New keys refused because both their windows held only live keys (whatever the
+    /// [`OnFull`] policy then answered).
     pub rejected_full: u64,
+    /// New keys admitted without a slot under [`OnFull::AllowUntracked`].
+    pub admitted_untracked: u64,
 }
 
 #[derive(Debug, Default)]
@@ -286,6 +292,7 @@ struct Counters {
     inserted: AtomicU64,
     reclaimed: AtomicU64,
     rejected_full: AtomicU64,
+    admitted_untracked: AtomicU64,
 }
 
 impl Counters {
@@ -475,6 +482,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
             live_keys: inserted.saturating_sub(reclaimed),
             reclaimed,
             rejected_full: self.counters.rejected_full.load(Ordering::Relaxed),
+            admitted_untracked: self.counters.admitted_untracked.load(Ordering::Relaxed),
         }
     }
 

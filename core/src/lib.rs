@@ -33,6 +33,8 @@
 )]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+// Examples are copied: they must compile without a warning (`unused_must_use` included).
+#![doc(test(attr(deny(warnings))))]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
@@ -42,6 +44,7 @@ extern crate std;
 mod cell;
 mod client_key;
 mod clock;
+mod config;
 mod decision;
 mod headers;
 mod keyed;
@@ -58,6 +61,10 @@ pub use clock::ManualClock;
 #[cfg(feature = "std")]
 pub use clock::MonotonicClock;
 pub use clock::{Clock, NoClock};
+pub use config::{
+    check_max_keys, check_names, default_quota_name, resolve_costs, resolve_settle_costs,
+    ConfigError, QuotaName, DEFAULT_COST, DEFAULT_MAX_KEYS, MAX_MAX_KEYS,
+};
 pub use decision::{Decision, NEVER};
 pub use headers::{
     combined_retry_after_ns, max_header_bytes, render_429_body, render_headers,
@@ -65,8 +72,8 @@ pub use headers::{
     MAX_429_BODY_BYTES, MAX_HEADERS,
 };
 pub use keyed::{
-    slot_count_for, KeyHash, KeyedLimiter, KeyedStats, Seed, Slot, TableError, TableFull,
-    TableHeader, PROBE_WINDOW, TABLE_LAYOUT_VERSION,
+    slot_count_for, KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot,
+    TableError, TableFull, TableHeader, PROBE_WINDOW, TABLE_LAYOUT_VERSION,
 };
 pub use parse::{parse_quotas, ParseError, ParseErrorKind, QuotaList};
 #[cfg(feature = "alloc")]
@@ -78,3 +85,10 @@ pub use quota::{
     Quota, QuotaError, MAX_CAPACITY_TICKS, NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND,
 };
 pub use rule::{CellState, Op, Outcome, Refill, Rule};
+
+/// The Rust examples of the top-level `README.md`, run as doctests exactly as written (with
+/// warnings denied, like every doctest here), so the README cannot teach code that does not
+/// build or that warns.
+#[cfg(all(doctest, feature = "std"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;

@@ -102,7 +102,7 @@ fn single_allowed() {
         render(HeaderStyle::Ietf, &p),
         owned(&[
             ("RateLimit-Policy", r#""api";q=10;w=1"#),
-            ("RateLimit", r#""api";r=7;t=0"#),
+            ("RateLimit", r#""api";r=7;t=1"#),
         ])
     );
     assert_eq!(
@@ -249,7 +249,7 @@ fn two_policies_allowed() {
                 "RateLimit-Policy",
                 r#""burst";q=10;w=1,"daily";q=1000;w=86400"#
             ),
-            ("RateLimit", r#""burst";r=3;t=0,"daily";r=997;t=0"#),
+            ("RateLimit", r#""burst";r=3;t=1,"daily";r=997;t=87"#),
         ])
     );
     // The binding policy is "burst": the least remaining.
@@ -265,7 +265,7 @@ fn two_policies_allowed() {
     let swapped = [p[1], p[0]];
     assert_eq!(
         render(HeaderStyle::Ietf, &swapped)[1].1,
-        r#""daily";r=997;t=0,"burst";r=3;t=0"#
+        r#""daily";r=997;t=87,"burst";r=3;t=1"#
     );
     assert_eq!(
         render(HeaderStyle::Legacy, &swapped),
@@ -290,7 +290,7 @@ fn two_policies_one_denied() {
                 "RateLimit-Policy",
                 r#""burst";q=10;w=1,"daily";q=1000;w=86400"#
             ),
-            ("RateLimit", r#""burst";r=9;t=0,"daily";r=0;t=87"#),
+            ("RateLimit", r#""burst";r=9;t=1,"daily";r=0;t=87"#),
             ("Retry-After", "87"),
         ])
     );
@@ -567,21 +567,21 @@ fn exact_buffer_size() {
         ),
     ];
     let rate_limit_policy = r#""burst";q=10;w=1,"daily";q=1000;w=86400"#;
-    let rate_limit = r#""burst";r=3;t=0,"daily";r=997;t=0"#;
+    let rate_limit = r#""burst";r=3;t=1,"daily";r=997;t=87"#;
     let needed = rate_limit_policy.len() + rate_limit.len();
-    assert_eq!(needed, 72);
+    assert_eq!(needed, 73);
 
-    let mut exact = [0u8; 72];
+    let mut exact = [0u8; 73];
     let headers = render_headers(HeaderStyle::Ietf, &p, &mut exact).unwrap();
     assert_eq!(headers.as_str(), format!("{rate_limit_policy}{rate_limit}"));
-    let mut short = [0u8; 71];
+    let mut short = [0u8; 72];
     assert_eq!(
         render_headers(HeaderStyle::Ietf, &p, &mut short),
-        Err(HeaderError::BufferTooSmall { needed: 72 })
+        Err(HeaderError::BufferTooSmall { needed: 73 })
     );
     assert_eq!(
         render_headers(HeaderStyle::Ietf, &p, &mut []),
-        Err(HeaderError::BufferTooSmall { needed: 72 })
+        Err(HeaderError::BufferTooSmall { needed: 73 })
     );
 
     // Legacy: "10" + "3" + "1".
@@ -651,7 +651,7 @@ fn huge_values() {
         render(HeaderStyle::Ietf, &p),
         owned(&[
             ("RateLimit-Policy", r#""max";q=18446744073709551615;w=1"#),
-            ("RateLimit", r#""max";r=18446744073709551615;t=0"#),
+            ("RateLimit", r#""max";r=18446744073709551615;t=1"#),
         ])
     );
     assert_eq!(
@@ -799,4 +799,21 @@ fn errors_display() {
         HeaderError::BufferTooSmall { needed: 71 }.to_string(),
         "output buffer too small: 71 bytes needed"
     );
+}
+
+/// Draft-10's `t` is the time until *additional* quota is available: after one request into
+/// `5/10s` one unit comes back in 2 s (`r=4;t=2`), and `t=0` only once the bucket is full again.
+#[test]
+fn t_is_the_time_until_more_quota_not_zero_below_the_quota() {
+    let limiter = cellgate::Gcra::new("5/10s".parse::<Quota>().unwrap());
+    let after_one = limiter.check_at(0, 1);
+    let p = [policy("p", limiter.quota(), after_one)];
+    assert_eq!(render(HeaderStyle::Ietf, &p)[1].1, r#""p";r=4;t=2"#);
+    let after_two = limiter.check_at(500_000_000, 1);
+    let p = [policy("p", limiter.quota(), after_two)];
+    assert_eq!(render(HeaderStyle::Ietf, &p)[1].1, r#""p";r=3;t=2"#);
+    let full = limiter.peek_at(10 * NS_PER_SECOND, 0);
+    assert_eq!(full.reset_after_ns, 0);
+    let p = [policy("p", limiter.quota(), full)];
+    assert_eq!(render(HeaderStyle::Ietf, &p)[1].1, r#""p";r=5;t=0"#);
 }

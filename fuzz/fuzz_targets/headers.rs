@@ -104,7 +104,7 @@ fn expected_t(policy: &PolicyHeader<'_>) -> Option<u64> {
     if !decision.allowed {
         return retry_seconds(decision.retry_after_ns);
     }
-    if decision.remaining > 0 {
+    if decision.reset_after_ns == 0 {
         return Some(0);
     }
     let unit_ns = policy.quota.period_ns().div_ceil(policy.quota.rate_cost());
