@@ -111,14 +111,14 @@ test('several quotas are decided all-or-nothing, and headers describe each', () 
   assert.equal(limiter.check('k').allowed, true, 'nothing was charged by the denial');
   const all = headers(limiter.peek('k'));
   assert.equal(all['RateLimit-Policy'], '"2/second";q=2;w=1,"3/86400 seconds";q=3;w=86400');
-  assert.match(all.RateLimit, /^"2\/second";r=1;t=0,"3\/86400 seconds";r=0;t=\d+$/);
+  assert.match(all.RateLimit, /^"2\/second";r=1;t=1,"3\/86400 seconds";r=0;t=\d+$/);
 });
 
 test('headers in every style, rendered by the core', () => {
   const clock = new ManualClock();
   const limiter = new Limiter('10/second', { clock, name: 'api' });
   const ok = limiter.check('k', { cost: 4 });
-  assert.deepEqual(headers(ok), { 'RateLimit-Policy': '"api";q=10;w=1', RateLimit: '"api";r=6;t=0' });
+  assert.deepEqual(headers(ok), { 'RateLimit-Policy': '"api";q=10;w=1', RateLimit: '"api";r=6;t=1' });
   limiter.check('k', { cost: 6 });
   const denied = limiter.check('k', { cost: 5 });
   assert.deepEqual(headers(denied), { 'RateLimit-Policy': '"api";q=10;w=1', RateLimit: '"api";r=0;t=1', 'Retry-After': '1' });
