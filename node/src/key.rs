@@ -149,8 +149,7 @@ pub unsafe fn read_key<'a>(
         // A detached buffer reports no bytes: it is not the empty key.
         let mut detached = false;
         // SAFETY: `array_buffer` is an ArrayBuffer of this call.
-        let status =
-            unsafe { sys::napi_is_detached_arraybuffer(env, array_buffer, &mut detached) };
+        let status = unsafe { sys::napi_is_detached_arraybuffer(env, array_buffer, &mut detached) };
         check(status, "key")?;
         if detached {
             return Err(type_error(

@@ -20,6 +20,7 @@
 mod boundary;
 mod client;
 mod clock;
+mod config;
 mod error;
 pub mod fast;
 mod headers;
@@ -35,8 +36,9 @@ pub use boundary::{
 };
 pub use client::client_key;
 pub use clock::{monotonic_now_ns, NativeManualClock};
+pub use config::{check_names, limits, Limits, NameProblem};
 pub use headers::render_body;
 pub use limiter::NativeLimiter;
 pub use policy::{NativePolicy, NativeReservation};
-pub use quota::split_rates;
+pub use quota::{split_rates, RateSpec};
 pub use shared::layout;
