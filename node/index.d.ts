@@ -39,7 +39,11 @@ export declare class PolicyDecision extends Decision {
   readonly decisions: readonly EntryDecision[];
 }
 
-/** A clock that moves only when told to, for tests; limiters built with it read its time. */
+/**
+ * A clock that moves only when told to, for tests; limiters built with it read its time.
+ * **`acquire` on such a limiter waits until someone advances the clock**: give it a
+ * `timeoutMs`, which also ends the wait in real time.
+ */
 export declare class ManualClock {
   /** @param startNs the start time in nanoseconds (default 0) */
   constructor(startNs?: number | bigint);
@@ -74,7 +78,12 @@ export interface CostOptions {
 }
 
 export interface AcquireOptions {
-  /** Give up (rejecting) as soon as the wait would pass this many milliseconds, on the limiter's clock (default Infinity). */
+  /**
+   * Give up (rejecting with reason 'timeout') as soon as the wait would pass this many
+   * milliseconds on the limiter's clock, or once they have passed in real time, whichever
+   * comes first (default Infinity). **With a ManualClock and no timeout, the wait lasts until
+   * someone advances the clock far enough.**
+   */
   timeoutMs?: number;
   /** Give up (rejecting) when it aborts. */
   signal?: AbortSignal;
@@ -102,7 +111,11 @@ export declare class Limiter {
   refund(key: Key, options?: CostOptions): Decision;
   /** Makes `key`'s bucket full. */
   reset(key: Key): void;
-  /** Resolves once admitted, waiting as `retryAfterMs` says (no polling); rejects with RateLimitError. */
+  /**
+   * Resolves once admitted, waiting as `retryAfterMs` says (no polling); rejects with
+   * RateLimitError. **With a ManualClock and no `timeoutMs`, it waits until someone advances
+   * the clock.**
+   */
   acquire(key: Key, options?: CostOptions & AcquireOptions): Promise<Decision>;
   /** Table counters (one quota; undefined with several). */
   stats(): { liveKeys: number; reclaimed: number; rejectedFull: number; slots: number } | undefined;
@@ -155,6 +168,7 @@ export declare class Policy {
   reserve(key: Key, estimate?: Costs): { decision: PolicyDecision; reservation: Reservation | null };
   /** Refunds what was not used and charges what exceeds the estimate (into debt if need be); a dimension `actual` does not name keeps its estimate. */
   settle(reservation: Reservation, actual?: Costs): PolicyDecision;
+  /** As `Limiter#acquire`. **With a ManualClock and no `timeoutMs`, it waits until someone advances the clock.** */
   acquire(key: Key, options?: { costs?: Costs } & AcquireOptions): Promise<PolicyDecision>;
 }
 

@@ -25,7 +25,9 @@ const clockNatives = new WeakMap();
 
 /**
  * A clock that moves only when told to, for tests. Limiters built with it read its time;
- * `acquire` on such a limiter wakes when the clock moves (no timers).
+ * `acquire` on such a limiter wakes when the clock moves (no timers), so **without a
+ * `timeoutMs` it waits until someone advances the clock**; with one, the timeout also ends
+ * the wait in real time.
  */
 class ManualClock {
   #native;
@@ -200,28 +202,41 @@ function nowMs(clock) {
   return clock === undefined ? performance.now() : Number(clock.native.nowNs()) / NS_PER_MS;
 }
 
-/** Waits `waitMs` (a timer), or for the manual clock to move; rejects on abort. */
-function sleep(waitMs, clock, signal, decision) {
+/**
+ * Waits `waitMs` (a timer), or for the manual clock to move; rejects on abort, and with
+ * 'timeout' when `realLeftMs` of real time pass first (a manual clock nobody moves).
+ */
+function sleep(waitMs, clock, signal, decision, realLeftMs) {
   return new Promise((resolve, reject) => {
     let timer;
-    const done = () => {
+    let deadline;
+    const settle = () => {
       if (timer !== undefined) clearTimeout(timer);
+      if (deadline !== undefined) clearTimeout(deadline);
       if (clock !== undefined) clock.waiters.delete(done);
       if (signal !== undefined) signal.removeEventListener('abort', aborted);
+    };
+    const done = () => {
+      settle();
       resolve();
     };
     const aborted = () => {
-      if (timer !== undefined) clearTimeout(timer);
-      if (clock !== undefined) clock.waiters.delete(done);
+      settle();
       reject(new RateLimitError('aborted', decision, { cause: signal.reason }));
+    };
+    const timedOut = () => {
+      settle();
+      reject(new RateLimitError('timeout', decision));
     };
     if (signal !== undefined) signal.addEventListener('abort', aborted, { once: true });
     if (clock === undefined) {
       // Timers may fire up to a millisecond early; the caller then checks again and waits
-      // for the (short) rest, so there is never a loop faster than the wait.
+      // for the (short) rest, so there is never a loop faster than the wait. The monotonic
+      // clock is real time: the caller already refused a wait past the timeout.
       timer = setTimeout(done, Math.max(1, Math.ceil(waitMs)));
     } else {
       clock.waiters.add(done);
+      if (realLeftMs !== Infinity) deadline = setTimeout(timedOut, Math.max(1, Math.ceil(realLeftMs)));
     }
   });
 }
@@ -234,19 +249,28 @@ function checkSignal(signal) {
   return signal;
 }
 
-/** The loop behind `acquire`, shared by Limiter and Policy. */
+/**
+ * The loop behind `acquire`, shared by Limiter and Policy. `timeoutMs` bounds the wait in the
+ * limiter's clock and in real (monotonic) time, whichever ends first (the rule Python's
+ * helper follows too): on the monotonic clock the two are one; on a ManualClock nobody
+ * advances, the real bound is what ends the wait. Without a timeout, a ManualClock wait
+ * lasts until the clock is advanced far enough.
+ */
 async function acquireWith(check, clock, options) {
   const timeoutMs = options.timeoutMs === undefined ? Infinity : validate.ms(options.timeoutMs, 'options.timeoutMs', true);
   const signal = checkSignal(options.signal);
   if (signal !== undefined && signal.aborted) throw new RateLimitError('aborted', undefined, { cause: signal.reason });
   const start = nowMs(clock);
+  const realStart = performance.now();
   for (;;) {
     const decision = check();
     if (decision.allowed) return decision;
     if (decision.retryAfterMs === Infinity) throw new RateLimitError('never', decision);
     const elapsed = nowMs(clock) - start;
     if (elapsed + decision.retryAfterMs > timeoutMs) throw new RateLimitError('timeout', decision);
-    await sleep(decision.retryAfterMs, clock, signal, decision);
+    const realLeftMs = timeoutMs - (performance.now() - realStart);
+    if (realLeftMs <= 0) throw new RateLimitError('timeout', decision);
+    await sleep(decision.retryAfterMs, clock, signal, decision, realLeftMs);
   }
 }
 
@@ -406,7 +430,11 @@ class Limiter {
    * Resolves with the decision once `cost` for `key` is admitted, waiting as long as the
    * decisions' `retryAfterMs` say (timers, or the ManualClock moving; no polling). Rejects
    * with a RateLimitError: 'never' at once when the cost exceeds the burst, 'timeout' as
-   * soon as the wait would pass `timeoutMs`, 'aborted' when `signal` fires.
+   * soon as the wait would pass `timeoutMs` (in the limiter's clock and in real time,
+   * whichever ends first), 'aborted' when `signal` fires.
+   *
+   * **With a ManualClock and no `timeoutMs`, the wait lasts until someone advances the
+   * clock far enough: if nothing does, the promise never settles.**
    */
   acquire(key, options) {
     try {
@@ -626,7 +654,10 @@ class Policy {
     return policyDecision(status, this.#out, this.#source, this.#names);
   }
 
-  /** As `Limiter#acquire`, for `costs`. */
+  /**
+   * As `Limiter#acquire`, for `costs`. **With a ManualClock and no `timeoutMs`, the wait
+   * lasts until someone advances the clock far enough.**
+   */
   acquire(key, options) {
     try {
       const opts = validate.options(options, 'options');
