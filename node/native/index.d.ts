@@ -131,44 +131,6 @@ export declare class NativeReservation {
   get pending(): boolean
 }
 
-/** A decision built as an object through Node-API (what the package avoids). */
-export interface BenchDecision {
-  /** Allowed. */
-  allowed: boolean
-  /** Limit. */
-  limit: number
-  /** Remaining. */
-  remaining: number
-  /** Retry after, in ms. */
-  retryAfterMs: number
-  /** Reset after, in ms. */
-  resetAfterMs: number
-}
-
-/** Does nothing. */
-export declare function benchEmpty(): void
-
-/**
- * A key as cellgate's `#[napi]` methods take it (`reset`, `reserve`): UTF-8 into a stack
- * buffer, then copied into a `Vec`.
- */
-export declare function benchKey(key: Key): number
-
-/** A number in, a bool out. */
-export declare function benchNumberToBool(value: number): boolean
-
-/** Returns a five-field object built through Node-API. */
-export declare function benchObject(): BenchDecision
-
-/** `[keyOnly, empty, ...]`: see [`RawProbes`]. */
-export declare function benchRawProbes(): Array<(key?: string | Uint8Array) => void>
-
-/** A key read as a `String` (napi-rs's default conversion: a length query, an allocation). */
-export declare function benchString(key: string): number
-
-/** A key read as UTF-16 (napi-rs's `Utf16String`: an allocation). */
-export declare function benchUtf16(key: string): number
-
 /**
  * Checks the names a limiter or policy will show in headers with core's rule (each non-empty
  * printable ASCII, all distinct, at most 8): `null` when they pass, else the first problem.

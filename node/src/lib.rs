@@ -17,6 +17,7 @@
 //! Nothing here panics across the boundary: arithmetic is checked, and every fallible
 //! conversion returns a Node-API error that the JavaScript layer turns into a typed error.
 
+#[cfg(feature = "bench-probes")]
 mod boundary;
 mod client;
 mod clock;
@@ -30,6 +31,7 @@ mod policy;
 mod quota;
 mod shared;
 
+#[cfg(feature = "bench-probes")]
 pub use boundary::{
     bench_empty, bench_key, bench_number_to_bool, bench_object, bench_raw_probes, bench_string,
     bench_utf16, BenchDecision, RawProbes,
