@@ -77,7 +77,7 @@ test-node: dist-node ## Install the tarball into a fresh project and run node/te
 		# `&&`: errexit does not apply inside a subshell on the left of `||`.
 		cd "$$project" &&
 		step $(NPM) install --no-audit --no-fund --no-package-lock "$$tarball" $$deps &&
-		step env CELLGATE_VECTORS="$(NODE_VECTORS)" $(NODE) --test $(NODE_TEST_ARGS) test/
+		step env CELLGATE_VECTORS="$(NODE_VECTORS)" CELLGATE_README="$(CURDIR)/README.md" $(NODE) --test $(NODE_TEST_ARGS) test/
 	) || rc=$$?
 	rm -rf "$$project"
 	exit $$rc
