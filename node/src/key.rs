@@ -64,7 +64,8 @@ fn check(status: sys::napi_status, what: &str) -> Result<()> {
 /// # Safety
 /// `env` and `value` must be valid for the current Node-API call, and the bytes returned must
 /// not be used after it. A borrowed `Uint8Array`'s memory is JavaScript's: no JavaScript runs
-/// on this thread while the native call runs, so nothing on it can write, detach or resize the
+/// on this thread while the native call runs (the one exception, [`confirm_detached`], runs
+/// for a zero-length key, which borrows nothing), so nothing on it can write, detach or resize the
 /// (non-shared) `ArrayBuffer` before the call returns, and no other thread can reach a
 /// non-shared `ArrayBuffer` at all (a `SharedArrayBuffer`, which other threads can write, is
 /// refused).
@@ -151,7 +152,8 @@ pub unsafe fn read_key<'a>(
         // SAFETY: `array_buffer` is an ArrayBuffer of this call.
         let status = unsafe { sys::napi_is_detached_arraybuffer(env, array_buffer, &mut detached) };
         check(status, "key")?;
-        if detached {
+        // SAFETY: as above.
+        if detached && unsafe { confirm_detached(env, array_buffer)? } {
             return Err(type_error(
                 "key must be a string, Buffer or Uint8Array with its bytes, got a Uint8Array whose ArrayBuffer is detached (transferred)",
             ));
@@ -165,6 +167,43 @@ pub unsafe fn read_key<'a>(
     Ok(Cow::Borrowed(unsafe {
         std::slice::from_raw_parts(data.cast::<u8>(), length)
     }))
+}
+
+/// Whether `array_buffer`, which `napi_is_detached_arraybuffer` reported detached, is. Node-API
+/// before `v8::ArrayBuffer::WasDetached` (Node 20) answered "its data is null", which a
+/// zero-length ArrayBuffer with no backing memory also is: only JavaScript tells the two
+/// apart, since constructing a view over a detached buffer throws. Reached only for a
+/// zero-length key so reported; the key has no bytes to borrow, so running JavaScript here
+/// invalidates nothing.
+///
+/// # Safety
+/// `env` and `array_buffer` (an ArrayBuffer) must be valid for the current Node-API call.
+unsafe fn confirm_detached(env: sys::napi_env, array_buffer: sys::napi_value) -> Result<bool> {
+    let mut global = ptr::null_mut();
+    // SAFETY: the caller's contract; `global` is a valid out-pointer.
+    check(unsafe { sys::napi_get_global(env, &mut global) }, "key")?;
+    let mut constructor = ptr::null_mut();
+    check(
+        // SAFETY: `global` is this call's global object; the name is NUL-terminated.
+        unsafe {
+            sys::napi_get_named_property(env, global, c"Uint8Array".as_ptr(), &mut constructor)
+        },
+        "key",
+    )?;
+    let mut view = ptr::null_mut();
+    // SAFETY: `constructor` and `array_buffer` are values of this call; one argument.
+    let status = unsafe { sys::napi_new_instance(env, constructor, 1, &array_buffer, &mut view) };
+    if status == sys::Status::napi_ok {
+        return Ok(false);
+    }
+    if status == sys::Status::napi_pending_exception {
+        // The TypeError of a detached buffer: cleared, the key's own error replaces it.
+        let mut exception = ptr::null_mut();
+        // SAFETY: an exception is pending in this call.
+        let _ = unsafe { sys::napi_get_and_clear_last_exception(env, &mut exception) };
+        return Ok(true);
+    }
+    check(status, "key").map(|()| true)
 }
 
 /// A key's bytes, owned: the argument type of the `#[napi]` methods that take a key (the
