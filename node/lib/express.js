@@ -80,8 +80,9 @@ function rateLimit(options) {
       if (!forwarded && !res.headersSent && !res.writableEnded) sendLimited(res, decision);
     };
     const failed = (error) => {
-      reportOnLimited(error, res.headersSent || forwarded ? 'after it answered' : `the default ${config.statusCode} answer was sent`);
+      const what = res.headersSent || forwarded ? 'after it answered' : `the default ${config.statusCode} answer was sent`;
       finish();
+      reportOnLimited(error, what);
     };
     let result;
     try {
@@ -117,7 +118,13 @@ function rateLimit(options) {
  * has no logger of its own).
  */
 function reportOnLimited(error, what) {
-  const warning = new Error(`cellgate/express: onLimited failed (${what}): ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  let reason;
+  try {
+    reason = error instanceof Error ? error.message : String(error);
+  } catch {
+    reason = 'a value that cannot be shown';
+  }
+  const warning = new Error(`cellgate/express: onLimited failed (${what}): ${reason}`, { cause: error });
   warning.name = 'CellgateWarning';
   warning.code = 'CELLGATE_ON_LIMITED_FAILED';
   process.emitWarning(warning);

@@ -190,3 +190,21 @@ test('Fastify: a reply sent by onLimited through a slow async onSend hook is not
   }
   assert.deepEqual(logged, [], 'no "reply already sent" warning or error');
 });
+
+test('Express: an onLimited that throws a value with no string form still gets the default answer', async () => {
+  const app = express();
+  app.use(rateLimit({ limiter: new Limiter('1/minute', { clock: new ManualClock() }), onLimited: () => { throw Object.create(null); } }));
+  app.get('/', (req, res) => res.send('handled'));
+  const onWarning = () => {};
+  process.on('warning', onWarning);
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  try {
+    const [first, ...denied] = await threeRequests(server.address().port);
+    assert.equal(first.status, 200);
+    for (const response of denied) assertDefaultDenial(response);
+  } finally {
+    await close(server);
+    process.off('warning', onWarning);
+  }
+});
