@@ -283,11 +283,13 @@ function checkMaxKeys(value) {
 
 /**
  * Checks the header names with core's rule (non-empty printable ASCII, distinct, at most 8);
- * `what(index)` is the argument that gave name `index` and what it must be.
+ * `what(index)` is the argument that gave name `index`, what it must be and its value, and
+ * `list` the same for the list as a whole (too many names).
  */
-function checkNames(names, what) {
+function checkNames(names, what, [listName, listExpected, listValue]) {
   const problem = native.checkNames(names);
   if (problem === null) return;
+  if (problem.tooMany) throw outOfRange(listName, `${listExpected} (${problem.message})`, listValue);
   const [name, expected, value] = what(problem.index);
   throw outOfRange(name, `${expected} (${problem.message})`, value);
 }
@@ -356,7 +358,7 @@ class Limiter {
       if (rates.length === 1) {
         // No name: the addon names the quota by core's rule ('100-in-1min').
         const name = opts.name === undefined ? undefined : checkNameType(opts.name, 'options.name');
-        if (name !== undefined) checkNames([name], () => ['options.name', 'a header name', name]);
+        if (name !== undefined) checkNames([name], () => ['options.name', 'a header name', name], ['options.name', 'one name', name]);
         this.#native = new native.NativeLimiter(rate, burst, refill, maxKeys, clock && clock.native, this.#out, name);
         this.#multi = false;
         this.#limit = this.#native.limit;
@@ -365,7 +367,7 @@ class Limiter {
         if (refill !== 'greedy') throw argTypeError('options.refill', "'greedy' with several quotas", refill);
         if (opts.name !== undefined) throw argTypeError('options.name', "undefined with several quotas (each is named by core's rule, '10-in-1s')", opts.name);
         // Each quota shows under its default name: two quotas alike would be one header item twice.
-        checkNames(rates.map((each) => each.name), () => ['rate', 'quotas with distinct header names', rate]);
+        checkNames(rates.map((each) => each.name), () => ['rate', 'quotas with distinct header names', rate], ['rate', 'at most 8 quotas', rate]);
         const entries = rates.map((each) => ({ name: each.name, rate: each.rate, dimension: 0 }));
         this.#native = new native.NativePolicy(entries, maxKeys, clock && clock.native, this.#out);
         this.#multi = true;
@@ -560,7 +562,7 @@ class Policy {
       return { name, rate: entry.rate, burst, dimension };
     });
     const names = specs.map((spec) => spec.name);
-    checkNames(names, (index) => [`entries[${index}].name`, 'a header name distinct from the others', names[index]]);
+    checkNames(names, (index) => [`entries[${index}].name`, 'a header name distinct from the others', names[index]], ['entries.length', 'at most 8', names.length]);
     this.#out = sharedArray();
     try {
       this.#native = new native.NativePolicy(specs, maxKeys, clock && clock.native, this.#out);

@@ -175,6 +175,11 @@ export declare function monotonicNowNs(): bigint
 
 /** A name that core's rule refuses: its position and core's reason. */
 export interface NameProblem {
+  /**
+   * Whether the list as a whole is too long (more names than a policy holds) rather than
+   * one name at fault.
+   */
+  tooMany: boolean
   /** The position of the name at fault. */
   index: number
   /** Core's reason (`"name 1 repeats name 0: names must be unique"`). */

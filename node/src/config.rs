@@ -7,6 +7,9 @@ use napi_derive::napi;
 /// A name that core's rule refuses: its position and core's reason.
 #[napi(object)]
 pub struct NameProblem {
+    /// Whether the list as a whole is too long (more names than a policy holds) rather than
+    /// one name at fault.
+    pub too_many: bool,
     /// The position of the name at fault.
     pub index: u32,
     /// Core's reason (`"name 1 repeats name 0: names must be unique"`).
@@ -20,6 +23,7 @@ pub fn check_names(names: Vec<String>) -> Option<NameProblem> {
     cellgate::check_names(&names)
         .err()
         .map(|error| NameProblem {
+            too_many: matches!(error, cellgate::ConfigError::TooManyNames { .. }),
             index: u32::try_from(name_index(error)).unwrap_or(u32::MAX),
             message: error.to_string(),
         })

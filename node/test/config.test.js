@@ -92,6 +92,8 @@ test('header names are checked by core at construction: duplicates, empty, non-A
   throwsTyped(() => new Limiter('10/s', { name: 5 }), TypeError, /^options\.name must be a string/);
   throwsTyped(() => new Policy([{ name: 'a', rate: '1/s' }, { name: 'b', rate: '2/s' }, { name: 'a', rate: '3/s' }]),
     RangeError, /^entries\[2\]\.name must be.*repeats name 0/);
+  throwsTyped(() => new Policy(Array.from({ length: 9 }, (_, index) => ({ name: `q${index}`, rate: '1/s' }))), RangeError, /^entries\.length must be at most 8/);
+  throwsTyped(() => new Limiter('1/s; 2/s; 3/s; 4/s; 5/s; 6/s; 7/s; 8/s; 9/s'), RangeError, /^rate must be at most 8 quotas/);
   throwsTyped(() => new Policy([{ name: 'a', rate: '1/s' }, { name: '', rate: '2/s' }]), RangeError, /^entries\[1\]\.name must be/);
 });
 
