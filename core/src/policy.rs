@@ -778,6 +778,17 @@ mod keyed_policy {
             self.tables.iter().map(KeyedLimiter::stats)
         }
 
+        /// Each entry's table, in entry order (for the full-table answer of
+        /// [`Limiter`](crate::Limiter)).
+        pub(crate) fn tables(&self) -> &[Table] {
+            &self.tables
+        }
+
+        /// `key` hashed under the tables' one seed.
+        pub(crate) fn hash_key(&self, key: &[u8]) -> KeyHash {
+            self.buckets(key).key
+        }
+
         fn buckets(&self, key: &[u8]) -> KeyBuckets<'_> {
             let key = self
                 .tables
