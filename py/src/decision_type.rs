@@ -101,13 +101,14 @@ unsafe extern "C" fn dealloc(object: *mut ffi::PyObject) {
     // to the type that PyObject_Init took is released, as a heap type's instance must.
     unsafe {
         let decision_type = ffi::Py_TYPE(object);
-        // The rest of a `Decision` is plain data (`Copy`): only its core needs releasing.
-        let Decision { core, .. } =
-            std::ptr::addr_of!((*object.cast::<DecisionObject>()).decision).read();
+        let decision = std::ptr::addr_of!((*object.cast::<DecisionObject>()).decision).read();
         ffi::PyObject_Free(object.cast());
-        // The thread is attached, so the reference is released here and now, without the
-        // thread-state lookup of `Py`'s drop.
+        // The thread is attached, so the core's reference is released here and now, without
+        // the thread-state lookup of `Py`'s drop; the rest (a box for several quotas) is
+        // dropped as Rust drops it.
+        let (core, view) = decision.into_parts();
         ffi::Py_DECREF(core.into_ptr());
+        drop(view);
         ffi::Py_DECREF(decision_type.cast());
     }
 }

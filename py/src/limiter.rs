@@ -135,7 +135,7 @@ impl Limiter {
         let key = key_bytes(key)?;
         let now_ns = self.clock.now_ns();
         match self.limiter().apply_at(key.as_bytes(), now_ns, &[cost], op) {
-            Ok(decision) => Ok(Decision::of_limiter(py, decision, &self.core)),
+            Ok(decision) => Ok(Decision::of_limiter(py, &decision, &self.core)),
             Err(error) => Err(self.error(py, error)),
         }
     }

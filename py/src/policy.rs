@@ -166,7 +166,7 @@ impl Policy {
             .limiter()
             .apply_at(key.as_bytes(), self.clock.now_ns(), &costs, op)
             .map_err(|error| self.error(py, error))?;
-        Ok(Decision::of_limiter(py, decision, &self.core))
+        Ok(Decision::of_limiter(py, &decision, &self.core))
     }
 }
 
@@ -335,7 +335,7 @@ impl Policy {
         resolve_costs(&costs, &mut estimate).map_err(|error| self.error(py, error))?;
         Ok(Reservation {
             allowed: reserved.decision.allowed,
-            decision: Decision::of_limiter(py, reserved.decision, &self.core)
+            decision: Decision::of_limiter(py, &reserved.decision, &self.core)
                 .into_pyobject(py)?
                 .unbind(),
             reservation: Mutex::new(reserved.reservation),
@@ -389,7 +389,7 @@ impl Policy {
             .limiter()
             .settle_at(self.clock.now_ns(), taken, &costs)
             .map_err(|error| self.error(py, error))?;
-        Ok(Decision::of_limiter(py, decision, &self.core))
+        Ok(Decision::of_limiter(py, &decision, &self.core))
     }
 
     /// The dimension names, in order.
