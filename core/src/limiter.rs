@@ -164,10 +164,12 @@ impl LimiterDecision {
     }
 
     /// Every quota's decision, in the limiter's quota order.
+    #[inline]
     pub fn decisions(&self) -> &[Decision] {
         self.decisions.get(..self.len).unwrap_or(&[])
     }
 
+    #[inline]
     fn single(decision: Decision, reason: Reason) -> Self {
         let decisions = [decision; MAX_POLICY_QUOTAS];
         Self {
@@ -320,6 +322,7 @@ impl Limiter {
     /// [`ConfigError::CostCount`] unless `costs` has one entry per dimension;
     /// [`ConfigError::MissingCost`] when several dimensions are configured and one has no
     /// cost. Nothing is charged then.
+    #[inline]
     pub fn apply_at(
         &self,
         key: &[u8],
@@ -333,6 +336,7 @@ impl Limiter {
     }
 
     /// `costs` completed by [`resolve_costs`] into `out`.
+    #[inline]
     fn resolve<'o>(
         &self,
         costs: &[Option<u64>],
@@ -350,6 +354,7 @@ impl Limiter {
         Ok(resolved)
     }
 
+    #[inline]
     fn apply_resolved(&self, key: &[u8], now_ns: u64, costs: &[u64], op: Op) -> LimiterDecision {
         match &self.engine {
             Engine::Single(table) => {
