@@ -3,7 +3,7 @@
 use crate::boundary::{free_handle, guard, into_handle, object, output, slice, write};
 use crate::clock::{cg_clock, TimeSource};
 use crate::decision::cg_decision;
-use crate::limiter::refill;
+use crate::cell::refill;
 use crate::quota::cg_quota;
 use crate::status::cg_status;
 use cellgate::{
@@ -75,7 +75,7 @@ pub(crate) fn check_table_size(max_keys: usize, tables: usize) -> Result<(), cg_
 /// least 16). Refusals
 /// with `CG_STATUS_TABLE_FULL` begin near 70 % of `max_keys` live keys, and with `max_keys`
 /// live about 0.1 % of new keys get it: size it above the live keys you expect (idle keys are reclaimed and do not count). `clock` as for
-/// `cg_limiter_new_gcra`. `*out` receives the limiter.
+/// `cg_cell_new_gcra`. `*out` receives the limiter.
 ///
 /// # Errors
 /// `CG_STATUS_NULL_ARGUMENT` (`out`), `CG_STATUS_INVALID_ARGUMENT` (unknown `refill`, or a
@@ -163,7 +163,7 @@ unsafe fn operate(
 }
 
 /// Tests and consumes `cost` for the key (`key_len` bytes at `key`; NULL with length 0 is the
-/// empty key) at `now_ns` (or `CG_NOW`), atomically; see `cg_limiter_check`. The decision
+/// empty key) at `now_ns` (or `CG_NOW`), atomically; see `cg_cell_check`. The decision
 /// goes to `*out`.
 ///
 /// # Errors
@@ -227,7 +227,7 @@ pub unsafe extern "C" fn cg_keyed_limiter_peek(
     }
 }
 
-/// Consumes `cost` for the key whether or not it fits (debt); see `cg_limiter_force`. `out`
+/// Consumes `cost` for the key whether or not it fits (debt); see `cg_cell_force`. `out`
 /// may be NULL.
 ///
 /// # Errors

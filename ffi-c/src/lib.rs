@@ -14,6 +14,7 @@ pub mod clock;
 pub mod decision;
 pub mod headers;
 pub mod keyed;
+pub mod cell;
 pub mod limiter;
 pub mod policy;
 pub mod quota;
@@ -23,6 +24,7 @@ pub use clock::*;
 pub use decision::*;
 pub use headers::*;
 pub use keyed::*;
+pub use cell::*;
 pub use limiter::*;
 pub use policy::*;
 pub use quota::*;
@@ -68,7 +70,7 @@ pub extern "C" fn cg_version() -> *const c_char {
 const _: () = {
     const fn shareable<T: Send + Sync>() {}
     shareable::<cg_clock>();
-    shareable::<cg_limiter>();
+    shareable::<cg_cell>();
     shareable::<cg_keyed_limiter>();
     shareable::<cg_policy>();
     shareable::<cg_keyed_policy>();

@@ -155,7 +155,7 @@ unsafe fn entries(
 }
 
 /// Creates a policy over `count` entries (names are copied); `clock` as for
-/// `cg_limiter_new_gcra`. Each call then gives one cost per dimension. `*out` receives it.
+/// `cg_cell_new_gcra`. Each call then gives one cost per dimension. `*out` receives it.
 ///
 /// # Errors
 /// `CG_STATUS_NULL_ARGUMENT` (`out`, `entries` with a non-zero count, a name with a non-zero

@@ -516,7 +516,7 @@ impl CellMirror {
 }
 
 struct LimiterHandle {
-    ptr: *mut cg_limiter,
+    ptr: *mut cg_cell,
     quota: cg_quota,
     mirror: CellMirror,
     /// The mirror of the clock it was built with; `None`: the monotonic clock.
@@ -599,7 +599,7 @@ impl Handles {
         }
         for limiter in self.limiters.iter_mut().filter_map(Option::take) {
             // SAFETY: a live handle, freed once.
-            unsafe { cg_limiter_free(limiter.ptr) };
+            unsafe { cg_cell_free(limiter.ptr) };
         }
         for (clock, _) in self.clocks.iter_mut().filter_map(Option::take) {
             // SAFETY: a live handle, freed once (objects built with it keep the time alive).
@@ -903,7 +903,7 @@ fn run(call: &Call, handles: &mut Handles) {
             }
             let quota = quota.c();
             let (clock_ptr, mirror_clock) = handles.clock(*clock);
-            let mut out: *mut cg_limiter = ptr::null_mut();
+            let mut out: *mut cg_cell = ptr::null_mut();
             let out_ptr = if *null_out {
                 ptr::null_mut()
             } else {
@@ -912,7 +912,7 @@ fn run(call: &Call, handles: &mut Handles) {
             let (status, mirror) = match bucket {
                 None => {
                     // SAFETY: NULL or a live clock; NULL or a writable pointer.
-                    let status = unsafe { cg_limiter_new_gcra(quota, clock_ptr, out_ptr) };
+                    let status = unsafe { cg_cell_new_gcra(quota, clock_ptr, out_ptr) };
                     (
                         status,
                         core_quota(quota).map(|q| CellMirror::Gcra(Gcra::new(q))),
@@ -922,7 +922,7 @@ fn run(call: &Call, handles: &mut Handles) {
                     let now_ns = now.ns();
                     // SAFETY: NULL or a live clock; NULL or a writable pointer.
                     let status = unsafe {
-                        cg_limiter_new_token_bucket(
+                        cg_cell_new_token_bucket(
                             quota, *refill, *initial, now_ns, clock_ptr, out_ptr,
                         )
                     };
@@ -951,14 +951,14 @@ fn run(call: &Call, handles: &mut Handles) {
                         // Built at the monotonic clock's time: not mirrored.
                         if status == cg_status::Ok {
                             // SAFETY: a live limiter, freed once.
-                            unsafe { cg_limiter_free(out) };
+                            unsafe { cg_cell_free(out) };
                         }
                         return;
                     }
                     (status, mirror)
                 }
             };
-            check_status("cg_limiter_new", status, *null_out);
+            check_status("cg_cell_new", status, *null_out);
             if status == cg_status::Ok {
                 assert!(!out.is_null());
                 let mirror = mirror.expect("the library built a limiter the core refuses");
@@ -1000,10 +1000,10 @@ fn run(call: &Call, handles: &mut Handles) {
             };
             let now_ns = now.ns();
             let function = match op {
-                LimitOp::Check => cg_limiter_check,
-                LimitOp::Peek => cg_limiter_peek,
-                LimitOp::Force => cg_limiter_force,
-                LimitOp::Refund => cg_limiter_refund,
+                LimitOp::Check => cg_cell_check,
+                LimitOp::Peek => cg_cell_peek,
+                LimitOp::Force => cg_cell_force,
+                LimitOp::Refund => cg_cell_refund,
             };
             // SAFETY: NULL or a live limiter; NULL or a writable decision.
             let status = unsafe { function(ptr, now_ns, *cost, out_ptr) };
@@ -1021,11 +1021,11 @@ fn run(call: &Call, handles: &mut Handles) {
             // `out` is optional for force and refund (documented).
             let null_rejected = ptr.is_null() || (*null_out && !op.out_optional());
             if *null_out {
-                check_status("cg_limiter_*", status, null_rejected);
+                check_status("cg_cell_*", status, null_rejected);
                 assert_eq!(out, sentinel_decision());
                 return;
             }
-            limit_call("cg_limiter_*", status, &out, null_rejected, expected);
+            limit_call("cg_cell_*", status, &out, null_rejected, expected);
             if let (Some(burst), cg_status::Ok) = (burst, status) {
                 assert_eq!(out.limit, burst);
             }
@@ -1037,8 +1037,8 @@ fn run(call: &Call, handles: &mut Handles) {
             };
             let ptr = handle.map_or(ptr::null(), |h| h.ptr.cast_const());
             // SAFETY: NULL or a live limiter.
-            let status = unsafe { cg_limiter_reset(ptr) };
-            check_status("cg_limiter_reset", status, ptr.is_null());
+            let status = unsafe { cg_cell_reset(ptr) };
+            check_status("cg_cell_reset", status, ptr.is_null());
             if let Some(h) = handle {
                 h.mirror.reset();
             }
@@ -1061,8 +1061,8 @@ fn run(call: &Call, handles: &mut Handles) {
                 &mut out as *mut cg_quota
             };
             // SAFETY: NULL or a live limiter; NULL or a writable quota.
-            let status = unsafe { cg_limiter_quota(ptr, out_ptr) };
-            check_status("cg_limiter_quota", status, ptr.is_null() || *null_out);
+            let status = unsafe { cg_cell_quota(ptr, out_ptr) };
+            check_status("cg_cell_quota", status, ptr.is_null() || *null_out);
             match handle {
                 Some(h) if status == cg_status::Ok => assert_eq!(out, h.quota),
                 _ => assert_eq!(out, sentinel),
@@ -1071,7 +1071,7 @@ fn run(call: &Call, handles: &mut Handles) {
         Call::LimiterFree { slot: index } => {
             if let Some(handle) = handles.limiters[slot(*index)].take() {
                 // SAFETY: a live limiter, freed once.
-                unsafe { cg_limiter_free(handle.ptr) };
+                unsafe { cg_cell_free(handle.ptr) };
             }
         }
         Call::KeyedNew {

@@ -16,7 +16,7 @@ enum target { KEYED, SINGLE, POLICY, KEYED_POLICY };
 struct hammer {
     enum target target;
     const cg_keyed_limiter *keyed;
-    const cg_limiter *single;
+    const cg_cell *single;
     const cg_policy *policy;
     const cg_keyed_policy *keyed_policy;
     unsigned long iterations;
@@ -51,7 +51,7 @@ static void *hammer_thread(void *arg) {
             cg_decision d;
             status = h->target == KEYED
                          ? cg_keyed_limiter_check(h->keyed, hot_key, sizeof hot_key, now, 1, &d)
-                         : cg_limiter_check(h->single, now, 1, &d);
+                         : cg_cell_check(h->single, now, 1, &d);
             allowed = status == CG_STATUS_OK && d.allowed;
         } else {
             cg_policy_decision d;
@@ -99,11 +99,11 @@ void test_threads(unsigned threads, unsigned long iterations) {
     h->iterations = iterations;
 
     cg_keyed_limiter *keyed = NULL;
-    cg_limiter *single = NULL;
+    cg_cell *single = NULL;
     cg_policy *policy = NULL;
     cg_keyed_policy *keyed_policy = NULL;
     CHECK_OK(cg_keyed_limiter_new(quota, CG_REFILL_GREEDY, 1024, NULL, &keyed));
-    CHECK_OK(cg_limiter_new_gcra(quota, NULL, &single));
+    CHECK_OK(cg_cell_new_gcra(quota, NULL, &single));
     /* Two entries on two dimensions; the second binds (cost 3 of a burst of 90). */
     cg_policy_entry entries[2] = {
         {"requests", CG_NUL_TERMINATED, quota, 0},
@@ -159,7 +159,7 @@ void test_threads(unsigned threads, unsigned long iterations) {
     CHECK(stats.rejected_full == 0);
 
     cg_keyed_limiter_free(keyed);
-    cg_limiter_free(single);
+    cg_cell_free(single);
     cg_policy_free(policy);
     cg_keyed_policy_free(keyed_policy);
     free(h);

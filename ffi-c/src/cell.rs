@@ -1,4 +1,4 @@
-//! [`cg_limiter`]: one bucket (GCRA or token bucket).
+//! [`cg_cell`]: one bucket (GCRA or token bucket), the C face of core's `Gcra` and `TokenBucket`.
 
 use crate::boundary::{free_handle, guard, into_handle, object, output, write};
 use crate::clock::{cg_clock, TimeSource};
@@ -23,22 +23,22 @@ pub(crate) fn refill(refill: u32) -> Result<Refill, cg_status> {
     }
 }
 
-/// A limiter for one bucket: GCRA, or a token bucket with greedy or interval refill. Lock-free
-/// and safe to share between threads; free it with `cg_limiter_free`.
+/// One bucket (a cell): GCRA, or a token bucket with greedy or interval refill. Lock-free
+/// and safe to share between threads; free it with `cg_cell_free`.
 #[allow(non_camel_case_types)]
-pub struct cg_limiter {
-    cell: Cell,
+pub struct cg_cell {
+    bucket: Bucket,
     time: TimeSource,
 }
 
-enum Cell {
+enum Bucket {
     Gcra(Gcra),
     TokenBucket(TokenBucket),
 }
 
 /// Each operation on either cell type, with the operation fixed at compile time (see
 /// `keyed::operate` for why).
-impl Cell {
+impl Bucket {
     fn check(&self, now_ns: u64, cost: u64) -> Decision {
         match self {
             Self::Gcra(cell) => cell.check_at(now_ns, cost),
@@ -68,7 +68,7 @@ impl Cell {
     }
 }
 
-/// Creates a GCRA limiter for `quota`, starting full; `*out` receives it.
+/// Creates a GCRA cell for `quota`, starting full; `*out` receives it.
 ///
 /// `clock` is the clock read when an operation is given `CG_NOW`: NULL for the built-in
 /// monotonic clock, or a manual clock (shared, not copied; see `cg_clock`).
@@ -79,43 +79,43 @@ impl Cell {
 /// # Safety
 /// `clock` is NULL or a live clock; `out` is NULL or valid for writing a pointer.
 #[no_mangle]
-pub unsafe extern "C" fn cg_limiter_new_gcra(
+pub unsafe extern "C" fn cg_cell_new_gcra(
     quota: cg_quota,
     clock: *const cg_clock,
-    out: *mut *mut cg_limiter,
+    out: *mut *mut cg_cell,
 ) -> cg_status {
     guard(|| {
         let out = output(out)?;
         let quota = quota.to_core()?;
-        let limiter = cg_limiter {
-            cell: Cell::Gcra(Gcra::new(quota)),
+        let cell = cg_cell {
+            bucket: Bucket::Gcra(Gcra::new(quota)),
             // SAFETY: NULL or a live clock, by the caller's contract.
             time: unsafe { TimeSource::from_ptr(clock) },
         };
         // SAFETY: non-NULL and writable by the caller's contract.
-        unsafe { write(out, into_handle(limiter)) };
+        unsafe { write(out, into_handle(cell)) };
         Ok(())
     })
 }
 
 /// Creates a token bucket for `quota` with `refill` (`CG_REFILL_GREEDY` or
 /// `CG_REFILL_INTERVAL`) holding `initial_tokens` (`CG_FULL` for a full bucket) as of `now_ns`
-/// (or `CG_NOW`: the clock's time); `*out` receives it. `clock` as for `cg_limiter_new_gcra`.
+/// (or `CG_NOW`: the clock's time); `*out` receives it. `clock` as for `cg_cell_new_gcra`.
 ///
 /// # Errors
 /// `CG_STATUS_NULL_ARGUMENT` (`out`), `CG_STATUS_INVALID_ARGUMENT` (unknown `refill`), the
 /// quota's status, `CG_STATUS_INITIAL_FILL_ABOVE_BURST`.
 ///
 /// # Safety
-/// As `cg_limiter_new_gcra`.
+/// As `cg_cell_new_gcra`.
 #[no_mangle]
-pub unsafe extern "C" fn cg_limiter_new_token_bucket(
+pub unsafe extern "C" fn cg_cell_new_token_bucket(
     quota: cg_quota,
     refill: u32,
     initial_tokens: u64,
     now_ns: u64,
     clock: *const cg_clock,
-    out: *mut *mut cg_limiter,
+    out: *mut *mut cg_cell,
 ) -> cg_status {
     guard(|| {
         let out = output(out)?;
@@ -128,48 +128,48 @@ pub unsafe extern "C" fn cg_limiter_new_token_bucket(
             builder = builder.initial_tokens(initial_tokens);
         }
         let bucket = builder.build_at(time.resolve(now_ns))?;
-        let limiter = cg_limiter {
-            cell: Cell::TokenBucket(bucket),
+        let cell = cg_cell {
+            bucket: Bucket::TokenBucket(bucket),
             time,
         };
         // SAFETY: non-NULL and writable by the caller's contract.
-        unsafe { write(out, into_handle(limiter)) };
+        unsafe { write(out, into_handle(cell)) };
         Ok(())
     })
 }
 
-/// Frees a limiter. NULL does nothing.
+/// Frees a cell. NULL does nothing.
 ///
 /// # Safety
-/// `limiter` is NULL or a limiter not yet freed, that no other thread is using.
+/// `cell` is NULL or a cell not yet freed, that no other thread is using.
 #[no_mangle]
-pub unsafe extern "C" fn cg_limiter_free(limiter: *mut cg_limiter) {
+pub unsafe extern "C" fn cg_cell_free(cell: *mut cg_cell) {
     // SAFETY: forwarded from the caller's contract.
-    unsafe { free_handle(limiter) }
+    unsafe { free_handle(cell) }
 }
 
 /// Runs one operation and writes its decision to `out` (required when `out_required`).
 ///
 /// # Safety
-/// `limiter` NULL or live; `out` NULL or writable.
+/// `cell` NULL or live; `out` NULL or writable.
 #[inline(always)]
 unsafe fn operate(
-    limiter: *const cg_limiter,
+    cell: *const cg_cell,
     now_ns: u64,
     cost: u64,
     out: *mut cg_decision,
     out_required: bool,
-    decide: impl FnOnce(&Cell, u64, u64) -> Decision,
+    decide: impl FnOnce(&Bucket, u64, u64) -> Decision,
 ) -> cg_status {
     guard(|| {
-        // SAFETY: NULL or a live limiter, by the caller's contract.
-        let limiter = unsafe { object(limiter) }?;
+        // SAFETY: NULL or a live cell, by the caller's contract.
+        let cell = unsafe { object(cell) }?;
         let out = match NonNull::new(out) {
             Some(out) => Some(out),
             None if out_required => return Err(cg_status::NullArgument),
             None => None,
         };
-        let decision = decide(&limiter.cell, limiter.time.resolve(now_ns), cost);
+        let decision = decide(&cell.bucket, cell.time.resolve(now_ns), cost);
         if let Some(out) = out {
             // SAFETY: non-NULL and writable by the caller's contract.
             unsafe { write(out, decision.into()) };
@@ -183,115 +183,115 @@ unsafe fn operate(
 /// with `retry_after_ns == CG_NEVER`. The decision goes to `*out`.
 ///
 /// # Errors
-/// `CG_STATUS_NULL_ARGUMENT` when `limiter` or `out` is NULL (nothing is consumed).
+/// `CG_STATUS_NULL_ARGUMENT` when `cell` or `out` is NULL (nothing is consumed).
 ///
 /// # Safety
-/// `limiter` is NULL or a live limiter; `out` is NULL or valid for writing a `cg_decision`.
+/// `cell` is NULL or a live cell; `out` is NULL or valid for writing a `cg_decision`.
 #[no_mangle]
-pub unsafe extern "C" fn cg_limiter_check(
-    limiter: *const cg_limiter,
+pub unsafe extern "C" fn cg_cell_check(
+    cell: *const cg_cell,
     now_ns: u64,
     cost: u64,
     out: *mut cg_decision,
 ) -> cg_status {
     // SAFETY: forwarded from the caller's contract.
-    unsafe { operate(limiter, now_ns, cost, out, true, Cell::check) }
+    unsafe { operate(cell, now_ns, cost, out, true, Bucket::check) }
 }
 
-/// The decision `cg_limiter_check` would make, without consuming.
+/// The decision `cg_cell_check` would make, without consuming.
 ///
 /// # Errors
-/// `CG_STATUS_NULL_ARGUMENT` when `limiter` or `out` is NULL.
+/// `CG_STATUS_NULL_ARGUMENT` when `cell` or `out` is NULL.
 ///
 /// # Safety
-/// As `cg_limiter_check`.
+/// As `cg_cell_check`.
 #[no_mangle]
-pub unsafe extern "C" fn cg_limiter_peek(
-    limiter: *const cg_limiter,
+pub unsafe extern "C" fn cg_cell_peek(
+    cell: *const cg_cell,
     now_ns: u64,
     cost: u64,
     out: *mut cg_decision,
 ) -> cg_status {
     // SAFETY: forwarded from the caller's contract.
-    unsafe { operate(limiter, now_ns, cost, out, true, Cell::peek) }
+    unsafe { operate(cell, now_ns, cost, out, true, Bucket::peek) }
 }
 
 /// Consumes `cost` whether or not it fits, going into debt if needed (later requests wait
 /// until it is repaid). `allowed` says whether it fitted. `out` may be NULL.
 ///
 /// # Errors
-/// `CG_STATUS_NULL_ARGUMENT` when `limiter` is NULL.
+/// `CG_STATUS_NULL_ARGUMENT` when `cell` is NULL.
 ///
 /// # Safety
-/// As `cg_limiter_check`.
+/// As `cg_cell_check`.
 #[no_mangle]
-pub unsafe extern "C" fn cg_limiter_force(
-    limiter: *const cg_limiter,
+pub unsafe extern "C" fn cg_cell_force(
+    cell: *const cg_cell,
     now_ns: u64,
     cost: u64,
     out: *mut cg_decision,
 ) -> cg_status {
     // SAFETY: forwarded from the caller's contract.
-    unsafe { operate(limiter, now_ns, cost, out, false, Cell::force) }
+    unsafe { operate(cell, now_ns, cost, out, false, Bucket::force) }
 }
 
 /// Gives `cost` back (a request admitted but not performed), never above a full bucket.
 /// `out` may be NULL.
 ///
 /// # Errors
-/// `CG_STATUS_NULL_ARGUMENT` when `limiter` is NULL.
+/// `CG_STATUS_NULL_ARGUMENT` when `cell` is NULL.
 ///
 /// # Safety
-/// As `cg_limiter_check`.
+/// As `cg_cell_check`.
 #[no_mangle]
-pub unsafe extern "C" fn cg_limiter_refund(
-    limiter: *const cg_limiter,
+pub unsafe extern "C" fn cg_cell_refund(
+    cell: *const cg_cell,
     now_ns: u64,
     cost: u64,
     out: *mut cg_decision,
 ) -> cg_status {
     // SAFETY: forwarded from the caller's contract.
-    unsafe { operate(limiter, now_ns, cost, out, false, Cell::refund) }
+    unsafe { operate(cell, now_ns, cost, out, false, Bucket::refund) }
 }
 
 /// Makes the bucket full, forgetting all consumption and debt (it keeps the latest time seen).
 ///
 /// # Errors
-/// `CG_STATUS_NULL_ARGUMENT` when `limiter` is NULL.
+/// `CG_STATUS_NULL_ARGUMENT` when `cell` is NULL.
 ///
 /// # Safety
-/// `limiter` is NULL or a live limiter.
+/// `cell` is NULL or a live cell.
 #[no_mangle]
-pub unsafe extern "C" fn cg_limiter_reset(limiter: *const cg_limiter) -> cg_status {
+pub unsafe extern "C" fn cg_cell_reset(cell: *const cg_cell) -> cg_status {
     guard(|| {
-        // SAFETY: NULL or a live limiter, by the caller's contract.
-        match &unsafe { object(limiter) }?.cell {
-            Cell::Gcra(cell) => cell.reset(),
-            Cell::TokenBucket(cell) => cell.reset(),
+        // SAFETY: NULL or a live cell, by the caller's contract.
+        match &unsafe { object(cell) }?.bucket {
+            Bucket::Gcra(cell) => cell.reset(),
+            Bucket::TokenBucket(cell) => cell.reset(),
         }
         Ok(())
     })
 }
 
-/// The limiter's quota, into `*out`.
+/// The cell's quota, into `*out`.
 ///
 /// # Errors
-/// `CG_STATUS_NULL_ARGUMENT` when `limiter` or `out` is NULL.
+/// `CG_STATUS_NULL_ARGUMENT` when `cell` or `out` is NULL.
 ///
 /// # Safety
-/// `limiter` is NULL or a live limiter; `out` is NULL or valid for writing a `cg_quota`.
+/// `cell` is NULL or a live cell; `out` is NULL or valid for writing a `cg_quota`.
 #[no_mangle]
-pub unsafe extern "C" fn cg_limiter_quota(
-    limiter: *const cg_limiter,
+pub unsafe extern "C" fn cg_cell_quota(
+    cell: *const cg_cell,
     out: *mut cg_quota,
 ) -> cg_status {
     guard(|| {
-        // SAFETY: NULL or a live limiter, by the caller's contract.
-        let limiter = unsafe { object(limiter) }?;
+        // SAFETY: NULL or a live cell, by the caller's contract.
+        let cell = unsafe { object(cell) }?;
         let out = output(out)?;
-        let quota = match &limiter.cell {
-            Cell::Gcra(cell) => cell.quota(),
-            Cell::TokenBucket(cell) => cell.quota(),
+        let quota = match &cell.bucket {
+            Bucket::Gcra(cell) => cell.quota(),
+            Bucket::TokenBucket(cell) => cell.quota(),
         };
         // SAFETY: non-NULL and writable by the caller's contract.
         unsafe { write(out, cg_quota::from_core(quota)) };
