@@ -281,10 +281,7 @@ pub unsafe extern "C" fn cg_cell_reset(cell: *const cg_cell) -> cg_status {
 /// # Safety
 /// `cell` is NULL or a live cell; `out` is NULL or valid for writing a `cg_quota`.
 #[no_mangle]
-pub unsafe extern "C" fn cg_cell_quota(
-    cell: *const cg_cell,
-    out: *mut cg_quota,
-) -> cg_status {
+pub unsafe extern "C" fn cg_cell_quota(cell: *const cg_cell, out: *mut cg_quota) -> cg_status {
     guard(|| {
         // SAFETY: NULL or a live cell, by the caller's contract.
         let cell = unsafe { object(cell) }?;

@@ -50,7 +50,7 @@ pub struct cg_policy_header {
 }
 
 /// The header style for a `CG_HEADER_STYLE_*` constant.
-fn style(style: u32, now_unix_s: u64) -> Result<HeaderStyle, cg_status> {
+pub(crate) fn style(style: u32, now_unix_s: u64) -> Result<HeaderStyle, cg_status> {
     match style {
         CG_HEADER_STYLE_IETF => Ok(HeaderStyle::Ietf),
         CG_HEADER_STYLE_LEGACY => Ok(HeaderStyle::Legacy),

@@ -10,21 +10,21 @@
 //! The C guide (conventions, NULL, threads, ownership, statuses, time) is `ffi-c/README.md`.
 
 mod boundary;
+pub mod cell;
 pub mod clock;
 pub mod decision;
 pub mod headers;
 pub mod keyed;
-pub mod cell;
 pub mod limiter;
 pub mod policy;
 pub mod quota;
 pub mod status;
 
+pub use cell::*;
 pub use clock::*;
 pub use decision::*;
 pub use headers::*;
 pub use keyed::*;
-pub use cell::*;
 pub use limiter::*;
 pub use policy::*;
 pub use quota::*;
@@ -71,6 +71,8 @@ const _: () = {
     const fn shareable<T: Send + Sync>() {}
     shareable::<cg_clock>();
     shareable::<cg_cell>();
+    shareable::<cg_limiter>();
+    shareable::<cg_limiter_reservation>();
     shareable::<cg_keyed_limiter>();
     shareable::<cg_policy>();
     shareable::<cg_keyed_policy>();
