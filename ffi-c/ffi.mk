@@ -25,7 +25,7 @@ FFI_STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 FFI_CFLAGS := -std=c11 -Wall -Wextra -Werror -O1 -g
 FFI_SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 FFI_C_TESTS := ffi-c/tests/c/main.c ffi-c/tests/c/test_api.c ffi-c/tests/c/test_vectors.c \
-	ffi-c/tests/c/test_threads.c
+	ffi-c/tests/c/test_limiter.c ffi-c/tests/c/test_headers.c ffi-c/tests/c/test_threads.c
 FFI_HAMMER_THREADS ?= 4
 # bench-c: table sizes, checks per round, rounds per run, runs (interleaved).
 FFI_BENCH_KEYS ?= 1000 1000000
@@ -118,10 +118,12 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 	export PKG_CONFIG_PATH="$(FFI_DIST)/lib/pkgconfig"
 	mkdir -p "$(FFI_BUILD)"
 	step python3 ffi-c/tests/vectors_to_lines.py testdata/vectors "$(FFI_BUILD)/vectors.txt"
+	step python3 ffi-c/tests/headers_to_lines.py testdata/headers "$(FFI_BUILD)/headers.txt"
 	step $(CC) $(FFI_CFLAGS) $(FFI_SANITIZE) -pthread $$(pkg-config --cflags cellgate) \
 		$(FFI_C_TESTS) "$(FFI_DIST)/lib/libcellgate.a" $(FFI_STATIC_LIBS) -o "$(FFI_BUILD)/tests-asan"
 	step env ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		"$(FFI_BUILD)/tests-asan" "$(FFI_BUILD)/vectors.txt" $(FFI_HAMMER_THREADS) 50000
+		"$(FFI_BUILD)/tests-asan" "$(FFI_BUILD)/vectors.txt" "$(FFI_BUILD)/headers.txt" \
+		$(FFI_HAMMER_THREADS) 50000
 	# The C block of the top-level README.md ("From C"), compiled as it stands and run against
 	# a 16-key table (ffi-c/tests/c/readme_main.c): served only when allowed, 503 on a full table.
 	step python3 ffi-c/tests/readme_snippet.py README.md "$(FFI_BUILD)/readme_snippet.c"
@@ -133,7 +135,8 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 		$$(pkg-config --libs cellgate) -Wl,-rpath,"$(FFI_DIST)/lib" -o "$(FFI_BUILD)/tests"
 	step $(VALGRIND) -q --error-exitcode=99 --leak-check=full \
 		--errors-for-leak-kinds=definite,indirect,possible --show-leak-kinds=definite,indirect,possible \
-		"$(FFI_BUILD)/tests" "$(FFI_BUILD)/vectors.txt" $(FFI_HAMMER_THREADS) 10000
+		"$(FFI_BUILD)/tests" "$(FFI_BUILD)/vectors.txt" "$(FFI_BUILD)/headers.txt" \
+		$(FFI_HAMMER_THREADS) 10000
 	step $(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic $$(pkg-config --cflags cellgate) \
 		ffi-c/tests/cpp/header.cpp $$(pkg-config --libs cellgate) -Wl,-rpath,"$(FFI_DIST)/lib" \
 		-o "$(FFI_BUILD)/header-cpp"

@@ -25,7 +25,7 @@ static void test_version_and_statuses(void) {
             CHECK(strcmp(message, cg_status_message(other)) != 0);
     }
     CHECK(strcmp(cg_status_message(-1), "unknown status code") == 0);
-    CHECK(strcmp(cg_status_message(CG_STATUS_INVALID_MAX_KEYS + 1), "unknown status code") == 0);
+    CHECK(strcmp(cg_status_message(CG_STATUS_MISSING_COST + 1), "unknown status code") == 0);
     /* The numbers are part of the ABI. */
     CHECK(CG_STATUS_NULL_ARGUMENT == 1 && CG_STATUS_TABLE_FULL == 11 && CG_STATUS_PANIC == 22);
     CHECK(CG_STATUS_OUT_OF_MEMORY == 23 && CG_STATUS_EMPTY_NAME == 24 &&
@@ -87,7 +87,7 @@ static void test_quotas(void) {
     CHECK_STATUS(cg_quota_new(1, 1, 1, NULL), CG_STATUS_NULL_ARGUMENT);
 }
 
-static void test_limiter(void) {
+static void test_cell(void) {
     cg_cell *limiter = NULL;
     cg_decision d;
     /* Invalid quotas and arguments: a status, and no handle. */
@@ -895,7 +895,7 @@ void test_api(void) {
     test_null_everywhere();
     test_version_and_statuses();
     test_quotas();
-    test_limiter();
+    test_cell();
     test_clocks();
     test_keyed();
     test_policies();
