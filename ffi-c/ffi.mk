@@ -156,6 +156,10 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 	# server however it ends).
 	step env ASAN_OPTIONS=detect_leaks=1 python3 examples/c/slow_clients_test.py \
 		"$(FFI_BUILD)/server-asan"
+	# A full table is a refusal like any other: 64 client addresses into a table for one are
+	# answered 200 or 429 with Retry-After, RateLimit headers and core's body, never 503.
+	step env ASAN_OPTIONS=detect_leaks=1 python3 examples/c/full_table_test.py \
+		"$(FFI_BUILD)/server-asan"
 
 demo-c: setup-c dist-c ## The C example service (examples/c/): 200s turning into 429s with Retry-After and RateLimit headers per client IP
 	@$(PRELUDE)

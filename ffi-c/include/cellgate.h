@@ -68,8 +68,25 @@
 // bucket is full: `now_unix_s + ceil(reset_after_ns / 1e9)`.
 #define CG_HEADER_STYLE_LEGACY_EPOCH 2
 
-// The most header lines one rendering writes.
+// Per-dimension headers as Anthropic's API sends them, for LLM API clients:
+// `anthropic-ratelimit-{name}-limit`, `-remaining`, `-reset` (RFC 3339 UTC, from `now_unix_s`)
+// for each policy, then `retry-after` and `retry-after-ms` on a denial. Names become part of
+// header names: ASCII letters, digits, `-` and `_` only (`_` is written `-`), else
+// `CG_STATUS_INVALID_NAME`.
+#define CG_HEADER_STYLE_ANTHROPIC 3
+
+// Per-dimension headers as OpenAI's API sends them: `x-ratelimit-limit-{name}`,
+// `x-ratelimit-remaining-{name}`, `x-ratelimit-reset-{name}` (a duration: `20ms`, `59s`,
+// `6m0s`), then `retry-after` and `retry-after-ms` on a denial; names as for
+// `CG_HEADER_STYLE_ANTHROPIC`.
+#define CG_HEADER_STYLE_OPENAI 4
+
+// The most header lines one rendering writes in the IETF and legacy styles.
 #define CG_MAX_HEADERS 4
+
+// The most header lines one rendering writes in any style (the per-dimension ones: three per
+// policy, and two retry headers).
+#define CG_MAX_DIMENSION_HEADERS 26
 
 // The longest 429 body `cg_render_429_body` writes; a buffer this long never fails.
 #define CG_MAX_429_BODY_BYTES 50
@@ -612,7 +629,8 @@ enum cg_status cg_monotonic_now(uint64_t *out_ns);
 // # Errors
 // As `cg_render_headers`; `CG_STATUS_BUFFER_TOO_SMALL` when `buf_len` is below the length
 // needed (reported in `*len`) or `fields_capacity` below the number of headers (reported in
-// `*field_count`; `CG_MAX_HEADERS` always suffices), and nothing is written to `buf` or
+// `*field_count`; `CG_MAX_HEADERS` always suffices for the IETF and legacy styles,
+// `CG_MAX_DIMENSION_HEADERS` for every style), and nothing is written to `buf` or
 // `fields`; `CG_STATUS_NULL_ARGUMENT` also for `field_count`, or `fields` with a non-zero
 // capacity.
 //
@@ -633,7 +651,7 @@ enum cg_status cg_render_header_fields(uint32_t style,
 // Renders the rate-limit headers for `count` policies in `style` (`CG_HEADER_STYLE_*`) into
 // `buf` as HTTP header lines, `Name: value\r\n` each, ready to append to a response head (no
 // NUL is written). `*len` receives the number of bytes written; `now_unix_s` is used by
-// `CG_HEADER_STYLE_LEGACY_EPOCH` only.
+// `CG_HEADER_STYLE_LEGACY_EPOCH` and `CG_HEADER_STYLE_ANTHROPIC` only.
 //
 // The values are core's, byte for byte the same in every runtime: durations in whole seconds
 // rounded up; `Retry-After` only when some policy denied, at least 1, omitted when the wait
@@ -962,7 +980,7 @@ enum cg_status cg_limiter_settle(const struct cg_limiter *limiter,
 void cg_limiter_reservation_free(struct cg_limiter_reservation *reservation);
 
 // Renders the rate-limit headers of `decision` (made by `limiter`) in `style`
-// (`CG_HEADER_STYLE_*`; `now_unix_s` for `CG_HEADER_STYLE_LEGACY_EPOCH` only) into `buf` as
+// (`CG_HEADER_STYLE_*`; `now_unix_s` for `CG_HEADER_STYLE_LEGACY_EPOCH` and `CG_HEADER_STYLE_ANTHROPIC` only) into `buf` as
 // HTTP header lines, `Name: value\r\n` each (no NUL), one item per quota under the
 // limiter's names, `Retry-After` on a denial (a full table's included). `*len` receives the
 // length written. The bytes are core's, the same in every runtime.

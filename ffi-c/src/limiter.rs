@@ -572,7 +572,7 @@ unsafe fn with_policy_headers<R>(
 }
 
 /// Renders the rate-limit headers of `decision` (made by `limiter`) in `style`
-/// (`CG_HEADER_STYLE_*`; `now_unix_s` for `CG_HEADER_STYLE_LEGACY_EPOCH` only) into `buf` as
+/// (`CG_HEADER_STYLE_*`; `now_unix_s` for `CG_HEADER_STYLE_LEGACY_EPOCH` and `CG_HEADER_STYLE_ANTHROPIC` only) into `buf` as
 /// HTTP header lines, `Name: value\r\n` each (no NUL), one item per quota under the
 /// limiter's names, `Retry-After` on a denial (a full table's included). `*len` receives the
 /// length written. The bytes are core's, the same in every runtime.

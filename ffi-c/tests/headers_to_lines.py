@@ -15,7 +15,9 @@ the line "cellgate-headers 1":
     T <op> <now_ns> <key hex> <costs>                              a step
         costs: one token per dimension, comma-separated: a number, or "d" (not named)
     E <allowed 0|1> <reason> <remaining> <retry_after_ns or -> <body hex or ->
-    H <ietf|legacy|legacy_epoch> <count> then count pairs <name hex> <value hex>
+    H <style> <count> then count pairs <name hex> <value hex>
+    H <style> error invalid_name <index>           the style refuses quota <index>'s name
+        style: ietf, legacy, legacy_epoch, anthropic, openai
     X                                                              the end of a scenario
     N <scenario count>                                             the last line
 
@@ -30,7 +32,7 @@ from pathlib import Path
 U64_MAX = (1 << 64) - 1
 OPS = {"check", "peek", "force", "refund", "reset"}
 REASONS = {"limit", "table_full", "untracked"}
-STYLES = ("ietf", "legacy", "legacy_epoch")
+STYLES = ("ietf", "legacy", "legacy_epoch", "anthropic", "openai")
 DEFAULT_MAX_KEYS = 100_000
 
 
@@ -100,6 +102,12 @@ def scenario_lines(scenario):
         only(expect["headers"], STYLES, scenario["name"])
         for style in STYLES:
             pairs = expect["headers"][style]
+            if isinstance(pairs, dict):
+                only(pairs, {"error", "index"}, scenario["name"])
+                if pairs["error"] != "invalid_name":
+                    raise ValueError(f"{scenario['name']}: unknown error {pairs['error']!r}")
+                lines.append(f"H {style} error invalid_name {u64(pairs['index'])}")
+                continue
             tokens = [f"{hexstr(name)} {hexstr(value)}" for name, value in pairs]
             lines.append(" ".join([f"H {style} {len(pairs)}"] + tokens))
     lines.append("X")

@@ -32,8 +32,8 @@ use core::ptr;
 
 use arbitrary::Arbitrary;
 use cellgate::{
-    render_429_body, render_headers, Clock, Decision, Gcra, HeaderStyle, KeyedLimiter, ManualClock,
-    PolicyHeader, Quota, Refill, Seed, TokenBucket,
+    render_429_body, render_dimension_headers, render_headers, Clock, Decision, DimensionStyle,
+    Gcra, HeaderStyle, KeyedLimiter, ManualClock, PolicyHeader, Quota, Refill, Seed, TokenBucket,
 };
 use cellgate_ffi::*;
 use cellgate_fuzz::QuotaSpec;
@@ -1244,6 +1244,7 @@ fn run(call: &Call, handles: &mut Handles) {
                 reclaimed: 7,
                 rejected_full: 7,
                 slot_count: 7,
+                admitted_untracked: 7,
             };
             let out_ptr = if *null_out {
                 ptr::null_mut()
@@ -1256,6 +1257,7 @@ fn run(call: &Call, handles: &mut Handles) {
             if let (Some(h), cg_status::Ok) = (handle, status) {
                 assert_eq!(out.slot_count, h.mirror.slot_count() as u64);
                 assert!(out.live_keys <= out.slot_count);
+                assert_eq!(out.admitted_untracked, 0, "a keyed limiter never admits untracked");
             }
         }
         Call::KeyedFree { slot: index } => {
@@ -1789,12 +1791,15 @@ fn run(call: &Call, handles: &mut Handles) {
                 return;
             }
             // The same rendering through the core.
+            // The policy styles, or the per-dimension ones (3: Anthropic's, 4: OpenAI's).
             let style = match style {
-                0 => HeaderStyle::Ietf,
-                1 => HeaderStyle::Legacy,
-                2 => HeaderStyle::LegacyEpoch {
+                0 => Ok(HeaderStyle::Ietf),
+                1 => Ok(HeaderStyle::Legacy),
+                2 => Ok(HeaderStyle::LegacyEpoch {
                     now_unix_s: *now_unix_s,
-                },
+                }),
+                3 => Err(DimensionStyle::anthropic(*now_unix_s)),
+                4 => Err(DimensionStyle::openai()),
                 _ => {
                     assert_ne!(status, cg_status::Ok, "an unknown style was accepted");
                     return;
@@ -1829,9 +1834,14 @@ fn run(call: &Call, handles: &mut Handles) {
                 });
             }
             let mut scratch = vec![0u8; 1 << 16];
-            match render_headers(style, &policies, &mut scratch) {
-                Ok(rendered) if fields.is_some() => {
-                    let pairs: Vec<(&str, &str)> = rendered.iter().collect();
+            let rendered: Result<Vec<(&str, &str)>, _> = match style {
+                Ok(style) => render_headers(style, &policies, &mut scratch)
+                    .map(|rendered| rendered.iter().collect()),
+                Err(style) => render_dimension_headers(style, &policies, &mut scratch)
+                    .map(|rendered| rendered.iter().collect()),
+            };
+            match rendered {
+                Ok(pairs) if fields.is_some() => {
                     let needed: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
                     let fits = needed <= buffer.len && pairs.len() <= capacity;
                     assert_eq!(status == cg_status::Ok, fits, "{status:?}, {needed} bytes");
@@ -1855,8 +1865,8 @@ fn run(call: &Call, handles: &mut Handles) {
                         }
                     }
                 }
-                Ok(rendered) => {
-                    let lines: String = rendered
+                Ok(pairs) => {
+                    let lines: String = pairs
                         .iter()
                         .map(|(n, v)| format!("{n}: {v}\r\n"))
                         .collect();

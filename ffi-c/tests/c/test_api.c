@@ -392,7 +392,7 @@ static void test_policies(void) {
     CHECK(len == strlen(expected) && memcmp(buf, expected, len) == 0);
     if (len != strlen(expected) || memcmp(buf, expected, len) != 0)
         fprintf(stderr, "got:\n%.*s", (int)len, buf);
-    CHECK_STATUS(cg_policy_render_headers(policy, &d, 3, 0, buf, sizeof buf, &len),
+    CHECK_STATUS(cg_policy_render_headers(policy, &d, 9, 0, buf, sizeof buf, &len),
                  CG_STATUS_INVALID_ARGUMENT);
     cg_policy_decision wrong = d;
     wrong.count = 2;

@@ -1,7 +1,8 @@
 /* Replays testdata/headers (header vectors, converted to lines by
  * ffi-c/tests/headers_to_lines.py) through cg_limiter: each scenario's limiter is built with
  * cg_limiter_new, its steps applied with cg_limiter_apply, and every decision (allowed, reason,
- * remaining, the Retry-After wait), every style's header bytes and the 429 body compared with
+ * remaining, the Retry-After wait), every style's header bytes (IETF, legacy, legacy epoch,
+ * Anthropic, OpenAI) and the 429 body compared with
  * the expected bytes exactly. Any difference is a failure, reported with both texts. */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
@@ -95,6 +96,8 @@ static uint32_t style_of(const char *name, int *ok) {
     if (strcmp(name, "ietf") == 0) return CG_HEADER_STYLE_IETF;
     if (strcmp(name, "legacy") == 0) return CG_HEADER_STYLE_LEGACY;
     if (strcmp(name, "legacy_epoch") == 0) return CG_HEADER_STYLE_LEGACY_EPOCH;
+    if (strcmp(name, "anthropic") == 0) return CG_HEADER_STYLE_ANTHROPIC;
+    if (strcmp(name, "openai") == 0) return CG_HEADER_STYLE_OPENAI;
     *ok = 0;
     return 0;
 }
@@ -182,6 +185,18 @@ static int compare_expect(struct scenario *s, char **tokens) {
 static int compare_headers(struct scenario *s, char **tokens, size_t token_count) {
     int ok = 1;
     uint32_t style = style_of(tokens[1], &ok);
+    char got[TEXT_BYTES];
+    size_t got_len = 0;
+    if (strcmp(tokens[2], "error") == 0) {
+        /* The style refuses a quota's name (the index is core's; C has the status). */
+        if (!ok || !s->have_decision || token_count != 5 || strcmp(tokens[3], "invalid_name") != 0)
+            return 0;
+        CHECK_STATUS(cg_limiter_render_headers(s->limiter, &s->decision, style, NOW_UNIX_S, got,
+                                               sizeof got, &got_len),
+                     CG_STATUS_INVALID_NAME);
+        header_comparisons++;
+        return 1;
+    }
     size_t pairs = (size_t)number(tokens[2], &ok);
     if (!ok || !s->have_decision || token_count != 3 + 2 * pairs) return 0;
     /* The expected lines, "Name: value\r\n" each, as cg_limiter_render_headers writes them. */
@@ -203,8 +218,6 @@ static int compare_headers(struct scenario *s, char **tokens, size_t token_count
         memcpy(want + want_len, "\r\n", 2);
         want_len += 2;
     }
-    char got[TEXT_BYTES];
-    size_t got_len = 0;
     CHECK_OK(cg_limiter_render_headers(s->limiter, &s->decision, style, NOW_UNIX_S, got,
                                        sizeof got, &got_len));
     char what[64];
@@ -219,7 +232,7 @@ void test_header_vectors(const char *path) {
     CHECK(file != NULL);
     if (file == NULL) return;
     static char line[LINE_BYTES];
-    char *tokens[3 + 2 * 8];
+    char *tokens[3 + 2 * CG_MAX_DIMENSION_HEADERS];
     struct scenario s;
     memset(&s, 0, sizeof s);
     unsigned long scenarios = 0, steps = 0, line_number = 0;
@@ -299,8 +312,8 @@ void test_header_vectors(const char *path) {
     fclose(file);
     CHECK(ended);
     CHECK(scenarios > 0 && steps > 0);
-    /* Every step was compared in all three styles. */
-    CHECK(header_comparisons == 3 * steps);
+    /* Every step was compared in all five styles. */
+    CHECK(header_comparisons == 5 * steps);
     printf("header vectors: %lu scenarios, %lu steps, %lu header renderings compared\n",
            scenarios, steps, header_comparisons);
 }
