@@ -109,7 +109,7 @@ install: dist-c ## Install the C library, header and cellgate.pc under PREFIX (d
 # The C tests against dist/: once under ASan+UBSan (static library), once under valgrind
 # (shared library through pkg-config, as an application links it). Then a C++ build of the
 # header, and the example service and benchmark built with the same flags so they cannot rot.
-test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and valgrind (vectors, threads, NULLs), C++ header build
+test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and valgrind (vectors, header vectors, threads, NULLs), C++ header build
 	@$(PRELUDE)
 	# The header freshness test, with test-rust's exact cargo arguments so that it reuses
 	# that build (cbindgen included) instead of rebuilding with other features.
@@ -124,8 +124,9 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 	step env ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		"$(FFI_BUILD)/tests-asan" "$(FFI_BUILD)/vectors.txt" "$(FFI_BUILD)/headers.txt" \
 		$(FFI_HAMMER_THREADS) 50000
-	# The C block of the top-level README.md ("From C"), compiled as it stands and run against
-	# a 16-key table (ffi-c/tests/c/readme_main.c): served only when allowed, 503 on a full table.
+	# The C block of the top-level README.md ("From C"), compiled as it stands and flooded with
+	# 100,000 new keys into a table for 1,000 under 1/hour (ffi-c/tests/c/readme_main.c): served
+	# only when allowed, a full table answered 429 with Retry-After, never 503.
 	step python3 ffi-c/tests/readme_snippet.py README.md "$(FFI_BUILD)/readme_snippet.c"
 	step $(CC) $(FFI_CFLAGS) $(FFI_SANITIZE) $$(pkg-config --cflags cellgate) \
 		"$(FFI_BUILD)/readme_snippet.c" ffi-c/tests/c/readme_main.c \
