@@ -346,12 +346,12 @@ pub unsafe extern "C" fn cg_limiter_free(limiter: *mut cg_limiter) {
 ///
 /// # Safety
 /// `costs` is NULL or points to `cost_count` readable costs.
-unsafe fn named_costs<'o>(
+unsafe fn named_costs(
     costs: *const u64,
     cost_count: usize,
     dimensions: usize,
-    out: &'o mut [Option<u64>; CG_MAX_POLICY_QUOTAS],
-) -> Result<&'o [Option<u64>], cg_status> {
+    out: &mut [Option<u64>; CG_MAX_POLICY_QUOTAS],
+) -> Result<&[Option<u64>], cg_status> {
     // SAFETY: NULL or `cost_count` readable costs, by the caller's contract.
     let costs = unsafe { slice(costs, cost_count) }?;
     let count = if costs.is_empty() {
