@@ -183,8 +183,9 @@ typedef enum cg_status {
     CG_STATUS_PERIOD_OVERFLOW = 9,
     // A token bucket's initial fill exceeds its burst.
     CG_STATUS_INITIAL_FILL_ABOVE_BURST = 10,
-    // A new key could not be placed: every slot in both its windows holds a live key. No live
-    // key is ever evicted; answer 429 (or 503).
+    // A new key could not be placed in a keyed limiter's or policy's table: every slot in
+    // both its windows holds a live key. No live key is ever evicted; answer 429 with a
+    // `Retry-After`. (A `cg_limiter` never returns it: a full table is one of its decisions.)
     CG_STATUS_TABLE_FULL = 11,
     // The output buffer is too small; the exact length needed is reported.
     CG_STATUS_BUFFER_TOO_SMALL = 12,

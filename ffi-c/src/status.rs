@@ -41,8 +41,9 @@ pub enum cg_status {
     PeriodOverflow = 9,
     /// A token bucket's initial fill exceeds its burst.
     InitialFillAboveBurst = 10,
-    /// A new key could not be placed: every slot in both its windows holds a live key. No live
-    /// key is ever evicted; answer 429 (or 503).
+    /// A new key could not be placed in a keyed limiter's or policy's table: every slot in
+    /// both its windows holds a live key. No live key is ever evicted; answer 429 with a
+    /// `Retry-After`. (A `cg_limiter` never returns it: a full table is one of its decisions.)
     TableFull = 11,
     /// The output buffer is too small; the exact length needed is reported.
     BufferTooSmall = 12,
