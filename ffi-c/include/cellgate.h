@@ -42,6 +42,9 @@
 // time line, never above the burst.
 #define CG_REFILL_INTERVAL 1
 
+// The longest client key `cg_client_key_*` writes (an IPv6 /128 key).
+#define CG_CLIENT_KEY_MAX_LEN 18
+
 // Pass as `now_ns` to read the object's clock instead of giving the time: the built-in
 // monotonic clock, or the manual clock the object was built with.
 //
@@ -90,9 +93,6 @@
 
 // The longest 429 body `cg_render_429_body` writes; a buffer this long never fails.
 #define CG_MAX_429_BODY_BYTES 50
-
-// The longest client key `cg_client_key_*` writes (an IPv6 /128 key).
-#define CG_CLIENT_KEY_MAX_LEN 18
 
 // The largest `max_keys` of a keyed limiter or policy, as in every runtime (2^27: about
 // 5.7 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
@@ -568,6 +568,50 @@ enum cg_status cg_cell_reset(const struct cg_cell *cell);
 // `cell` is NULL or a live cell; `out` is NULL or valid for writing a `cg_quota`.
 enum cg_status cg_cell_quota(const struct cg_cell *cell, struct cg_quota *out);
 
+// The limiter key of a client IP address given as text (`192.0.2.1`, `2001:db8::1`,
+// `[2001:db8::1]:8080`, `fe80::1%eth0`, with surrounding whitespace), as core's `ClientKey`
+// builds it: IPv4 (and IPv4-mapped IPv6) by address, IPv6 by its first `ipv6_prefix_len`
+// bits (0 for the default, 56). The key's bytes go to `out` (at most `CG_CLIENT_KEY_MAX_LEN`)
+// and their number to `*len`.
+//
+// # Errors
+// `CG_STATUS_INVALID_ADDRESS` (the empty text too, NULL with length 0 included),
+// `CG_STATUS_INVALID_UTF8`, `CG_STATUS_INVALID_PREFIX_LENGTH`, `CG_STATUS_BUFFER_TOO_SMALL`
+// (with the length needed in `*len`; nothing is written to `out`), `CG_STATUS_NULL_ARGUMENT`
+// (`len`, `text` with a non-zero length or `CG_NUL_TERMINATED`, `out` with a non-zero
+// capacity).
+//
+// # Safety
+// `text` is NULL or readable as `text_len` says (or NUL-terminated with
+// `CG_NUL_TERMINATED`); `out` is NULL or valid for writing `capacity` bytes; `len` is NULL or
+// writable.
+enum cg_status cg_client_key_parse(const char *text,
+                                   size_t text_len,
+                                   uint32_t ipv6_prefix_len,
+                                   uint8_t *out,
+                                   size_t capacity,
+                                   size_t *len);
+
+// The limiter key of a client IP address given as bytes in network order (`address_len` 4
+// for IPv4, 16 for IPv6, as in `struct in_addr` / `struct in6_addr`); otherwise as
+// `cg_client_key_parse`.
+//
+// # Errors
+// `CG_STATUS_INVALID_ARGUMENT` (an `address_len` other than 4 or 16: 0, the empty address, is
+// this whether `address` is NULL or not), `CG_STATUS_INVALID_PREFIX_LENGTH`,
+// `CG_STATUS_BUFFER_TOO_SMALL` (as for `cg_client_key_parse`), `CG_STATUS_NULL_ARGUMENT`
+// (`len`, `address` with a non-zero length, `out` with a non-zero capacity).
+//
+// # Safety
+// `address` is NULL or points to `address_len` bytes (NULL only with length 0); `out` is NULL or valid for writing
+// `capacity` bytes; `len` is NULL or writable.
+enum cg_status cg_client_key_from_ip(const uint8_t *address,
+                                     size_t address_len,
+                                     uint32_t ipv6_prefix_len,
+                                     uint8_t *out,
+                                     size_t capacity,
+                                     size_t *len);
+
 // Creates a manual clock reading `start_ns` until moved; `*out` receives it (free it with
 // `cg_clock_free`).
 //
@@ -689,50 +733,6 @@ enum cg_status cg_render_headers(uint32_t style,
 // # Safety
 // `buf` is NULL or valid for writing `buf_len` bytes; `len` is NULL or writable.
 enum cg_status cg_render_429_body(uint64_t retry_after_ns, char *buf, size_t buf_len, size_t *len);
-
-// The limiter key of a client IP address given as text (`192.0.2.1`, `2001:db8::1`,
-// `[2001:db8::1]:8080`, `fe80::1%eth0`, with surrounding whitespace), as core's `ClientKey`
-// builds it: IPv4 (and IPv4-mapped IPv6) by address, IPv6 by its first `ipv6_prefix_len`
-// bits (0 for the default, 56). The key's bytes go to `out` (at most `CG_CLIENT_KEY_MAX_LEN`)
-// and their number to `*len`.
-//
-// # Errors
-// `CG_STATUS_INVALID_ADDRESS` (the empty text too, NULL with length 0 included),
-// `CG_STATUS_INVALID_UTF8`, `CG_STATUS_INVALID_PREFIX_LENGTH`, `CG_STATUS_BUFFER_TOO_SMALL`
-// (with the length needed in `*len`; nothing is written to `out`), `CG_STATUS_NULL_ARGUMENT`
-// (`len`, `text` with a non-zero length or `CG_NUL_TERMINATED`, `out` with a non-zero
-// capacity).
-//
-// # Safety
-// `text` is NULL or readable as `text_len` says (or NUL-terminated with
-// `CG_NUL_TERMINATED`); `out` is NULL or valid for writing `capacity` bytes; `len` is NULL or
-// writable.
-enum cg_status cg_client_key_parse(const char *text,
-                                   size_t text_len,
-                                   uint32_t ipv6_prefix_len,
-                                   uint8_t *out,
-                                   size_t capacity,
-                                   size_t *len);
-
-// The limiter key of a client IP address given as bytes in network order (`address_len` 4
-// for IPv4, 16 for IPv6, as in `struct in_addr` / `struct in6_addr`); otherwise as
-// `cg_client_key_parse`.
-//
-// # Errors
-// `CG_STATUS_INVALID_ARGUMENT` (an `address_len` other than 4 or 16: 0, the empty address, is
-// this whether `address` is NULL or not), `CG_STATUS_INVALID_PREFIX_LENGTH`,
-// `CG_STATUS_BUFFER_TOO_SMALL` (as for `cg_client_key_parse`), `CG_STATUS_NULL_ARGUMENT`
-// (`len`, `address` with a non-zero length, `out` with a non-zero capacity).
-//
-// # Safety
-// `address` is NULL or points to `address_len` bytes (NULL only with length 0); `out` is NULL or valid for writing
-// `capacity` bytes; `len` is NULL or writable.
-enum cg_status cg_client_key_from_ip(const uint8_t *address,
-                                     size_t address_len,
-                                     uint32_t ipv6_prefix_len,
-                                     uint8_t *out,
-                                     size_t capacity,
-                                     size_t *len);
 
 // Creates a keyed limiter: every key gets `quota`, refilled per `refill`
 // (`CG_REFILL_GREEDY`, which is GCRA, or `CG_REFILL_INTERVAL`), in a table sized for

@@ -11,6 +11,7 @@
 
 mod boundary;
 pub mod cell;
+pub mod client_key;
 pub mod clock;
 pub mod decision;
 pub mod headers;
@@ -21,6 +22,7 @@ pub mod quota;
 pub mod status;
 
 pub use cell::*;
+pub use client_key::*;
 pub use clock::*;
 pub use decision::*;
 pub use headers::*;
