@@ -409,13 +409,13 @@ pub unsafe extern "C" fn cg_limiter_apply(
     guard(|| {
         // SAFETY: NULL or a live limiter, by the caller's contract.
         let limiter = unsafe { object(limiter) }?;
+        let out = decision_output(out)?;
         // SAFETY: NULL or `key_len` readable bytes, by the caller's contract.
         let key = unsafe { slice(key, key_len) }?;
         let mut named = [None; CG_MAX_POLICY_QUOTAS];
         // SAFETY: forwarded from the caller's contract.
         let costs =
             unsafe { named_costs(costs, cost_count, limiter.limiter.dimensions(), &mut named) }?;
-        let out = decision_output(out)?;
         let op = self::op(op)?;
         let now_ns = limiter.time.resolve(now_ns);
         let decision = limiter.limiter.apply_at(key, now_ns, costs, op)?;
@@ -451,14 +451,14 @@ pub unsafe extern "C" fn cg_limiter_reserve(
     guard(|| {
         // SAFETY: NULL or a live limiter, by the caller's contract.
         let limiter = unsafe { object(limiter) }?;
+        let out = decision_output(out)?;
+        let reservation_out = output(reservation)?;
         // SAFETY: NULL or `key_len` readable bytes, by the caller's contract.
         let key = unsafe { slice(key, key_len) }?;
         let mut named = [None; CG_MAX_POLICY_QUOTAS];
         let dimensions = limiter.limiter.dimensions();
         // SAFETY: forwarded from the caller's contract.
         let estimate = unsafe { named_costs(estimate, estimate_count, dimensions, &mut named) }?;
-        let out = decision_output(out)?;
-        let reservation_out = output(reservation)?;
         let now_ns = limiter.time.resolve(now_ns);
         let reserved = limiter.limiter.reserve_at(key, now_ns, estimate)?;
         let handle = reserved
@@ -509,11 +509,11 @@ pub unsafe extern "C" fn cg_limiter_settle(
         let reservation = unsafe { Box::from_raw(reservation.as_ptr()) }.reservation;
         // SAFETY: NULL or a live limiter, by the caller's contract.
         let limiter = unsafe { object(limiter) }?;
+        let out = decision_output(out)?;
         let mut named = [None; CG_MAX_POLICY_QUOTAS];
         let dimensions = limiter.limiter.dimensions();
         // SAFETY: forwarded from the caller's contract.
         let actual = unsafe { named_costs(actual, actual_count, dimensions, &mut named) }?;
-        let out = decision_output(out)?;
         let now_ns = limiter.time.resolve(now_ns);
         let decision = limiter.limiter.settle_at(now_ns, reservation, actual)?;
         // SAFETY: non-NULL and writable by the caller's contract.

@@ -112,6 +112,12 @@ static void one_verb(void) {
     const uint64_t nine_costs[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     CHECK_STATUS(cg_limiter_apply(limiter, key("k"), 1, 0, nine_costs, 9, CG_OP_CHECK, &d),
                  CG_STATUS_COST_COUNT);
+    /* A NULL output is NULL_ARGUMENT whatever else is wrong (found by the ffi fuzz target:
+     * the cost count was checked first). */
+    CHECK_STATUS(cg_limiter_apply(limiter, key("k"), 1, 0, nine_costs, 9, CG_OP_CHECK, NULL),
+                 CG_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(cg_limiter_apply(limiter, key("k"), 1, 0, NULL, 0, 9, NULL),
+                 CG_STATUS_NULL_ARGUMENT);
 
     /* Nothing named is the default cost, 1: by NULL, 0 or by CG_COST_DEFAULT alike. */
     const uint64_t unnamed[1] = {CG_COST_DEFAULT};
@@ -180,6 +186,14 @@ static void reservations(void) {
     cg_limiter_reservation *reservation = NULL;
     const uint64_t estimate[1] = {5}, actual[1] = {2}, eleven[1] = {11};
     CHECK_STATUS(cg_limiter_reserve(limiter, key("r"), 1, 0, estimate, 1, &d, NULL),
+                 CG_STATUS_NULL_ARGUMENT);
+    const uint64_t two_costs[2] = {1, 1};
+    CHECK_STATUS(cg_limiter_reserve(limiter, key("r"), 1, 0, two_costs, 2, &d, NULL),
+                 CG_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(cg_limiter_reserve(limiter, key("r"), 1, 0, two_costs, 2, NULL, &reservation),
+                 CG_STATUS_NULL_ARGUMENT);
+    CHECK_OK(cg_limiter_reserve(limiter, key("q"), 1, 0, NULL, 0, &d, &reservation));
+    CHECK_STATUS(cg_limiter_settle(limiter, 0, reservation, two_costs, 2, NULL),
                  CG_STATUS_NULL_ARGUMENT);
     CHECK_OK(cg_limiter_reserve(limiter, key("r"), 1, 0, estimate, 1, &d, &reservation));
     CHECK(d.allowed && d.decision.remaining == 5 && reservation != NULL);
