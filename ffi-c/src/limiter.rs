@@ -410,13 +410,13 @@ pub unsafe extern "C" fn cg_limiter_apply(
         // SAFETY: NULL or a live limiter, by the caller's contract.
         let limiter = unsafe { object(limiter) }?;
         let out = decision_output(out)?;
+        let op = self::op(op)?;
         // SAFETY: NULL or `key_len` readable bytes, by the caller's contract.
         let key = unsafe { slice(key, key_len) }?;
         let mut named = [None; CG_MAX_POLICY_QUOTAS];
         // SAFETY: forwarded from the caller's contract.
         let costs =
             unsafe { named_costs(costs, cost_count, limiter.limiter.dimensions(), &mut named) }?;
-        let op = self::op(op)?;
         let now_ns = limiter.time.resolve(now_ns);
         let decision = limiter.limiter.apply_at(key, now_ns, costs, op)?;
         // SAFETY: non-NULL and writable by the caller's contract.
