@@ -1,5 +1,6 @@
 /*
- * cellgate: exact, lock-free rate limiting (GCRA and token bucket), C API.
+ * cellgate: exact, lock-free rate limiting (GCRA and token bucket), C API. Start with
+ * cg_limiter (cg_limiter_new, cg_limiter_check): core's Limiter, as in Python and Node.
  *
  * Conventions (ffi-c/README.md has the whole guide):
  *  - every function returns a cg_status (CG_STATUS_OK is 0); cg_status_message() explains one;
