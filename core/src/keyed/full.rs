@@ -63,7 +63,6 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     /// [`refund_at`](Self::refund_at) and [`reset_at`](Self::reset_at) are the sugar. A new key
     /// that the table cannot place is answered under `on_full` instead of an error; only a
     /// `check` or `force` that would store state can meet a full table.
-    #[inline]
     pub fn apply_at(
         &self,
         key: impl AsRef<[u8]>,
@@ -76,7 +75,6 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     }
 
     /// [`apply_at`](Self::apply_at) for a key already hashed with [`hash_key`](Self::hash_key).
-    #[inline]
     pub fn apply_hashed_at(
         &self,
         key: KeyHash,
