@@ -388,8 +388,12 @@ impl Limiter {
                 };
                 match placed {
                     Ok(decision) => LimiterDecision::single(decision, Reason::Limit),
+                    // The answer for the new key the table just refused (and counted once):
+                    // not `apply_at`, which would try, and count, the insert a second time.
                     Err(TableFull) => {
-                        let answer = table.apply_at(key, now_ns, cost, op, self.on_full);
+                        let hash = table.hash_key(key);
+                        let answer =
+                            table.table_full_decision(hash, now_ns, cost, op, self.on_full);
                         LimiterDecision::single(answer.decision, answer.reason)
                     }
                 }
