@@ -374,10 +374,13 @@ impl Limiter {
         match &self.engine {
             Engine::Single(table) => {
                 let cost = costs.first().copied().unwrap_or(0);
+                let hash = table.hash_key(key);
                 let placed = match op {
-                    Op::Check => table.check_hashed_at(table.hash_key(key), now_ns, cost),
+                    Op::Check => table.check_hashed_at(hash, now_ns, cost),
                     Op::Peek => Ok(table.peek_at(key, now_ns, cost)),
-                    Op::Force => table.force_at(key, now_ns, cost),
+                    Op::Force => table
+                        .apply_outcome(hash, now_ns, cost, Op::Force)
+                        .map(|outcome| outcome.decision),
                     Op::Refund => Ok(table.refund_at(key, now_ns, cost)),
                     Op::Reset => {
                         table.reset_at(key, now_ns);
@@ -386,8 +389,10 @@ impl Limiter {
                 };
                 match placed {
                     Ok(decision) => LimiterDecision::single(decision, Reason::Limit),
+                    // Answered from the refusal already counted, not by trying again.
                     Err(TableFull) => {
-                        let answer = table.apply_at(key, now_ns, cost, op, self.on_full);
+                        let answer =
+                            table.table_full_decision(hash, now_ns, cost, op, self.on_full);
                         LimiterDecision::single(answer.decision, answer.reason)
                     }
                 }
