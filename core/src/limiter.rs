@@ -186,16 +186,14 @@ impl LimiterDecision {
         }
     }
 
-    fn of_policy(decision: &PolicyDecision, reason: Reason) -> Self {
-        let mut decisions = [decision.decision(); MAX_POLICY_QUOTAS];
-        let len = decision.decisions().len();
-        for (slot, entry) in decisions.iter_mut().zip(decision.decisions()) {
-            *slot = *entry;
-        }
+    #[inline]
+    fn of_policy(decision: PolicyDecision, reason: Reason) -> Self {
+        let (allowed, binding) = (decision.allowed, decision.binding);
+        let (decisions, len) = decision.into_parts();
         Self {
-            allowed: decision.allowed,
+            allowed,
             reason,
-            binding: decision.binding,
+            binding,
             decisions,
             len,
         }
@@ -329,7 +327,7 @@ impl Limiter {
     /// [`ConfigError::CostCount`] unless `costs` has one entry per dimension;
     /// [`ConfigError::MissingCost`] when several dimensions are configured and one has no
     /// cost. Nothing is charged then.
-    #[inline]
+    #[inline(always)]
     pub fn apply_at(
         &self,
         key: &[u8],
@@ -371,15 +369,18 @@ impl Limiter {
     /// check over one quota is the table's check (the same instructions as
     /// `KeyedLimiter::check_at`) plus the decision's assembly; a full table, rare, takes the
     /// general path.
-    #[inline]
+    #[inline(always)]
     fn apply_resolved(&self, key: &[u8], now_ns: u64, costs: &[u64], op: Op) -> LimiterDecision {
         match &self.engine {
             Engine::Single(table) => {
                 let cost = costs.first().copied().unwrap_or(0);
+                let hash = table.hash_key(key);
                 let placed = match op {
-                    Op::Check => table.check_hashed_at(table.hash_key(key), now_ns, cost),
+                    Op::Check => table.check_hashed_at(hash, now_ns, cost),
                     Op::Peek => Ok(table.peek_at(key, now_ns, cost)),
-                    Op::Force => table.force_at(key, now_ns, cost),
+                    Op::Force => table
+                        .apply_outcome(hash, now_ns, cost, Op::Force)
+                        .map(|outcome| outcome.decision),
                     Op::Refund => Ok(table.refund_at(key, now_ns, cost)),
                     Op::Reset => {
                         table.reset_at(key, now_ns);
@@ -388,10 +389,8 @@ impl Limiter {
                 };
                 match placed {
                     Ok(decision) => LimiterDecision::single(decision, Reason::Limit),
-                    // The answer for the new key the table just refused (and counted once):
-                    // not `apply_at`, which would try, and count, the insert a second time.
+                    // Answered from the refusal already counted, not by trying again.
                     Err(TableFull) => {
-                        let hash = table.hash_key(key);
                         let answer =
                             table.table_full_decision(hash, now_ns, cost, op, self.on_full);
                         LimiterDecision::single(answer.decision, answer.reason)
@@ -431,7 +430,7 @@ impl Limiter {
             }
             Engine::Several(policy) => match policy.reserve_at(key, now_ns, estimate) {
                 Ok(reserved) => {
-                    let decision = LimiterDecision::of_policy(&reserved.decision, Reason::Limit);
+                    let decision = LimiterDecision::of_policy(reserved.decision, Reason::Limit);
                     match reserved.reservation {
                         Some(reservation) => (decision, Held::Several(reservation)),
                         None => (decision, Held::Untracked),
@@ -508,7 +507,7 @@ impl Limiter {
             }
             (Engine::Several(policy), Held::Several(inner)) => {
                 match policy.settle_at(now_ns, inner, actual) {
-                    Ok(decision) => Ok(LimiterDecision::of_policy(&decision, Reason::Limit)),
+                    Ok(decision) => Ok(LimiterDecision::of_policy(decision, Reason::Limit)),
                     Err(PolicyError::CostCount { expected, given }) => {
                         Err(ConfigError::CostCount { expected, given })
                     }
@@ -551,6 +550,7 @@ impl Limiter {
         decision
     }
 
+    #[inline]
     fn apply_policy(
         &self,
         policy: &KeyedPolicy<usize>,
@@ -571,7 +571,7 @@ impl Limiter {
             }
         };
         match outcome {
-            Ok(decision) => LimiterDecision::of_policy(&decision, Reason::Limit),
+            Ok(decision) => LimiterDecision::of_policy(decision, Reason::Limit),
             // The costs were resolved above, so only a full table is left.
             Err(_) => self.policy_table_full(policy, key, now_ns, costs, op),
         }

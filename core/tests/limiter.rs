@@ -343,3 +343,37 @@ fn reset_names_no_cost_whatever_the_dimensions() {
             .allowed
     );
 }
+
+/// Each refused new key is counted once, whatever `OnFull` answers (the first fast path
+/// counted it twice: once in its own check, once more in the general path it retried).
+#[test]
+fn a_full_table_counts_each_refusal_once() {
+    for on_full in [OnFull::Deny, OnFull::AllowUntracked] {
+        let limiter = Limiter::new(
+            &[LimiterQuota::new(quota("1/hour"))],
+            LimiterOptions {
+                max_keys: 12,
+                on_full,
+                ..options()
+            },
+        )
+        .unwrap();
+        let mut refused = 0;
+        for index in 0..40u8 {
+            for op in [Op::Check, Op::Force] {
+                let decision = limiter
+                    .apply_at(&[index, op as u8], 0, &[None], op)
+                    .unwrap();
+                refused += u64::from(decision.reason != Reason::Limit);
+            }
+        }
+        let stats = limiter.stats()[0];
+        assert_eq!(stats.rejected_full, refused, "{on_full:?}");
+        let untracked = if on_full == OnFull::AllowUntracked {
+            refused
+        } else {
+            0
+        };
+        assert_eq!(stats.admitted_untracked, untracked, "{on_full:?}");
+    }
+}
