@@ -257,6 +257,7 @@ fn the_limiter_decides_as_the_tables_it_wraps() {
     let q1 = quota("5/second");
     let q2 = quota("20/minute");
     let single = Limiter::new(&[LimiterQuota::new(q1)], options()).unwrap();
+    let single_fast = Limiter::new(&[LimiterQuota::new(q1)], options()).unwrap();
     let table = KeyedLimiter::with_options(q1, Refill::Greedy, 100_000, Seed::new(3, 4), NoClock);
     let several = Limiter::new(&[LimiterQuota::new(q1), LimiterQuota::new(q2)], options()).unwrap();
     let policy = KeyedPolicy::new(
@@ -289,7 +290,14 @@ fn the_limiter_decides_as_the_tables_it_wraps() {
             Op::Force,
             Op::Refund,
         ][next(6) as usize];
+        let one = single_fast
+            .apply_one_at(&key, now_ns, Some(cost), op)
+            .unwrap();
+        assert!(several
+            .apply_one_at(&key, now_ns, Some(cost), Op::Peek)
+            .is_none());
         let got = single.apply_at(&key, now_ns, &[Some(cost)], op).unwrap();
+        assert_eq!((one.decision, one.reason), (got.decision(), got.reason));
         let want = match op {
             Op::Check => table.check_at(key, now_ns, cost).unwrap(),
             Op::Peek => table.peek_at(key, now_ns, cost),

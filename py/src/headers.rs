@@ -162,6 +162,24 @@ impl Decision {
         }
     }
 
+    /// The decision of a one-quota limiter's fast path (`Limiter::apply_one_at`).
+    #[inline]
+    pub fn of_quota(
+        py: Python<'_>,
+        decision: cellgate::Decision,
+        reason: Reason,
+        core: &Py<Core>,
+    ) -> Self {
+        Self {
+            view: View::Quota {
+                index: 0,
+                decision,
+                reason,
+            },
+            core: core.clone_ref(py),
+        }
+    }
+
     /// The core reference and the rest, for `tp_dealloc` (`decision_type.rs`).
     pub(crate) fn into_parts(self) -> (Py<Core>, impl Sized) {
         (self.core, self.view)

@@ -134,7 +134,17 @@ impl Limiter {
         let cost = cost_arg(cost)?;
         let key = key_bytes(key)?;
         let now_ns = self.clock.now_ns();
-        match self.limiter().apply_at(key.as_bytes(), now_ns, &[cost], op) {
+        let limiter = self.limiter();
+        // One quota: core's fast path, without assembling a whole LimiterDecision.
+        if let Some(answer) = limiter.apply_one_at(key.as_bytes(), now_ns, cost, op) {
+            return Ok(Decision::of_quota(
+                py,
+                answer.decision,
+                answer.reason,
+                &self.core,
+            ));
+        }
+        match limiter.apply_at(key.as_bytes(), now_ns, &[cost], op) {
             Ok(decision) => Ok(Decision::of_limiter(py, &decision, &self.core)),
             Err(error) => Err(self.error(py, error)),
         }
