@@ -916,7 +916,7 @@ void cg_limiter_free(struct cg_limiter *limiter);
 // `CG_STATUS_NULL_ARGUMENT` (`limiter`, `out`, `key` or `costs` NULL with a non-zero length),
 // `CG_STATUS_INVALID_ARGUMENT` (an unknown `op`), `CG_STATUS_COST_COUNT` (costs given, but
 // not one per dimension), `CG_STATUS_MISSING_COST` (several dimensions and one not named).
-// Nothing is charged then.
+// Nothing is charged then. `CG_OP_RESET` uses no cost and ignores `costs`.
 //
 // # Safety
 // `limiter` is NULL or a live limiter; `key` is NULL or points to `key_len` readable bytes;

@@ -388,7 +388,7 @@ fn decision_output(
 /// `CG_STATUS_NULL_ARGUMENT` (`limiter`, `out`, `key` or `costs` NULL with a non-zero length),
 /// `CG_STATUS_INVALID_ARGUMENT` (an unknown `op`), `CG_STATUS_COST_COUNT` (costs given, but
 /// not one per dimension), `CG_STATUS_MISSING_COST` (several dimensions and one not named).
-/// Nothing is charged then.
+/// Nothing is charged then. `CG_OP_RESET` uses no cost and ignores `costs`.
 ///
 /// # Safety
 /// `limiter` is NULL or a live limiter; `key` is NULL or points to `key_len` readable bytes;
@@ -414,9 +414,15 @@ pub unsafe extern "C" fn cg_limiter_apply(
         // SAFETY: NULL or `key_len` readable bytes, by the caller's contract.
         let key = unsafe { slice(key, key_len) }?;
         let mut named = [None; CG_MAX_POLICY_QUOTAS];
-        // SAFETY: forwarded from the caller's contract.
-        let costs =
-            unsafe { named_costs(costs, cost_count, limiter.limiter.dimensions(), &mut named) }?;
+        let costs: &[Option<u64>] = if op == Op::Reset {
+            // A reset uses no cost (core ignores them): only the pointer is checked.
+            // SAFETY: NULL or `cost_count` readable costs, by the caller's contract.
+            let _ = unsafe { slice(costs, cost_count) }?;
+            &[]
+        } else {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { named_costs(costs, cost_count, limiter.limiter.dimensions(), &mut named) }?
+        };
         let now_ns = limiter.time.resolve(now_ns);
         let decision = limiter.limiter.apply_at(key, now_ns, costs, op)?;
         // SAFETY: non-NULL and writable by the caller's contract.
