@@ -2,19 +2,19 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const {
-  Limiter, Policy, ManualClock, Decision, headers, limitedBody, TableFullError,
+  Limiter, Policy, ManualClock, Decision, headers, limitedBody,
 } = require('cellgate');
 
 const plain = (decision) => ({ ...decision });
 
-test('a decision is a plain object with the five documented fields', () => {
+test('a decision is a plain object with the six documented fields', () => {
   const clock = new ManualClock();
   const limiter = new Limiter('3/second', { clock });
   const decision = limiter.check('user:42');
-  assert.deepEqual(Object.keys(decision), ['allowed', 'limit', 'remaining', 'retryAfterMs', 'resetAfterMs']);
-  assert.deepEqual(plain(decision), { allowed: true, limit: 3, remaining: 2, retryAfterMs: 0, resetAfterMs: 333.333334 });
+  assert.deepEqual(Object.keys(decision), ['allowed', 'reason', 'limit', 'remaining', 'retryAfterMs', 'resetAfterMs']);
+  assert.deepEqual(plain(decision), { allowed: true, reason: 'limit', limit: 3, remaining: 2, retryAfterMs: 0, resetAfterMs: 333.333334 });
   assert.ok(decision instanceof Decision);
-  assert.equal(JSON.stringify(decision), '{"allowed":true,"limit":3,"remaining":2,"retryAfterMs":0,"resetAfterMs":333.333334}');
+  assert.equal(JSON.stringify(decision), '{"allowed":true,"reason":"limit","limit":3,"remaining":2,"retryAfterMs":0,"resetAfterMs":333.333334}');
 });
 
 test('burst, exact refill, and a denial that consumes nothing', () => {
@@ -22,7 +22,7 @@ test('burst, exact refill, and a denial that consumes nothing', () => {
   const limiter = new Limiter('3/second', { clock });
   assert.equal(limiter.check('k', { cost: 3 }).allowed, true);
   const denied = limiter.check('k');
-  assert.deepEqual(plain(denied), { allowed: false, limit: 3, remaining: 0, retryAfterMs: 333.333334, resetAfterMs: 1000 });
+  assert.deepEqual(plain(denied), { allowed: false, reason: 'limit', limit: 3, remaining: 0, retryAfterMs: 333.333334, resetAfterMs: 1000 });
   clock.advanceNs(333_333_333);
   assert.equal(limiter.check('k').allowed, false, 'one nanosecond early');
   clock.advanceNs(1n);
@@ -131,24 +131,28 @@ test('headers in every style, rendered by the core', () => {
   assert.throws(() => headers({ ...denied }), TypeError, 'a copy has lost its quota');
 });
 
-test('a full table throws TableFullError and never evicts a live key', () => {
+test('a full table is a denial with reason table_full, and never evicts a live key', () => {
   // maxKeys 1 is one window of 16 slots: the 17th live key has no room.
   const limiter = new Limiter('1/hour', { clock: new ManualClock(), maxKeys: 1 });
   const admitted = [];
   let full = 0;
   for (let index = 0; index < 40; index++) {
-    try {
-      if (limiter.check(`k${index}`).allowed) admitted.push(`k${index}`);
-    } catch (error) {
-      assert.ok(error instanceof TableFullError);
-      assert.equal(error.code, 'ERR_CELLGATE_TABLE_FULL');
+    const decision = limiter.check(`k${index}`);
+    if (decision.allowed) {
+      assert.equal(decision.reason, 'limit');
+      admitted.push(`k${index}`);
+    } else {
+      assert.equal(decision.reason, 'table_full');
+      assert.equal(decision.limit, 1);
+      assert.equal(decision.remaining, 0);
+      assert.ok(decision.retryAfterMs > 0, 'a full table says when to retry');
       full += 1;
     }
   }
   assert.equal(admitted.length, 16);
   assert.equal(full, 24);
-  for (const key of admitted) assert.equal(limiter.check(key).allowed, false, `${key} is still exhausted`);
-  assert.deepEqual(limiter.stats(), { liveKeys: 16, reclaimed: 0, rejectedFull: 24, slots: 16 });
+  for (const key of admitted) assert.equal(limiter.check(key).reason, 'limit', `${key} is still exhausted`);
+  assert.deepEqual(limiter.stats(), { liveKeys: 16, reclaimed: 0, rejectedFull: 24, admittedUntracked: 0, slots: 16 });
 });
 
 test('the monotonic clock is the default, and limiters are independent', () => {
