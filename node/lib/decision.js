@@ -38,24 +38,32 @@ class Decision {
     return value !== null && typeof value === 'object' && #source in value;
   }
 
-  /**
-   * Writes the decision back into its source's shared array and calls `render(native,
-   * count)` there (core renders from those numbers).
-   */
-  static render(decision, render) {
-    const source = decision.#source;
-    const out = source.out;
+  /** The decision's headers in the style at `styleIndex`: `name\nvalue\n...`, rendered by core. */
+  static renderHeaders(decision, styleIndex, nowUnixS) {
+    const count = Decision.#writeBack(decision);
+    return decision.#source.native.renderHeaders(styleIndex, nowUnixS, count);
+  }
+
+  /** The 429 body of the decision, rendered by core. */
+  static renderBody(decision) {
+    const count = Decision.#writeBack(decision);
+    return decision.#source.native.render429Body(count);
+  }
+
+  /** Writes the decision back into its source's shared array; returns its entry count. */
+  static #writeBack(decision) {
+    const out = decision.#source.out;
     if (decision.#entries === undefined) {
       out[ENTRIES] = decision.allowed ? 1 : 0;
       out[ENTRIES + 1] = decision.limit;
       out[ENTRIES + 2] = decision.remaining;
       out[ENTRIES + 3] = decision.#retryAfterNs;
       out[ENTRIES + 4] = decision.#resetAfterNs;
-      return render(source.native, 1);
+      return 1;
     }
     const entries = decision.#entries;
     for (let index = 0; index < entries.length; index++) out[ENTRIES + index] = entries[index];
-    return render(source.native, entries.length / ENTRY_SLOTS);
+    return entries.length / ENTRY_SLOTS;
   }
 }
 

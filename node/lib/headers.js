@@ -2,12 +2,13 @@
 // Headers and the 429 body of a decision, rendered by the Rust core (node/src/headers.rs):
 // the same bytes as every other cellgate runtime.
 
+const { native } = require('./boundary');
 const { argTypeError, fromNative } = require('./errors');
 const { Decision } = require('./decision');
 const validate = require('./validate');
 
-/** The styles `headers` renders; the wall clock is read for the two that show a time. */
-const STYLES = Object.freeze(['ietf', 'legacy', 'legacy-epoch', 'anthropic', 'openai']);
+/** The styles `headers` renders (core's, by index); the wall clock is read for two of them. */
+const STYLES = Object.freeze(native.headerStyles());
 const WALL_CLOCK_STYLES = new Set(['legacy-epoch', 'anthropic']);
 
 /**
@@ -27,7 +28,8 @@ function headers(decision, options) {
   if (!Decision.isDecision(decision)) throw argTypeError('decision', 'a decision returned by a cellgate limiter', decision);
   const opts = validate.options(options, 'options');
   const style = opts.style === undefined ? 'ietf' : opts.style;
-  if (!STYLES.includes(style)) throw argTypeError('options.style', STYLES.map((name) => `'${name}'`).join(', '), style);
+  const index = STYLES.indexOf(style);
+  if (index < 0) throw argTypeError('options.style', STYLES.map((name) => `'${name}'`).join(', '), style);
   checkDecisionFields(decision);
   let nowUnixS = 0;
   if (WALL_CLOCK_STYLES.has(style)) {
@@ -35,7 +37,7 @@ function headers(decision, options) {
   }
   let rendered;
   try {
-    rendered = Decision.render(decision, (native, count) => native.renderHeaders(style, nowUnixS, count));
+    rendered = Decision.renderHeaders(decision, index, nowUnixS);
   } catch (error) {
     throw fromNative(error);
   }
@@ -63,7 +65,7 @@ function limitedBody(decision) {
   if (!Decision.isDecision(decision)) throw argTypeError('decision', 'a decision returned by a cellgate limiter', decision);
   checkDecisionFields(decision);
   try {
-    return Decision.render(decision, (native, count) => native.render429Body(count));
+    return Decision.renderBody(decision);
   } catch (error) {
     throw fromNative(error);
   }

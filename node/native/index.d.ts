@@ -56,8 +56,9 @@ export declare class NativeLimiter {
   settle(reservation: NativeReservation): void
   /**
    * Renders the headers of the decision that JavaScript wrote into the shared array (its
-   * `count` entries), in `style` (`"ietf"`, `"legacy"`, `"legacy-epoch"`, `"anthropic"`,
-   * `"openai"`), as `name
+   * `count` entries), in the style at index `style` of `headerStyles()` (`"ietf"`,
+   * `"legacy"`, `"legacy-epoch"`, `"anthropic"`, `"openai"`), as
+   * `name
   value
   name
   value...` (one string: one conversion).
@@ -65,7 +66,7 @@ export declare class NativeLimiter {
    * # Errors
    * An invalid style or decision; a quota name that a per-dimension header name cannot hold.
    */
-  renderHeaders(style: string, nowUnixS: number, count: number): string
+  renderHeaders(style: number, nowUnixS: number, count: number): string
   /**
    * The JSON body of the 429 answer to the decision in the shared array (its `count`
    * entries): core's bytes, `{"error":"rate_limited","retry_after":N}`.
@@ -124,6 +125,9 @@ export declare function clientKey(address: string, ipv6PrefixLen: number): Buffe
 
 /** Core's bounds for `maxKeys`. */
 export declare function configLimits(): Limits
+
+/** The names of the header styles, in the order of their indices. */
+export declare function headerStyles(): Array<string>
 
 /** A limiter's options as JavaScript gives them (validated there first). */
 export interface LimiterSpec {

@@ -88,10 +88,26 @@ fn joined<N: AsRef<str>, V: AsRef<str>>(headers: impl Iterator<Item = (N, V)>) -
     text
 }
 
-/// Renders `source` in `style`: `"ietf"` (draft-10), `"legacy"` (`X-RateLimit-*`, reset in
-/// seconds from now), `"legacy-epoch"` (the reset as a Unix time), `"anthropic"` or
-/// `"openai"` (per dimension); `now_unix_s` is the wall clock for the styles that show one.
-pub(crate) fn render(source: &HeaderSource<'_>, style: &str, now_unix_s: f64) -> Result<String> {
+/// The styles [`render`] takes, by their index: `"ietf"` (draft-10), `"legacy"`
+/// (`X-RateLimit-*`, reset in seconds from now), `"legacy-epoch"` (the reset as a Unix time),
+/// `"anthropic"` and `"openai"` (per dimension). An index crosses the boundary, not a string
+/// (which napi-rs would copy into a `String` on every call).
+pub(crate) const STYLES: [&str; 5] = ["ietf", "legacy", "legacy-epoch", "anthropic", "openai"];
+
+/// The names of the header styles, in the order of their indices.
+#[napi_derive::napi(js_name = "headerStyles")]
+pub fn header_styles() -> Vec<String> {
+    STYLES.map(String::from).to_vec()
+}
+
+/// Renders `source` in the style at index `style` of [`STYLES`]; `now_unix_s` is the wall
+/// clock for the styles that show one.
+pub(crate) fn render(source: &HeaderSource<'_>, style: u32, now_unix_s: f64) -> Result<String> {
+    let style = usize::try_from(style)
+        .ok()
+        .and_then(|index| STYLES.get(index))
+        .copied()
+        .unwrap_or("");
     let now = || {
         cost_from_f64(now_unix_s.floor())
             .ok_or_else(|| range_error("options.nowUnixS must be a non-negative number"))

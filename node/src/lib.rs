@@ -37,5 +37,6 @@ pub use bench_probes::{
 pub use boundary::shared::{layout, names};
 pub use client_key::client_key;
 pub use clock::{monotonic_now_ns, NativeManualClock};
+pub use headers::header_styles;
 pub use limiter::{limits, LimiterSpec, Limits, NativeLimiter, NativeReservation};
 pub use quota::QuotaSpec;

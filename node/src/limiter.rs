@@ -87,12 +87,14 @@ impl FastTarget for LimiterInner {
         let given = given_costs(&self.shared, dimensions)
             .map_err(|_| FastError("every cost must be an integer from 0 to 2^53 - 1"))?;
         let given = given.get(..dimensions).unwrap_or_default();
-        match self.limiter.apply_at(key, self.clock.now_ns(), given, op) {
+        // Matched by reference: moving the decision (344 bytes) out of the result measured
+        // as a `memcpy` per call.
+        match &self.limiter.apply_at(key, self.clock.now_ns(), given, op) {
             Ok(decision) => {
-                self.shared.write_decision(&decision);
+                self.shared.write_decision(decision);
                 Ok(())
             }
-            Err(error) => self.refused(error).map_err(FastError),
+            Err(error) => self.refused(*error).map_err(FastError),
         }
     }
 }
@@ -329,14 +331,15 @@ impl NativeLimiter {
     }
 
     /// Renders the headers of the decision that JavaScript wrote into the shared array (its
-    /// `count` entries), in `style` (`"ietf"`, `"legacy"`, `"legacy-epoch"`, `"anthropic"`,
-    /// `"openai"`), as `name\nvalue\nname\nvalue...` (one string: one conversion).
+    /// `count` entries), in the style at index `style` of `headerStyles()` (`"ietf"`,
+    /// `"legacy"`, `"legacy-epoch"`, `"anthropic"`, `"openai"`), as
+    /// `name\nvalue\nname\nvalue...` (one string: one conversion).
     ///
     /// # Errors
     /// An invalid style or decision; a quota name that a per-dimension header name cannot hold.
     #[napi]
-    pub fn render_headers(&self, style: String, now_unix_s: f64, count: u32) -> Result<String> {
-        render(&self.source(count), &style, now_unix_s)
+    pub fn render_headers(&self, style: u32, now_unix_s: f64, count: u32) -> Result<String> {
+        render(&self.source(count), style, now_unix_s)
     }
 
     /// The JSON body of the 429 answer to the decision in the shared array (its `count`
