@@ -12,7 +12,7 @@ use crate::headers::{
     combined_retry_after_ns, render_429_body, render_headers, HeaderError, HeaderStyle,
     PolicyHeader, RenderedHeaders,
 };
-use crate::keyed::{KeyHash, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot};
+use crate::keyed::{KeyHash, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot, TableFull};
 use crate::policy::{
     KeyedPolicy, PolicyDecision, PolicyEntry, PolicyError, Reservation, MAX_POLICY_QUOTAS,
 };
@@ -150,6 +150,7 @@ pub struct LimiterDecision {
 
 impl LimiterDecision {
     /// The binding quota's decision, with the limiter's `allowed`.
+    #[inline]
     pub fn decision(&self) -> Decision {
         let mut decision = self
             .decisions()
@@ -164,12 +165,18 @@ impl LimiterDecision {
     }
 
     /// Every quota's decision, in the limiter's quota order.
+    #[inline]
     pub fn decisions(&self) -> &[Decision] {
         self.decisions.get(..self.len).unwrap_or(&[])
     }
 
+    #[inline]
     fn single(decision: Decision, reason: Reason) -> Self {
-        let decisions = [decision; MAX_POLICY_QUOTAS];
+        // All-zero (a plain memset) rather than eight copies of the decision.
+        let mut decisions = [EMPTY_DECISION; MAX_POLICY_QUOTAS];
+        if let Some(first) = decisions.first_mut() {
+            *first = decision;
+        }
         Self {
             allowed: decision.allowed,
             reason,
@@ -316,10 +323,13 @@ impl Limiter {
     /// dimension `d`, `None` where none was named; see [`resolve_costs`]). A new key that a
     /// table cannot place is answered under the limiter's [`OnFull`], never an error.
     ///
+    /// [`Op::Reset`] uses no cost and ignores `costs` (any length, `&[]` included).
+    ///
     /// # Errors
     /// [`ConfigError::CostCount`] unless `costs` has one entry per dimension;
     /// [`ConfigError::MissingCost`] when several dimensions are configured and one has no
     /// cost. Nothing is charged then.
+    #[inline]
     pub fn apply_at(
         &self,
         key: &[u8],
@@ -327,12 +337,19 @@ impl Limiter {
         costs: &[Option<u64>],
         op: Op,
     ) -> Result<LimiterDecision, ConfigError> {
+        if op == Op::Reset {
+            // A reset uses no cost: none need be named, whatever the dimensions.
+            let zeros = [0u64; MAX_POLICY_QUOTAS];
+            let zeros = zeros.get(..self.dimensions).unwrap_or_default();
+            return Ok(self.apply_resolved(key, now_ns, zeros, op));
+        }
         let mut resolved = [0u64; MAX_POLICY_QUOTAS];
         let resolved = self.resolve(costs, &mut resolved)?;
         Ok(self.apply_resolved(key, now_ns, resolved, op))
     }
 
     /// `costs` completed by [`resolve_costs`] into `out`.
+    #[inline]
     fn resolve<'o>(
         &self,
         costs: &[Option<u64>],
@@ -350,12 +367,32 @@ impl Limiter {
         Ok(resolved)
     }
 
+    /// Inlined, and each op calls the table's own specialised operation, so that a binding's
+    /// check over one quota is the table's check (the same instructions as
+    /// `KeyedLimiter::check_at`) plus the decision's assembly; a full table, rare, takes the
+    /// general path.
+    #[inline]
     fn apply_resolved(&self, key: &[u8], now_ns: u64, costs: &[u64], op: Op) -> LimiterDecision {
         match &self.engine {
             Engine::Single(table) => {
                 let cost = costs.first().copied().unwrap_or(0);
-                let answer = table.apply_at(key, now_ns, cost, op, self.on_full);
-                LimiterDecision::single(answer.decision, answer.reason)
+                let placed = match op {
+                    Op::Check => table.check_hashed_at(table.hash_key(key), now_ns, cost),
+                    Op::Peek => Ok(table.peek_at(key, now_ns, cost)),
+                    Op::Force => table.force_at(key, now_ns, cost),
+                    Op::Refund => Ok(table.refund_at(key, now_ns, cost)),
+                    Op::Reset => {
+                        table.reset_at(key, now_ns);
+                        Ok(table.peek_at(key, now_ns, 0))
+                    }
+                };
+                match placed {
+                    Ok(decision) => LimiterDecision::single(decision, Reason::Limit),
+                    Err(TableFull) => {
+                        let answer = table.apply_at(key, now_ns, cost, op, self.on_full);
+                        LimiterDecision::single(answer.decision, answer.reason)
+                    }
+                }
             }
             Engine::Several(policy) => self.apply_policy(policy, key, now_ns, costs, op),
         }
