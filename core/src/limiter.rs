@@ -376,8 +376,9 @@ impl Limiter {
         match &self.engine {
             Engine::Single(table) => {
                 let cost = costs.first().copied().unwrap_or(0);
+                let hash = table.hash_key(key);
                 let placed = match op {
-                    Op::Check => table.check_hashed_at(table.hash_key(key), now_ns, cost),
+                    Op::Check => table.check_hashed_at(hash, now_ns, cost),
                     Op::Peek => Ok(table.peek_at(key, now_ns, cost)),
                     Op::Force => table.force_at(key, now_ns, cost),
                     Op::Refund => Ok(table.refund_at(key, now_ns, cost)),
@@ -388,8 +389,12 @@ impl Limiter {
                 };
                 match placed {
                     Ok(decision) => LimiterDecision::single(decision, Reason::Limit),
+                    // Answered without a second attempt: `apply_at` would try the insert
+                    // again and count the refusal twice in `rejected_full` (found by the
+                    // Node flood test, node/test/limiter.test.js).
                     Err(TableFull) => {
-                        let answer = table.apply_at(key, now_ns, cost, op, self.on_full);
+                        let answer =
+                            table.table_full_decision(hash, now_ns, cost, op, self.on_full);
                         LimiterDecision::single(answer.decision, answer.reason)
                     }
                 }
