@@ -1,6 +1,6 @@
 // Types for `cellgate/express`.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Costs, Decision, Limiter, Policy, PolicyDecision } from './index';
+import type { Costs, Decision, HeaderStyle, Limiter, Policy, PolicyDecision } from './index';
 
 type Awaitable<T> = T | Promise<T>;
 
@@ -15,19 +15,22 @@ export interface RateLimitOptions<Req = IncomingMessage, Res = ServerResponse> {
   ipv6PrefixLen?: number;
   /** True lets the request through unchecked. */
   skip?: (req: Req, res: Res) => Awaitable<boolean>;
-  /** Header style (default 'ietf'); false sends none but Retry-After on a denial. */
-  headers?: 'ietf' | 'legacy' | 'legacy-epoch' | false;
+  /**
+   * Header style (default 'ietf'; 'anthropic' and 'openai' are the per-dimension styles);
+   * false sends none but Retry-After on a denial.
+   */
+  headers?: HeaderStyle | false;
   /** The status of a denial (default 429). */
   statusCode?: number;
   /**
-   * Answers a denial instead of the default JSON (`decision` is null when the key table is
-   * full). A denial never reaches the route: when it returns (or the promise it returns
+   * Answers a denial instead of the default JSON (a full key table is a denial like any
+   * other: `decision.reason` is 'table_full'). A denial never reaches the route: when it returns (or the promise it returns
    * settles) without having sent a response, or throws, the default answer is sent (a throw
    * is also a process warning). Its `next(error)` goes to the error handlers; `next()`,
    * `next('route')` and `next('router')` do nothing. A callback that answers later (a
    * `res.sendFile`, say) must return a promise that settles once it has.
    */
-  onLimited?: (req: Req, res: Res, next: (error?: unknown) => void, decision: Decision | PolicyDecision | null) => unknown;
+  onLimited?: (req: Req, res: Res, next: (error?: unknown) => void, decision: Decision | PolicyDecision) => unknown;
 }
 
 /** The middleware: sets `req.rateLimit`, the headers, and answers denials with 429 and JSON. */
@@ -40,8 +43,8 @@ declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
-      /** The decision for this request (null when the key table was full). */
-      rateLimit?: Decision | PolicyDecision | null;
+      /** The decision for this request. */
+      rateLimit?: Decision | PolicyDecision;
     }
   }
 }

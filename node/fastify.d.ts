@@ -1,5 +1,6 @@
 // Types for `cellgate/fastify`.
-import type { Costs, Decision, Limiter, Policy, PolicyDecision } from './index';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Costs, Decision, HeaderStyle, Limiter, Policy, PolicyDecision } from './index';
 
 type Awaitable<T> = T | Promise<T>;
 
@@ -7,27 +8,30 @@ export interface CellgateFastifyOptions {
   /** A Limiter, a Policy, or a rate string ('100/minute') for a new Limiter. */
   limiter: Limiter | Policy | string;
   /** The request's key (default: `request.ip`). */
-  key?: (request: any, reply: any) => Awaitable<string | Uint8Array>;
+  key?: (request: FastifyRequest, reply: FastifyReply) => Awaitable<string | Uint8Array>;
   /** The request's cost (default 1; for a Policy, its costs). */
-  cost?: (request: any, reply: any) => Awaitable<number | Costs>;
+  cost?: (request: FastifyRequest, reply: FastifyReply) => Awaitable<number | Costs>;
   /** The IPv6 prefix length the default key groups addresses by (default 56). */
   ipv6PrefixLen?: number;
   /** True lets the request through unchecked. */
-  skip?: (request: any, reply: any) => Awaitable<boolean>;
-  /** Header style (default 'ietf'); false sends none but Retry-After on a denial. */
-  headers?: 'ietf' | 'legacy' | 'legacy-epoch' | false;
+  skip?: (request: FastifyRequest, reply: FastifyReply) => Awaitable<boolean>;
+  /**
+   * Header style (default 'ietf'; 'anthropic' and 'openai' are the per-dimension styles);
+   * false sends none but Retry-After on a denial.
+   */
+  headers?: HeaderStyle | false;
   /** The status of a denial (default 429). */
   statusCode?: number;
   /**
-   * Answers a denial instead of the default JSON (`decision` is null when the key table is
-   * full); it is awaited. A denial never reaches the handler: when it neither calls
+   * Answers a denial instead of the default JSON (a full key table is a denial like any
+   * other: `decision.reason` is 'table_full'); it is awaited. A denial never reaches the handler: when it neither calls
    * `reply.send` (directly or through `redirect()` and the like) nor hijacks the reply, or
    * when it throws (logged with `request.log`), the default answer is sent.
    */
-  onLimited?: (request: any, reply: any, decision: Decision | PolicyDecision | null) => unknown;
+  onLimited?: (request: any, reply: any, decision: Decision | PolicyDecision) => unknown;
 }
 
 /** The plugin: an onRequest hook that sets `request.rateLimit` and answers denials with 429 and JSON. */
-declare function cellgate(instance: any, options: CellgateFastifyOptions, done: (error?: Error) => void): void;
+declare function cellgate(instance: FastifyInstance, options: CellgateFastifyOptions, done: (error?: Error) => void): void;
 export { cellgate };
 export default cellgate;

@@ -4,6 +4,16 @@
 export type Key = string | Uint8Array;
 
 /**
+ * Why a decision was made: 'limit' (the key's buckets decided), 'table_full' (a new key found
+ * no room in the table: denied, with a wait, under `onFull: 'deny'`) or 'untracked' (no room,
+ * admitted without being stored, under `onFull: 'allowUntracked'`). Core's `Reason`.
+ */
+export type Reason = 'limit' | 'table_full' | 'untracked';
+
+/** What a limiter does with a new key when its table has no room: core's `OnFull`. */
+export type OnFull = 'deny' | 'allowUntracked';
+
+/**
  * What a limiter answered, the same fields on allow and deny. Times are milliseconds from
  * the operation (fractions carry the exact nanoseconds, up to 2^53 ns).
  */
@@ -11,6 +21,8 @@ export declare class Decision {
   protected constructor();
   /** Whether the cost was admitted (for `force`: whether it fitted without debt). */
   readonly allowed: boolean;
+  /** Why: the buckets ('limit'), or a full table ('table_full', 'untracked'). */
+  readonly reason: Reason;
   /** The burst: the most cost ever admitted at once. */
   readonly limit: number;
   /** Cost that could be admitted right now, after this operation (0 in debt). */
@@ -66,6 +78,8 @@ export interface LimiterOptions {
   refill?: 'greedy' | 'interval';
   /** Keys the table is sized for (default 100 000, at most 2^27 = 134 217 728: core's bounds); memory is allocated once. */
   maxKeys?: number;
+  /** A new key that finds the table full: 'deny' (the default; reason 'table_full') or 'allowUntracked' (admitted, not stored; reason 'untracked'). */
+  onFull?: OnFull;
   /** A ManualClock; the default is the process's monotonic clock. */
   clock?: ManualClock;
   /** The policy name in headers (default: core's name for the quota, '100-in-1min'). One quota only. */
@@ -96,16 +110,17 @@ export declare class Limiter {
    *   second', '500/7 days'; several ('10/s; 1000/day') are decided all-or-nothing, each
    *   shown in headers under core's name for it ('10-in-1s', '1000-in-1d').
    * @throws TypeError or RangeError for an invalid rate or option (a RangeError naming
-   *   `rate` for two quotas with the same header name, such as '10/s; 10/second')
+   *   `rate` for two quotas with the same header name, such as '10/s; 10/second'). A full
+   *   table never throws: it is a decision with `reason: 'table_full'`.
    */
   constructor(rate: string, options?: LimiterOptions);
   /** The quota(s), written back as a rate string. */
   readonly rate: string;
-  /** Tests and consumes `cost` for `key` atomically; a denial consumes nothing. @throws TableFullError */
+  /** Tests and consumes `cost` for `key` atomically; a denial consumes nothing. */
   check(key: Key, options?: CostOptions): Decision;
   /** The decision `check` would make, consuming nothing. */
   peek(key: Key, options?: CostOptions): Decision;
-  /** Consumes whether or not it fits (into debt); `allowed` says whether it fitted. @throws TableFullError */
+  /** Consumes whether or not it fits (into debt); `allowed` says whether it fitted. */
   force(key: Key, options?: CostOptions): Decision;
   /** Gives cost back, never above full; `allowed` says whether the bucket is out of debt. */
   refund(key: Key, options?: CostOptions): Decision;
@@ -117,8 +132,16 @@ export declare class Limiter {
    * the clock.**
    */
   acquire(key: Key, options?: CostOptions & AcquireOptions): Promise<Decision>;
-  /** Table counters (one quota; undefined with several). */
-  stats(): { liveKeys: number; reclaimed: number; rejectedFull: number; slots: number } | undefined;
+  /** The first quota's table counters (a relaxed snapshot). */
+  stats(): TableStats & { slots: number };
+}
+
+/** A table's counters: `rejectedFull` new keys denied for a full table, `admittedUntracked` admitted untracked. */
+export interface TableStats {
+  readonly liveKeys: number;
+  readonly reclaimed: number;
+  readonly rejectedFull: number;
+  readonly admittedUntracked: number;
 }
 
 export interface PolicyEntry {
@@ -154,7 +177,7 @@ export declare class Reservation {
 /** Several quotas over named dimensions, decided all-or-nothing per key, with reserve and settle. */
 export declare class Policy {
   /** @throws TypeError or RangeError for an invalid entry or option (`entries[2].name` for a name repeated) */
-  constructor(entries: readonly PolicyEntry[], options?: { maxKeys?: number; clock?: ManualClock });
+  constructor(entries: readonly PolicyEntry[], options?: { maxKeys?: number; onFull?: OnFull; clock?: ManualClock });
   /** Dimension names, in the order cost arrays use. */
   readonly dimensions: string[];
   /** Entry names, in entry order. */
@@ -170,16 +193,32 @@ export declare class Policy {
   settle(reservation: Reservation, actual?: Costs): PolicyDecision;
   /** As `Limiter#acquire`. **With a ManualClock and no `timeoutMs`, it waits until someone advances the clock.** */
   acquire(key: Key, options?: { costs?: Costs } & AcquireOptions): Promise<PolicyDecision>;
+  /** Each entry's table counters, in entry order. */
+  stats(): Array<TableStats & { readonly name: string }>;
 }
 
+/**
+ * A header style: 'ietf' (RateLimit-Policy and RateLimit, draft-10; the default), 'legacy'
+ * (X-RateLimit-*, reset in seconds from now), 'legacy-epoch' (reset as a Unix time), or a
+ * per-dimension style of LLM APIs, one header per quota and field: 'anthropic'
+ * (`anthropic-ratelimit-{name}-limit`, `-remaining`, `-reset` as an RFC 3339 time) or
+ * 'openai' (`x-ratelimit-limit-{name}`, `x-ratelimit-remaining-{name}`,
+ * `x-ratelimit-reset-{name}` as '6m0s'); each adds `retry-after` on a denial.
+ */
+export type HeaderStyle = 'ietf' | 'legacy' | 'legacy-epoch' | 'anthropic' | 'openai';
+
 export interface HeaderOptions {
-  /** 'ietf' (RateLimit-Policy and RateLimit, draft-10; the default), 'legacy' (X-RateLimit-*, reset in seconds from now) or 'legacy-epoch' (reset as a Unix time). */
-  style?: 'ietf' | 'legacy' | 'legacy-epoch';
-  /** The Unix time in seconds for 'legacy-epoch' (default: now). */
+  /** The style (default 'ietf'). */
+  style?: HeaderStyle;
+  /** The Unix time in seconds for 'legacy-epoch' and 'anthropic' (default: now). */
   nowUnixS?: number;
 }
 
-/** The rate-limit headers for a decision (plus Retry-After on a denial), rendered by the core. */
+/**
+ * The rate-limit headers for a decision (plus Retry-After on a denial), rendered by the core.
+ * @throws RangeError for a per-dimension style when a quota's name cannot be part of a header
+ *   name (only ASCII letters, digits, '-' and '_'), naming the entry
+ */
 export declare function headers(decision: Decision, options?: HeaderOptions): Record<string, string>;
 
 /** The JSON body of a 429: `{"error":"rate_limited","retry_after":N}` (N as Retry-After, null for never). */
@@ -191,11 +230,6 @@ export declare function limitedBody(decision: Decision): string;
  * @throws RangeError for text that is not an address
  */
 export declare function clientKey(address: string, options?: { ipv6PrefixLen?: number }): Buffer;
-
-/** A new key found no room in the table (no live key is ever evicted). */
-export declare class TableFullError extends Error {
-  readonly code: 'ERR_CELLGATE_TABLE_FULL';
-}
 
 /** `acquire` gave up: 'timeout', 'never' (cost above the burst) or 'aborted' (cause: the signal's reason). */
 export declare class RateLimitError extends Error {
@@ -213,7 +247,6 @@ declare const cellgate: {
   headers: typeof headers;
   limitedBody: typeof limitedBody;
   clientKey: typeof clientKey;
-  TableFullError: typeof TableFullError;
   RateLimitError: typeof RateLimitError;
 };
 export default cellgate;

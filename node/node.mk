@@ -15,6 +15,7 @@ NODE_DIST := $(CURDIR)/dist
 # The addon builds in its own cargo target dir under TARGET_DIR (absolute: napi runs in node/).
 NODE_CARGO_TARGET := $(abspath $(TARGET_DIR))/node
 NODE_VECTORS := $(CURDIR)/testdata/vectors
+NODE_HEADER_VECTORS := $(CURDIR)/testdata/headers/headers.json
 NODE_TEST_ARGS ?=
 NODE_BENCH_ARGS ?=
 
@@ -77,7 +78,7 @@ test-node: dist-node ## Install the tarball into a fresh project and run node/te
 		# `&&`: errexit does not apply inside a subshell on the left of `||`.
 		cd "$$project" &&
 		step $(NPM) install --no-audit --no-fund --no-package-lock "$$tarball" $$deps &&
-		step env CELLGATE_VECTORS="$(NODE_VECTORS)" CELLGATE_README="$(CURDIR)/README.md" $(NODE) --test $(NODE_TEST_ARGS) test/
+		step env CELLGATE_VECTORS="$(NODE_VECTORS)" CELLGATE_HEADER_VECTORS="$(NODE_HEADER_VECTORS)" CELLGATE_README="$(CURDIR)/README.md" $(NODE) --test $(NODE_TEST_ARGS) test/
 	) || rc=$$?
 	rm -rf "$$project"
 	exit $$rc

@@ -31,7 +31,7 @@ const gc = require('node:vm').runInNewContext('gc');
 
 const cellgate = require('cellgate');
 // The addon itself, for the boundary figures (not an export of the package).
-const { native, LAYOUT } = require(require('node:path').join(require('node:path').dirname(require.resolve('cellgate/package.json')), 'lib', 'native.js'));
+const { native, LAYOUT } = require(require('node:path').join(require('node:path').dirname(require.resolve('cellgate/package.json')), 'lib', 'boundary.js'));
 // The boundary probes are in a second addon built with the `bench-probes` feature (make
 // bench-node builds it and names it here); the package's addon has none.
 const probes = process.env.CELLGATE_BENCH_ADDON ? require(process.env.CELLGATE_BENCH_ADDON) : undefined;
@@ -120,13 +120,15 @@ async function main() {
   // The boundary, as the design sees it.
   const shared = new Float64Array(64);
   shared[LAYOUT.COSTS] = 1;
-  const raw = new native.NativeLimiter('1000000000/second', undefined, 'greedy', 10_000, undefined, shared, 'default');
-  const [rawCheck] = raw.fastFunctions();
+  const rawQuota = [{ rate: '1000000000/second', dimension: 0, argument: 'rate', nameArgument: 'rate' }];
+  const rawOptions = { refill: 'greedy', maxKeys: 10_000, onFull: 'deny', argument: 'rate' };
+  const raw = new native.NativeLimiter(rawQuota, rawOptions, undefined, shared);
+  const rawCheck = raw.fastFunction();
   cases.push(caseOf('boundary: native check(key), no decision object', () => rawCheck(KEY)));
   const rawManualShared = new Float64Array(64);
   rawManualShared[LAYOUT.COSTS] = 1;
-  const rawManual = new native.NativeLimiter('1000000000/second', undefined, 'greedy', 10_000, new native.NativeManualClock(0n), rawManualShared, 'default');
-  const [rawManualCheck] = rawManual.fastFunctions();
+  const rawManual = new native.NativeLimiter(rawQuota, rawOptions, new native.NativeManualClock(0n), rawManualShared);
+  const rawManualCheck = rawManual.fastFunction();
   cases.push(caseOf('boundary: native check(key), no decision object, ManualClock', () => rawManualCheck(KEY)));
   const clock = new cellgate.ManualClock();
   const manual = new cellgate.Limiter('1000000000/second', { maxKeys: 10_000, clock });

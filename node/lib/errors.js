@@ -25,25 +25,15 @@ function outOfRange(name, expected, value) {
   return error;
 }
 
-/** A native error (an invalid rate string, say) as the typed error it stands for. */
+/**
+ * A native error (an invalid rate string, say) as the typed error it stands for; `name`, when
+ * given, is the argument its message is about (the addon's messages mostly name it already).
+ */
 function fromNative(error, name) {
-  const message = error.message.startsWith(`${name}`) ? error.message : `${name}: ${error.message}`;
+  const message = name === undefined || error.message.startsWith(`${name}`) ? error.message : `${name}: ${error.message}`;
   const typed = error.code === 'ObjectExpected' ? new TypeError(message) : new RangeError(message);
   typed.code = error.code === 'ObjectExpected' ? 'ERR_INVALID_ARG_TYPE' : 'ERR_OUT_OF_RANGE';
   return typed;
-}
-
-/**
- * A new key did not fit: every slot in both its windows of the table holds a live key. No live
- * key is ever evicted to make room (so flooding new keys cannot reset an exhausted one); answer
- * 429 or 503, or size `maxKeys` above the live keys you expect.
- */
-class TableFullError extends Error {
-  constructor() {
-    super('the limiter\'s table has no room for a new key (raise maxKeys)');
-    this.name = 'TableFullError';
-    this.code = 'ERR_CELLGATE_TABLE_FULL';
-  }
 }
 
 /**
@@ -66,4 +56,4 @@ class RateLimitError extends Error {
   }
 }
 
-module.exports = { argTypeError, outOfRange, fromNative, describe, TableFullError, RateLimitError };
+module.exports = { argTypeError, outOfRange, fromNative, describe, RateLimitError };

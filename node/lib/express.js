@@ -54,7 +54,7 @@ function rateLimit(options) {
   function respond(req, res, next, decision) {
     req.rateLimit = decision;
     if (!res.headersSent) setHeaders(res, decision);
-    if (decision !== null && decision.allowed) {
+    if (decision.allowed) {
       next();
       return;
     }

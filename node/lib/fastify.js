@@ -36,7 +36,7 @@ function cellgatePlugin(fastify, options, done) {
     });
     request.rateLimit = decision;
     reply.headers(headersFor(config, decision));
-    if (decision !== null && decision.allowed) return undefined;
+    if (decision.allowed) return undefined;
     if (config.onLimited !== undefined && (await onLimited(config, request, reply, decision))) return reply;
     reply.headers(headersFor(config, decision)).code(config.statusCode).type('application/json; charset=utf-8').send(bodyFor(decision));
     return reply;

@@ -5,6 +5,6 @@ const require = createRequire(import.meta.url);
 const cellgate = require('./index.js');
 
 export const {
-  Limiter, Policy, Reservation, ManualClock, Decision, headers, limitedBody, clientKey, TableFullError, RateLimitError,
+  Limiter, Policy, Reservation, ManualClock, Decision, headers, limitedBody, clientKey, RateLimitError,
 } = cellgate;
 export default cellgate;

@@ -2,11 +2,9 @@
 // What the Express middleware and the Fastify plugin share: option checking, the key and cost
 // of a request (sync or async), the decision, and the 429 answer.
 
-const { Limiter, Policy, headers, limitedBody, clientKey, TableFullError } = require('./index');
+const { Limiter, Policy, headers, limitedBody, clientKey } = require('./index');
+const { STYLES } = require('./headers');
 const { argTypeError } = require('./errors');
-
-const STYLES = ['ietf', 'legacy', 'legacy-epoch'];
-const TABLE_FULL_BODY = '{"error":"rate_limited","retry_after":1}';
 
 function isThenable(value) {
   return value !== null && typeof value === 'object' && typeof value.then === 'function';
@@ -42,7 +40,7 @@ function settings(options, clientAddress) {
   }
   const style = options.headers === undefined ? 'ietf' : options.headers;
   if (style !== false && !STYLES.includes(style)) {
-    throw argTypeError('options.headers', "'ietf', 'legacy', 'legacy-epoch' or false", style);
+    throw argTypeError('options.headers', `${STYLES.map((name) => `'${name}'`).join(', ')} or false`, style);
   }
   const statusCode = options.statusCode === undefined ? 429 : options.statusCode;
   if (!Number.isInteger(statusCode) || statusCode < 400 || statusCode > 599) {
@@ -59,21 +57,16 @@ function settings(options, clientAddress) {
   };
 }
 
-/** Runs `limiter.check(key, cost)`; a full table answers as a denial with a 1 s wait. */
+/** Runs `limiter.check(key, cost)`: a full table is a denial like any other (core's answer). */
 function decide(config, key, cost) {
   const { limiter } = config;
-  try {
-    if (limiter instanceof Policy) return limiter.check(key, cost);
-    return limiter.check(key, cost === undefined ? undefined : { cost });
-  } catch (error) {
-    if (error instanceof TableFullError) return null;
-    throw error;
-  }
+  if (limiter instanceof Policy) return limiter.check(key, cost);
+  return limiter.check(key, cost === undefined ? undefined : { cost });
 }
 
 /**
  * Computes the key and cost (each may be a promise) and calls `then(decision)` with the
- * decision (`null` for a full table). Returns undefined when everything was synchronous,
+ * decision. Returns undefined when everything was synchronous,
  * otherwise a promise.
  */
 function evaluate(config, request, reply, then) {
@@ -89,9 +82,8 @@ function withKey(config, request, reply, key, then) {
   return then(decide(config, key, cost));
 }
 
-/** The headers to send for a decision (none when disabled; Retry-After only for a full table). */
+/** The headers to send for a decision (with headers disabled, only a denial's Retry-After). */
 function headersFor(config, decision) {
-  if (decision === null) return { 'Retry-After': '1' };
   if (config.style === false) {
     if (decision.allowed) return {};
     const all = headers(decision);
@@ -101,7 +93,7 @@ function headersFor(config, decision) {
 }
 
 function bodyFor(decision) {
-  return decision === null ? TABLE_FULL_BODY : limitedBody(decision);
+  return limitedBody(decision);
 }
 
 module.exports = { settings, evaluate, headersFor, bodyFor, isThenable };

@@ -2,45 +2,79 @@
 /* eslint-disable */
 
 /**
- * The native half of a `Limiter` with one quota: a keyed table of GCRA cells (or token
- * buckets with interval refill), a clock, and the array it writes decisions into.
+ * The native half of a `Limiter` or a `Policy`: core's [`Limiter`], a clock, and the array
+ * it shares with JavaScript.
  */
 export declare class NativeLimiter {
   /**
-   * A table for `max_keys` keys with the quota `rate` (one rate string), `burst` (or the
-   * rate's count), `refill` (`"greedy"`, as GCRA, or `"interval"`), `clock` (monotonic when
-   * absent), writing decisions into `shared`; `name` is the policy name in headers (core's
-   * [`default_quota_name`] when absent: `"100-in-1min"`).
+   * A limiter over `quotas` (each one rate string, or for a quota with neither burst nor
+   * name, several: `"10/s; 1000/day"`) with `options`, reading `clock` (monotonic when
+   * absent) and writing decisions into `shared`. Every rule is core's ([`Limiter::new`]).
    *
    * # Errors
-   * `RangeError`-coded errors for an invalid rate, burst, refill, `max_keys` or name.
+   * `RangeError`-coded errors naming the argument at fault.
    */
-  constructor(rate: string, burst: number | undefined | null, refill: string, maxKeys: number, clock: NativeManualClock | undefined | null, shared: Float64Array, name?: string | undefined | null)
-  /** The burst: the most cost ever admitted at once (every decision's `limit`). */
-  get limit(): number
-  /** The quota, written back as a rate string. */
-  get rate(): string
+  constructor(quotas: Array<QuotaSpec>, options: LimiterSpec, clock: NativeManualClock | undefined | null, shared: Float64Array)
+  /** How many costs each call reads from the shared array: one per dimension. */
+  get dimensions(): number
+  /** Each quota's name in headers (given, or core's default: `"100-in-1min"`), in order. */
+  names(): Array<string>
+  /** Each quota written back as a rate string, in order. */
+  rates(): Array<string>
+  /** The slots each quota's table holds (core's `slot_count_for(max_keys)`). */
+  get slots(): number
+  /** Each quota's burst (its decisions' `limit`), in order. */
+  limits(): Array<number>
   /**
-   * The functions `[check, peek, force, refund]`, each `(key) => undefined`: the cost is
-   * read from the shared array's `COSTS` slot, the status written to its `STATUS` slot
-   * and the decision to entry 0 (see `crate::shared`).
+   * The one entry point of every operation: `(key) => undefined`, running the operation in
+   * the shared array's `OP` slot with the costs in its `COSTS` slots, and writing the
+   * decision, the reason and the status there (see `crate::boundary::shared`).
    */
-  fastFunctions(): Array<(key: string | Uint8Array) => void>
-  /** Makes `key`'s bucket full. */
-  reset(key: Key): void
-  /** `[live keys, reclaimed slots, keys refused because the table was full, slots]`. */
-  stats(): Array<number>
+  fastFunction(): (key: string | Uint8Array) => void
   /**
-   * Renders the headers for the decision that JavaScript wrote into entry 0 of the shared
-   * array, as `name
+   * Per quota `[live keys, reclaimed slots, keys refused because a table was full, keys
+   * admitted untracked]`, in quota order.
+   */
+  stats(): Array<Array<number>>
+  /**
+   * Reserves the estimate in the shared array for `key`: writes the decision and the
+   * status (`MISSING_COST` when core's rule needs a cost the estimate does not name) and
+   * returns the reservation (pending when admitted).
+   *
+   * # Errors
+   * An invalid cost.
+   */
+  reserve(key: Key): NativeReservation
+  /**
+   * Settles `reservation` with the actual costs in the shared array (a dimension given no
+   * cost keeps its estimate): refunds what was not used, charges what exceeds the estimate
+   * (into debt if need be); writes the decision.
+   *
+   * # Errors
+   * A reservation already settled, refused, or made by another limiter; an invalid cost.
+   */
+  settle(reservation: NativeReservation): void
+  /**
+   * Renders the headers of the decision that JavaScript wrote into the shared array (its
+   * `count` entries), in the style at index `style` of `headerStyles()` (`"ietf"`,
+   * `"legacy"`, `"legacy-epoch"`, `"anthropic"`, `"openai"`), as
+   * `name
   value
   name
   value...` (one string: one conversion).
    *
    * # Errors
-   * An invalid style or decision.
+   * An invalid style or decision; a quota name that a per-dimension header name cannot hold.
    */
-  renderHeaders(style: number, nowUnixS: number): string
+  renderHeaders(style: number, nowUnixS: number, count: number): string
+  /**
+   * The JSON body of the 429 answer to the decision in the shared array (its `count`
+   * entries): core's bytes, `{"error":"rate_limited","retry_after":N}`.
+   *
+   * # Errors
+   * An invalid decision.
+   */
+  render429Body(count: number): string
 }
 
 /**
@@ -73,69 +107,11 @@ export declare class NativeManualClock {
   nowNs(): bigint
 }
 
-/** The native half of a `Policy` (and of a `Limiter` with several quotas). */
-export declare class NativePolicy {
-  /**
-   * A keyed policy over `entries` with room for `max_keys` keys per entry.
-   *
-   * # Errors
-   * `RangeError`-coded errors for an invalid entry, an empty or too long list, a skipped
-   * dimension, or an invalid `max_keys`.
-   */
-  constructor(entries: Array<EntrySpec>, maxKeys: number, clock: NativeManualClock | undefined | null, shared: Float64Array)
-  /** How many costs each call reads from the shared array: one per dimension. */
-  get dimensions(): number
-  /** Each entry's name, in entry order. */
-  names(): Array<string>
-  /**
-   * The functions `[check, peek, force, refund]`, each `(key) => undefined`, reading the
-   * costs from the shared array and writing the status and every entry's decision there.
-   */
-  fastFunctions(): Array<(key: string | Uint8Array) => void>
-  /** Makes every entry's bucket for `key` full. */
-  reset(key: Key): void
-  /**
-   * Reserves the estimate in the shared array for `key`: writes the decision and the
-   * status (into the `STATUS` slot: `MISSING_COST` when core's rule needs a cost the
-   * estimate does not name) and returns the reservation (pending when admitted).
-   *
-   * # Errors
-   * An invalid cost.
-   */
-  reserve(key: Key): NativeReservation
-  /**
-   * Settles `reservation` with the actual costs in the shared array (a dimension given no
-   * cost keeps its estimate): refunds what was not used, charges what exceeds the estimate
-   * (into debt if need be).
-   *
-   * # Errors
-   * A reservation already settled, refused, or made by another policy; an invalid cost.
-   */
-  settle(reservation: NativeReservation): number
-  /**
-   * Renders the headers for the `count` entries' decisions that JavaScript wrote into the
-   * shared array, as `name
-  value
-  name
-  value...` (one string: one conversion).
-   *
-   * # Errors
-   * An invalid style or decision.
-   */
-  renderHeaders(style: number, nowUnixS: number, count: number): string
-}
-
-/** A reservation made by [`NativePolicy::reserve`], settled at most once. */
+/** A reservation made by [`NativeLimiter::reserve`], settled at most once. */
 export declare class NativeReservation {
   /** Whether the reservation was admitted and is not settled yet. */
   get pending(): boolean
 }
-
-/**
- * Checks the names a limiter or policy will show in headers with core's rule (each non-empty
- * printable ASCII, all distinct, at most 8): `null` when they pass, else the first problem.
- */
-export declare function checkNames(names: Array<string>): NameProblem | null
 
 /**
  * The key bytes for `address`, grouping IPv6 addresses by their first `ipv6_prefix_len`
@@ -150,19 +126,22 @@ export declare function clientKey(address: string, ipv6PrefixLen: number): Buffe
 /** Core's bounds for `maxKeys`. */
 export declare function configLimits(): Limits
 
-/** One entry as JavaScript describes it (validated there first). */
-export interface EntrySpec {
-  /** The name headers show (printable ASCII). */
-  name: string
-  /** One rate string, such as `"10/second"`. */
-  rate: string
-  /** The burst, or the rate's count when absent. */
-  burst?: number
-  /** The dimension (index into the costs) this entry is charged. */
-  dimension: number
+/** The names of the header styles, in the order of their indices. */
+export declare function headerStyles(): Array<string>
+
+/** A limiter's options as JavaScript gives them (validated there first). */
+export interface LimiterSpec {
+  /** `"greedy"` or `"interval"`. */
+  refill: string
+  /** Keys each quota's table has room for (core checks the bounds). */
+  maxKeys: number
+  /** `"deny"` or `"allowUntracked"`. */
+  onFull: string
+  /** The argument that gave the quotas, for errors about the list (`"rate"`, `"entries"`). */
+  argument: string
 }
 
-/** Core's bounds for a keyed table, the same in every runtime. */
+/** Core's bounds for `maxKeys`, the same in every runtime. */
 export interface Limits {
   /** `maxKeys` when none is given ([`cellgate::DEFAULT_MAX_KEYS`]). */
   defaultMaxKeys: number
@@ -173,52 +152,39 @@ export interface Limits {
 /** Nanoseconds on the process's monotonic clock (what limiters without a `ManualClock` read). */
 export declare function monotonicNowNs(): bigint
 
-/** A name that core's rule refuses: its position and core's reason. */
-export interface NameProblem {
-  /**
-   * Whether the list as a whole is too long (more names than a policy holds) rather than
-   * one name at fault.
-   */
-  tooMany: boolean
-  /** The position of the name at fault. */
-  index: number
-  /** Core's reason (`"name 1 repeats name 0: names must be unique"`). */
-  message: string
+/**
+ * Core's operations and reasons by name, in slot order: `{ ops, reasons }` (JavaScript
+ * checks its own lists against these when it loads).
+ */
+export interface Names {
+  /** `["check", "peek", "force", "refund", "reset"]`. */
+  ops: Array<string>
+  /** `["limit", "table_full", "untracked"]` (core's `Reason::as_str`). */
+  reasons: Array<string>
 }
 
-/**
- * One quota of a rate string: the quota written back in the rate-string grammar, and the
- * name headers show for it (core's [`default_quota_name`]).
- */
-export interface RateSpec {
-  /** The quota as a rate string (`"10/second"`). */
+/** One quota (or, with neither burst nor name, a list of them) as JavaScript gives it. */
+export interface QuotaSpec {
+  /** A rate string, such as `"10/second"` (or `"10/s; 1000/day"`). */
   rate: string
-  /** Its default header name (`"10-in-1s"`). */
-  name: string
+  /** The burst, or the rate's count when absent. */
+  burst?: number
+  /** The name headers show; core's default (`"10-in-1s"`) when absent. */
+  name?: string
+  /** The dimension (index into the costs) this quota is charged in. */
+  dimension: number
+  /** The argument that gave it, for errors (`"rate"`, `"entries[1]"`). */
+  argument: string
+  /** The argument that gave its name, for errors (`"options.name"`, `"entries[1].name"`). */
+  nameArgument: string
 }
-
-/**
- * The JSON body of a 429 response for a wait of `retry_after_ns` (`Infinity` for never):
- * `{"error":"rate_limited","retry_after":N}` with `N` the `Retry-After` seconds, or `null`.
- *
- * # Errors
- * A `RangeError`-coded error for a value that is not a non-negative integer or `Infinity`.
- */
-export declare function render429Body(retryAfterNs: number): string
 
 /**
  * The layout, for the JavaScript layer to check its constants against: `[BINDING, COUNT,
- * STATUS, ENTRIES, ENTRY_SLOTS, COSTS, LEN, DENIED, ALLOWED, TABLE_FULL, MISSING_COST,
- * COST_NOT_GIVEN]`.
+ * STATUS, REASON, OP, SUMMARY, ENTRIES, ENTRY_SLOTS, COSTS, LEN, DENIED, ALLOWED,
+ * MISSING_COST, COST_NOT_GIVEN]`.
  */
 export declare function sharedLayout(): Array<number>
 
-/**
- * Splits a rate string into its quotas (`"10/s; 1000/day"` gives `10/second` named
- * `10-in-1s` and `1000/day` named `1000-in-1d`): what a limiter with several quotas uses for
- * its entries and their header names.
- *
- * # Errors
- * A `RangeError`-coded error naming the problem and its byte offset.
- */
-export declare function splitRates(rate: string): Array<RateSpec>
+/** The names of [`OPS`] and [`REASONS`]. */
+export declare function sharedNames(): Names

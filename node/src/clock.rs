@@ -5,7 +5,7 @@ use napi::bindgen_prelude::BigInt;
 use napi::Result;
 use napi_derive::napi;
 
-use crate::error::range_error;
+use crate::boundary::range_error;
 
 /// The clock a native limiter reads once per operation.
 #[derive(Clone, Debug)]

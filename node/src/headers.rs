@@ -1,86 +1,159 @@
 //! Header and 429-body rendering through core, so that Node sends the same bytes as every
-//! other runtime.
+//! other runtime: the rate-limit styles of [`render_headers`] and the per-dimension styles of
+//! [`render_dimension_headers`] (LLM API header families).
 
 use cellgate::{
-    render_429_body, render_headers, HeaderStyle, PolicyHeader, Quota, MAX_429_BODY_BYTES,
+    combined_retry_after_ns, render_429_body, render_dimension_headers, render_headers,
+    DimensionStyle, HeaderError, HeaderStyle, PolicyHeader, Quota, MAX_429_BODY_BYTES,
 };
 use napi::Result;
-use napi_derive::napi;
 
-use crate::error::range_error;
-use crate::shared::{f64_to_ns, Shared, ENTRIES, ENTRY_SLOTS};
+use crate::boundary::range_error;
+use crate::boundary::shared::{cost_from_f64, f64_to_ns, Shared, ENTRIES, ENTRY_SLOTS};
 
-/// `style`: 0 IETF (draft-10), 1 legacy `X-RateLimit-*` (reset in seconds from now), 2 legacy
-/// with the reset as a Unix time (`now_unix_s` is the current Unix time in seconds).
-pub(crate) fn header_style(style: u32, now_unix_s: f64) -> Result<HeaderStyle> {
-    match style {
-        0 => Ok(HeaderStyle::Ietf),
-        1 => Ok(HeaderStyle::Legacy),
-        2 => {
-            let now_unix_s = crate::shared::cost_from_f64(now_unix_s.floor())
-                .ok_or_else(|| range_error("nowUnixS must be a non-negative number"))?;
-            Ok(HeaderStyle::LegacyEpoch { now_unix_s })
+/// What a rendering reads: the decision JavaScript wrote into the shared array (`count`
+/// entries), and the limiter's names and quotas.
+pub(crate) struct HeaderSource<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) names: Vec<&'a str>,
+    pub(crate) quotas: &'a [Quota],
+    /// The argument that gave each quota's name.
+    pub(crate) arguments: &'a [String],
+    pub(crate) count: usize,
+}
+
+impl HeaderSource<'_> {
+    /// The decision's entries as core's header descriptions, one per quota.
+    fn policies(&self) -> Result<Vec<PolicyHeader<'_>>> {
+        let mut policies = Vec::with_capacity(self.count.min(self.names.len()));
+        for (index, (name, quota)) in self
+            .names
+            .iter()
+            .zip(self.quotas)
+            .enumerate()
+            .take(self.count)
+        {
+            let base = ENTRIES + ENTRY_SLOTS * index;
+            let number = |slot: usize, what: &str| {
+                f64_to_ns(self.shared.get(base + slot))
+                    .ok_or_else(|| range_error(format!("decision: {what} is not a valid count")))
+            };
+            policies.push(PolicyHeader {
+                name,
+                quota: *quota,
+                decision: cellgate::Decision {
+                    allowed: self.shared.get(base) != 0.0,
+                    limit: number(1, "limit")?,
+                    remaining: number(2, "remaining")?,
+                    retry_after_ns: number(3, "retryAfter")?,
+                    reset_after_ns: number(4, "resetAfter")?,
+                },
+            });
         }
-        _ => Err(range_error(
-            "style must be 'ietf', 'legacy' or 'legacy-epoch'",
-        )),
+        Ok(policies)
+    }
+
+    /// The error of a rendering, naming the quota whose name is at fault.
+    fn error(&self, error: HeaderError) -> napi::Error {
+        match error {
+            HeaderError::InvalidName { index } => range_error(format!(
+                "{}: {error}",
+                self.arguments.get(index).map_or("decision", String::as_str)
+            )),
+            _ => range_error(format!("headers: {error}")),
+        }
     }
 }
 
-/// Reads `count` entries' decisions from the shared array (written there by JavaScript from
-/// decision objects) and renders the headers as `name\nvalue\nname\nvalue...` (neither names
-/// nor values contain a newline: names are printable ASCII, values are too).
-pub(crate) fn render(
-    shared: &Shared,
-    names: &[String],
-    quotas: &[Quota],
-    style: HeaderStyle,
-    count: usize,
-) -> Result<String> {
-    let mut policies = Vec::with_capacity(count);
-    for (index, (name, quota)) in names.iter().zip(quotas).enumerate().take(count) {
-        let base = ENTRIES + ENTRY_SLOTS * index;
-        let number = |slot: usize, what: &str| {
-            f64_to_ns(shared.get(base + slot))
-                .ok_or_else(|| range_error(format!("decision: {what} is not a valid count")))
-        };
-        policies.push(PolicyHeader {
-            name,
-            quota: *quota,
-            decision: cellgate::Decision {
-                allowed: shared.get(base) != 0.0,
-                limit: number(1, "limit")?,
-                remaining: number(2, "remaining")?,
-                retry_after_ns: number(3, "retryAfter")?,
-                reset_after_ns: number(4, "resetAfter")?,
-            },
-        });
-    }
-    let name_bytes = names.iter().map(String::len).sum();
-    let mut buffer = vec![0u8; cellgate::max_header_bytes(policies.len(), name_bytes)];
-    let headers = render_headers(style, &policies, &mut buffer)
-        .map_err(|error| range_error(format!("headers: {error}")))?;
-    let mut text = String::with_capacity(headers.as_str().len().saturating_add(64));
-    for (name, value) in headers.iter() {
+/// A style of either family.
+enum Style {
+    /// One of the rate-limit styles (`RateLimit`, `X-RateLimit-*`).
+    Rate(HeaderStyle),
+    /// A per-dimension style (`anthropic-ratelimit-*`, `x-ratelimit-*-{name}`).
+    Dimension(DimensionStyle<'static>),
+}
+
+/// One of core's rendered header lists as `name\nvalue\nname\nvalue...` (neither names nor
+/// values hold a newline: both are printable ASCII).
+fn joined<N: AsRef<str>, V: AsRef<str>>(headers: impl Iterator<Item = (N, V)>) -> String {
+    let mut text = String::with_capacity(256);
+    for (name, value) in headers {
         if !text.is_empty() {
             text.push('\n');
         }
-        text.push_str(name);
+        text.push_str(name.as_ref());
         text.push('\n');
-        text.push_str(value);
+        text.push_str(value.as_ref());
     }
-    Ok(text)
+    text
 }
 
-/// The JSON body of a 429 response for a wait of `retry_after_ns` (`Infinity` for never):
-/// `{"error":"rate_limited","retry_after":N}` with `N` the `Retry-After` seconds, or `null`.
-///
-/// # Errors
-/// A `RangeError`-coded error for a value that is not a non-negative integer or `Infinity`.
-#[napi(js_name = "render429Body")]
-pub fn render_body(retry_after_ns: f64) -> Result<String> {
-    let retry_after_ns = f64_to_ns(retry_after_ns)
-        .ok_or_else(|| range_error("retryAfterNs must be a non-negative integer"))?;
+/// The styles [`render`] takes, by their index: `"ietf"` (draft-10), `"legacy"`
+/// (`X-RateLimit-*`, reset in seconds from now), `"legacy-epoch"` (the reset as a Unix time),
+/// `"anthropic"` and `"openai"` (per dimension). An index crosses the boundary, not a string
+/// (which napi-rs would copy into a `String` on every call).
+pub(crate) const STYLES: [&str; 5] = ["ietf", "legacy", "legacy-epoch", "anthropic", "openai"];
+
+/// The names of the header styles, in the order of their indices.
+#[napi_derive::napi(js_name = "headerStyles")]
+pub fn header_styles() -> Vec<String> {
+    STYLES.map(String::from).to_vec()
+}
+
+/// Renders `source` in the style at index `style` of [`STYLES`]; `now_unix_s` is the wall
+/// clock for the styles that show one.
+pub(crate) fn render(source: &HeaderSource<'_>, style: u32, now_unix_s: f64) -> Result<String> {
+    let style = usize::try_from(style)
+        .ok()
+        .and_then(|index| STYLES.get(index))
+        .copied()
+        .unwrap_or("");
+    let now = || {
+        cost_from_f64(now_unix_s.floor())
+            .ok_or_else(|| range_error("options.nowUnixS must be a non-negative number"))
+    };
+    let style =
+        match style {
+            "ietf" => Style::Rate(HeaderStyle::Ietf),
+            "legacy" => Style::Rate(HeaderStyle::Legacy),
+            "legacy-epoch" => Style::Rate(HeaderStyle::LegacyEpoch { now_unix_s: now()? }),
+            "anthropic" => Style::Dimension(DimensionStyle::anthropic(now()?)),
+            "openai" => Style::Dimension(DimensionStyle::openai()),
+            _ => return Err(range_error(
+                "options.style must be 'ietf', 'legacy', 'legacy-epoch', 'anthropic' or 'openai'",
+            )),
+        };
+    let policies = source.policies()?;
+    match style {
+        Style::Rate(style) => {
+            let name_bytes = policies.iter().map(|policy| policy.name.len()).sum();
+            let mut buffer = vec![0u8; cellgate::max_header_bytes(policies.len(), name_bytes)];
+            let text = render_headers(style, &policies, &mut buffer)
+                .map(|headers| joined(headers.iter()))
+                .map_err(|error| source.error(error))?;
+            Ok(text)
+        }
+        Style::Dimension(style) => {
+            let mut buffer = vec![0u8; 512];
+            let needed = match render_dimension_headers(style, &policies, &mut buffer) {
+                Ok(headers) => return Ok(joined(headers.iter())),
+                Err(HeaderError::BufferTooSmall { needed }) => needed,
+                Err(error) => return Err(source.error(error)),
+            };
+            buffer.resize(needed, 0);
+            let text = render_dimension_headers(style, &policies, &mut buffer)
+                .map(|headers| joined(headers.iter()))
+                .map_err(|error| source.error(error))?;
+            Ok(text)
+        }
+    }
+}
+
+/// The JSON body of the 429 answer to `source`'s decision: core's
+/// `{"error":"rate_limited","retry_after":N}`, `N` the `Retry-After` seconds or `null`.
+pub(crate) fn render_body(source: &HeaderSource<'_>) -> Result<String> {
+    let policies = source.policies()?;
+    let retry_after_ns = combined_retry_after_ns(&policies).unwrap_or(0);
     let mut body = [0u8; MAX_429_BODY_BYTES];
     let len = render_429_body(retry_after_ns, &mut body)
         .map_err(|error| range_error(format!("body: {error}")))?;

@@ -1,199 +1,385 @@
-//! [`NativeLimiter`]: one quota per key, over core's [`KeyedLimiter`].
+//! [`NativeLimiter`]: the native half of `Limiter` and `Policy`, over core's [`Limiter`] (one
+//! engine: a single quota or several over named dimensions, the full-table answer, names and
+//! every configuration rule are core's). This file converts: JavaScript's specs to core's
+//! configuration, core's errors to errors naming the JavaScript argument, the shared array's
+//! costs and operation to [`Limiter::apply_at`], and core's decisions back into the array.
 
 use std::rc::Rc;
 
 use cellgate::{
-    check_max_keys, check_names, default_quota_name, resolve_costs, KeyedLimiter, Quota, Refill,
-    Seed, Slot, TableFull,
+    Clock, ConfigError, Limiter, LimiterOptions, LimiterQuota, LimiterReservation, OnFull, Refill,
+    Seed, MAX_POLICY_QUOTAS,
 };
 use napi::bindgen_prelude::Float64Array;
 use napi::Result;
 use napi_derive::napi;
 
+use crate::boundary::fast::{FastError, FastFunction, FastTarget};
+use crate::boundary::key::Key;
+use crate::boundary::range_error;
+use crate::boundary::shared::{cost_from_f64, InvalidCost, Shared, BINDING, MISSING_COST, STATUS};
 use crate::clock::{NativeManualClock, NodeClock};
-use crate::error::range_error;
-use crate::fast::{FastError, FastFunctions, FastOp, FastTarget};
-use crate::headers::{header_style, render};
-use crate::key::Key;
-use crate::shared::{cost_from_f64, status, Shared, STATUS, TABLE_FULL};
+use crate::headers::{render, HeaderSource};
+use crate::quota::{parse_specs, QuotaSpec};
 
-/// The error for a table of `max_keys` keys that the allocator refused: a `RangeError` naming
-/// `maxKeys` (too large for this machine), instead of the allocator's abort.
-pub(crate) fn table_memory_error(max_keys: usize) -> napi::Error {
-    range_error(format!(
-        "maxKeys: a table for {max_keys} keys cannot be allocated on this machine"
-    ))
+/// A limiter's options as JavaScript gives them (validated there first).
+#[napi(object)]
+pub struct LimiterSpec {
+    /// `"greedy"` or `"interval"`.
+    pub refill: String,
+    /// Keys each quota's table has room for (core checks the bounds).
+    pub max_keys: f64,
+    /// `"deny"` or `"allowUntracked"`.
+    pub on_full: String,
+    /// The argument that gave the quotas, for errors about the list (`"rate"`, `"entries"`).
+    pub argument: String,
 }
 
-/// `max_keys` from JavaScript, validated by core's rule ([`check_max_keys`]).
-pub(crate) fn max_keys(value: f64) -> Result<usize> {
-    let error = || {
-        range_error(format!(
-            "maxKeys must be an integer from 1 to {}",
-            cellgate::MAX_MAX_KEYS
-        ))
-    };
-    let keys = cost_from_f64(value).ok_or_else(error)?;
-    check_max_keys(keys).map_err(|_| error())
-}
-
-/// The header names a limiter or policy will show, checked by core's rule ([`check_names`]);
-/// `what(index)` names the argument that gave name `index`.
-pub(crate) fn checked_names<S: AsRef<str>>(
-    names: &[S],
-    what: impl Fn(usize) -> String,
-) -> Result<()> {
-    check_names(names).map_err(|error| {
-        range_error(format!(
-            "{}: {error}",
-            what(crate::config::name_index(error))
-        ))
-    })
-}
-
-/// The state behind a [`NativeLimiter`] and its fast functions.
+/// The state behind a [`NativeLimiter`] and its fast function.
 pub struct LimiterInner {
-    table: KeyedLimiter<Box<[Slot]>, NodeClock>,
+    limiter: Limiter,
+    clock: NodeClock,
     shared: Shared,
-    names: [String; 1],
-    quotas: [Quota; 1],
+    /// For each quota, the argument that gave its name (errors about the name say it).
+    arguments: Vec<String>,
+}
+
+/// The costs JavaScript wrote into the shared array, one per dimension, `None` where its
+/// caller named none (core's [`cellgate::resolve_costs`] completes them).
+fn given_costs(
+    shared: &Shared,
+    dimensions: usize,
+) -> core::result::Result<[Option<u64>; MAX_POLICY_QUOTAS], InvalidCost> {
+    let mut given = [None; MAX_POLICY_QUOTAS];
+    for (dimension, slot) in given.iter_mut().enumerate().take(dimensions) {
+        *slot = shared.given_cost(dimension)?;
+    }
+    Ok(given)
+}
+
+impl LimiterInner {
+    fn dimensions(&self) -> usize {
+        self.limiter.dimensions().min(MAX_POLICY_QUOTAS)
+    }
+
+    /// Writes `MISSING_COST` for `dimension` (nothing was charged), or returns the error of a
+    /// call that core refused for another reason.
+    fn refused(&self, error: ConfigError) -> core::result::Result<(), &'static str> {
+        match error {
+            ConfigError::MissingCost { dimension } => {
+                self.shared.set(BINDING, dimension as f64);
+                self.shared.set(STATUS, f64::from(MISSING_COST));
+                Ok(())
+            }
+            _ => Err("the costs do not match the limiter's dimensions"),
+        }
+    }
 }
 
 impl FastTarget for LimiterInner {
     #[inline]
-    fn run(&self, op: FastOp, key: &[u8]) -> core::result::Result<(), FastError> {
-        let given = self
+    fn run(&self, key: &[u8]) -> core::result::Result<(), FastError> {
+        let op = self
             .shared
-            .given_cost(0)
-            .map_err(|_| FastError("cost must be an integer from 0 to 2^53 - 1"))?;
-        // Core's rule completes the cost (one dimension: DEFAULT_COST when none is named).
-        let mut cost = [0u64; 1];
-        resolve_costs(&[given], &mut cost)
-            .map_err(|_| FastError("cost: one cost per call on a limiter"))?;
-        let [cost] = cost;
-        let decision = match op {
-            FastOp::Check => self.table.check(key, cost),
-            FastOp::Peek => Ok(self.table.peek(key, cost)),
-            FastOp::Force => self.table.force(key, cost),
-            FastOp::Refund => Ok(self.table.refund(key, cost)),
-        };
-        let status = match decision {
+            .op()
+            .ok_or(FastError("op: not one of the limiter's operations"))?;
+        let dimensions = self.dimensions();
+        let given = given_costs(&self.shared, dimensions)
+            .map_err(|_| FastError("every cost must be an integer from 0 to 2^53 - 1"))?;
+        let given = given.get(..dimensions).unwrap_or_default();
+        // Matched by reference: moving the decision (344 bytes) out of the result measured
+        // as a `memcpy` per call.
+        match &self.limiter.apply_at(key, self.clock.now_ns(), given, op) {
             Ok(decision) => {
-                self.shared.write_single(&decision);
-                status(&decision)
+                self.shared.write_decision(decision);
+                Ok(())
             }
-            Err(TableFull) => TABLE_FULL,
-        };
-        self.shared.set(STATUS, f64::from(status));
-        Ok(())
+            Err(error) => self.refused(*error).map_err(FastError),
+        }
     }
 }
 
-/// The native half of a `Limiter` with one quota: a keyed table of GCRA cells (or token
-/// buckets with interval refill), a clock, and the array it writes decisions into.
+/// The error for a configuration core refused, naming the JavaScript argument at fault:
+/// `arguments[i]` gave quota `i`, `list` the quotas as a whole.
+fn config_error(
+    error: ConfigError,
+    arguments: &[String],
+    list: &str,
+    max_keys: usize,
+) -> napi::Error {
+    let quota = |index: usize| arguments.get(index).map_or(list, String::as_str).to_owned();
+    let argument = match error {
+        ConfigError::EmptyName { index }
+        | ConfigError::InvalidName { index }
+        | ConfigError::DuplicateName { index, .. } => quota(index),
+        ConfigError::MaxKeys { .. } => "options.maxKeys".to_owned(),
+        ConfigError::RefillNeedsOneQuota => "options.refill".to_owned(),
+        ConfigError::OutOfMemory => {
+            return range_error(format!(
+                "options.maxKeys: a table for {max_keys} keys cannot be allocated on this machine"
+            ))
+        }
+        _ => list.to_owned(),
+    };
+    range_error(format!("{argument}: {error}"))
+}
+
+/// The native half of a `Limiter` or a `Policy`: core's [`Limiter`], a clock, and the array
+/// it shares with JavaScript.
 #[napi]
 pub struct NativeLimiter {
     inner: Rc<LimiterInner>,
 }
 
+/// A reservation made by [`NativeLimiter::reserve`], settled at most once.
+#[napi]
+pub struct NativeReservation {
+    reservation: Option<LimiterReservation>,
+}
+
+#[napi]
+impl NativeReservation {
+    /// Whether the reservation was admitted and is not settled yet.
+    #[napi(getter)]
+    pub fn pending(&self) -> bool {
+        self.reservation.is_some()
+    }
+}
+
 #[napi]
 impl NativeLimiter {
-    /// A table for `max_keys` keys with the quota `rate` (one rate string), `burst` (or the
-    /// rate's count), `refill` (`"greedy"`, as GCRA, or `"interval"`), `clock` (monotonic when
-    /// absent), writing decisions into `shared`; `name` is the policy name in headers (core's
-    /// [`default_quota_name`] when absent: `"100-in-1min"`).
+    /// A limiter over `quotas` (each one rate string, or for a quota with neither burst nor
+    /// name, several: `"10/s; 1000/day"`) with `options`, reading `clock` (monotonic when
+    /// absent) and writing decisions into `shared`. Every rule is core's ([`Limiter::new`]).
     ///
     /// # Errors
-    /// `RangeError`-coded errors for an invalid rate, burst, refill, `max_keys` or name.
+    /// `RangeError`-coded errors naming the argument at fault.
     #[napi(constructor)]
     pub fn new(
-        rate: String,
-        burst: Option<f64>,
-        refill: String,
-        max_keys: f64,
+        quotas: Vec<QuotaSpec>,
+        options: LimiterSpec,
         clock: Option<&NativeManualClock>,
         shared: Float64Array,
-        name: Option<String>,
     ) -> Result<Self> {
-        let quota = crate::quota::parse_one(&rate, burst, "rate")?;
-        let name = name.unwrap_or_else(|| default_quota_name(&quota).to_string());
-        checked_names(&[&name], |_| "name".to_owned())?;
-        let refill = match refill.as_str() {
+        let parsed = parse_specs(&quotas)?;
+        let limiter_quotas: Vec<LimiterQuota<'_>> = parsed
+            .iter()
+            .map(|each| LimiterQuota {
+                quota: each.quota,
+                name: each.name,
+                dimension: each.dimension,
+            })
+            .collect();
+        let arguments: Vec<String> = parsed
+            .iter()
+            .map(|each| each.name_argument.to_owned())
+            .collect();
+        let refill = match options.refill.as_str() {
             "greedy" => Refill::Greedy,
             "interval" => Refill::Interval,
-            _ => return Err(range_error("refill must be 'greedy' or 'interval'")),
+            _ => return Err(range_error("options.refill must be 'greedy' or 'interval'")),
         };
-        let max_keys = self::max_keys(max_keys)?;
-        let table = KeyedLimiter::try_with_options(
-            quota,
-            refill,
-            max_keys,
-            Seed::random(),
-            NodeClock::new(clock),
+        let on_full = match options.on_full.as_str() {
+            "deny" => OnFull::Deny,
+            "allowUntracked" => OnFull::AllowUntracked,
+            _ => {
+                return Err(range_error(
+                    "options.onFull must be 'deny' or 'allowUntracked'",
+                ))
+            }
+        };
+        // Core checks the bounds; a number that is no integer cannot reach them.
+        let max_keys = cost_from_f64(options.max_keys)
+            .and_then(|keys| usize::try_from(keys).ok())
+            .ok_or_else(|| {
+                range_error(format!(
+                    "options.maxKeys must be an integer from 1 to {}",
+                    cellgate::MAX_MAX_KEYS
+                ))
+            })?;
+        let limiter = Limiter::new(
+            &limiter_quotas,
+            LimiterOptions {
+                refill,
+                max_keys,
+                on_full,
+                seed: Seed::random(),
+            },
         )
-        .map_err(|_| table_memory_error(max_keys))?;
+        .map_err(|error| config_error(error, &arguments, &options.argument, max_keys))?;
         Ok(Self {
             inner: Rc::new(LimiterInner {
-                table,
+                limiter,
+                clock: NodeClock::new(clock),
                 shared: Shared::new(shared)?,
-                names: [name],
-                quotas: [quota],
+                arguments,
             }),
         })
     }
 
-    /// The burst: the most cost ever admitted at once (every decision's `limit`).
+    /// How many costs each call reads from the shared array: one per dimension.
     #[napi(getter)]
-    pub fn limit(&self) -> f64 {
-        self.inner.table.quota().burst_cost() as f64
+    pub fn dimensions(&self) -> u32 {
+        u32::try_from(self.inner.limiter.dimensions()).unwrap_or(u32::MAX)
     }
 
-    /// The quota, written back as a rate string.
+    /// Each quota's name in headers (given, or core's default: `"100-in-1min"`), in order.
+    #[napi]
+    pub fn names(&self) -> Vec<String> {
+        self.inner.limiter.names().map(str::to_owned).collect()
+    }
+
+    /// Each quota written back as a rate string, in order.
+    #[napi]
+    pub fn rates(&self) -> Vec<String> {
+        let quotas = self.inner.limiter.quotas().iter();
+        quotas.map(ToString::to_string).collect()
+    }
+
+    /// The slots each quota's table holds (core's `slot_count_for(max_keys)`).
     #[napi(getter)]
-    pub fn rate(&self) -> String {
-        self.inner.table.quota().to_string()
+    pub fn slots(&self) -> f64 {
+        cellgate::slot_count_for(self.inner.limiter.max_keys()) as f64
     }
 
-    /// The functions `[check, peek, force, refund]`, each `(key) => undefined`: the cost is
-    /// read from the shared array's `COSTS` slot, the status written to its `STATUS` slot
-    /// and the decision to entry 0 (see `crate::shared`).
-    #[napi(ts_return_type = "Array<(key: string | Uint8Array) => void>")]
-    pub fn fast_functions(&self) -> FastFunctions<LimiterInner> {
-        FastFunctions(self.inner.clone())
-    }
-
-    /// Makes `key`'s bucket full.
+    /// Each quota's burst (its decisions' `limit`), in order.
     #[napi]
-    pub fn reset(&self, key: Key) {
-        self.inner.table.reset(key);
+    pub fn limits(&self) -> Vec<f64> {
+        let quotas = self.inner.limiter.quotas().iter();
+        quotas.map(|quota| quota.burst_cost() as f64).collect()
     }
 
-    /// `[live keys, reclaimed slots, keys refused because the table was full, slots]`.
+    /// The one entry point of every operation: `(key) => undefined`, running the operation in
+    /// the shared array's `OP` slot with the costs in its `COSTS` slots, and writing the
+    /// decision, the reason and the status there (see `crate::boundary::shared`).
+    #[napi(ts_return_type = "(key: string | Uint8Array) => void")]
+    pub fn fast_function(&self) -> FastFunction<LimiterInner> {
+        FastFunction(self.inner.clone())
+    }
+
+    /// Per quota `[live keys, reclaimed slots, keys refused because a table was full, keys
+    /// admitted untracked]`, in quota order.
     #[napi]
-    pub fn stats(&self) -> Vec<f64> {
-        let stats = self.inner.table.stats();
-        vec![
-            stats.live_keys as f64,
-            stats.reclaimed as f64,
-            stats.rejected_full as f64,
-            self.inner.table.slot_count() as f64,
-        ]
+    pub fn stats(&self) -> Vec<Vec<f64>> {
+        self.inner
+            .limiter
+            .stats()
+            .iter()
+            .map(|stats| {
+                vec![
+                    stats.live_keys as f64,
+                    stats.reclaimed as f64,
+                    stats.rejected_full as f64,
+                    stats.admitted_untracked as f64,
+                ]
+            })
+            .collect()
     }
 
-    /// Renders the headers for the decision that JavaScript wrote into entry 0 of the shared
-    /// array, as `name\nvalue\nname\nvalue...` (one string: one conversion).
+    /// Reserves the estimate in the shared array for `key`: writes the decision and the
+    /// status (`MISSING_COST` when core's rule needs a cost the estimate does not name) and
+    /// returns the reservation (pending when admitted).
     ///
     /// # Errors
-    /// An invalid style or decision.
+    /// An invalid cost.
     #[napi]
-    pub fn render_headers(&self, style: u32, now_unix_s: f64) -> Result<String> {
+    pub fn reserve(&self, key: Key) -> Result<NativeReservation> {
         let inner = &self.inner;
-        render(
-            &inner.shared,
-            &inner.names,
-            &inner.quotas,
-            header_style(style, now_unix_s)?,
-            1,
-        )
+        let dimensions = inner.dimensions();
+        let given = given_costs(&inner.shared, dimensions).map_err(InvalidCost::to_napi)?;
+        let given = given.get(..dimensions).unwrap_or_default();
+        match inner
+            .limiter
+            .reserve_at(key.as_ref(), inner.clock.now_ns(), given)
+        {
+            Ok(reserved) => {
+                inner.shared.write_decision(&reserved.decision);
+                Ok(NativeReservation {
+                    reservation: reserved.reservation,
+                })
+            }
+            Err(error) => {
+                inner.refused(error).map_err(range_error)?;
+                Ok(NativeReservation { reservation: None })
+            }
+        }
+    }
+
+    /// Settles `reservation` with the actual costs in the shared array (a dimension given no
+    /// cost keeps its estimate): refunds what was not used, charges what exceeds the estimate
+    /// (into debt if need be); writes the decision.
+    ///
+    /// # Errors
+    /// A reservation already settled, refused, or made by another limiter; an invalid cost.
+    #[napi]
+    pub fn settle(&self, reservation: &mut NativeReservation) -> Result<()> {
+        let inner = &self.inner;
+        let dimensions = inner.dimensions();
+        // Before the reservation is taken: a settle with an invalid cost settles nothing.
+        let given = given_costs(&inner.shared, dimensions).map_err(InvalidCost::to_napi)?;
+        let given = given.get(..dimensions).unwrap_or_default();
+        let taken = reservation
+            .reservation
+            .take()
+            .ok_or_else(|| range_error("reservation: already settled, or refused"))?;
+        let decision = inner
+            .limiter
+            .settle_at(inner.clock.now_ns(), taken, given)
+            .map_err(|error| range_error(format!("reservation: {error}")))?;
+        inner.shared.write_decision(&decision);
+        Ok(())
+    }
+
+    /// Renders the headers of the decision that JavaScript wrote into the shared array (its
+    /// `count` entries), in the style at index `style` of `headerStyles()` (`"ietf"`,
+    /// `"legacy"`, `"legacy-epoch"`, `"anthropic"`, `"openai"`), as
+    /// `name\nvalue\nname\nvalue...` (one string: one conversion).
+    ///
+    /// # Errors
+    /// An invalid style or decision; a quota name that a per-dimension header name cannot hold.
+    #[napi]
+    pub fn render_headers(&self, style: u32, now_unix_s: f64, count: u32) -> Result<String> {
+        render(&self.source(count), style, now_unix_s)
+    }
+
+    /// The JSON body of the 429 answer to the decision in the shared array (its `count`
+    /// entries): core's bytes, `{"error":"rate_limited","retry_after":N}`.
+    ///
+    /// # Errors
+    /// An invalid decision.
+    #[napi]
+    pub fn render_429_body(&self, count: u32) -> Result<String> {
+        crate::headers::render_body(&self.source(count))
+    }
+}
+
+impl NativeLimiter {
+    fn source(&self, count: u32) -> HeaderSource<'_> {
+        let inner = &*self.inner;
+        HeaderSource {
+            shared: &inner.shared,
+            names: inner.limiter.names().collect(),
+            quotas: inner.limiter.quotas(),
+            arguments: &inner.arguments,
+            count: usize::try_from(count).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// Core's bounds for `maxKeys`, the same in every runtime.
+#[napi(object)]
+pub struct Limits {
+    /// `maxKeys` when none is given ([`cellgate::DEFAULT_MAX_KEYS`]).
+    pub default_max_keys: f64,
+    /// The largest `maxKeys` accepted ([`cellgate::MAX_MAX_KEYS`], 2^27).
+    pub max_max_keys: f64,
+}
+
+/// Core's bounds for `maxKeys`.
+#[napi(js_name = "configLimits")]
+pub fn limits() -> Limits {
+    Limits {
+        default_max_keys: cellgate::DEFAULT_MAX_KEYS as f64,
+        max_max_keys: cellgate::MAX_MAX_KEYS as f64,
     }
 }

@@ -1,46 +1,81 @@
 //! Quotas from JavaScript arguments: rate strings in the notation of Python's `limits`
-//! (`"100/minute"`, `"10/s; 1000/day"`) and an optional burst.
+//! (`"100/minute"`, `"10/s; 1000/day"`), an optional burst, name and dimension.
 
-use cellgate::{default_quota_name, parse_quotas, Quota};
+use cellgate::{parse_quotas, Quota};
 use napi::Result;
 use napi_derive::napi;
 
-use crate::error::range_error;
-use crate::shared::{cost_from_f64, MAX_SAFE_INTEGER};
+use crate::boundary::range_error;
+use crate::boundary::shared::{cost_from_f64, MAX_SAFE_INTEGER};
 
-/// Parses a list of rate strings (`"10/s; 1000/day"`), each with the error naming `what`.
-pub(crate) fn parse_list(rate: &str, what: &str) -> Result<Vec<Quota>> {
-    parse_quotas(rate)
-        .map(|quota| {
-            quota.map_err(|error| range_error(format!("{what}: invalid rate {rate:?}: {error}")))
-        })
-        .collect()
+/// One quota (or, with neither burst nor name, a list of them) as JavaScript gives it.
+#[napi(object)]
+pub struct QuotaSpec {
+    /// A rate string, such as `"10/second"` (or `"10/s; 1000/day"`).
+    pub rate: String,
+    /// The burst, or the rate's count when absent.
+    pub burst: Option<f64>,
+    /// The name headers show; core's default (`"10-in-1s"`) when absent.
+    pub name: Option<String>,
+    /// The dimension (index into the costs) this quota is charged in.
+    pub dimension: u32,
+    /// The argument that gave it, for errors (`"rate"`, `"entries[1]"`).
+    pub argument: String,
+    /// The argument that gave its name, for errors (`"options.name"`, `"entries[1].name"`).
+    pub name_argument: String,
 }
 
-/// Parses exactly one rate string and applies `burst` (when given), refusing limits that a
-/// JavaScript number cannot hold exactly.
-pub(crate) fn parse_one(rate: &str, burst: Option<f64>, what: &str) -> Result<Quota> {
-    let mut quotas = parse_list(rate, what)?;
-    if quotas.len() != 1 {
-        return Err(range_error(format!(
-            "{what}: expected one rate, got {:?}",
-            rate
-        )));
+/// A quota parsed from a [`QuotaSpec`], borrowing its name and argument.
+pub(crate) struct ParsedQuota<'s> {
+    pub(crate) quota: Quota,
+    pub(crate) name: Option<&'s str>,
+    pub(crate) dimension: usize,
+    pub(crate) name_argument: &'s str,
+}
+
+/// Parses every spec's rate string; a spec with several rates gives several quotas (on its
+/// dimension, default names), and a burst or a name only applies to a spec of one.
+pub(crate) fn parse_specs(specs: &[QuotaSpec]) -> Result<Vec<ParsedQuota<'_>>> {
+    let mut parsed = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let what = spec.argument.as_str();
+        let quotas = parse_quotas(&spec.rate)
+            .map(|quota| {
+                quota.map_err(|error| {
+                    range_error(format!("{what}: invalid rate {:?}: {error}", spec.rate))
+                })
+            })
+            .collect::<Result<Vec<Quota>>>()?;
+        if quotas.len() > 1 && (spec.burst.is_some() || spec.name.is_some()) {
+            return Err(range_error(format!(
+                "{what}: a burst or a name applies to one quota, and {:?} holds {} (write '10/s (burst 20)' per quota)",
+                spec.rate,
+                quotas.len()
+            )));
+        }
+        for mut quota in quotas {
+            if let Some(burst) = spec.burst {
+                let burst = cost_from_f64(burst).ok_or_else(|| {
+                    range_error(format!("{what}: burst must be a positive safe integer"))
+                })?;
+                quota = quota
+                    .with_burst(burst)
+                    .map_err(|error| range_error(format!("{what}: burst {burst}: {error}")))?;
+            }
+            check_representable(&quota, what)?;
+            parsed.push(ParsedQuota {
+                quota,
+                name: spec.name.as_deref(),
+                dimension: usize::try_from(spec.dimension).unwrap_or(usize::MAX),
+                name_argument: &spec.name_argument,
+            });
+        }
     }
-    let mut quota = quotas.remove(0);
-    if let Some(burst) = burst {
-        let burst = cost_from_f64(burst)
-            .ok_or_else(|| range_error(format!("{what}: burst must be a positive safe integer")))?;
-        quota = quota
-            .with_burst(burst)
-            .map_err(|error| range_error(format!("{what}: burst {burst}: {error}")))?;
-    }
-    check_representable(&quota, what)?;
-    Ok(quota)
+    Ok(parsed)
 }
 
 /// A limit (burst) above 2^53 - 1 would be rounded in every decision JavaScript reads.
-pub(crate) fn check_representable(quota: &Quota, what: &str) -> Result<()> {
+fn check_representable(quota: &Quota, what: &str) -> Result<()> {
     if quota.burst_cost() as f64 > MAX_SAFE_INTEGER {
         return Err(range_error(format!(
             "{what}: the burst ({}) is above 2^53 - 1, which a JavaScript number cannot hold exactly",
@@ -48,31 +83,4 @@ pub(crate) fn check_representable(quota: &Quota, what: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// One quota of a rate string: the quota written back in the rate-string grammar, and the
-/// name headers show for it (core's [`default_quota_name`]).
-#[napi(object)]
-pub struct RateSpec {
-    /// The quota as a rate string (`"10/second"`).
-    pub rate: String,
-    /// Its default header name (`"10-in-1s"`).
-    pub name: String,
-}
-
-/// Splits a rate string into its quotas (`"10/s; 1000/day"` gives `10/second` named
-/// `10-in-1s` and `1000/day` named `1000-in-1d`): what a limiter with several quotas uses for
-/// its entries and their header names.
-///
-/// # Errors
-/// A `RangeError`-coded error naming the problem and its byte offset.
-#[napi(js_name = "splitRates")]
-pub fn split_rates(rate: String) -> Result<Vec<RateSpec>> {
-    Ok(parse_list(&rate, "rate")?
-        .iter()
-        .map(|quota| RateSpec {
-            rate: quota.to_string(),
-            name: default_quota_name(quota).to_string(),
-        })
-        .collect())
 }

@@ -25,7 +25,7 @@ test('bench/check.js runs every case', async () => {
 });
 
 test('the shipped addon carries no bench probes (they build only with the bench-probes feature)', () => {
-  const { native } = require(path.join(path.dirname(require.resolve('cellgate/package.json')), 'lib', 'native.js'));
+  const { native } = require(path.join(path.dirname(require.resolve('cellgate/package.json')), 'lib', 'boundary.js'));
   const probes = Object.keys(native).filter((name) => /^bench/i.test(name));
   assert.deepEqual(probes, []);
   assert.ok(typeof native.NativeLimiter === 'function', 'the addon itself is there');

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import cellgate, { Limiter, ManualClock, Policy, headers, limitedBody, TableFullError, RateLimitError } from 'cellgate';
+import cellgate, { Limiter, ManualClock, Policy, headers, limitedBody, RateLimitError } from 'cellgate';
 import rateLimitDefault, { rateLimit } from 'cellgate/express';
 import fastifyPlugin from 'cellgate/fastify';
 
@@ -14,7 +14,7 @@ test('ESM and CommonJS share one module instance', () => {
   assert.equal(rateLimit, require('cellgate/express').rateLimit);
   assert.equal(rateLimitDefault, rateLimit);
   assert.equal(fastifyPlugin, require('cellgate/fastify'));
-  for (const value of [ManualClock, Policy, headers, limitedBody, TableFullError, RateLimitError]) assert.equal(typeof value, 'function');
+  for (const value of [ManualClock, Policy, headers, limitedBody, RateLimitError]) assert.equal(typeof value, 'function');
   const limiter = new Limiter('1/second', { clock: new ManualClock() });
   assert.equal(limiter.check('k').allowed, true);
 });

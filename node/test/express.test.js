@@ -131,3 +131,45 @@ test('the listen helper works for a plain server too', async () => {
   assert.equal((await request(port, '/')).body, 'x');
   await close(server);
 });
+
+test('a key flood (100,000 new keys into maxKeys 1000) is answered like any denial: 429, the same headers, core\'s body', async () => {
+  const clock = new ManualClock();
+  const limiter = new Limiter('1/hour', { clock, maxKeys: 1000 });
+  const app = express();
+  app.use(rateLimit({ limiter, key: (req) => req.get('x-key') }));
+  app.get('/', (req, res) => res.send(req.rateLimit.reason));
+  await serve(app, async (port) => {
+    assert.equal((await request(port, '/', { 'x-key': 'victim' })).status, 200);
+    const denied = await request(port, '/', { 'x-key': 'victim' });
+    assert.equal(denied.status, 429);
+    // The flood, straight into the same limiter (100,000 requests over loopback would take
+    // minutes here); then new clients over HTTP find the table full.
+    let full = 0;
+    for (let index = 0; index < 100_000; index++) if (limiter.check(`flood:${index}`).reason === 'table_full') full += 1;
+    assert.ok(full > 90_000, `${full}`);
+    const flooded = await request(port, '/', { 'x-key': 'a new client' });
+    assert.equal(flooded.status, 429);
+    assert.match(flooded.body, /^\{"error":"rate_limited","retry_after":\d+\}$/);
+    assert.equal(flooded.headers['retry-after'], String(JSON.parse(flooded.body).retry_after));
+    assert.equal(flooded.headers['ratelimit-policy'], '"1-in-1h";q=1;w=3600');
+    assert.match(flooded.headers.ratelimit, /^"1-in-1h";r=0;t=\d+$/);
+    assert.equal(flooded.headers['content-type'], denied.headers['content-type']);
+    const sent = (response) => Object.keys(response.headers).filter((name) => !['date', 'content-length', 'connection', 'keep-alive', 'etag'].includes(name)).sort();
+    assert.deepEqual(sent(flooded), sent(denied), 'the same headers as a denial by the limit');
+    const victim = await request(port, '/', { 'x-key': 'victim' });
+    assert.equal(victim.status, 429, 'the exhausted key stays denied');
+  });
+});
+
+test("onFull 'allowUntracked' through Express: a new client that finds no room passes untracked", async () => {
+  const limiter = new Limiter('1/hour', { clock: new ManualClock(), maxKeys: 1, onFull: 'allowUntracked' });
+  const app = express();
+  app.use(rateLimit({ limiter, key: (req) => req.get('x-key') }));
+  app.get('/', (req, res) => res.send(req.rateLimit.reason));
+  await serve(app, async (port) => {
+    for (let index = 0; index < 40; index++) limiter.check(`fill:${index}`);
+    const response = await request(port, '/', { 'x-key': 'a new client' });
+    assert.equal(response.status, 200);
+    assert.equal(response.body, 'untracked');
+  });
+});

@@ -1,7 +1,7 @@
 'use strict';
-// The addon's hot path, called directly: the four plain Node-API functions a native limiter
-// makes (`fastFunctions()`, one compiled copy per operation), which read the key in place and
-// the cost from the shared array. They must decide exactly as the public methods do, reject
+// The addon's hot path, called directly: the one plain Node-API function a native limiter
+// makes (`fastFunction()`, every operation's entry point into core's `apply_at`), which reads
+// the key in place and the operation and the cost from the shared array. They must decide exactly as the public methods do, reject
 // what those reject with the same typed errors (the cost is checked again natively: a NaN
 // must never become a free request), and change no state on an error.
 
@@ -10,32 +10,49 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const { Limiter, Policy, ManualClock } = require('cellgate');
 
-const { native, LAYOUT, sharedArray } = require(path.join(path.dirname(require.resolve('cellgate/package.json')), 'lib', 'native.js'));
+const { native, LAYOUT, OPS: OP_NUMBERS, sharedArray } = require(path.join(path.dirname(require.resolve('cellgate/package.json')), 'lib', 'boundary.js'));
 
-const { COSTS, STATUS, ENTRIES, ALLOWED, BINDING, MISSING_COST, COST_NOT_GIVEN } = LAYOUT;
+const { COSTS, OP, STATUS, REASON: REASON_SLOT, SUMMARY, ALLOWED, BINDING, MISSING_COST, COST_NOT_GIVEN } = LAYOUT;
+const REASONS = ['limit', 'table_full', 'untracked'];
 const OPS = ['check', 'peek', 'force', 'refund'];
 
 /** A native limiter and its fast functions, over `clock` (a public ManualClock's native half). */
 function nativeLimiter(rate, nativeClock) {
   const shared = sharedArray();
-  const limiter = new native.NativeLimiter(rate, undefined, 'greedy', 64, nativeClock, shared, 'default');
-  const [check, peek, force, refund] = limiter.fastFunctions();
-  const fns = { check, peek, force, refund };
+  const quotas = [{ rate, dimension: 0, argument: 'rate', nameArgument: 'rate' }];
+  const limiter = new native.NativeLimiter(quotas, { refill: 'greedy', maxKeys: 64, onFull: 'deny', argument: 'rate' }, nativeClock, shared);
+  const apply = limiter.fastFunction();
+  const [limit] = limiter.limits();
   return {
     shared,
-    limit: limiter.limit,
+    limit,
+    apply,
     run(op, key, cost) {
+      shared[OP] = OP_NUMBERS[op];
       shared[COSTS] = cost;
-      fns[op](key);
+      apply(key);
       return {
         allowed: shared[STATUS] === ALLOWED,
-        limit: limiter.limit,
-        remaining: shared[ENTRIES + 2],
-        retryAfterMs: shared[ENTRIES + 3] / 1e6,
-        resetAfterMs: shared[ENTRIES + 4] / 1e6,
+        reason: REASONS[shared[REASON_SLOT]],
+        limit,
+        remaining: shared[SUMMARY + 2],
+        retryAfterMs: shared[SUMMARY + 3] / 1e6,
+        resetAfterMs: shared[SUMMARY + 4] / 1e6,
       };
     },
   };
+}
+
+/** A native limiter of two dimensions (r: 2/second, t: 10/second) and its fast function. */
+function nativePolicy() {
+  const shared = sharedArray();
+  const quotas = [
+    { name: 'r', rate: '2/second', dimension: 0, argument: 'entries[0]', nameArgument: 'entries[0].name' },
+    { name: 't', rate: '10/second', dimension: 1, argument: 'entries[1]', nameArgument: 'entries[1].name' },
+  ];
+  const limiter = new native.NativeLimiter(quotas, { refill: 'greedy', maxKeys: 64, onFull: 'deny', argument: 'entries' }, new native.NativeManualClock(0n), shared);
+  shared[OP] = OP_NUMBERS.check;
+  return { shared, check: limiter.fastFunction() };
 }
 
 function throwsCoded(fn, Type, code) {
@@ -46,7 +63,7 @@ function throwsCoded(fn, Type, code) {
   });
 }
 
-test('every fast function decides exactly as the public method, for every key type', () => {
+test('the fast function decides exactly as the public methods, for every operation and key type', () => {
   // Two limiters on one time line: the public one and the bare native one.
   const clock = new ManualClock();
   const nativeClock = new native.NativeManualClock(0n);
@@ -81,7 +98,7 @@ test('a bad cost in the shared array is a RangeError and changes no state', () =
       assert.equal(bare.shared[STATUS], -1, `${op}(${cost}) wrote no status`);
     }
   }
-  assert.deepEqual(bare.run('peek', 'k', 3), { allowed: true, limit: 3, remaining: 3, retryAfterMs: 0, resetAfterMs: 0 }, 'still full');
+  assert.deepEqual(bare.run('peek', 'k', 3), { allowed: true, reason: 'limit', limit: 3, remaining: 3, retryAfterMs: 0, resetAfterMs: 0 }, 'still full');
   assert.equal(bare.run('check', 'k', 3).allowed, true, 'the bucket was still full');
   assert.equal(bare.run('check', 'k', 2 ** 53 - 1).retryAfterMs, Infinity, 'the largest safe cost is a cost');
 });
@@ -90,10 +107,7 @@ test('COST_NOT_GIVEN: core completes the cost (1 on a limiter; MISSING_COST on a
   const bare = nativeLimiter('3/second', new native.NativeManualClock(0n));
   assert.equal(COST_NOT_GIVEN, -1);
   assert.equal(bare.run('check', 'k', COST_NOT_GIVEN).remaining, 2, 'DEFAULT_COST');
-  const shared = sharedArray();
-  const entries = [{ name: 'r', rate: '2/second', dimension: 0 }, { name: 't', rate: '10/second', dimension: 1 }];
-  const policy = new native.NativePolicy(entries, 64, new native.NativeManualClock(0n), shared);
-  const [check] = policy.fastFunctions();
+  const { shared, check } = nativePolicy();
   for (const [requests, tokens, missing] of [[1, COST_NOT_GIVEN, 1], [COST_NOT_GIVEN, 1, 0], [COST_NOT_GIVEN, COST_NOT_GIVEN, 0]]) {
     shared[COSTS] = requests;
     shared[COSTS + 1] = tokens;
@@ -105,6 +119,19 @@ test('COST_NOT_GIVEN: core completes the cost (1 on a limiter; MISSING_COST on a
   shared[COSTS + 1] = 10;
   check('k');
   assert.equal(shared[STATUS], ALLOWED, 'nothing was charged by the refusals');
+});
+
+test('an operation that is not one of core\'s is a RangeError and changes no state', () => {
+  const bare = nativeLimiter('1/second', new native.NativeManualClock(0n));
+  bare.shared[COSTS] = 1;
+  for (const op of [5, -1, 0.5, NaN, Infinity]) {
+    bare.shared[OP] = op;
+    bare.shared[STATUS] = -1;
+    throwsCoded(() => bare.apply('k'), RangeError, 'ERR_OUT_OF_RANGE');
+    assert.equal(bare.shared[STATUS], -1, `op ${op} wrote no status`);
+  }
+  assert.equal(bare.run('check', 'k', 1).allowed, true, 'nothing was charged');
+  assert.equal(bare.run('check', 'k', 1).allowed, false);
 });
 
 test('a bad key is a TypeError and changes no state', () => {
@@ -119,10 +146,7 @@ test('a bad key is a TypeError and changes no state', () => {
 });
 
 test('a policy fast function rejects a bad cost in any dimension and charges nothing', () => {
-  const shared = sharedArray();
-  const entries = [{ name: 'r', rate: '2/second', dimension: 0 }, { name: 't', rate: '10/second', dimension: 1 }];
-  const policy = new native.NativePolicy(entries, 64, new native.NativeManualClock(0n), shared);
-  const [check] = policy.fastFunctions();
+  const { shared, check } = nativePolicy();
   for (const bad of [NaN, Infinity, -2, 0.5, 2 ** 53]) {
     for (const [requests, tokens] of [[1, bad], [bad, 1]]) {
       shared[COSTS] = requests;

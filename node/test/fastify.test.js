@@ -95,3 +95,37 @@ test('Fastify: bad options fail registration', async () => {
   app.register(cellgate, { limiter: 42 });
   await assert.rejects(app.ready(), TypeError);
 });
+
+test('Fastify: a full table is answered like any denial (429, the same headers, core\'s body)', async () => {
+  const limiter = new Limiter('1/hour', { clock: new ManualClock(), maxKeys: 1 });
+  const app = Fastify();
+  await app.register(cellgate, { limiter, key: (request) => request.headers['x-key'] });
+  app.get('/', async (request) => request.rateLimit.reason);
+  await serve(app, async (port) => {
+    assert.equal((await request(port, '/', { 'x-key': 'victim' })).status, 200);
+    const denied = await request(port, '/', { 'x-key': 'victim' });
+    assert.equal(denied.status, 429);
+    for (let index = 0; index < 40; index++) limiter.check(`fill:${index}`);
+    const flooded = await request(port, '/', { 'x-key': 'a new client' });
+    assert.equal(flooded.status, 429);
+    assert.match(flooded.body, /^\{"error":"rate_limited","retry_after":\d+\}$/);
+    assert.equal(flooded.headers['retry-after'], String(JSON.parse(flooded.body).retry_after));
+    assert.equal(flooded.headers['content-type'], denied.headers['content-type']);
+    const sent = (response) => Object.keys(response.headers).filter((name) => !['date', 'content-length', 'connection', 'keep-alive'].includes(name)).sort();
+    assert.deepEqual(sent(flooded), sent(denied));
+  });
+});
+
+test('Fastify: the per-dimension header styles', async () => {
+  const { Policy } = require('cellgate');
+  const policy = new Policy([{ name: 'requests', rate: '60/minute' }, { name: 'tokens', rate: '1000/minute', dimension: 'tokens' }], { clock: new ManualClock() });
+  const app = Fastify();
+  await app.register(cellgate, { limiter: policy, headers: 'openai', cost: () => ({ requests: 1, tokens: 400 }) });
+  app.get('/', async () => 'ok');
+  await serve(app, async (port) => {
+    const response = await request(port, '/');
+    assert.equal(response.status, 200);
+    assert.equal(response.headers['x-ratelimit-remaining-tokens'], '600');
+    assert.equal(response.headers['x-ratelimit-limit-requests'], '60');
+  });
+});

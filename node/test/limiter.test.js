@@ -2,19 +2,19 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const {
-  Limiter, Policy, ManualClock, Decision, headers, limitedBody, TableFullError,
+  Limiter, Policy, ManualClock, Decision, headers, limitedBody,
 } = require('cellgate');
 
 const plain = (decision) => ({ ...decision });
 
-test('a decision is a plain object with the five documented fields', () => {
+test('a decision is a plain object with the six documented fields', () => {
   const clock = new ManualClock();
   const limiter = new Limiter('3/second', { clock });
   const decision = limiter.check('user:42');
-  assert.deepEqual(Object.keys(decision), ['allowed', 'limit', 'remaining', 'retryAfterMs', 'resetAfterMs']);
-  assert.deepEqual(plain(decision), { allowed: true, limit: 3, remaining: 2, retryAfterMs: 0, resetAfterMs: 333.333334 });
+  assert.deepEqual(Object.keys(decision), ['allowed', 'reason', 'limit', 'remaining', 'retryAfterMs', 'resetAfterMs']);
+  assert.deepEqual(plain(decision), { allowed: true, reason: 'limit', limit: 3, remaining: 2, retryAfterMs: 0, resetAfterMs: 333.333334 });
   assert.ok(decision instanceof Decision);
-  assert.equal(JSON.stringify(decision), '{"allowed":true,"limit":3,"remaining":2,"retryAfterMs":0,"resetAfterMs":333.333334}');
+  assert.equal(JSON.stringify(decision), '{"allowed":true,"reason":"limit","limit":3,"remaining":2,"retryAfterMs":0,"resetAfterMs":333.333334}');
 });
 
 test('burst, exact refill, and a denial that consumes nothing', () => {
@@ -22,7 +22,7 @@ test('burst, exact refill, and a denial that consumes nothing', () => {
   const limiter = new Limiter('3/second', { clock });
   assert.equal(limiter.check('k', { cost: 3 }).allowed, true);
   const denied = limiter.check('k');
-  assert.deepEqual(plain(denied), { allowed: false, limit: 3, remaining: 0, retryAfterMs: 333.333334, resetAfterMs: 1000 });
+  assert.deepEqual(plain(denied), { allowed: false, reason: 'limit', limit: 3, remaining: 0, retryAfterMs: 333.333334, resetAfterMs: 1000 });
   clock.advanceNs(333_333_333);
   assert.equal(limiter.check('k').allowed, false, 'one nanosecond early');
   clock.advanceNs(1n);
@@ -131,24 +131,28 @@ test('headers in every style, rendered by the core', () => {
   assert.throws(() => headers({ ...denied }), TypeError, 'a copy has lost its quota');
 });
 
-test('a full table throws TableFullError and never evicts a live key', () => {
+test('a full table is a denial with reason table_full, and never evicts a live key', () => {
   // maxKeys 1 is one window of 16 slots: the 17th live key has no room.
   const limiter = new Limiter('1/hour', { clock: new ManualClock(), maxKeys: 1 });
   const admitted = [];
   let full = 0;
   for (let index = 0; index < 40; index++) {
-    try {
-      if (limiter.check(`k${index}`).allowed) admitted.push(`k${index}`);
-    } catch (error) {
-      assert.ok(error instanceof TableFullError);
-      assert.equal(error.code, 'ERR_CELLGATE_TABLE_FULL');
+    const decision = limiter.check(`k${index}`);
+    if (decision.allowed) {
+      assert.equal(decision.reason, 'limit');
+      admitted.push(`k${index}`);
+    } else {
+      assert.equal(decision.reason, 'table_full');
+      assert.equal(decision.limit, 1);
+      assert.equal(decision.remaining, 0);
+      assert.ok(decision.retryAfterMs > 0, 'a full table says when to retry');
       full += 1;
     }
   }
   assert.equal(admitted.length, 16);
   assert.equal(full, 24);
-  for (const key of admitted) assert.equal(limiter.check(key).allowed, false, `${key} is still exhausted`);
-  assert.deepEqual(limiter.stats(), { liveKeys: 16, reclaimed: 0, rejectedFull: 24, slots: 16 });
+  for (const key of admitted) assert.equal(limiter.check(key).reason, 'limit', `${key} is still exhausted`);
+  assert.deepEqual(limiter.stats(), { liveKeys: 16, reclaimed: 0, rejectedFull: 24, admittedUntracked: 0, slots: 16 });
 });
 
 test('the monotonic clock is the default, and limiters are independent', () => {
@@ -231,4 +235,62 @@ test('a burst per quota in a list: (burst N)', () => {
   assert.equal(limiter.check('k', { cost: 20 }).allowed, true);
   assert.equal(limiter.check('k').allowed, false);
   assert.equal(limiter.rate, '10/second (burst 20); 1000/86400 seconds');
+});
+
+test('a flood of 100,000 new keys into maxKeys 1000 under 1/hour returns decisions; the exhausted key stays denied', () => {
+  const limiter = new Limiter('1/hour', { clock: new ManualClock(), maxKeys: 1000 });
+  assert.equal(limiter.check('victim').allowed, true);
+  assert.equal(limiter.check('victim').allowed, false);
+  const reasons = { limit: 0, table_full: 0, untracked: 0 };
+  for (let index = 0; index < 100_000; index++) {
+    const decision = limiter.check(`flood:${index}`);
+    reasons[decision.reason] += 1;
+    if (decision.reason === 'table_full') {
+      assert.equal(decision.allowed, false);
+      assert.ok(decision.retryAfterMs > 0 && decision.retryAfterMs !== Infinity, `${decision.retryAfterMs}`);
+    }
+  }
+  assert.equal(reasons.untracked, 0, 'onFull defaults to deny');
+  assert.ok(reasons.table_full > 90_000, `most of the flood found no room: ${JSON.stringify(reasons)}`);
+  assert.ok(reasons.limit >= 1000, `every key that fit was admitted: ${JSON.stringify(reasons)}`);
+  const victim = limiter.check('victim');
+  assert.equal(victim.allowed, false, 'the exhausted key was not evicted');
+  assert.equal(victim.reason, 'limit');
+  assert.equal(limiter.stats().rejectedFull, reasons.table_full);
+  assert.match(limitedBody(limiter.check('flood:fresh')), /^\{"error":"rate_limited","retry_after":\d+\}$/);
+});
+
+test("onFull 'allowUntracked': a new key that finds no room is admitted untracked and counted", () => {
+  const limiter = new Limiter('1/hour', { clock: new ManualClock(), maxKeys: 1000, onFull: 'allowUntracked' });
+  assert.equal(limiter.check('victim').allowed, true);
+  const reasons = { limit: 0, table_full: 0, untracked: 0 };
+  for (let index = 0; index < 100_000; index++) {
+    const decision = limiter.check(`flood:${index}`);
+    reasons[decision.reason] += 1;
+    assert.equal(decision.allowed, true, 'a fresh key under 1/hour fits, tracked or not');
+  }
+  assert.equal(reasons.table_full, 0);
+  assert.ok(reasons.untracked > 90_000, JSON.stringify(reasons));
+  const victim = limiter.check('victim');
+  assert.deepEqual([victim.allowed, victim.reason], [false, 'limit'], 'the exhausted key stays denied');
+  assert.equal(limiter.stats().admittedUntracked, reasons.untracked);
+  const untracked = limiter.check('flood:again');
+  assert.equal(untracked.reason, 'untracked');
+  assert.equal(headers(untracked)['RateLimit-Policy'], '"1-in-1h";q=1;w=3600');
+});
+
+test('a Policy answers a full table as a decision too, under either onFull', () => {
+  const entries = [{ name: 'r', rate: '1/hour' }, { name: 't', rate: '100/hour', dimension: 'tokens' }];
+  const deny = new Policy(entries, { clock: new ManualClock(), maxKeys: 1 });
+  const allow = new Policy(entries, { clock: new ManualClock(), maxKeys: 1, onFull: 'allowUntracked' });
+  const seen = { deny: new Set(), allow: new Set() };
+  for (let index = 0; index < 40; index++) {
+    seen.deny.add(deny.check(`k${index}`, { requests: 1, tokens: 1 }).reason);
+    seen.allow.add(allow.check(`k${index}`, { requests: 1, tokens: 1 }).reason);
+  }
+  assert.deepEqual([...seen.deny].sort(), ['limit', 'table_full']);
+  assert.deepEqual([...seen.allow].sort(), ['limit', 'untracked']);
+  const full = deny.check('fresh', { requests: 1, tokens: 1 });
+  assert.deepEqual([full.allowed, full.reason, full.decisions.length], [false, 'table_full', 2]);
+  assert.equal(deny.stats()[0].rejectedFull > 0, true);
 });

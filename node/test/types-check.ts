@@ -2,7 +2,7 @@
 // files describe the API as the tests use it.
 import cellgate, {
   Limiter, Policy, ManualClock, Decision, PolicyDecision, Reservation, headers, limitedBody,
-  clientKey, TableFullError, RateLimitError,
+  clientKey, RateLimitError, Reason, HeaderStyle,
 } from 'cellgate';
 import { rateLimit } from 'cellgate/express';
 import fastifyPlugin, { CellgateFastifyOptions } from 'cellgate/fastify';
@@ -13,9 +13,13 @@ clock.advanceNs(5n);
 clock.setNs(10);
 const now: bigint = clock.nowNs();
 
-const limiter = new Limiter('100/minute', { burst: 20, clock, maxKeys: 1000, algorithm: 'token_bucket', refill: 'interval', name: 'api' });
+const limiter = new Limiter('100/minute', { burst: 20, clock, maxKeys: 1000, algorithm: 'token_bucket', refill: 'interval', name: 'api', onFull: 'allowUntracked' });
 const decision: Decision = limiter.check('user:42', { cost: 2 });
 const allowed: boolean = decision.allowed;
+const reason: Reason = decision.reason;
+const style: HeaderStyle = 'anthropic';
+const perDimension: Record<string, string> = headers(decision, { style, nowUnixS: 1 });
+const untracked: number = limiter.stats().admittedUntracked;
 const numbers: number[] = [decision.limit, decision.remaining, decision.retryAfterMs, decision.resetAfterMs];
 limiter.peek(Buffer.from('k'));
 limiter.force(new Uint8Array([1, 2]));
@@ -26,7 +30,8 @@ const h: Record<string, string> = headers(decision, { style: 'legacy-epoch', now
 const body: string = limitedBody(decision);
 const key: Buffer = clientKey('::1', { ipv6PrefixLen: 64 });
 
-const policy = new Policy([{ name: 'rpm', rate: '60/minute' }, { name: 'tpm', rate: '1000/minute', dimension: 'tokens', burst: 2000 }], { clock });
+const policy = new Policy([{ name: 'rpm', rate: '60/minute' }, { name: 'tpm', rate: '1000/minute', dimension: 'tokens', burst: 2000 }], { clock, onFull: 'deny' });
+policy.stats().forEach((entry) => entry.name.toUpperCase() + entry.rejectedFull);
 const reserved = policy.reserve('k', { requests: 1, tokens: 100 });
 const binding: string = reserved.decision.binding;
 if (reserved.reservation !== null) {
@@ -38,12 +43,13 @@ policy.check('k', [1, 2]);
 
 const middleware = rateLimit({ limiter, key: (req) => req.url ?? '', cost: () => 1, skip: async () => false, headers: 'ietf', statusCode: 429 });
 const options: CellgateFastifyOptions = { limiter: '10/s', headers: false };
+const openai: CellgateFastifyOptions = { limiter: policy, headers: 'openai', key: (request) => request.ip, onLimited: (request, reply, limited) => reply.send(limited.reason) };
+rateLimit({ limiter, headers: 'anthropic', onLimited: (req, res, next, limited) => res.end(limited.reason) });
 
 try {
   limiter.check('k');
 } catch (error) {
-  if (error instanceof TableFullError) error.code.toLowerCase();
   if (error instanceof RateLimitError) error.reason.toUpperCase();
 }
 
-export { now, allowed, numbers, waited, h, body, key, binding, middleware, options, fastifyPlugin, cellgate };
+export { now, reason, perDimension, untracked, openai, allowed, numbers, waited, h, body, key, binding, middleware, options, fastifyPlugin, cellgate };

@@ -70,7 +70,10 @@ test('bad construction options throw typed errors naming the option', () => {
   throwsTyped(() => new Limiter('10/s', { refill: 'interval' }), TypeError, /refill/);
   throwsTyped(() => new Limiter('10/s', { clock: {} }), TypeError, /clock/);
   throwsTyped(() => new Limiter('10/s', { name: 'bad\nname' }), RangeError, /name/);
-  throwsTyped(() => new Limiter('10/s; 1/day', { burst: 5 }), TypeError, /burst/);
+  throwsTyped(() => new Limiter('10/s; 1/day', { burst: 5 }), RangeError, /^rate: a burst or a name applies to one quota/);
+  throwsTyped(() => new Limiter('10/s; 1/day', { name: 'api' }), RangeError, /^rate: a burst or a name applies to one quota/);
+  throwsTyped(() => new Limiter('10/s', { onFull: 'allow' }), TypeError, /^options\.onFull must be one of 'deny', 'allowUntracked'/);
+  throwsTyped(() => new Policy([{ name: 'a', rate: '1/s' }], { onFull: true }), TypeError, /^options\.onFull/);
   throwsTyped(() => new Limiter('9007199254740993/ns'), RangeError, /2\^53/);
   throwsTyped(() => new Limiter('10/s', 5), TypeError, /options/);
 });
@@ -88,7 +91,7 @@ test('Policy costs are validated completely before anything is charged', () => {
   throwsTyped(() => policy.check('k'), TypeError, /costs/);
   assert.equal(policy.check('k', { requests: 2, tokens: 2 }).allowed, true, 'nothing was charged');
   throwsTyped(() => new Policy([]), TypeError, /entries/);
-  throwsTyped(() => new Policy([{ name: 'a', rate: '1/s' }, { name: 'a', rate: '2/s' }]), RangeError, /distinct/);
+  throwsTyped(() => new Policy([{ name: 'a', rate: '1/s' }, { name: 'a', rate: '2/s' }]), RangeError, /^entries\[1\]\.name: name 1 repeats name 0: names must be unique/);
   throwsTyped(() => new Policy([{ name: 'a', rate: 5 }]), TypeError, /rate/);
   throwsTyped(() => new Policy(Array.from({ length: 9 }, (_, i) => ({ name: `q${i}`, rate: '1/s' }))), RangeError, /entries/);
 });

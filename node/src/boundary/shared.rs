@@ -5,15 +5,18 @@
 //! Node-API, hundreds). Policies also read their costs from here, instead of converting a
 //! JavaScript array on every call.
 //!
-//! Layout, in `f64` slots (`node/lib/native.js` holds the same numbers and checks them
+//! Layout, in `f64` slots (`node/lib/boundary.js` holds the same numbers and checks them
 //! against [`layout`] when it loads):
 //!
 //! | slots | what |
 //! |---|---|
 //! | `BINDING` | the binding entry's index (policies); after [`MISSING_COST`], the dimension without a cost |
 //! | `COUNT` | how many entries follow |
-//! | `STATUS` | the status of a policy's `reserve` (which returns an object, not the status) |
-//! | `ENTRIES + 5 i ..` | entry `i`: allowed (0 or 1), limit, remaining, retry-after ns, reset-after ns |
+//! | `STATUS` | the status of the last operation ([`ALLOWED`], [`DENIED`], [`MISSING_COST`]) |
+//! | `REASON` | why: 0 the buckets decided, 1 a full table denied, 2 a full table admitted untracked |
+//! | `OP` | input: the operation of the fast function (the index into [`OPS`]) |
+//! | `SUMMARY ..` | the limiter's decision (core's `LimiterDecision::decision`: the binding quota's numbers, the limiter's `allowed`, no wait when allowed), as an entry |
+//! | `ENTRIES + 5 i ..` | entry `i` (quota `i`): allowed (0 or 1), limit, remaining, retry-after ns, reset-after ns |
 //! | `COSTS + d` | input: the cost of dimension `d`, or [`COST_NOT_GIVEN`] |
 //!
 //! A call's costs are completed by core's rule ([`cellgate::resolve_costs`],
@@ -24,20 +27,18 @@
 //! Nanosecond values are exact below 2^53 (104 days); [`cellgate::NEVER`] is written as
 //! `Infinity`.
 
-use cellgate::{Decision, NEVER};
+use cellgate::{Decision, LimiterDecision, Op, Reason, NEVER};
 use napi::bindgen_prelude::Float64Array;
 use napi::Result;
 use std::ptr::NonNull;
 
-use crate::error::range_error;
+use crate::boundary::range_error;
 
 /// Returned when the operation was denied (for `refund`/`force`: the bucket is in debt).
 pub const DENIED: u32 = 0;
 /// Returned when the operation was allowed.
 pub const ALLOWED: u32 = 1;
-/// Returned when a new key could not be placed in the table (nothing was written).
-pub const TABLE_FULL: u32 = 2;
-/// Returned when a policy of several dimensions was given no cost for one (written into
+/// Returned when a limiter of several dimensions was given no cost for one (written into
 /// `BINDING`); nothing was charged.
 pub const MISSING_COST: u32 = 3;
 
@@ -51,8 +52,14 @@ pub(crate) const BINDING: usize = 0;
 pub(crate) const COUNT: usize = 1;
 /// The status of a `reserve`.
 pub(crate) const STATUS: usize = 2;
+/// Why the decision was made (core's `Reason`, as its index in [`REASONS`]).
+pub(crate) const REASON: usize = 3;
+/// The operation the fast function runs (its index in [`OPS`]).
+pub(crate) const OP: usize = 4;
+/// The limiter's decision, as an entry.
+pub(crate) const SUMMARY: usize = 5;
 /// The first entry's first slot.
-pub(crate) const ENTRIES: usize = 3;
+pub(crate) const ENTRIES: usize = SUMMARY + ENTRY_SLOTS;
 /// Slots per entry.
 pub(crate) const ENTRY_SLOTS: usize = 5;
 /// The first cost slot (after room for `MAX_POLICY_QUOTAS` entries).
@@ -60,17 +67,54 @@ pub(crate) const COSTS: usize = ENTRIES + ENTRY_SLOTS * cellgate::MAX_POLICY_QUO
 /// The slots the array must have at least.
 pub(crate) const LEN: usize = COSTS + cellgate::MAX_POLICY_QUOTAS;
 
+/// Core's operations, in the order of the numbers JavaScript writes into `OP`.
+pub(crate) const OPS: [Op; 5] = [Op::Check, Op::Peek, Op::Force, Op::Refund, Op::Reset];
+/// Core's reasons, in the order of the numbers written into `REASON`.
+pub(crate) const REASONS: [Reason; 3] = [Reason::Limit, Reason::TableFull, Reason::Untracked];
+
 /// The layout, for the JavaScript layer to check its constants against: `[BINDING, COUNT,
-/// STATUS, ENTRIES, ENTRY_SLOTS, COSTS, LEN, DENIED, ALLOWED, TABLE_FULL, MISSING_COST,
-/// COST_NOT_GIVEN]`.
+/// STATUS, REASON, OP, SUMMARY, ENTRIES, ENTRY_SLOTS, COSTS, LEN, DENIED, ALLOWED,
+/// MISSING_COST, COST_NOT_GIVEN]`.
 #[napi_derive::napi(js_name = "sharedLayout")]
 pub fn layout() -> Vec<f64> {
-    [BINDING, COUNT, STATUS, ENTRIES, ENTRY_SLOTS, COSTS, LEN]
-        .iter()
-        .map(|&slot| slot as f64)
-        .chain([DENIED, ALLOWED, TABLE_FULL, MISSING_COST].map(f64::from))
-        .chain([COST_NOT_GIVEN])
-        .collect()
+    [
+        BINDING,
+        COUNT,
+        STATUS,
+        REASON,
+        OP,
+        SUMMARY,
+        ENTRIES,
+        ENTRY_SLOTS,
+        COSTS,
+        LEN,
+    ]
+    .iter()
+    .map(|&slot| slot as f64)
+    .chain([DENIED, ALLOWED, MISSING_COST].map(f64::from))
+    .chain([COST_NOT_GIVEN])
+    .collect()
+}
+
+/// Core's operations and reasons by name, in slot order: `{ ops, reasons }` (JavaScript
+/// checks its own lists against these when it loads).
+#[napi_derive::napi(object)]
+pub struct Names {
+    /// `["check", "peek", "force", "refund", "reset"]`.
+    pub ops: Vec<String>,
+    /// `["limit", "table_full", "untracked"]` (core's `Reason::as_str`).
+    pub reasons: Vec<String>,
+}
+
+/// The names of [`OPS`] and [`REASONS`].
+#[napi_derive::napi(js_name = "sharedNames")]
+pub fn names() -> Names {
+    Names {
+        ops: ["check", "peek", "force", "refund", "reset"]
+            .map(String::from)
+            .to_vec(),
+        reasons: REASONS.map(|reason| reason.as_str().to_owned()).to_vec(),
+    }
 }
 
 /// A cost slot that holds neither a cost nor [`COST_NOT_GIVEN`].
@@ -170,7 +214,12 @@ impl Shared {
     /// Writes one entry's decision.
     #[inline]
     pub(crate) fn write_entry(&self, index: usize, decision: &Decision) {
-        let base = ENTRIES + ENTRY_SLOTS * index;
+        self.write_at(ENTRIES + ENTRY_SLOTS * index, decision);
+    }
+
+    /// Writes a decision's five numbers from slot `base`.
+    #[inline]
+    fn write_at(&self, base: usize, decision: &Decision) {
         self.set(base, if decision.allowed { 1.0 } else { 0.0 });
         self.set(base + 1, u64_to_f64(decision.limit));
         self.set(base + 2, u64_to_f64(decision.remaining));
@@ -178,13 +227,36 @@ impl Shared {
         self.set(base + 4, ns_to_f64(decision.reset_after_ns));
     }
 
-    /// The hot path of a single limiter: remaining and the two waits of entry 0 (JavaScript
-    /// knows the limit, and `allowed` is the returned status).
+    /// Writes a limiter's decision: every quota's entry, the count, the binding quota, the
+    /// reason and the status.
     #[inline]
-    pub(crate) fn write_single(&self, decision: &Decision) {
-        self.set(ENTRIES + 2, u64_to_f64(decision.remaining));
-        self.set(ENTRIES + 3, ns_to_f64(decision.retry_after_ns));
-        self.set(ENTRIES + 4, ns_to_f64(decision.reset_after_ns));
+    pub(crate) fn write_decision(&self, decision: &LimiterDecision) {
+        self.write_at(SUMMARY, &decision.decision());
+        let entries = decision.decisions();
+        for (index, entry) in entries.iter().enumerate() {
+            self.write_entry(index, entry);
+        }
+        self.set(COUNT, entries.len() as f64);
+        self.set(BINDING, decision.binding as f64);
+        let reason = REASONS
+            .iter()
+            .position(|&reason| reason == decision.reason)
+            .unwrap_or(0);
+        self.set(REASON, reason as f64);
+        self.set(STATUS, f64::from(status(decision.allowed)));
+    }
+
+    /// The operation JavaScript wrote into `OP`, if it is one.
+    #[inline]
+    pub(crate) fn op(&self) -> Option<Op> {
+        let value = self.get(OP);
+        // In range: the conversion truncates exactly; comparing back refuses a fraction.
+        let index = value as usize;
+        if index as f64 == value {
+            OPS.get(index).copied()
+        } else {
+            None
+        }
     }
 
     /// Reads the cost JavaScript gave for `dimension`: `None` for [`COST_NOT_GIVEN`].
@@ -236,8 +308,8 @@ pub(crate) fn cost_from_f64(value: f64) -> Option<u64> {
 
 /// The status for a decision.
 #[inline]
-pub(crate) fn status(decision: &Decision) -> u32 {
-    if decision.allowed {
+pub(crate) fn status(allowed: bool) -> u32 {
+    if allowed {
         ALLOWED
     } else {
         DENIED

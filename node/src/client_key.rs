@@ -7,7 +7,7 @@ use napi::bindgen_prelude::Buffer;
 use napi::Result;
 use napi_derive::napi;
 
-use crate::error::range_error;
+use crate::boundary::range_error;
 
 /// The key bytes for `address`, grouping IPv6 addresses by their first `ipv6_prefix_len`
 /// bits (1 to 128).

@@ -24,7 +24,7 @@ use std::ptr;
 use napi::bindgen_prelude::{FromNapiValue, TypeName, ValidateNapiValue};
 use napi::{sys, Error, Result, Status, ValueType};
 
-use crate::error::type_error;
+use crate::boundary::type_error;
 
 /// Keys up to this many UTF-8 bytes are read without allocating.
 pub const INLINE_KEY_BYTES: usize = 250;

@@ -1,6 +1,6 @@
 //! Calls that measure the Node-API boundary itself, for `node/bench/check.js`: what an empty
 //! call costs, a number in and a bool out, a key read as `String`, as UTF-16, or as
-//! [`Key`](crate::key::Key), and an object built through Node-API.
+//! [`Key`](crate::boundary::key::Key), and an object built through Node-API.
 //!
 //! Built only with the `bench-probes` feature (`make bench-node` builds a second addon with
 //! it, outside the package): the shipped addon exports none of them.
@@ -12,8 +12,8 @@ use napi::bindgen_prelude::{ToNapiValue, TypeName, Utf16String};
 use napi::{sys, ValueType};
 use napi_derive::napi;
 
-use crate::fast::{first_argument, FastError, FastFunctions, FastOp, FastTarget};
-use crate::key::Key;
+use crate::boundary::fast::{first_argument, FastError, FastFunction, FastTarget};
+use crate::boundary::key::Key;
 
 /// Does nothing.
 #[napi(js_name = "benchEmpty")]
@@ -88,23 +88,32 @@ impl TypeName for RawProbes {
 
 impl ToNapiValue for RawProbes {
     unsafe fn to_napi_value(env: sys::napi_env, _value: Self) -> napi::Result<sys::napi_value> {
-        let empty = plain_function(env, Some(empty))?;
-        // SAFETY: the caller's contract: `env` is the current call's environment.
-        let probes =
-            unsafe { FastFunctions::to_napi_value(env, FastFunctions(Rc::new(NoTarget)))? };
-        // SAFETY: `probes` is the array just made; `empty` a live function.
-        let status = unsafe { sys::napi_set_element(env, probes, 1, empty) };
+        let mut probes = ptr::null_mut();
+        // SAFETY: `env` is the current call's environment; `probes` a valid out-pointer.
+        let status = unsafe { sys::napi_create_array_with_length(env, 5, &mut probes) };
         if status != sys::Status::napi_ok {
             return Err(napi::Error::new(
                 napi::Status::from(status),
                 "array".to_owned(),
             ));
         }
+        // SAFETY: the caller's contract: `env` is the current call's environment.
+        let key_only =
+            unsafe { FastFunction::to_napi_value(env, FastFunction(Rc::new(NoTarget)))? };
         let probes_more = [
-            (2, args_only as unsafe extern "C" fn(_, _) -> _),
+            (1, empty as unsafe extern "C" fn(_, _) -> _),
+            (2, args_only),
             (3, latin1_probe),
             (4, utf8_probe),
         ];
+        // SAFETY: `probes` and `key_only` are live values of this call.
+        let status = unsafe { sys::napi_set_element(env, probes, 0, key_only) };
+        if status != sys::Status::napi_ok {
+            return Err(napi::Error::new(
+                napi::Status::from(status),
+                "array".to_owned(),
+            ));
+        }
         for (index, callback) in probes_more {
             let function = plain_function(env, Some(callback))?;
             // SAFETY: `probes` and `function` are live values of this call.
@@ -134,7 +143,7 @@ pub fn bench_raw_probes() -> RawProbes {
 struct NoTarget;
 
 impl FastTarget for NoTarget {
-    fn run(&self, _op: FastOp, _key: &[u8]) -> core::result::Result<(), FastError> {
+    fn run(&self, _key: &[u8]) -> core::result::Result<(), FastError> {
         Ok(())
     }
 }

@@ -1,0 +1,104 @@
+'use strict';
+// Decisions: plain JavaScript objects built from the numbers the addon writes into the shared
+// array (core's LimiterDecision, including its `decision()` summary: nothing is recomputed
+// here), and written back there when headers or a 429 body are rendered.
+
+const { LAYOUT, REASONS } = require('./boundary');
+
+const { ENTRIES, ENTRY_SLOTS, SUMMARY, BINDING, COUNT, STATUS, REASON, ALLOWED } = LAYOUT;
+const NS_PER_MS = 1e6;
+
+/**
+ * What a limiter answered: `{ allowed, reason, limit, remaining, retryAfterMs, resetAfterMs }`,
+ * the same fields on allow and deny. `reason` is 'limit' (the buckets decided), 'table_full'
+ * (a new key found no room: denied, with a wait) or 'untracked' (no room, admitted untracked
+ * under `onFull: 'allowUntracked'`). `retryAfterMs` is 0 when allowed and `Infinity` when the
+ * cost can never be admitted. Private fields keep the exact nanoseconds for `headers`.
+ */
+class Decision {
+  #retryAfterNs;
+  #resetAfterNs;
+  #source;
+  #entries;
+
+  constructor(allowed, reason, limit, remaining, retryAfterNs, resetAfterNs, source, entries) {
+    this.allowed = allowed;
+    this.reason = reason;
+    this.limit = limit;
+    this.remaining = remaining;
+    this.retryAfterMs = retryAfterNs / NS_PER_MS;
+    this.resetAfterMs = resetAfterNs / NS_PER_MS;
+    this.#retryAfterNs = retryAfterNs;
+    this.#resetAfterNs = resetAfterNs;
+    this.#source = source;
+    this.#entries = entries;
+  }
+
+  static isDecision(value) {
+    return value !== null && typeof value === 'object' && #source in value;
+  }
+
+  /** The decision's headers in the style at `styleIndex`: `name\nvalue\n...`, rendered by core. */
+  static renderHeaders(decision, styleIndex, nowUnixS) {
+    const count = Decision.#writeBack(decision);
+    return decision.#source.native.renderHeaders(styleIndex, nowUnixS, count);
+  }
+
+  /** The 429 body of the decision, rendered by core. */
+  static renderBody(decision) {
+    const count = Decision.#writeBack(decision);
+    return decision.#source.native.render429Body(count);
+  }
+
+  /** Writes the decision back into its source's shared array; returns its entry count. */
+  static #writeBack(decision) {
+    const out = decision.#source.out;
+    if (decision.#entries === undefined) {
+      out[ENTRIES] = decision.allowed ? 1 : 0;
+      out[ENTRIES + 1] = decision.limit;
+      out[ENTRIES + 2] = decision.remaining;
+      out[ENTRIES + 3] = decision.#retryAfterNs;
+      out[ENTRIES + 4] = decision.#resetAfterNs;
+      return 1;
+    }
+    const entries = decision.#entries;
+    for (let index = 0; index < entries.length; index++) out[ENTRIES + index] = entries[index];
+    return entries.length / ENTRY_SLOTS;
+  }
+}
+
+/** The decision of a limiter with one quota, from the shared array: the summary's numbers. */
+function singleDecision(out, limit, source) {
+  return new Decision(out[STATUS] === ALLOWED, REASONS[out[REASON]], limit, out[SUMMARY + 2], out[SUMMARY + 3], out[SUMMARY + 4], source, undefined);
+}
+
+/**
+ * A decision of several quotas from the shared array: core's summary (the binding quota's
+ * numbers, with the limiter's `allowed` and no wait when allowed). With `names`, a policy
+ * decision that also carries `binding` (a name) and every entry's decision.
+ */
+function severalDecision(out, source, names) {
+  const count = out[COUNT];
+  const entries = new Array(ENTRY_SLOTS * count);
+  for (let index = 0; index < entries.length; index++) entries[index] = out[ENTRIES + index];
+  const decision = new Decision(out[STATUS] === ALLOWED, REASONS[out[REASON]], out[SUMMARY + 1], out[SUMMARY + 2], out[SUMMARY + 3], out[SUMMARY + 4], source, entries);
+  if (names !== undefined) {
+    decision.binding = names[out[BINDING]];
+    const decisions = [];
+    for (let index = 0; index < count; index++) {
+      const at = ENTRY_SLOTS * index;
+      decisions.push({
+        name: names[index],
+        allowed: entries[at] === 1,
+        limit: entries[at + 1],
+        remaining: entries[at + 2],
+        retryAfterMs: entries[at + 3] / NS_PER_MS,
+        resetAfterMs: entries[at + 4] / NS_PER_MS,
+      });
+    }
+    decision.decisions = decisions;
+  }
+  return decision;
+}
+
+module.exports = { Decision, singleDecision, severalDecision };

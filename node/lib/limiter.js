@@ -1,0 +1,175 @@
+'use strict';
+// Limiter: Node's idiom (a rate string and options) over core's Limiter (node/src/limiter.rs),
+// which holds every rule: names, dimensions, maxKeys bounds, refill, the full-table answer.
+
+const { native, LAYOUT, OPS, sharedArray } = require('./boundary');
+const { argTypeError, fromNative } = require('./errors');
+const { singleDecision, severalDecision } = require('./decision');
+const { nativeClock } = require('./clock');
+const { acquireWith } = require('./wait');
+const validate = require('./validate');
+
+const { COSTS, OP, COST_NOT_GIVEN } = LAYOUT;
+// Core's default maxKeys (DEFAULT_MAX_KEYS), the same in every runtime.
+const { defaultMaxKeys: DEFAULT_MAX_KEYS } = native.configLimits();
+const ON_FULL = ['deny', 'allowUntracked'];
+
+/**
+ * The options every limiter shares (`maxKeys`, `onFull`, `clock`), checked for their types:
+ * core checks the values. `argument` names the quotas' argument in errors about the list.
+ */
+function limiterOptions(opts, refill, argument) {
+  const maxKeys = opts.maxKeys === undefined ? DEFAULT_MAX_KEYS : opts.maxKeys;
+  if (typeof maxKeys !== 'number') throw argTypeError('options.maxKeys', 'a number', maxKeys);
+  const onFull = opts.onFull === undefined ? 'deny' : validate.oneOf(opts.onFull, 'options.onFull', ON_FULL);
+  return { refill, maxKeys, onFull, argument };
+}
+
+/** The cost a call names, or COST_NOT_GIVEN (core applies its default). */
+function costOption(options) {
+  if (options === null || typeof options !== 'object') throw argTypeError('options', 'an object', options);
+  const cost = options.cost;
+  return cost === undefined ? COST_NOT_GIVEN : validate.cost(cost, 'options.cost');
+}
+
+/**
+ * A rate limiter with one bucket per key: `new Limiter('100/minute', { burst: 20 })`.
+ *
+ * `rate` is a rate string in the notation of Python's `limits` (`'10/second'`,
+ * `'10 per minute'`, `'500/7 days'`); several quotas (`'10/s; 1000/day'`) are decided
+ * all-or-nothing. Options: `burst` (default: the rate's count), `algorithm` ('gcra', the
+ * default, or 'token_bucket'), `refill` ('greedy' or 'interval', token bucket only),
+ * `maxKeys` (default 100 000, at most 2^27; memory is allocated once), `onFull` ('deny', the
+ * default, or 'allowUntracked': what a new key gets when the table has no room), `clock` (a
+ * ManualClock; default the monotonic clock), `name` (the policy name in headers; default the
+ * quota's name by core's rule, `'100-in-1min'`).
+ *
+ * A call's `cost` defaults to 1 (core's DEFAULT_COST). A full table is a decision
+ * (`reason: 'table_full'`), never an exception.
+ */
+class Limiter {
+  #native;
+  #apply;
+  #out;
+  #limit;
+  #single;
+  #source;
+  #clock;
+  #rates;
+
+  constructor(rate, options) {
+    if (typeof rate !== 'string') throw argTypeError('rate', "a rate string such as '100/minute'", rate);
+    const opts = validate.options(options, 'options');
+    const burst = opts.burst === undefined ? undefined : validate.integer(opts.burst, 'options.burst', 1, Number.MAX_SAFE_INTEGER);
+    const algorithm = opts.algorithm === undefined ? 'gcra' : validate.oneOf(opts.algorithm, 'options.algorithm', ['gcra', 'token_bucket']);
+    const refill = opts.refill === undefined ? 'greedy' : validate.oneOf(opts.refill, 'options.refill', ['greedy', 'interval']);
+    if (algorithm === 'gcra' && refill !== 'greedy') {
+      throw argTypeError('options.refill', "'greedy' for algorithm 'gcra' (interval refill is a token bucket)", refill);
+    }
+    if (opts.name !== undefined && typeof opts.name !== 'string') throw argTypeError('options.name', 'a string', opts.name);
+    const settings = limiterOptions(opts, refill, 'rate');
+    const clock = nativeClock(opts.clock);
+    this.#out = sharedArray();
+    const quota = { rate, burst, name: opts.name, dimension: 0, argument: 'rate', nameArgument: opts.name === undefined ? 'rate' : 'options.name' };
+    try {
+      this.#native = new native.NativeLimiter([quota], settings, clock && clock.native, this.#out);
+    } catch (error) {
+      throw fromNative(error);
+    }
+    const limits = this.#native.limits();
+    this.#single = limits.length === 1;
+    this.#limit = limits[0];
+    this.#rates = this.#native.rates();
+    this.#apply = this.#native.fastFunction();
+    this.#source = { native: this.#native, out: this.#out };
+    this.#clock = clock;
+  }
+
+  /** The quota(s), written back as a rate string. */
+  get rate() {
+    return this.#rates.join('; ');
+  }
+
+  /** Tests and consumes `cost` (default 1) for `key`, atomically; a denial consumes nothing. */
+  check(key, options) {
+    const out = this.#out;
+    out[OP] = OPS.check;
+    out[COSTS] = options === undefined ? COST_NOT_GIVEN : costOption(options);
+    this.#apply(key);
+    return this.#decision();
+  }
+
+  /** The decision `check` would make, consuming nothing. */
+  peek(key, options) {
+    const out = this.#out;
+    out[OP] = OPS.peek;
+    out[COSTS] = options === undefined ? COST_NOT_GIVEN : costOption(options);
+    this.#apply(key);
+    return this.#decision();
+  }
+
+  /** Consumes `cost` whether or not it fits, into debt; `allowed` says whether it fitted. */
+  force(key, options) {
+    const out = this.#out;
+    out[OP] = OPS.force;
+    out[COSTS] = options === undefined ? COST_NOT_GIVEN : costOption(options);
+    this.#apply(key);
+    return this.#decision();
+  }
+
+  /** Gives `cost` back, never above a full bucket; `allowed` says whether it is out of debt. */
+  refund(key, options) {
+    const out = this.#out;
+    out[OP] = OPS.refund;
+    out[COSTS] = options === undefined ? COST_NOT_GIVEN : costOption(options);
+    this.#apply(key);
+    return this.#decision();
+  }
+
+  /** Makes `key`'s bucket full. */
+  reset(key) {
+    validate.key(key, 'key');
+    const out = this.#out;
+    out[OP] = OPS.reset;
+    out[COSTS] = COST_NOT_GIVEN;
+    this.#apply(key);
+  }
+
+  /**
+   * Resolves with the decision once `cost` for `key` is admitted, waiting as long as the
+   * decisions' `retryAfterMs` say (timers, or the ManualClock moving; no polling). Rejects
+   * with a RateLimitError: 'never' at once when the cost exceeds the burst, 'timeout' as
+   * soon as the wait would pass `timeoutMs` (in the limiter's clock and in real time,
+   * whichever ends first), 'aborted' when `signal` fires.
+   *
+   * **With a ManualClock and no `timeoutMs`, the wait lasts until someone advances the
+   * clock far enough: if nothing does, the promise never settles.**
+   */
+  acquire(key, options) {
+    try {
+      const opts = validate.options(options, 'options');
+      const costOptions = opts.cost === undefined ? undefined : { cost: validate.cost(opts.cost, 'options.cost') };
+      validate.key(key, 'key');
+      return acquireWith(() => this.check(key, costOptions), this.#clock, opts);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * `{ liveKeys, reclaimed, rejectedFull, admittedUntracked }` of the first quota's table (a
+   * relaxed snapshot): `rejectedFull` counts new keys denied because the table was full,
+   * `admittedUntracked` those admitted untracked under `onFull: 'allowUntracked'`.
+   */
+  stats() {
+    const [liveKeys, reclaimed, rejectedFull, admittedUntracked] = this.#native.stats()[0];
+    return { liveKeys, reclaimed, rejectedFull, admittedUntracked, slots: this.#native.slots };
+  }
+
+  #decision() {
+    if (this.#single) return singleDecision(this.#out, this.#limit, this.#source);
+    return severalDecision(this.#out, this.#source, undefined);
+  }
+}
+
+module.exports = { Limiter, limiterOptions };
