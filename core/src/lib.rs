@@ -72,8 +72,8 @@ pub use headers::{
     MAX_429_BODY_BYTES, MAX_HEADERS,
 };
 pub use keyed::{
-    slot_count_for, KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot,
-    TableError, TableFull, TableHeader, PROBE_WINDOW, TABLE_LAYOUT_VERSION,
+    slot_count_for, ClaimRecovery, KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull,
+    Reason, Seed, Slot, TableError, TableFull, TableHeader, PROBE_WINDOW, TABLE_LAYOUT_VERSION,
 };
 pub use parse::{parse_quotas, ParseError, ParseErrorKind, QuotaList};
 #[cfg(feature = "alloc")]
