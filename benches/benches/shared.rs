@@ -1,0 +1,180 @@
+//! Host-wide tables against in-process ones, one thread, in the same run: the cost of a check
+//! through a shared mapping (`cellgate-host`) and of the host-wide clock.
+//!
+//! Each benchmark reports `Throughput::Elements(1)`.
+//!
+//! - `shared/existing/NAME/N`: the admitted check of a key already present among `N` keys
+//!   (1,000 and 100,000; 10,000 in test mode), injected time advanced by the emission interval
+//!   every iteration (as `keyed/existing/cellgate`), keys in a pseudo-random order.
+//!   - `in_process`: `KeyedLimiter::check_at` over a table in this process's heap.
+//!   - `shared`: the same call on `SharedTable::limiter()`, the same quota and `max_keys`, its
+//!     slots in a file mapping under `/dev/shm` (the temporary directory where there is none),
+//!     with claim recovery on.
+//! - `shared/clocked/NAME/1000`: the same with each limiter's own clock, `check(key, 1)`:
+//!   `in_process_monotonic` over core's `MonotonicClock` (`Instant`), `shared_host` over
+//!   `HostClock` (`clock_gettime(CLOCK_MONOTONIC)`).
+//! - `shared/clock/NAME`: one reading: `monotonic` (`MonotonicClock::now_ns`, an `Instant`
+//!   since a process-wide epoch) and `host` (`HostClock::now_ns`).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use cellgate::{Clock, KeyedLimiter, MonotonicClock, NoClock, Quota, Refill, Seed};
+use cellgate_benches::{assert_path, key, measuring, shuffle, Cycle};
+use cellgate_host::{HostClock, OpenOptions, SharedTable, TableConfig};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+/// Cost units per second, per key, of the injected-time benchmarks.
+const RATE_PER_SECOND: u64 = 1_000;
+/// The emission interval: the time step per iteration.
+const STEP_NS: u64 = 1_000_000_000 / RATE_PER_SECOND;
+/// The in-process table's secret (the shared one draws its own at creation).
+const SEED: Seed = Seed::new(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
+
+fn sizes() -> [usize; 2] {
+    if measuring() {
+        [1_000, 100_000]
+    } else {
+        [1_000, 10_000]
+    }
+}
+
+/// A fresh path for a bench table, removed first.
+fn table_path(name: &str) -> PathBuf {
+    let dir = if std::path::Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let path = dir.join(format!("cellgate-bench-{}-{name}", std::process::id()));
+    SharedTable::remove(&path).expect("remove an old bench table");
+    path
+}
+
+/// Inserts keys until `count` are present in both limiters (a key either refuses is
+/// skipped); returns them in a pseudo-random order.
+fn fill<A: AsRef<[cellgate::Slot]>, B: AsRef<[cellgate::Slot]>, C, D>(
+    first: &KeyedLimiter<A, C>,
+    second: &KeyedLimiter<B, D>,
+    count: usize,
+    now_ns: u64,
+) -> Vec<[u8; 8]> {
+    let mut present = Vec::with_capacity(count);
+    let mut index = 0;
+    while present.len() < count {
+        let candidate = key(index);
+        index += 1;
+        let a = first.check_at(candidate, now_ns, 1);
+        let b = second.check_at(candidate, now_ns, 1);
+        if a.is_ok() && b.is_ok() {
+            present.push(candidate);
+        }
+        assert!(
+            index < 2 * count as u64 + 1_000,
+            "the tables hold fewer than {count} keys"
+        );
+    }
+    shuffle(&mut present, 42);
+    present
+}
+
+fn existing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("shared/existing");
+    group.throughput(Throughput::Elements(1));
+    let quota = Quota::per_second(RATE_PER_SECOND).expect("a valid quota");
+    for count in sizes() {
+        let local = KeyedLimiter::with_options(quota, Refill::Greedy, count, SEED, NoClock);
+        let path = table_path(&format!("existing-{count}"));
+        let config = TableConfig::limiter(quota, Refill::Greedy, count).expect("a valid config");
+        let shared = SharedTable::open(&path, &config, &OpenOptions::new())
+            .expect("open the bench table")
+            .limiter()
+            .expect("a single-quota table");
+        let keys = fill(&local, &shared, count, 0);
+        let live_keys = shared.stats().live_keys;
+
+        let mut next = Cycle::new(&keys);
+        let mut now = 0;
+        assert_path("in_process", true, || {
+            now += STEP_NS;
+            local.check_at(next.next_item(), now, 1).unwrap().allowed
+        });
+        group.bench_function(BenchmarkId::new("in_process", count), |b| {
+            b.iter(|| {
+                now += STEP_NS;
+                local.check_at(black_box(next.next_item()), black_box(now), black_box(1))
+            })
+        });
+
+        let mut next = Cycle::new(&keys);
+        let mut now = 0;
+        assert_path("shared", true, || {
+            now += STEP_NS;
+            shared.check_at(next.next_item(), now, 1).unwrap().allowed
+        });
+        group.bench_function(BenchmarkId::new("shared", count), |b| {
+            b.iter(|| {
+                now += STEP_NS;
+                shared.check_at(black_box(next.next_item()), black_box(now), black_box(1))
+            })
+        });
+        // Every measured check found its key: nothing inserted, nothing recovered.
+        assert_eq!(shared.stats().live_keys, live_keys);
+        assert_eq!(shared.recovered_claims(), 0);
+        drop(shared);
+        SharedTable::remove(&path).expect("remove the bench table");
+    }
+    group.finish();
+}
+
+fn clocked(c: &mut Criterion) {
+    let mut group = c.benchmark_group("shared/clocked");
+    group.throughput(Throughput::Elements(1));
+    // One per nanosecond, a burst of 1,000 s: never exhausted by one thread.
+    let quota = Quota::per_second(1_000_000_000)
+        .and_then(|quota| quota.with_burst(1_000_000_000_000))
+        .expect("a valid quota");
+    let count = 1_000;
+    let local = KeyedLimiter::with_options(quota, Refill::Greedy, count, SEED, MonotonicClock);
+    let path = table_path("clocked");
+    let config = TableConfig::limiter(quota, Refill::Greedy, count).expect("a valid config");
+    let shared = SharedTable::open(&path, &config, &OpenOptions::new())
+        .expect("open the bench table")
+        .limiter()
+        .expect("a single-quota table");
+    let keys = fill(&local, &shared, count, HostClock.now_ns());
+    let mut next = Cycle::new(&keys);
+    assert_path("in_process_monotonic", true, || {
+        local.check(next.next_item(), 1).unwrap().allowed
+    });
+    group.bench_function(BenchmarkId::new("in_process_monotonic", count), |b| {
+        b.iter(|| local.check(black_box(next.next_item()), black_box(1)))
+    });
+    let mut next = Cycle::new(&keys);
+    assert_path("shared_host", true, || {
+        shared.check(next.next_item(), 1).unwrap().allowed
+    });
+    group.bench_function(BenchmarkId::new("shared_host", count), |b| {
+        b.iter(|| shared.check(black_box(next.next_item()), black_box(1)))
+    });
+    group.finish();
+    drop(shared);
+    SharedTable::remove(&path).expect("remove the bench table");
+}
+
+fn clock(c: &mut Criterion) {
+    let mut group = c.benchmark_group("shared/clock");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("monotonic", |b| {
+        b.iter(|| black_box(MonotonicClock.now_ns()))
+    });
+    group.bench_function("host", |b| b.iter(|| black_box(HostClock.now_ns())));
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = cellgate_benches::criterion_config();
+    targets = existing, clocked, clock
+}
+criterion_main!(benches);
