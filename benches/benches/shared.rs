@@ -10,6 +10,9 @@
 //!   - `shared`: the same call on `SharedTable::limiter()`, the same quota and `max_keys`, its
 //!     slots in a file mapping under `/dev/shm` (the temporary directory where there is none),
 //!     with claim recovery on.
+//!   - `in_process_table_slots`: `cellgate_host::in_process_limiter`, an in-process table of
+//!     the shared one's type (`KeyedLimiter<TableSlots, _>`, slots in this process's heap):
+//!     what a binding holding one type for both would check in process.
 //! - `shared/clocked/NAME/1000`: the same with each limiter's own clock, `check(key, 1)`:
 //!   `in_process_monotonic` over core's `MonotonicClock` (`Instant`), `shared_host` over
 //!   `HostClock` (`clock_gettime(CLOCK_MONOTONIC)`).
@@ -51,22 +54,15 @@ fn table_path(name: &str) -> PathBuf {
     path
 }
 
-/// Inserts keys until `count` are present in both limiters (a key either refuses is
-/// skipped); returns them in a pseudo-random order.
-fn fill<A: AsRef<[cellgate::Slot]>, B: AsRef<[cellgate::Slot]>, C, D>(
-    first: &KeyedLimiter<A, C>,
-    second: &KeyedLimiter<B, D>,
-    count: usize,
-    now_ns: u64,
-) -> Vec<[u8; 8]> {
+/// Inserts keys with `insert` until `count` are present (a key `insert` reports refused by
+/// some limiter is skipped); returns them in a pseudo-random order.
+fn fill(count: usize, mut insert: impl FnMut(&[u8; 8]) -> bool) -> Vec<[u8; 8]> {
     let mut present = Vec::with_capacity(count);
     let mut index = 0;
     while present.len() < count {
         let candidate = key(index);
         index += 1;
-        let a = first.check_at(candidate, now_ns, 1);
-        let b = second.check_at(candidate, now_ns, 1);
-        if a.is_ok() && b.is_ok() {
+        if insert(&candidate) {
             present.push(candidate);
         }
         assert!(
@@ -90,7 +86,14 @@ fn existing(c: &mut Criterion) {
             .expect("open the bench table")
             .limiter()
             .expect("a single-quota table");
-        let keys = fill(&local, &shared, count, 0);
+        let either = cellgate_host::in_process_limiter(quota, Refill::Greedy, count, SEED, NoClock)
+            .expect("allocate the table");
+        // Every key goes to every table (`&`, not `&&`), so each holds the keys it accepts.
+        let keys = fill(count, |key| {
+            local.check_at(key, 0, 1).is_ok()
+                & shared.check_at(key, 0, 1).is_ok()
+                & either.check_at(key, 0, 1).is_ok()
+        });
         let live_keys = shared.stats().live_keys;
 
         let mut next = Cycle::new(&keys);
@@ -105,6 +108,20 @@ fn existing(c: &mut Criterion) {
                 local.check_at(black_box(next.next_item()), black_box(now), black_box(1))
             })
         });
+
+        let mut next = Cycle::new(&keys);
+        let mut now = 0;
+        assert_path("in_process_table_slots", true, || {
+            now += STEP_NS;
+            either.check_at(next.next_item(), now, 1).unwrap().allowed
+        });
+        group.bench_function(BenchmarkId::new("in_process_table_slots", count), |b| {
+            b.iter(|| {
+                now += STEP_NS;
+                either.check_at(black_box(next.next_item()), black_box(now), black_box(1))
+            })
+        });
+        drop(either);
 
         let mut next = Cycle::new(&keys);
         let mut now = 0;
@@ -142,7 +159,10 @@ fn clocked(c: &mut Criterion) {
         .expect("open the bench table")
         .limiter()
         .expect("a single-quota table");
-    let keys = fill(&local, &shared, count, HostClock.now_ns());
+    let now_ns = HostClock.now_ns();
+    let keys = fill(count, |key| {
+        local.check_at(key, now_ns, 1).is_ok() & shared.check_at(key, now_ns, 1).is_ok()
+    });
     let mut next = Cycle::new(&keys);
     assert_path("in_process_monotonic", true, || {
         local.check(next.next_item(), 1).unwrap().allowed

@@ -24,9 +24,15 @@
 //! field of the [`TableConfig`], a checksum) and then one table of core [`Slot`](cellgate::Slot)s
 //! per quota. The limiter is core's [`KeyedLimiter`](cellgate::KeyedLimiter) (or
 //! [`KeyedPolicy`](cellgate::KeyedPolicy) for several quotas and dimensions, with
-//! reserve/settle) over [`SharedSlots`]: every decision is the in-process one, made with
+//! reserve/settle) over [`TableSlots`]: every decision is the in-process one, made with
 //! compare-exchanges on the shared slots. Times come from [`HostClock`] (`CLOCK_MONOTONIC`),
 //! one time line for every process.
+//!
+//! # Platforms
+//!
+//! Shared tables are built on Unix (tested on Linux x86_64; the file calls are `rustix`'s).
+//! Elsewhere the crate holds only [`HostClock`], which there falls back to core's
+//! process-local `MonotonicClock`.
 //!
 //! # Only where it is safe
 //!
@@ -57,22 +63,41 @@
 //! removes it but [`SharedTable::remove`] (or a reboot, under `/dev/shm`). It is never resized:
 //! another `max_keys` is a [`SharedError::ConfigMismatch`] that says so.
 #![deny(missing_docs)]
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
+// Examples are copied: they must compile without a warning.
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects
+    )
 )]
 
 mod clock;
+#[cfg(unix)]
 mod error;
+#[cfg(unix)]
 mod layout;
+#[cfg(unix)]
 mod mapping;
+mod slots;
+#[cfg(unix)]
 mod table;
 
 pub use clock::{host_now_ns, HostClock};
+#[cfg(unix)]
 pub use error::SharedError;
+#[cfg(unix)]
 pub use layout::{TableConfig, CLAIM_TIMEOUT_NS, HEADER_BYTES, MAPPING_VERSION};
-pub use mapping::SharedSlots;
+pub use slots::{in_process_limiter, in_process_policy, TableSlots};
+#[cfg(unix)]
 pub use table::{Access, OpenOptions, SharedTable};
+
+/// The Rust examples of `host/README.md`, run as doctests exactly as written (they use
+/// `/dev/shm`, so on Linux only).
+#[cfg(all(doctest, target_os = "linux"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

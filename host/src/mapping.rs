@@ -1,6 +1,7 @@
-//! The file mapping and the slot storage that borrows from it: the crate's only unsafe code.
+//! The file mapping (with `slots.rs`, the crate's only unsafe code).
 
 use crate::error::SharedError;
+use crate::slots::{Keeper, TableSlots};
 use cellgate::Slot;
 use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
 use std::fs::File;
@@ -48,7 +49,7 @@ impl Mapping {
 
     /// `count` slots at byte `offset`, keeping the mapping alive; `None` unless they lie
     /// within the mapping at the slot alignment.
-    pub(crate) fn slots(self: &Arc<Self>, offset: usize, count: usize) -> Option<SharedSlots> {
+    pub(crate) fn slots(self: &Arc<Self>, offset: usize, count: usize) -> Option<TableSlots> {
         let bytes = core::mem::size_of::<Slot>().checked_mul(count)?;
         let end = offset.checked_add(bytes)?;
         if end > self.len || offset.checked_rem(core::mem::align_of::<Slot>()) != Some(0) {
@@ -59,51 +60,18 @@ impl Mapping {
         let first = unsafe { self.base.as_ptr().add(offset) };
         // The mapping is page-aligned and `offset` a multiple of the slot alignment.
         let first = NonNull::new(first.cast::<Slot>())?;
-        Some(SharedSlots {
-            first,
-            count,
-            _mapping: Arc::clone(self),
-        })
+        // SAFETY: `first` is aligned for `Slot`, and `count` slots from it lie within the
+        // mapping, which the keeper keeps mapped; every byte pattern is a valid `Slot` (two
+        // `u64` atomics and a `u128` atomic), accessed by every process through atomics only.
+        Some(unsafe { TableSlots::from_raw(first, count, Keeper::Mapping(Arc::clone(self))) })
     }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: the range is the one `mmap` returned, and nothing borrows it any more:
-        // every slice into it lives in a `SharedSlots`, which holds an `Arc` of this mapping.
+        // every slice into it comes from a `TableSlots`, which holds an `Arc` of this mapping.
         // An error (impossible for a valid range) leaves the memory mapped, which is safe.
         let _ = unsafe { munmap(self.base.as_ptr().cast(), self.len) };
-    }
-}
-
-/// The slots of one table in a shared mapping: what a [`KeyedLimiter`](cellgate::KeyedLimiter)
-/// or [`KeyedPolicy`](cellgate::KeyedPolicy) built by [`SharedTable`](crate::SharedTable) keeps
-/// as its slot storage (`S`). Cloning it shares the same mapping, which stays mapped until
-/// the last clone is dropped.
-#[derive(Clone, Debug)]
-pub struct SharedSlots {
-    first: NonNull<Slot>,
-    count: usize,
-    /// Keeps the slots mapped; never read.
-    _mapping: Arc<Mapping>,
-}
-
-// SAFETY: the pointer is into the mapping this value keeps alive; the slots are only used
-// through `&[Slot]`, and `Slot` (atomics only) is `Send` and `Sync`.
-unsafe impl Send for SharedSlots {}
-// SAFETY: as for `Send`.
-unsafe impl Sync for SharedSlots {}
-
-impl AsRef<[Slot]> for SharedSlots {
-    #[inline(always)]
-    fn as_ref(&self) -> &[Slot] {
-        // SAFETY: `first` is aligned for `Slot` and `count` slots from it lie within the
-        // mapping (checked in `Mapping::slots`), which `self._mapping` keeps mapped for as long
-        // as the slice can live. Every byte pattern is a valid `Slot` (two `u64` atomics and a
-        // `u128` atomic), and the memory is only accessed through those atomics, by this and
-        // other processes, so sharing it as `&[Slot]` is sound (`Slot` is `Sync`; atomics
-        // permit mutation through a shared reference). Shared mode is refused unless those
-        // atomics are lock-free in hardware, so other processes' accesses are atomic too.
-        unsafe { core::slice::from_raw_parts(self.first.as_ptr(), self.count) }
     }
 }

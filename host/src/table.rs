@@ -3,7 +3,8 @@
 use crate::clock::{host_now_ns, HostClock};
 use crate::error::SharedError;
 use crate::layout::{Header, TableConfig, CLAIM_TIMEOUT_NS, HEADER_BYTES, HEADER_USED_BYTES};
-use crate::mapping::{Mapping, SharedSlots};
+use crate::mapping::Mapping;
+use crate::slots::TableSlots;
 use cellgate::{ClaimRecovery, KeyedLimiter, KeyedPolicy, NoClock, PolicyEntry, Seed};
 use rustix::fs::{FallocateFlags, Mode, OFlags};
 use rustix::io::Errno;
@@ -189,7 +190,7 @@ impl SharedTable {
 
     /// The slots of table `index` (one per quota, in order), for building a limiter by hand;
     /// `None` past the last table.
-    pub fn slots(&self, index: usize) -> Option<SharedSlots> {
+    pub fn slots(&self, index: usize) -> Option<TableSlots> {
         if index >= self.config.quota_count() {
             return None;
         }
@@ -204,13 +205,26 @@ impl SharedTable {
     ///
     /// # Errors
     /// [`SharedError::WrongKind`] for a table of several quotas.
-    pub fn limiter(&self) -> Result<KeyedLimiter<SharedSlots, HostClock>, SharedError> {
+    pub fn limiter(&self) -> Result<KeyedLimiter<TableSlots, HostClock>, SharedError> {
+        self.limiter_with_clock(HostClock)
+    }
+
+    /// As [`limiter`](Self::limiter), reading `clock` in the operations without `_at`
+    /// (`NoClock` for a binding that passes [`HostClock`] times to the `_at` operations
+    /// itself). Every process sharing the table must use `HostClock`'s time line.
+    ///
+    /// # Errors
+    /// [`SharedError::WrongKind`] for a table of several quotas.
+    pub fn limiter_with_clock<C>(
+        &self,
+        clock: C,
+    ) -> Result<KeyedLimiter<TableSlots, C>, SharedError> {
         if self.config.quota_count() != 1 {
             return Err(SharedError::WrongKind {
                 quotas: self.config.quota_count(),
             });
         }
-        self.table(0, HostClock)
+        self.table(0, clock)
     }
 
     /// The keyed policy of this table over `entries`, which must be the configuration's
@@ -225,7 +239,20 @@ impl SharedTable {
     pub fn policy<N>(
         &self,
         entries: impl IntoIterator<Item = PolicyEntry<N>>,
-    ) -> Result<KeyedPolicy<N, HostClock, SharedSlots>, SharedError> {
+    ) -> Result<KeyedPolicy<N, HostClock, TableSlots>, SharedError> {
+        self.policy_with_clock(entries, HostClock)
+    }
+
+    /// As [`policy`](Self::policy), reading `clock` in the operations without `_at` (see
+    /// [`limiter_with_clock`](Self::limiter_with_clock)).
+    ///
+    /// # Errors
+    /// As [`policy`](Self::policy).
+    pub fn policy_with_clock<N, C>(
+        &self,
+        entries: impl IntoIterator<Item = PolicyEntry<N>>,
+        clock: C,
+    ) -> Result<KeyedPolicy<N, C, TableSlots>, SharedError> {
         let entries: Vec<PolicyEntry<N>> = entries.into_iter().collect();
         if let Some(index) = self.config.matches_entries(&entries) {
             return Err(SharedError::ConfigMismatch {
@@ -238,17 +265,13 @@ impl SharedTable {
         let tables = (0..self.config.quota_count())
             .map(|index| self.table(index, NoClock))
             .collect::<Result<Vec<_>, _>>()?;
-        KeyedPolicy::from_tables(entries, tables, HostClock).map_err(|error| SharedError::Core {
+        KeyedPolicy::from_tables(entries, tables, clock).map_err(|error| SharedError::Core {
             reason: error.to_string(),
         })
     }
 
     /// The keyed limiter over table `index`.
-    fn table<C>(
-        &self,
-        index: usize,
-        clock: C,
-    ) -> Result<KeyedLimiter<SharedSlots, C>, SharedError> {
+    fn table<C>(&self, index: usize, clock: C) -> Result<KeyedLimiter<TableSlots, C>, SharedError> {
         let (Some(slots), Some(quota)) = (self.slots(index), self.config.quota(index)) else {
             return Err(SharedError::WrongKind {
                 quotas: self.config.quota_count(),
@@ -427,7 +450,21 @@ fn initialise(file: &File, config: &TableConfig, file_bytes: u64) -> Result<(), 
         .map_err(|error| SharedError::io("write header", error))
 }
 
-/// 128 bits from the operating system's randomness.
+/// 128 bits from the operating system's randomness: `getrandom(2)` on Linux, `/dev/urandom`
+/// on other Unix systems.
+#[cfg(not(target_os = "linux"))]
+fn random_seed() -> Result<[u64; 2], SharedError> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut urandom| urandom.read_exact(&mut bytes))
+        .map_err(|error| SharedError::io("read /dev/urandom", error))?;
+    Ok(seed_from_bytes(&bytes))
+}
+
+/// 128 bits from the operating system's randomness: `getrandom(2)` on Linux, `/dev/urandom`
+/// on other Unix systems.
+#[cfg(target_os = "linux")]
 fn random_seed() -> Result<[u64; 2], SharedError> {
     let mut bytes = [0u8; 16];
     let mut filled = 0;
@@ -438,9 +475,14 @@ fn random_seed() -> Result<[u64; 2], SharedError> {
             Err(error) => return Err(SharedError::io("getrandom", error)),
         }
     }
+    Ok(seed_from_bytes(&bytes))
+}
+
+/// A seed's two halves from 16 random bytes.
+fn seed_from_bytes(bytes: &[u8; 16]) -> [u64; 2] {
     let mut k0 = [0; 8];
     let mut k1 = [0; 8];
     k0.copy_from_slice(bytes.get(..8).unwrap_or(&[0; 8]));
     k1.copy_from_slice(bytes.get(8..).unwrap_or(&[0; 8]));
-    Ok([u64::from_le_bytes(k0), u64::from_le_bytes(k1)])
+    [u64::from_le_bytes(k0), u64::from_le_bytes(k1)]
 }

@@ -1,5 +1,6 @@
 //! Creating, attaching to, refusing and removing shared tables, in one process; and a claim
 //! left by a dead process, recovered.
+#![cfg(unix)]
 
 mod support;
 

@@ -7,6 +7,7 @@
 //! - `many_processes_opening_at_once_agree_on_one_creator_and_seed`: the creation race.
 //! - `killing_workers_mid_storm_leaves_the_table_exact_and_usable`: SIGKILL at random moments
 //!   during a flood of new keys and a hot-key storm, then the invariants.
+#![cfg(unix)]
 
 mod support;
 
@@ -97,7 +98,7 @@ fn worker() {
 }
 
 /// Until killed: half the calls check the hot key, half a random key of `CELLGATE_KEYS`
-/// (more than the table holds: a flood), and one call in 64 resets a random key (so that idle
+/// (more than the table holds: a flood), and one call in 8 resets a random key (so that idle
 /// keys are reclaimed and new keys keep being inserted). Reports each admission after it,
 /// each reset before it: a kill can only lose an admission or add a reset, so the counts
 /// the parent checks are on the safe side.
@@ -122,7 +123,7 @@ fn storm(path: &str, config: &TableConfig) {
         } else {
             format!("flood-{}", (roll >> 8) % keys)
         };
-        if roll % 64 == 1 {
+        if roll % 8 == 1 {
             report(format_args!("R {key}"));
             limiter.reset(&key);
             continue;
@@ -344,10 +345,11 @@ fn killing_workers_mid_storm_leaves_the_table_exact_and_usable() {
             _ => panic!("unexpected report {line:?}"),
         }
     }
-    assert_eq!(
-        admitted.get("hot").copied().unwrap_or(0),
-        burst,
-        "the hot key: one burst in all"
+    // (A kill between a decision and its report loses the report: counts are lower bounds.)
+    let hot = admitted.get("hot").copied().unwrap_or(0);
+    assert!(
+        hot <= burst,
+        "the hot key: {hot} admitted, one burst ({burst}) in all"
     );
     for (key, count) in &admitted {
         let bound = burst * (1 + resets.get(key).copied().unwrap_or(0));
@@ -363,37 +365,68 @@ fn killing_workers_mid_storm_leaves_the_table_exact_and_usable() {
     // enough, a process recovers every one it meets. Fill the table with fresh keys until
     // inserts keep failing (each failing insert scans both windows of its key): no claim is
     // left anywhere, and the hot key is still exhausted.
-    std::thread::sleep(Duration::from_nanos(CLAIM_TIMEOUT_NS) + Duration::from_millis(100));
-    let limiter = SharedTable::open(&path, &config, &OpenOptions::new())
-        .unwrap()
-        .limiter()
-        .unwrap();
-    assert!(
-        !limiter.check(b"hot", 1).unwrap().allowed,
-        "the hot key's state survived"
-    );
-    let mut refused = 0;
-    let mut placed = 0;
-    for fresh in 0u64.. {
-        match limiter.check(format!("sweep-{fresh}"), 1) {
-            Ok(decision) => {
-                assert!(decision.allowed);
-                placed += 1;
+    // On a thread with a deadline: a claim stuck for ever would hang a check, not fail it.
+    let (done, finished) = std::sync::mpsc::channel();
+    let sweep_path = path.clone();
+    std::thread::spawn(move || {
+        let path = sweep_path;
+        std::thread::sleep(Duration::from_nanos(CLAIM_TIMEOUT_NS) + Duration::from_millis(100));
+        let limiter = SharedTable::open(&path, &config, &OpenOptions::new())
+            .unwrap()
+            .limiter()
+            .unwrap();
+        assert!(
+            !limiter.check(b"hot", 1).unwrap().allowed,
+            "the hot key's state survived"
+        );
+        let mut refused = 0;
+        let mut placed = 0;
+        for fresh in 0u64.. {
+            match limiter.check(format!("sweep-{fresh}"), 1) {
+                Ok(decision) => {
+                    assert!(decision.allowed);
+                    placed += 1;
+                }
+                Err(_) => refused += 1,
             }
-            Err(_) => refused += 1,
+            if refused == 2_000 {
+                break;
+            }
         }
-        if refused == 2_000 {
-            break;
+        let claimed_after_sweep = claimed_slots(&path, slot_count);
+        eprintln!(
+            "kill test: {kills} kills, {} admissions reported, {claimed_after_storm} claims left \
+             by killed workers, {} recovered by the sweep, {placed} fresh keys placed",
+            reports.len(),
+            limiter.recovered_claims()
+        );
+        assert_eq!(claimed_after_sweep, 0, "a claim is stuck");
+        // Every slot is reusable: once every key but the hot one is reset (idle), new keys are
+        // placed, and limited exactly.
+        for key in 0..keys {
+            limiter.reset(format!("flood-{key}"));
         }
-    }
-    let claimed_after_sweep = claimed_slots(&path, slot_count);
-    eprintln!(
-        "kill test: {kills} kills, {} admissions reported, {claimed_after_storm} claims left \
-         by killed workers, {} recovered by the sweep, {placed} fresh keys placed",
-        reports.len(),
-        limiter.recovered_claims()
-    );
-    assert_eq!(claimed_after_sweep, 0, "a claim is stuck");
-    assert!(placed > 0);
+        for fresh in 0..placed {
+            limiter.reset(format!("sweep-{fresh}"));
+        }
+        for fresh in 0..200 {
+            let key = format!("after-{fresh}");
+            assert!(
+                limiter
+                    .check(&key, burst)
+                    .expect("room once keys are idle")
+                    .allowed
+            );
+            assert!(!limiter.check(&key, 1).unwrap().allowed);
+        }
+        assert!(
+            !limiter.check(b"hot", 1).unwrap().allowed,
+            "the hot key is still exhausted"
+        );
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the sweep finished: no key is stuck behind a claim");
     SharedTable::remove(&path).unwrap();
 }

@@ -3,6 +3,7 @@
 //! single-quota [`SharedTable::limiter`], every policy scenario through a
 //! [`SharedTable::policy`], each in a fresh file. Every step must give exactly the expected
 //! decision, as core's own replay (`core/tests/vectors.rs`) requires of the in-process tables.
+#![cfg(unix)]
 
 mod support;
 
