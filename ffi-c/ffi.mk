@@ -122,6 +122,13 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 		$(FFI_C_TESTS) "$(FFI_DIST)/lib/libcellgate.a" $(FFI_STATIC_LIBS) -o "$(FFI_BUILD)/tests-asan"
 	step env ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		"$(FFI_BUILD)/tests-asan" "$(FFI_BUILD)/vectors.txt" $(FFI_HAMMER_THREADS) 50000
+	# The C block of the top-level README.md ("From C"), compiled as it stands and run against
+	# a 16-key table (ffi-c/tests/c/readme_main.c): served only when allowed, 503 on a full table.
+	step python3 ffi-c/tests/readme_snippet.py README.md "$(FFI_BUILD)/readme_snippet.c"
+	step $(CC) $(FFI_CFLAGS) $(FFI_SANITIZE) $$(pkg-config --cflags cellgate) \
+		"$(FFI_BUILD)/readme_snippet.c" ffi-c/tests/c/readme_main.c \
+		"$(FFI_DIST)/lib/libcellgate.a" $(FFI_STATIC_LIBS) -o "$(FFI_BUILD)/readme-asan"
+	step env ASAN_OPTIONS=detect_leaks=1 "$(FFI_BUILD)/readme-asan"
 	step $(CC) $(FFI_CFLAGS) -pthread $$(pkg-config --cflags cellgate) $(FFI_C_TESTS) \
 		$$(pkg-config --libs cellgate) -Wl,-rpath,"$(FFI_DIST)/lib" -o "$(FFI_BUILD)/tests"
 	step $(VALGRIND) -q --error-exitcode=99 --leak-check=full \
@@ -141,6 +148,11 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 		examples/c/server.c "$(FFI_DIST)/lib/libcellgate.a" $(FFI_STATIC_LIBS) \
 		-o "$(FFI_BUILD)/server-asan"
 	step env ASAN_OPTIONS=detect_leaks=1 examples/c/demo.sh "$(FFI_BUILD)/server-asan"
+	# Idle and trickling clients (slowloris) against the same build: another client is still
+	# served, the head deadline closes them, SIGTERM stops it (about 4 s; the test stops the
+	# server however it ends).
+	step env ASAN_OPTIONS=detect_leaks=1 python3 examples/c/slow_clients_test.py \
+		"$(FFI_BUILD)/server-asan"
 
 demo-c: setup-c dist-c ## The C example service (examples/c/): 200s turning into 429s with Retry-After and RateLimit headers per client IP
 	@$(PRELUDE)

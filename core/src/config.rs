@@ -41,6 +41,20 @@ pub enum ConfigError {
         /// The position where the name first appears.
         first: usize,
     },
+    /// A limiter needs at least one quota.
+    NoQuotas,
+    /// No quota is charged in `dimension`, although a later dimension is used: dimensions are
+    /// numbered densely from 0.
+    DimensionGap {
+        /// The dimension without a quota.
+        dimension: usize,
+    },
+    /// Interval refill applies to a single quota; several quotas refill greedily.
+    RefillNeedsOneQuota,
+    /// The tables for `max_keys` keys could not be allocated on this machine.
+    OutOfMemory,
+    /// A reservation was settled on a limiter other than the one that made it.
+    ForeignReservation,
     /// More names than a policy can hold ([`MAX_POLICY_QUOTAS`]).
     TooManyNames {
         /// The number of names given.
@@ -76,6 +90,20 @@ impl fmt::Display for ConfigError {
             ),
             Self::DuplicateName { index, first } => {
                 write!(f, "name {index} repeats name {first}: names must be unique")
+            }
+            Self::NoQuotas => f.write_str("a limiter needs at least one quota"),
+            Self::DimensionGap { dimension } => write!(
+                f,
+                "no quota is charged in dimension {dimension}: dimensions are numbered from 0 without gaps"
+            ),
+            Self::RefillNeedsOneQuota => f.write_str(
+                "interval refill applies to a single quota; several quotas refill greedily",
+            ),
+            Self::OutOfMemory => f.write_str(
+                "the keyed tables cannot be allocated on this machine (max_keys too large)",
+            ),
+            Self::ForeignReservation => {
+                f.write_str("the reservation was made by another limiter")
             }
             Self::TooManyNames { given } => write!(
                 f,

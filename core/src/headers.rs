@@ -44,6 +44,12 @@ use core::fmt;
 use core::iter::FusedIterator;
 use core::num::NonZeroU64;
 
+mod per_dimension;
+pub use per_dimension::{
+    render_dimension_headers, DimensionHeaders, DimensionStyle, FieldOrder, ResetFormat,
+    MAX_DIMENSION_HEADERS,
+};
+
 /// One policy to describe in the headers: its name, its quota and the decision it gave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PolicyHeader<'a> {
@@ -272,15 +278,20 @@ fn valid_name(name: &str) -> bool {
     name.bytes().all(|byte| (0x20..=0x7E).contains(&byte))
 }
 
-/// The policy the legacy headers describe: least `remaining`, then longest `retry_after_ns`,
-/// then longest `reset_after_ns`, then the first.
+/// The policy the legacy headers describe, by the rule of
+/// [`PolicyDecision::binding`](crate::PolicyDecision::binding): when some policy denied, the
+/// denying policy with the longest `retry_after_ns`; otherwise the least `remaining`, then the
+/// longest `reset_after_ns`. Ties go to the first.
 fn binding_policy<'p, 'a>(policies: &'p [PolicyHeader<'a>]) -> Option<&'p PolicyHeader<'a>> {
+    let denied = policies.iter().any(|policy| !policy.decision.allowed);
     policies.iter().reduce(|best, policy| {
         let (b, p) = (&best.decision, &policy.decision);
-        let better = (p.remaining, core::cmp::Reverse(p.retry_after_ns))
-            .cmp(&(b.remaining, core::cmp::Reverse(b.retry_after_ns)))
-            .then(b.reset_after_ns.cmp(&p.reset_after_ns))
-            .is_lt();
+        let better = if denied {
+            !p.allowed && (b.allowed || p.retry_after_ns > b.retry_after_ns)
+        } else {
+            p.remaining < b.remaining
+                || (p.remaining == b.remaining && p.reset_after_ns > b.reset_after_ns)
+        };
         if better {
             policy
         } else {
@@ -475,8 +486,10 @@ impl Builder<'_> {
 ///
 /// # The binding policy (legacy styles)
 ///
-/// The legacy headers describe one policy: the one with the **least `remaining`**; ties go to
-/// the longest `retry_after_ns`, then the longest `reset_after_ns`, then the first in the slice.
+/// The legacy headers describe one policy, the one a [`PolicyDecision`](crate::PolicyDecision)
+/// binds: when some policy denied, the **denying policy with the longest `retry_after_ns`**
+/// (so the three headers describe what refused, in its own units); otherwise the one with the
+/// **least `remaining`**, then the longest `reset_after_ns`. Ties go to the first in the slice.
 ///
 /// # Names
 ///

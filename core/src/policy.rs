@@ -844,6 +844,17 @@ mod keyed_policy {
             self.tables.iter().map(KeyedLimiter::stats)
         }
 
+        /// Each entry's table, in entry order (for the full-table answer of
+        /// [`Limiter`](crate::Limiter)).
+        pub(crate) fn tables(&self) -> &[KeyedLimiter<S, NoClock>] {
+            &self.tables
+        }
+
+        /// `key` hashed under the tables' one seed.
+        pub(crate) fn hash_key(&self, key: &[u8]) -> KeyHash {
+            self.buckets(key).key
+        }
+
         fn buckets(&self, key: &[u8]) -> KeyBuckets<'_, S> {
             let key = self
                 .tables

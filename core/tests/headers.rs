@@ -369,7 +369,8 @@ fn binding_policy_ties() {
         policy("b", per_second(7), allowed(7, 2, 2 * NS_PER_SECOND)),
     ];
     assert_eq!(render(HeaderStyle::Legacy, &p)[0].1, "5");
-    // Least remaining wins over a longer retry.
+    // On a denial the denying policy binds, even with more remaining: the triple describes
+    // what refused (the rule of PolicyDecision::binding).
     let p = [
         policy("a", per_second(5), denied(5, 1, 9 * NS_PER_SECOND, 0)),
         policy("b", per_second(7), allowed(7, 0, NS_PER_SECOND)),
@@ -377,12 +378,26 @@ fn binding_policy_ties() {
     assert_eq!(
         render(HeaderStyle::Legacy, &p),
         owned(&[
-            ("X-RateLimit-Limit", "7"),
-            ("X-RateLimit-Remaining", "0"),
-            ("X-RateLimit-Reset", "1"),
+            ("X-RateLimit-Limit", "5"),
+            ("X-RateLimit-Remaining", "1"),
+            ("X-RateLimit-Reset", "0"),
             ("Retry-After", "9"),
         ])
     );
+    // Of two denying policies, the longer wait binds.
+    let p = [
+        policy(
+            "a",
+            per_second(5),
+            denied(5, 0, 2 * NS_PER_SECOND, 2 * NS_PER_SECOND),
+        ),
+        policy(
+            "b",
+            per_second(7),
+            denied(7, 3, 4 * NS_PER_SECOND, 4 * NS_PER_SECOND),
+        ),
+    ];
+    assert_eq!(render(HeaderStyle::Legacy, &p)[0].1, "7");
 }
 
 #[test]

@@ -70,6 +70,13 @@
 // The longest client key `cg_client_key_*` writes (an IPv6 /128 key).
 #define CG_CLIENT_KEY_MAX_LEN 18
 
+// The largest `max_keys` of a keyed limiter or policy, as in every runtime (2^27: about
+// 5.7 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
+#define CG_MAX_MAX_KEYS 134217728
+
+// The `max_keys` the other runtimes use when none is given (about 4.3 MB per quota).
+#define CG_DEFAULT_MAX_KEYS 100000
+
 // Greedy (continuous) refill: one cost unit every `period / rate`, exactly; decides as GCRA.
 #define CG_REFILL_GREEDY 0
 
@@ -158,6 +165,12 @@ typedef enum cg_status {
     CG_STATUS_PANIC = 22,
     // The memory a table needs could not be allocated.
     CG_STATUS_OUT_OF_MEMORY = 23,
+    // A policy entry's name is empty (NULL with length 0 included): headers need a name.
+    CG_STATUS_EMPTY_NAME = 24,
+    // Two policy entries have the same name: their header items would be ambiguous.
+    CG_STATUS_DUPLICATE_NAME = 25,
+    // `max_keys` is outside 1 to `CG_MAX_MAX_KEYS`, as in every runtime.
+    CG_STATUS_INVALID_MAX_KEYS = 26,
 } cg_status;
 
 // A manual clock: time that moves only when told to, for tests. Build limiters and policies
@@ -365,8 +378,9 @@ enum cg_status cg_monotonic_now(uint64_t *out_ns);
 // # Errors
 // As `cg_render_headers`; `CG_STATUS_BUFFER_TOO_SMALL` when `buf_len` is below the length
 // needed (reported in `*len`) or `fields_capacity` below the number of headers (reported in
-// `*field_count`; `CG_MAX_HEADERS` always suffices); `CG_STATUS_NULL_ARGUMENT` also for
-// `field_count`, or `fields` with a non-zero capacity.
+// `*field_count`; `CG_MAX_HEADERS` always suffices), and nothing is written to `buf` or
+// `fields`; `CG_STATUS_NULL_ARGUMENT` also for `field_count`, or `fields` with a non-zero
+// capacity.
 //
 // # Safety
 // As `cg_render_headers`; `fields` is NULL or valid for writing `fields_capacity` entries;
@@ -392,8 +406,9 @@ enum cg_status cg_render_header_fields(uint32_t style,
 // is `CG_NEVER`. Every value is specified on `render_headers` in `core/src/headers.rs`.
 //
 // # Errors
-// `CG_STATUS_BUFFER_TOO_SMALL` with the exact length needed in `*len` (render with `buf_len`
-// 0 to ask); `CG_STATUS_NULL_ARGUMENT` (`policies` with a non-zero count, `len`, a name, or
+// `CG_STATUS_BUFFER_TOO_SMALL` with the exact length needed in `*len`, and nothing written to
+// `buf`, not even the lines that fit (render with `buf_len` 0 to ask);
+// `CG_STATUS_NULL_ARGUMENT` (`policies` with a non-zero count, `len`, a name, or
 // `buf` with a non-zero length); `CG_STATUS_EMPTY_POLICY` (`count` 0);
 // `CG_STATUS_INVALID_NAME` (a name not printable ASCII); `CG_STATUS_INVALID_ARGUMENT`
 // (unknown style); the quota's status for an invalid quota.
@@ -415,8 +430,8 @@ enum cg_status cg_render_headers(uint32_t style,
 // `CG_MAX_429_BODY_BYTES`; no NUL is written).
 //
 // # Errors
-// `CG_STATUS_BUFFER_TOO_SMALL` with the length needed in `*len`; `CG_STATUS_NULL_ARGUMENT`
-// (`len`, or `buf` with a non-zero length).
+// `CG_STATUS_BUFFER_TOO_SMALL` with the length needed in `*len` (nothing is written to
+// `buf`); `CG_STATUS_NULL_ARGUMENT` (`len`, or `buf` with a non-zero length).
 //
 // # Safety
 // `buf` is NULL or valid for writing `buf_len` bytes; `len` is NULL or writable.
@@ -429,8 +444,11 @@ enum cg_status cg_render_429_body(uint64_t retry_after_ns, char *buf, size_t buf
 // and their number to `*len`.
 //
 // # Errors
-// `CG_STATUS_INVALID_ADDRESS`, `CG_STATUS_INVALID_UTF8`, `CG_STATUS_INVALID_PREFIX_LENGTH`,
-// `CG_STATUS_BUFFER_TOO_SMALL` (with the length needed in `*len`), `CG_STATUS_NULL_ARGUMENT`.
+// `CG_STATUS_INVALID_ADDRESS` (the empty text too, NULL with length 0 included),
+// `CG_STATUS_INVALID_UTF8`, `CG_STATUS_INVALID_PREFIX_LENGTH`, `CG_STATUS_BUFFER_TOO_SMALL`
+// (with the length needed in `*len`; nothing is written to `out`), `CG_STATUS_NULL_ARGUMENT`
+// (`len`, `text` with a non-zero length or `CG_NUL_TERMINATED`, `out` with a non-zero
+// capacity).
 //
 // # Safety
 // `text` is NULL or readable as `text_len` says (or NUL-terminated with
@@ -448,11 +466,13 @@ enum cg_status cg_client_key_parse(const char *text,
 // `cg_client_key_parse`.
 //
 // # Errors
-// `CG_STATUS_INVALID_ARGUMENT` (an `address_len` other than 4 or 16),
-// `CG_STATUS_INVALID_PREFIX_LENGTH`, `CG_STATUS_BUFFER_TOO_SMALL`, `CG_STATUS_NULL_ARGUMENT`.
+// `CG_STATUS_INVALID_ARGUMENT` (an `address_len` other than 4 or 16: 0, the empty address, is
+// this whether `address` is NULL or not), `CG_STATUS_INVALID_PREFIX_LENGTH`,
+// `CG_STATUS_BUFFER_TOO_SMALL` (as for `cg_client_key_parse`), `CG_STATUS_NULL_ARGUMENT`
+// (`len`, `address` with a non-zero length, `out` with a non-zero capacity).
 //
 // # Safety
-// `address` is NULL or points to `address_len` bytes; `out` is NULL or valid for writing
+// `address` is NULL or points to `address_len` bytes (NULL only with length 0); `out` is NULL or valid for writing
 // `capacity` bytes; `len` is NULL or writable.
 enum cg_status cg_client_key_from_ip(const uint8_t *address,
                                      size_t address_len,
@@ -463,14 +483,16 @@ enum cg_status cg_client_key_from_ip(const uint8_t *address,
 
 // Creates a keyed limiter: every key gets `quota`, refilled per `refill`
 // (`CG_REFILL_GREEDY`, which is GCRA, or `CG_REFILL_INTERVAL`), in a table sized for
-// `max_keys` keys live at once (`max_keys × 4/3` slots of 32 bytes, at least 16). Refusals
+// `max_keys` keys live at once (1 to `CG_MAX_MAX_KEYS`; `max_keys × 4/3` slots of 32 bytes, at
+// least 16). Refusals
 // with `CG_STATUS_TABLE_FULL` begin near 70 % of `max_keys` live keys, and with `max_keys`
 // live about 0.1 % of new keys get it: size it above the live keys you expect (idle keys are reclaimed and do not count). `clock` as for
 // `cg_limiter_new_gcra`. `*out` receives the limiter.
 //
 // # Errors
 // `CG_STATUS_NULL_ARGUMENT` (`out`), `CG_STATUS_INVALID_ARGUMENT` (unknown `refill`, or a
-// table size that overflows), `CG_STATUS_OUT_OF_MEMORY`, the quota's status.
+// table size that overflows), `CG_STATUS_INVALID_MAX_KEYS` (`max_keys` 0 or above
+// `CG_MAX_MAX_KEYS`), `CG_STATUS_OUT_OF_MEMORY`, the quota's status.
 //
 // # Safety
 // `clock` is NULL or a live clock; `out` is NULL or valid for writing a pointer.
@@ -693,9 +715,11 @@ enum cg_status cg_limiter_quota(const struct cg_limiter *limiter, struct cg_quot
 // `cg_limiter_new_gcra`. Each call then gives one cost per dimension. `*out` receives it.
 //
 // # Errors
-// `CG_STATUS_NULL_ARGUMENT` (`out`, `entries` with a non-zero count, a name),
-// `CG_STATUS_EMPTY_POLICY`, `CG_STATUS_TOO_MANY_QUOTAS`, `CG_STATUS_INVALID_NAME`,
-// `CG_STATUS_INVALID_DIMENSION`, a quota's status.
+// `CG_STATUS_NULL_ARGUMENT` (`out`, `entries` with a non-zero count, a name with a non-zero
+// length or `CG_NUL_TERMINATED`), `CG_STATUS_EMPTY_POLICY`, `CG_STATUS_TOO_MANY_QUOTAS`,
+// `CG_STATUS_EMPTY_NAME`, `CG_STATUS_INVALID_NAME`, `CG_STATUS_DUPLICATE_NAME` (two entries
+// of the same name), `CG_STATUS_INVALID_DIMENSION`, a quota's status. Names are checked as in
+// every runtime (core's `check_names`), before the quotas and dimensions.
 //
 // # Safety
 // `entries` is NULL or points to `count` readable entries whose names are readable as their
@@ -709,7 +733,8 @@ enum cg_status cg_policy_new(const struct cg_policy_entry *entries,
 // entry's table (see `cg_keyed_limiter_new`); otherwise as `cg_policy_new`.
 //
 // # Errors
-// As `cg_policy_new`, and `CG_STATUS_INVALID_ARGUMENT` (a table size that overflows),
+// As `cg_policy_new`, and `CG_STATUS_INVALID_MAX_KEYS` (`max_keys` 0 or above
+// `CG_MAX_MAX_KEYS`), `CG_STATUS_INVALID_ARGUMENT` (a table size that overflows),
 // `CG_STATUS_OUT_OF_MEMORY`.
 //
 // # Safety

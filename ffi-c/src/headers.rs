@@ -111,7 +111,8 @@ unsafe fn header_request<'a>(
 }
 
 /// Renders `policies` as HTTP header lines (`Name: value\r\n` each) into `out`, reporting the
-/// exact length written, or needed, into `*len`.
+/// exact length written, or needed, into `*len`. Writes nothing into `out` unless every line
+/// fits (`cg_status::BufferTooSmall` then, with the length needed).
 pub(crate) fn render_lines(
     style: HeaderStyle,
     policies: &[PolicyHeader<'_>],
@@ -128,20 +129,25 @@ pub(crate) fn render_lines(
         }
         Err(error) => return Err(error.into()),
     };
+    let needed: usize = headers
+        .iter()
+        .map(|(name, value)| name.len() + 2 + value.len() + 2)
+        .sum();
+    // SAFETY: `len` is a non-NULL output the caller provided as writable.
+    unsafe { write(len, needed) };
+    // The length first: a buffer too small receives nothing, not the lines that fit.
+    let Some(out) = out.get_mut(..needed) else {
+        return Err(cg_status::BufferTooSmall);
+    };
     let mut written = 0usize;
     for (name, value) in headers.iter() {
         for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
-            let end = written.saturating_add(part.len());
+            let end = written + part.len();
             if let Some(dst) = out.get_mut(written..end) {
                 dst.copy_from_slice(part);
             }
             written = end;
         }
-    }
-    // SAFETY: `len` is a non-NULL output the caller provided as writable.
-    unsafe { write(len, written) };
-    if written > out.len() {
-        return Err(cg_status::BufferTooSmall);
     }
     Ok(())
 }
@@ -166,8 +172,9 @@ pub struct cg_header_field {
 /// # Errors
 /// As `cg_render_headers`; `CG_STATUS_BUFFER_TOO_SMALL` when `buf_len` is below the length
 /// needed (reported in `*len`) or `fields_capacity` below the number of headers (reported in
-/// `*field_count`; `CG_MAX_HEADERS` always suffices); `CG_STATUS_NULL_ARGUMENT` also for
-/// `field_count`, or `fields` with a non-zero capacity.
+/// `*field_count`; `CG_MAX_HEADERS` always suffices), and nothing is written to `buf` or
+/// `fields`; `CG_STATUS_NULL_ARGUMENT` also for `field_count`, or `fields` with a non-zero
+/// capacity.
 ///
 /// # Safety
 /// As `cg_render_headers`; `fields` is NULL or valid for writing `fields_capacity` entries;
@@ -259,8 +266,9 @@ pub unsafe extern "C" fn cg_render_header_fields(
 /// is `CG_NEVER`. Every value is specified on `render_headers` in `core/src/headers.rs`.
 ///
 /// # Errors
-/// `CG_STATUS_BUFFER_TOO_SMALL` with the exact length needed in `*len` (render with `buf_len`
-/// 0 to ask); `CG_STATUS_NULL_ARGUMENT` (`policies` with a non-zero count, `len`, a name, or
+/// `CG_STATUS_BUFFER_TOO_SMALL` with the exact length needed in `*len`, and nothing written to
+/// `buf`, not even the lines that fit (render with `buf_len` 0 to ask);
+/// `CG_STATUS_NULL_ARGUMENT` (`policies` with a non-zero count, `len`, a name, or
 /// `buf` with a non-zero length); `CG_STATUS_EMPTY_POLICY` (`count` 0);
 /// `CG_STATUS_INVALID_NAME` (a name not printable ASCII); `CG_STATUS_INVALID_ARGUMENT`
 /// (unknown style); the quota's status for an invalid quota.
@@ -293,8 +301,8 @@ pub unsafe extern "C" fn cg_render_headers(
 /// `CG_MAX_429_BODY_BYTES`; no NUL is written).
 ///
 /// # Errors
-/// `CG_STATUS_BUFFER_TOO_SMALL` with the length needed in `*len`; `CG_STATUS_NULL_ARGUMENT`
-/// (`len`, or `buf` with a non-zero length).
+/// `CG_STATUS_BUFFER_TOO_SMALL` with the length needed in `*len` (nothing is written to
+/// `buf`); `CG_STATUS_NULL_ARGUMENT` (`len`, or `buf` with a non-zero length).
 ///
 /// # Safety
 /// `buf` is NULL or valid for writing `buf_len` bytes; `len` is NULL or writable.
@@ -309,17 +317,16 @@ pub unsafe extern "C" fn cg_render_429_body(
         let len = output(len)?;
         // SAFETY: NULL or `buf_len` writable bytes, by the caller's contract.
         let out = unsafe { buffer(buf.cast::<u8>(), buf_len) }?;
-        let written = match render_429_body(retry_after_ns, out) {
-            Ok(written) => written,
-            Err(HeaderError::BufferTooSmall { needed }) => {
-                // SAFETY: non-NULL and writable by the caller's contract.
-                unsafe { write(len, needed) };
-                return Err(cg_status::BufferTooSmall);
-            }
-            Err(error) => return Err(error.into()),
-        };
+        // Rendered into a scratch, copied only if it fits: a buffer too small receives
+        // nothing (core's renderer fills what fits).
+        let mut scratch = [0u8; CG_MAX_429_BODY_BYTES];
+        let body_len = render_429_body(retry_after_ns, &mut scratch)?;
         // SAFETY: non-NULL and writable by the caller's contract.
-        unsafe { write(len, written) };
+        unsafe { write(len, body_len) };
+        match (out.get_mut(..body_len), scratch.get(..body_len)) {
+            (Some(dst), Some(body)) => dst.copy_from_slice(body),
+            _ => return Err(cg_status::BufferTooSmall),
+        }
         Ok(())
     })
 }
@@ -363,8 +370,11 @@ fn write_key(
 /// and their number to `*len`.
 ///
 /// # Errors
-/// `CG_STATUS_INVALID_ADDRESS`, `CG_STATUS_INVALID_UTF8`, `CG_STATUS_INVALID_PREFIX_LENGTH`,
-/// `CG_STATUS_BUFFER_TOO_SMALL` (with the length needed in `*len`), `CG_STATUS_NULL_ARGUMENT`.
+/// `CG_STATUS_INVALID_ADDRESS` (the empty text too, NULL with length 0 included),
+/// `CG_STATUS_INVALID_UTF8`, `CG_STATUS_INVALID_PREFIX_LENGTH`, `CG_STATUS_BUFFER_TOO_SMALL`
+/// (with the length needed in `*len`; nothing is written to `out`), `CG_STATUS_NULL_ARGUMENT`
+/// (`len`, `text` with a non-zero length or `CG_NUL_TERMINATED`, `out` with a non-zero
+/// capacity).
 ///
 /// # Safety
 /// `text` is NULL or readable as `text_len` says (or NUL-terminated with
@@ -394,11 +404,13 @@ pub unsafe extern "C" fn cg_client_key_parse(
 /// `cg_client_key_parse`.
 ///
 /// # Errors
-/// `CG_STATUS_INVALID_ARGUMENT` (an `address_len` other than 4 or 16),
-/// `CG_STATUS_INVALID_PREFIX_LENGTH`, `CG_STATUS_BUFFER_TOO_SMALL`, `CG_STATUS_NULL_ARGUMENT`.
+/// `CG_STATUS_INVALID_ARGUMENT` (an `address_len` other than 4 or 16: 0, the empty address, is
+/// this whether `address` is NULL or not), `CG_STATUS_INVALID_PREFIX_LENGTH`,
+/// `CG_STATUS_BUFFER_TOO_SMALL` (as for `cg_client_key_parse`), `CG_STATUS_NULL_ARGUMENT`
+/// (`len`, `address` with a non-zero length, `out` with a non-zero capacity).
 ///
 /// # Safety
-/// `address` is NULL or points to `address_len` bytes; `out` is NULL or valid for writing
+/// `address` is NULL or points to `address_len` bytes (NULL only with length 0); `out` is NULL or valid for writing
 /// `capacity` bytes; `len` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn cg_client_key_from_ip(
@@ -411,10 +423,8 @@ pub unsafe extern "C" fn cg_client_key_from_ip(
 ) -> cg_status {
     guard(|| {
         let len = output(len)?;
-        if address.is_null() {
-            return Err(cg_status::NullArgument);
-        }
-        // SAFETY: `address_len` readable bytes, by the caller's contract.
+        // SAFETY: NULL or `address_len` readable bytes, by the caller's contract (NULL with
+        // length 0 is the empty address, which is neither 4 nor 16 bytes).
         let address = unsafe { slice(address, address_len) }?;
         let ip = if let Ok(octets) = <[u8; 4]>::try_from(address) {
             IpAddr::V4(Ipv4Addr::from(octets))

@@ -6,7 +6,9 @@ use crate::decision::cg_decision;
 use crate::limiter::refill;
 use crate::quota::cg_quota;
 use crate::status::cg_status;
-use cellgate::{slot_count_for, Decision, KeyedLimiter, NoClock, Seed, Slot, TableFull};
+use cellgate::{
+    check_max_keys, slot_count_for, Decision, KeyedLimiter, NoClock, Seed, Slot, TableFull,
+};
 use core::ptr::NonNull;
 
 /// Counters of a keyed limiter (a relaxed snapshot; exact once threads are quiet).
@@ -39,6 +41,21 @@ pub struct cg_keyed_limiter {
     time: TimeSource,
 }
 
+/// The largest `max_keys` of a keyed limiter or policy, as in every runtime (2^27: about
+/// 5.7 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
+pub const CG_MAX_MAX_KEYS: usize = 134_217_728;
+/// The `max_keys` the other runtimes use when none is given (about 4.3 MB per quota).
+pub const CG_DEFAULT_MAX_KEYS: usize = 100_000;
+
+const _: () = assert!(CG_MAX_MAX_KEYS as u64 == cellgate::MAX_MAX_KEYS);
+const _: () = assert!(CG_DEFAULT_MAX_KEYS == cellgate::DEFAULT_MAX_KEYS);
+
+/// `max_keys` from C, by core's rule (`check_max_keys`): 1 to `CG_MAX_MAX_KEYS`, else
+/// `CG_STATUS_INVALID_MAX_KEYS`.
+pub(crate) fn max_keys(max_keys: usize) -> Result<usize, cg_status> {
+    Ok(check_max_keys(u64::try_from(max_keys).unwrap_or(u64::MAX))?)
+}
+
 /// Checks that `tables` tables of `max_keys` keys (as core's `slot_count_for` sizes them) are
 /// a representable size: `CG_STATUS_INVALID_ARGUMENT` if not. Whether the allocator can give
 /// them is the core's to say (`KeyedLimiter::try_with_options`, `KeyedPolicy::new`), as
@@ -54,14 +71,16 @@ pub(crate) fn check_table_size(max_keys: usize, tables: usize) -> Result<(), cg_
 
 /// Creates a keyed limiter: every key gets `quota`, refilled per `refill`
 /// (`CG_REFILL_GREEDY`, which is GCRA, or `CG_REFILL_INTERVAL`), in a table sized for
-/// `max_keys` keys live at once (`max_keys × 4/3` slots of 32 bytes, at least 16). Refusals
+/// `max_keys` keys live at once (1 to `CG_MAX_MAX_KEYS`; `max_keys × 4/3` slots of 32 bytes, at
+/// least 16). Refusals
 /// with `CG_STATUS_TABLE_FULL` begin near 70 % of `max_keys` live keys, and with `max_keys`
 /// live about 0.1 % of new keys get it: size it above the live keys you expect (idle keys are reclaimed and do not count). `clock` as for
 /// `cg_limiter_new_gcra`. `*out` receives the limiter.
 ///
 /// # Errors
 /// `CG_STATUS_NULL_ARGUMENT` (`out`), `CG_STATUS_INVALID_ARGUMENT` (unknown `refill`, or a
-/// table size that overflows), `CG_STATUS_OUT_OF_MEMORY`, the quota's status.
+/// table size that overflows), `CG_STATUS_INVALID_MAX_KEYS` (`max_keys` 0 or above
+/// `CG_MAX_MAX_KEYS`), `CG_STATUS_OUT_OF_MEMORY`, the quota's status.
 ///
 /// # Safety
 /// `clock` is NULL or a live clock; `out` is NULL or valid for writing a pointer.
@@ -77,6 +96,7 @@ pub unsafe extern "C" fn cg_keyed_limiter_new(
         let out = output(out)?;
         let quota = quota.to_core()?;
         let refill = self::refill(refill)?;
+        let max_keys = self::max_keys(max_keys)?;
         check_table_size(max_keys, 1)?;
         let table =
             KeyedLimiter::try_with_options(quota, refill, max_keys, Seed::random(), NoClock)

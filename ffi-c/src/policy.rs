@@ -5,12 +5,12 @@ use crate::boundary::{buffer, free_handle, guard, into_handle, object, output, s
 use crate::clock::{cg_clock, TimeSource};
 use crate::decision::cg_decision;
 use crate::headers::render_lines;
-use crate::keyed::check_table_size;
+use crate::keyed::{check_table_size, max_keys as checked_max_keys};
 use crate::quota::{cg_quota, text};
 use crate::status::cg_status;
 use cellgate::{
-    HeaderStyle, KeyedPolicy, NoClock, Policy, PolicyDecision, PolicyEntry, PolicyHeader,
-    Reservation, Reserved, Seed, MAX_POLICY_QUOTAS,
+    check_names, HeaderStyle, KeyedPolicy, NoClock, Policy, PolicyDecision, PolicyEntry,
+    PolicyHeader, Reservation, Reserved, Seed, MAX_POLICY_QUOTAS,
 };
 use core::ffi::c_char;
 use core::ptr::NonNull;
@@ -102,7 +102,8 @@ pub struct cg_keyed_policy {
     time: TimeSource,
 }
 
-/// Validates and copies C policy entries.
+/// Validates and copies C policy entries: the names by core's `check_names` (each non-empty,
+/// printable ASCII, unique), then each quota and the dimensions.
 ///
 /// # Safety
 /// `entries` is NULL or `count` readable entries with readable names.
@@ -118,18 +119,20 @@ unsafe fn entries(
     }
     // SAFETY: NULL or `count` readable entries, by the caller's contract.
     let entries = unsafe { slice(entries, count) }?;
-    let mut used = [false; CG_MAX_POLICY_QUOTAS];
-    let mut copied = Vec::with_capacity(entries.len());
+    let mut names = Vec::with_capacity(entries.len());
     for entry in entries {
-        // SAFETY: the name is readable as its length says, by the caller's contract.
-        let name = match unsafe { text(entry.name, entry.name_len) } {
+        // SAFETY: the name is readable as its length says, by the caller's contract (NULL
+        // with length 0 is the empty name).
+        names.push(match unsafe { text(entry.name, entry.name_len) } {
             Ok(name) => name,
             Err(cg_status::InvalidUtf8) => return Err(cg_status::InvalidName),
             Err(status) => return Err(status),
-        };
-        if !name.bytes().all(|byte| (0x20..=0x7E).contains(&byte)) {
-            return Err(cg_status::InvalidName);
-        }
+        });
+    }
+    check_names(&names)?;
+    let mut used = [false; CG_MAX_POLICY_QUOTAS];
+    let mut copied = Vec::with_capacity(entries.len());
+    for (entry, name) in entries.iter().zip(names) {
         let quota = entry.quota.to_core()?;
         *used
             .get_mut(entry.dimension)
@@ -155,9 +158,11 @@ unsafe fn entries(
 /// `cg_limiter_new_gcra`. Each call then gives one cost per dimension. `*out` receives it.
 ///
 /// # Errors
-/// `CG_STATUS_NULL_ARGUMENT` (`out`, `entries` with a non-zero count, a name),
-/// `CG_STATUS_EMPTY_POLICY`, `CG_STATUS_TOO_MANY_QUOTAS`, `CG_STATUS_INVALID_NAME`,
-/// `CG_STATUS_INVALID_DIMENSION`, a quota's status.
+/// `CG_STATUS_NULL_ARGUMENT` (`out`, `entries` with a non-zero count, a name with a non-zero
+/// length or `CG_NUL_TERMINATED`), `CG_STATUS_EMPTY_POLICY`, `CG_STATUS_TOO_MANY_QUOTAS`,
+/// `CG_STATUS_EMPTY_NAME`, `CG_STATUS_INVALID_NAME`, `CG_STATUS_DUPLICATE_NAME` (two entries
+/// of the same name), `CG_STATUS_INVALID_DIMENSION`, a quota's status. Names are checked as in
+/// every runtime (core's `check_names`), before the quotas and dimensions.
 ///
 /// # Safety
 /// `entries` is NULL or points to `count` readable entries whose names are readable as their
@@ -188,7 +193,8 @@ pub unsafe extern "C" fn cg_policy_new(
 /// entry's table (see `cg_keyed_limiter_new`); otherwise as `cg_policy_new`.
 ///
 /// # Errors
-/// As `cg_policy_new`, and `CG_STATUS_INVALID_ARGUMENT` (a table size that overflows),
+/// As `cg_policy_new`, and `CG_STATUS_INVALID_MAX_KEYS` (`max_keys` 0 or above
+/// `CG_MAX_MAX_KEYS`), `CG_STATUS_INVALID_ARGUMENT` (a table size that overflows),
 /// `CG_STATUS_OUT_OF_MEMORY`.
 ///
 /// # Safety
@@ -205,6 +211,7 @@ pub unsafe extern "C" fn cg_keyed_policy_new(
         let out = output(out)?;
         // SAFETY: forwarded from the caller's contract.
         let entries = unsafe { self::entries(entries, count) }?;
+        let max_keys = checked_max_keys(max_keys)?;
         check_table_size(max_keys, entries.len())?;
         let policy = cg_keyed_policy {
             policy: KeyedPolicy::new(entries, max_keys, Seed::random())?,

@@ -1,6 +1,6 @@
 //! [`cg_status`]: what every function returns, with stable numbers, and its messages.
 
-use cellgate::{ClientKeyError, HeaderError, ParseErrorKind, PolicyError, QuotaError};
+use cellgate::{ClientKeyError, ConfigError, HeaderError, ParseErrorKind, PolicyError, QuotaError};
 use core::ffi::{c_char, c_int};
 
 /// What a function did. Every function of the library returns one (except the `_free`
@@ -70,6 +70,12 @@ pub enum cg_status {
     Panic = 22,
     /// The memory a table needs could not be allocated.
     OutOfMemory = 23,
+    /// A policy entry's name is empty (NULL with length 0 included): headers need a name.
+    EmptyName = 24,
+    /// Two policy entries have the same name: their header items would be ambiguous.
+    DuplicateName = 25,
+    /// `max_keys` is outside 1 to `CG_MAX_MAX_KEYS`, as in every runtime.
+    InvalidMaxKeys = 26,
 }
 
 impl cg_status {
@@ -108,11 +114,16 @@ impl cg_status {
             }
             Self::Panic => b"internal error (a panic was caught); please report it\0",
             Self::OutOfMemory => b"out of memory\0",
+            // The texts of core's ConfigError without the positions (a static text cannot
+            // hold them); the test below keeps them in step.
+            Self::EmptyName => b"a name is empty\0",
+            Self::DuplicateName => b"a name repeats an earlier name: names must be unique\0",
+            Self::InvalidMaxKeys => b"max_keys must be in 1..=134217728\0",
         }
     }
 
     /// Every code, in number order (for the tests and `cg_status_message`).
-    pub(crate) const ALL: [Self; 24] = [
+    pub(crate) const ALL: [Self; 27] = [
         Self::Ok,
         Self::NullArgument,
         Self::InvalidArgument,
@@ -137,6 +148,9 @@ impl cg_status {
         Self::InvalidPrefixLength,
         Self::Panic,
         Self::OutOfMemory,
+        Self::EmptyName,
+        Self::DuplicateName,
+        Self::InvalidMaxKeys,
     ];
 }
 
@@ -201,6 +215,23 @@ impl From<HeaderError> for cg_status {
     }
 }
 
+impl From<ConfigError> for cg_status {
+    fn from(error: ConfigError) -> Self {
+        match error {
+            ConfigError::EmptyName { .. } => Self::EmptyName,
+            ConfigError::InvalidName { .. } => Self::InvalidName,
+            ConfigError::DuplicateName { .. } => Self::DuplicateName,
+            ConfigError::TooManyNames { .. } => Self::TooManyQuotas,
+            ConfigError::MaxKeys { .. } => Self::InvalidMaxKeys,
+            // C always gives every cost (a pointer and a count), so a missing one is a count
+            // that does not match.
+            ConfigError::MissingCost { .. } | ConfigError::CostCount { .. } => Self::CostCount,
+            // ConfigError is non_exhaustive: a new kind is still a bad argument.
+            _ => Self::InvalidArgument,
+        }
+    }
+}
+
 impl From<ClientKeyError> for cg_status {
     fn from(_: ClientKeyError) -> Self {
         Self::InvalidAddress
@@ -221,10 +252,55 @@ mod tests {
             let text = unsafe { CStr::from_ptr(message) }.to_str().unwrap();
             assert!(!text.is_empty() && !text.contains("unknown"), "{status:?}");
         }
-        for unknown in [-1, 24, c_int::MAX, c_int::MIN] {
+        for unknown in [-1, 27, c_int::MAX, c_int::MIN] {
             // SAFETY: as above.
             let text = unsafe { CStr::from_ptr(cg_status_message(unknown)) };
             assert_eq!(text.to_str().unwrap(), "unknown status code");
+        }
+    }
+
+    /// The messages of the configuration statuses are core's `ConfigError` texts, less the
+    /// positions a static text cannot hold.
+    #[test]
+    fn config_messages_are_cores() {
+        let text = |status: cg_status| {
+            core::str::from_utf8(status.message())
+                .unwrap()
+                .trim_end_matches('\0')
+                .to_owned()
+        };
+        let core = |error: ConfigError| error.to_string();
+        assert_eq!(
+            core(ConfigError::EmptyName { index: 2 }).replace(" 2", ""),
+            text(cg_status::EmptyName).replacen("a name", "name", 1)
+        );
+        assert_eq!(
+            core(ConfigError::DuplicateName { index: 2, first: 0 }),
+            text(cg_status::DuplicateName)
+                .replacen("a name", "name 2", 1)
+                .replacen("an earlier name", "name 0", 1)
+        );
+        assert_eq!(
+            core(ConfigError::MaxKeys { given: 0 }),
+            format!("{}, got 0", text(cg_status::InvalidMaxKeys))
+        );
+        for (error, status) in [
+            (ConfigError::EmptyName { index: 0 }, cg_status::EmptyName),
+            (
+                ConfigError::InvalidName { index: 0 },
+                cg_status::InvalidName,
+            ),
+            (
+                ConfigError::DuplicateName { index: 1, first: 0 },
+                cg_status::DuplicateName,
+            ),
+            (
+                ConfigError::TooManyNames { given: 9 },
+                cg_status::TooManyQuotas,
+            ),
+            (ConfigError::MaxKeys { given: 0 }, cg_status::InvalidMaxKeys),
+        ] {
+            assert_eq!(cg_status::from(error), status);
         }
     }
 }

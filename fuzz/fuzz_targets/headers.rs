@@ -111,20 +111,19 @@ fn expected_t(policy: &PolicyHeader<'_>) -> Option<u64> {
     Some(ceil_seconds(decision.reset_after_ns.min(unit_ns)))
 }
 
-/// The binding policy of the legacy styles: least remaining, then longest retry, then longest
-/// reset, then the first.
+/// The binding policy of the legacy styles: when some policy denied, the denying one with the
+/// longest retry; otherwise least remaining, then longest reset; ties to the first.
 fn binding<'p, 'a>(policies: &'p [PolicyHeader<'a>]) -> &'p PolicyHeader<'a> {
+    let denied = policies.iter().any(|policy| !policy.decision.allowed);
     let mut best = &policies[0];
     for policy in &policies[1..] {
         let (b, p) = (best.decision, policy.decision);
-        let key = |d: Decision| {
-            (
-                d.remaining,
-                u64::MAX - d.retry_after_ns,
-                u64::MAX - d.reset_after_ns,
-            )
+        let better = if denied {
+            !p.allowed && (b.allowed || p.retry_after_ns > b.retry_after_ns)
+        } else {
+            (p.remaining, u64::MAX - p.reset_after_ns) < (b.remaining, u64::MAX - b.reset_after_ns)
         };
-        if key(p) < key(b) {
+        if better {
             best = policy;
         }
     }

@@ -93,7 +93,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     }
 
     /// The answer for `key`, new, when the table had no room for it (see [`OnFull`]).
-    fn table_full_decision(
+    pub(crate) fn table_full_decision(
         &self,
         key: KeyHash,
         now_ns: u64,
@@ -103,13 +103,10 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     ) -> KeyedDecision {
         let now_ns = now_ns.min(MAX_NOW_NS);
         match on_full {
-            OnFull::AllowUntracked => {
-                Counters::bump(&self.counters.admitted_untracked);
-                KeyedDecision {
-                    decision: self.rule.decide(CellState::FULL, now_ns, cost, op).decision,
-                    reason: Reason::Untracked,
-                }
-            }
+            OnFull::AllowUntracked => KeyedDecision {
+                decision: self.untracked_decision(now_ns, cost, op, true),
+                reason: Reason::Untracked,
+            },
             OnFull::Deny => {
                 let retry_after_ns = self.until_reclaimable_ns(key, now_ns);
                 KeyedDecision {
@@ -130,7 +127,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     /// whose bucket is full again), so that a retry then can be placed; at least 1 ns (a slot
     /// written at `now_ns` is reclaimable only later). A slot changing owner counts as 1 ns:
     /// it settles within a few instructions, and may then be free.
-    fn until_reclaimable_ns(&self, key: KeyHash, now_ns: u64) -> u64 {
+    pub(crate) fn until_reclaimable_ns(&self, key: KeyHash, now_ns: u64) -> u64 {
         (0..POSITIONS)
             .filter_map(|position| self.slot(self.index_at(key, position)))
             .map(|slot| {
@@ -154,5 +151,28 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
             })
             .min()
             .unwrap_or(1)
+    }
+
+    /// Whether the table holds a slot for `key` now (a relaxed answer: it may change at once).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn holds(&self, key: KeyHash) -> bool {
+        matches!(self.find(key), super::Lookup::Found(_))
+    }
+
+    /// The decision for a key the table does not hold, as a fresh (full) bucket decides `op`
+    /// with `cost`, storing nothing; counted as an untracked admission when `count`.
+    pub(crate) fn untracked_decision(
+        &self,
+        now_ns: u64,
+        cost: u64,
+        op: Op,
+        count: bool,
+    ) -> Decision {
+        if count {
+            Counters::bump(&self.counters.admitted_untracked);
+        }
+        self.rule
+            .decide(CellState::FULL, now_ns.min(MAX_NOW_NS), cost, op)
+            .decision
     }
 }

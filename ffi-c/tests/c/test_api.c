@@ -17,7 +17,7 @@ static void test_version_and_statuses(void) {
     CHECK(strcmp(cg_version(), CG_VERSION) == 0);
 
     /* Every code has its own message; codes past the last are "unknown". */
-    for (int code = CG_STATUS_OK; code <= CG_STATUS_OUT_OF_MEMORY; code++) {
+    for (int code = CG_STATUS_OK; code <= CG_STATUS_INVALID_MAX_KEYS; code++) {
         const char *message = cg_status_message(code);
         CHECK(message != NULL && message[0] != '\0');
         CHECK(strstr(message, "unknown") == NULL);
@@ -25,9 +25,11 @@ static void test_version_and_statuses(void) {
             CHECK(strcmp(message, cg_status_message(other)) != 0);
     }
     CHECK(strcmp(cg_status_message(-1), "unknown status code") == 0);
-    CHECK(strcmp(cg_status_message(CG_STATUS_OUT_OF_MEMORY + 1), "unknown status code") == 0);
+    CHECK(strcmp(cg_status_message(CG_STATUS_INVALID_MAX_KEYS + 1), "unknown status code") == 0);
     /* The numbers are part of the ABI. */
     CHECK(CG_STATUS_NULL_ARGUMENT == 1 && CG_STATUS_TABLE_FULL == 11 && CG_STATUS_PANIC == 22);
+    CHECK(CG_STATUS_OUT_OF_MEMORY == 23 && CG_STATUS_EMPTY_NAME == 24 &&
+          CG_STATUS_DUPLICATE_NAME == 25 && CG_STATUS_INVALID_MAX_KEYS == 26);
 }
 
 static void test_quotas(void) {
@@ -197,12 +199,24 @@ static void test_keyed(void) {
     cg_decision d;
     CHECK_STATUS(cg_keyed_limiter_new(per_second_3, 9, 10, NULL, &limiter),
                  CG_STATUS_INVALID_ARGUMENT);
+    /* max_keys is 1 to CG_MAX_MAX_KEYS, as in every runtime (core's check_max_keys). */
+    CHECK(CG_MAX_MAX_KEYS == 134217728 && CG_DEFAULT_MAX_KEYS == 100000);
+    CHECK_STATUS(cg_keyed_limiter_new(per_second_3, CG_REFILL_GREEDY, 0, NULL, &limiter),
+                 CG_STATUS_INVALID_MAX_KEYS);
+    CHECK_STATUS(cg_keyed_limiter_new(per_second_3, CG_REFILL_GREEDY, CG_MAX_MAX_KEYS + 1, NULL,
+                                      &limiter),
+                 CG_STATUS_INVALID_MAX_KEYS);
     CHECK_STATUS(cg_keyed_limiter_new(per_second_3, CG_REFILL_GREEDY, SIZE_MAX, NULL, &limiter),
-                 CG_STATUS_INVALID_ARGUMENT);
-    /* Representable but not allocatable (about 6 EiB): a status, not an abort. */
+                 CG_STATUS_INVALID_MAX_KEYS);
     CHECK_STATUS(cg_keyed_limiter_new(per_second_3, CG_REFILL_GREEDY, PTRDIFF_MAX / 64, NULL,
                                       &limiter),
-                 CG_STATUS_OUT_OF_MEMORY);
+                 CG_STATUS_INVALID_MAX_KEYS);
+    CHECK(strcmp(cg_status_message(CG_STATUS_INVALID_MAX_KEYS),
+                 "max_keys must be in 1..=134217728") == 0);
+    /* The smallest table: one key. */
+    CHECK_OK(cg_keyed_limiter_new(per_second_3, CG_REFILL_GREEDY, 1, NULL, &limiter));
+    cg_keyed_limiter_free(limiter);
+    limiter = NULL;
     CHECK_STATUS(cg_keyed_limiter_new((cg_quota){1, 0, 1}, CG_REFILL_GREEDY, 10, NULL, &limiter),
                  CG_STATUS_ZERO_PERIOD);
     CHECK(limiter == NULL);
@@ -305,6 +319,35 @@ static void test_policies(void) {
     CHECK_STATUS(cg_policy_new(&bad, 1, NULL, &policy), CG_STATUS_INVALID_NAME);
     bad.name = NULL;
     CHECK_STATUS(cg_policy_new(&bad, 1, NULL, &policy), CG_STATUS_NULL_ARGUMENT);
+    /* Names as core's check_names has them in every runtime: not empty (NULL with length 0
+     * is the empty name too), each once. */
+    bad.name = "";
+    CHECK_STATUS(cg_policy_new(&bad, 1, NULL, &policy), CG_STATUS_EMPTY_NAME);
+    bad.name_len = 0;
+    CHECK_STATUS(cg_policy_new(&bad, 1, NULL, &policy), CG_STATUS_EMPTY_NAME);
+    bad.name = NULL;
+    CHECK_STATUS(cg_policy_new(&bad, 1, NULL, &policy), CG_STATUS_EMPTY_NAME);
+    cg_policy_entry twice[3] = {entries[0], entries[2], entries[0]};
+    twice[2].quota = (cg_quota){9, CG_NS_PER_HOUR, 9};
+    CHECK_STATUS(cg_policy_new(twice, 3, NULL, &policy), CG_STATUS_DUPLICATE_NAME);
+    twice[2].name = "burstX";
+    twice[2].name_len = 5; /* the same 5 bytes as "burst" */
+    CHECK_STATUS(cg_policy_new(twice, 3, NULL, &policy), CG_STATUS_DUPLICATE_NAME);
+    cg_keyed_policy *keyed_bad = NULL;
+    CHECK_STATUS(cg_keyed_policy_new(twice, 3, 16, NULL, &keyed_bad), CG_STATUS_DUPLICATE_NAME);
+    twice[2].name = "";
+    twice[2].name_len = CG_NUL_TERMINATED;
+    CHECK_STATUS(cg_keyed_policy_new(twice, 3, 16, NULL, &keyed_bad), CG_STATUS_EMPTY_NAME);
+    twice[2].name = "hourly";
+    CHECK_STATUS(cg_keyed_policy_new(twice, 3, 0, NULL, &keyed_bad), CG_STATUS_INVALID_MAX_KEYS);
+    CHECK_STATUS(cg_keyed_policy_new(twice, 3, CG_MAX_MAX_KEYS + 1, NULL, &keyed_bad),
+                 CG_STATUS_INVALID_MAX_KEYS);
+    CHECK(keyed_bad == NULL);
+    CHECK_OK(cg_keyed_policy_new(twice, 3, 1, NULL, &keyed_bad));
+    cg_keyed_policy_free(keyed_bad);
+    CHECK(strcmp(cg_status_message(CG_STATUS_EMPTY_NAME), "a name is empty") == 0);
+    CHECK(strcmp(cg_status_message(CG_STATUS_DUPLICATE_NAME),
+                 "a name repeats an earlier name: names must be unique") == 0);
     bad = entries[0];
     bad.quota.burst_cost = 0;
     CHECK_STATUS(cg_policy_new(&bad, 1, NULL, &policy), CG_STATUS_ZERO_BURST);
@@ -344,7 +387,7 @@ static void test_policies(void) {
     CHECK(len == needed);
     const char *expected =
         "RateLimit-Policy: \"burst\";q=2;w=1,\"daily\";q=4;w=86400,\"tokens\";q=1000;w=60\r\n"
-        "RateLimit: \"burst\";r=2;t=0,\"daily\";r=0;t=43198,\"tokens\";r=833;t=0\r\n"
+        "RateLimit: \"burst\";r=2;t=0,\"daily\";r=0;t=43198,\"tokens\";r=833;t=1\r\n"
         "Retry-After: 43198\r\n";
     CHECK(len == strlen(expected) && memcmp(buf, expected, len) == 0);
     if (len != strlen(expected) || memcmp(buf, expected, len) != 0)
@@ -403,7 +446,7 @@ static void test_policies(void) {
     /* Keyed: keys independent; a keyed reservation cannot be settled on another policy. */
     cg_keyed_policy *keyed = NULL;
     CHECK_STATUS(cg_keyed_policy_new(entries, 3, SIZE_MAX, NULL, &keyed),
-                 CG_STATUS_INVALID_ARGUMENT);
+                 CG_STATUS_INVALID_MAX_KEYS);
     CHECK_OK(cg_keyed_policy_new(entries, 3, 64, NULL, &keyed));
     CHECK_OK(cg_keyed_policy_check(keyed, (const uint8_t *)"u1", 2, 0, two, 2, &d));
     CHECK(d.allowed);
@@ -481,7 +524,9 @@ static void test_headers(void) {
     bad.decision.remaining = 3;
     bad.decision.retry_after_ns = 0;
     CHECK_OK(cg_render_headers(CG_HEADER_STYLE_IETF, 0, &bad, 1, buf, sizeof buf, &len));
-    const char *escaped = "RateLimit-Policy: \"a\\\"b\";q=10;w=1\r\nRateLimit: \"a\\\"b\";r=3;t=0\r\n";
+    /* Allowed and not full: t is the seconds until the next unit returns (draft-10), 0.1 s
+     * rounded up. */
+    const char *escaped = "RateLimit-Policy: \"a\\\"b\";q=10;w=1\r\nRateLimit: \"a\\\"b\";r=3;t=1\r\n";
     CHECK(len == strlen(escaped) && memcmp(buf, escaped, len) == 0);
 
     /* The same headers as name/value C strings. */
@@ -695,6 +740,157 @@ static void test_null_everywhere(void) {
     cg_reservation_free(NULL);
 }
 
+/* True when every byte of `buf` is still `fill`: the call wrote nothing there. */
+static int untouched_bytes(const char *buf, size_t len, char fill) {
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] != fill) return 0;
+    return 1;
+}
+
+/* Outputs are written only on CG_STATUS_OK: on CG_STATUS_BUFFER_TOO_SMALL only the length
+ * outputs change (to the length needed), never the caller's buffer, whatever its size. */
+static void test_no_partial_outputs(void) {
+    cg_policy_header policies[1] = {
+        {"api", CG_NUL_TERMINATED, {10, CG_NS_PER_SECOND, 10}, {false, 10, 0, 2500000000u, 3000000000u}},
+    };
+    char buf[256];
+    size_t needed = 0, len = 0;
+    CHECK_STATUS(cg_render_headers(CG_HEADER_STYLE_IETF, 0, policies, 1, NULL, 0, &needed),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(needed > 0 && needed < sizeof buf);
+    for (size_t size = 1; size < needed; size++) {
+        memset(buf, 'X', sizeof buf);
+        len = 0;
+        CHECK_STATUS(cg_render_headers(CG_HEADER_STYLE_IETF, 0, policies, 1, buf, size, &len),
+                     CG_STATUS_BUFFER_TOO_SMALL);
+        CHECK(len == needed);
+        CHECK(untouched_bytes(buf, sizeof buf, 'X'));
+    }
+    memset(buf, 'X', sizeof buf);
+    CHECK_OK(cg_render_headers(CG_HEADER_STYLE_IETF, 0, policies, 1, buf, needed, &len));
+    CHECK(len == needed && untouched_bytes(buf + needed, sizeof buf - needed, 'X'));
+
+    /* The same for a policy's and a keyed policy's headers. */
+    cg_policy_entry entry = {"per-ip", CG_NUL_TERMINATED, per_second_3, 0};
+    cg_policy *policy = NULL;
+    cg_keyed_policy *keyed = NULL;
+    cg_policy_decision d;
+    uint64_t one[1] = {1};
+    CHECK_OK(cg_policy_new(&entry, 1, NULL, &policy));
+    CHECK_OK(cg_keyed_policy_new(&entry, 1, 16, NULL, &keyed));
+    CHECK_OK(cg_policy_check(policy, 0, one, 1, &d));
+    CHECK_STATUS(cg_policy_render_headers(policy, &d, CG_HEADER_STYLE_LEGACY, 0, NULL, 0, &needed),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    memset(buf, 'X', sizeof buf);
+    CHECK_STATUS(cg_policy_render_headers(policy, &d, CG_HEADER_STYLE_LEGACY, 0, buf, needed - 1,
+                                          &len),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(len == needed && untouched_bytes(buf, sizeof buf, 'X'));
+    CHECK_OK(cg_keyed_policy_check(keyed, (const uint8_t *)"k", 1, 0, one, 1, &d));
+    memset(buf, 'X', sizeof buf);
+    CHECK_STATUS(cg_keyed_policy_render_headers(keyed, &d, CG_HEADER_STYLE_IETF, 0, buf, 20, &len),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(len > 20 && untouched_bytes(buf, sizeof buf, 'X'));
+    cg_keyed_policy_free(keyed);
+    cg_policy_free(policy);
+
+    /* Header fields: neither the buffer nor the fields. */
+    cg_header_field fields[CG_MAX_HEADERS];
+    memset(fields, 0, sizeof fields);
+    size_t field_count = 0;
+    memset(buf, 'X', sizeof buf);
+    CHECK_STATUS(cg_render_header_fields(CG_HEADER_STYLE_IETF, 0, policies, 1, buf, 10, &len,
+                                         fields, CG_MAX_HEADERS, &field_count),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(untouched_bytes(buf, sizeof buf, 'X'));
+    CHECK(fields[0].name == NULL && fields[0].value == NULL);
+
+    /* The 429 body. */
+    char body[CG_MAX_429_BODY_BYTES];
+    for (size_t size = 1; size < 40; size++) {
+        memset(body, 'X', sizeof body);
+        len = 0;
+        CHECK_STATUS(cg_render_429_body(2500000000u, body, size, &len), CG_STATUS_BUFFER_TOO_SMALL);
+        CHECK(len == 40);
+        CHECK(untouched_bytes(body, sizeof body, 'X'));
+    }
+
+    /* Client keys. */
+    char key[CG_CLIENT_KEY_MAX_LEN];
+    memset(key, 'X', sizeof key);
+    CHECK_STATUS(cg_client_key_parse("2001:db8::1", CG_NUL_TERMINATED, 128, (uint8_t *)key, 17,
+                                     &len),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(len == 18 && untouched_bytes(key, sizeof key, 'X'));
+    const uint8_t v4[4] = {192, 0, 2, 1};
+    CHECK_STATUS(cg_client_key_from_ip(v4, 4, 0, (uint8_t *)key, 4, &len),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(len == 5 && untouched_bytes(key, sizeof key, 'X'));
+}
+
+/* Every pointer with a length may be NULL when the length is 0: it is then the empty input,
+ * and gets what an empty input gets (never CG_STATUS_NULL_ARGUMENT). */
+static void test_null_with_length_0(void) {
+    uint8_t key[CG_CLIENT_KEY_MAX_LEN];
+    size_t len = 99;
+    cg_quota q;
+    /* An empty address: not 4 or 16 bytes, not an address. */
+    CHECK_STATUS(cg_client_key_from_ip(NULL, 0, 0, key, sizeof key, &len),
+                 CG_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cg_client_key_from_ip(key, 0, 0, key, sizeof key, &len),
+                 CG_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(cg_client_key_parse(NULL, 0, 0, key, sizeof key, &len),
+                 CG_STATUS_INVALID_ADDRESS);
+    CHECK_STATUS(cg_client_key_parse("", 0, 0, key, sizeof key, &len), CG_STATUS_INVALID_ADDRESS);
+    CHECK(len == 99);
+    /* An empty output buffer: asks for the length. */
+    CHECK_STATUS(cg_client_key_parse("::1", 3, 0, NULL, 0, &len), CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(len == 9); /* IPv6 by /56: a tag, the prefix length, 7 bytes */
+    CHECK_STATUS(cg_render_429_body(1, NULL, 0, &len), CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(len == 40);
+    /* An empty rate string, an empty list. */
+    CHECK_STATUS(cg_quota_parse(NULL, 0, &q, NULL), CG_STATUS_PARSE_ERROR);
+    size_t count = 99;
+    CHECK_STATUS(cg_quota_parse_list("", 0, NULL, 0, &count, NULL),
+                 cg_quota_parse_list(NULL, 0, NULL, 0, &count, NULL));
+    /* No policies, no entries: empty. */
+    CHECK_STATUS(cg_render_headers(CG_HEADER_STYLE_IETF, 0, NULL, 0, NULL, 0, &len),
+                 CG_STATUS_EMPTY_POLICY);
+    cg_policy *policy = NULL;
+    CHECK_STATUS(cg_policy_new(NULL, 0, NULL, &policy), CG_STATUS_EMPTY_POLICY);
+    cg_keyed_policy *keyed = NULL;
+    CHECK_STATUS(cg_keyed_policy_new(NULL, 0, 16, NULL, &keyed), CG_STATUS_EMPTY_POLICY);
+    /* No costs: the same as an empty costs array, which is not one cost per dimension. */
+    cg_policy_entry entry = {"e", CG_NUL_TERMINATED, per_second_3, 0};
+    CHECK_OK(cg_policy_new(&entry, 1, NULL, &policy));
+    CHECK_OK(cg_keyed_policy_new(&entry, 1, 16, NULL, &keyed));
+    cg_policy_decision d;
+    uint64_t unused[1] = {1};
+    CHECK_STATUS(cg_policy_check(policy, 0, NULL, 0, &d), CG_STATUS_COST_COUNT);
+    CHECK_STATUS(cg_policy_check(policy, 0, unused, 0, &d), CG_STATUS_COST_COUNT);
+    CHECK_STATUS(cg_policy_force(policy, 0, NULL, 0, NULL), CG_STATUS_COST_COUNT);
+    cg_reservation *reservation = NULL;
+    CHECK_STATUS(cg_policy_reserve(policy, 0, NULL, 0, &d, &reservation), CG_STATUS_COST_COUNT);
+    CHECK(reservation == NULL);
+    CHECK_STATUS(cg_keyed_policy_check(keyed, NULL, 0, 0, NULL, 0, &d), CG_STATUS_COST_COUNT);
+    CHECK_STATUS(cg_keyed_policy_reserve(keyed, NULL, 0, 0, NULL, 0, &d, &reservation),
+                 CG_STATUS_COST_COUNT);
+    CHECK_OK(cg_policy_reserve(policy, 0, unused, 1, &d, &reservation));
+    CHECK(reservation != NULL);
+    CHECK_STATUS(cg_policy_settle(policy, 0, reservation, NULL, 0, &d), CG_STATUS_COST_COUNT);
+    CHECK_OK(cg_policy_settle(policy, 0, reservation, unused, 1, &d));
+    cg_reservation_free(reservation);
+    /* Header fields with no room for fields: asks for the count. */
+    cg_policy_header header = {"e", 1, per_second_3, {true, 2, 0, 1, 1}};
+    size_t field_count = 0;
+    CHECK_STATUS(cg_render_header_fields(CG_HEADER_STYLE_IETF, 0, &header, 1, NULL, 0, &len, NULL,
+                                         0, &field_count),
+                 CG_STATUS_BUFFER_TOO_SMALL);
+    CHECK(field_count == 2);
+    cg_keyed_policy_free(keyed);
+    cg_policy_free(policy);
+}
+
 void test_api(void) {
     test_null_everywhere();
     test_version_and_statuses();
@@ -705,4 +901,6 @@ void test_api(void) {
     test_policies();
     test_headers();
     test_client_keys();
+    test_no_partial_outputs();
+    test_null_with_length_0();
 }
