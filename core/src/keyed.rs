@@ -915,6 +915,12 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         &self.rule
     }
 
+    /// The table's seed.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn seed(&self) -> Seed {
+        self.seed
+    }
+
     /// Whether a slot's key can be forgotten at `now_ns`: its bucket is full, and it was last
     /// written before `now_ns` (so the new owner's first state, at `now_ns`, differs from every
     /// state the old owner had: no ABA).

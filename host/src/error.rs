@@ -95,6 +95,10 @@ pub enum SharedError {
         /// How many quotas the table has.
         quotas: usize,
     },
+    /// Core's [`Limiter`](cellgate::Limiter) configuration rules refused the quotas or
+    /// options given to [`SharedTable::open_limiter`](crate::SharedTable::open_limiter)
+    /// (checked before the file is touched).
+    Limiter(cellgate::ConfigError),
     /// Core refused to build the limiter or policy over the mapped slots.
     Core {
         /// Core's reason, in words.
@@ -177,6 +181,7 @@ impl fmt::Display for SharedError {
                 f,
                 "the shared table holds {quotas} quotas; a keyed limiter needs exactly 1 (open it as a policy)"
             ),
+            Self::Limiter(error) => write!(f, "invalid limiter configuration: {error}"),
             Self::Core { reason } => write!(f, "core refused the shared slots: {reason}"),
         }
     }
@@ -186,6 +191,7 @@ impl std::error::Error for SharedError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Io { source, .. } => Some(source),
+            Self::Limiter(error) => Some(error),
             _ => None,
         }
     }

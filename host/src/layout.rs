@@ -127,6 +127,30 @@ impl TableConfig {
         Self::new(quotas, Refill::Greedy, max_keys)
     }
 
+    /// The configuration of core's [`Limiter`](cellgate::Limiter) over `quotas` and
+    /// `options` (what [`SharedTable::open_limiter`](crate::SharedTable::open_limiter) opens):
+    /// each quota with its dimension, `options.refill`, `options.max_keys`. For a single quota
+    /// it equals [`TableConfig::limiter`], for several [`TableConfig::policy`] of the same
+    /// quotas, so such files can be opened either way. Names, `on_full` and the seed are not
+    /// part of it.
+    ///
+    /// # Errors
+    /// [`SharedError::Config`] as for [`TableConfig::policy`], or for interval refill with
+    /// several quotas.
+    pub fn for_limiter(
+        quotas: &[cellgate::LimiterQuota<'_>],
+        options: &cellgate::LimiterOptions,
+    ) -> Result<Self, SharedError> {
+        let specs = quotas
+            .iter()
+            .map(|quota| QuotaSpec {
+                quota: quota.quota,
+                dimension: quota.dimension,
+            })
+            .collect();
+        Self::new(specs, options.refill, options.max_keys)
+    }
+
     fn new(quotas: Vec<QuotaSpec>, refill: Refill, max_keys: usize) -> Result<Self, SharedError> {
         if quotas.is_empty() {
             return Err(SharedError::Config {

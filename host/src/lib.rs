@@ -92,7 +92,7 @@ pub use clock::{host_now_ns, HostClock};
 pub use error::SharedError;
 #[cfg(unix)]
 pub use layout::{TableConfig, CLAIM_TIMEOUT_NS, HEADER_BYTES, MAPPING_VERSION};
-pub use slots::{in_process_limiter, in_process_policy, TableSlots};
+pub use slots::{in_process, in_process_limiter, in_process_policy, TableSlots};
 #[cfg(unix)]
 pub use table::{Access, OpenOptions, SharedTable};
 

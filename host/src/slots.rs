@@ -149,6 +149,38 @@ pub fn in_process_policy<N, C>(
     KeyedPolicy::from_tables(entries, tables, clock)
 }
 
+/// Core's [`Limiter`](cellgate::Limiter) over `quotas` and `options` with its tables in this
+/// process's heap, of the type a shared one has (`Limiter<TableSlots>`, see
+/// [`SharedTable::open_limiter`](crate::SharedTable::open_limiter)), so that a binding holds one
+/// type whether its store is in process or host-wide. Decides exactly as `Limiter::new`.
+///
+/// # Errors
+/// `Limiter::new`'s ([`ConfigError::OutOfMemory`](cellgate::ConfigError::OutOfMemory) when the
+/// tables cannot be allocated).
+pub fn in_process(
+    quotas: &[cellgate::LimiterQuota<'_>],
+    options: cellgate::LimiterOptions,
+) -> Result<cellgate::Limiter<TableSlots>, cellgate::ConfigError> {
+    cellgate::Limiter::check_config(quotas, &options)?;
+    let tables = quotas
+        .iter()
+        .map(|quota| {
+            TableSlots::heap(options.max_keys)
+                .and_then(|slots| {
+                    KeyedLimiter::with_storage(
+                        slots,
+                        quota.quota,
+                        options.refill,
+                        options.seed,
+                        NoClock,
+                    )
+                })
+                .map_err(|_| cellgate::ConfigError::OutOfMemory)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    cellgate::Limiter::with_tables(quotas, options, tables)
+}
+
 impl AsRef<[Slot]> for TableSlots {
     #[inline(always)]
     fn as_ref(&self) -> &[Slot] {

@@ -5,7 +5,10 @@ use crate::error::SharedError;
 use crate::layout::{Header, TableConfig, CLAIM_TIMEOUT_NS, HEADER_BYTES, HEADER_USED_BYTES};
 use crate::mapping::Mapping;
 use crate::slots::TableSlots;
-use cellgate::{ClaimRecovery, KeyedLimiter, KeyedPolicy, NoClock, PolicyEntry, Seed};
+use cellgate::{
+    ClaimRecovery, KeyedLimiter, KeyedPolicy, Limiter, LimiterOptions, LimiterQuota, NoClock,
+    PolicyEntry, Seed,
+};
 use rustix::fs::{FallocateFlags, Mode, OFlags};
 use rustix::io::Errno;
 use std::fs::File;
@@ -173,6 +176,54 @@ impl SharedTable {
         }
     }
 
+    /// Opens (or creates) the shared table for core's [`Limiter`] over `quotas` and
+    /// `options`, and builds that limiter over it: the product every binding wraps, host-wide.
+    /// Every process passes the same quotas (rate, period, burst, dimension), refill and
+    /// `max_keys`; names and `on_full` are each process's own, and `options.seed` is replaced
+    /// by the file's. Decisions, headers and reservations are exactly the in-process
+    /// limiter's (a reservation settles only on the `Limiter` value that made it).
+    ///
+    /// ```
+    /// use cellgate::{LimiterOptions, LimiterQuota, Op, Quota};
+    /// use cellgate_host::{OpenOptions, SharedTable};
+    /// # let dir = std::env::temp_dir().join(format!("cellgate-doc-ol-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let path = dir.join("api");
+    /// let quotas = [LimiterQuota::new(Quota::per_minute(20).unwrap()), LimiterQuota::new(Quota::per_day(100).unwrap())];
+    /// let limiter = SharedTable::open_limiter(&path, &quotas, LimiterOptions::default(), &OpenOptions::new()).unwrap();
+    /// let now_ns = cellgate_host::host_now_ns();
+    /// assert!(limiter.apply_at(b"client", now_ns, &[None], Op::Check).unwrap().allowed);
+    /// # SharedTable::remove(&path).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`SharedError::Limiter`] when core's rules refuse the configuration (before the file
+    /// is touched); otherwise [`open`](Self::open)'s.
+    pub fn open_limiter(
+        path: impl AsRef<Path>,
+        quotas: &[LimiterQuota<'_>],
+        options: LimiterOptions,
+        open_options: &OpenOptions,
+    ) -> Result<Limiter<TableSlots>, SharedError> {
+        Limiter::check_config(quotas, &options).map_err(SharedError::Limiter)?;
+        let config = TableConfig::for_limiter(quotas, &options)?;
+        let table = Self::open(path, &config, open_options)?;
+        let tables = (0..config.quota_count())
+            .map(|index| table.table(index, NoClock))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = LimiterOptions {
+            seed: table.seed(),
+            ..options
+        };
+        Limiter::with_tables(quotas, options, tables).map_err(SharedError::Limiter)
+    }
+
+    /// The hash seed drawn by the file's creator (secret: whoever knows it can aim keys at
+    /// one window).
+    pub fn seed(&self) -> Seed {
+        Seed::new(self.seed[0], self.seed[1])
+    }
+
     /// Whether this call created the file (and drew its seed), rather than attached to it.
     pub fn created(&self) -> bool {
         self.created
@@ -277,11 +328,11 @@ impl SharedTable {
                 quotas: self.config.quota_count(),
             });
         };
-        let seed = Seed::new(self.seed[0], self.seed[1]);
-        let limiter = KeyedLimiter::with_storage(slots, quota, self.config.refill(), seed, clock)
-            .map_err(|error| SharedError::Core {
-            reason: error.to_string(),
-        })?;
+        let limiter =
+            KeyedLimiter::with_storage(slots, quota, self.config.refill(), self.seed(), clock)
+                .map_err(|error| SharedError::Core {
+                    reason: error.to_string(),
+                })?;
         Ok(limiter.with_claim_recovery(ClaimRecovery {
             timeout_ns: CLAIM_TIMEOUT_NS,
             clock: host_now_ns,

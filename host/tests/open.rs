@@ -568,3 +568,84 @@ fn a_claim_left_by_a_dead_process_is_recovered_after_the_timeout_without_over_ad
     });
     assert!(recovered >= 50, "recovered {recovered}");
 }
+
+#[test]
+fn core_s_limiter_opens_host_wide_and_in_process_as_one_type() {
+    use cellgate::{ConfigError, Limiter, LimiterOptions, LimiterQuota, Seed};
+    let dir = scratch_dir("limiter");
+    let path = dir.join("table");
+    let quotas = [
+        LimiterQuota::new(Quota::per_hour(3).unwrap()),
+        LimiterQuota::new(Quota::per_day(5).unwrap()),
+    ];
+    let options = LimiterOptions {
+        max_keys: 100,
+        ..LimiterOptions::with_seed(Seed::new(1, 2))
+    };
+    let a = SharedTable::open_limiter(&path, &quotas, options, &OpenOptions::new()).unwrap();
+    let b = SharedTable::open_limiter(&path, &quotas, options, &OpenOptions::new()).unwrap();
+    let now = host_now_ns();
+    // 3 per hour for the host: a and b share every key.
+    for limiter in [&a, &b, &a] {
+        assert!(
+            limiter
+                .apply_at(b"k", now, &[None], Op::Check)
+                .unwrap()
+                .allowed
+        );
+    }
+    assert!(!b.apply_at(b"k", now, &[None], Op::Check).unwrap().allowed);
+    // A reservation settles on the limiter value that made it.
+    let reserved = a.reserve_at(b"r", now, &[Some(2)]).unwrap();
+    assert!(a
+        .settle_at(now, reserved.reservation.unwrap(), &[Some(1)])
+        .is_ok());
+    assert_eq!(
+        b.apply_at(b"r", now, &[None], Op::Peek)
+            .unwrap()
+            .decisions()[0]
+            .remaining,
+        2
+    );
+
+    // The same type in process, deciding as core's own Limiter.
+    let local: Limiter<cellgate_host::TableSlots> =
+        cellgate_host::in_process(&quotas, options).unwrap();
+    let core = Limiter::new(&quotas, options).unwrap();
+    for step in 0..20 {
+        assert_eq!(
+            local.apply_at(b"k", step, &[None], Op::Check).unwrap(),
+            core.apply_at(b"k", step, &[None], Op::Check).unwrap()
+        );
+    }
+
+    // The file is the TableConfig::policy of the same quotas; another configuration is a
+    // mismatch naming the field, and an invalid one is refused before the file is touched.
+    let other = [LimiterQuota::new(Quota::per_hour(4).unwrap()), quotas[1]];
+    let error = SharedTable::open_limiter(&path, &other, options, &OpenOptions::new()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            SharedError::ConfigMismatch {
+                field: "rate_cost",
+                quota: Some(0),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let fresh = dir.join("fresh");
+    let bad = [LimiterQuota {
+        name: Some(""),
+        ..quotas[0]
+    }];
+    let error = SharedTable::open_limiter(&fresh, &bad, options, &OpenOptions::new()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            SharedError::Limiter(ConfigError::EmptyName { index: 0 })
+        ),
+        "{error:?}"
+    );
+    assert!(!fresh.exists(), "no file for a refused configuration");
+}

@@ -35,6 +35,20 @@ fn config(burst: u64, max_keys: usize) -> TableConfig {
     TableConfig::limiter(quota(burst), Refill::Greedy, max_keys).unwrap()
 }
 
+/// The quotas of the `limiter` role: `quota(burst)` and a looser one on the same dimension.
+fn limiter_quotas(burst: u64) -> [cellgate::LimiterQuota<'static>; 2] {
+    [
+        cellgate::LimiterQuota {
+            name: Some("tight"),
+            ..cellgate::LimiterQuota::new(quota(burst))
+        },
+        cellgate::LimiterQuota {
+            name: Some("loose"),
+            ..cellgate::LimiterQuota::new(quota(burst + 3))
+        },
+    ]
+}
+
 fn env_u64(name: &str) -> u64 {
     std::env::var(name).unwrap().parse().unwrap()
 }
@@ -75,6 +89,37 @@ fn worker() {
             for _ in 0..rounds {
                 for (key, count) in admitted.iter_mut().enumerate() {
                     let decision = limiter.check(format!("key-{key}"), 1).expect("room");
+                    *count += u64::from(decision.allowed);
+                }
+            }
+            let counts: Vec<String> = admitted.iter().map(u64::to_string).collect();
+            report(format_args!("counts {}", counts.join(" ")));
+        }
+        "limiter" => {
+            // Core's Limiter over two quotas on one dimension (burst, and burst + 3 a day).
+            let quotas = limiter_quotas(burst);
+            let options = cellgate::LimiterOptions {
+                max_keys,
+                ..cellgate::LimiterOptions::default()
+            };
+            let limiter =
+                SharedTable::open_limiter(&path, &quotas, options, &OpenOptions::new()).unwrap();
+            let keys = env_u64("CELLGATE_KEYS");
+            let rounds = env_u64("CELLGATE_ROUNDS");
+            let mut admitted = vec![0u64; keys as usize];
+            wait_for_start();
+            for _ in 0..rounds {
+                for (key, count) in admitted.iter_mut().enumerate() {
+                    let now_ns = host_now_ns();
+                    let decision = limiter
+                        .apply_at(
+                            format!("key-{key}").as_bytes(),
+                            now_ns,
+                            &[None],
+                            cellgate::Op::Check,
+                        )
+                        .unwrap();
+                    assert_eq!(decision.reason, cellgate::Reason::Limit);
                     *count += u64::from(decision.allowed);
                 }
             }
@@ -192,12 +237,28 @@ fn base_env(path: &Path, burst: u64, max_keys: usize) -> Vec<(&'static str, Stri
 /// Runs `processes` count workers on `keys` keys, `rounds` checks of each; returns the total
 /// admitted per key, and what one in-process limiter admits for each key when it gets all the
 /// workers' checks spread over the same elapsed time.
-fn count_run(test: &str, processes: usize, keys: u64, rounds: u64, burst: u64) -> (Vec<u64>, u64) {
+fn count_run(
+    test: &str,
+    role: &str,
+    processes: usize,
+    keys: u64,
+    rounds: u64,
+    burst: u64,
+) -> (Vec<u64>, u64) {
     let dir = scratch_dir(test);
     let path = dir.join("table");
     let max_keys = 1_000;
     // Created here, so that the workers only attach.
-    SharedTable::open(&path, &config(burst, max_keys), &OpenOptions::new()).unwrap();
+    if role == "limiter" {
+        let options = cellgate::LimiterOptions {
+            max_keys,
+            ..cellgate::LimiterOptions::default()
+        };
+        SharedTable::open_limiter(&path, &limiter_quotas(burst), options, &OpenOptions::new())
+            .unwrap();
+    } else {
+        SharedTable::open(&path, &config(burst, max_keys), &OpenOptions::new()).unwrap();
+    }
     let started_ns = host_now_ns();
     let mut env = base_env(&path, burst, max_keys);
     env.push(("CELLGATE_KEYS", keys.to_string()));
@@ -205,7 +266,7 @@ fn count_run(test: &str, processes: usize, keys: u64, rounds: u64, burst: u64) -
     // Far enough ahead for every worker to have started (a debug test binary starts in ms).
     env.push(("CELLGATE_START_NS", (started_ns + 400_000_000).to_string()));
     let workers: Vec<Worker> = (0..processes)
-        .map(|_| Worker::spawn("count", &env))
+        .map(|_| Worker::spawn(role, &env))
         .collect();
     let mut totals = vec![0u64; keys as usize];
     for worker in workers {
@@ -237,15 +298,25 @@ fn count_run(test: &str, processes: usize, keys: u64, rounds: u64, burst: u64) -
 
 #[test]
 fn n_processes_on_a_hot_key_admit_exactly_one_burst() {
-    let (totals, in_process) = count_run("hot", 4, 1, 5_000, 1_000);
+    let (totals, in_process) = count_run("hot", "count", 4, 1, 5_000, 1_000);
     // 20,000 checks by 4 processes: one limiter's 1,000, not 4,000.
     assert_eq!(totals, vec![in_process]);
 }
 
 #[test]
 fn n_processes_on_many_keys_admit_exactly_one_burst_per_key() {
-    let (totals, in_process) = count_run("many", 4, 400, 8, 5);
+    let (totals, in_process) = count_run("many", "count", 4, 400, 8, 5);
     // 32 checks of each key by 4 processes: 5 per key, as one limiter.
+    assert!(
+        totals.iter().all(|&total| total == in_process),
+        "{totals:?}"
+    );
+}
+
+#[test]
+fn n_processes_of_core_s_limiter_admit_exactly_the_tightest_quota_per_key() {
+    // Two quotas (5 and 8 per day) through core's Limiter in every process: 5 per key.
+    let (totals, in_process) = count_run("limiter", "limiter", 4, 300, 8, 5);
     assert!(
         totals.iter().all(|&total| total == in_process),
         "{totals:?}"
