@@ -16,6 +16,9 @@
 //! - `shared/clocked/NAME/1000`: the same with each limiter's own clock, `check(key, 1)`:
 //!   `in_process_monotonic` over core's `MonotonicClock` (`Instant`), `shared_host` over
 //!   `HostClock` (`clock_gettime(CLOCK_MONOTONIC)`).
+//! - `shared/limiter/NAME/N`: core's `Limiter::apply_at(key, now, [None], Op::Check)` (what
+//!   every binding calls) over one quota, `N` keys, injected time: `in_process`
+//!   (`Limiter::new`) and `shared` (`SharedTable::open_limiter`).
 //! - `shared/clock/NAME`: one reading: `monotonic` (`MonotonicClock::now_ns`, an `Instant`
 //!   since a process-wide epoch) and `host` (`HostClock::now_ns`).
 
@@ -144,6 +147,76 @@ fn existing(c: &mut Criterion) {
     group.finish();
 }
 
+fn limiter(c: &mut Criterion) {
+    use cellgate::{Limiter, LimiterOptions, LimiterQuota, Op};
+    let mut group = c.benchmark_group("shared/limiter");
+    group.throughput(Throughput::Elements(1));
+    let quota = Quota::per_second(RATE_PER_SECOND).expect("a valid quota");
+    let quotas = [LimiterQuota::new(quota)];
+    for count in sizes() {
+        let options = LimiterOptions {
+            max_keys: count,
+            ..LimiterOptions::with_seed(SEED)
+        };
+        let local = Limiter::new(&quotas, options).expect("a valid limiter");
+        let path = table_path(&format!("limiter-{count}"));
+        let shared = SharedTable::open_limiter(&path, &quotas, options, &OpenOptions::new())
+            .expect("open the bench table");
+        let local_check = |key: &[u8], now_ns| {
+            local
+                .apply_at(key, now_ns, &[None], Op::Check)
+                .expect("costs")
+                .allowed
+        };
+        let shared_check = |key: &[u8], now_ns| {
+            shared
+                .apply_at(key, now_ns, &[None], Op::Check)
+                .expect("costs")
+                .allowed
+        };
+        // Every key goes to both (`&`, not `&&`); a full table is an answer, not an error,
+        // so a key either table has no room for shows as denied and is skipped.
+        let keys = fill(count, |key| local_check(key, 0) & shared_check(key, 0));
+        let mut next = Cycle::new(&keys);
+        let mut now = 0;
+        assert_path("in_process", true, || {
+            now += STEP_NS;
+            local_check(next.next_item(), now)
+        });
+        group.bench_function(BenchmarkId::new("in_process", count), |b| {
+            b.iter(|| {
+                now += STEP_NS;
+                local.apply_at(
+                    black_box(next.next_item()),
+                    black_box(now),
+                    &[None],
+                    Op::Check,
+                )
+            })
+        });
+        let mut next = Cycle::new(&keys);
+        let mut now = 0;
+        assert_path("shared", true, || {
+            now += STEP_NS;
+            shared_check(next.next_item(), now)
+        });
+        group.bench_function(BenchmarkId::new("shared", count), |b| {
+            b.iter(|| {
+                now += STEP_NS;
+                shared.apply_at(
+                    black_box(next.next_item()),
+                    black_box(now),
+                    &[None],
+                    Op::Check,
+                )
+            })
+        });
+        drop(shared);
+        SharedTable::remove(&path).expect("remove the bench table");
+    }
+    group.finish();
+}
+
 fn clocked(c: &mut Criterion) {
     let mut group = c.benchmark_group("shared/clocked");
     group.throughput(Throughput::Elements(1));
@@ -195,6 +268,6 @@ fn clock(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = cellgate_benches::criterion_config();
-    targets = existing, clocked, clock
+    targets = existing, limiter, clocked, clock
 }
 criterion_main!(benches);
