@@ -44,9 +44,10 @@
 //! killed in between, which would leave the slot busy for ever (its keys' checks would spin);
 //! there [`KeyedLimiter::with_claim_recovery`] lets any caller that meets a claim older than a
 //! timeout take the slot over and empty it. That over-admits nothing: a slot is claimed only
-//! while its owner is absent or idle (a full bucket), and the claimant charges its new key only
-//! after publishing, so every key the dead claim touched is a full bucket, which is what an
-//! absent key is. The empty slot's state is a full bucket at the recovery time, later than any
+//! from a full bucket (an empty slot's, an idle key's; an inserter whose fingerprint read is
+//! older than its state read may see another key's fresh state, and claims it only if that is
+//! full too), and the claimant charges its new key only after publishing, so every key the
+//! dead claim touched is a full bucket, which is what an absent key is. The empty slot's state is a full bucket at the recovery time, later than any
 //! state a checker of the old owner can hold (no ABA).
 //!
 //! Two threads inserting the same new key settle it through the fingerprints: each writes its
@@ -958,7 +959,13 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
                     }
                     continue;
                 }
-                if owner == EMPTY || self.is_idle(state, now_ns) {
+                // An empty slot's state is always a full bucket; one that is not was read
+                // after another inserter took the slot (the fingerprint read is older) and is
+                // that key's charged bucket: never claim it, even to put it back, so that a
+                // claim always holds a full bucket, which is what lets a claim left by a dead
+                // process be emptied without over-admitting (see `recover_if_stale`).
+                let free = owner == EMPTY && self.rule.is_full_at(CellState::unpack(state), now_ns);
+                if free || self.is_idle(state, now_ns) {
                     candidate = Some((position, index, owner, state));
                     break;
                 }

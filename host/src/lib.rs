@@ -17,6 +17,10 @@
 //! # cellgate_host::SharedTable::remove(&path).unwrap();
 //! ```
 //!
+//! Core's [`Limiter`](cellgate::Limiter), the product every binding wraps, opens host-wide
+//! with [`SharedTable::open_limiter`], and [`in_process`] builds the in-process one with the
+//! same type, `Limiter<TableSlots>`.
+//!
 //! # What is shared, and how
 //!
 //! The file holds a header (magic, [`MAPPING_VERSION`], core's

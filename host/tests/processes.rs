@@ -265,9 +265,7 @@ fn count_run(
     env.push(("CELLGATE_ROUNDS", rounds.to_string()));
     // Far enough ahead for every worker to have started (a debug test binary starts in ms).
     env.push(("CELLGATE_START_NS", (started_ns + 400_000_000).to_string()));
-    let workers: Vec<Worker> = (0..processes)
-        .map(|_| Worker::spawn(role, &env))
-        .collect();
+    let workers: Vec<Worker> = (0..processes).map(|_| Worker::spawn(role, &env)).collect();
     let mut totals = vec![0u64; keys as usize];
     for worker in workers {
         let reports = worker.finish();
