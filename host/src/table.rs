@@ -416,8 +416,8 @@ fn open_existing(path: &Path) -> Result<File, SharedError> {
         Mode::empty(),
     ) {
         Ok(fd) => Ok(File::from(fd)),
-        // O_NOFOLLOW on a symbolic link.
-        Err(Errno::LOOP) => Err(SharedError::NotRegularFile),
+        // O_NOFOLLOW on a symbolic link; a directory.
+        Err(Errno::LOOP | Errno::ISDIR) => Err(SharedError::NotRegularFile),
         Err(error) => Err(SharedError::io("open", error)),
     }
 }
