@@ -718,6 +718,21 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         self.index_at(self.hash_key(key), position)
     }
 
+    /// Leaves a claim stamped `stamp_ns` in slot `index`, with `key`'s fingerprint if given
+    /// (else the slot's own), as a process killed mid-insert leaves it: for loom models of
+    /// claim recovery. Not part of the API (compiled only under `--cfg loom`).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_leave_claim(&self, index: usize, stamp_ns: u64, key: Option<&[u8]>) {
+        if let Some(slot) = self.slot(index) {
+            if let Some(key) = key {
+                slot.fingerprint
+                    .store(self.hash_key(key).fingerprint, Ordering::Release);
+            }
+            slot.state.store(busy_word(stamp_ns), Ordering::Release);
+        }
+    }
+
     /// The slot a 64-bit hash designates as a window's start.
     #[inline(always)]
     fn home_index(&self, hash: u64) -> usize {
