@@ -223,7 +223,8 @@ impl fmt::Debug for Seed {
 pub const TABLE_LAYOUT_VERSION: u32 = 3;
 
 /// Everything another process (in any runtime) needs to use the same slots: plain data,
-/// `#[repr(C)]`, no pointers. The planned shared-memory tier writes it before the slots.
+/// `#[repr(C)]`, no pointers. `cellgate-host` records these fields (with its own mapping version
+/// and a checksum) in the header of a shared table file, before the slots.
 ///
 /// Sharing a table between processes requires the 64- and 128-bit atomics to be truly
 /// lock-free (x86_64 with `cmpxchg16b`, aarch64), not portable-atomic's lock-based fallback,
