@@ -11,6 +11,9 @@ use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+/// The alignment of a heap table: a cache line.
+const CACHE_LINE_BYTES: usize = 64;
+
 /// What keeps a [`TableSlots`]'s memory alive (held, never read).
 #[derive(Clone, Debug)]
 #[allow(dead_code)]
@@ -87,7 +90,11 @@ impl TableSlots {
     /// [`TableError::OutOfMemory`] when the size overflows or the allocator refuses it.
     pub fn heap(max_keys: usize) -> Result<Self, TableError> {
         let count = slot_count_for(max_keys);
-        let layout = Layout::array::<Slot>(count).map_err(|_| TableError::OutOfMemory)?;
+        // Aligned to a cache line (as a shared table's slots are: the mapping is page-aligned
+        // and the header 512 bytes), so that no 32-byte slot straddles two lines.
+        let layout = Layout::array::<Slot>(count)
+            .and_then(|layout| layout.align_to(CACHE_LINE_BYTES))
+            .map_err(|_| TableError::OutOfMemory)?;
         // `slot_count_for` is at least PROBE_WINDOW, so the layout is never zero-sized.
         if layout.size() == 0 {
             return Err(TableError::OutOfMemory);
@@ -96,7 +103,7 @@ impl TableSlots {
         let memory = unsafe { alloc_zeroed(layout) };
         let first = NonNull::new(memory.cast::<Slot>()).ok_or(TableError::OutOfMemory)?;
         let keeper = Keeper::Heap(Arc::new(HeapSlots { first, layout }));
-        // SAFETY: a fresh allocation of `count` slots at `Slot`'s alignment (the layout's),
+        // SAFETY: a fresh allocation of `count` slots, aligned for `Slot` (64 is a multiple of 16),
         // zeroed: a zero `Slot` is an empty one (`Slot::new()`, tested in this crate) and
         // every bit pattern is a valid one; it lives as long as the keeper.
         Ok(unsafe { Self::from_raw(first, count, keeper) })
@@ -218,6 +225,7 @@ mod tests {
     fn heap_slots_make_an_in_process_table() {
         let slots = TableSlots::heap(100).unwrap();
         assert_eq!(slots.as_ref().len(), cellgate::slot_count_for(100));
+        assert_eq!(slots.as_ref().as_ptr() as usize % 64, 0, "cache-line aligned");
         let limiter = KeyedLimiter::with_storage(
             slots.clone(),
             Quota::per_hour(2).unwrap(),
