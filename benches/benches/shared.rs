@@ -19,6 +19,10 @@
 //! - `shared/limiter/NAME/N`: core's `Limiter::apply_at(key, now, [None], Op::Check)` (what
 //!   every binding calls) over one quota, `N` keys, injected time: `in_process`
 //!   (`Limiter::new`) and `shared` (`SharedTable::open_limiter`).
+//! - Before measuring `shared/existing` and `shared/limiter`, each size also prints the ratio
+//!   shared / in-process from [`ALTERNATING_ROUNDS`] rounds that alternate the two (a batch of
+//!   one, then of the other): on a noisy machine the quartiles of the per-round ratio are
+//!   steadier than two criterion figures measured seconds apart.
 //! - `shared/clock/NAME`: one reading: `monotonic` (`MonotonicClock::now_ns`, an `Instant`
 //!   since a process-wide epoch) and `host` (`HostClock::now_ns`).
 
@@ -36,6 +40,47 @@ const RATE_PER_SECOND: u64 = 1_000;
 const STEP_NS: u64 = 1_000_000_000 / RATE_PER_SECOND;
 /// The in-process table's secret (the shared one draws its own at creation).
 const SEED: Seed = Seed::new(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
+
+/// Rounds of [`alternating_ratio`].
+const ALTERNATING_ROUNDS: usize = 41;
+/// Calls per batch of [`alternating_ratio`].
+const ALTERNATING_BATCH: u32 = 100_000;
+
+/// Times batches of `in_process` and `shared` alternately and prints the quartiles of the
+/// per-round ratio shared / in-process (only when measuring, not in test mode).
+fn alternating_ratio(name: &str, mut in_process: impl FnMut(), mut shared: impl FnMut()) {
+    if !measuring() {
+        return;
+    }
+    let batch = |f: &mut dyn FnMut()| {
+        let started = std::time::Instant::now();
+        for _ in 0..ALTERNATING_BATCH {
+            f();
+        }
+        started.elapsed().as_secs_f64()
+    };
+    let mut ratios: Vec<f64> = (0..ALTERNATING_ROUNDS)
+        .map(|round| {
+            // Alternate which goes first, so that neither always follows the other.
+            if round % 2 == 0 {
+                let a = batch(&mut in_process);
+                batch(&mut shared) / a
+            } else {
+                let b = batch(&mut shared);
+                b / batch(&mut in_process)
+            }
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: usize| ratios[(ratios.len() - 1) * q / 4];
+    println!(
+        "{name}: shared / in-process over {ALTERNATING_ROUNDS} alternating rounds: \
+         median {:.3}, quartiles {:.3} .. {:.3}",
+        at(2),
+        at(1),
+        at(3)
+    );
+}
 
 fn sizes() -> [usize; 2] {
     if measuring() {
@@ -99,6 +144,21 @@ fn existing(c: &mut Criterion) {
         });
         let live_keys = shared.stats().live_keys;
 
+        {
+            let (mut a, mut b) = (Cycle::new(&keys), Cycle::new(&keys));
+            let (mut now_a, mut now_b) = (0, 0);
+            alternating_ratio(
+                &format!("shared/existing/{count}"),
+                || {
+                    now_a += STEP_NS;
+                    let _ = black_box(local.check_at(black_box(a.next_item()), now_a, 1));
+                },
+                || {
+                    now_b += STEP_NS;
+                    let _ = black_box(shared.check_at(black_box(b.next_item()), now_b, 1));
+                },
+            );
+        }
         let mut next = Cycle::new(&keys);
         let mut now = 0;
         assert_path("in_process", true, || {
@@ -177,6 +237,21 @@ fn limiter(c: &mut Criterion) {
         // Every key goes to both (`&`, not `&&`); a full table is an answer, not an error,
         // so a key either table has no room for shows as denied and is skipped.
         let keys = fill(count, |key| local_check(key, 0) & shared_check(key, 0));
+        {
+            let (mut a, mut b) = (Cycle::new(&keys), Cycle::new(&keys));
+            let (mut now_a, mut now_b) = (0, 0);
+            alternating_ratio(
+                &format!("shared/limiter/{count}"),
+                || {
+                    now_a += STEP_NS;
+                    let _ = black_box(local_check(black_box(a.next_item()), now_a));
+                },
+                || {
+                    now_b += STEP_NS;
+                    let _ = black_box(shared_check(black_box(b.next_item()), now_b));
+                },
+            );
+        }
         let mut next = Cycle::new(&keys);
         let mut now = 0;
         assert_path("in_process", true, || {

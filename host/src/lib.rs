@@ -15,6 +15,7 @@
 //! // In every worker process: 20 per minute per client, for the whole host.
 //! assert!(limiter.check(b"203.0.113.9", 1).unwrap().allowed);
 //! # cellgate_host::SharedTable::remove(&path).unwrap();
+//! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 //!
 //! Core's [`Limiter`](cellgate::Limiter), the product every binding wraps, opens host-wide

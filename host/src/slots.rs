@@ -225,7 +225,11 @@ mod tests {
     fn heap_slots_make_an_in_process_table() {
         let slots = TableSlots::heap(100).unwrap();
         assert_eq!(slots.as_ref().len(), cellgate::slot_count_for(100));
-        assert_eq!(slots.as_ref().as_ptr() as usize % 64, 0, "cache-line aligned");
+        assert_eq!(
+            slots.as_ref().as_ptr() as usize % 64,
+            0,
+            "cache-line aligned"
+        );
         let limiter = KeyedLimiter::with_storage(
             slots.clone(),
             Quota::per_hour(2).unwrap(),

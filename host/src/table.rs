@@ -96,6 +96,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// let limiter = SharedTable::open(&path, &config, &OpenOptions::new()).unwrap().limiter().unwrap();
 /// assert!(limiter.check(b"client-1", 1).unwrap().allowed);
 /// # SharedTable::remove(&path).unwrap();
+/// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 #[derive(Debug)]
 pub struct SharedTable {
@@ -194,6 +195,7 @@ impl SharedTable {
     /// let now_ns = cellgate_host::host_now_ns();
     /// assert!(limiter.apply_at(b"client", now_ns, &[None], Op::Check).unwrap().allowed);
     /// # SharedTable::remove(&path).unwrap();
+    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     ///
     /// # Errors
