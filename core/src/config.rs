@@ -55,6 +55,13 @@ pub enum ConfigError {
     OutOfMemory,
     /// A reservation was settled on a limiter other than the one that made it.
     ForeignReservation,
+    /// [`Limiter::with_tables`](crate::Limiter::with_tables) was given a table that does not
+    /// fit the quota of the same index (another quota, refill or seed than the options say,
+    /// fewer than `max_keys` need) or a count of tables other than the quotas'.
+    TableMismatch {
+        /// The index of the first quota (or table) at fault.
+        index: usize,
+    },
     /// More names than a policy can hold ([`MAX_POLICY_QUOTAS`]).
     TooManyNames {
         /// The number of names given.
@@ -101,6 +108,10 @@ impl fmt::Display for ConfigError {
             ),
             Self::OutOfMemory => f.write_str(
                 "the keyed tables cannot be allocated on this machine (max_keys too large)",
+            ),
+            Self::TableMismatch { index } => write!(
+                f,
+                "table {index} does not fit quota {index} (quota, refill, seed, size or count)"
             ),
             Self::ForeignReservation => {
                 f.write_str("the reservation was made by another limiter")

@@ -33,10 +33,22 @@
 //! fingerprint, and compare-exchange the state (the same loop as a single cell).
 //!
 //! A slot changes owner only through its *state* word: the inserter compare-exchanges the
-//! state it observed (an empty slot's, or an idle key's full bucket) to [`BUSY`], writes the new
+//! state it observed (an empty slot's, or an idle key's full bucket) to a busy word, writes the new
 //! fingerprint, and publishes a full bucket whose `last_ns` is greater than the old owner's.
 //! Because `last_ns` only grows within a slot, a checker still holding an old owner's state can
 //! never see its compare-exchange succeed on the new owner's (no ABA).
+//!
+//! A claim is a *busy* state word: `last_ns == u64::MAX` (no real state has it, see
+//! `MAX_NOW_NS`), the other half a stamp of when the claim was made. In one process a claim
+//! always ends within a few instructions. A table shared by processes can see its claimant
+//! killed in between, which would leave the slot busy for ever (its keys' checks would spin);
+//! there [`KeyedLimiter::with_claim_recovery`] lets any caller that meets a claim older than a
+//! timeout take the slot over and empty it. That over-admits nothing: a slot is claimed only
+//! from a full bucket (an empty slot's, an idle key's; an inserter whose fingerprint read is
+//! older than its state read may see another key's fresh state, and claims it only if that is
+//! full too), and the claimant charges its new key only after publishing, so every key the
+//! dead claim touched is a full bucket, which is what an absent key is. The empty slot's state is a full bucket at the recovery time, later than any
+//! state a checker of the old owner can hold (no ABA).
 //!
 //! Two threads inserting the same new key settle it through the fingerprints: each writes its
 //! fingerprint, then increments the home slot's insert counter (an acquire-release
@@ -91,11 +103,45 @@ const OVERFLOWED: u64 = 1 << 63;
 /// The fingerprint of an empty slot.
 const EMPTY: u64 = 0;
 
-/// A slot's state while its owner changes; never a real state (see `MAX_NOW_NS`).
-const BUSY: u128 = u128::MAX;
+/// The `last_ns` of a slot's state while its owner changes (a *busy* word, see [`busy_word`]);
+/// never a real state's (see `MAX_NOW_NS`).
+const BUSY_LAST_NS: u64 = u64::MAX;
 
-/// Times are clamped to this, so that no real state has `last_ns == u64::MAX` like [`BUSY`].
+/// Times are clamped to this, so that no real state has `last_ns == u64::MAX` like a busy word.
 const MAX_NOW_NS: u64 = u64::MAX - 1;
+
+/// The state word of a slot claimed at `stamp_ns` (by the [`ClaimRecovery`] clock; 0 without
+/// recovery): `last_ns` is [`BUSY_LAST_NS`], the stamp is in the other half.
+fn busy_word(stamp_ns: u64) -> u128 {
+    CellState {
+        last_ns: BUSY_LAST_NS,
+        missing: stamp_ns,
+    }
+    .pack()
+}
+
+/// Whether a state word is a claim (see [`busy_word`]).
+#[inline(always)]
+const fn is_busy(word: u128) -> bool {
+    CellState::unpack(word).last_ns == BUSY_LAST_NS
+}
+
+/// How a table shared by processes recovers a slot whose claimant died mid-insert (see the
+/// module's "Concurrency protocol"): a claim is stamped with `clock`, and a caller that meets a
+/// claim at least `timeout_ns` old by `clock` empties the slot.
+///
+/// Every process sharing the table must use the same system-wide clock (`CLOCK_MONOTONIC`)
+/// for it and for the `now_ns` of its calls. The recovery assumes that no live process stays
+/// inside an insert (about twenty instructions) for `timeout_ns`: one stopped there longer (a
+/// debugger, `SIGSTOP`) can, when it resumes, lose one key's state. In-process tables do not
+/// need it (a claim there always ends) and have none by default.
+#[derive(Clone, Copy, Debug)]
+pub struct ClaimRecovery {
+    /// How old a claim must be, by `clock`, before it is taken for a dead claimant's.
+    pub timeout_ns: u64,
+    /// The clock stamping claims, in nanoseconds.
+    pub clock: fn() -> u64,
+}
 
 /// One table slot: a key fingerprint and its bucket's state. 32 bytes.
 #[repr(C, align(16))]
@@ -170,11 +216,15 @@ impl fmt::Debug for Seed {
 }
 
 /// The version of the table layout described by [`TableHeader`]: bumped on any change to the
-/// slot layout, the hash, or the probing. Version 2: two windows per key (version 1 had one).
-pub const TABLE_LAYOUT_VERSION: u32 = 2;
+/// slot layout, the hash, the probing, or the claim protocol. Version 2: two windows per key
+/// (version 1 had one). Version 3: a claim is any state with `last_ns == u64::MAX`, stamped
+/// with its time in the other half (version 2 had one busy value, `u128::MAX`), so that a claim
+/// left by a dead process can be recovered ([`ClaimRecovery`]).
+pub const TABLE_LAYOUT_VERSION: u32 = 3;
 
 /// Everything another process (in any runtime) needs to use the same slots: plain data,
-/// `#[repr(C)]`, no pointers. The planned shared-memory tier writes it before the slots.
+/// `#[repr(C)]`, no pointers. `cellgate-host` records these fields (with its own mapping version
+/// and a checksum) in the header of a shared table file, before the slots.
 ///
 /// Sharing a table between processes requires the 64- and 128-bit atomics to be truly
 /// lock-free (x86_64 with `cmpxchg16b`, aarch64), not portable-atomic's lock-based fallback,
@@ -293,6 +343,7 @@ struct Counters {
     reclaimed: AtomicU64,
     rejected_full: AtomicU64,
     admitted_untracked: AtomicU64,
+    recovered_claims: AtomicU64,
 }
 
 impl Counters {
@@ -357,6 +408,7 @@ pub struct KeyedLimiter<S, C = NoClock> {
     seed: Seed,
     counters: Counters,
     clock: C,
+    recovery: Option<ClaimRecovery>,
 }
 
 impl<S: AsRef<[Slot]>, C> fmt::Debug for KeyedLimiter<S, C> {
@@ -447,6 +499,27 @@ impl<'a, C> KeyedLimiter<&'a [Slot], C> {
 }
 
 impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
+    /// A table over any slot storage the caller owns or shares (a mapping shared by
+    /// processes, a static buffer): [`with_slots`](KeyedLimiter::with_slots) for storage
+    /// that is not a borrowed slice. The slots must be fresh (`Slot::new()`, which is all
+    /// zero bytes) or hold a table built with the same quota, refill, seed and
+    /// [`TABLE_LAYOUT_VERSION`]; at least [`PROBE_WINDOW`] of them.
+    ///
+    /// # Errors
+    /// [`TableError::BadSlotCount`].
+    pub fn with_storage(
+        slots: S,
+        quota: Quota,
+        refill: Refill,
+        seed: Seed,
+        clock: C,
+    ) -> Result<Self, TableError> {
+        if slots.as_ref().len() < PROBE_WINDOW {
+            return Err(TableError::BadSlotCount);
+        }
+        Ok(Self::build(slots, quota, refill, seed, clock))
+    }
+
     fn build(slots: S, quota: Quota, refill: Refill, seed: Seed, clock: C) -> Self {
         Self {
             slots,
@@ -454,7 +527,24 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
             seed,
             counters: Counters::default(),
             clock,
+            recovery: None,
         }
+    }
+
+    /// Turns on the recovery of claims left by a dead process (see [`ClaimRecovery`]), for a
+    /// table whose slots are shared by processes. Every insert then reads `recovery.clock`
+    /// once; checks of present keys are unchanged.
+    #[must_use]
+    pub fn with_claim_recovery(mut self, recovery: ClaimRecovery) -> Self {
+        self.recovery = Some(recovery);
+        self
+    }
+
+    /// How many claims left by a dead process this limiter has recovered (see
+    /// [`with_claim_recovery`](Self::with_claim_recovery)); counted in this limiter only.
+    pub fn recovered_claims(&self) -> u64 {
+        // Relaxed: a statistic.
+        self.counters.recovered_claims.load(Ordering::Relaxed)
     }
 
     /// The quota every key gets.
@@ -629,6 +719,21 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         self.index_at(self.hash_key(key), position)
     }
 
+    /// Leaves a claim stamped `stamp_ns` in slot `index`, with `key`'s fingerprint if given
+    /// (else the slot's own), as a process killed mid-insert leaves it: for loom models of
+    /// claim recovery. Not part of the API (compiled only under `--cfg loom`).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn loom_leave_claim(&self, index: usize, stamp_ns: u64, key: Option<&[u8]>) {
+        if let Some(slot) = self.slot(index) {
+            if let Some(key) = key {
+                slot.fingerprint
+                    .store(self.hash_key(key).fingerprint, Ordering::Release);
+            }
+            slot.state.store(busy_word(stamp_ns), Ordering::Release);
+        }
+    }
+
     /// The slot a 64-bit hash designates as a window's start.
     #[inline(always)]
     fn home_index(&self, hash: u64) -> usize {
@@ -660,7 +765,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
             .map(|distance| self.offset(start, distance))
             .find(|&index| {
                 // Acquire: pairs with the Release store of the fingerprint in `insert`,
-                // so the state load after it sees at least the claim's BUSY.
+                // so the state load after it sees at least the claim's busy word.
                 self.slot(index)
                     .is_some_and(|slot| slot.fingerprint.load(Ordering::Acquire) == key.fingerprint)
             })
@@ -772,7 +877,8 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         // fingerprint written before it visible to the check below.
         let mut current = slot.state.load(Ordering::Acquire);
         loop {
-            if current == BUSY {
+            if is_busy(current) {
+                self.recover_if_stale(slot, current);
                 return None;
             }
             // Acquire: as in `find`. The state we hold must be this key's: a publication of
@@ -827,6 +933,12 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         &self.rule
     }
 
+    /// The table's seed.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn seed(&self) -> Seed {
+        self.seed
+    }
+
     /// Whether a slot's key can be forgotten at `now_ns`: its bucket is full, and it was last
     /// written before `now_ns` (so the new owner's first state, at `now_ns`, differs from every
     /// state the old owner had: no ABA).
@@ -838,11 +950,12 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     /// Places `key` in its first window, or in its second if the first holds only live keys:
     /// in the first empty slot or slot of an idle key in scan order. Returns the index of the
     /// slot that holds the key (placed by this thread or another; it may still be unpublished,
-    /// `BUSY`). The scan stops at that first candidate: a copy of the key farther on (a lookup
+    /// busy). The scan stops at that first candidate: a copy of the key farther on (a lookup
     /// that missed it, or a racing insert) is found by `settle`, and this copy withdrawn.
     fn insert(&self, key: KeyHash, now_ns: u64) -> Result<usize, TableFull> {
         loop {
             let mut candidate = None;
+            let mut recovered = false;
             for position in 0..POSITIONS {
                 let index = self.index_at(key, position);
                 let Some(slot) = self.slot(index) else {
@@ -855,10 +968,27 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
                 }
                 // Acquire: pairs with publications, as in `update_in_slot`.
                 let state = slot.state.load(Ordering::Acquire);
-                if state != BUSY && (owner == EMPTY || self.is_idle(state, now_ns)) {
+                if is_busy(state) {
+                    if self.recover_if_stale(slot, state) {
+                        // Emptied: scan again, and this slot is a candidate.
+                        recovered = true;
+                        break;
+                    }
+                    continue;
+                }
+                // An empty slot's state is always a full bucket; one that is not was read
+                // after another inserter took the slot (the fingerprint read is older) and is
+                // that key's charged bucket: never claim it, even to put it back, so that a
+                // claim always holds a full bucket, which is what lets a claim left by a dead
+                // process be emptied without over-admitting (see `recover_if_stale`).
+                let free = owner == EMPTY && self.rule.is_full_at(CellState::unpack(state), now_ns);
+                if free || self.is_idle(state, now_ns) {
                     candidate = Some((position, index, owner, state));
                     break;
                 }
+            }
+            if recovered {
+                continue;
             }
             let Some((position, index, owner, state)) = candidate else {
                 Counters::bump(&self.counters.rejected_full);
@@ -870,9 +1000,10 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
             };
             // Acquire on success: the claim must see everything the previous owner's
             // publication released. Relaxed on failure: we only retry.
+            let claim = busy_word(self.recovery.map_or(0, |recovery| (recovery.clock)()));
             if slot
                 .state
-                .compare_exchange(state, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(state, claim, Ordering::Acquire, Ordering::Relaxed)
                 .is_err()
             {
                 continue;
@@ -951,10 +1082,13 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
                     break;
                 }
                 // Acquire: as in `update_in_slot`.
-                if slot.state.load(Ordering::Acquire) != BUSY || nearer {
+                let state = slot.state.load(Ordering::Acquire);
+                if !is_busy(state) || nearer {
                     return Some(index);
                 }
-                // A farther unpublished copy: it will see ours and withdraw, or publish.
+                // A farther unpublished copy: it will see ours and withdraw, or publish (or,
+                // its claimant dead, be emptied by a recovery, ours or another caller's).
+                self.recover_if_stale(slot, state);
                 spin();
             }
         }
@@ -977,6 +1111,54 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
             index.wrapping_add(count).wrapping_sub(first)
         };
         distance < PROBE_WINDOW
+    }
+
+    /// Empties `slot` if `word`, the busy state just read from it, is a claim at least the
+    /// [`ClaimRecovery`] timeout old (its claimant is taken for dead); returns whether this
+    /// call emptied it. Without recovery, or for a younger claim, does nothing: the caller
+    /// waits and looks again.
+    ///
+    /// The recovery claims the slot itself (a compare-exchange from `word`, which fails if
+    /// the claim ended or another caller recovers it first), clears the fingerprint, and
+    /// publishes a full bucket at the recovery time: every key the dead claim touched was a
+    /// full bucket (see the module's "Concurrency protocol"), and so is an absent key.
+    #[cold]
+    fn recover_if_stale(&self, slot: &Slot, word: u128) -> bool {
+        let Some(recovery) = self.recovery else {
+            return false;
+        };
+        let stamp_ns = CellState::unpack(word).missing;
+        let now_ns = (recovery.clock)();
+        if now_ns.saturating_sub(stamp_ns) < recovery.timeout_ns {
+            return false;
+        }
+        // Acquire on success: as an insert's claim, this sees what the slot's last
+        // publication released. Relaxed on failure: the slot moved on; the caller looks again.
+        if slot
+            .state
+            .compare_exchange(
+                word,
+                busy_word(now_ns),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        // Relaxed: the Release store of the state below publishes it.
+        slot.fingerprint.store(EMPTY, Ordering::Relaxed);
+        // Later than any state a checker may hold: those were written at times before the
+        // dead claim's stamp, and `now_ns` is at least `timeout_ns` after it.
+        let fresh = CellState {
+            last_ns: now_ns.min(MAX_NOW_NS),
+            missing: 0,
+        };
+        // Release: pairs with the Acquire state loads of checkers and inserters, which then
+        // see the emptied fingerprint.
+        slot.state.store(fresh.pack(), Ordering::Release);
+        Counters::bump(&self.counters.recovered_claims);
+        true
     }
 
     /// Gives a claimed slot back to its previous owner and state.

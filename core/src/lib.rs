@@ -75,8 +75,8 @@ pub use headers::{
     MAX_DIMENSION_HEADERS, MAX_HEADERS,
 };
 pub use keyed::{
-    slot_count_for, KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot,
-    TableError, TableFull, TableHeader, PROBE_WINDOW, TABLE_LAYOUT_VERSION,
+    slot_count_for, ClaimRecovery, KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull,
+    Reason, Seed, Slot, TableError, TableFull, TableHeader, PROBE_WINDOW, TABLE_LAYOUT_VERSION,
 };
 #[cfg(feature = "alloc")]
 pub use limiter::{

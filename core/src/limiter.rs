@@ -4,6 +4,7 @@
 //! its decisions, so that C, Python and Node accept the same configuration and send the same
 //! bytes for it.
 
+use crate::clock::NoClock;
 use crate::config::resolve_settle_costs;
 use crate::config::{check_max_keys, check_names, default_quota_name, resolve_costs};
 use crate::config::{ConfigError, QuotaName, DEFAULT_MAX_KEYS};
@@ -82,9 +83,9 @@ impl Default for LimiterOptions {
 
 /// Where a limiter's buckets live: one table for a single quota on one dimension (the fast
 /// path, any refill), or a keyed policy for several.
-enum Engine {
-    Single(KeyedLimiter<Box<[Slot]>>),
-    Several(Box<KeyedPolicy<usize>>),
+enum Engine<S> {
+    Single(KeyedLimiter<S>),
+    Several(Box<KeyedPolicy<usize, NoClock, S>>),
 }
 
 /// A keyed rate limiter over named quotas and dimensions: the product every binding wraps.
@@ -111,7 +112,11 @@ enum Engine {
 ///     Some(r#""2-in-1s";q=2;w=1,"3-in-1d";q=3;w=86400"#)
 /// );
 /// ```
-pub struct Limiter {
+///
+/// `S` is the tables' slot storage: this process's heap (`Box<[Slot]>`, [`Limiter::new`]), or
+/// slots the caller provides, such as a mapping shared by every worker process on the host
+/// ([`Limiter::with_tables`]).
+pub struct Limiter<S = Box<[Slot]>> {
     /// Tells this limiter's reservations from any other's.
     id: u64,
     quotas: Vec<Quota>,
@@ -120,10 +125,10 @@ pub struct Limiter {
     max_keys: usize,
     refill: Refill,
     on_full: OnFull,
-    engine: Engine,
+    engine: Engine<S>,
 }
 
-impl core::fmt::Debug for Limiter {
+impl<S> core::fmt::Debug for Limiter<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Limiter")
             .field("quotas", &self.quotas)
@@ -203,6 +208,19 @@ impl LimiterDecision {
 }
 
 impl Limiter {
+    /// Checks `quotas` and `options` by every rule of [`Limiter::new`] without allocating
+    /// anything: for a caller that must know the configuration is valid before it provides
+    /// tables ([`Limiter::with_tables`]), such as one that creates a shared mapping for them.
+    ///
+    /// # Errors
+    /// [`Limiter::new`]'s, except `OutOfMemory`.
+    pub fn check_config(
+        quotas: &[LimiterQuota<'_>],
+        options: &LimiterOptions,
+    ) -> Result<(), ConfigError> {
+        Checked::new(quotas, options).map(|_| ())
+    }
+
     /// A limiter over `quotas` with `options`.
     ///
     /// # Errors
@@ -216,6 +234,49 @@ impl Limiter {
     /// - [`ConfigError::MaxKeys`] outside `1..=MAX_MAX_KEYS`;
     /// - [`ConfigError::OutOfMemory`] when the tables cannot be allocated.
     pub fn new(quotas: &[LimiterQuota<'_>], options: LimiterOptions) -> Result<Self, ConfigError> {
+        let checked = Checked::new(quotas, &options)?;
+        let engine = match quotas {
+            [only] if checked.dimensions == 1 => Engine::Single(
+                KeyedLimiter::try_with_options(
+                    only.quota,
+                    options.refill,
+                    checked.max_keys,
+                    options.seed,
+                    crate::clock::NoClock,
+                )
+                .map_err(|_| ConfigError::OutOfMemory)?,
+            ),
+            several => Engine::Several(Box::new(
+                KeyedPolicy::new(policy_entries(several), checked.max_keys, options.seed)
+                    .map_err(|_| ConfigError::OutOfMemory)?,
+            )),
+        };
+        Ok(Self::build(quotas, &options, checked, engine))
+    }
+}
+
+/// The entries of the keyed policy of several quotas: each quota's index is its name.
+fn policy_entries<'q>(
+    quotas: &'q [LimiterQuota<'_>],
+) -> impl Iterator<Item = PolicyEntry<usize>> + 'q {
+    quotas.iter().enumerate().map(|(index, quota)| PolicyEntry {
+        name: index,
+        quota: quota.quota,
+        dimension: quota.dimension,
+    })
+}
+
+/// A configuration that passed every rule of [`Limiter::new`].
+struct Checked {
+    names: Vec<String>,
+    dimensions: usize,
+    max_keys: usize,
+}
+
+impl Checked {
+    /// Checks every configuration rule (see [`Limiter::new`]'s errors, all but
+    /// `OutOfMemory`).
+    fn new(quotas: &[LimiterQuota<'_>], options: &LimiterOptions) -> Result<Self, ConfigError> {
         if quotas.is_empty() {
             return Err(ConfigError::NoQuotas);
         }
@@ -243,42 +304,87 @@ impl Limiter {
             return Err(ConfigError::RefillNeedsOneQuota);
         }
         let max_keys = check_max_keys(u64::try_from(options.max_keys).unwrap_or(u64::MAX))?;
-        let engine = match quotas {
-            [only] if dimensions == 1 => Engine::Single(
-                KeyedLimiter::try_with_options(
-                    only.quota,
-                    options.refill,
-                    max_keys,
-                    options.seed,
-                    crate::clock::NoClock,
-                )
-                .map_err(|_| ConfigError::OutOfMemory)?,
-            ),
-            several => {
-                let entries = several
-                    .iter()
-                    .enumerate()
-                    .map(|(index, quota)| PolicyEntry {
-                        name: index,
-                        quota: quota.quota,
-                        dimension: quota.dimension,
-                    });
-                Engine::Several(Box::new(
-                    KeyedPolicy::new(entries, max_keys, options.seed)
-                        .map_err(|_| ConfigError::OutOfMemory)?,
-                ))
-            }
-        };
         Ok(Self {
-            id: next_limiter_id(),
-            quotas: quotas.iter().map(|quota| quota.quota).collect(),
             names: names.into_iter().map(String::from).collect(),
             dimensions,
             max_keys,
+        })
+    }
+}
+
+impl<S: AsRef<[Slot]>> Limiter<S> {
+    /// A limiter over tables the caller built, one per quota in quota order, for slots that
+    /// live elsewhere than this process's heap (a mapping shared by every worker process on
+    /// the host, which `cellgate-host` builds). The configuration rules are
+    /// [`Limiter::new`]'s; the tables keep their own options, such as
+    /// [`KeyedLimiter::with_claim_recovery`].
+    ///
+    /// Table `i` must have quota `i`'s quota, `options.refill`, `options.seed`, and at least
+    /// `slot_count_for(options.max_keys)` slots. (A single quota on one dimension is decided
+    /// by its table alone; several by a keyed policy over the tables.)
+    ///
+    /// # Errors
+    /// [`Limiter::new`]'s, except `OutOfMemory`; [`ConfigError::TableMismatch`] naming the
+    /// first table that does not fit its quota (or the first quota without a table, or the
+    /// first table beyond the quotas).
+    pub fn with_tables(
+        quotas: &[LimiterQuota<'_>],
+        options: LimiterOptions,
+        tables: impl IntoIterator<Item = KeyedLimiter<S>>,
+    ) -> Result<Self, ConfigError> {
+        let checked = Checked::new(quotas, &options)?;
+        let mut tables: Vec<KeyedLimiter<S>> = tables.into_iter().collect();
+        let seed = options.seed;
+        let slots = crate::keyed::slot_count_for(checked.max_keys);
+        let refill = options.refill;
+        for (index, quota) in quotas.iter().enumerate() {
+            let fits = tables.get(index).is_some_and(|table| {
+                table.quota() == quota.quota
+                    && table.rule().refill() == refill
+                    && table.seed() == seed
+                    && table.slot_count() >= slots
+            });
+            if !fits {
+                return Err(ConfigError::TableMismatch { index });
+            }
+        }
+        if tables.len() != quotas.len() {
+            return Err(ConfigError::TableMismatch {
+                index: quotas.len(),
+            });
+        }
+        let engine = if quotas.len() == 1 && checked.dimensions == 1 {
+            match tables.pop() {
+                Some(table) => Engine::Single(table),
+                None => return Err(ConfigError::TableMismatch { index: 0 }),
+            }
+        } else {
+            let policy = KeyedPolicy::from_tables(policy_entries(quotas), tables, NoClock)
+                .map_err(|error| match error {
+                    PolicyError::TableMismatch { index } => ConfigError::TableMismatch { index },
+                    _ => ConfigError::TableMismatch { index: 0 },
+                })?;
+            Engine::Several(Box::new(policy))
+        };
+        Ok(Self::build(quotas, &options, checked, engine))
+    }
+
+    fn build(
+        quotas: &[LimiterQuota<'_>],
+        options: &LimiterOptions,
+        checked: Checked,
+        engine: Engine<S>,
+    ) -> Self {
+        Self {
+            id: next_limiter_id(),
+            quotas: quotas.iter().map(|quota| quota.quota).collect(),
+            names: checked.names,
+            dimensions: checked.dimensions,
+            max_keys: checked.max_keys,
             refill: options.refill,
             on_full: options.on_full,
             engine,
-        })
+        }
     }
 
     /// The quotas, in order.
@@ -591,7 +697,7 @@ impl Limiter {
     #[inline]
     fn apply_policy(
         &self,
-        policy: &KeyedPolicy<usize>,
+        policy: &KeyedPolicy<usize, NoClock, S>,
         key: &[u8],
         now_ns: u64,
         costs: &[u64],
@@ -621,7 +727,7 @@ impl Limiter {
     /// admission), and nothing is stored.
     fn policy_table_full(
         &self,
-        policy: &KeyedPolicy<usize>,
+        policy: &KeyedPolicy<usize, NoClock, S>,
         key: &[u8],
         now_ns: u64,
         costs: &[u64],

@@ -40,6 +40,13 @@ pub enum PolicyError {
     OutOfMemory,
     /// A reservation was settled on a policy of the other kind (keyed or not).
     WrongReservation,
+    /// [`KeyedPolicy::from_tables`] was given a table that does not fit the entry of the
+    /// same index (another quota, interval refill, another seed) or a count of tables that
+    /// differs from the entries'.
+    TableMismatch {
+        /// The index of the first entry (or table) at fault.
+        index: usize,
+    },
     /// The costs slice must have one cost per dimension.
     CostCount {
         /// Dimensions the policy has.
@@ -59,6 +66,10 @@ impl fmt::Display for PolicyError {
             Self::WrongReservation => {
                 f.write_str("the reservation was made by a policy of the other kind")
             }
+            Self::TableMismatch { index } => write!(
+                f,
+                "table {index} does not fit policy entry {index} (quota, refill, seed or count)"
+            ),
             Self::CostCount { expected, given } => write!(
                 f,
                 "costs must give one cost per dimension: expected {expected}, given {given}"
@@ -660,8 +671,7 @@ mod keyed_policy {
     use crate::rule::{Op, Outcome, Refill};
     use alloc::boxed::Box;
     use alloc::vec::Vec;
-
-    type Table = KeyedLimiter<Box<[Slot]>, NoClock>;
+    use core::fmt;
 
     /// A [`Policy`](super::Policy) per key: one table per entry, all hashed with one seed, so
     /// a key is hashed once per call. Memory is allocated at construction only.
@@ -683,19 +693,32 @@ mod keyed_policy {
     /// let after = policy.settle_at(0, reservation, &[1, 6_500]).unwrap();
     /// assert_eq!(after.decisions()[1].remaining, 3_500);
     /// ```
-    #[derive(Debug)]
-    pub struct KeyedPolicy<N = &'static str, C = NoClock> {
+    ///
+    /// `S` is each table's slot storage: `Box<[Slot]>` (allocated by [`KeyedPolicy::new`]) or
+    /// any `AsRef<[Slot]>` the caller provides, such as slots in a mapping shared by processes
+    /// ([`KeyedPolicy::from_tables`]).
+    pub struct KeyedPolicy<N = &'static str, C = NoClock, S = Box<[Slot]>> {
         entries: Entries<N>,
-        tables: Box<[Table]>,
+        tables: Box<[KeyedLimiter<S, NoClock>]>,
         clock: C,
     }
 
-    struct KeyBuckets<'a> {
-        tables: &'a [Table],
+    impl<N: fmt::Debug, C: fmt::Debug, S: AsRef<[Slot]>> fmt::Debug for KeyedPolicy<N, C, S> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("KeyedPolicy")
+                .field("entries", &self.entries)
+                .field("tables", &self.tables)
+                .field("clock", &self.clock)
+                .finish()
+        }
+    }
+
+    struct KeyBuckets<'a, S> {
+        tables: &'a [KeyedLimiter<S, NoClock>],
         key: KeyHash,
     }
 
-    impl Buckets for KeyBuckets<'_> {
+    impl<S: AsRef<[Slot]>> Buckets for KeyBuckets<'_, S> {
         fn run(&self, index: usize, now_ns: u64, cost: u64, op: Op) -> Result<Outcome, TableFull> {
             match self.tables.get(index) {
                 Some(table) => table.apply_outcome(self.key, now_ns, cost, op),
@@ -743,7 +766,7 @@ mod keyed_policy {
             clock: C,
         ) -> Result<Self, PolicyError> {
             let entries = Entries::new(entries)?;
-            let tables: Vec<Table> = entries
+            let tables: Vec<KeyedLimiter<Box<[Slot]>, NoClock>> = entries
                 .iter()
                 .map(|entry| {
                     KeyedLimiter::try_with_options(
@@ -756,6 +779,49 @@ mod keyed_policy {
                     .map_err(|_| PolicyError::OutOfMemory)
                 })
                 .collect::<Result<_, _>>()?;
+            Ok(Self {
+                entries,
+                tables: tables.into_boxed_slice(),
+                clock,
+            })
+        }
+    }
+
+    impl<N, C, S: AsRef<[Slot]>> KeyedPolicy<N, C, S> {
+        /// A keyed policy over tables the caller built, one per entry in entry order (for
+        /// slots that live elsewhere than this process's heap: a shared mapping, a static
+        /// buffer), reading `clock` in the operations without `_at`.
+        ///
+        /// Each table must have its entry's quota and greedy refill, and every table the same
+        /// seed (a key is hashed once per call, with the first table's seed). The tables keep
+        /// their own options, such as [`KeyedLimiter::with_claim_recovery`]. Only the boxed
+        /// slice of tables is allocated here.
+        ///
+        /// # Errors
+        /// [`PolicyError::Empty`], [`PolicyError::TooManyQuotas`], or
+        /// [`PolicyError::TableMismatch`] naming the first table that does not fit (or the
+        /// first index without a table, or the first table beyond the entries).
+        pub fn from_tables(
+            entries: impl IntoIterator<Item = PolicyEntry<N>>,
+            tables: impl IntoIterator<Item = KeyedLimiter<S, NoClock>>,
+            clock: C,
+        ) -> Result<Self, PolicyError> {
+            let entries = Entries::new(entries)?;
+            let tables: Vec<KeyedLimiter<S, NoClock>> = tables.into_iter().collect();
+            let seed = tables.first().map(|table| table.header().seed);
+            for (index, entry) in entries.iter().enumerate() {
+                let fits = tables.get(index).is_some_and(|table| {
+                    table.quota() == entry.quota
+                        && table.rule().refill() == Refill::Greedy
+                        && Some(table.header().seed) == seed
+                });
+                if !fits {
+                    return Err(PolicyError::TableMismatch { index });
+                }
+            }
+            if tables.len() != entries.len {
+                return Err(PolicyError::TableMismatch { index: entries.len });
+            }
             Ok(Self {
                 entries,
                 tables: tables.into_boxed_slice(),
@@ -787,7 +853,7 @@ mod keyed_policy {
 
         /// Each entry's table, in entry order (for the full-table answer of
         /// [`Limiter`](crate::Limiter)).
-        pub(crate) fn tables(&self) -> &[Table] {
+        pub(crate) fn tables(&self) -> &[KeyedLimiter<S, NoClock>] {
             &self.tables
         }
 
@@ -796,7 +862,7 @@ mod keyed_policy {
             self.buckets(key).key
         }
 
-        fn buckets(&self, key: &[u8]) -> KeyBuckets<'_> {
+        fn buckets(&self, key: &[u8]) -> KeyBuckets<'_, S> {
             let key = self
                 .tables
                 .first()
@@ -938,7 +1004,7 @@ mod keyed_policy {
         }
     }
 
-    impl<N, C: Clock> KeyedPolicy<N, C> {
+    impl<N, C: Clock, S: AsRef<[Slot]>> KeyedPolicy<N, C, S> {
         /// [`check_at`](Self::check_at) at the clock's time.
         ///
         /// # Errors

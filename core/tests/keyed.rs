@@ -71,6 +71,50 @@ fn caller_provided_slots() {
 }
 
 #[test]
+fn owned_caller_storage() {
+    // Any AsRef<[Slot]> storage, here a Vec the limiter owns; a second limiter over the same
+    // slots (a clone of the storage handle in a shared mapping) would share every key.
+    let slots: Vec<Slot> = (0..64).map(|_| Slot::new()).collect();
+    let quota = Quota::per_second(2).unwrap();
+    let limiter =
+        KeyedLimiter::with_storage(slots, quota, Refill::Greedy, Seed::new(5, 6), NoClock).unwrap();
+    assert_eq!(limiter.slot_count(), 64);
+    assert!(limiter.check_at("k", 0, 2).unwrap().allowed);
+    assert!(!limiter.check_at("k", 0, 1).unwrap().allowed);
+    let few: Vec<Slot> = (0..PROBE_WINDOW - 1).map(|_| Slot::new()).collect();
+    assert_eq!(
+        KeyedLimiter::with_storage(few, quota, Refill::Greedy, Seed::new(5, 6), NoClock).err(),
+        Some(TableError::BadSlotCount)
+    );
+}
+
+#[test]
+fn claim_recovery_changes_no_decision_of_a_healthy_table() {
+    // With recovery on, every insert stamps its claim with the clock; decisions are the
+    // same as without, and nothing is recovered while no claimant dies.
+    fn clock() -> u64 {
+        7
+    }
+    let quota = Quota::per_second(3).unwrap();
+    let plain = KeyedLimiter::with_options(quota, Refill::Greedy, 64, Seed::new(1, 2), NoClock);
+    let recovering =
+        KeyedLimiter::with_options(quota, Refill::Greedy, 64, Seed::new(1, 2), NoClock)
+            .with_claim_recovery(cellgate::ClaimRecovery {
+                timeout_ns: 1,
+                clock,
+            });
+    for step in 0..2_000u64 {
+        let key = (step % 97).to_le_bytes();
+        let now_ns = step * 10_000_000;
+        assert_eq!(
+            plain.check_at(key, now_ns, 1 + step % 2),
+            recovering.check_at(key, now_ns, 1 + step % 2)
+        );
+    }
+    assert_eq!(recovering.recovered_claims(), 0);
+}
+
+#[test]
 fn a_flood_of_new_keys_never_resets_an_exhausted_key() {
     let limiter = table(Quota::per_minute(3).unwrap(), 64);
     let capacity = limiter.slot_count();

@@ -385,3 +385,141 @@ fn a_full_table_counts_each_refusal_once() {
         assert_eq!(stats.admitted_untracked, untracked, "{on_full:?}");
     }
 }
+/// Tables of `quotas` over owned slot vectors, as a caller providing its own storage builds
+/// them.
+fn tables_for(
+    quotas: &[LimiterQuota<'_>],
+    refill: Refill,
+    seed: Seed,
+    slots: usize,
+) -> Vec<KeyedLimiter<Vec<cellgate::Slot>>> {
+    quotas
+        .iter()
+        .map(|quota| {
+            let storage = (0..slots).map(|_| cellgate::Slot::new()).collect();
+            KeyedLimiter::with_storage(storage, quota.quota, refill, seed, NoClock).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_limiter_over_caller_tables_decides_as_one_over_its_own() {
+    let single = [LimiterQuota::new(quota("3/second"))];
+    let several = [
+        LimiterQuota::new(quota("3/second")),
+        LimiterQuota::new(quota("10/minute")),
+        LimiterQuota {
+            quota: quota("100/minute"),
+            name: Some("tokens"),
+            dimension: 1,
+        },
+    ];
+    let options = LimiterOptions {
+        max_keys: 50,
+        ..options()
+    };
+    let slots = cellgate::slot_count_for(50);
+    for (quotas, refill) in [
+        (&single[..], Refill::Interval),
+        (&several[..], Refill::Greedy),
+    ] {
+        let options = LimiterOptions { refill, ..options };
+        let own = Limiter::new(quotas, options).unwrap();
+        let given = Limiter::with_tables(
+            quotas,
+            options,
+            tables_for(quotas, refill, options.seed, slots),
+        )
+        .unwrap();
+        Limiter::check_config(quotas, &options).unwrap();
+        let dimensions = own.dimensions();
+        for step in 0..400u64 {
+            let key = (step % 9).to_le_bytes();
+            let now_ns = step * NS_PER_SECOND / 10;
+            let costs: Vec<Option<u64>> = (0..dimensions)
+                .map(|d| Some(1 + (step + d as u64) % 4))
+                .collect();
+            let op = [Op::Check, Op::Peek, Op::Check, Op::Refund][step as usize % 4];
+            assert_eq!(
+                own.apply_at(&key, now_ns, &costs, op).unwrap(),
+                given.apply_at(&key, now_ns, &costs, op).unwrap(),
+                "step {step}"
+            );
+        }
+        let reserved = given
+            .reserve_at(b"r", 0, &vec![Some(1); dimensions])
+            .unwrap();
+        assert!(given
+            .settle_at(0, reserved.reservation.unwrap(), &vec![Some(2); dimensions])
+            .is_ok());
+    }
+}
+
+#[test]
+fn caller_tables_that_do_not_fit_are_refused_naming_the_quota() {
+    let quotas = [
+        LimiterQuota::new(quota("3/second")),
+        LimiterQuota::new(quota("10/minute")),
+    ];
+    let options = LimiterOptions {
+        max_keys: 50,
+        ..options()
+    };
+    let slots = cellgate::slot_count_for(50);
+    let seed = options.seed;
+    let mismatch = |tables| Limiter::with_tables(&quotas, options, tables).err();
+    let mut wrong_quota = tables_for(&quotas, Refill::Greedy, seed, slots);
+    wrong_quota.swap(0, 1);
+    assert_eq!(
+        mismatch(wrong_quota),
+        Some(ConfigError::TableMismatch { index: 0 })
+    );
+    assert_eq!(
+        mismatch(tables_for(&quotas, Refill::Greedy, Seed::new(9, 9), slots)),
+        Some(ConfigError::TableMismatch { index: 0 })
+    );
+    assert_eq!(
+        mismatch(tables_for(&quotas, Refill::Greedy, seed, slots - 1)),
+        Some(ConfigError::TableMismatch { index: 0 })
+    );
+    let mut short = tables_for(&quotas, Refill::Greedy, seed, slots);
+    short.pop();
+    assert_eq!(
+        mismatch(short),
+        Some(ConfigError::TableMismatch { index: 1 })
+    );
+    let mut long = tables_for(&quotas, Refill::Greedy, seed, slots);
+    long.extend(tables_for(&quotas[..1], Refill::Greedy, seed, slots));
+    assert_eq!(
+        mismatch(long),
+        Some(ConfigError::TableMismatch { index: 2 })
+    );
+    let single = [LimiterQuota::new(quota("3/second"))];
+    assert_eq!(
+        Limiter::with_tables(
+            &single,
+            options,
+            tables_for(&single, Refill::Interval, seed, slots)
+        )
+        .err(),
+        Some(ConfigError::TableMismatch { index: 0 })
+    );
+    // The configuration rules come first.
+    assert_eq!(
+        Limiter::check_config(&[], &options),
+        Err(ConfigError::NoQuotas)
+    );
+    assert_eq!(
+        Limiter::with_tables(
+            &[],
+            options,
+            tables_for(&single, Refill::Greedy, seed, slots)
+        )
+        .err(),
+        Some(ConfigError::NoQuotas)
+    );
+    assert_eq!(
+        ConfigError::TableMismatch { index: 1 }.to_string(),
+        "table 1 does not fit quota 1 (quota, refill, seed, size or count)"
+    );
+}

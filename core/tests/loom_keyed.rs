@@ -171,3 +171,77 @@ fn racing_inserts_into_either_window() {
         assert!(!table.peek_at(key, 12 * second_ns / 10, 1).allowed);
     });
 }
+
+/// The claim clock of the recovery models: always 10 ns, so that a claim stamped 0 is stale
+/// (timeout 1 ns) and one stamped 10 is not.
+fn claim_clock() -> u64 {
+    10
+}
+
+fn recovering(rate: u64) -> Arc<KeyedLimiter<Box<[Slot]>>> {
+    Arc::new(
+        KeyedLimiter::with_options(
+            Quota::per_second(rate).unwrap(),
+            Refill::Greedy,
+            1,
+            Seed::new(7, 9),
+            NoClock,
+        )
+        .with_claim_recovery(cellgate::ClaimRecovery {
+            timeout_ns: 1,
+            clock: claim_clock,
+        }),
+    )
+}
+
+/// A process died mid-insert of key `k`, leaving its slot claimed with `k`'s fingerprint;
+/// two threads then check `k` at once: they race to recover the claim (one wins), and one
+/// bucket of 1 results, never two.
+#[test]
+fn racing_recoveries_of_a_dead_claim_admit_one_bucket() {
+    model(|| {
+        let table = recovering(1);
+        let home = table.loom_index_at(b"k", 0);
+        table.loom_leave_claim(home, 0, Some(b"k"));
+        let other = Arc::clone(&table);
+        let racer = thread::spawn(move || other.check_at("k", 0, 1).unwrap().allowed);
+        let mine = table.check_at("k", 0, 1).unwrap().allowed;
+        let theirs = racer.join().unwrap();
+        assert!(
+            mine ^ theirs,
+            "admitted {mine} and {theirs} from a bucket of 1"
+        );
+        assert!(!table.peek_at("k", 0, 1).allowed);
+        assert!(table.recovered_claims() >= 1);
+    });
+}
+
+/// A dead claim (no fingerprint written yet) on the home slot of a new key while another new
+/// key is inserted: both are placed, each exactly limited, and the claim is gone.
+#[test]
+fn inserts_recover_a_dead_claim_and_stay_exact() {
+    model(|| {
+        let table = recovering(1);
+        let home = table.loom_index_at(b"a", 0);
+        table.loom_leave_claim(home, 0, None);
+        let other = Arc::clone(&table);
+        let racer = thread::spawn(move || other.check_at("b", 0, 1).unwrap().allowed);
+        assert!(table.check_at("a", 0, 1).unwrap().allowed);
+        assert!(racer.join().unwrap());
+        assert!(!table.check_at("a", 0, 1).unwrap().allowed);
+        assert!(!table.check_at("b", 0, 1).unwrap().allowed);
+    });
+}
+
+/// A claim younger than the timeout is not recovered: the live claimant may still publish.
+#[test]
+fn a_young_claim_is_left_to_its_claimant() {
+    model(|| {
+        let table = recovering(1);
+        let home = table.loom_index_at(b"a", 0);
+        table.loom_leave_claim(home, 10, None);
+        // A new key skips the claimed slot (4 slots: room elsewhere).
+        assert!(table.check_at("a", 0, 1).unwrap().allowed);
+        assert_eq!(table.recovered_claims(), 0);
+    });
+}

@@ -275,3 +275,73 @@ fn keyed_policy_of_impossible_size_is_out_of_memory() {
     );
     assert_eq!(built.err(), Some(PolicyError::OutOfMemory));
 }
+
+#[test]
+fn a_keyed_policy_over_caller_built_tables() {
+    use cellgate::{KeyedLimiter, Refill, Slot};
+    let entries = [
+        entry("requests", Quota::per_minute(2).unwrap(), 0),
+        entry("tokens", Quota::per_minute(100).unwrap(), 1),
+    ];
+    let table = |quota, refill, seed| {
+        let slots: Vec<Slot> = (0..64).map(|_| Slot::new()).collect();
+        KeyedLimiter::with_storage(slots, quota, refill, seed, NoClock).unwrap()
+    };
+    let seed = Seed::new(3, 4);
+    let tables = || {
+        entries
+            .iter()
+            .map(|entry| table(entry.quota, Refill::Greedy, seed))
+            .collect::<Vec<_>>()
+    };
+    let policy = KeyedPolicy::from_tables(entries, tables(), NoClock).unwrap();
+    // The same decisions as a KeyedPolicy that allocates its own tables.
+    let own = KeyedPolicy::new(entries, 64, seed).unwrap();
+    for costs in [[1, 60], [1, 30], [1, 20], [0, 5]] {
+        assert_eq!(
+            policy.check_at("k", 0, &costs).unwrap(),
+            own.check_at("k", 0, &costs).unwrap()
+        );
+    }
+    let reserved = policy.reserve_at("r", 0, &[1, 50]).unwrap();
+    let after = policy
+        .settle_at(0, reserved.reservation.unwrap(), &[1, 80])
+        .unwrap();
+    assert_eq!(after.decisions()[1].remaining, 20);
+
+    // A table that does not fit its entry is refused, naming the entry.
+    let mut wrong_quota = tables();
+    wrong_quota[1] = table(Quota::per_minute(99).unwrap(), Refill::Greedy, seed);
+    assert_eq!(
+        KeyedPolicy::from_tables(entries, wrong_quota, NoClock).err(),
+        Some(PolicyError::TableMismatch { index: 1 })
+    );
+    let mut wrong_seed = tables();
+    wrong_seed[1] = table(entries[1].quota, Refill::Greedy, Seed::new(9, 9));
+    assert_eq!(
+        KeyedPolicy::from_tables(entries, wrong_seed, NoClock).err(),
+        Some(PolicyError::TableMismatch { index: 1 })
+    );
+    let mut interval = tables();
+    interval[0] = table(entries[0].quota, Refill::Interval, seed);
+    assert_eq!(
+        KeyedPolicy::from_tables(entries, interval, NoClock).err(),
+        Some(PolicyError::TableMismatch { index: 0 })
+    );
+    let mut missing = tables();
+    missing.pop();
+    assert_eq!(
+        KeyedPolicy::from_tables(entries, missing, NoClock).err(),
+        Some(PolicyError::TableMismatch { index: 1 })
+    );
+    let mut extra = tables();
+    extra.push(table(entries[0].quota, Refill::Greedy, seed));
+    assert_eq!(
+        KeyedPolicy::from_tables(entries, extra, NoClock).err(),
+        Some(PolicyError::TableMismatch { index: 2 })
+    );
+    assert_eq!(
+        PolicyError::TableMismatch { index: 1 }.to_string(),
+        "table 1 does not fit policy entry 1 (quota, refill, seed or count)"
+    );
+}

@@ -2,7 +2,7 @@
 //! new key finds no room: a full table is a decision under an [`OnFull`] policy, never an
 //! error that a request handler could turn into a 500.
 
-use super::{Counters, KeyHash, KeyedLimiter, Slot, TableFull, BUSY, MAX_NOW_NS, POSITIONS};
+use super::{is_busy, Counters, KeyHash, KeyedLimiter, Slot, TableFull, MAX_NOW_NS, POSITIONS};
 use crate::decision::Decision;
 use crate::rule::{CellState, Op};
 use crate::sync::Ordering;
@@ -134,7 +134,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
                 // Acquire: pairs with the Release publications of the slot's state, as in
                 // `update_in_slot`; only an estimate is taken from it.
                 let state = slot.state.load(Ordering::Acquire);
-                if state == BUSY {
+                if is_busy(state) {
                     return 1;
                 }
                 let state = CellState::unpack(state);

@@ -1,0 +1,77 @@
+//! The file mapping (with `slots.rs`, the crate's only unsafe code).
+
+use crate::error::SharedError;
+use crate::slots::{Keeper, TableSlots};
+use cellgate::Slot;
+use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
+use std::fs::File;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+/// A read-write `MAP_SHARED` mapping of a whole file, unmapped on drop.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is a range of shared memory owned by this value; it is only read and
+// written through atomics (the slots), which any thread (or process) may use at once, and the
+// pointer stays valid until drop, wherever the value moves.
+unsafe impl Send for Mapping {}
+// SAFETY: as for `Send`: `&Mapping` only gives out `&[Slot]`, and `Slot` is `Sync`.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps the first `len` bytes of `file`, which the caller has checked is at least `len`
+    /// bytes long (a mapping beyond the end of a file faults on access).
+    pub(crate) fn map(file: &File, len: usize) -> Result<Self, SharedError> {
+        // SAFETY: a null hint asks the kernel for a fresh range, so no existing memory of this
+        // process is replaced; the file descriptor is open for reading and writing, and the
+        // caller checked that the file holds `len` bytes.
+        let base = unsafe {
+            mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                file,
+                0,
+            )
+        }
+        .map_err(|error| SharedError::io("mmap", error))?;
+        let base = NonNull::new(base.cast::<u8>()).ok_or(SharedError::Io {
+            operation: "mmap",
+            source: std::io::Error::other("mmap returned a null address"),
+        })?;
+        Ok(Self { base, len })
+    }
+
+    /// `count` slots at byte `offset`, keeping the mapping alive; `None` unless they lie
+    /// within the mapping at the slot alignment.
+    pub(crate) fn slots(self: &Arc<Self>, offset: usize, count: usize) -> Option<TableSlots> {
+        let bytes = core::mem::size_of::<Slot>().checked_mul(count)?;
+        let end = offset.checked_add(bytes)?;
+        if end > self.len || offset.checked_rem(core::mem::align_of::<Slot>()) != Some(0) {
+            return None;
+        }
+        // SAFETY: `offset + bytes <= len`, so the pointer stays within the mapping (or one
+        // past its end for an empty range).
+        let first = unsafe { self.base.as_ptr().add(offset) };
+        // The mapping is page-aligned and `offset` a multiple of the slot alignment.
+        let first = NonNull::new(first.cast::<Slot>())?;
+        // SAFETY: `first` is aligned for `Slot`, and `count` slots from it lie within the
+        // mapping, which the keeper keeps mapped; every byte pattern is a valid `Slot` (two
+        // `u64` atomics and a `u128` atomic), accessed by every process through atomics only.
+        Some(unsafe { TableSlots::from_raw(first, count, Keeper::Mapping(Arc::clone(self))) })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the range is the one `mmap` returned, and nothing borrows it any more:
+        // every slice into it comes from a `TableSlots`, which holds an `Arc` of this mapping.
+        // An error (impossible for a valid range) leaves the memory mapped, which is safe.
+        let _ = unsafe { munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}

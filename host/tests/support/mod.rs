@@ -1,0 +1,53 @@
+//! Helpers shared by the host tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// A fresh directory for one test's files: under `/dev/shm` (where shared tables live in
+/// production) when it is there, else the temporary directory. Emptied first, removed with
+/// everything in it when dropped.
+pub fn scratch_dir(test: &str) -> ScratchDir {
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!("cellgate-host-test-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the scratch directory");
+    ScratchDir(dir)
+}
+
+/// A test's directory, removed on drop (see [`scratch_dir`]).
+pub struct ScratchDir(PathBuf);
+
+impl std::ops::Deref for ScratchDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for ScratchDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The byte offset of slot `index`'s state word in table `table` of a file whose tables have
+/// `slot_count` slots (header 512 bytes; a slot is fingerprint, insert count, then the
+/// 128-bit state, `last_ns` in its high half).
+pub fn state_offset(table: u64, slot_count: u64, index: u64) -> u64 {
+    512 + (table * slot_count + index) * 32 + 16
+}
+
+/// The byte offset of slot `index`'s fingerprint.
+pub fn fingerprint_offset(table: u64, slot_count: u64, index: u64) -> u64 {
+    512 + (table * slot_count + index) * 32
+}
