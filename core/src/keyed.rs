@@ -731,7 +731,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         loop {
             match lookup {
                 Lookup::Found(index) => {
-                    if let Some(outcome) = self.update_in_slot(index, key, &decide) {
+                    if let Some(outcome) = self.update_in_slot(index, key, decide) {
                         return Ok(outcome);
                     }
                     // The slot changed owner or is changing: look again.
@@ -778,7 +778,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         loop {
             match self.find(key) {
                 Lookup::Found(index) => {
-                    if let Some(outcome) = self.update_in_slot(index, key, &decide) {
+                    if let Some(outcome) = self.update_in_slot(index, key, decide) {
                         return match outcome.next {
                             Some(_) => Charge::Committed {
                                 outcome,

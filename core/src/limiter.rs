@@ -168,7 +168,7 @@ impl LimiterDecision {
         self.decisions.get(..self.len).unwrap_or(&[])
     }
 
-    fn single(decision: Decision, reason: Reason) -> Self {
+    pub(crate) fn single(decision: Decision, reason: Reason) -> Self {
         let decisions = [decision; MAX_POLICY_QUOTAS];
         Self {
             allowed: decision.allowed,
@@ -179,7 +179,27 @@ impl LimiterDecision {
         }
     }
 
-    fn of_policy(decision: &PolicyDecision, reason: Reason) -> Self {
+    /// A decision over `decisions` (one per quota, at most [`MAX_POLICY_QUOTAS`]) with the
+    /// binding quota chosen by [`PolicyDecision`]'s rule.
+    pub(crate) fn from_parts(allowed: bool, reason: Reason, decisions: &[Decision]) -> Self {
+        let mut all = [EMPTY_DECISION; MAX_POLICY_QUOTAS];
+        let mut len = 0usize;
+        for (slot, decision) in all.iter_mut().zip(decisions) {
+            *slot = *decision;
+            len = len.saturating_add(1);
+        }
+        let mut result = Self {
+            allowed,
+            reason,
+            binding: 0,
+            decisions: all,
+            len,
+        };
+        result.binding = binding_of(&result);
+        result
+    }
+
+    pub(crate) fn of_policy(decision: &PolicyDecision, reason: Reason) -> Self {
         let mut decisions = [decision.decision(); MAX_POLICY_QUOTAS];
         let len = decision.decisions().len();
         for (slot, entry) in decisions.iter_mut().zip(decision.decisions()) {

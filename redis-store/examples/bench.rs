@@ -1,0 +1,3 @@
+//! Decisions per second against a local redis-server (see the README of this crate).
+
+fn main() {}
