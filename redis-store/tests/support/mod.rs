@@ -75,6 +75,20 @@ impl Server {
     }
 }
 
+fn wait_ready(url: &str, port: u16) {
+    let client = redis::Client::open(url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut connection) = client.get_connection_with_timeout(Duration::from_millis(200)) {
+            if redis::cmd("PING").query::<String>(&mut connection).is_ok() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "redis-server did not start on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn spawn(port: u16, extra: &[String]) -> Child {
     let dir = std::env::temp_dir().join(format!("cellgate-redis-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -106,16 +120,28 @@ impl Drop for Server {
 
 /// The URL of the shared server: `CELLGATE_REDIS_URL`, or one started for this test binary.
 pub fn shared_url() -> String {
-    static SERVER: OnceLock<(String, Option<std::sync::Mutex<Server>>)> = OnceLock::new();
+    static SERVER: OnceLock<String> = OnceLock::new();
     SERVER
         .get_or_init(|| match std::env::var("CELLGATE_REDIS_URL") {
-            Ok(url) => (url, None),
+            Ok(url) => url,
             Err(_) => {
-                let server = Server::start();
-                (server.url(), Some(std::sync::Mutex::new(server)))
+                // A static is never dropped: a watcher stops this server when the test
+                // process is gone.
+                let port = free_port();
+                let dir = std::env::temp_dir().join(format!("cellgate-redis-{port}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                let script = format!(
+                    "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --dir '{}' >/dev/null 2>&1 & r=$!; \
+                     while kill -0 {} 2>/dev/null; do sleep 0.2; done; kill $r",
+                    dir.display(),
+                    std::process::id()
+                );
+                Command::new("sh").arg("-c").arg(script).spawn().expect("sh");
+                let url = format!("redis://127.0.0.1:{port}/");
+                wait_ready(&url, port);
+                url
             }
         })
-        .0
         .clone()
 }
 
