@@ -67,12 +67,31 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// Stops the process (SIGSTOP): connections stay open and nothing answers.
+    pub fn pause(&self) {
+        signal(self.child.id(), "-STOP");
+    }
+
+    /// Continues a paused process (SIGCONT).
+    pub fn resume(&self) {
+        signal(self.child.id(), "-CONT");
+    }
+
     /// Starts it again on the same port, empty.
     pub fn restart(&mut self) {
         self.kill();
         self.child = spawn(self.port, &self.extra);
         self.wait_ready();
     }
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
 
 fn wait_ready(url: &str, port: u16) {
@@ -84,7 +103,10 @@ fn wait_ready(url: &str, port: u16) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "redis-server did not start on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "redis-server did not start on {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
