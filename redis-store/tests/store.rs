@@ -279,7 +279,7 @@ fn a_full_bucket_leaves_no_record() {
     assert_eq!(exists, 0);
     // A bucket made full again keeps its record only until then: 2 ms of rounding up.
     assert!(limiter.apply(b"j", &[Some(1)], Op::Check).unwrap().allowed);
-    limiter.apply(b"j", &[Some(0)], Op::Reset).unwrap();
+    assert!(limiter.apply(b"j", &[Some(0)], Op::Reset).unwrap().allowed);
     let ttl_ms: i64 = redis::cmd("PTTL")
         .arg(format!("{prefix}{{j}}"))
         .query(&mut connection)

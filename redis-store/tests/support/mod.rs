@@ -158,7 +158,9 @@ pub fn shared_url() -> String {
                     dir.display(),
                     std::process::id()
                 );
-                Command::new("sh").arg("-c").arg(script).spawn().expect("sh");
+                // Never waited for: the watcher outlives this process by design.
+                #[allow(clippy::zombie_processes)]
+                let _watcher = Command::new("sh").arg("-c").arg(script).spawn().expect("sh");
                 let url = format!("redis://127.0.0.1:{port}/");
                 wait_ready(&url, port);
                 url
