@@ -19,8 +19,15 @@ export interface RateLimitOptions<Req = IncomingMessage, Res = ServerResponse> {
   headers?: 'ietf' | 'legacy' | 'legacy-epoch' | false;
   /** The status of a denial (default 429). */
   statusCode?: number;
-  /** Replaces the JSON answer to a denial (`decision` is null when the key table is full). */
-  onLimited?: (req: Req, res: Res, next: (error?: unknown) => void, decision: Decision | PolicyDecision | null) => void;
+  /**
+   * Answers a denial instead of the default JSON (`decision` is null when the key table is
+   * full). A denial never reaches the route: when it returns (or the promise it returns
+   * settles) without having sent a response, or throws, the default answer is sent (a throw
+   * is also a process warning). Its `next(error)` goes to the error handlers; `next()`,
+   * `next('route')` and `next('router')` do nothing. A callback that answers later (a
+   * `res.sendFile`, say) must return a promise that settles once it has.
+   */
+  onLimited?: (req: Req, res: Res, next: (error?: unknown) => void, decision: Decision | PolicyDecision | null) => unknown;
 }
 
 /** The middleware: sets `req.rateLimit`, the headers, and answers denials with 429 and JSON. */

@@ -18,7 +18,12 @@ export interface CellgateFastifyOptions {
   headers?: 'ietf' | 'legacy' | 'legacy-epoch' | false;
   /** The status of a denial (default 429). */
   statusCode?: number;
-  /** Replaces the JSON answer to a denial (`decision` is null when the key table is full). */
+  /**
+   * Answers a denial instead of the default JSON (`decision` is null when the key table is
+   * full); it is awaited. A denial never reaches the handler: when it neither calls
+   * `reply.send` (directly or through `redirect()` and the like) nor hijacks the reply, or
+   * when it throws (logged with `request.log`), the default answer is sent.
+   */
   onLimited?: (request: any, reply: any, decision: Decision | PolicyDecision | null) => unknown;
 }
 

@@ -39,7 +39,11 @@ export declare class PolicyDecision extends Decision {
   readonly decisions: readonly EntryDecision[];
 }
 
-/** A clock that moves only when told to, for tests; limiters built with it read its time. */
+/**
+ * A clock that moves only when told to, for tests; limiters built with it read its time.
+ * **`acquire` on such a limiter waits until someone advances the clock**: give it a
+ * `timeoutMs`, which also ends the wait in real time.
+ */
 export declare class ManualClock {
   /** @param startNs the start time in nanoseconds (default 0) */
   constructor(startNs?: number | bigint);
@@ -60,21 +64,26 @@ export interface LimiterOptions {
   algorithm?: 'gcra' | 'token_bucket';
   /** 'greedy' (continuous, the default) or 'interval' (the rate at every period boundary; token bucket only). */
   refill?: 'greedy' | 'interval';
-  /** Keys the table is sized for (default 100 000, at most 50 000 000); memory is allocated once. */
+  /** Keys the table is sized for (default 100 000, at most 2^27 = 134 217 728: core's bounds); memory is allocated once. */
   maxKeys?: number;
   /** A ManualClock; the default is the process's monotonic clock. */
   clock?: ManualClock;
-  /** The policy name in headers (default 'default'). One quota only. */
+  /** The policy name in headers (default: core's name for the quota, '100-in-1min'). One quota only. */
   name?: string;
 }
 
 export interface CostOptions {
-  /** An integer from 0 to 2^53 - 1 (default 1). */
+  /** An integer from 0 to 2^53 - 1 (default 1, core's DEFAULT_COST). */
   cost?: number;
 }
 
 export interface AcquireOptions {
-  /** Give up (rejecting) as soon as the wait would pass this many milliseconds, on the limiter's clock (default Infinity). */
+  /**
+   * Give up (rejecting with reason 'timeout') as soon as the wait would pass this many
+   * milliseconds on the limiter's clock, or once they have passed in real time, whichever
+   * comes first (default Infinity). **With a ManualClock and no timeout, the wait lasts until
+   * someone advances the clock far enough.**
+   */
   timeoutMs?: number;
   /** Give up (rejecting) when it aborts. */
   signal?: AbortSignal;
@@ -84,8 +93,10 @@ export interface AcquireOptions {
 export declare class Limiter {
   /**
    * @param rate a rate string in the notation of Python's `limits`: '100/minute', '10 per
-   *   second', '500/7 days'; several ('10/s; 1000/day') are decided all-or-nothing.
-   * @throws TypeError or RangeError for an invalid rate or option
+   *   second', '500/7 days'; several ('10/s; 1000/day') are decided all-or-nothing, each
+   *   shown in headers under core's name for it ('10-in-1s', '1000-in-1d').
+   * @throws TypeError or RangeError for an invalid rate or option (a RangeError naming
+   *   `rate` for two quotas with the same header name, such as '10/s; 10/second')
    */
   constructor(rate: string, options?: LimiterOptions);
   /** The quota(s), written back as a rate string. */
@@ -100,14 +111,18 @@ export declare class Limiter {
   refund(key: Key, options?: CostOptions): Decision;
   /** Makes `key`'s bucket full. */
   reset(key: Key): void;
-  /** Resolves once admitted, waiting as `retryAfterMs` says (no polling); rejects with RateLimitError. */
+  /**
+   * Resolves once admitted, waiting as `retryAfterMs` says (no polling); rejects with
+   * RateLimitError. **With a ManualClock and no `timeoutMs`, it waits until someone advances
+   * the clock.**
+   */
   acquire(key: Key, options?: CostOptions & AcquireOptions): Promise<Decision>;
   /** Table counters (one quota; undefined with several). */
   stats(): { liveKeys: number; reclaimed: number; rejectedFull: number; slots: number } | undefined;
 }
 
 export interface PolicyEntry {
-  /** The name in headers and decisions (printable ASCII, distinct). */
+  /** The name in headers and decisions (non-empty printable ASCII, distinct: core's rule). */
   name: string;
   /** One rate string, such as '60/minute'. */
   rate: string;
@@ -117,8 +132,13 @@ export interface PolicyEntry {
   dimension?: string;
 }
 
-/** Costs per dimension: an object (absent dimensions cost 0), an array in dimension order, or a number for one dimension. */
-export type Costs = Record<string, number> | readonly number[] | number;
+/**
+ * Costs per dimension: an object by dimension name, an array in dimension order, or a number
+ * for one dimension. Core's rule completes them: with one dimension a cost not named is 1;
+ * with several, every dimension must be named (0 is a cost), else a TypeError naming the
+ * missing one (`costs.tokens`). For `settle`, a dimension not named keeps its estimate.
+ */
+export type Costs = Record<string, number | undefined> | readonly (number | undefined)[] | number;
 
 /** An admitted reservation, to settle once with the actual costs. */
 export declare class Reservation {
@@ -128,11 +148,12 @@ export declare class Reservation {
   /** Whether it is not settled yet. */
   readonly pending: boolean;
   /** `policy.settle(this, actual)`. */
-  settle(actual: Costs): PolicyDecision;
+  settle(actual?: Costs): PolicyDecision;
 }
 
 /** Several quotas over named dimensions, decided all-or-nothing per key, with reserve and settle. */
 export declare class Policy {
+  /** @throws TypeError or RangeError for an invalid entry or option (`entries[2].name` for a name repeated) */
   constructor(entries: readonly PolicyEntry[], options?: { maxKeys?: number; clock?: ManualClock });
   /** Dimension names, in the order cost arrays use. */
   readonly dimensions: string[];
@@ -145,8 +166,9 @@ export declare class Policy {
   reset(key: Key): void;
   /** A check of the estimate that, when admitted, returns a reservation (null when refused: nothing charged). */
   reserve(key: Key, estimate?: Costs): { decision: PolicyDecision; reservation: Reservation | null };
-  /** Refunds what was not used and charges what exceeds the estimate (into debt if need be). */
-  settle(reservation: Reservation, actual: Costs): PolicyDecision;
+  /** Refunds what was not used and charges what exceeds the estimate (into debt if need be); a dimension `actual` does not name keeps its estimate. */
+  settle(reservation: Reservation, actual?: Costs): PolicyDecision;
+  /** As `Limiter#acquire`. **With a ManualClock and no `timeoutMs`, it waits until someone advances the clock.** */
   acquire(key: Key, options?: { costs?: Costs } & AcquireOptions): Promise<PolicyDecision>;
 }
 

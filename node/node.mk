@@ -77,7 +77,7 @@ test-node: dist-node ## Install the tarball into a fresh project and run node/te
 		# `&&`: errexit does not apply inside a subshell on the left of `||`.
 		cd "$$project" &&
 		step $(NPM) install --no-audit --no-fund --no-package-lock "$$tarball" $$deps &&
-		step env CELLGATE_VECTORS="$(NODE_VECTORS)" $(NODE) --test $(NODE_TEST_ARGS) test/
+		step env CELLGATE_VECTORS="$(NODE_VECTORS)" CELLGATE_README="$(CURDIR)/README.md" $(NODE) --test $(NODE_TEST_ARGS) test/
 	) || rc=$$?
 	rm -rf "$$project"
 	exit $$rc
@@ -86,10 +86,15 @@ demo-node: build-node ## An Express app on 127.0.0.1 (a free port): 200s turning
 	@$(PRELUDE)
 	step $(NODE) node/demo/express.js
 
+# The boundary probes (node/src/boundary.rs) are not in the package's addon: a second addon
+# built with the `bench-probes` feature, outside node/ (its generated types too), carries them.
+NODE_BENCH_ADDON_DIR := $(NODE_CARGO_TARGET)/bench-addon
+
 bench-node: build-node ## check(key) vs rate-limiter-flexible and express-rate-limit, plus the Node-API boundary costs
 	@$(PRELUDE)
 	cd node
-	step $(NODE) bench/check.js $(NODE_BENCH_ARGS)
+	step npx --no-install napi build --release --features bench-probes --output-dir "$(NODE_BENCH_ADDON_DIR)" --target-dir "$(NODE_CARGO_TARGET)" -- $(LOCKED)
+	step env CELLGATE_BENCH_ADDON="$(NODE_BENCH_ADDON_DIR)/cellgate.node" $(NODE) bench/check.js $(NODE_BENCH_ARGS)
 
 DIST_STEPS += dist-node
 DEMO_STEPS += demo-node

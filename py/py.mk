@@ -1,7 +1,7 @@
 # Targets for py/ (the Python package `cellgate`: the pyo3 extension `cellgate._cellgate`, abi3
-# for CPython 3.9+, under a thin pure-Python package), included by the top-level Makefile.
+# for CPython 3.10+, under a thin pure-Python package), included by the top-level Makefile.
 #
-#   make dist-py    dist/cellgate-<version>-cp39-abi3-<platform>.whl (maturin, release)
+#   make dist-py    dist/cellgate-<version>-cp310-abi3-<platform>.whl (maturin, release)
 #   make test-py    builds that wheel, installs it into a fresh venv with the pinned test
 #                   dependencies (py/requirements-test.txt) and runs pytest and stubtest there
 #   make demo-py    a FastAPI app under uvicorn on 127.0.0.1 answering 200s, then 429s
@@ -49,7 +49,7 @@ endef
 
 .PHONY: dist-py test-py demo-py bench-py
 
-dist-py: ## Build the release abi3 wheel (CPython 3.9+) into dist/ with maturin
+dist-py: ## Build the release abi3 wheel (CPython 3.10+) into dist/ with maturin
 	@$(PRELUDE)
 	$(PY_TOOLS_VENV)
 	$(call PY_BUILD_WHEEL,$(PY_WHEELS))

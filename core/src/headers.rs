@@ -44,6 +44,12 @@ use core::fmt;
 use core::iter::FusedIterator;
 use core::num::NonZeroU64;
 
+mod per_dimension;
+pub use per_dimension::{
+    render_dimension_headers, DimensionHeaders, DimensionStyle, FieldOrder, ResetFormat,
+    MAX_DIMENSION_HEADERS,
+};
+
 /// One policy to describe in the headers: its name, its quota and the decision it gave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PolicyHeader<'a> {

@@ -71,9 +71,10 @@ pub use config::{
 };
 pub use decision::{Decision, NEVER};
 pub use headers::{
-    combined_retry_after_ns, max_header_bytes, render_429_body, render_headers,
-    retry_after_seconds, HeaderError, HeaderIter, HeaderStyle, PolicyHeader, RenderedHeaders,
-    MAX_429_BODY_BYTES, MAX_HEADERS,
+    combined_retry_after_ns, max_header_bytes, render_429_body, render_dimension_headers,
+    render_headers, retry_after_seconds, DimensionHeaders, DimensionStyle, FieldOrder, HeaderError,
+    HeaderIter, HeaderStyle, PolicyHeader, RenderedHeaders, ResetFormat, MAX_429_BODY_BYTES,
+    MAX_DIMENSION_HEADERS, MAX_HEADERS,
 };
 pub use keyed::{
     slot_count_for, KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot,

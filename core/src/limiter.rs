@@ -626,6 +626,25 @@ impl Limiter {
         self.with_policy_headers(decision, |policies| render_headers(style, policies, out))
     }
 
+    /// Renders the per-dimension headers of `decision` (LLM API style:
+    /// `anthropic-ratelimit-input-tokens-remaining`, `x-ratelimit-reset-requests`) under the
+    /// limiter's names; see [`render_dimension_headers`](crate::render_dimension_headers).
+    ///
+    /// # Errors
+    /// As `render_dimension_headers`: a name that cannot be part of a header name (only ASCII
+    /// letters, digits, `-` and `_`; default names such as `"100-in-1min"` qualify), or
+    /// [`HeaderError::BufferTooSmall`].
+    pub fn render_dimension_headers<'b>(
+        &self,
+        decision: &LimiterDecision,
+        style: crate::headers::DimensionStyle<'_>,
+        out: &'b mut [u8],
+    ) -> Result<crate::headers::DimensionHeaders<'b>, HeaderError> {
+        self.with_policy_headers(decision, |policies| {
+            crate::headers::render_dimension_headers(style, policies, out)
+        })
+    }
+
     /// The wait `Retry-After` describes for `decision`: `None` when it was admitted, else the
     /// longest wait among the denying quotas ([`NEVER`](crate::NEVER) if any is).
     pub fn retry_after_ns(&self, decision: &LimiterDecision) -> Option<u64> {

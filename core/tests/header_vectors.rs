@@ -5,8 +5,8 @@
 //! expectations from core instead of checking them; review the diff by hand before committing.
 
 use cellgate::{
-    HeaderStyle, Limiter, LimiterDecision, LimiterOptions, LimiterQuota, OnFull, Op, Quota, Refill,
-    Seed, MAX_POLICY_QUOTAS,
+    DimensionStyle, HeaderStyle, Limiter, LimiterDecision, LimiterOptions, LimiterQuota, OnFull,
+    Op, Quota, Refill, Seed, MAX_POLICY_QUOTAS,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -115,6 +115,27 @@ fn headers(limiter: &Limiter, decision: &LimiterDecision, style: HeaderStyle) ->
     )
 }
 
+fn dimension_headers(
+    limiter: &Limiter,
+    decision: &LimiterDecision,
+    style: DimensionStyle<'_>,
+) -> Value {
+    let mut buf = [0u8; 2048];
+    match limiter.render_dimension_headers(decision, style, &mut buf) {
+        Ok(rendered) => Value::Array(
+            rendered
+                .iter()
+                .map(|(name, value)| json!([name, value]))
+                .collect(),
+        ),
+        // A name that cannot be part of a header name: every runtime refuses it.
+        Err(cellgate::HeaderError::InvalidName { index }) => {
+            json!({ "error": "invalid_name", "index": index })
+        }
+        Err(error) => panic!("{error}"),
+    }
+}
+
 fn expect_of(limiter: &Limiter, decision: &LimiterDecision) -> Value {
     let body = (!decision.allowed).then(|| {
         let mut buf = [0u8; 64];
@@ -131,6 +152,8 @@ fn expect_of(limiter: &Limiter, decision: &LimiterDecision) -> Value {
             "ietf": headers(limiter, decision, HeaderStyle::Ietf),
             "legacy": headers(limiter, decision, HeaderStyle::Legacy),
             "legacy_epoch": headers(limiter, decision, HeaderStyle::LegacyEpoch { now_unix_s: NOW_UNIX_S }),
+            "anthropic": dimension_headers(limiter, decision, DimensionStyle::anthropic(NOW_UNIX_S)),
+            "openai": dimension_headers(limiter, decision, DimensionStyle::openai()),
         },
         "body": body,
     })

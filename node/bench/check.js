@@ -32,6 +32,9 @@ const gc = require('node:vm').runInNewContext('gc');
 const cellgate = require('cellgate');
 // The addon itself, for the boundary figures (not an export of the package).
 const { native, LAYOUT } = require(require('node:path').join(require('node:path').dirname(require.resolve('cellgate/package.json')), 'lib', 'native.js'));
+// The boundary probes are in a second addon built with the `bench-probes` feature (make
+// bench-node builds it and names it here); the package's addon has none.
+const probes = process.env.CELLGATE_BENCH_ADDON ? require(process.env.CELLGATE_BENCH_ADDON) : undefined;
 
 function requireOptional(name) {
   try {
@@ -125,21 +128,23 @@ async function main() {
   const rawManual = new native.NativeLimiter('1000000000/second', undefined, 'greedy', 10_000, new native.NativeManualClock(0n), rawManualShared, 'default');
   const [rawManualCheck] = rawManual.fastFunctions();
   cases.push(caseOf('boundary: native check(key), no decision object, ManualClock', () => rawManualCheck(KEY)));
-  const [rawKeyOnly, rawEmpty, rawArgs, rawLatin1, rawUtf8] = native.benchRawProbes();
-  cases.push(caseOf('boundary: plain Node-API function, empty', () => rawEmpty()));
-  cases.push(caseOf('boundary: plain Node-API function reading its arguments', () => rawArgs(KEY)));
-  cases.push(caseOf('boundary: plain, key read as Latin-1 (probe only)', () => rawLatin1(KEY)));
-  cases.push(caseOf('boundary: plain, key read as UTF-8', () => rawUtf8(KEY)));
-  cases.push(caseOf('boundary: plain, key read by cellgate (UTF-8 into a stack buffer)', () => rawKeyOnly(KEY)));
   const clock = new cellgate.ManualClock();
   const manual = new cellgate.Limiter('1000000000/second', { maxKeys: 10_000, clock });
   cases.push(caseOf('cellgate check(key), ManualClock (no clock read)', () => manual.check(KEY).allowed));
-  cases.push(caseOf('boundary: napi-rs function, empty', () => native.benchEmpty()));
-  cases.push(caseOf('boundary: napi-rs function, number in, bool out', () => native.benchNumberToBool(0.7)));
-  cases.push(caseOf('boundary: napi-rs function, key as String', () => native.benchString(KEY)));
-  cases.push(caseOf('boundary: napi-rs function, key as UTF-16', () => native.benchUtf16(KEY)));
-  cases.push(caseOf('boundary: napi-rs function, key as cellgate Key', () => native.benchKey(KEY)));
-  cases.push(caseOf('boundary: #[napi(object)] with 5 fields', () => native.benchObject().allowed));
+  if (probes) {
+    const [rawKeyOnly, rawEmpty, rawArgs, rawLatin1, rawUtf8] = probes.benchRawProbes();
+    cases.push(caseOf('boundary: plain Node-API function, empty', () => rawEmpty()));
+    cases.push(caseOf('boundary: plain Node-API function reading its arguments', () => rawArgs(KEY)));
+    cases.push(caseOf('boundary: plain, key read as Latin-1 (probe only)', () => rawLatin1(KEY)));
+    cases.push(caseOf('boundary: plain, key read as UTF-8', () => rawUtf8(KEY)));
+    cases.push(caseOf('boundary: plain, key read by cellgate (UTF-8 into a stack buffer)', () => rawKeyOnly(KEY)));
+    cases.push(caseOf('boundary: napi-rs function, empty', () => probes.benchEmpty()));
+    cases.push(caseOf('boundary: napi-rs function, number in, bool out', () => probes.benchNumberToBool(0.7)));
+    cases.push(caseOf('boundary: napi-rs function, key as String', () => probes.benchString(KEY)));
+    cases.push(caseOf('boundary: napi-rs function, key as UTF-16', () => probes.benchUtf16(KEY)));
+    cases.push(caseOf('boundary: napi-rs function, key as cellgate Key', () => probes.benchKey(KEY)));
+    cases.push(caseOf('boundary: #[napi(object)] with 5 fields', () => probes.benchObject().allowed));
+  }
   cases.push(caseOf('boundary: JS object literal with 5 fields', (i) => ({ allowed: true, limit: 10, remaining: i, retryAfterMs: 0, resetAfterMs: 100 }).allowed));
 
   const results = await measureAll(cases);
@@ -151,6 +156,7 @@ async function main() {
     console.log(JSON.stringify({ iterations: ITERATIONS, rounds: ROUNDS, results, ratios: { rlf, erl } }, null, 2));
   } else {
     console.log(`node ${process.version}, ${ITERATIONS} calls x ${ROUNDS} rounds (cases interleaved${COLLECT ? ', a full collection after each case' : ', no collections between cases'}), median ns per call\n`);
+    if (!probes) console.log('(no CELLGATE_BENCH_ADDON: the boundary probes are left out; make bench-node builds them)\n');
     for (const { name, ns } of results) console.log(`${ns.toFixed(1).padStart(9)}  ${name}`);
     console.log('');
     console.log(`target: check(key) <= 120 ns: ${ours.toFixed(1)} ns -> ${ours <= 120 ? 'met' : 'MISSED'}`);

@@ -10,8 +10,9 @@ const { settings, evaluate, headersFor, bodyFor } = require('./middleware');
  * Checks every request (an `onRequest` hook on the instance it is registered on, and on the
  * routes registered after it) against `options.limiter`. Options as for `cellgate/express`,
  * with `key(request, reply)` defaulting to `request.ip` and `onLimited(request, reply,
- * decision)` replacing the JSON answer. Sets `request.rateLimit`; answers a denial with the
- * status, the headers and `{"error":"rate_limited","retry_after":N}`.
+ * decision)` answering a denial instead of the JSON (awaited; if it sends nothing, or throws,
+ * the default answer is sent: a denial never reaches the handler). Sets `request.rateLimit`;
+ * answers a denial with the status, the headers and `{"error":"rate_limited","retry_after":N}`.
  */
 function cellgatePlugin(fastify, options, done) {
   let config;
@@ -36,11 +37,39 @@ function cellgatePlugin(fastify, options, done) {
     request.rateLimit = decision;
     reply.headers(headersFor(config, decision));
     if (decision !== null && decision.allowed) return undefined;
-    if (config.onLimited !== undefined) return config.onLimited(request, reply, decision);
-    reply.code(config.statusCode).type('application/json; charset=utf-8').send(bodyFor(decision));
+    if (config.onLimited !== undefined && (await onLimited(config, request, reply, decision))) return reply;
+    reply.headers(headersFor(config, decision)).code(config.statusCode).type('application/json; charset=utf-8').send(bodyFor(decision));
     return reply;
   });
   done();
+}
+
+/**
+ * Runs `onLimited` (awaited, so an async one may answer after a wait) and says whether it
+ * answered: called `reply.send` (its own, or through `code().send()`, `redirect()`...), or
+ * hijacked the reply. `reply.sent` alone would miss a send still passing through async
+ * `onSend` hooks, and sending again then would fail. When it did not answer, or threw, the
+ * caller sends the default answer: a denial never reaches the handler. A thrown error is
+ * logged with the request's logger.
+ */
+async function onLimited(config, request, reply, decision) {
+  let sendCalled = false;
+  const ownSend = Object.prototype.hasOwnProperty.call(reply, 'send') ? reply.send : undefined;
+  const send = reply.send;
+  reply.send = function sendFromOnLimited(...args) {
+    sendCalled = true;
+    return send.apply(this, args);
+  };
+  try {
+    await config.onLimited(request, reply, decision);
+  } catch (error) {
+    const answered = sendCalled || reply.sent;
+    request.log.error({ err: error }, `cellgate/fastify: onLimited failed (${answered ? 'after it answered' : `the default ${config.statusCode} answer was sent`})`);
+  } finally {
+    if (ownSend === undefined) delete reply.send;
+    else reply.send = ownSend;
+  }
+  return sendCalled || reply.sent;
 }
 
 // Apply to the instance it is registered on (as fastify-plugin would), not to a child

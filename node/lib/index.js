@@ -7,15 +7,16 @@ const { native, LAYOUT, sharedArray } = require('./native');
 const { argTypeError, outOfRange, fromNative, TableFullError, RateLimitError } = require('./errors');
 const validate = require('./validate');
 
-const { ENTRIES, ENTRY_SLOTS, COSTS, BINDING, COUNT, STATUS, ALLOWED, TABLE_FULL } = LAYOUT;
+const { ENTRIES, ENTRY_SLOTS, COSTS, BINDING, COUNT, STATUS, ALLOWED, TABLE_FULL, MISSING_COST, COST_NOT_GIVEN } = LAYOUT;
 const REMAINING = ENTRIES + 2;
 const RETRY_NS = ENTRIES + 3;
 const RESET_NS = ENTRIES + 4;
-const MAX_KEYS = 50_000_000;
-const DEFAULT_MAX_KEYS = 100_000;
+// Core's bounds (DEFAULT_MAX_KEYS, MAX_MAX_KEYS), the same in every runtime.
+const { defaultMaxKeys: DEFAULT_MAX_KEYS, maxMaxKeys: MAX_MAX_KEYS } = native.configLimits();
 const NS_PER_MS = 1e6;
 const MAX_U64 = validate.MAX_U64;
-const STYLES = { ietf: 0, legacy: 1, 'legacy-epoch': 2 };
+// A Map, not an object literal: `STYLES['toString']` would be Object.prototype's.
+const STYLES = new Map([['ietf', 0], ['legacy', 1], ['legacy-epoch', 2]]);
 
 // ---------------------------------------------------------------------------------------------
 // Clock
@@ -24,7 +25,9 @@ const clockNatives = new WeakMap();
 
 /**
  * A clock that moves only when told to, for tests. Limiters built with it read its time;
- * `acquire` on such a limiter wakes when the clock moves (no timers).
+ * `acquire` on such a limiter wakes when the clock moves (no timers), so **without a
+ * `timeoutMs` it waits until someone advances the clock**; with one, the timeout also ends
+ * the wait in real time.
  */
 class ManualClock {
   #native;
@@ -153,18 +156,33 @@ function headers(decision, options) {
   if (!Decision.isDecision(decision)) throw argTypeError('decision', 'a decision returned by a cellgate limiter', decision);
   const opts = validate.options(options, 'options');
   const styleName = opts.style === undefined ? 'ietf' : opts.style;
-  const style = STYLES[styleName];
-  if (style === undefined || typeof styleName !== 'string') {
-    throw argTypeError('options.style', "'ietf', 'legacy' or 'legacy-epoch'", styleName);
-  }
+  const style = typeof styleName === 'string' ? STYLES.get(styleName) : undefined;
+  if (style === undefined) throw argTypeError('options.style', "'ietf', 'legacy' or 'legacy-epoch'", styleName);
+  checkDecisionFields(decision);
   let nowUnixS = 0;
   if (style === 2) {
     nowUnixS = opts.nowUnixS === undefined ? Math.floor(Date.now() / 1000) : validate.integer(opts.nowUnixS, 'options.nowUnixS', 0, Number.MAX_SAFE_INTEGER);
   }
-  const pairs = Decision.render(decision, style, nowUnixS).split('\n');
+  let rendered;
+  try {
+    rendered = Decision.render(decision, style, nowUnixS);
+  } catch (error) {
+    throw fromNative(error, 'decision');
+  }
+  const pairs = rendered.split('\n');
   const result = {};
   for (let index = 0; index < pairs.length; index += 2) result[pairs[index]] = pairs[index + 1];
   return result;
+}
+
+/**
+ * The public fields `headers` reads back from a decision (it is a plain object: they can be
+ * assigned), checked as any argument is: a TypeError or RangeError naming the field.
+ */
+function checkDecisionFields(decision) {
+  if (typeof decision.allowed !== 'boolean') throw argTypeError('decision.allowed', 'a boolean', decision.allowed);
+  validate.integer(decision.limit, 'decision.limit', 0, Number.MAX_SAFE_INTEGER);
+  validate.integer(decision.remaining, 'decision.remaining', 0, Number.MAX_SAFE_INTEGER);
 }
 
 /**
@@ -184,28 +202,41 @@ function nowMs(clock) {
   return clock === undefined ? performance.now() : Number(clock.native.nowNs()) / NS_PER_MS;
 }
 
-/** Waits `waitMs` (a timer), or for the manual clock to move; rejects on abort. */
-function sleep(waitMs, clock, signal, decision) {
+/**
+ * Waits `waitMs` (a timer), or for the manual clock to move; rejects on abort, and with
+ * 'timeout' when `realLeftMs` of real time pass first (a manual clock nobody moves).
+ */
+function sleep(waitMs, clock, signal, decision, realLeftMs) {
   return new Promise((resolve, reject) => {
     let timer;
-    const done = () => {
+    let deadline;
+    const settle = () => {
       if (timer !== undefined) clearTimeout(timer);
+      if (deadline !== undefined) clearTimeout(deadline);
       if (clock !== undefined) clock.waiters.delete(done);
       if (signal !== undefined) signal.removeEventListener('abort', aborted);
+    };
+    const done = () => {
+      settle();
       resolve();
     };
     const aborted = () => {
-      if (timer !== undefined) clearTimeout(timer);
-      if (clock !== undefined) clock.waiters.delete(done);
+      settle();
       reject(new RateLimitError('aborted', decision, { cause: signal.reason }));
+    };
+    const timedOut = () => {
+      settle();
+      reject(new RateLimitError('timeout', decision));
     };
     if (signal !== undefined) signal.addEventListener('abort', aborted, { once: true });
     if (clock === undefined) {
       // Timers may fire up to a millisecond early; the caller then checks again and waits
-      // for the (short) rest, so there is never a loop faster than the wait.
+      // for the (short) rest, so there is never a loop faster than the wait. The monotonic
+      // clock is real time: the caller already refused a wait past the timeout.
       timer = setTimeout(done, Math.max(1, Math.ceil(waitMs)));
     } else {
       clock.waiters.add(done);
+      if (realLeftMs !== Infinity) deadline = setTimeout(timedOut, Math.max(1, Math.ceil(realLeftMs)));
     }
   });
 }
@@ -218,19 +249,28 @@ function checkSignal(signal) {
   return signal;
 }
 
-/** The loop behind `acquire`, shared by Limiter and Policy. */
+/**
+ * The loop behind `acquire`, shared by Limiter and Policy. `timeoutMs` bounds the wait in the
+ * limiter's clock and in real (monotonic) time, whichever ends first (the rule Python's
+ * helper follows too): on the monotonic clock the two are one; on a ManualClock nobody
+ * advances, the real bound is what ends the wait. Without a timeout, a ManualClock wait
+ * lasts until the clock is advanced far enough.
+ */
 async function acquireWith(check, clock, options) {
   const timeoutMs = options.timeoutMs === undefined ? Infinity : validate.ms(options.timeoutMs, 'options.timeoutMs', true);
   const signal = checkSignal(options.signal);
   if (signal !== undefined && signal.aborted) throw new RateLimitError('aborted', undefined, { cause: signal.reason });
   const start = nowMs(clock);
+  const realStart = performance.now();
   for (;;) {
     const decision = check();
     if (decision.allowed) return decision;
     if (decision.retryAfterMs === Infinity) throw new RateLimitError('never', decision);
     const elapsed = nowMs(clock) - start;
     if (elapsed + decision.retryAfterMs > timeoutMs) throw new RateLimitError('timeout', decision);
-    await sleep(decision.retryAfterMs, clock, signal, decision);
+    const realLeftMs = timeoutMs - (performance.now() - realStart);
+    if (realLeftMs <= 0) throw new RateLimitError('timeout', decision);
+    await sleep(decision.retryAfterMs, clock, signal, decision, realLeftMs);
   }
 }
 
@@ -238,13 +278,34 @@ async function acquireWith(check, clock, options) {
 // Limiter
 
 function checkMaxKeys(value) {
-  return value === undefined ? DEFAULT_MAX_KEYS : validate.integer(value, 'options.maxKeys', 1, MAX_KEYS);
+  return value === undefined ? DEFAULT_MAX_KEYS : validate.integer(value, 'options.maxKeys', 1, MAX_MAX_KEYS);
 }
 
-function checkName(value, name) {
+/**
+ * Checks the header names with core's rule (non-empty printable ASCII, distinct, at most 8);
+ * `what(index)` is the argument that gave name `index`, what it must be and its value, and
+ * `list` the same for the list as a whole (too many names).
+ */
+function checkNames(names, what, [listName, listExpected, listValue]) {
+  const problem = native.checkNames(names);
+  if (problem === null) return;
+  if (problem.tooMany) throw outOfRange(listName, `${listExpected} (${problem.message})`, listValue);
+  const [name, expected, value] = what(problem.index);
+  throw outOfRange(name, `${expected} (${problem.message})`, value);
+}
+
+function checkNameType(value, name) {
   if (typeof value !== 'string') throw argTypeError(name, 'a string', value);
-  if (!/^[\x20-\x7e]+$/.test(value)) throw outOfRange(name, 'non-empty printable ASCII', value);
   return value;
+}
+
+/**
+ * The error for a call whose costs core's rule completed with none for `dimension` (a policy
+ * of several dimensions needs one for each): names the cost as the caller wrote the costs.
+ */
+function missingCost(costs, name, dimensions, dimension) {
+  const where = Array.isArray(costs) ? `${name}[${dimension}]` : `${name}.${dimensions[dimension]}`;
+  return argTypeError(where, `a cost (an integer from 0 to 2^53 - 1): a policy of several dimensions needs one for each of ${dimensions.join(', ')}`, undefined);
 }
 
 /**
@@ -254,8 +315,11 @@ function checkName(value, name) {
  * `'10 per minute'`, `'500/7 days'`); several quotas (`'10/s; 1000/day'`) are decided
  * all-or-nothing. Options: `burst` (default: the rate's count), `algorithm` ('gcra', the
  * default, or 'token_bucket'), `refill` ('greedy' or 'interval', token bucket only),
- * `maxKeys` (default 100 000; memory is allocated once), `clock` (a ManualClock; default the
- * monotonic clock), `name` (the policy name in headers; default 'default').
+ * `maxKeys` (default 100 000, at most 2^27; memory is allocated once), `clock` (a
+ * ManualClock; default the monotonic clock), `name` (the policy name in headers; default the
+ * quota's name by core's rule, `'100-in-1min'`).
+ *
+ * A call's `cost` defaults to 1 (core's DEFAULT_COST).
  */
 class Limiter {
   #native;
@@ -268,6 +332,7 @@ class Limiter {
   #multi;
   #source;
   #clock;
+  #rates;
 
   constructor(rate, options) {
     if (typeof rate !== 'string') throw argTypeError('rate', "a rate string such as '100/minute'", rate);
@@ -288,17 +353,22 @@ class Limiter {
     }
     this.#out = sharedArray();
     this.#clock = clock;
+    this.#rates = rates.map((each) => each.rate);
     try {
       if (rates.length === 1) {
-        const name = opts.name === undefined ? 'default' : checkName(opts.name, 'options.name');
+        // No name: the addon names the quota by core's rule ('100-in-1min').
+        const name = opts.name === undefined ? undefined : checkNameType(opts.name, 'options.name');
+        if (name !== undefined) checkNames([name], () => ['options.name', 'a header name', name], ['options.name', 'one name', name]);
         this.#native = new native.NativeLimiter(rate, burst, refill, maxKeys, clock && clock.native, this.#out, name);
         this.#multi = false;
         this.#limit = this.#native.limit;
       } else {
         if (burst !== undefined) throw argTypeError('options.burst', "undefined with several quotas (write '10/s (burst 20)' per quota)", burst);
         if (refill !== 'greedy') throw argTypeError('options.refill', "'greedy' with several quotas", refill);
-        if (opts.name !== undefined) throw argTypeError('options.name', 'undefined with several quotas (each is named by its rate)', opts.name);
-        const entries = rates.map((each) => ({ name: each, rate: each, dimension: 0 }));
+        if (opts.name !== undefined) throw argTypeError('options.name', "undefined with several quotas (each is named by core's rule, '10-in-1s')", opts.name);
+        // Each quota shows under its default name: two quotas alike would be one header item twice.
+        checkNames(rates.map((each) => each.name), () => ['rate', 'quotas with distinct header names', rate], ['rate', 'at most 8 quotas', rate]);
+        const entries = rates.map((each) => ({ name: each.name, rate: each.rate, dimension: 0 }));
         this.#native = new native.NativePolicy(entries, maxKeys, clock && clock.native, this.#out);
         this.#multi = true;
         this.#limit = undefined;
@@ -313,13 +383,13 @@ class Limiter {
 
   /** The quota(s), written back as a rate string. */
   get rate() {
-    return this.#multi ? this.#native.names().join('; ') : this.#native.rate;
+    return this.#multi ? this.#rates.join('; ') : this.#native.rate;
   }
 
   /** Tests and consumes `cost` (default 1) for `key`, atomically; a denial consumes nothing. */
   check(key, options) {
     const out = this.#out;
-    out[COSTS] = options === undefined ? 1 : costOption(options);
+    out[COSTS] = options === undefined ? COST_NOT_GIVEN : costOption(options);
     this.#check(key);
     return this.#decision(out[STATUS]);
   }
@@ -327,7 +397,7 @@ class Limiter {
   /** The decision `check` would make, consuming nothing. */
   peek(key, options) {
     const out = this.#out;
-    out[COSTS] = options === undefined ? 1 : costOption(options);
+    out[COSTS] = options === undefined ? COST_NOT_GIVEN : costOption(options);
     this.#peek(key);
     return this.#decision(out[STATUS]);
   }
@@ -335,7 +405,7 @@ class Limiter {
   /** Consumes `cost` whether or not it fits, into debt; `allowed` says whether it fitted. */
   force(key, options) {
     const out = this.#out;
-    out[COSTS] = options === undefined ? 1 : costOption(options);
+    out[COSTS] = options === undefined ? COST_NOT_GIVEN : costOption(options);
     this.#force(key);
     return this.#decision(out[STATUS]);
   }
@@ -343,7 +413,7 @@ class Limiter {
   /** Gives `cost` back, never above a full bucket; `allowed` says whether it is out of debt. */
   refund(key, options) {
     const out = this.#out;
-    out[COSTS] = options === undefined ? 1 : costOption(options);
+    out[COSTS] = options === undefined ? COST_NOT_GIVEN : costOption(options);
     this.#refund(key);
     return this.#decision(out[STATUS]);
   }
@@ -351,21 +421,28 @@ class Limiter {
   /** Makes `key`'s bucket full. */
   reset(key) {
     validate.key(key, 'key');
-    this.#native.reset(key);
+    try {
+      this.#native.reset(key);
+    } catch (error) {
+      throw fromNative(error, 'key');
+    }
   }
 
   /**
    * Resolves with the decision once `cost` for `key` is admitted, waiting as long as the
    * decisions' `retryAfterMs` say (timers, or the ManualClock moving; no polling). Rejects
    * with a RateLimitError: 'never' at once when the cost exceeds the burst, 'timeout' as
-   * soon as the wait would pass `timeoutMs`, 'aborted' when `signal` fires.
+   * soon as the wait would pass `timeoutMs` (in the limiter's clock and in real time,
+   * whichever ends first), 'aborted' when `signal` fires.
+   *
+   * **With a ManualClock and no `timeoutMs`, the wait lasts until someone advances the
+   * clock far enough: if nothing does, the promise never settles.**
    */
   acquire(key, options) {
     try {
       const opts = validate.options(options, 'options');
-      const cost = opts.cost === undefined ? 1 : validate.cost(opts.cost, 'options.cost');
+      const costOptions = opts.cost === undefined ? undefined : { cost: validate.cost(opts.cost, 'options.cost') };
       validate.key(key, 'key');
-      const costOptions = { cost };
       return acquireWith(() => this.check(key, costOptions), this.#clock, opts);
     } catch (error) {
       return Promise.reject(error);
@@ -387,10 +464,11 @@ class Limiter {
   }
 }
 
+/** The cost a call names, or COST_NOT_GIVEN (the addon applies core's default). */
 function costOption(options) {
   if (options === null || typeof options !== 'object') throw argTypeError('options', 'an object', options);
   const cost = options.cost;
-  return cost === undefined ? 1 : validate.cost(cost, 'options.cost');
+  return cost === undefined ? COST_NOT_GIVEN : validate.cost(cost, 'options.cost');
 }
 
 /**
@@ -452,8 +530,9 @@ function clientKey(address, options) {
  * Several quotas over named dimensions, decided all-or-nothing per key, with reserve and
  * settle: `new Policy([{ name: 'rpm', rate: '60/minute' }, { name: 'tpm', rate:
  * '10000/minute', dimension: 'tokens' }])`. An entry's `dimension` defaults to 'requests'.
- * Costs are `{ requests: 1, tokens: 500 }` (an absent dimension costs 0), an array in
- * dimension order, or a number when there is one dimension.
+ * Costs are `{ requests: 1, tokens: 500 }`, an array in dimension order, or a number when
+ * there is one dimension. Core's rule completes them: with one dimension a cost not named is
+ * 1; with several every dimension must be named (0 is a cost), else a TypeError naming it.
  */
 class Policy {
   #native;
@@ -473,7 +552,7 @@ class Policy {
     const specs = entries.map((entry, index) => {
       const what = `entries[${index}]`;
       if (entry === null || typeof entry !== 'object') throw argTypeError(what, 'an object', entry);
-      const name = checkName(entry.name, `${what}.name`);
+      const name = checkNameType(entry.name, `${what}.name`);
       if (typeof entry.rate !== 'string') throw argTypeError(`${what}.rate`, "a rate string such as '60/minute'", entry.rate);
       const burst = entry.burst === undefined ? undefined : validate.integer(entry.burst, `${what}.burst`, 1, Number.MAX_SAFE_INTEGER);
       const dimensionName = entry.dimension === undefined ? 'requests' : entry.dimension;
@@ -483,7 +562,7 @@ class Policy {
       return { name, rate: entry.rate, burst, dimension };
     });
     const names = specs.map((spec) => spec.name);
-    if (new Set(names).size !== names.length) throw outOfRange('entries', 'entries with distinct names', names.join(', '));
+    checkNames(names, (index) => [`entries[${index}].name`, 'a header name distinct from the others', names[index]], ['entries.length', 'at most 8', names.length]);
     this.#out = sharedArray();
     try {
       this.#native = new native.NativePolicy(specs, maxKeys, clock && clock.native, this.#out);
@@ -530,7 +609,11 @@ class Policy {
   /** Makes every entry's bucket for `key` full. */
   reset(key) {
     validate.key(key, 'key');
-    this.#native.reset(key);
+    try {
+      this.#native.reset(key);
+    } catch (error) {
+      throw fromNative(error, 'key');
+    }
   }
 
   /**
@@ -548,14 +631,15 @@ class Policy {
       throw fromNative(error, 'key');
     }
     const status = this.#out[STATUS];
-    if (status === TABLE_FULL) throw new TableFullError();
+    this.#checkStatus(status, estimate, 'estimate');
     const decision = policyDecision(status, this.#out, this.#source, this.#names);
     return { decision, reservation: reservation.pending ? new Reservation(this, reservation, estimate) : null };
   }
 
   /**
    * Settles a reservation with the `actual` costs: refunds what was not used and charges
-   * what exceeds the estimate (into debt if need be). A reservation settles once.
+   * what exceeds the estimate (into debt if need be); a dimension `actual` does not name
+   * keeps its estimate (core's rule). A reservation settles once.
    */
   settle(reservation, actual) {
     if (!(reservation instanceof Reservation) || reservation.policy !== this) {
@@ -568,49 +652,61 @@ class Policy {
     } catch (error) {
       throw fromNative(error, 'reservation');
     }
-    if (status === TABLE_FULL) throw new TableFullError();
+    this.#checkStatus(status, actual, 'actual');
     return policyDecision(status, this.#out, this.#source, this.#names);
   }
 
-  /** As `Limiter#acquire`, for `costs`. */
+  /**
+   * As `Limiter#acquire`, for `costs`. **With a ManualClock and no `timeoutMs`, the wait
+   * lasts until someone advances the clock far enough.**
+   */
   acquire(key, options) {
     try {
       const opts = validate.options(options, 'options');
       validate.key(key, 'key');
       const costs = opts.costs;
       this.#costsArray(costs, 'options.costs');
-      return acquireWith(() => this.check(key, costs), this.#clock, opts);
+      return acquireWith(() => this.#run(0, key, costs, 'options.costs'), this.#clock, opts);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  #run(op, key, costs) {
-    this.#writeCosts(costs, 'costs');
+  #run(op, key, costs, name = 'costs') {
+    this.#writeCosts(costs, name);
     this.#ops[op](key);
     const status = this.#out[STATUS];
-    if (status === TABLE_FULL) throw new TableFullError();
+    this.#checkStatus(status, costs, name);
     return policyDecision(status, this.#out, this.#source, this.#names);
   }
 
-  /** Validates `costs` completely before writing any, so a bad one changes nothing. */
+  #checkStatus(status, costs, name) {
+    if (status === TABLE_FULL) throw new TableFullError();
+    if (status === MISSING_COST) throw missingCost(costs, name, this.#dimensions, this.#out[BINDING]);
+  }
+
+  /**
+   * Validates `costs` completely before writing any, so a bad one changes nothing. A
+   * dimension they name no cost for is COST_NOT_GIVEN: the addon completes the costs by
+   * core's rule.
+   */
   #costsArray(costs, name) {
     const count = this.#dimensions.length;
-    const values = new Array(count).fill(0);
+    const values = new Array(count).fill(COST_NOT_GIVEN);
+    const given = (cost, where) => (cost === undefined ? COST_NOT_GIVEN : validate.cost(cost, where));
     if (costs === undefined) {
-      if (count !== 1) throw argTypeError(name, `costs for the dimensions ${this.#dimensions.join(', ')}`, costs);
-      values[0] = 1;
+      // Nothing named: every dimension is COST_NOT_GIVEN.
     } else if (typeof costs === 'number') {
       if (count !== 1) throw argTypeError(name, `an object or array (the policy has ${count} dimensions)`, costs);
       values[0] = validate.cost(costs, name);
     } else if (Array.isArray(costs)) {
       if (costs.length !== count) throw outOfRange(`${name}.length`, `${count} (one cost per dimension)`, costs.length);
-      costs.forEach((cost, index) => { values[index] = validate.cost(cost, `${name}[${index}]`); });
+      for (let index = 0; index < count; index++) values[index] = given(costs[index], `${name}[${index}]`);
     } else if (costs !== null && typeof costs === 'object') {
       for (const dimension of Object.keys(costs)) {
         const index = this.#dimensions.indexOf(dimension);
         if (index < 0) throw outOfRange(name, `keys among ${this.#dimensions.join(', ')}`, dimension);
-        values[index] = validate.cost(costs[dimension], `${name}.${dimension}`);
+        values[index] = given(costs[dimension], `${name}.${dimension}`);
       }
     } else {
       throw argTypeError(name, 'an object of costs per dimension, an array or a number', costs);

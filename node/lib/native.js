@@ -16,12 +16,15 @@ const LAYOUT = Object.freeze({
   DENIED: 0,
   ALLOWED: 1,
   TABLE_FULL: 2,
+  MISSING_COST: 3,
+  COST_NOT_GIVEN: -1,
 });
 
 const actual = native.sharedLayout();
 const expected = [
   LAYOUT.BINDING, LAYOUT.COUNT, LAYOUT.STATUS, LAYOUT.ENTRIES, LAYOUT.ENTRY_SLOTS,
   LAYOUT.COSTS, LAYOUT.LEN, LAYOUT.DENIED, LAYOUT.ALLOWED, LAYOUT.TABLE_FULL,
+  LAYOUT.MISSING_COST, LAYOUT.COST_NOT_GIVEN,
 ];
 if (actual.length !== expected.length || actual.some((value, index) => value !== expected[index])) {
   throw new Error(`cellgate: the native addon's layout ${actual} differs from lib/native.js ${expected}`);

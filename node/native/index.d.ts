@@ -9,12 +9,13 @@ export declare class NativeLimiter {
   /**
    * A table for `max_keys` keys with the quota `rate` (one rate string), `burst` (or the
    * rate's count), `refill` (`"greedy"`, as GCRA, or `"interval"`), `clock` (monotonic when
-   * absent), writing decisions into `shared`; `name` is the policy name in headers.
+   * absent), writing decisions into `shared`; `name` is the policy name in headers (core's
+   * [`default_quota_name`] when absent: `"100-in-1min"`).
    *
    * # Errors
-   * `RangeError`-coded errors for an invalid rate, burst, refill or `max_keys`.
+   * `RangeError`-coded errors for an invalid rate, burst, refill, `max_keys` or name.
    */
-  constructor(rate: string, burst: number | undefined | null, refill: string, maxKeys: number, clock: NativeManualClock | undefined | null, shared: Float64Array, name: string)
+  constructor(rate: string, burst: number | undefined | null, refill: string, maxKeys: number, clock: NativeManualClock | undefined | null, shared: Float64Array, name?: string | undefined | null)
   /** The burst: the most cost ever admitted at once (every decision's `limit`). */
   get limit(): number
   /** The quota, written back as a rate string. */
@@ -95,15 +96,17 @@ export declare class NativePolicy {
   reset(key: Key): void
   /**
    * Reserves the estimate in the shared array for `key`: writes the decision and the
-   * status (into the `STATUS` slot) and returns the reservation (pending when admitted).
+   * status (into the `STATUS` slot: `MISSING_COST` when core's rule needs a cost the
+   * estimate does not name) and returns the reservation (pending when admitted).
    *
    * # Errors
    * An invalid cost.
    */
   reserve(key: Key): NativeReservation
   /**
-   * Settles `reservation` with the actual costs in the shared array: refunds what was not
-   * used, charges what exceeds the estimate (into debt if need be).
+   * Settles `reservation` with the actual costs in the shared array (a dimension given no
+   * cost keeps its estimate): refunds what was not used, charges what exceeds the estimate
+   * (into debt if need be).
    *
    * # Errors
    * A reservation already settled, refused, or made by another policy; an invalid cost.
@@ -128,43 +131,11 @@ export declare class NativeReservation {
   get pending(): boolean
 }
 
-/** A decision built as an object through Node-API (what the package avoids). */
-export interface BenchDecision {
-  /** Allowed. */
-  allowed: boolean
-  /** Limit. */
-  limit: number
-  /** Remaining. */
-  remaining: number
-  /** Retry after, in ms. */
-  retryAfterMs: number
-  /** Reset after, in ms. */
-  resetAfterMs: number
-}
-
-/** Does nothing. */
-export declare function benchEmpty(): void
-
 /**
- * A key as cellgate's `#[napi]` methods take it (`reset`, `reserve`): UTF-8 into a stack
- * buffer, then copied into a `Vec`.
+ * Checks the names a limiter or policy will show in headers with core's rule (each non-empty
+ * printable ASCII, all distinct, at most 8): `null` when they pass, else the first problem.
  */
-export declare function benchKey(key: Key): number
-
-/** A number in, a bool out. */
-export declare function benchNumberToBool(value: number): boolean
-
-/** Returns a five-field object built through Node-API. */
-export declare function benchObject(): BenchDecision
-
-/** `[keyOnly, empty, ...]`: see [`RawProbes`]. */
-export declare function benchRawProbes(): Array<(key?: string | Uint8Array) => void>
-
-/** A key read as a `String` (napi-rs's default conversion: a length query, an allocation). */
-export declare function benchString(key: string): number
-
-/** A key read as UTF-16 (napi-rs's `Utf16String`: an allocation). */
-export declare function benchUtf16(key: string): number
+export declare function checkNames(names: Array<string>): NameProblem | null
 
 /**
  * The key bytes for `address`, grouping IPv6 addresses by their first `ipv6_prefix_len`
@@ -175,6 +146,9 @@ export declare function benchUtf16(key: string): number
  * address (the message says what is wrong and where).
  */
 export declare function clientKey(address: string, ipv6PrefixLen: number): Buffer
+
+/** Core's bounds for `maxKeys`. */
+export declare function configLimits(): Limits
 
 /** One entry as JavaScript describes it (validated there first). */
 export interface EntrySpec {
@@ -188,8 +162,40 @@ export interface EntrySpec {
   dimension: number
 }
 
+/** Core's bounds for a keyed table, the same in every runtime. */
+export interface Limits {
+  /** `maxKeys` when none is given ([`cellgate::DEFAULT_MAX_KEYS`]). */
+  defaultMaxKeys: number
+  /** The largest `maxKeys` accepted ([`cellgate::MAX_MAX_KEYS`], 2^27). */
+  maxMaxKeys: number
+}
+
 /** Nanoseconds on the process's monotonic clock (what limiters without a `ManualClock` read). */
 export declare function monotonicNowNs(): bigint
+
+/** A name that core's rule refuses: its position and core's reason. */
+export interface NameProblem {
+  /**
+   * Whether the list as a whole is too long (more names than a policy holds) rather than
+   * one name at fault.
+   */
+  tooMany: boolean
+  /** The position of the name at fault. */
+  index: number
+  /** Core's reason (`"name 1 repeats name 0: names must be unique"`). */
+  message: string
+}
+
+/**
+ * One quota of a rate string: the quota written back in the rate-string grammar, and the
+ * name headers show for it (core's [`default_quota_name`]).
+ */
+export interface RateSpec {
+  /** The quota as a rate string (`"10/second"`). */
+  rate: string
+  /** Its default header name (`"10-in-1s"`). */
+  name: string
+}
 
 /**
  * The JSON body of a 429 response for a wait of `retry_after_ns` (`Infinity` for never):
@@ -201,17 +207,18 @@ export declare function monotonicNowNs(): bigint
 export declare function render429Body(retryAfterNs: number): string
 
 /**
- * The layout, for the JavaScript layer to check its constants against:
- * `[BINDING, COUNT, STATUS, ENTRIES, ENTRY_SLOTS, COSTS, LEN, DENIED, ALLOWED, TABLE_FULL]`.
+ * The layout, for the JavaScript layer to check its constants against: `[BINDING, COUNT,
+ * STATUS, ENTRIES, ENTRY_SLOTS, COSTS, LEN, DENIED, ALLOWED, TABLE_FULL, MISSING_COST,
+ * COST_NOT_GIVEN]`.
  */
 export declare function sharedLayout(): Array<number>
 
 /**
- * Splits a rate string into its quotas, each written back in the rate-string grammar
- * (`"10/s; 1000/day"` gives `["10/second", "1000/day"]`): what a limiter with several quotas
- * uses for its entries and their header names.
+ * Splits a rate string into its quotas (`"10/s; 1000/day"` gives `10/second` named
+ * `10-in-1s` and `1000/day` named `1000-in-1d`): what a limiter with several quotas uses for
+ * its entries and their header names.
  *
  * # Errors
  * A `RangeError`-coded error naming the problem and its byte offset.
  */
-export declare function splitRates(rate: string): Array<string>
+export declare function splitRates(rate: string): Array<RateSpec>

@@ -1,15 +1,18 @@
-//! Calls that measure the Node-API boundary itself, for `node/bench/check.js` (they are
-//! exported under a `bench` prefix and are not part of the package's API): what an empty
+//! Calls that measure the Node-API boundary itself, for `node/bench/check.js`: what an empty
 //! call costs, a number in and a bool out, a key read as `String`, as UTF-16, or as
 //! [`Key`](crate::key::Key), and an object built through Node-API.
+//!
+//! Built only with the `bench-probes` feature (`make bench-node` builds a second addon with
+//! it, outside the package): the shipped addon exports none of them.
 
+use std::ptr;
 use std::rc::Rc;
 
 use napi::bindgen_prelude::{ToNapiValue, TypeName, Utf16String};
 use napi::{sys, ValueType};
 use napi_derive::napi;
 
-use crate::fast::{plain_function, FastFunctions, NoTarget};
+use crate::fast::{first_argument, FastError, FastFunctions, FastOp, FastTarget};
 use crate::key::Key;
 
 /// Does nothing.
@@ -85,7 +88,7 @@ impl TypeName for RawProbes {
 
 impl ToNapiValue for RawProbes {
     unsafe fn to_napi_value(env: sys::napi_env, _value: Self) -> napi::Result<sys::napi_value> {
-        let empty = plain_function(env, Some(crate::fast::empty))?;
+        let empty = plain_function(env, Some(empty))?;
         // SAFETY: the caller's contract: `env` is the current call's environment.
         let probes =
             unsafe { FastFunctions::to_napi_value(env, FastFunctions(Rc::new(NoTarget)))? };
@@ -98,9 +101,9 @@ impl ToNapiValue for RawProbes {
             ));
         }
         let probes_more = [
-            (2, crate::fast::args_only as unsafe extern "C" fn(_, _) -> _),
-            (3, crate::fast::latin1_probe),
-            (4, crate::fast::utf8_probe),
+            (2, args_only as unsafe extern "C" fn(_, _) -> _),
+            (3, latin1_probe),
+            (4, utf8_probe),
         ];
         for (index, callback) in probes_more {
             let function = plain_function(env, Some(callback))?;
@@ -125,4 +128,99 @@ impl ToNapiValue for RawProbes {
 )]
 pub fn bench_raw_probes() -> RawProbes {
     RawProbes
+}
+
+/// A target that does nothing: its fast functions measure the call and the key read alone.
+struct NoTarget;
+
+impl FastTarget for NoTarget {
+    fn run(&self, _op: FastOp, _key: &[u8]) -> core::result::Result<(), FastError> {
+        Ok(())
+    }
+}
+
+/// A Node-API function that does nothing at all (not even read its arguments).
+unsafe extern "C" fn empty(_env: sys::napi_env, _info: sys::napi_callback_info) -> sys::napi_value {
+    ptr::null_mut()
+}
+
+/// A Node-API function that reads its arguments (`napi_get_cb_info`) and nothing else.
+unsafe extern "C" fn args_only(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: as in `crate::fast`'s `call`: `env` and `info` come from Node-API for this call.
+    let _ = unsafe { first_argument(env, info) };
+    ptr::null_mut()
+}
+
+/// Reads its argument as Latin-1 into a stack buffer (a probe: Latin-1 loses characters
+/// above U+00FF, so keys are never read this way).
+unsafe extern "C" fn latin1_probe(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: as in `crate::fast`'s `call`: `env` and `info` come from Node-API for this call.
+    let (_, argument, _) = unsafe { first_argument(env, info) };
+    let mut buffer = [0u8; 128];
+    let mut written = 0;
+    // SAFETY: the buffer holds 128 bytes; Node-API writes at most that many.
+    let _ = unsafe {
+        sys::napi_get_value_string_latin1(
+            env,
+            argument,
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            &mut written,
+        )
+    };
+    ptr::null_mut()
+}
+
+/// Reads its argument as UTF-8 into a stack buffer (a probe).
+unsafe extern "C" fn utf8_probe(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: as in `crate::fast`'s `call`: `env` and `info` come from Node-API for this call.
+    let (_, argument, _) = unsafe { first_argument(env, info) };
+    let mut buffer = [0u8; 128];
+    let mut written = 0;
+    // SAFETY: the buffer holds 128 bytes; Node-API writes at most that many.
+    let _ = unsafe {
+        sys::napi_get_value_string_utf8(
+            env,
+            argument,
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            &mut written,
+        )
+    };
+    ptr::null_mut()
+}
+
+/// Makes a plain Node-API function with no data.
+fn plain_function(
+    env: sys::napi_env,
+    callback: sys::napi_callback,
+) -> napi::Result<sys::napi_value> {
+    let mut function = ptr::null_mut();
+    // SAFETY: `env` is the current call's environment; the name is a NUL-terminated literal.
+    let status = unsafe {
+        sys::napi_create_function(
+            env,
+            c"empty".as_ptr(),
+            5,
+            callback,
+            ptr::null_mut(),
+            &mut function,
+        )
+    };
+    if status != sys::Status::napi_ok {
+        return Err(napi::Error::new(
+            napi::Status::from(status),
+            "function".to_owned(),
+        ));
+    }
+    Ok(function)
 }

@@ -135,21 +135,12 @@ impl<T: FastTarget> ToNapiValue for FastFunctions<T> {
     }
 }
 
-/// A target that does nothing: its fast functions measure the call and the key read alone.
-pub(crate) struct NoTarget;
-
-impl FastTarget for NoTarget {
-    fn run(&self, _op: FastOp, _key: &[u8]) -> core::result::Result<(), FastError> {
-        Ok(())
-    }
-}
-
 /// Reads a call's first argument and its function data (`napi_get_cb_info`), as every probe
 /// and `call` do: the status, the first argument (`undefined` if none was passed), the data.
 ///
 /// # Safety
 /// `env` and `info` come from Node-API for the current call.
-unsafe fn first_argument(
+pub(crate) unsafe fn first_argument(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> (sys::napi_status, sys::napi_value, *mut c_void) {
@@ -169,90 +160,6 @@ unsafe fn first_argument(
         )
     };
     (status, argv[0], data)
-}
-
-/// A Node-API function that does nothing at all (not even read its arguments).
-pub(crate) unsafe extern "C" fn empty(
-    _env: sys::napi_env,
-    _info: sys::napi_callback_info,
-) -> sys::napi_value {
-    ptr::null_mut()
-}
-
-/// A Node-API function that reads its arguments (`napi_get_cb_info`) and nothing else.
-pub(crate) unsafe extern "C" fn args_only(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> sys::napi_value {
-    // SAFETY: as in `call`.
-    let _ = unsafe { first_argument(env, info) };
-    ptr::null_mut()
-}
-
-/// Reads its argument as Latin-1 into a stack buffer (a probe: Latin-1 loses characters
-/// above U+00FF, so keys are never read this way).
-pub(crate) unsafe extern "C" fn latin1_probe(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> sys::napi_value {
-    // SAFETY: as in `call`.
-    let (_, argument, _) = unsafe { first_argument(env, info) };
-    let mut buffer = [0u8; 128];
-    let mut written = 0;
-    // SAFETY: the buffer holds 128 bytes; Node-API writes at most that many.
-    let _ = unsafe {
-        sys::napi_get_value_string_latin1(
-            env,
-            argument,
-            buffer.as_mut_ptr().cast(),
-            buffer.len(),
-            &mut written,
-        )
-    };
-    ptr::null_mut()
-}
-
-/// Reads its argument as UTF-8 into a stack buffer (a probe).
-pub(crate) unsafe extern "C" fn utf8_probe(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> sys::napi_value {
-    // SAFETY: as in `call`.
-    let (_, argument, _) = unsafe { first_argument(env, info) };
-    let mut buffer = [0u8; 128];
-    let mut written = 0;
-    // SAFETY: the buffer holds 128 bytes; Node-API writes at most that many.
-    let _ = unsafe {
-        sys::napi_get_value_string_utf8(
-            env,
-            argument,
-            buffer.as_mut_ptr().cast(),
-            buffer.len(),
-            &mut written,
-        )
-    };
-    ptr::null_mut()
-}
-
-/// Makes a plain Node-API function with no data.
-pub(crate) fn plain_function(
-    env: sys::napi_env,
-    callback: sys::napi_callback,
-) -> Result<sys::napi_value> {
-    let mut function = ptr::null_mut();
-    // SAFETY: `env` is the current call's environment; the name is a NUL-terminated literal.
-    let status = unsafe {
-        sys::napi_create_function(
-            env,
-            c"empty".as_ptr(),
-            5,
-            callback,
-            ptr::null_mut(),
-            &mut function,
-        )
-    };
-    check(status, "function")?;
-    Ok(function)
 }
 
 /// Releases a fast function's reference to its target when the function is collected.
@@ -303,14 +210,13 @@ unsafe extern "C" fn call<T: FastTarget, const OP: usize>(
         let mut buffer = KeyBuffer::new();
         // SAFETY: `argument` is this call's first argument (`undefined` when absent); the
         // key is used only during this call.
-        let Ok(key) = (unsafe { read_key(env, argument, &mut buffer) }) else {
-            throw(
-                env,
-                false,
-                c"ERR_INVALID_ARG_TYPE",
-                "key must be a string, Buffer or Uint8Array",
-            );
-            return;
+        let key = match unsafe { read_key(env, argument, &mut buffer) } {
+            Ok(key) => key,
+            Err(error) => {
+                // Not a key, or a Uint8Array whose bytes cannot be read (detached, shared).
+                throw(env, false, c"ERR_INVALID_ARG_TYPE", &error.reason);
+                return;
+            }
         };
         if let Err(FastError(message)) = target.run(const { FastOp::at(OP) }, &key) {
             throw(env, true, c"ERR_OUT_OF_RANGE", message);

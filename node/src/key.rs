@@ -7,6 +7,15 @@
 //! `Uint8Array`'s bytes are used where they are, for the duration of the call. (Read this
 //! way, a key costs less than read as UTF-16 and encoded here, or as napi-rs's `String`, which
 //! asks for the length first and allocates: see the boundary rows of `node/bench/check.js`.)
+//!
+//! Two kinds of `Uint8Array` are refused, each with a `TypeError` naming the key: one whose
+//! `ArrayBuffer` is detached (transferred away: it reports no bytes, and read as the empty
+//! key it would put every such caller in one bucket), and one over a `SharedArrayBuffer`.
+//! While a native call runs no JavaScript runs *on this thread*, but another worker may be
+//! writing a `SharedArrayBuffer`'s bytes at that moment: hashing them would be a data race,
+//! and copying them first only moves the race into the copy (a key torn between two writes is
+//! no one's key). Refusing costs one `napi_is_arraybuffer` per `Uint8Array` key, and the
+//! caller who means it copies the bytes out (`Buffer.from(view)`), at a moment it controls.
 
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
@@ -49,12 +58,17 @@ fn check(status: sys::napi_status, what: &str) -> Result<()> {
 /// `buffer` (or, past [`INLINE_KEY_BYTES`], in a `Vec`), a `Uint8Array`'s bytes where they are.
 ///
 /// # Errors
-/// A type error for any other value.
+/// A type error for any other value, for a `Uint8Array` whose `ArrayBuffer` is detached, and
+/// for one over a `SharedArrayBuffer`.
 ///
 /// # Safety
 /// `env` and `value` must be valid for the current Node-API call, and the bytes returned must
-/// not be used after it (a borrowed `Uint8Array`'s memory is JavaScript's; no JavaScript runs
-/// while a native call runs, so it cannot change or move before the call returns).
+/// not be used after it. A borrowed `Uint8Array`'s memory is JavaScript's: no JavaScript runs
+/// on this thread while the native call runs (the one exception, [`confirm_detached`], runs
+/// for a zero-length key, which borrows nothing), so nothing on it can write, detach or resize the
+/// (non-shared) `ArrayBuffer` before the call returns, and no other thread can reach a
+/// non-shared `ArrayBuffer` at all (a `SharedArrayBuffer`, which other threads can write, is
+/// refused).
 #[inline]
 pub unsafe fn read_key<'a>(
     env: sys::napi_env,
@@ -122,15 +136,74 @@ pub unsafe fn read_key<'a>(
     if kind != sys::TypedarrayType::uint8_array {
         return Err(type_error("key must be a string, Buffer or Uint8Array"));
     }
+    // `napi_is_arraybuffer` is false for a SharedArrayBuffer.
+    let mut is_array_buffer = false;
+    // SAFETY: `array_buffer` is the typed array's buffer, a value of this call.
+    let status = unsafe { sys::napi_is_arraybuffer(env, array_buffer, &mut is_array_buffer) };
+    check(status, "key")?;
+    if !is_array_buffer {
+        return Err(type_error(
+            "key must be a string, Buffer or Uint8Array over an ArrayBuffer, got a Uint8Array over a SharedArrayBuffer (another thread may write it during the call: copy it first, Buffer.from(key))",
+        ));
+    }
     if length == 0 || data.is_null() {
+        // A detached buffer reports no bytes: it is not the empty key.
+        let mut detached = false;
+        // SAFETY: `array_buffer` is an ArrayBuffer of this call.
+        let status = unsafe { sys::napi_is_detached_arraybuffer(env, array_buffer, &mut detached) };
+        check(status, "key")?;
+        // SAFETY: as above.
+        if detached && unsafe { confirm_detached(env, array_buffer)? } {
+            return Err(type_error(
+                "key must be a string, Buffer or Uint8Array with its bytes, got a Uint8Array whose ArrayBuffer is detached (transferred)",
+            ));
+        }
         return Ok(Cow::Borrowed(&[]));
     }
-    // SAFETY: Node-API reports `length` bytes at `data` (a Uint8Array has 1-byte elements),
-    // valid during this call, in which no JavaScript runs (the caller's contract bounds how
-    // long the slice is used).
+    // SAFETY: Node-API reports `length` bytes at `data` (a Uint8Array has 1-byte elements) in
+    // a non-shared ArrayBuffer that is not detached; no JavaScript runs on this thread during
+    // the call and no other thread can reach the buffer, so the bytes stay as they are until
+    // it returns (the caller's contract bounds how long the slice is used).
     Ok(Cow::Borrowed(unsafe {
         std::slice::from_raw_parts(data.cast::<u8>(), length)
     }))
+}
+
+/// Whether `array_buffer`, which `napi_is_detached_arraybuffer` reported detached, is. Node-API
+/// before `v8::ArrayBuffer::WasDetached` (Node 20) answered "its data is null", which a
+/// zero-length ArrayBuffer with no backing memory also is: only JavaScript tells the two
+/// apart, since constructing a view over a detached buffer throws. Reached only for a
+/// zero-length key so reported; the key has no bytes to borrow, so running JavaScript here
+/// invalidates nothing.
+///
+/// # Safety
+/// `env` and `array_buffer` (an ArrayBuffer) must be valid for the current Node-API call.
+unsafe fn confirm_detached(env: sys::napi_env, array_buffer: sys::napi_value) -> Result<bool> {
+    let mut global = ptr::null_mut();
+    // SAFETY: the caller's contract; `global` is a valid out-pointer.
+    check(unsafe { sys::napi_get_global(env, &mut global) }, "key")?;
+    let mut constructor = ptr::null_mut();
+    check(
+        // SAFETY: `global` is this call's global object; the name is NUL-terminated.
+        unsafe {
+            sys::napi_get_named_property(env, global, c"Uint8Array".as_ptr(), &mut constructor)
+        },
+        "key",
+    )?;
+    let mut view = ptr::null_mut();
+    // SAFETY: `constructor` and `array_buffer` are values of this call; one argument.
+    let status = unsafe { sys::napi_new_instance(env, constructor, 1, &array_buffer, &mut view) };
+    if status == sys::Status::napi_ok {
+        return Ok(false);
+    }
+    if status == sys::Status::napi_pending_exception {
+        // The TypeError of a detached buffer: cleared, the key's own error replaces it.
+        let mut exception = ptr::null_mut();
+        // SAFETY: an exception is pending in this call.
+        let _ = unsafe { sys::napi_get_and_clear_last_exception(env, &mut exception) };
+        return Ok(true);
+    }
+    check(status, "key").map(|()| true)
 }
 
 /// A key's bytes, owned: the argument type of the `#[napi]` methods that take a key (the

@@ -17,9 +17,11 @@
 //! Nothing here panics across the boundary: arithmetic is checked, and every fallible
 //! conversion returns a Node-API error that the JavaScript layer turns into a typed error.
 
+#[cfg(feature = "bench-probes")]
 mod boundary;
 mod client;
 mod clock;
+mod config;
 mod error;
 pub mod fast;
 mod headers;
@@ -29,14 +31,16 @@ mod policy;
 mod quota;
 mod shared;
 
+#[cfg(feature = "bench-probes")]
 pub use boundary::{
     bench_empty, bench_key, bench_number_to_bool, bench_object, bench_raw_probes, bench_string,
     bench_utf16, BenchDecision, RawProbes,
 };
 pub use client::client_key;
 pub use clock::{monotonic_now_ns, NativeManualClock};
+pub use config::{check_names, limits, Limits, NameProblem};
 pub use headers::render_body;
 pub use limiter::NativeLimiter;
 pub use policy::{NativePolicy, NativeReservation};
-pub use quota::split_rates;
+pub use quota::{split_rates, RateSpec};
 pub use shared::layout;

@@ -2,7 +2,10 @@
 
 use std::rc::Rc;
 
-use cellgate::{KeyedLimiter, Quota, Refill, Seed, Slot, TableFull};
+use cellgate::{
+    check_max_keys, check_names, default_quota_name, resolve_costs, KeyedLimiter, Quota, Refill,
+    Seed, Slot, TableFull,
+};
 use napi::bindgen_prelude::Float64Array;
 use napi::Result;
 use napi_derive::napi;
@@ -12,11 +15,7 @@ use crate::error::range_error;
 use crate::fast::{FastError, FastFunctions, FastOp, FastTarget};
 use crate::headers::{header_style, render};
 use crate::key::Key;
-use crate::shared::{cost_from_f64, status, Shared, COSTS, STATUS, TABLE_FULL};
-
-/// The most keys a table may be sized for: 50 million keys take about 2.1 GB. The limit
-/// turns a typo into a `RangeError` instead of an allocation failure, which would abort.
-pub(crate) const MAX_KEYS: u64 = 50_000_000;
+use crate::shared::{cost_from_f64, status, Shared, STATUS, TABLE_FULL};
 
 /// The error for a table of `max_keys` keys that the allocator refused: a `RangeError` naming
 /// `maxKeys` (too large for this machine), instead of the allocator's abort.
@@ -26,12 +25,30 @@ pub(crate) fn table_memory_error(max_keys: usize) -> napi::Error {
     ))
 }
 
-/// `max_keys` from JavaScript, validated.
+/// `max_keys` from JavaScript, validated by core's rule ([`check_max_keys`]).
 pub(crate) fn max_keys(value: f64) -> Result<usize> {
-    cost_from_f64(value)
-        .filter(|&keys| (1..=MAX_KEYS).contains(&keys))
-        .and_then(|keys| usize::try_from(keys).ok())
-        .ok_or_else(|| range_error(format!("maxKeys must be an integer from 1 to {MAX_KEYS}")))
+    let error = || {
+        range_error(format!(
+            "maxKeys must be an integer from 1 to {}",
+            cellgate::MAX_MAX_KEYS
+        ))
+    };
+    let keys = cost_from_f64(value).ok_or_else(error)?;
+    check_max_keys(keys).map_err(|_| error())
+}
+
+/// The header names a limiter or policy will show, checked by core's rule ([`check_names`]);
+/// `what(index)` names the argument that gave name `index`.
+pub(crate) fn checked_names<S: AsRef<str>>(
+    names: &[S],
+    what: impl Fn(usize) -> String,
+) -> Result<()> {
+    check_names(names).map_err(|error| {
+        range_error(format!(
+            "{}: {error}",
+            what(crate::config::name_index(error))
+        ))
+    })
 }
 
 /// The state behind a [`NativeLimiter`] and its fast functions.
@@ -45,8 +62,15 @@ pub struct LimiterInner {
 impl FastTarget for LimiterInner {
     #[inline]
     fn run(&self, op: FastOp, key: &[u8]) -> core::result::Result<(), FastError> {
-        let cost = cost_from_f64(self.shared.get(COSTS))
-            .ok_or(FastError("cost must be an integer from 0 to 2^53 - 1"))?;
+        let given = self
+            .shared
+            .given_cost(0)
+            .map_err(|_| FastError("cost must be an integer from 0 to 2^53 - 1"))?;
+        // Core's rule completes the cost (one dimension: DEFAULT_COST when none is named).
+        let mut cost = [0u64; 1];
+        resolve_costs(&[given], &mut cost)
+            .map_err(|_| FastError("cost: one cost per call on a limiter"))?;
+        let [cost] = cost;
         let decision = match op {
             FastOp::Check => self.table.check(key, cost),
             FastOp::Peek => Ok(self.table.peek(key, cost)),
@@ -76,10 +100,11 @@ pub struct NativeLimiter {
 impl NativeLimiter {
     /// A table for `max_keys` keys with the quota `rate` (one rate string), `burst` (or the
     /// rate's count), `refill` (`"greedy"`, as GCRA, or `"interval"`), `clock` (monotonic when
-    /// absent), writing decisions into `shared`; `name` is the policy name in headers.
+    /// absent), writing decisions into `shared`; `name` is the policy name in headers (core's
+    /// [`default_quota_name`] when absent: `"100-in-1min"`).
     ///
     /// # Errors
-    /// `RangeError`-coded errors for an invalid rate, burst, refill or `max_keys`.
+    /// `RangeError`-coded errors for an invalid rate, burst, refill, `max_keys` or name.
     #[napi(constructor)]
     pub fn new(
         rate: String,
@@ -88,9 +113,11 @@ impl NativeLimiter {
         max_keys: f64,
         clock: Option<&NativeManualClock>,
         shared: Float64Array,
-        name: String,
+        name: Option<String>,
     ) -> Result<Self> {
         let quota = crate::quota::parse_one(&rate, burst, "rate")?;
+        let name = name.unwrap_or_else(|| default_quota_name(&quota).to_string());
+        checked_names(&[&name], |_| "name".to_owned())?;
         let refill = match refill.as_str() {
             "greedy" => Refill::Greedy,
             "interval" => Refill::Interval,

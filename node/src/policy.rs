@@ -5,8 +5,8 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cellgate::{
-    Clock, KeyedPolicy, PolicyDecision, PolicyEntry, PolicyError, Quota, Reservation, Seed,
-    MAX_POLICY_QUOTAS,
+    resolve_costs, resolve_settle_costs, Clock, ConfigError, KeyedPolicy, PolicyDecision,
+    PolicyEntry, PolicyError, Quota, Reservation, Seed, MAX_POLICY_QUOTAS,
 };
 use napi::bindgen_prelude::Float64Array;
 use napi::Result;
@@ -18,7 +18,9 @@ use crate::fast::{FastError, FastFunctions, FastOp, FastTarget};
 use crate::headers::{header_style, render};
 use crate::key::Key;
 use crate::limiter;
-use crate::shared::{Shared, ALLOWED, BINDING, COUNT, DENIED, STATUS, TABLE_FULL};
+use crate::shared::{
+    InvalidCost, Shared, ALLOWED, BINDING, COUNT, DENIED, MISSING_COST, STATUS, TABLE_FULL,
+};
 
 /// One entry as JavaScript describes it (validated there first).
 #[napi(object)]
@@ -36,10 +38,19 @@ pub struct EntrySpec {
 /// Tells policies apart, so that a reservation is settled only by the policy that made it.
 static NEXT_POLICY_ID: AtomicU64 = AtomicU64::new(1);
 
-/// One cost per dimension, read from the shared array.
+/// One cost per dimension.
+#[derive(Clone, Copy)]
 struct Costs {
     values: [u64; MAX_POLICY_QUOTAS],
     len: usize,
+}
+
+/// Why the costs in the shared array could not be completed.
+enum CostsError {
+    /// A slot held neither a cost nor `COST_NOT_GIVEN`.
+    Invalid(InvalidCost),
+    /// Core's rule needs a cost for this dimension.
+    Missing(usize),
 }
 
 impl core::ops::Deref for Costs {
@@ -61,9 +72,18 @@ pub struct PolicyInner {
 impl FastTarget for PolicyInner {
     #[inline]
     fn run(&self, op: FastOp, key: &[u8]) -> core::result::Result<(), FastError> {
-        let costs = self
-            .costs()
-            .map_err(|_| FastError("every cost must be an integer from 0 to 2^53 - 1"))?;
+        let costs = match self.costs() {
+            Ok(costs) => costs,
+            Err(CostsError::Missing(dimension)) => {
+                self.missing_cost(dimension);
+                return Ok(());
+            }
+            Err(CostsError::Invalid(_)) => {
+                return Err(FastError(
+                    "every cost must be an integer from 0 to 2^53 - 1",
+                ))
+            }
+        };
         let now_ns = self.policy.clock().now_ns();
         let decision = match op {
             FastOp::Check => self.policy.check_at(key, now_ns, &costs),
@@ -80,16 +100,56 @@ impl FastTarget for PolicyInner {
 }
 
 impl PolicyInner {
-    /// The costs in the shared array, one per dimension (no allocation).
-    fn costs(&self) -> Result<Costs> {
+    /// The costs JavaScript wrote into the shared array, one per dimension, `None` where its
+    /// caller named none (no allocation).
+    fn given(
+        &self,
+    ) -> core::result::Result<([Option<u64>; MAX_POLICY_QUOTAS], usize), InvalidCost> {
+        let len = self.policy.dimensions().min(MAX_POLICY_QUOTAS);
+        let mut given = [None; MAX_POLICY_QUOTAS];
+        for (dimension, slot) in given.iter_mut().enumerate().take(len) {
+            *slot = self.shared.given_cost(dimension)?;
+        }
+        Ok((given, len))
+    }
+
+    /// The costs of a call, completed by core's rule ([`resolve_costs`]): one dimension costs
+    /// `DEFAULT_COST` when none is named; several need every one named.
+    fn costs(&self) -> core::result::Result<Costs, CostsError> {
+        let (given, len) = self.given().map_err(CostsError::Invalid)?;
         let mut costs = Costs {
             values: [0; MAX_POLICY_QUOTAS],
-            len: self.policy.dimensions().min(MAX_POLICY_QUOTAS),
+            len,
         };
-        for (dimension, slot) in costs.values.iter_mut().enumerate().take(costs.len) {
-            *slot = self.shared.cost(dimension)?;
+        let given = given.get(..len).unwrap_or_default();
+        let out = costs.values.get_mut(..len).unwrap_or_default();
+        match resolve_costs(given, out) {
+            Ok(()) => Ok(costs),
+            Err(ConfigError::MissingCost { dimension }) => Err(CostsError::Missing(dimension)),
+            // The lengths agree by construction; a policy has at least one dimension.
+            Err(_) => Err(CostsError::Missing(0)),
         }
+    }
+
+    /// The actual costs of a settle, completed by core's rule ([`resolve_settle_costs`]): a
+    /// dimension not named keeps its estimate.
+    fn settle_costs(&self, estimate: &Costs) -> Result<Costs> {
+        let (given, len) = self.given().map_err(InvalidCost::to_napi)?;
+        let mut costs = Costs {
+            values: [0; MAX_POLICY_QUOTAS],
+            len,
+        };
+        let given = given.get(..len).unwrap_or_default();
+        let out = costs.values.get_mut(..len).unwrap_or_default();
+        resolve_settle_costs(given, estimate, out)
+            .map_err(|error| range_error(format!("actual: {error}")))?;
         Ok(costs)
+    }
+
+    /// Answers `MISSING_COST` for `dimension` (nothing was charged).
+    fn missing_cost(&self, dimension: usize) {
+        self.shared.set(BINDING, dimension as f64);
+        self.shared.set(STATUS, f64::from(MISSING_COST));
     }
 
     /// Writes every entry's decision, the count and the binding entry; returns the status.
@@ -121,6 +181,8 @@ pub struct NativePolicy {
 #[napi]
 pub struct NativeReservation {
     reservation: Option<Reservation>,
+    /// The estimate's costs, which a settle keeps for the dimensions it names no cost for.
+    estimate: Costs,
     policy_id: u64,
 }
 
@@ -147,13 +209,17 @@ impl NativePolicy {
         clock: Option<&NativeManualClock>,
         shared: Float64Array,
     ) -> Result<Self> {
+        limiter::checked_names(
+            &entries
+                .iter()
+                .map(|entry| entry.name.as_str())
+                .collect::<Vec<_>>(),
+            |index| format!("entries[{index}].name"),
+        )?;
         let mut policy_entries = Vec::with_capacity(entries.len());
         for (index, entry) in entries.iter().enumerate() {
             let what = format!("entries[{index}]");
             let quota = crate::quota::parse_one(&entry.rate, entry.burst, &what)?;
-            if !entry.name.bytes().all(|byte| (0x20..=0x7e).contains(&byte)) {
-                return Err(range_error(format!("{what}: name must be printable ASCII")));
-            }
             policy_entries.push(PolicyEntry {
                 name: entry.name.clone(),
                 quota,
@@ -228,14 +294,30 @@ impl NativePolicy {
     }
 
     /// Reserves the estimate in the shared array for `key`: writes the decision and the
-    /// status (into the `STATUS` slot) and returns the reservation (pending when admitted).
+    /// status (into the `STATUS` slot: `MISSING_COST` when core's rule needs a cost the
+    /// estimate does not name) and returns the reservation (pending when admitted).
     ///
     /// # Errors
     /// An invalid cost.
     #[napi]
     pub fn reserve(&self, key: Key) -> Result<NativeReservation> {
         let inner = &self.inner;
-        let costs = inner.costs()?;
+        let refused = |estimate| NativeReservation {
+            reservation: None,
+            estimate,
+            policy_id: self.id,
+        };
+        let costs = match inner.costs() {
+            Ok(costs) => costs,
+            Err(CostsError::Invalid(invalid)) => return Err(invalid.to_napi()),
+            Err(CostsError::Missing(dimension)) => {
+                inner.missing_cost(dimension);
+                return Ok(refused(Costs {
+                    values: [0; MAX_POLICY_QUOTAS],
+                    len: 0,
+                }));
+            }
+        };
         let now_ns = inner.policy.clock().now_ns();
         let (status, reservation) = match inner.policy.reserve_at(key, now_ns, &costs) {
             Ok(reserved) => (inner.written(Ok(reserved.decision))?, reserved.reservation),
@@ -244,12 +326,13 @@ impl NativePolicy {
         inner.shared.set(STATUS, f64::from(status));
         Ok(NativeReservation {
             reservation,
-            policy_id: self.id,
+            ..refused(costs)
         })
     }
 
-    /// Settles `reservation` with the actual costs in the shared array: refunds what was not
-    /// used, charges what exceeds the estimate (into debt if need be).
+    /// Settles `reservation` with the actual costs in the shared array (a dimension given no
+    /// cost keeps its estimate): refunds what was not used, charges what exceeds the estimate
+    /// (into debt if need be).
     ///
     /// # Errors
     /// A reservation already settled, refused, or made by another policy; an invalid cost.
@@ -258,8 +341,12 @@ impl NativePolicy {
         if reservation.policy_id != self.id {
             return Err(range_error("reservation: made by another policy"));
         }
+        if reservation.reservation.is_none() {
+            return Err(range_error("reservation: already settled, or refused"));
+        }
         let inner = &self.inner;
-        let costs = inner.costs()?;
+        // Before the reservation is taken: a settle with an invalid cost settles nothing.
+        let costs = inner.settle_costs(&reservation.estimate)?;
         let Some(taken) = reservation.reservation.take() else {
             return Err(range_error("reservation: already settled, or refused"));
         };

@@ -1,7 +1,7 @@
 //! Quotas from JavaScript arguments: rate strings in the notation of Python's `limits`
 //! (`"100/minute"`, `"10/s; 1000/day"`) and an optional burst.
 
-use cellgate::{parse_quotas, Quota};
+use cellgate::{default_quota_name, parse_quotas, Quota};
 use napi::Result;
 use napi_derive::napi;
 
@@ -50,16 +50,29 @@ pub(crate) fn check_representable(quota: &Quota, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Splits a rate string into its quotas, each written back in the rate-string grammar
-/// (`"10/s; 1000/day"` gives `["10/second", "1000/day"]`): what a limiter with several quotas
-/// uses for its entries and their header names.
+/// One quota of a rate string: the quota written back in the rate-string grammar, and the
+/// name headers show for it (core's [`default_quota_name`]).
+#[napi(object)]
+pub struct RateSpec {
+    /// The quota as a rate string (`"10/second"`).
+    pub rate: String,
+    /// Its default header name (`"10-in-1s"`).
+    pub name: String,
+}
+
+/// Splits a rate string into its quotas (`"10/s; 1000/day"` gives `10/second` named
+/// `10-in-1s` and `1000/day` named `1000-in-1d`): what a limiter with several quotas uses for
+/// its entries and their header names.
 ///
 /// # Errors
 /// A `RangeError`-coded error naming the problem and its byte offset.
 #[napi(js_name = "splitRates")]
-pub fn split_rates(rate: String) -> Result<Vec<String>> {
+pub fn split_rates(rate: String) -> Result<Vec<RateSpec>> {
     Ok(parse_list(&rate, "rate")?
         .iter()
-        .map(ToString::to_string)
+        .map(|quota| RateSpec {
+            rate: quota.to_string(),
+            name: default_quota_name(quota).to_string(),
+        })
         .collect())
 }

@@ -10,11 +10,16 @@
 //!
 //! | slots | what |
 //! |---|---|
-//! | `BINDING` | the binding entry's index (policies) |
+//! | `BINDING` | the binding entry's index (policies); after [`MISSING_COST`], the dimension without a cost |
 //! | `COUNT` | how many entries follow |
 //! | `STATUS` | the status of a policy's `reserve` (which returns an object, not the status) |
 //! | `ENTRIES + 5 i ..` | entry `i`: allowed (0 or 1), limit, remaining, retry-after ns, reset-after ns |
-//! | `COSTS + d` | input: the cost of dimension `d` (policies) |
+//! | `COSTS + d` | input: the cost of dimension `d`, or [`COST_NOT_GIVEN`] |
+//!
+//! A call's costs are completed by core's rule ([`cellgate::resolve_costs`],
+//! [`cellgate::resolve_settle_costs`]), not here nor in JavaScript: JavaScript writes
+//! [`COST_NOT_GIVEN`] for a dimension its caller named no cost for, and the operation answers
+//! [`MISSING_COST`] (charging nothing) when the rule needs one.
 //!
 //! Nanosecond values are exact below 2^53 (104 days); [`cellgate::NEVER`] is written as
 //! `Infinity`.
@@ -32,6 +37,13 @@ pub const DENIED: u32 = 0;
 pub const ALLOWED: u32 = 1;
 /// Returned when a new key could not be placed in the table (nothing was written).
 pub const TABLE_FULL: u32 = 2;
+/// Returned when a policy of several dimensions was given no cost for one (written into
+/// `BINDING`); nothing was charged.
+pub const MISSING_COST: u32 = 3;
+
+/// What JavaScript writes into a cost slot for a dimension its caller named no cost for (no
+/// cost is negative, so it cannot be mistaken for one).
+pub const COST_NOT_GIVEN: f64 = -1.0;
 
 /// The binding entry's index.
 pub(crate) const BINDING: usize = 0;
@@ -48,15 +60,24 @@ pub(crate) const COSTS: usize = ENTRIES + ENTRY_SLOTS * cellgate::MAX_POLICY_QUO
 /// The slots the array must have at least.
 pub(crate) const LEN: usize = COSTS + cellgate::MAX_POLICY_QUOTAS;
 
-/// The layout, for the JavaScript layer to check its constants against:
-/// `[BINDING, COUNT, STATUS, ENTRIES, ENTRY_SLOTS, COSTS, LEN, DENIED, ALLOWED, TABLE_FULL]`.
+/// The layout, for the JavaScript layer to check its constants against: `[BINDING, COUNT,
+/// STATUS, ENTRIES, ENTRY_SLOTS, COSTS, LEN, DENIED, ALLOWED, TABLE_FULL, MISSING_COST,
+/// COST_NOT_GIVEN]`.
 #[napi_derive::napi(js_name = "sharedLayout")]
-pub fn layout() -> Vec<u32> {
+pub fn layout() -> Vec<f64> {
     [BINDING, COUNT, STATUS, ENTRIES, ENTRY_SLOTS, COSTS, LEN]
         .iter()
-        .map(|&slot| u32::try_from(slot).unwrap_or(u32::MAX))
-        .chain([DENIED, ALLOWED, TABLE_FULL])
+        .map(|&slot| slot as f64)
+        .chain([DENIED, ALLOWED, TABLE_FULL, MISSING_COST].map(f64::from))
+        .chain([COST_NOT_GIVEN])
         .collect()
+}
+
+/// A cost slot that holds neither a cost nor [`COST_NOT_GIVEN`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InvalidCost {
+    /// The dimension of the slot.
+    pub(crate) dimension: usize,
 }
 
 /// `value as f64` (rounded to nearest; exact below 2^53), through `i64` where it fits: x86-64
@@ -166,13 +187,29 @@ impl Shared {
         self.set(ENTRIES + 4, ns_to_f64(decision.reset_after_ns));
     }
 
-    /// Reads the cost of dimension `dimension`, validated.
-    pub(crate) fn cost(&self, dimension: usize) -> Result<u64> {
-        cost_from_f64(self.get(COSTS + dimension)).ok_or_else(|| {
-            range_error(format!(
-                "cost of dimension {dimension} must be a non-negative safe integer"
-            ))
-        })
+    /// Reads the cost JavaScript gave for `dimension`: `None` for [`COST_NOT_GIVEN`].
+    #[inline]
+    pub(crate) fn given_cost(
+        &self,
+        dimension: usize,
+    ) -> core::result::Result<Option<u64>, InvalidCost> {
+        let value = self.get(COSTS + dimension);
+        if value == COST_NOT_GIVEN {
+            return Ok(None);
+        }
+        cost_from_f64(value)
+            .map(Some)
+            .ok_or(InvalidCost { dimension })
+    }
+}
+
+impl InvalidCost {
+    /// As the `RangeError`-coded error of a `#[napi]` method.
+    pub(crate) fn to_napi(self) -> napi::Error {
+        range_error(format!(
+            "cost of dimension {} must be a non-negative safe integer",
+            self.dimension
+        ))
     }
 }
 

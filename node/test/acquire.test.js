@@ -120,3 +120,56 @@ test('Policy#acquire waits for every entry', async () => {
   const decision = await pending;
   assert.equal(decision.allowed, true);
 });
+
+/** Settles with the outcome of `promise` ('resolved' or its error), or 'hung' after `boundMs`. */
+async function within(promise, boundMs) {
+  let bound;
+  const hung = new Promise((resolve) => { bound = setTimeout(() => resolve('hung'), boundMs); });
+  try {
+    return await Promise.race([promise.then(() => 'resolved', (error) => error), hung]);
+  } finally {
+    clearTimeout(bound);
+  }
+}
+
+test('with a ManualClock nobody advances, timeoutMs ends the wait in real time too', async () => {
+  const clock = new ManualClock();
+  const limiter = new Limiter('10/second', { clock });
+  limiter.check('k', { cost: 10 });
+  const started = performance.now();
+  const outcome = await within(limiter.acquire('k', { timeoutMs: 200 }), 5000);
+  const waitedMs = performance.now() - started;
+  assert.ok(outcome instanceof RateLimitError, `the wait ended: ${outcome}`);
+  assert.equal(outcome.reason, 'timeout');
+  assert.equal(outcome.code, 'ERR_CELLGATE_TIMEOUT');
+  assert.equal(outcome.decision.allowed, false);
+  assert.equal(outcome.decision.retryAfterMs, 100, 'the last decision seen');
+  assert.ok(waitedMs >= 190 && waitedMs < 2000, `ended after ${waitedMs} ms of real time, not 200`);
+  assert.equal(clock.nowNs(), 0n, 'the clock never moved');
+  assert.equal(limiter.peek('k').remaining, 0, 'the timed-out wait consumed nothing');
+});
+
+test('the real-time bound holds across clock moves that do not admit, and for Policy#acquire', async () => {
+  const clock = new ManualClock();
+  const limiter = new Limiter('10/second', { clock });
+  limiter.check('k', { cost: 10 });
+  const pending = within(limiter.acquire('k', { timeoutMs: 150 }), 5000);
+  setTimeout(() => clock.advance(10), 20);
+  setTimeout(() => clock.advance(10), 60);
+  const outcome = await pending;
+  assert.ok(outcome instanceof RateLimitError && outcome.reason === 'timeout', `${outcome}`);
+  assert.equal(outcome.decision.retryAfterMs, 80, 'the decision after the last move');
+  const policy = new Policy([{ name: 'a', rate: '10/second' }], { clock });
+  policy.check('k', 10);
+  const policyOutcome = await within(policy.acquire('k', { timeoutMs: 100 }), 5000);
+  assert.ok(policyOutcome instanceof RateLimitError && policyOutcome.reason === 'timeout', `${policyOutcome}`);
+});
+
+test('a ManualClock that moves in time still admits before the real-time bound', async () => {
+  const clock = new ManualClock();
+  const limiter = new Limiter('1/second', { clock });
+  limiter.check('k');
+  const pending = within(limiter.acquire('k', { timeoutMs: 2000 }), 5000);
+  setTimeout(() => clock.advance(1000), 20);
+  assert.equal(await pending, 'resolved');
+});

@@ -27,7 +27,8 @@ test('200s turn into 429s with RateLimit headers, Retry-After and a JSON body', 
       assert.equal(response.status, 200);
       assert.deepEqual(JSON.parse(response.body), { remaining: 2 - index });
       assert.equal(response.headers['ratelimit-policy'], '"api";q=3;w=60');
-      assert.equal(response.headers.ratelimit, `"api";r=${2 - index};t=${index === 2 ? 20 : 0}`);
+      // t: the seconds until the next unit returns (draft-10), 20 s at 3/minute.
+      assert.equal(response.headers.ratelimit, `"api";r=${2 - index};t=20`);
       assert.equal(response.headers['retry-after'], undefined);
     }
     const limited = await request(port, '/');

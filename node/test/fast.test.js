@@ -12,7 +12,7 @@ const { Limiter, Policy, ManualClock } = require('cellgate');
 
 const { native, LAYOUT, sharedArray } = require(path.join(path.dirname(require.resolve('cellgate/package.json')), 'lib', 'native.js'));
 
-const { COSTS, STATUS, ENTRIES, ALLOWED } = LAYOUT;
+const { COSTS, STATUS, ENTRIES, ALLOWED, BINDING, MISSING_COST, COST_NOT_GIVEN } = LAYOUT;
 const OPS = ['check', 'peek', 'force', 'refund'];
 
 /** A native limiter and its fast functions, over `clock` (a public ManualClock's native half). */
@@ -74,7 +74,8 @@ test('a bad cost in the shared array is a RangeError and changes no state', () =
   const clock = new native.NativeManualClock(0n);
   const bare = nativeLimiter('3/second', clock);
   for (const op of OPS) {
-    for (const cost of [NaN, Infinity, -Infinity, -1, -0.5, 0.5, 1.5, 2 ** 53, 2 ** 64]) {
+    // -1 is COST_NOT_GIVEN (below); any other negative is no cost.
+    for (const cost of [NaN, Infinity, -Infinity, -2, -0.5, 0.5, 1.5, 2 ** 53, 2 ** 64]) {
       bare.shared[STATUS] = -1;
       throwsCoded(() => bare.run(op, 'k', cost), RangeError, 'ERR_OUT_OF_RANGE');
       assert.equal(bare.shared[STATUS], -1, `${op}(${cost}) wrote no status`);
@@ -83,6 +84,27 @@ test('a bad cost in the shared array is a RangeError and changes no state', () =
   assert.deepEqual(bare.run('peek', 'k', 3), { allowed: true, limit: 3, remaining: 3, retryAfterMs: 0, resetAfterMs: 0 }, 'still full');
   assert.equal(bare.run('check', 'k', 3).allowed, true, 'the bucket was still full');
   assert.equal(bare.run('check', 'k', 2 ** 53 - 1).retryAfterMs, Infinity, 'the largest safe cost is a cost');
+});
+
+test('COST_NOT_GIVEN: core completes the cost (1 on a limiter; MISSING_COST on a policy of several dimensions)', () => {
+  const bare = nativeLimiter('3/second', new native.NativeManualClock(0n));
+  assert.equal(COST_NOT_GIVEN, -1);
+  assert.equal(bare.run('check', 'k', COST_NOT_GIVEN).remaining, 2, 'DEFAULT_COST');
+  const shared = sharedArray();
+  const entries = [{ name: 'r', rate: '2/second', dimension: 0 }, { name: 't', rate: '10/second', dimension: 1 }];
+  const policy = new native.NativePolicy(entries, 64, new native.NativeManualClock(0n), shared);
+  const [check] = policy.fastFunctions();
+  for (const [requests, tokens, missing] of [[1, COST_NOT_GIVEN, 1], [COST_NOT_GIVEN, 1, 0], [COST_NOT_GIVEN, COST_NOT_GIVEN, 0]]) {
+    shared[COSTS] = requests;
+    shared[COSTS + 1] = tokens;
+    check('k');
+    assert.equal(shared[STATUS], MISSING_COST);
+    assert.equal(shared[BINDING], missing, 'the first dimension without a cost');
+  }
+  shared[COSTS] = 2;
+  shared[COSTS + 1] = 10;
+  check('k');
+  assert.equal(shared[STATUS], ALLOWED, 'nothing was charged by the refusals');
 });
 
 test('a bad key is a TypeError and changes no state', () => {
@@ -101,7 +123,7 @@ test('a policy fast function rejects a bad cost in any dimension and charges not
   const entries = [{ name: 'r', rate: '2/second', dimension: 0 }, { name: 't', rate: '10/second', dimension: 1 }];
   const policy = new native.NativePolicy(entries, 64, new native.NativeManualClock(0n), shared);
   const [check] = policy.fastFunctions();
-  for (const bad of [NaN, Infinity, -1, 0.5, 2 ** 53]) {
+  for (const bad of [NaN, Infinity, -2, 0.5, 2 ** 53]) {
     for (const [requests, tokens] of [[1, bad], [bad, 1]]) {
       shared[COSTS] = requests;
       shared[COSTS + 1] = tokens;

@@ -24,8 +24,8 @@ test('Fastify: 200s turn into 429s with headers and the JSON body', async () => 
     const first = await request(port, '/');
     assert.equal(first.status, 200);
     assert.deepEqual(JSON.parse(first.body), { remaining: 1 });
-    assert.equal(first.headers['ratelimit-policy'], '"default";q=2;w=1');
-    assert.equal(first.headers.ratelimit, '"default";r=1;t=0');
+    assert.equal(first.headers['ratelimit-policy'], '"2-in-1s";q=2;w=1');
+    assert.equal(first.headers.ratelimit, '"2-in-1s";r=1;t=1', 'a unit returns within 1 s');
     assert.equal((await request(port, '/')).status, 200);
     const limited = await request(port, '/');
     assert.equal(limited.status, 429);

@@ -110,15 +110,15 @@ test('several quotas are decided all-or-nothing, and headers describe each', () 
   assert.equal(denied.limit, 3);
   assert.equal(limiter.check('k').allowed, true, 'nothing was charged by the denial');
   const all = headers(limiter.peek('k'));
-  assert.equal(all['RateLimit-Policy'], '"2/second";q=2;w=1,"3/86400 seconds";q=3;w=86400');
-  assert.match(all.RateLimit, /^"2\/second";r=1;t=0,"3\/86400 seconds";r=0;t=\d+$/);
+  assert.equal(all['RateLimit-Policy'], '"2-in-1s";q=2;w=1,"3-in-1d";q=3;w=86400');
+  assert.match(all.RateLimit, /^"2-in-1s";r=1;t=1,"3-in-1d";r=0;t=\d+$/);
 });
 
 test('headers in every style, rendered by the core', () => {
   const clock = new ManualClock();
   const limiter = new Limiter('10/second', { clock, name: 'api' });
   const ok = limiter.check('k', { cost: 4 });
-  assert.deepEqual(headers(ok), { 'RateLimit-Policy': '"api";q=10;w=1', RateLimit: '"api";r=6;t=0' });
+  assert.deepEqual(headers(ok), { 'RateLimit-Policy': '"api";q=10;w=1', RateLimit: '"api";r=6;t=1' });
   limiter.check('k', { cost: 6 });
   const denied = limiter.check('k', { cost: 5 });
   assert.deepEqual(headers(denied), { 'RateLimit-Policy': '"api";q=10;w=1', RateLimit: '"api";r=0;t=1', 'Retry-After': '1' });
@@ -191,7 +191,7 @@ test('Policy: dimensions, reserve and settle', () => {
   assert.equal(reservation.pending, false);
   assert.equal(settled.decisions[1].remaining, 3500);
   assert.throws(() => policy.settle(reservation, { tokens: 1 }), RangeError, 'settles once');
-  const refused = policy.reserve('user:1', { tokens: 5000 });
+  const refused = policy.reserve('user:1', { requests: 1, tokens: 5000 });
   assert.equal(refused.decision.allowed, false);
   assert.equal(refused.decision.binding, 'tpm');
   assert.equal(refused.reservation, null);
@@ -201,15 +201,15 @@ test('Policy: dimensions, reserve and settle', () => {
   assert.deepEqual(Object.keys(headers(settled)), ['RateLimit-Policy', 'RateLimit']);
 });
 
-test('Policy: an absent dimension costs 0, and a cost-0 entry in debt does not refuse', () => {
+test('Policy: a cost-0 entry in debt does not refuse', () => {
   const clock = new ManualClock();
   const policy = new Policy([
     { name: 'requests', rate: '10/second' },
     { name: 'output', rate: '100/second', dimension: 'output' },
   ], { clock });
-  policy.force('k', { output: 150 });
-  assert.equal(policy.check('k', { output: 1 }).allowed, false, 'output is in debt');
-  assert.equal(policy.check('k', { requests: 1 }).allowed, true, 'a request without output');
+  policy.force('k', { requests: 0, output: 150 });
+  assert.equal(policy.check('k', { requests: 0, output: 1 }).allowed, false, 'output is in debt');
+  assert.equal(policy.check('k', { requests: 1, output: 0 }).allowed, true, 'a request without output');
 });
 
 test('clientKey: one key per IPv4 address and per IPv6 /56, whatever the spelling', () => {

@@ -92,3 +92,33 @@ test('Policy costs are validated completely before anything is charged', () => {
   throwsTyped(() => new Policy([{ name: 'a', rate: 5 }]), TypeError, /rate/);
   throwsTyped(() => new Policy(Array.from({ length: 9 }, (_, i) => ({ name: `q${i}`, rate: '1/s' }))), RangeError, /entries/);
 });
+
+test('headers: a style that is an Object.prototype name is a TypeError naming options.style', () => {
+  const { headers } = require('cellgate');
+  const decision = new Limiter('3/second', { clock: new ManualClock() }).check('k');
+  for (const style of ['toString', '__proto__', 'constructor', 'hasOwnProperty', 'valueOf']) {
+    throwsTyped(() => headers(decision, { style }), TypeError, /^options\.style must be/);
+  }
+});
+
+test('headers: a decision with a mutated field is a typed error naming the field', () => {
+  const { headers } = require('cellgate');
+  const limiter = new Limiter('3/second', { clock: new ManualClock() });
+  const mutations = [
+    ['remaining', -1, RangeError], ['remaining', 0.5, RangeError], ['remaining', NaN, RangeError],
+    ['remaining', Infinity, RangeError], ['remaining', 2 ** 53, RangeError],
+    ['remaining', '2', TypeError], ['remaining', undefined, TypeError], ['remaining', 2n, TypeError],
+    ['limit', -3, RangeError], ['limit', '3', TypeError], ['limit', null, TypeError],
+    ['allowed', 'yes', TypeError], ['allowed', 1, TypeError],
+  ];
+  for (const [field, value, Type] of mutations) {
+    const decision = limiter.peek('k');
+    decision[field] = value;
+    throwsTyped(() => headers(decision), Type, new RegExp(`^decision\\.${field} must be`));
+    throwsTyped(() => headers(decision, { style: 'legacy' }), Type, new RegExp(`^decision\\.${field} must be`));
+  }
+  const policy = new Policy([{ name: 'a', rate: '3/second' }], { clock: new ManualClock() });
+  const decision = policy.peek('k');
+  decision.remaining = -1;
+  throwsTyped(() => headers(decision), RangeError, /^decision\.remaining must be/);
+});

@@ -97,6 +97,8 @@ fn monotonic_ns() -> u64 {
 }
 
 /// A clock that moves only when told to, for tests; limiters built with it share its time.
+/// `Limiter.wait` / `acquire` on such a limiter without a timeout last until someone advances
+/// the clock (forever if nobody does); a timeout also ends them in real time.
 ///
 /// `ManualClock(start_ns=0)`; `advance(seconds)`, `advance_ns(n)`, `set_ns(n)` (may move
 /// backwards: limiters treat that as no time passing), `now_ns()`.

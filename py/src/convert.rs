@@ -7,6 +7,7 @@
 use crate::errors::{invalid, invalid_type};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
+use std::borrow::Cow;
 
 /// `2^64` as a float: the first float above every `u64`.
 const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
@@ -32,26 +33,16 @@ impl Key<'_> {
     }
 }
 
-#[cfg(not(windows))]
-extern "C" {
-    // Part of the stable ABI since Python 3.10, and present with this signature in 3.9's
-    // full API. Declared here because pyo3 only offers it for abi3 builds targeting 3.10+,
-    // and the fallback (`PyUnicode_AsUTF8String`) allocates a bytes object per call.
-    fn PyUnicode_AsUTF8AndSize(
-        unicode: *mut pyo3::ffi::PyObject,
-        size: *mut pyo3::ffi::Py_ssize_t,
-    ) -> *const std::ffi::c_char;
-}
-
 /// The UTF-8 bytes of `text`, borrowed from the string object, which caches them (an ASCII
-/// string's are its own storage: no copy, no allocation).
-#[cfg(not(windows))]
+/// string's are its own storage: no copy, no allocation). `PyUnicode_AsUTF8AndSize` is in
+/// the stable ABI from Python 3.10, the wheel's minimum (`Cargo.toml`); the allocating
+/// alternative, `PyUnicode_AsUTF8String`, would make a bytes object per call.
 #[inline]
 fn utf8<'a>(text: &'a Bound<'_, PyString>) -> PyResult<&'a [u8]> {
     let mut size: pyo3::ffi::Py_ssize_t = 0;
     // SAFETY: `text` is a live `str` object (the cast checked it) and `size` a valid out
     // pointer; the call needs an attached thread, which the `Bound` proves.
-    let data = unsafe { PyUnicode_AsUTF8AndSize(text.as_ptr(), &mut size) };
+    let data = unsafe { pyo3::ffi::PyUnicode_AsUTF8AndSize(text.as_ptr(), &mut size) };
     if data.is_null() {
         return Err(PyErr::fetch(text.py()));
     }
@@ -59,13 +50,6 @@ fn utf8<'a>(text: &'a Bound<'_, PyString>) -> PyResult<&'a [u8]> {
     // SAFETY: on success the pointer is to `size` bytes owned by the string object, which
     // outlives the borrow `'a` of it and never changes them (str is immutable).
     Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
-}
-
-/// Windows' `python3.dll` of 3.9 does not export `PyUnicode_AsUTF8AndSize`: take the
-/// allocating path there.
-#[cfg(windows)]
-fn utf8_owned(text: &Bound<'_, PyString>) -> PyResult<Vec<u8>> {
-    Ok(text.to_cow()?.into_owned().into_bytes())
 }
 
 /// The bytes of a key given as `str` (its UTF-8), `bytes` (as is) or `int` (its decimal text,
@@ -76,7 +60,6 @@ pub fn key_bytes<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Key<'a>> {
     // An exact `str`, the usual key, is recognised by its type pointer alone (`PyUnicode_Check`
     // is a call into CPython under the limited API), here where the check is inlined; every
     // other key, `str` subclasses included, takes `any_key_bytes`, which decides the same.
-    #[cfg(not(windows))]
     if key.is_exact_instance_of::<PyString>() {
         // SAFETY: `key` is a `str` (checked just above).
         let text = unsafe { key.cast_unchecked::<PyString>() };
@@ -97,11 +80,7 @@ fn unencodable(py: Python<'_>) -> PyErr {
 fn any_key_bytes<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Key<'a>> {
     let py = key.py();
     if let Ok(text) = key.cast::<PyString>() {
-        #[cfg(not(windows))]
-        let bytes = utf8(text).map(Key::Borrowed);
-        #[cfg(windows)]
-        let bytes = utf8_owned(text).map(Key::Owned);
-        return bytes.map_err(|_| unencodable(py));
+        return utf8(text).map(Key::Borrowed).map_err(|_| unencodable(py));
     }
     if let Ok(bytes) = key.cast::<PyBytes>() {
         return Ok(Key::Borrowed(bytes.as_bytes()));
@@ -146,6 +125,59 @@ fn decimal(value: i64) -> Key<'static> {
     Key::Digits(digits, len)
 }
 
+/// A text argument: a `str` encodable as UTF-8. Another type is an `InvalidArgumentType`, a
+/// `str` holding a lone surrogate an `InvalidArgument`, each naming `argument` (never a bare
+/// `TypeError` or `UnicodeEncodeError`).
+pub fn str_arg<'a>(value: &'a Bound<'_, PyAny>, argument: &str) -> PyResult<Cow<'a, str>> {
+    let py = value.py();
+    let Ok(text) = value.cast::<PyString>() else {
+        return Err(invalid_type(
+            py,
+            argument,
+            &format!(
+                "must be a str, not {}",
+                type_name(value).unwrap_or_default()
+            ),
+        ));
+    };
+    text.to_cow().map_err(|_| {
+        invalid(
+            py,
+            argument,
+            "must be encodable as UTF-8 (it holds a lone surrogate)",
+        )
+    })
+}
+
+/// An argument that may be omitted, told apart from one given as `None` (pyo3 extracts an
+/// `Option` from `None` as `None`, so `f(x=None)` would read as `f()`): for parameters whose
+/// default is not `None`, so that an explicit `None` is the error it is.
+pub enum Given<'py> {
+    /// Not passed: the parameter's default.
+    Absent,
+    /// Passed, possibly as `None`.
+    Value(Bound<'py, PyAny>),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Given<'py> {
+    type Error = PyErr;
+
+    fn extract(value: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        Ok(Self::Value(value.to_owned()))
+    }
+}
+
+/// An optional text argument: absent or `None` is `None`, otherwise as [`str_arg`].
+pub fn optional_str_arg<'a>(
+    value: Option<&'a Bound<'_, PyAny>>,
+    argument: &str,
+) -> PyResult<Option<Cow<'a, str>>> {
+    match value {
+        Some(value) if !value.is_none() => str_arg(value, argument).map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// The name of `value`'s type, for messages.
 pub fn type_name(value: &Bound<'_, PyAny>) -> Option<String> {
     value
@@ -155,11 +187,11 @@ pub fn type_name(value: &Bound<'_, PyAny>) -> Option<String> {
         .and_then(|name| name.extract().ok())
 }
 
-/// A cost: `None` is 1; otherwise as [`u64_arg`].
+/// A cost: `None` is core's `DEFAULT_COST` (1); otherwise as [`u64_arg`].
 #[inline]
 pub fn cost_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
     match value {
-        None => Ok(1),
+        None => Ok(cellgate::DEFAULT_COST),
         Some(value) => u64_arg(value, "cost"),
     }
 }

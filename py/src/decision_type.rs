@@ -15,7 +15,7 @@
 //! by value, unhashable.
 
 use crate::decision::Decision;
-use crate::native::{boundary, fastcall_arguments, FastcallWithKeywords, METH_FASTCALL};
+use crate::native::{boundary, fastcall_arguments, FastcallWithKeywords};
 use pyo3::exceptions::{PyMemoryError, PySystemError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -230,9 +230,9 @@ unsafe extern "C" fn headers(
         let [style, now_unix] = unsafe {
             fastcall_arguments(py, args, nargs, kwnames, ["style", "now_unix"], "headers")
         }?;
-        let style = match style {
+        let style = match style.as_deref() {
             None => std::borrow::Cow::Borrowed("ietf"),
-            Some(style) => style.extract::<std::borrow::Cow<'_, str>>()?,
+            Some(style) => crate::convert::str_arg(style, "style")?,
         };
         let now_unix = now_unix.filter(|value| !value.is_none());
         decision
@@ -328,7 +328,7 @@ fn create_type(py: Python<'_>) -> PyResult<Py<PyType>> {
                     std::mem::transmute::<FastcallWithKeywords, ffi::PyCFunction>(headers)
                 },
             },
-            ml_flags: METH_FASTCALL | ffi::METH_KEYWORDS,
+            ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
             ml_doc: c"headers($self, style='ietf', now_unix=None)\n--\n\nThe rate-limit headers for this decision as `(name, value)` pairs, rendered by core\n(identical bytes in every runtime). `style`: `\"ietf\"` (default: `RateLimit-Policy`\nand `RateLimit`, draft-ietf-httpapi-ratelimit-headers-10), `\"legacy\"`\n(`X-RateLimit-Limit/Remaining/Reset`, reset in seconds from now) or `\"legacy_epoch\"`\n(reset as Unix seconds; `now_unix` defaults to the wall clock). `Retry-After` follows\non a denial (omitted when the cost can never be admitted).".as_ptr(),
         },
         ffi::PyMethodDef {

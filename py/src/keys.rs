@@ -1,6 +1,6 @@
 //! `client_key`: the key of a client's IP address, as the middleware uses by default.
 
-use crate::convert::u64_arg;
+use crate::convert::{str_arg, u64_arg};
 use crate::errors::invalid;
 use cellgate::{ClientKey, ClientKeyConfig};
 use pyo3::prelude::*;
@@ -15,9 +15,10 @@ use pyo3::types::PyBytes;
 #[pyo3(signature = (address, ipv6_prefix=None), text_signature = "(address, ipv6_prefix=56)")]
 pub fn client_key<'py>(
     py: Python<'py>,
-    address: &str,
+    address: &Bound<'py, PyAny>,
     ipv6_prefix: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
+    let address = str_arg(address, "address")?;
     let prefix = match ipv6_prefix {
         None => ClientKeyConfig::DEFAULT_IPV6_PREFIX_LEN,
         Some(value) => u8::try_from(u64_arg(value, "ipv6_prefix")?).unwrap_or(0),
@@ -25,7 +26,7 @@ pub fn client_key<'py>(
     let config = ClientKeyConfig::new()
         .with_ipv6_prefix_len(prefix)
         .map_err(|error| invalid(py, "ipv6_prefix", &error.to_string()))?;
-    let key = ClientKey::parse(address, config)
+    let key = ClientKey::parse(&address, config)
         .map_err(|error| invalid(py, "address", &error.to_string()))?;
     Ok(PyBytes::new(py, key.as_bytes()))
 }

@@ -1,4 +1,4 @@
-//! `cellgate._cellgate`: the Python extension module of cellgate (pyo3, abi3 for Python 3.9+).
+//! `cellgate._cellgate`: the Python extension module of cellgate (pyo3, abi3 for Python 3.10+).
 //!
 //! A thin translation layer over the `cellgate` core: arguments are checked strictly here
 //! (typed errors naming the argument, no state change on error), time comes from the
@@ -36,7 +36,7 @@ fn _cellgate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(keys::client_key, m)?)?;
     m.add_function(wrap_pyfunction!(convert::duration_ns, m)?)?;
     m.add("NEVER_NS", cellgate::NEVER)?;
-    m.add("DEFAULT_MAX_KEYS", limiter::DEFAULT_MAX_KEYS)?;
+    m.add("DEFAULT_MAX_KEYS", cellgate::DEFAULT_MAX_KEYS)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,22 +1,15 @@
 //! `Limiter` (keyed, one or several quotas) and `Bucket` (a single bucket, no keys).
 
 use crate::clock::TimeSource;
-use crate::convert::{cost_arg, key_bytes, u64_arg};
+use crate::convert::{cost_arg, key_bytes, optional_str_arg, str_arg, u64_arg, Given};
 use crate::decision::{Decision, Entry, Meta};
 use crate::errors::{invalid, table_full, table_memory_error};
 use crate::quota::{quota_error, quotas_arg, PyQuota};
 use cellgate::{
-    Clock, Gcra, KeyedLimiter, KeyedPolicy, NoClock, PolicyEntry, PolicyError, Refill, Seed, Slot,
-    TokenBucket,
+    check_max_keys, check_names, Clock, ConfigError, Gcra, KeyedLimiter, KeyedPolicy, NoClock,
+    PolicyEntry, PolicyError, Refill, Seed, Slot, TokenBucket, DEFAULT_MAX_KEYS, MAX_MAX_KEYS,
 };
 use pyo3::prelude::*;
-
-/// The default `max_keys`: 100,000 keys take about 4.3 MB per quota.
-pub const DEFAULT_MAX_KEYS: u64 = 100_000;
-
-/// The largest `max_keys` accepted: 2^27 keys are about 5.7 GB per quota. A larger table is
-/// almost certainly a mistake, and failing to allocate it would abort the process.
-pub const MAX_MAX_KEYS: u64 = 1 << 27;
 
 type Table = KeyedLimiter<Box<[Slot]>, NoClock>;
 
@@ -25,6 +18,29 @@ enum Engine {
     Single(Table),
     /// Several quotas on one dimension, all-or-nothing: a keyed policy.
     Multi(Box<KeyedPolicy<usize, NoClock>>),
+}
+
+/// The `algorithm` and `refill` arguments as text: `algorithm` a `str` (absent: `"gcra"`),
+/// `refill` a `str` or `None`; another type is an `InvalidArgumentType` naming it.
+fn algorithm_args<'a>(
+    algorithm: &'a Given<'_>,
+    refill: Option<&'a Bound<'_, PyAny>>,
+) -> PyResult<(&'static str, Option<std::borrow::Cow<'a, str>>)> {
+    let algorithm = match algorithm {
+        Given::Absent => "gcra",
+        Given::Value(value) => match str_arg(value, "algorithm")?.as_ref() {
+            "gcra" => "gcra",
+            "token_bucket" => "token_bucket",
+            other => {
+                return Err(invalid(
+                    value.py(),
+                    "algorithm",
+                    &format!("must be 'gcra' or 'token_bucket', not {other:?}"),
+                ))
+            }
+        },
+    };
+    Ok((algorithm, optional_str_arg(refill, "refill")?))
 }
 
 /// Which algorithm and refill, from the `algorithm` and `refill` arguments.
@@ -51,19 +67,39 @@ pub fn refill_arg(py: Python<'_>, algorithm: &str, refill: Option<&str>) -> PyRe
     }
 }
 
-fn max_keys_arg(max_keys: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+/// The `max_keys` argument: absent is core's `DEFAULT_MAX_KEYS`; otherwise an int that core's
+/// `check_max_keys` accepts (`1..=MAX_MAX_KEYS`).
+pub fn max_keys_arg(max_keys: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
     let Some(value) = max_keys else {
-        return Ok(DEFAULT_MAX_KEYS as usize);
+        return Ok(DEFAULT_MAX_KEYS);
     };
     let max_keys = u64_arg(value, "max_keys")?;
-    if max_keys == 0 || max_keys > MAX_MAX_KEYS {
-        return Err(invalid(
+    check_max_keys(max_keys).map_err(|_| {
+        invalid(
             value.py(),
             "max_keys",
             &format!("must be in 1..={MAX_MAX_KEYS}, got {max_keys}"),
-        ));
-    }
-    usize::try_from(max_keys).map_err(|_| invalid(value.py(), "max_keys", "too large"))
+        )
+    })
+}
+
+/// The error for header names that core's `check_names` refused, naming `argument` (the
+/// parameter the quotas came from) and the names at fault.
+pub fn names_error(py: Python<'_>, argument: &str, names: &[&str], error: ConfigError) -> PyErr {
+    let name = |index: usize| names.get(index).copied().unwrap_or_default();
+    let message = match error {
+        ConfigError::DuplicateName { index, first } => format!(
+            "quotas {first} and {index} would both be named {:?} in the rate-limit headers, \
+             which must tell them apart: name them (Quota(..., name=...))",
+            name(index)
+        ),
+        ConfigError::TooManyNames { given } => format!(
+            "at most {} quotas, got {given}",
+            cellgate::MAX_POLICY_QUOTAS
+        ),
+        other => other.to_string(),
+    };
+    invalid(py, argument, &message)
 }
 
 fn meta_of(py: Python<'_>, quotas: &[PyQuota]) -> PyResult<Py<Meta>> {
@@ -173,27 +209,27 @@ impl Limiter {
     /// clock=None)`.
     #[new]
     #[pyo3(
-        signature = (rate, *, burst=None, algorithm="gcra", refill=None, max_keys=None, clock=None),
+        signature = (rate, *, burst=None, algorithm=Given::Absent, refill=None, max_keys=None, clock=None),
         text_signature = "(rate, *, burst=None, algorithm='gcra', refill=None, max_keys=100000, clock=None)"
     )]
     fn new(
         py: Python<'_>,
         rate: &Bound<'_, PyAny>,
         burst: Option<&Bound<'_, PyAny>>,
-        algorithm: &str,
-        refill: Option<&str>,
+        algorithm: Given<'_>,
+        refill: Option<&Bound<'_, PyAny>>,
         max_keys: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let quotas = quotas_arg(rate, burst)?;
-        let refill_mode = refill_arg(py, algorithm, refill)?;
+        let header_names: Vec<String> = quotas.iter().map(PyQuota::header_name).collect();
+        let header_names: Vec<&str> = header_names.iter().map(String::as_str).collect();
+        check_names(&header_names)
+            .map_err(|error| names_error(py, "rate", &header_names, error))?;
+        let (algorithm, refill) = algorithm_args(&algorithm, refill)?;
+        let refill_mode = refill_arg(py, algorithm, refill.as_deref())?;
         let max_keys = max_keys_arg(max_keys)?;
         let clock = TimeSource::from_arg(clock)?;
-        let algorithm = if algorithm == "gcra" {
-            "gcra"
-        } else {
-            "token_bucket"
-        };
         let engine = match quotas.as_slice() {
             [only] => Engine::Single(
                 KeyedLimiter::try_with_options(
@@ -335,13 +371,16 @@ impl Bucket {
     /// `Bucket(rate, *, burst=None, algorithm="gcra", refill=None, initial_tokens=None,
     /// clock=None)`: one quota; `initial_tokens` (token bucket only) starts it partly full.
     #[new]
-    #[pyo3(signature = (rate, *, burst=None, algorithm="gcra", refill=None, initial_tokens=None, clock=None))]
+    #[pyo3(
+        signature = (rate, *, burst=None, algorithm=Given::Absent, refill=None, initial_tokens=None, clock=None),
+        text_signature = "(rate, *, burst=None, algorithm='gcra', refill=None, initial_tokens=None, clock=None)"
+    )]
     fn new(
         py: Python<'_>,
         rate: &Bound<'_, PyAny>,
         burst: Option<&Bound<'_, PyAny>>,
-        algorithm: &str,
-        refill: Option<&str>,
+        algorithm: Given<'_>,
+        refill: Option<&Bound<'_, PyAny>>,
         initial_tokens: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
@@ -353,7 +392,8 @@ impl Bucket {
                 "a Bucket has one quota; use Limiter for several",
             ));
         };
-        let refill_mode = refill_arg(py, algorithm, refill)?;
+        let (algorithm, refill) = algorithm_args(&algorithm, refill)?;
+        let refill_mode = refill_arg(py, algorithm, refill.as_deref())?;
         let clock = TimeSource::from_arg(clock)?;
         let cell = match (algorithm, initial_tokens) {
             ("gcra", None) => Cell::Gcra(Gcra::with_clock(quota.quota, clock)),

@@ -7,7 +7,6 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use pyo3::Borrowed;
-use std::ffi::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// The C signature of a `METH_FASTCALL | METH_KEYWORDS` function.
@@ -17,10 +16,6 @@ pub type FastcallWithKeywords = unsafe extern "C" fn(
     ffi::Py_ssize_t,
     *mut ffi::PyObject,
 ) -> *mut ffi::PyObject;
-
-/// `METH_FASTCALL` (not exported by pyo3-ffi for abi3 builds below 3.10; CPython 3.9
-/// implements it as 3.10 documents it).
-pub const METH_FASTCALL: c_int = 0x0080;
 
 /// Runs `body` and returns what CPython expects of a function returning an object: the new
 /// reference, or NULL with the exception set (a panic becomes a `SystemError` naming `what`;

@@ -3,12 +3,15 @@
 //! of the actual.
 
 use crate::clock::TimeSource;
-use crate::convert::{key_bytes, type_name, u64_arg};
+use crate::convert::{key_bytes, str_arg, type_name, u64_arg};
 use crate::decision::{Decision, Entry, Meta};
 use crate::errors::{invalid, invalid_type};
-use crate::limiter::{policy_error, DEFAULT_MAX_KEYS, MAX_MAX_KEYS};
-use crate::quota::{check_name, label, quotas_arg};
-use cellgate::{Clock, KeyedPolicy, NoClock, PolicyEntry, Seed};
+use crate::limiter::{max_keys_arg, names_error, policy_error};
+use crate::quota::{check_name, quotas_arg};
+use cellgate::{
+    check_names, default_quota_name, resolve_costs, resolve_settle_costs, Clock, ConfigError,
+    KeyedPolicy, NoClock, PolicyEntry, Seed,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +30,9 @@ static NEXT_POLICY_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A keyed policy over named dimensions. `Policy({"requests": "60/minute; 1000/day",
 /// "output_tokens": "20000/minute"}, max_keys=100_000, clock=None)`; every call gives the
-/// cost of each dimension as a keyword argument (missing dimensions cost 0).
+/// cost of each dimension as a keyword argument. With one dimension a call that names none
+/// costs 1; with several, every dimension must be named (0 is a cost), since charging a
+/// forgotten one nothing would admit without limit on it (core's `resolve_costs`).
 #[pyclass(frozen, module = "cellgate", name = "Policy")]
 pub struct Policy {
     inner: KeyedPolicy<usize, NoClock>,
@@ -77,11 +82,17 @@ fn dimension_pairs<'py>(
     for item in items {
         let (name, rate): (Bound<'py, PyAny>, Bound<'py, PyAny>) =
             item.extract().map_err(|_| wrong())?;
-        let name = name
-            .cast::<PyString>()
-            .map_err(|_| invalid_type(py, "dimensions", "dimension names must be str"))?
-            .to_cow()?
-            .into_owned();
+        if !name.is_instance_of::<PyString>() {
+            return Err(invalid_type(
+                py,
+                "dimensions",
+                &format!(
+                    "dimension names must be str, not {}",
+                    type_name(&name).unwrap_or_default()
+                ),
+            ));
+        }
+        let name = str_arg(&name, "dimensions")?.into_owned();
         pairs.push((name, rate));
     }
     if pairs.is_empty() {
@@ -95,18 +106,19 @@ fn dimension_pairs<'py>(
 }
 
 impl Policy {
-    /// The costs of a call, one per dimension, from keyword arguments.
+    /// The costs of a call, one per dimension, from its keyword arguments: completed by core's
+    /// `resolve_costs` (one dimension: 1 when not named; several: each must be named), or for
+    /// a settle by `resolve_settle_costs` (a dimension not named keeps its `estimate`).
     fn costs(
         &self,
         py: Python<'_>,
         given: Option<&Bound<'_, PyDict>>,
-        default: &[u64],
+        estimate: Option<&[u64]>,
     ) -> PyResult<Vec<u64>> {
-        let mut costs = default.to_vec();
-        costs.resize(self.dimensions.len(), 0);
+        let mut named: Vec<Option<u64>> = vec![None; self.dimensions.len()];
         if let Some(given) = given {
             for (name, value) in given.iter() {
-                let name = name.cast::<PyString>()?.to_cow()?.into_owned();
+                let name = str_arg(&name, "costs")?;
                 let Some(index) = self
                     .dimensions
                     .iter()
@@ -121,11 +133,30 @@ impl Policy {
                         ),
                     ));
                 };
-                if let Some(cost) = costs.get_mut(index) {
-                    *cost = u64_arg(&value, &name)?;
+                if let Some(cost) = named.get_mut(index) {
+                    *cost = Some(u64_arg(&value, &name)?);
                 }
             }
         }
+        let mut costs = vec![0; self.dimensions.len()];
+        match estimate {
+            None => resolve_costs(&named, &mut costs),
+            Some(estimate) => resolve_settle_costs(&named, estimate, &mut costs),
+        }
+        .map_err(|error| match error {
+            ConfigError::MissingCost { dimension } => invalid(
+                py,
+                self.dimensions
+                    .get(dimension)
+                    .map_or("costs", String::as_str),
+                &format!(
+                    "no cost given: a policy of several dimensions ({}) needs a cost for each \
+                     (0 is allowed), or it would admit without limit on this one",
+                    self.dimensions.join(", ")
+                ),
+            ),
+            other => invalid(py, "costs", &other.to_string()),
+        })?;
         Ok(costs)
     }
 
@@ -136,7 +167,7 @@ impl Policy {
         costs: Option<&Bound<'_, PyDict>>,
         op: PolicyOp,
     ) -> PyResult<Decision> {
-        let costs = self.costs(py, costs, &[])?;
+        let costs = self.costs(py, costs, None)?;
         let key = key_bytes(key)?;
         let decision = op(&self.inner, key.as_bytes(), self.clock.now_ns(), &costs)
             .map_err(|error| policy_error(py, error))?;
@@ -194,7 +225,7 @@ impl Policy {
                 let name = match &quota.name {
                     Some(given) => given.clone(),
                     None if per_dimension(*dimension) == 1 => dimension_name,
-                    None => format!("{dimension_name}-{}", label(&quota.quota)),
+                    None => format!("{dimension_name}-{}", default_quota_name(&quota.quota)),
                 };
                 (
                     *dimension,
@@ -205,19 +236,13 @@ impl Policy {
                 )
             })
             .collect();
-        let max_keys = match max_keys {
-            None => DEFAULT_MAX_KEYS,
-            Some(value) => u64_arg(value, "max_keys")?,
-        };
-        if max_keys == 0 || max_keys > MAX_MAX_KEYS {
-            return Err(invalid(
-                py,
-                "max_keys",
-                &format!("must be in 1..={MAX_MAX_KEYS}, got {max_keys}"),
-            ));
-        }
-        let max_keys =
-            usize::try_from(max_keys).map_err(|_| invalid(py, "max_keys", "too large"))?;
+        let header_names: Vec<&str> = entries
+            .iter()
+            .map(|(_, entry)| entry.name.as_str())
+            .collect();
+        check_names(&header_names)
+            .map_err(|error| names_error(py, "dimensions", &header_names, error))?;
+        let max_keys = max_keys_arg(max_keys)?;
         let inner = KeyedPolicy::new(
             entries
                 .iter()
@@ -246,7 +271,9 @@ impl Policy {
     }
 
     /// Admits the costs for `key` only if every quota admits its dimension's cost, charging
-    /// all or none. A dimension that costs 0 is shown but cannot refuse.
+    /// all or none. One dimension: a call naming no cost costs 1. Several: every dimension
+    /// must be named (`InvalidArgument` naming the one missing); a dimension that costs 0 is
+    /// shown but cannot refuse.
     #[pyo3(signature = (key, **costs))]
     fn check(
         &self,
@@ -314,7 +341,7 @@ impl Policy {
         key: &Bound<'_, PyAny>,
         estimate: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Reservation> {
-        let costs = self.costs(py, estimate, &[])?;
+        let costs = self.costs(py, estimate, None)?;
         let key = key_bytes(key)?;
         let reserved = self
             .inner
@@ -339,14 +366,24 @@ impl Policy {
     fn settle(
         &self,
         py: Python<'_>,
-        reservation: &Bound<'_, Reservation>,
+        reservation: &Bound<'_, PyAny>,
         actual: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Decision> {
+        let reservation = reservation.cast::<Reservation>().map_err(|_| {
+            invalid_type(
+                py,
+                "reservation",
+                &format!(
+                    "must be a Reservation from Policy.reserve, not {}",
+                    type_name(reservation).unwrap_or_default()
+                ),
+            )
+        })?;
         let held = reservation.get();
         if held.policy_id != self.id {
             return Err(invalid(py, "reservation", "was made by another policy"));
         }
-        let costs = self.costs(py, actual, &held.estimate)?;
+        let costs = self.costs(py, actual, Some(&held.estimate))?;
         let mut slot = held.reservation.lock().map_err(|_| {
             invalid(
                 py,

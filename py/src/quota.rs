@@ -1,8 +1,11 @@
 //! `Quota`: a rate, a period and a burst, from numbers or from `limits`-style rate strings.
 
-use crate::convert::{seconds_arg, type_name, u64_arg};
+use crate::convert::{optional_str_arg, seconds_arg, str_arg, type_name, u64_arg};
 use crate::errors::{invalid, invalid_rate, invalid_type};
-use cellgate::{parse_quotas, QuotaError, NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND};
+use cellgate::{
+    check_names, default_quota_name, parse_quotas, QuotaError, NS_PER_DAY, NS_PER_HOUR,
+    NS_PER_MINUTE, NS_PER_SECOND,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
@@ -18,30 +21,13 @@ pub struct PyQuota {
 }
 
 impl PyQuota {
-    /// The name headers show: the given name, or a label such as `10-in-1s`.
+    /// The name headers show: the given name, or core's default name such as `10-in-1s`
+    /// ([`default_quota_name`], the same in every runtime).
     pub fn header_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| label(&self.quota))
+        self.name
+            .clone()
+            .unwrap_or_else(|| default_quota_name(&self.quota).to_string())
     }
-}
-
-/// A short label for a quota, in the style of the older IETF draft's policy names:
-/// `100-in-1min`, `10-in-1s`, `1000-in-1d`, `500-in-7d`, `5-in-250ms`.
-pub fn label(quota: &cellgate::Quota) -> String {
-    let period_ns = quota.period_ns();
-    let units: [(u64, &str); 7] = [
-        (NS_PER_DAY, "d"),
-        (NS_PER_HOUR, "h"),
-        (NS_PER_MINUTE, "min"),
-        (NS_PER_SECOND, "s"),
-        (1_000_000, "ms"),
-        (1_000, "us"),
-        (1, "ns"),
-    ];
-    let (unit_ns, unit) = units
-        .into_iter()
-        .find(|(unit_ns, _)| period_ns % unit_ns == 0)
-        .unwrap_or((1, "ns"));
-    format!("{}-in-{}{}", quota.rate_cost(), period_ns / unit_ns, unit)
 }
 
 /// A quota error as an `InvalidArgument` naming the argument at fault.
@@ -55,23 +41,41 @@ pub fn quota_error(py: Python<'_>, error: QuotaError) -> PyErr {
     invalid(py, argument, &error.to_string())
 }
 
-/// Checks a policy name: non-empty printable ASCII, as a Structured Field string needs.
+/// The error for a quota made from a rate alone (`Quota(rate, period)`, `Quota.per_*`): its
+/// burst defaults to the rate, so an unrepresentable capacity is the rate's fault.
+fn rate_error(py: Python<'_>, error: QuotaError) -> PyErr {
+    match error {
+        QuotaError::CapacityOverflow => invalid(
+            py,
+            "rate",
+            "with the burst equal to the rate (the default), the bucket cannot be represented \
+             exactly (burst * period / gcd(rate, period) overflows); lower the rate, or give a \
+             smaller burst",
+        ),
+        other => quota_error(py, other),
+    }
+}
+
+/// Checks a name headers will show: non-empty printable ASCII, as a Structured Field string
+/// needs (core's rule, [`check_names`]).
 pub fn check_name(py: Python<'_>, argument: &str, name: &str) -> PyResult<()> {
-    if name.is_empty() || !name.bytes().all(|byte| (0x20..=0x7E).contains(&byte)) {
-        return Err(invalid(
+    check_names(&[name]).map_err(|_| {
+        invalid(
             py,
             argument,
             &format!("must be non-empty printable ASCII (a header carries it), got {name:?}"),
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
-fn with_name(py: Python<'_>, quota: cellgate::Quota, name: Option<String>) -> PyResult<PyQuota> {
-    if let Some(name) = &name {
-        check_name(py, "name", name)?;
-    }
-    Ok(PyQuota { quota, name })
+/// The `name` argument of a quota: `None` (absent or `None`), or a `str` that [`check_name`]
+/// accepts.
+fn name_arg(py: Python<'_>, name: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    let Some(name) = optional_str_arg(name, "name")? else {
+        return Ok(None);
+    };
+    check_name(py, "name", &name)?;
+    Ok(Some(name.into_owned()))
 }
 
 fn with_burst(
@@ -110,8 +114,8 @@ pub fn quotas_arg(
     let py = rate.py();
     let mut quotas = Vec::new();
     let mut add = |item: &Bound<'_, PyAny>| -> PyResult<()> {
-        if let Ok(text) = item.cast::<PyString>() {
-            let text = text.to_cow()?;
+        if item.is_instance_of::<PyString>() {
+            let text = str_arg(item, "rate")?;
             for quota in parse_list(py, "rate", &text)? {
                 quotas.push(PyQuota { quota, name: None });
             }
@@ -165,33 +169,38 @@ impl PyQuota {
         rate: &Bound<'_, PyAny>,
         period: Option<&Bound<'_, PyAny>>,
         burst: Option<&Bound<'_, PyAny>>,
-        name: Option<String>,
+        name: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let rate = u64_arg(rate, "rate")?;
         let period_ns = match period {
             None => NS_PER_SECOND,
             Some(period) => seconds_arg(period, "period")?,
         };
-        let quota =
-            cellgate::Quota::new(rate, period_ns).map_err(|error| quota_error(py, error))?;
-        let quota = with_burst(py, quota, burst)?;
-        with_name(py, quota, name)
+        let name = name_arg(py, name)?;
+        from_rate(py, rate, period_ns, burst, name)
     }
 
     /// Parses one rate string such as `"10/second"`, `"10 per minute"`, `"500/7 days"` or
     /// `"5/s (burst 2)"` (the notation of the `limits` package). Raises `InvalidRate`.
     #[staticmethod]
     #[pyo3(signature = (text, *, name=None))]
-    fn parse(py: Python<'_>, text: &str, name: Option<String>) -> PyResult<Self> {
-        let quota = cellgate::Quota::parse(text)
-            .map_err(|error| invalid_rate(py, "text", text, error.offset(), &error.to_string()))?;
-        with_name(py, quota, name)
+    fn parse(
+        py: Python<'_>,
+        text: &Bound<'_, PyAny>,
+        name: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let text = str_arg(text, "text")?;
+        let name = name_arg(py, name)?;
+        let quota = cellgate::Quota::parse(&text)
+            .map_err(|error| invalid_rate(py, "text", &text, error.offset(), &error.to_string()))?;
+        Ok(PyQuota { quota, name })
     }
 
     /// Parses a list of rate strings separated by `,`, `;` or `|` (`"10/s; 1000/day"`).
     #[staticmethod]
-    fn parse_many(py: Python<'_>, text: &str) -> PyResult<Vec<Self>> {
-        Ok(parse_list(py, "text", text)?
+    fn parse_many(py: Python<'_>, text: &Bound<'_, PyAny>) -> PyResult<Vec<Self>> {
+        let text = str_arg(text, "text")?;
+        Ok(parse_list(py, "text", &text)?
             .into_iter()
             .map(|quota| PyQuota { quota, name: None })
             .collect())
@@ -204,7 +213,7 @@ impl PyQuota {
         py: Python<'_>,
         rate: &Bound<'_, PyAny>,
         burst: Option<&Bound<'_, PyAny>>,
-        name: Option<String>,
+        name: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         per(py, rate, NS_PER_SECOND, burst, name)
     }
@@ -216,7 +225,7 @@ impl PyQuota {
         py: Python<'_>,
         rate: &Bound<'_, PyAny>,
         burst: Option<&Bound<'_, PyAny>>,
-        name: Option<String>,
+        name: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         per(py, rate, NS_PER_MINUTE, burst, name)
     }
@@ -228,7 +237,7 @@ impl PyQuota {
         py: Python<'_>,
         rate: &Bound<'_, PyAny>,
         burst: Option<&Bound<'_, PyAny>>,
-        name: Option<String>,
+        name: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         per(py, rate, NS_PER_HOUR, burst, name)
     }
@@ -240,7 +249,7 @@ impl PyQuota {
         py: Python<'_>,
         rate: &Bound<'_, PyAny>,
         burst: Option<&Bound<'_, PyAny>>,
-        name: Option<String>,
+        name: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         per(py, rate, NS_PER_DAY, burst, name)
     }
@@ -282,8 +291,13 @@ impl PyQuota {
     }
 
     /// The same quota with another name.
-    fn named(&self, py: Python<'_>, name: String) -> PyResult<Self> {
-        with_name(py, self.quota, Some(name))
+    fn named(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let name = str_arg(name, "name")?;
+        check_name(py, "name", &name)?;
+        Ok(PyQuota {
+            quota: self.quota,
+            name: Some(name.into_owned()),
+        })
     }
 
     fn __str__(&self) -> String {
@@ -303,10 +317,29 @@ fn per(
     rate: &Bound<'_, PyAny>,
     period_ns: u64,
     burst: Option<&Bound<'_, PyAny>>,
-    name: Option<String>,
+    name: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyQuota> {
     let rate = u64_arg(rate, "rate")?;
-    let quota = cellgate::Quota::new(rate, period_ns).map_err(|error| quota_error(py, error))?;
-    let quota = with_burst(py, quota, burst)?;
-    with_name(py, quota, name)
+    let name = name_arg(py, name)?;
+    from_rate(py, rate, period_ns, burst, name)
+}
+
+/// A quota of `rate` per `period_ns`, with `burst` when given (else the rate).
+fn from_rate(
+    py: Python<'_>,
+    rate: u64,
+    period_ns: u64,
+    burst: Option<&Bound<'_, PyAny>>,
+    name: Option<String>,
+) -> PyResult<PyQuota> {
+    let quota = match burst {
+        // Without a burst the capacity is the rate's: blame it, not a burst never given.
+        None => cellgate::Quota::new(rate, period_ns).map_err(|error| rate_error(py, error))?,
+        Some(burst) => {
+            let burst = u64_arg(burst, "burst")?;
+            cellgate::Quota::with_parts(rate, period_ns, burst)
+                .map_err(|error| quota_error(py, error))?
+        }
+    };
+    Ok(PyQuota { quota, name })
 }

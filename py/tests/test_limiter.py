@@ -74,7 +74,7 @@ def test_decision_fields_headers_and_body() -> None:
     assert (allowed.limit, allowed.remaining, allowed.retry_after, allowed.retry_after_ns) == (10, 6, 0.0, 0)
     assert allowed.reset_after_ns == 400_000_000 and allowed.reset_after == pytest.approx(0.4)
     assert allowed.policy == "10-in-1s"
-    assert allowed.headers() == [("RateLimit-Policy", '"10-in-1s";q=10;w=1'), ("RateLimit", '"10-in-1s";r=6;t=0')]
+    assert allowed.headers() == [("RateLimit-Policy", '"10-in-1s";q=10;w=1'), ("RateLimit", '"10-in-1s";r=6;t=1')]
     denied = limiter.check("k", 7)
     assert denied.retry_after_ns == 100_000_000
     assert denied.headers("legacy") == [
@@ -402,3 +402,61 @@ def test_call_forms_of_the_fast_methods() -> None:
     assert limiter.peek("k", 0).remaining == 3, "no call form changed state"
     with pytest.raises(TypeError):
         Limiter.check(object(), "k")  # type: ignore[arg-type]
+
+
+LONE_SURROGATE = "\ud800"
+
+
+@pytest.mark.parametrize(
+    ("call", "argument", "error"),
+    [
+        (lambda: Limiter(LONE_SURROGATE), "rate", InvalidArgument),
+        (lambda: Limiter([f"1/s{LONE_SURROGATE}"]), "rate", InvalidArgument),
+        (lambda: Quota.parse(LONE_SURROGATE), "text", InvalidArgument),
+        (lambda: Quota.parse_many(LONE_SURROGATE), "text", InvalidArgument),
+        (lambda: Quota(1, name=LONE_SURROGATE), "name", InvalidArgument),
+        (lambda: Quota.per_second(1, name=LONE_SURROGATE), "name", InvalidArgument),
+        (lambda: Quota.parse("1/s", name=LONE_SURROGATE), "name", InvalidArgument),
+        (lambda: Quota.per_second(1).named(LONE_SURROGATE), "name", InvalidArgument),
+        (lambda: cellgate.client_key(LONE_SURROGATE), "address", InvalidArgument),
+        (lambda: Limiter("1/s", algorithm=LONE_SURROGATE), "algorithm", InvalidArgument),
+        (lambda: Limiter("1/s", algorithm=None), "algorithm", InvalidArgumentType),
+        (lambda: Bucket("1/s", algorithm=None), "algorithm", InvalidArgumentType),
+        (lambda: Limiter("1/s", algorithm="token_bucket", refill=1), "refill", InvalidArgumentType),
+        (lambda: Bucket("1/s", algorithm="token_bucket", refill=1), "refill", InvalidArgumentType),
+        (lambda: Quota(1, name=1), "name", InvalidArgumentType),
+        (lambda: Quota.per_second(1).named(None), "name", InvalidArgumentType),
+        (lambda: Quota.parse(b"1/s"), "text", InvalidArgumentType),
+        (lambda: cellgate.client_key(b"127.0.0.1"), "address", InvalidArgumentType),
+        (lambda: Limiter("1/s").check("k").headers(style=None), "style", InvalidArgumentType),
+        (lambda: Limiter("1/s").check("k").headers(style=LONE_SURROGATE), "style", InvalidArgument),
+        (lambda: Quota(2**53 + 1), "rate", InvalidArgument),
+        (lambda: Quota.per_second(2**53 + 1), "rate", InvalidArgument),
+        (lambda: Quota.per_second(1, burst=2**53 + 1), "burst", InvalidArgument),
+    ],
+)
+def test_every_bad_argument_is_a_typed_error_naming_it(call: object, argument: str, error: type[Exception]) -> None:
+    """Never a bare TypeError or UnicodeEncodeError, and never the name of an argument that was
+    not given (a rate alone that cannot be represented is the rate's fault, not the burst's)."""
+    with pytest.raises(error) as info:
+        call()  # type: ignore[operator]
+    assert type(info.value) is error, repr(info.value)
+    assert info.value.argument == argument  # type: ignore[attr-defined]
+    assert str(info.value).startswith(f"{argument}: ")
+
+
+def test_a_large_rate_with_a_small_burst_is_a_quota() -> None:
+    quota = Quota(2**53 + 1, burst=1)
+    assert (quota.rate, quota.burst) == (2**53 + 1, 1)
+
+
+def test_quota_names_shown_in_headers_are_unique() -> None:
+    for rate in (["10/s", "10/s"], "10/s; 10/second", [Quota.per_second(5, name="x"), Quota.per_minute(9, name="x")]):
+        with pytest.raises(InvalidArgument) as info:
+            Limiter(rate)
+        assert info.value.argument == "rate" and "named" in str(info.value), rate
+    with pytest.raises(InvalidArgument) as info:
+        Limiter(["10/s", Quota.per_minute(600, name="10-in-1s")])
+    assert info.value.argument == "rate", "a given name may not repeat a default one"
+    limiter = Limiter([Quota.per_second(10, name="a"), Quota.per_second(10, name="b")])
+    assert dict(limiter.check("k").headers())["RateLimit-Policy"] == '"a";q=10;w=1,"b";q=10;w=1'

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import cellgate
 from cellgate import Limiter, ManualClock, TableFull
 from cellgate.asgi import RateLimitMiddleware as ASGIRateLimit
 from cellgate.wsgi import RateLimitMiddleware as WSGIRateLimit
@@ -55,7 +56,7 @@ def test_starlette_200s_turn_into_429s() -> None:
     first = client.get("/")
     assert first.status_code == 200 and first.text == "hello"
     assert first.headers["ratelimit-policy"] == '"2-in-1min";q=2;w=60'
-    assert first.headers["ratelimit"] == '"2-in-1min";r=1;t=0'
+    assert first.headers["ratelimit"] == '"2-in-1min";r=1;t=30'
     assert client.get("/").status_code == 200
     denied = client.get("/")
     assert denied.status_code == 429
@@ -155,7 +156,7 @@ def test_flask_200s_turn_into_429s() -> None:
     client = app.test_client()
     first = client.get("/")
     assert first.status_code == 200 and first.get_data() == b"hello"
-    assert first.headers["RateLimit"] == '"2-in-1min";r=1;t=0'
+    assert first.headers["RateLimit"] == '"2-in-1min";r=1;t=30'
     assert client.get("/").status_code == 200
     denied = client.get("/")
     assert denied.status_code == 429
@@ -195,3 +196,105 @@ def test_forwarded_for_keys() -> None:
         with pytest.raises(error) as info:
             asgi_forwarded(trusted_hops=bad)  # type: ignore[arg-type]
         assert info.value.argument == "trusted_hops"  # type: ignore[attr-defined]
+
+
+def noop_app(*args: Any) -> Any:
+    return []
+
+
+@pytest.mark.parametrize("middleware", [ASGIRateLimit, WSGIRateLimit])
+@pytest.mark.parametrize(
+    ("options", "argument", "error"),
+    [
+        ({"cost": -1}, "cost", "InvalidArgument"),
+        ({"cost": float("nan")}, "cost", "InvalidArgument"),
+        ({"cost": 1.5}, "cost", "InvalidArgument"),
+        ({"cost": 2**64}, "cost", "InvalidArgument"),
+        ({"cost": True}, "cost", "InvalidArgumentType"),
+        ({"cost": "1"}, "cost", "InvalidArgumentType"),
+        ({"key": "str"}, "key", "InvalidArgumentType"),
+        ({"key": b"fixed"}, "key", "InvalidArgumentType"),
+        ({"exempt": True}, "exempt", "InvalidArgumentType"),
+        ({"header_style": None}, "header_style", "InvalidArgumentType"),
+        ({"header_style": "nope"}, "header_style", "InvalidArgument"),
+        ({"headers_on_success": "yes"}, "headers_on_success", "InvalidArgumentType"),
+        ({"ipv6_prefix": 0}, "ipv6_prefix", "InvalidArgument"),
+        ({"ipv6_prefix": "56"}, "ipv6_prefix", "InvalidArgumentType"),
+        ({"limiter": "10/s"}, "limiter", "InvalidArgumentType"),
+        ({"limiter": None}, "limiter", "InvalidArgumentType"),
+        ({"app": None}, "app", "InvalidArgumentType"),
+    ],
+)
+def test_middleware_arguments_are_checked_at_construction(
+    middleware: Any, options: dict[str, Any], argument: str, error: str
+) -> None:
+    """A bad option fails when the middleware is made, as a typed error naming it, instead of
+    a 500 on every request (or an AttributeError)."""
+    kwargs: dict[str, Any] = {"app": noop_app, "limiter": Limiter("1/s"), **options}
+    app, limiter = kwargs.pop("app"), kwargs.pop("limiter")
+    with pytest.raises(Exception) as info:
+        middleware(app, limiter, **kwargs)
+    assert type(info.value) is getattr(cellgate, error), repr(info.value)
+    assert info.value.argument == argument  # type: ignore[attr-defined]
+    assert str(info.value).startswith(f"{argument}: ")
+
+
+def test_good_middleware_options_are_accepted() -> None:
+    for middleware in (ASGIRateLimit, WSGIRateLimit):
+        for cost in (0, 3, 2.0, lambda request: 1):
+            middleware(noop_app, Limiter("1/s"), cost=cost, key=lambda request: "k", exempt=None)
+        middleware(noop_app, cellgate._cellgate.Limiter("1/s"), header_style="legacy_epoch", headers_on_success=False)
+
+
+MISCONFIGURED = {"error": "rate_limit_misconfigured"}
+
+
+def test_a_bad_cost_or_key_at_request_time_is_a_logged_500(caplog: pytest.LogCaptureFixture) -> None:
+    """A cost or key callable returning a value the limiter refuses: the request is not let
+    through, the client gets a plain JSON 500 (no traceback), and the configuration error is
+    logged once per middleware and argument, not per request."""
+    reached: list[str] = []
+
+    async def hello(request: Any) -> PlainTextResponse:
+        reached.append("asgi")
+        return PlainTextResponse("hello")
+
+    app = starlette_applications.Starlette(routes=[Route("/", hello)])
+    app.add_middleware(ASGIRateLimit, limiter=Limiter("10/minute"), cost=lambda scope: -1)
+    client = TestClient(app)
+    with caplog.at_level("ERROR", logger="cellgate"):
+        for _ in range(3):
+            answer = client.get("/")
+            assert answer.status_code == 500 and answer.json() == MISCONFIGURED
+    records = [record for record in caplog.records if record.name == "cellgate"]
+    assert len(records) == 1 and "cost" in records[0].getMessage(), records
+    assert records[0].exc_info is None, "no traceback in the log either"
+
+    flask_app = flask.Flask(__name__)
+
+    @flask_app.route("/")
+    def index() -> str:
+        reached.append("wsgi")
+        return "hello"
+
+    flask_app.wsgi_app = WSGIRateLimit(  # type: ignore[method-assign]
+        flask_app.wsgi_app, Limiter("10/minute"), cost=lambda environ: float("nan"), key=lambda environ: 1.5
+    )
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="cellgate"):
+        for _ in range(2):
+            answer = flask_app.test_client().get("/")
+            assert answer.status_code == 500 and json.loads(answer.get_data()) == MISCONFIGURED
+    records = [record for record in caplog.records if record.name == "cellgate"]
+    assert len(records) == 1, records
+    assert reached == [], "no request reached the app"
+
+
+def test_a_client_address_that_is_not_utf8_is_still_a_key() -> None:
+    """A made-up client name holding a lone surrogate (a test client's, a Unix socket's) is
+    keyed by its text like any other non-address, not a UnicodeEncodeError."""
+    from cellgate.asgi import client_address_key as asgi_key
+    from cellgate.wsgi import client_address_key as wsgi_key
+
+    assert asgi_key({"client": ("peer\ud800", 1)}) == b"peer\xed\xa0\x80"
+    assert wsgi_key({"REMOTE_ADDR": "peer\ud800"}) == b"peer\xed\xa0\x80"

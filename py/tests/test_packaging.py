@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -18,6 +19,17 @@ def test_runs_against_the_installed_wheel() -> None:
     assert Path(_cellgate.__file__).name.endswith(".abi3.so") or os.name == "nt"
     assert (Path(cellgate.__file__).parent / "py.typed").exists()
     assert (Path(cellgate.__file__).parent / "_cellgate.pyi").exists()
+
+
+def test_wheel_is_tagged_for_the_oldest_python_it_can_run_on() -> None:
+    """The extension calls `PyUnicode_AsUTF8AndSize` and defines `METH_FASTCALL` methods, both
+    in the stable ABI only from CPython 3.10: the wheel says so (`cp310-abi3`, Requires-Python
+    >=3.10) instead of promising 3.9."""
+    distribution = importlib.metadata.distribution("cellgate")
+    assert distribution.metadata["Requires-Python"] == ">=3.10"
+    wheel = distribution.read_text("WHEEL") or ""
+    tags = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:")]
+    assert tags and all(tag.startswith("cp310-abi3-") for tag in tags), tags
 
 
 def test_public_names() -> None:

@@ -27,22 +27,22 @@ def test_names_and_dimensions() -> None:
 def test_all_or_nothing() -> None:
     clock = ManualClock()
     policy = make(clock)
-    assert policy.check("u", requests=1, input_tokens=9_000)
-    denied = policy.check("u", requests=1, input_tokens=2_000)
+    assert policy.check("u", requests=1, input_tokens=9_000, output_tokens=0)
+    denied = policy.check("u", requests=1, input_tokens=2_000, output_tokens=0)
     assert not denied and denied.policy == "input_tokens"
     assert denied.decisions[0].remaining == 59, "the request was not charged"
-    assert policy.check("u", requests=1, input_tokens=1_000)
-    assert policy.check("v", requests=1, input_tokens=10_000), "keys are independent"
+    assert policy.check("u", requests=1, input_tokens=1_000, output_tokens=0)
+    assert policy.check("v", requests=1, input_tokens=10_000, output_tokens=0), "keys are independent"
 
 
 def test_reserve_then_settle_above_and_below() -> None:
     clock = ManualClock()
     policy = make(clock)
-    reservation = policy.reserve("u", requests=1, output_tokens=1_500)
+    reservation = policy.reserve("u", requests=1, input_tokens=0, output_tokens=1_500)
     assert reservation and reservation.pending
     assert reservation.decision.allowed and reservation.decision is reservation.decision
     assert reservation.estimate == [("requests", 1), ("input_tokens", 0), ("output_tokens", 1_500)]
-    assert not policy.check("u", output_tokens=600), "the estimate is held"
+    assert not policy.check("u", requests=0, input_tokens=0, output_tokens=600), "the estimate is held"
     settled = policy.settle(reservation, output_tokens=400)
     assert settled.decisions[3].remaining == 1_600
     assert not reservation.pending
@@ -50,22 +50,22 @@ def test_reserve_then_settle_above_and_below() -> None:
         policy.settle(reservation)
     assert info.value.argument == "reservation" and "already settled" in str(info.value)
     # Above the estimate: the excess is charged regardless, into debt.
-    reservation = policy.reserve("u", requests=1, output_tokens=100)
+    reservation = policy.reserve("u", requests=1, input_tokens=0, output_tokens=100)
     settled = policy.settle(reservation, output_tokens=3_000)
     assert not settled.allowed and settled.decisions[3].remaining == 0
-    assert not policy.check("u", requests=1, output_tokens=1)
-    assert policy.check("u", requests=1), "a dimension asked for nothing cannot refuse"
+    assert not policy.check("u", requests=1, input_tokens=0, output_tokens=1)
+    assert policy.check("u", requests=1, input_tokens=0, output_tokens=0), "a dimension asked for 0 cannot refuse"
 
 
 def test_refused_reservation_cannot_be_settled() -> None:
     policy = make(ManualClock())
-    reservation = policy.reserve("u", output_tokens=5_000)
+    reservation = policy.reserve("u", requests=1, input_tokens=0, output_tokens=5_000)
     assert not reservation and not reservation.allowed and not reservation.decision
     with pytest.raises(InvalidArgument, match="refused"):
         policy.settle(reservation)
     other = make(ManualClock())
     with pytest.raises(InvalidArgument, match="another policy"):
-        other.settle(policy.reserve("u", requests=1))
+        other.settle(policy.reserve("u", requests=1, input_tokens=0, output_tokens=0))
 
 
 def test_bad_costs_change_nothing() -> None:
@@ -77,8 +77,8 @@ def test_bad_costs_change_nothing() -> None:
         policy.check("u", requests=1, input_tokens=-5)
     assert info.value.argument == "input_tokens"
     with pytest.raises(InvalidArgumentType):
-        policy.check("u", requests=True)
-    assert policy.peek("u", requests=60).allowed
+        policy.check("u", requests=True, input_tokens=0, output_tokens=0)
+    assert policy.peek("u", requests=60, input_tokens=0, output_tokens=0).allowed
 
 
 def test_bad_construction() -> None:
@@ -93,3 +93,59 @@ def test_bad_construction() -> None:
     for reserved in ("key", "reservation"):
         with pytest.raises(InvalidArgument, match="cannot name a dimension"):
             Policy({reserved: "1/s"})
+
+
+def test_one_dimension_calls_cost_one_by_default() -> None:
+    policy = Policy({"requests": "3/s"}, clock=ManualClock())
+    assert [policy.check("k").allowed for _ in range(5)] == [True, True, True, False, False]
+    reservation = policy.reserve("r")
+    assert reservation.estimate == [("requests", 1)]
+    assert policy.peek("r").remaining == 2
+    several_quotas = Policy({"requests": "2/s; 100/day"}, clock=ManualClock())
+    assert [several_quotas.check("k").allowed for _ in range(3)] == [True, True, False]
+
+
+def test_several_dimensions_need_every_cost() -> None:
+    policy = make(ManualClock())
+    calls = [policy.check, policy.peek, policy.force, policy.refund, policy.reserve]
+    for call in calls:
+        with pytest.raises(InvalidArgument) as info:
+            call("u", requests=1, output_tokens=5)
+        assert info.value.argument == "input_tokens", call
+        assert "input_tokens" in str(info.value) and "no cost" in str(info.value)
+        with pytest.raises(InvalidArgument) as info:
+            call("u")
+        assert info.value.argument == "requests", "the first dimension missing"
+    assert policy.peek("u", requests=60, input_tokens=0, output_tokens=0).allowed, "nothing was charged"
+
+
+def test_settle_completes_costs_from_the_estimate() -> None:
+    policy = make(ManualClock())
+    reservation = policy.reserve("u", requests=1, input_tokens=100, output_tokens=50)
+    settled = policy.settle(reservation)
+    assert [d.remaining for d in settled.decisions] == [59, 999, 9_900, 1_950], "the estimate, exactly"
+    reservation = policy.reserve("u", requests=1, input_tokens=100, output_tokens=50)
+    settled = policy.settle(reservation, output_tokens=0)
+    assert [d.remaining for d in settled.decisions] == [58, 998, 9_800, 1_950]
+
+
+def test_bad_settle_and_dimension_arguments() -> None:
+    policy = make(ManualClock())
+    with pytest.raises(InvalidArgumentType) as type_info:
+        policy.settle("x")  # type: ignore[arg-type]
+    assert type_info.value.argument == "reservation"
+    with pytest.raises(InvalidArgument) as info:
+        Policy({"\ud800": "1/s"})
+    assert info.value.argument == "dimensions"
+    with pytest.raises(InvalidArgument) as info:
+        policy.check("u", **{"\ud800": 1})
+    assert type(info.value) is InvalidArgument
+
+
+def test_quota_names_are_unique() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        Policy({"requests": ["1/s", "1/s"]})
+    assert info.value.argument == "dimensions" and "requests-1-in-1s" in str(info.value)
+    with pytest.raises(InvalidArgument) as info:
+        Policy({"a": "1/s", "b": Quota.per_second(1, name="a")})
+    assert info.value.argument == "dimensions"

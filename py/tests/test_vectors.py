@@ -134,7 +134,8 @@ def replay_policy(scenario: dict[str, Any]) -> int:
         costs = {name: u64(cost) for name, cost in zip(dimension_names, step.get("costs", []))}
         if op == "reset":
             policy.reset(key)
-            result = policy.peek(key) if "expect" in step else None
+            zero_costs = {name: 0 for name in dimension_names}
+            result = policy.peek(key, **zero_costs) if "expect" in step else None
         elif op == "reserve":
             reservation = policy.reserve(key, **costs)
             if reservation:

@@ -159,3 +159,57 @@ def test_decorator_waits_when_asked() -> None:
     assert time.monotonic() - started >= 0.045
     with pytest.raises(InvalidArgument):
         limiter.limit(timeout=-1)
+
+
+def run_bounded(body: Any, limit_s: float = 5.0) -> dict[str, Any]:
+    """Runs ``body()`` in a daemon thread joined for at most ``limit_s`` real seconds, so that
+    a wait that never returns fails the test instead of hanging it. Returns what happened:
+    ``error`` (the exception raised, if any) and ``elapsed_s``."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        started = time.monotonic()
+        try:
+            outcome["result"] = body()
+        except Exception as error:  # noqa: BLE001 - handed to the test
+            outcome["error"] = error
+        outcome["elapsed_s"] = time.monotonic() - started
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    assert not thread.is_alive(), f"the wait did not return within {limit_s} s of real time"
+    return outcome
+
+
+def test_a_timeout_bounds_a_manual_clock_wait_in_real_time() -> None:
+    """Nobody advances the clock: the wait (0.1 s in the limiter's time, within the timeout
+    there) ends when the timeout passes in real time, with the timed-out answer."""
+    clock = ManualClock()
+    limiter = Limiter("10/second", burst=1, clock=clock)
+    assert limiter.check("k")
+    for wait in (
+        lambda: limiter.wait("k", timeout=0.2),
+        lambda: asyncio.run(limiter.acquire("k", timeout=0.2)),
+    ):
+        outcome = run_bounded(wait)
+        assert isinstance(outcome.get("error"), RateLimited), outcome
+        assert not outcome["error"].decision.allowed
+        assert outcome["error"].retry_after == pytest.approx(0.1)
+        assert 0.15 <= outcome["elapsed_s"] < 1.0, outcome
+    assert limiter.peek("k").remaining == 0 and clock.now_ns() == 0, "nothing consumed, time unmoved"
+
+
+def test_a_manual_clock_moved_within_the_timeout_admits() -> None:
+    """The clock is moved before the timeout passes in real time: the wait ends admitted."""
+    clock = ManualClock()
+    limiter = Limiter("10/second", burst=1, clock=clock)
+    assert limiter.check("k")
+    mover = threading.Timer(0.05, lambda: clock.advance(0.1))
+    mover.start()
+    try:
+        outcome = run_bounded(lambda: limiter.wait("k", timeout=0.5))
+    finally:
+        mover.join()
+    assert "error" not in outcome, outcome
+    assert outcome["result"].allowed and outcome["elapsed_s"] < 0.5

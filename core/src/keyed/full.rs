@@ -167,6 +167,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     }
 
     /// Whether the table holds a slot for `key` now (a relaxed answer: it may change at once).
+    #[cfg(feature = "alloc")]
     pub(crate) fn holds(&self, key: KeyHash) -> bool {
         matches!(self.find(key), super::Lookup::Found(_))
     }

@@ -56,7 +56,11 @@ class TableFull(Exception):
 
 @final
 class ManualClock:
-    """A clock that moves only when told to; limiters built with it share its time."""
+    """A clock that moves only when told to; limiters built with it share its time.
+
+    ``Limiter.wait`` / ``acquire`` on such a limiter without a timeout last until someone
+    advances the clock (forever if nobody does); a timeout also ends them in real time.
+    """
 
     def __new__(cls, start_ns: int = 0) -> ManualClock: ...
     def advance(self, seconds: _Number) -> None: ...
@@ -196,7 +200,12 @@ class Reservation:
 
 @final
 class Policy:
-    """Named dimensions with their quotas, decided all-or-nothing per key."""
+    """Named dimensions with their quotas, decided all-or-nothing per key.
+
+    Costs are keyword arguments, one per dimension. One dimension: a call naming none costs 1.
+    Several: every dimension must be named (0 is a cost), else ``InvalidArgument`` naming the
+    one left out. ``settle`` keeps the estimate of a dimension it does not name.
+    """
 
     def __new__(
         cls,

@@ -21,6 +21,19 @@ MANUAL_CLOCK_POLL_S = 0.01
 program moves it), so waiting re-checks every 10 ms of real time instead."""
 
 
+class _Deadline:
+    """Where a wait with a timeout must end: ``timeout`` seconds from its start in the
+    limiter's clock *and* in real (monotonic) time, whichever comes first. With the monotonic
+    clock the two are one; with a ``ManualClock`` that nobody advances, only real time moves,
+    and the wait still ends."""
+
+    __slots__ = ("limiter_ns", "real_ns")
+
+    def __init__(self, limiter_now_ns: int, timeout_ns: int) -> None:
+        self.limiter_ns = limiter_now_ns + timeout_ns
+        self.real_ns = time.monotonic_ns() + timeout_ns
+
+
 class RateLimited(Exception):
     """A request was refused: a wait timed out, or a decorated call was denied.
 
@@ -60,25 +73,27 @@ class Limiter(_cellgate.Limiter):
 
     __slots__ = ()
 
-    def _wait_ns(self, decision: Decision, deadline_ns: Optional[int]) -> int:
-        """How long to sleep before checking again, or raise ``RateLimited`` if the wait can
-        never end or would end after the deadline (no point sleeping until the timeout)."""
+    def _sleep_s(self, decision: Decision, deadline: Optional[_Deadline]) -> float:
+        """How long to sleep before checking again, or raise ``RateLimited`` (with the denial)
+        if the wait can never end, would end after the deadline in the limiter's clock (no
+        point sleeping until the timeout), or has reached the deadline in real time."""
         wait_ns = decision.retry_after_ns
         if wait_ns == NEVER_NS:
             raise RateLimited(decision)
-        if deadline_ns is not None and self.now_ns() + wait_ns > deadline_ns:
-            raise RateLimited(decision)
-        return wait_ns
+        sleep_ns = wait_ns if self.clock is None else min(wait_ns, round(MANUAL_CLOCK_POLL_S * 1e9))
+        if deadline is not None:
+            if self.now_ns() + wait_ns > deadline.limiter_ns:
+                raise RateLimited(decision)
+            real_left_ns = deadline.real_ns - time.monotonic_ns()
+            if real_left_ns <= 0:
+                raise RateLimited(decision)
+            sleep_ns = min(sleep_ns, real_left_ns)
+        return sleep_ns / 1e9
 
-    def _sleep_s(self, wait_ns: int) -> float:
-        if self.clock is not None:
-            return min(wait_ns / 1e9, MANUAL_CLOCK_POLL_S)
-        return wait_ns / 1e9
-
-    def _deadline_ns(self, timeout: Optional[float]) -> Optional[int]:
+    def _deadline(self, timeout: Optional[float]) -> Optional[_Deadline]:
         if timeout is None:
             return None
-        return self.now_ns() + _cellgate._duration_ns(timeout, "timeout")
+        return _Deadline(self.now_ns(), _cellgate._duration_ns(timeout, "timeout"))
 
     def wait(self, key: Key, cost: int = 1, timeout: Optional[float] = None) -> Decision:
         """Blocks until ``cost`` is admitted for ``key`` and returns the admitting decision.
@@ -86,25 +101,32 @@ class Limiter(_cellgate.Limiter):
         Sleeps for the exact wait the denial reports (``time.sleep``, which releases the
         GIL), then checks again; never spins. Raises ``RateLimited`` (with the denial) at
         once when the cost exceeds the burst, or when the wait would end after ``timeout``
-        seconds (measured on the limiter's clock). ``timeout=None`` waits as long as needed.
-        With a ``ManualClock`` it re-checks every 10 ms of real time, as the clock moves.
+        seconds. The timeout bounds the wait both in the limiter's clock and in real
+        (monotonic) time, whichever ends first. ``timeout=None`` waits as long as needed.
+
+        With a ``ManualClock`` it re-checks every 10 ms of real time, as the clock moves. A
+        ``ManualClock`` moves only when the program moves it: **without a timeout, a wait on
+        one lasts until someone advances the clock**, forever if nobody does.
         """
-        deadline_ns = self._deadline_ns(timeout)
+        deadline = self._deadline(timeout)
         while True:
             decision = self.check(key, cost)
             if decision.allowed:
                 return decision
-            time.sleep(self._sleep_s(self._wait_ns(decision, deadline_ns)))
+            time.sleep(self._sleep_s(decision, deadline))
 
     async def acquire(self, key: Key, cost: int = 1, timeout: Optional[float] = None) -> Decision:
         """``wait`` for asyncio: awaits ``asyncio.sleep`` for the reported wait, then checks
-        again. Raises ``RateLimited`` as ``wait`` does. Cancelling it consumes nothing."""
-        deadline_ns = self._deadline_ns(timeout)
+        again. Raises ``RateLimited`` as ``wait`` does, with the same timeout rule (the
+        limiter's clock and real time, whichever ends first; **without a timeout, an acquire
+        on a ``ManualClock`` lasts until someone advances the clock**). Cancelling it consumes
+        nothing."""
+        deadline = self._deadline(timeout)
         while True:
             decision = self.check(key, cost)
             if decision.allowed:
                 return decision
-            await asyncio.sleep(self._sleep_s(self._wait_ns(decision, deadline_ns)))
+            await asyncio.sleep(self._sleep_s(decision, deadline))
 
     def limit(
         self,

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
 
-from cellgate._cellgate import TableFull, client_key
+from cellgate._cellgate import InvalidArgument, InvalidArgumentType, TableFull, client_key
 from cellgate._http import (
+    MISCONFIGURED_BODY,
     TABLE_FULL_BODY,
     HeaderStyle,
+    MisconfigurationLog,
     address_key,
+    check_options,
     check_trusted_hops,
     denial_headers,
     forwarded_address,
@@ -31,9 +34,18 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def client_address_key(scope: Scope, ipv6_prefix: int = 56) -> bytes:
-    """The default key: the client address of the connection (``scope["client"]``), IPv6
-    grouped by ``ipv6_prefix`` bits. Behind a proxy this is the proxy's address: pass a
-    ``key`` that reads the header your proxy sets instead."""
+    """The default key: the client address the server put in ``scope["client"]``, IPv6
+    grouped by ``ipv6_prefix`` bits.
+
+    Which address that is depends on the server. uvicorn (``--proxy-headers``, on by default)
+    replaces it, for a peer in ``--forwarded-allow-ips`` (default ``127.0.0.1,::1``; under
+    gunicorn, gunicorn's ``forwarded_allow_ips``), with the right-most ``X-Forwarded-For``
+    entry not in that list: behind a local proxy, the real client's address; behind a proxy
+    on another host, the proxy's until it is listed; and a client that can connect from a
+    listed address chooses its key. With ``--forwarded-allow-ips='*'`` uvicorn takes the
+    left-most entry, which the client writes: every client chooses its key. Servers that do
+    not rewrite it (gunicorn's own ASGI worker) report the connection's address, behind a
+    proxy the proxy's. See ``forwarded_for_key`` and the README."""
     client = scope.get("client")
     return address_key(client[0] if client else None, ipv6_prefix)
 
@@ -42,8 +54,13 @@ def forwarded_for_key(trusted_hops: int = 1, ipv6_prefix: int = 56) -> Callable[
     """A ``key`` for an app behind ``trusted_hops`` proxies that each append the address they
     received a request from to ``X-Forwarded-For``: its ``trusted_hops``-th entry from the
     right (entries further left were written by the client and are not trusted), grouped as
-    ``client_address_key`` groups addresses; the connection's address when the header is
-    missing or shorter than that."""
+    ``client_address_key`` groups addresses; ``client_address_key`` when the header is
+    missing or shorter than that. It reads the header itself, whatever the server's proxy
+    options did to ``scope["client"]``.
+
+    A client that can reach the app through fewer than ``trusted_hops`` proxies (directly, or
+    past the outer ones) chooses its key: the entry read is then one it wrote. Let only the
+    innermost proxy connect to the app."""
     check_trusted_hops(trusted_hops)
     client_key("::1", ipv6_prefix)
 
@@ -70,6 +87,12 @@ class RateLimitMiddleware:
     (``headers_on_success``); denied requests get ``429`` with ``Retry-After``, the headers
     and ``{"error":"rate_limited","retry_after":N}``. A client that finds the keyed table
     full gets a 429 with ``Retry-After: 1``.
+
+    Every argument is checked here (``InvalidArgumentType`` / ``InvalidArgument`` naming it).
+    A ``key`` or ``cost`` callable that returns a value the limiter refuses (a negative or
+    fractional cost, a float key) is a configuration error: the request gets a 500 with
+    ``{"error":"rate_limit_misconfigured"}`` and never reaches the app, and the error is
+    logged once (logger ``"cellgate"``, without a traceback).
     """
 
     def __init__(
@@ -84,9 +107,7 @@ class RateLimitMiddleware:
         headers_on_success: bool = True,
         ipv6_prefix: int = 56,
     ) -> None:
-        # Checked now, not at the first request.
-        limiter.peek(b"", 0).headers(header_style)
-        client_key("::1", ipv6_prefix)
+        check_options(app, limiter, key, cost, exempt, header_style, headers_on_success, ipv6_prefix)
         self.app = app
         self.limiter = limiter
         self.key = key
@@ -95,6 +116,7 @@ class RateLimitMiddleware:
         self.header_style = header_style
         self.headers_on_success = headers_on_success
         self.ipv6_prefix = ipv6_prefix
+        self._misconfiguration = MisconfigurationLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (self.exempt is not None and self.exempt(scope)):
@@ -106,6 +128,12 @@ class RateLimitMiddleware:
             decision = self.limiter.check(key, cost)
         except TableFull:
             await _respond_429(send, [("Retry-After", "1"), ("Content-Type", "application/json")], TABLE_FULL_BODY)
+            return
+        except (InvalidArgument, InvalidArgumentType) as error:
+            # The key or cost callable returned what the limiter refuses: a configuration
+            # error, answered 500 and never let through (see MisconfigurationLog).
+            self._misconfiguration.report("cellgate.asgi.RateLimitMiddleware", error)
+            await _respond(send, 500, [("Content-Type", "application/json")], MISCONFIGURED_BODY)
             return
         if not decision.allowed:
             await _respond_429(send, denial_headers(decision, self.header_style), decision.error_body())
@@ -125,6 +153,10 @@ class RateLimitMiddleware:
 
 
 async def _respond_429(send: Send, headers: list[tuple[str, str]], body: bytes) -> None:
+    await _respond(send, 429, headers, body)
+
+
+async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
     encoded = _encode(headers) + [(b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 429, "headers": encoded})
+    await send({"type": "http.response.start", "status": status, "headers": encoded})
     await send({"type": "http.response.body", "body": body})

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
 
-from cellgate._cellgate import TableFull, client_key
+from cellgate._cellgate import InvalidArgument, InvalidArgumentType, TableFull, client_key
 from cellgate._http import (
+    MISCONFIGURED_BODY,
     TABLE_FULL_BODY,
     HeaderStyle,
+    MisconfigurationLog,
     address_key,
+    check_options,
     check_trusted_hops,
     denial_headers,
     forwarded_address,
@@ -32,15 +35,21 @@ else:
 
 
 def client_address_key(environ: WSGIEnvironment, ipv6_prefix: int = 56) -> bytes:
-    """The default key: ``REMOTE_ADDR``, IPv6 grouped by ``ipv6_prefix`` bits. Behind a
-    proxy this is the proxy's address: pass a ``key`` that reads your proxy's header."""
+    """The default key: ``REMOTE_ADDR``, IPv6 grouped by ``ipv6_prefix`` bits.
+
+    gunicorn's WSGI workers and Werkzeug's server set it to the connection's address: behind
+    a proxy, the proxy's (gunicorn's ``forwarded_allow_ips`` governs the scheme headers, not
+    this address). Middleware such as Werkzeug's ``ProxyFix`` may rewrite it from
+    ``X-Forwarded-For``. Behind proxies, see ``forwarded_for_key`` and the README."""
     return address_key(environ.get("REMOTE_ADDR"), ipv6_prefix)
 
 
 def forwarded_for_key(trusted_hops: int = 1, ipv6_prefix: int = 56) -> Callable[[WSGIEnvironment], bytes]:
     """A ``key`` for an app behind ``trusted_hops`` proxies that each append to
     ``X-Forwarded-For`` (as ``cellgate.asgi.forwarded_for_key``); ``REMOTE_ADDR`` when the
-    header is missing or too short."""
+    header is missing or too short. A client that can reach the app through fewer than
+    ``trusted_hops`` proxies chooses its key (the entry read is then one it wrote): let only
+    the innermost proxy connect to the app."""
     check_trusted_hops(trusted_hops)
     client_key("::1", ipv6_prefix)
 
@@ -58,7 +67,9 @@ class RateLimitMiddleware:
 
     ``key(environ)`` returns the request's key (default: ``REMOTE_ADDR``); ``cost`` is an
     int or ``cost(environ)``; ``exempt(environ)`` returning true lets a request through
-    unlimited and without headers.
+    unlimited and without headers. Arguments are checked here, and a ``key`` or ``cost``
+    callable returning a value the limiter refuses gets a logged 500, as in
+    ``cellgate.asgi.RateLimitMiddleware``.
     """
 
     def __init__(
@@ -73,8 +84,7 @@ class RateLimitMiddleware:
         headers_on_success: bool = True,
         ipv6_prefix: int = 56,
     ) -> None:
-        limiter.peek(b"", 0).headers(header_style)
-        client_key("::1", ipv6_prefix)
+        check_options(app, limiter, key, cost, exempt, header_style, headers_on_success, ipv6_prefix)
         self.app = app
         self.limiter = limiter
         self.key = key
@@ -83,6 +93,7 @@ class RateLimitMiddleware:
         self.header_style = header_style
         self.headers_on_success = headers_on_success
         self.ipv6_prefix = ipv6_prefix
+        self._misconfiguration = MisconfigurationLog()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.exempt is not None and self.exempt(environ):
@@ -94,6 +105,12 @@ class RateLimitMiddleware:
         except TableFull:
             headers = [("Retry-After", "1"), ("Content-Type", "application/json")]
             return _respond_429(start_response, headers, TABLE_FULL_BODY)
+        except (InvalidArgument, InvalidArgumentType) as error:
+            # As in cellgate.asgi: a configuration error, answered 500, never let through.
+            self._misconfiguration.report("cellgate.wsgi.RateLimitMiddleware", error)
+            return _respond(
+                start_response, "500 Internal Server Error", [("Content-Type", "application/json")], MISCONFIGURED_BODY
+            )
         if not decision.allowed:
             return _respond_429(
                 start_response, denial_headers(decision, self.header_style), decision.error_body()
@@ -109,5 +126,9 @@ class RateLimitMiddleware:
 
 
 def _respond_429(start_response: StartResponse, headers: list[tuple[str, str]], body: bytes) -> list[bytes]:
-    start_response("429 Too Many Requests", headers + [("Content-Length", str(len(body)))])
+    return _respond(start_response, "429 Too Many Requests", headers, body)
+
+
+def _respond(start_response: StartResponse, status: str, headers: list[tuple[str, str]], body: bytes) -> list[bytes]:
+    start_response(status, headers + [("Content-Length", str(len(body)))])
     return [body]
