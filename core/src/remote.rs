@@ -1227,4 +1227,184 @@ mod tests {
         );
         assert_eq!(SCRIPT_SHA1_HEX.len(), 40);
     }
+
+    use crate::keyed::Seed;
+    use crate::limiter::{LimiterOptions, LimiterQuota};
+    use crate::quota::Quota;
+    use alloc::vec;
+
+    fn limiter(text: &str, remote: RemoteOptions<'_>) -> RemoteLimiter {
+        let quotas: Vec<LimiterQuota<'_>> = text
+            .split(';')
+            .map(|rate| LimiterQuota::new(rate.trim().parse::<Quota>().unwrap()))
+            .collect();
+        RemoteLimiter::new(&quotas, LimiterOptions::with_seed(Seed::new(1, 2)), remote).unwrap()
+    }
+
+    /// What the script replies to a check of `cost` on a fresh key at `now_ns`, written by
+    /// hand from the layout: the decode must accept exactly the record core would write.
+    fn fresh_check_reply(limiter: &RemoteLimiter, now_ns: u64, missing: u64) -> [Vec<u8>; 3] {
+        let mut after = limiter.fingerprint.to_vec();
+        after.extend_from_slice(&now_ns.to_be_bytes());
+        after.extend_from_slice(&missing.to_be_bytes());
+        [now_ns.to_be_bytes().to_vec(), Vec::new(), after]
+    }
+
+    #[test]
+    fn encodes_the_documented_layout() {
+        let limiter = limiter("3/second", RemoteOptions::default());
+        let params = limiter.params();
+        assert_eq!(params.len(), 20 + 40);
+        assert_eq!(&params[..4], &[1, 1, 0, 1]);
+        // 3/second: emission 10^9 ticks per unit, 3 ticks per ns, capacity 3·10^9.
+        let field =
+            |i: usize| u64::from_be_bytes(params[20 + 8 * i..28 + 8 * i].try_into().unwrap());
+        assert_eq!(
+            [field(0), field(1), field(2), field(3), field(4)],
+            [3_000_000_000, 1_000_000_000, 3, 1_000_000_000, 3]
+        );
+        let call = limiter.encode(b"k", Some(5), &[None], Op::Check).unwrap();
+        assert_eq!(call.key(), b"cellgate:{k}");
+        let mut argv = vec![1u8, 1];
+        argv.extend_from_slice(&5u64.to_be_bytes());
+        argv.extend_from_slice(&1u64.to_be_bytes());
+        argv.extend_from_slice(&0u64.to_be_bytes());
+        assert_eq!(call.argv(), argv.as_slice());
+        // Redis's time: the flag is 0; explicit times are clamped as tables clamp them.
+        assert_eq!(
+            limiter
+                .encode(b"k", None, &[None], Op::Peek)
+                .unwrap()
+                .argv()[..2],
+            [2, 0]
+        );
+        let late = limiter
+            .encode(b"k", Some(u64::MAX), &[None], Op::Check)
+            .unwrap();
+        assert_eq!(late.argv()[2..10], (u64::MAX - 1).to_be_bytes());
+    }
+
+    #[test]
+    fn decode_accepts_core_s_record_and_refuses_any_other() {
+        let limiter = limiter("3/second", RemoteOptions::default());
+        let call = limiter
+            .encode(b"k", Some(7), &[Some(2)], Op::Check)
+            .unwrap();
+        let reply = fresh_check_reply(&limiter, 7, 2_000_000_000);
+        let decided = limiter.decode(&call, &reply).unwrap();
+        assert!(decided.decision.allowed);
+        assert_eq!(decided.decision.reason, Reason::Limit);
+        assert_eq!(decided.decision.decisions()[0].remaining, 1);
+        // One tick more or less, another time, another shape: refused.
+        let wrong = fresh_check_reply(&limiter, 7, 2_000_000_001);
+        assert_eq!(limiter.decode(&call, &wrong), Err(ReplyError::Disagrees));
+        let other_time = fresh_check_reply(&limiter, 8, 2_000_000_000);
+        assert_eq!(
+            limiter.decode(&call, &other_time),
+            Err(ReplyError::Disagrees)
+        );
+        assert_eq!(limiter.decode(&call, &reply[..2]), Err(ReplyError::Shape));
+        let short = [vec![0u8; 7], Vec::new(), Vec::new()];
+        assert_eq!(limiter.decode(&call, &short), Err(ReplyError::Time));
+        // A record of another configuration reads as empty.
+        let other = self::limiter("4/second", RemoteOptions::default());
+        let foreign = fresh_check_reply(&other, 7, 1);
+        let peek = limiter.encode(b"k", Some(7), &[Some(1)], Op::Peek).unwrap();
+        let seen = limiter
+            .decode(&peek, &[foreign[0].clone(), foreign[2].clone(), Vec::new()])
+            .unwrap();
+        assert_eq!(seen.decision.decisions()[0].remaining, 3);
+    }
+
+    #[test]
+    fn keys_options_and_outage() {
+        assert_eq!(
+            RemoteLimiter::new(
+                &[LimiterQuota::new(Quota::per_second(1).unwrap())],
+                LimiterOptions::with_seed(Seed::new(1, 2)),
+                RemoteOptions {
+                    prefix: "a{b}:",
+                    ..RemoteOptions::default()
+                }
+            )
+            .unwrap_err(),
+            RemoteError::PrefixBrace
+        );
+        assert_eq!(
+            RemoteLimiter::new(
+                &[LimiterQuota::new(Quota::per_second(1).unwrap())],
+                LimiterOptions::with_seed(Seed::new(1, 2)),
+                RemoteOptions {
+                    expiry_grace_ms: MAX_EXPIRY_GRACE_MS + 1,
+                    ..RemoteOptions::default()
+                }
+            )
+            .unwrap_err(),
+            RemoteError::ExpiryGrace {
+                given: MAX_EXPIRY_GRACE_MS + 1
+            }
+        );
+        let secret = RemoteOptions {
+            key_secret: Some([7; 16]),
+            prefix: "p:",
+            ..RemoteOptions::default()
+        };
+        let hashed = limiter("1/second", secret);
+        let key = hashed.redis_key(b"203.0.113.7");
+        assert_eq!(key.len(), 2 + 34);
+        assert!(key.starts_with(b"p:{") && key.ends_with(b"}"));
+        assert_eq!(key, limiter("5/minute", secret).redis_key(b"203.0.113.7"));
+        assert_ne!(
+            key,
+            limiter(
+                "1/second",
+                RemoteOptions {
+                    key_secret: Some([8; 16]),
+                    ..secret
+                }
+            )
+            .redis_key(b"203.0.113.7")
+        );
+        // The default outage policy is the local fallback: it counts on this host.
+        let fallback = limiter("2/hour", RemoteOptions::default());
+        assert_eq!(fallback.outage_policy(), OutagePolicy::Fallback);
+        let call = fallback.encode(b"k", None, &[None], Op::Check).unwrap();
+        let answers: Vec<bool> = (0..3)
+            .map(|_| fallback.outage(&call, 1).decision.allowed)
+            .collect();
+        assert_eq!(answers, [true, true, false]);
+        assert_eq!(fallback.outage(&call, 1).decision.reason, Reason::Fallback);
+        let closed = limiter(
+            "2/hour",
+            RemoteOptions {
+                outage: OutagePolicy::FailClosed,
+                ..RemoteOptions::default()
+            },
+        );
+        let denied = closed.outage(&call, 1).decision;
+        assert_eq!(
+            (denied.allowed, denied.reason),
+            (false, Reason::FailedClosed)
+        );
+        assert_eq!(
+            closed.retry_after_ns(&denied),
+            Some(DEFAULT_OUTAGE_RETRY_AFTER_NS)
+        );
+        let open = limiter(
+            "2/hour",
+            RemoteOptions {
+                outage: OutagePolicy::FailOpen,
+                ..RemoteOptions::default()
+            },
+        );
+        let admitted = open.outage(&call, 1).decision;
+        assert_eq!(
+            (
+                admitted.allowed,
+                admitted.reason,
+                admitted.decisions()[0].remaining
+            ),
+            (true, Reason::FailedOpen, 2)
+        );
+    }
 }

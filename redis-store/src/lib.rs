@@ -429,3 +429,8 @@ impl RedisLimiter {
         }
     }
 }
+
+/// The README's examples, compiled (not run: they need a server).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
