@@ -217,6 +217,8 @@ pub(crate) enum Charge {
     },
     /// The key is not stored and the check would store it: decided on a full bucket and not
     /// written yet (commit it with `run(.., Op::Check)` once every entry admitted).
+    // Only keyed tables (and remote records), which need `alloc`, defer.
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     Deferred(Outcome),
     /// Decided and nothing written (a denial).
     Unwritten(Outcome),
