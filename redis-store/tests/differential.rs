@@ -60,10 +60,13 @@ fn random_quota(rng: &mut Rng) -> Quota {
 }
 
 fn random_cost(rng: &mut Rng, burst: u64) -> u64 {
-    match rng.below(10) {
+    match rng.below(12) {
         0 => 0,
         1 => burst + 1 + rng.below(3),
         2 => rng.next(),
+        // Where the script changes representation: 2^53 (exact doubles end) and 2^61.
+        3 => (1u64 << 53) - 1 + rng.below(3),
+        4 => (1u64 << 61) - 1 + rng.below(3),
         _ => 1 + rng.below(burst.min(5)),
     }
 }
@@ -111,8 +114,10 @@ fn random_schedules_equal_core_decision_for_decision() {
         let local = Limiter::new(&quotas, support::limiter_options(refill)).unwrap();
         let max_burst = quotas.iter().map(|q| q.quota.burst_cost()).max().unwrap();
         let max_period = quotas.iter().map(|q| q.quota.period_ns()).max().unwrap();
-        let mut now_ns: u64 = match rng.below(4) {
+        let mut now_ns: u64 = match rng.below(6) {
             0 => 0,
+            4 => (1u64 << 53) - rng.below(max_period.saturating_mul(2).max(1)),
+            5 => (1u64 << 61) - rng.below(max_period.saturating_mul(2).max(1)),
             1 => u64::MAX - 1 - rng.below(max_period.saturating_mul(4).max(1)),
             _ => 1_700_000_000_000_000_000 + rng.below(1_000_000_000),
         };

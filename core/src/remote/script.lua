@@ -2,24 +2,64 @@
 -- that every number below is an exact integer, are in core/src/remote.rs (module docs).
 -- KEYS[1]: the record. ARGV[1]: the limiter's parameters. ARGV[2]: this call.
 -- Reply: { now (8 bytes), the record before, the record after } ("" for no record).
+-- A u64 is held either as a Lua number, an integer below 2^53 (exact in a double), or as four
+-- 16-bit limbs, least significant first (any u64). Every operation takes either form.
 local B = 65536
-local ZERO = { 0, 0, 0, 0 }
+local TWO53 = 9007199254740992
 local MAX = { 65535, 65535, 65535, 65535 }
+local byte, char, floor, unpack = string.byte, string.char, math.floor, unpack
 
--- 8 big-endian bytes at s[i..i+7] as four 16-bit limbs, least significant first.
+-- The limbs of v.
+local function limbs(v)
+  if type(v) == 'table' then return v end
+  local l1 = v % B
+  v = (v - l1) / B
+  local l2 = v % B
+  v = (v - l2) / B
+  local l3 = v % B
+  return { l1, l2, l3, (v - l3) / B }
+end
+
+-- Limbs as a number when below 2^53.
+local function norm(t)
+  if t[4] < 32 then return ((t[4] * B + t[3]) * B + t[2]) * B + t[1] end
+  return t
+end
+
+-- 8 big-endian bytes at s[i..i+7].
 local function u64(s, i)
-  local b1, b2, b3, b4, b5, b6, b7, b8 = string.byte(s, i, i + 7)
+  local b1, b2, b3, b4, b5, b6, b7, b8 = byte(s, i, i + 7)
+  if b1 == 0 and b2 < 32 then
+    return ((((((b1 * 256 + b2) * 256 + b3) * 256 + b4) * 256 + b5) * 256 + b6) * 256 + b7) * 256 + b8
+  end
   return { b7 * 256 + b8, b5 * 256 + b6, b3 * 256 + b4, b1 * 256 + b2 }
 end
 
-local function hi(l) return (l - l % 256) / 256 end
-
-local function bytes(a)
-  return string.char(hi(a[4]), a[4] % 256, hi(a[3]), a[3] % 256,
-    hi(a[2]), a[2] % 256, hi(a[1]), a[1] % 256)
+local function bytes(v)
+  local out = {}
+  if type(v) == 'number' then
+    for k = 8, 1, -1 do
+      local b = v % 256
+      out[k] = b
+      v = (v - b) / 256
+    end
+  else
+    for k = 1, 4 do
+      local l = v[k]
+      local lo = l % 256
+      out[9 - 2 * k] = (l - lo) / 256
+      out[10 - 2 * k] = lo
+    end
+  end
+  return char(unpack(out))
 end
 
 local function cmp(a, b)
+  if type(a) == 'number' and type(b) == 'number' then
+    if a < b then return -1 elseif a > b then return 1 end
+    return 0
+  end
+  a, b = limbs(a), limbs(b)
   for i = 4, 1, -1 do
     if a[i] ~= b[i] then
       if a[i] < b[i] then return -1 end
@@ -29,32 +69,47 @@ local function cmp(a, b)
   return 0
 end
 
-local function is_zero(a) return a[1] == 0 and a[2] == 0 and a[3] == 0 and a[4] == 0 end
+local function is_zero(a) return a == 0 end
 
 -- a + b, saturating at 2^64 - 1.
 local function add_sat(a, b)
+  if type(a) == 'number' and type(b) == 'number' then
+    local s = a + b
+    if s < TWO53 then return s end
+  end
+  a, b = limbs(a), limbs(b)
   local r, c = {}, 0
   for i = 1, 4 do
     local s = a[i] + b[i] + c
     if s >= B then r[i] = s - B; c = 1 else r[i] = s; c = 0 end
   end
   if c == 1 then return MAX end
-  return r
+  return norm(r)
 end
 
 -- a - b, or 0 when b >= a.
 local function sub_sat(a, b)
-  if cmp(a, b) <= 0 then return ZERO end
+  if type(a) == 'number' and type(b) == 'number' then
+    if a <= b then return 0 end
+    return a - b
+  end
+  if cmp(a, b) <= 0 then return 0 end
+  a, b = limbs(a), limbs(b)
   local r, c = {}, 0
   for i = 1, 4 do
     local s = a[i] - b[i] - c
     if s < 0 then r[i] = s + B; c = 1 else r[i] = s; c = 0 end
   end
-  return r
+  return norm(r)
 end
 
 -- a * b, saturating at 2^64 - 1.
 local function mul_sat(a, b)
+  if type(a) == 'number' and type(b) == 'number' then
+    local p = a * b
+    if p < TWO53 then return p end
+  end
+  a, b = limbs(a), limbs(b)
   local col = { 0, 0, 0, 0, 0, 0, 0 }
   for i = 1, 4 do
     if a[i] ~= 0 then
@@ -72,11 +127,13 @@ local function mul_sat(a, b)
     c = (s - lo) / B
   end
   if c ~= 0 or r[5] ~= 0 or r[6] ~= 0 or r[7] ~= 0 then return MAX end
-  return { r[1], r[2], r[3], r[4] }
+  return norm({ r[1], r[2], r[3], r[4] })
 end
 
--- floor(a / d) for d > 0: binary long division, one bit of a at a time.
+-- floor(a / d) for d > 0.
 local function div(a, d)
+  if type(a) == 'number' and type(d) == 'number' then return floor(a / d) end
+  a, d = limbs(a), limbs(d)
   local q = { 0, 0, 0, 0 }
   local r = { 0, 0, 0, 0, 0 }
   local dd = { d[1], d[2], d[3], d[4], 0 }
@@ -105,12 +162,13 @@ local function div(a, d)
       end
     end
   end
-  return q
+  return norm(q)
 end
 
--- a as a double, within a relative 2^-52 of its value (see the proof).
-local function float(a)
-  return ((a[4] * B + a[3]) * B + a[2]) * B + a[1]
+-- v as a double, within a relative 2^-52 of its value (see the proof).
+local function float(v)
+  if type(v) == 'number' then return v end
+  return ((v[4] * B + v[3]) * B + v[2]) * B + v[1]
 end
 
 local params, call, key = ARGV[1], ARGV[2], KEYS[1]
@@ -139,13 +197,7 @@ else
   if us >= 9007199254740992 then
     return redis.error_reply('ERR cellgate: TIME beyond 2^53 microseconds')
   end
-  local l = {}
-  for i = 1, 4 do
-    local lo = us % B
-    l[i] = lo
-    us = (us - lo) / B
-  end
-  now = mul_sat(l, { 1000, 0, 0, 0 })
+  now = mul_sat(us, 1000)
 end
 local a_cost, b_cost = {}, {}
 for i = 1, n do
@@ -159,16 +211,18 @@ local old = redis.call('GET', key)
 if not old then old = '' end
 local states = {}
 local valid = string.len(old) == 8 + 16 * n and string.sub(old, 1, 8) == fingerprint
+local held = false
 for i = 1, n do
   if valid then
     local last = u64(old, 9 + (i - 1) * 16)
     if cmp(last, MAX) == 0 then
-      states[i] = { absent = true, last = ZERO, missing = ZERO }
+      states[i] = { absent = true, last = 0, missing = 0 }
     else
+      held = true
       states[i] = { absent = false, last = last, missing = u64(old, 17 + (i - 1) * 16) }
     end
   else
-    states[i] = { absent = true, last = ZERO, missing = ZERO }
+    states[i] = { absent = true, last = 0, missing = 0 }
   end
 end
 
@@ -197,8 +251,10 @@ local function decide(q, st, cost, what)
   elseif what == REFUND then
     return true, { last = at, missing = sub_sat(m, mul_sat(cost, q.upc)) }
   end
-  return true, { last = at, missing = ZERO }
+  return true, { last = at, missing = 0 }
 end
+
+local changed = false
 
 -- A table's write: a key it does not hold is stored only to hold less than a full bucket.
 local function run(i, cost, what)
@@ -206,16 +262,18 @@ local function run(i, cost, what)
   local allowed, nxt = decide(rules[i], st, cost, what)
   if nxt and not (st.absent and is_zero(nxt.missing)) then
     states[i] = { absent = false, last = nxt.last, missing = nxt.missing }
+    changed = true
   end
   return allowed
 end
 
+local ABSENT = bytes(MAX) .. bytes(0)
 local function record()
   local parts, any = { fingerprint }, false
   for i = 1, n do
     local st = states[i]
     if st.absent then
-      parts[i + 1] = bytes(MAX) .. bytes(ZERO)
+      parts[i + 1] = ABSENT
     else
       any = true
       parts[i + 1] = bytes(st.last) .. bytes(st.missing)
@@ -225,7 +283,6 @@ local function record()
   return table.concat(parts)
 end
 
-local before = record()
 if op == CHECK then
   if single then
     run(1, a_cost[1], CHECK)
@@ -235,6 +292,7 @@ if op == CHECK then
     for i = 1, n do
       if not is_zero(a_cost[i]) and not run(i, a_cost[i], CHECK) then
         states = saved
+        changed = false
         break
       end
     end
@@ -255,8 +313,12 @@ else
   return redis.error_reply('ERR cellgate: unknown operation')
 end
 
-local after = record()
-if after ~= before then
+local after
+if not changed then
+  -- The record as it was, as core reads it ('' when it holds nothing of this limiter).
+  if held then after = old else after = '' end
+else
+  after = record()
   if after == '' then
     redis.call('DEL', key)
   else
@@ -286,4 +348,4 @@ if after ~= before then
     redis.call('SET', key, after, 'PX', string.format('%.0f', ttl_ms))
   end
 end
-return { bytes(now), before, after }
+return { bytes(now), old, after }
