@@ -38,42 +38,50 @@
 //!
 //! Lua numbers are IEEE doubles, exact for integers up to 2^53; core's states are `u64`
 //! nanoseconds and ticks (up to 2^64 − 1), so the script never holds a `u64` in one number. It
-//! holds every `u64` as four *limbs* `l1..l4`, each an integer in `[0, 2^16)`, worth
-//! `l1 + l2·2^16 + l3·2^32 + l4·2^48`. Each operation keeps every intermediate an integer below
-//! 2^53, so every double operation is exact:
+//! holds every `u64` as a pair `(h, l)` of integers in `[0, 2^32)`, worth `h·2^32 + l`. Each
+//! operation keeps every intermediate an integer below 2^53, so every double operation is exact
+//! (a sum, difference or product of integers is exact when the true result is below 2^53, and
+//! `x % 2^k`, `(x − x % 2^k) / 2^k` of such an integer are exact):
 //!
-//! * **bytes ↔ limbs**: `b·256 + b' < 2^16`; `l % 256` and `(l − l % 256) / 256` of `l < 2^16`.
-//! * **`add_sat`**: per limb `a + b + carry ≤ 2·(2^16 − 1) + 1 < 2^17`; a final carry means the
-//!   sum reached 2^64, and the result saturates to 2^64 − 1, as `u64::saturating_add`.
-//! * **`sub_sat`**: compared first (limb by limb from the top, exact); when `a > b`, per limb
-//!   `a − b − borrow ≥ −2^16`, and adding 2^16 gives `[0, 2^16)`. `b ≥ a` gives 0, as
-//!   `u64::saturating_sub`.
-//! * **`mul_sat`**: column `k` sums at most 4 products of limbs, each `< 2^32`, so `< 2^34`;
-//!   with the carry in (`< 2^19`) each column is `< 2^35`; `s % 2^16` and `(s − lo) / 2^16` of
-//!   such `s` are exact. The product has 7 columns (up to 2^112); any non-zero limb above the
-//!   fourth, or a carry out, means it reached 2^64, and the result saturates to 2^64 − 1, as
-//!   `u64::saturating_mul`.
-//! * **`div`** (interval refill only: `now / period_ns`): binary long division; the remainder
-//!   stays below the divisor `< 2^64`, so `2·r + bit < 2^65` fits five limbs; doubling a limb
-//!   plus a carry is `< 2^17`; subtraction as above; the quotient's limb gets `2^k`, `k < 16`,
-//!   added at most once per bit. Exact: `floor(a / d)`, as `u64` division.
+//! * **bytes ↔ pairs** (`rd`, `wr`): `((b·256 + b)·256 + b)·256 + b < 2^32`; `x % 256` and
+//!   `(x − x % 256) / 256` of `x < 2^32`.
+//! * **`gt`**: compares `h`, then `l`: exact comparisons of integers.
+//! * **`add`**: `l + l' < 2^33`, `h + h' + 1 < 2^33`; an `h` reaching 2^32 means the sum
+//!   reached 2^64, and the result saturates to 2^64 − 1, as `u64::saturating_add`.
+//! * **`dif`**: compared first; when `a > b`, `l − l' > −2^32`, and adding 2^32 gives
+//!   `[0, 2^32)`. `b ≥ a` gives 0, as `u64::saturating_sub`.
+//! * **`mul`**: both `h` non-zero means the product is at least 2^64 (saturate). Else one
+//!   factor, `a`, is below 2^32 (swapped if needed). If the other is too and `p = a·b` computes
+//!   below 2^53, it is exact (the true product is below 2^53: rounding is monotonic and 2^53 is
+//!   a double, so a true product of 2^53 or more computes as 2^53 or more). Otherwise `a` is
+//!   split into 16-bit halves `a₁·2^16 + a₀`: `t₀ = a₀·l`, `t₁ = a₁·l` are below 2^48,
+//!   `low = t₀ + (t₁ % 2^16)·2^16 < 2^49`, and `a·l = (⌊t₁/2^16⌋ + ⌊low/2^32⌋)·2^32 +
+//!   low % 2^32`, whose high part is below 2^33. `a·h` (with `h` the other factor's high half)
+//!   is below 2^32 or saturates (the same monotonicity argument decides `a·h ≥ 2^32` exactly);
+//!   a high part reaching 2^32 saturates, as `u64::saturating_mul`.
+//! * **`div`** (interval refill only: `now / period_ns`): below 2^53 both operands are exact
+//!   doubles and `⌊x / y⌋` is exact: if `x / y = k − r/y` with `0 < r < y`, the rounding error
+//!   of the division is at most `(x/y)·2^-53 < 1/y ≤ r/y` because `x < 2^53`, so the rounded
+//!   quotient stays in `[k − 1, k)`. Above, binary long division: the remainder stays below the
+//!   divisor `< 2^64`, so `2·r + 1 < 2^65` is held as a carry bit and a pair; every step is an
+//!   `add`/`dif` as above, and each quotient bit adds a power of two below 2^32 to one half.
 //! * **`TIME`**: seconds and microseconds are strings of integers; `s·10^6 + µs < 2^53` until
-//!   the year 2255 (checked: the script fails rather than round); split into limbs with `%` and
-//!   exact division by 2^16, then multiplied by 1000 with `mul_sat` (no saturation before the
-//!   year 2554).
+//!   the year 2255 (checked: the script fails rather than round); split into a pair with `%`
+//!   and an exact division by 2^32, then multiplied by 1000 with `mul` (no saturation before
+//!   the year 2554).
 //!
-//! Comparisons (`cmp`) compare limbs, which are exact. So the admission and the next state are
-//! exact for every quota core accepts, in the whole `u64` domain of core: no quota is refused
-//! for being unrepresentable, and no decision is rounded. (Besides, decode re-checks every
-//! state written against core.)
+//! So the admission and the next state are exact for every quota core accepts, in the whole
+//! `u64` domain of core: no quota is refused for being unrepresentable, and no decision is
+//! rounded. (Besides, decode re-checks every state written against core, and the Redis tests
+//! compare 14,400 random steps, values around 2^53 and 2^61 and near `u64::MAX` included.)
 //!
 //! The only doubles that are not exact integers are in the **expiry**, which decides nothing:
-//! `float(a)` of a limb number has a relative error below 2^-52 (two roundings of 2^-53), and
-//! the wait until full (`missing / ticks_per_ns` ns, or at most `(missing / rate + 1)·period`
-//! ns for interval refill) plus the lead of the bucket's time over `now` is computed with a
-//! handful more operations, within a relative 2^-49 of the true value `T`. The script sets
-//! `floor(T'/10^6·(1 + 2^-40)) + 2` ms (plus the grace), which is above `T` ns: the key expires
-//! after its bucket is full again, never before. It is capped at 2^52 ms (142,000 years).
+//! `h·2^32 + l` has a relative error of at most 2^-53, and the wait until full
+//! (`missing / ticks_per_ns` ns, or at most `(missing / rate + 1)·period` ns for interval refill)
+//! plus the lead of the bucket's time over `now` is computed with a handful more operations,
+//! within a relative 2^-49 of the true value `T`. The script sets `⌊T'/10^6·(1 + 2^-40)⌋ + 2` ms
+//! (plus the grace), which is above `T` ns: the key expires after its bucket is full again,
+//! never before. It is capped at 2^52 ms (142,000 years).
 //!
 //! # The record
 //!
