@@ -315,8 +315,8 @@ impl RemoteCall {
 /// Where a [`RemoteReservation`] was charged.
 #[derive(Debug, PartialEq, Eq, Hash)]
 enum Held {
-    /// In the store, under this Redis key.
-    Remote(Vec<u8>),
+    /// In the store: the Redis key, and the user key (for the outage policy of the settle).
+    Remote(Vec<u8>, Vec<u8>),
     /// On this host's fallback limiter.
     Local(LimiterReservation),
     /// Nowhere (admitted by [`OutagePolicy::FailOpen`]).
@@ -342,7 +342,7 @@ impl RemoteReservation {
 
     /// Whether it was charged in the store (not by the outage policy).
     pub fn is_remote(&self) -> bool {
-        matches!(self.held, Held::Remote(_))
+        matches!(self.held, Held::Remote(..))
     }
 }
 
@@ -688,7 +688,7 @@ impl RemoteLimiter {
                     })
             }
             Held::Untracked => Ok(SettlePlan::Done(self.open_decision())),
-            Held::Remote(key) => {
+            Held::Remote(key, user_key) => {
                 let mut used = [0u64; MAX_POLICY_QUOTAS];
                 let out = used.get_mut(..dimensions).ok_or(ConfigError::CostCount {
                     expected: dimensions,
@@ -710,7 +710,7 @@ impl RemoteLimiter {
                 }
                 Ok(SettlePlan::Remote(self.call(
                     key,
-                    b"",
+                    &user_key,
                     now_ns,
                     6,
                     Kind::Settle,
@@ -759,7 +759,7 @@ impl RemoteLimiter {
                 limiter_id: self.id,
                 costs,
                 dimensions: call.dimensions,
-                held: Held::Remote(call.key.clone()),
+                held: Held::Remote(call.key.clone(), call.user_key.clone()),
             }
         });
         Ok(RemoteDecided {
@@ -1322,6 +1322,29 @@ mod tests {
             .decode(&peek, &[foreign[0].clone(), foreign[2].clone(), Vec::new()])
             .unwrap();
         assert_eq!(seen.decision.decisions()[0].remaining, 3);
+    }
+
+    /// A settle's call names the user key of its reservation, which the outage fallback charges
+    /// (it was empty: a failed settle under `Fallback` looked at the key "" on this host).
+    #[test]
+    fn a_settle_call_keeps_the_user_key() {
+        let limiter = limiter("3/second", RemoteOptions::default());
+        let call = limiter.encode_reserve(b"k", Some(7), &[Some(2)]).unwrap();
+        let reply = fresh_check_reply(&limiter, 7, 2_000_000_000);
+        let reserved = limiter.decode(&call, &reply).unwrap();
+        let reservation = reserved.reservation.unwrap();
+        assert!(reservation.is_remote());
+        assert_eq!(reservation.costs(), &[2]);
+        let plan = limiter.settle(reservation, Some(8), 8, &[Some(1)]).unwrap();
+        let SettlePlan::Remote(settle) = plan else {
+            panic!("a remote reservation settles remotely")
+        };
+        assert_eq!(settle.key(), b"cellgate:{k}");
+        assert_eq!(settle.user_key(), b"k");
+        // Refund 1, charge nothing more.
+        assert_eq!(settle.argv()[0], 6);
+        assert_eq!(settle.argv()[10..18], 1u64.to_be_bytes());
+        assert_eq!(settle.argv()[18..26], 0u64.to_be_bytes());
     }
 
     #[test]

@@ -115,16 +115,14 @@ local single = byte(params, 4) == 1
 local fingerprint = sub(params, 5, 12)
 local gh, gl = rd(params, 13)
 local grace_ms = gh * P32 + gl
--- Per quota: capacity, units per cost, ticks per ns, period, rate.
-local cap_h, cap_l, upc_h, upc_l, tpn_h, tpn_l, per_h, per_l, rate_h, rate_l =
-  {}, {}, {}, {}, {}, {}, {}, {}, {}, {}
+-- Per quota i, at R[10(i-1) + 1..10]: capacity, units per cost, ticks per ns, period, rate,
+-- each as (h, l). (Flat arrays: a table costs more than its arithmetic here.)
+local R = {}
 for i = 1, n do
-  local o = 21 + (i - 1) * 40
-  cap_h[i], cap_l[i] = rd(params, o)
-  upc_h[i], upc_l[i] = rd(params, o + 8)
-  tpn_h[i], tpn_l[i] = rd(params, o + 16)
-  per_h[i], per_l[i] = rd(params, o + 24)
-  rate_h[i], rate_l[i] = rd(params, o + 32)
+  local o, r = 21 + (i - 1) * 40, (i - 1) * 10
+  for k = 0, 4 do
+    R[r + 2 * k + 1], R[r + 2 * k + 2] = rd(params, o + 8 * k)
+  end
 end
 
 local op = byte(argv, 1)
@@ -140,27 +138,31 @@ else
   local ul = us % P32
   nh, nl = mul((us - ul) / P32, ul, 0, 1000)
 end
-local ah, al, bh, bl = {}, {}, {}, {}
+-- Per quota i, at C[4(i-1) + 1..4]: the cost (for settle, the refund), the extra charge.
+local C = {}
 for i = 1, n do
-  ah[i], al[i] = rd(argv, 11 + (i - 1) * 16)
-  bh[i], bl[i] = rd(argv, 19 + (i - 1) * 16)
+  local c = (i - 1) * 4
+  C[c + 1], C[c + 2] = rd(argv, 11 + (i - 1) * 16)
+  C[c + 3], C[c + 4] = rd(argv, 19 + (i - 1) * 16)
 end
 
 -- The record: fingerprint, then per quota last_ns and missing; last_ns = 2^64 - 1 marks a
 -- quota that holds nothing for this key (a full bucket, as a table without the key).
 local old = call('GET', key)
 if not old then old = '' end
-local held, lh, ll, mh, ml = {}, {}, {}, {}, {}
+-- Per quota i, at S[5(i-1) + 1..5]: whether it holds a state, last_ns (h, l), missing (h, l).
+local S = {}
 local valid = len(old) == 8 + 16 * n and sub(old, 1, 8) == fingerprint
 local any = false
 for i = 1, n do
-  held[i], lh[i], ll[i], mh[i], ml[i] = false, 0, 0, 0, 0
+  local o = (i - 1) * 5
+  S[o + 1], S[o + 2], S[o + 3], S[o + 4], S[o + 5] = false, 0, 0, 0, 0
   if valid then
     local h, l = rd(old, 9 + (i - 1) * 16)
     if h ~= MH or l ~= ML then
       any = true
-      held[i], lh[i], ll[i] = true, h, l
-      mh[i], ml[i] = rd(old, 17 + (i - 1) * 16)
+      S[o + 1], S[o + 2], S[o + 3] = true, h, l
+      S[o + 4], S[o + 5] = rd(old, 17 + (i - 1) * 16)
     end
   end
 end
@@ -171,37 +173,39 @@ local changed = false
 -- Rule::decide on quota i, then a table's write: a key it does not hold is stored only to
 -- hold less than a full bucket. Returns whether admitted.
 local function run(i, ch, cl, what)
+  local o, r = (i - 1) * 5, (i - 1) * 10
+  local lh, ll = S[o + 2], S[o + 3]
   local th, tl = nh, nl
-  if gt(lh[i], ll[i], nh, nl) then th, tl = lh[i], ll[i] end
+  if gt(lh, ll, nh, nl) then th, tl = lh, ll end
   local rh, rl
   if interval then
-    local qh, ql = div(th, tl, per_h[i], per_l[i])
-    local ph, pl = div(lh[i], ll[i], per_h[i], per_l[i])
+    local qh, ql = div(th, tl, R[r + 7], R[r + 8])
+    local ph, pl = div(lh, ll, R[r + 7], R[r + 8])
     rh, rl = dif(qh, ql, ph, pl)
-    rh, rl = mul(rh, rl, rate_h[i], rate_l[i])
+    rh, rl = mul(rh, rl, R[r + 9], R[r + 10])
   else
-    rh, rl = dif(th, tl, lh[i], ll[i])
-    rh, rl = mul(rh, rl, tpn_h[i], tpn_l[i])
+    rh, rl = dif(th, tl, lh, ll)
+    rh, rl = mul(rh, rl, R[r + 5], R[r + 6])
   end
-  local xh, xl = dif(mh[i], ml[i], rh, rl)
+  local xh, xl = dif(S[o + 4], S[o + 5], rh, rl)
   local wh, wl
   if what == CHECK or what == PEEK then
-    local uh, ul = mul(ch, cl, upc_h[i], upc_l[i])
+    local uh, ul = mul(ch, cl, R[r + 3], R[r + 4])
     local fh, fl = add(xh, xl, uh, ul)
-    if gt(fh, fl, cap_h[i], cap_l[i]) then return false end
+    if gt(fh, fl, R[r + 1], R[r + 2]) then return false end
     if what == PEEK or (ch == 0 and cl == 0) then return true end
     wh, wl = fh, fl
   elseif what == FORCE then
-    local uh, ul = mul(ch, cl, upc_h[i], upc_l[i])
+    local uh, ul = mul(ch, cl, R[r + 3], R[r + 4])
     wh, wl = add(xh, xl, uh, ul)
   elseif what == REFUND then
-    local uh, ul = mul(ch, cl, upc_h[i], upc_l[i])
+    local uh, ul = mul(ch, cl, R[r + 3], R[r + 4])
     wh, wl = dif(xh, xl, uh, ul)
   else
     wh, wl = 0, 0
   end
-  if held[i] or wh ~= 0 or wl ~= 0 then
-    held[i], lh[i], ll[i], mh[i], ml[i] = true, th, tl, wh, wl
+  if S[o + 1] or wh ~= 0 or wl ~= 0 then
+    S[o + 1], S[o + 2], S[o + 3], S[o + 4], S[o + 5] = true, th, tl, wh, wl
     changed = true
   end
   return true
@@ -209,15 +213,14 @@ end
 
 if op == CHECK then
   if single then
-    run(1, ah[1], al[1], CHECK)
+    run(1, C[1], C[2], CHECK)
   else
-    local s_held, s_lh, s_ll, s_mh, s_ml = {}, {}, {}, {}, {}
+    local saved = {}
+    for k = 1, 5 * n do saved[k] = S[k] end
     for i = 1, n do
-      s_held[i], s_lh[i], s_ll[i], s_mh[i], s_ml[i] = held[i], lh[i], ll[i], mh[i], ml[i]
-    end
-    for i = 1, n do
-      if (ah[i] ~= 0 or al[i] ~= 0) and not run(i, ah[i], al[i], CHECK) then
-        held, lh, ll, mh, ml = s_held, s_lh, s_ll, s_mh, s_ml
+      local c = (i - 1) * 4
+      if (C[c + 1] ~= 0 or C[c + 2] ~= 0) and not run(i, C[c + 1], C[c + 2], CHECK) then
+        S = saved
         changed = false
         break
       end
@@ -226,14 +229,14 @@ if op == CHECK then
 elseif op == PEEK then
   -- nothing is written
 elseif op == FORCE or op == REFUND or op == RESET then
-  for i = 1, n do run(i, ah[i], al[i], op) end
+  for i = 1, n do run(i, C[4 * i - 3], C[4 * i - 2], op) end
 elseif op == SETTLE then
   if single then
-    run(1, ah[1], al[1], REFUND)
-    if bh[1] ~= 0 or bl[1] ~= 0 then run(1, bh[1], bl[1], FORCE) end
+    run(1, C[1], C[2], REFUND)
+    if C[3] ~= 0 or C[4] ~= 0 then run(1, C[3], C[4], FORCE) end
   else
-    for i = 1, n do run(i, ah[i], al[i], REFUND) end
-    for i = 1, n do run(i, bh[i], bl[i], FORCE) end
+    for i = 1, n do run(i, C[4 * i - 3], C[4 * i - 2], REFUND) end
+    for i = 1, n do run(i, C[4 * i - 1], C[4 * i], FORCE) end
   end
 else
   return redis.error_reply('ERR cellgate: unknown operation')
@@ -249,17 +252,18 @@ else
   -- Expire when every bucket is full again (an upper bound, see the proof), plus the grace.
   local ttl_ns = 0
   for i = 1, n do
-    if held[i] then
+    local o, r = (i - 1) * 5, (i - 1) * 10
+    if S[o + 1] then
       present = true
-      parts[i + 1] = wr(lh[i], ll[i]) .. wr(mh[i], ml[i])
-      local missing = mh[i] * P32 + ml[i]
+      parts[i + 1] = wr(S[o + 2], S[o + 3]) .. wr(S[o + 4], S[o + 5])
+      local missing = S[o + 4] * P32 + S[o + 5]
       local full_ns
       if interval then
-        full_ns = (missing / (rate_h[i] * P32 + rate_l[i]) + 1) * (per_h[i] * P32 + per_l[i])
+        full_ns = (missing / (R[r + 9] * P32 + R[r + 10]) + 1) * (R[r + 7] * P32 + R[r + 8])
       else
-        full_ns = missing / (tpn_h[i] * P32 + tpn_l[i])
+        full_ns = missing / (R[r + 5] * P32 + R[r + 6])
       end
-      local dh, dl = dif(lh[i], ll[i], nh, nl)
+      local dh, dl = dif(S[o + 2], S[o + 3], nh, nl)
       local t = dh * P32 + dl + full_ns
       if t > ttl_ns then ttl_ns = t end
     else
