@@ -15,6 +15,25 @@
 //! (`EVAL <SCRIPT> ...` after a `NOSCRIPT` error.) The reply is an array of three bulk strings,
 //! handed to [`RemoteLimiter::decode`] as they came.
 //!
+//! # What a client (a binding) does
+//!
+//! 1. Once: [`RemoteLimiter::new`] with the quotas, [`LimiterOptions`] and [`RemoteOptions`];
+//!    keep [`RemoteLimiter::params`] (`ARGV[1]`), [`SCRIPT`] and [`SCRIPT_SHA1_HEX`].
+//! 2. Per decision: [`RemoteLimiter::encode`] (or [`encode_reserve`](RemoteLimiter::encode_reserve))
+//!    with `now_ns: None` (Redis's clock); send `EVALSHA` as above on the user's client, under a
+//!    timeout; on a `NOSCRIPT` error send `EVAL` with the script text instead.
+//! 3. On a reply: [`RemoteLimiter::decode`] → [`RemoteDecided`] (the [`LimiterDecision`] and, for
+//!    an admitted reserve, the [`RemoteReservation`]). On an error, a timeout or a
+//!    [`ReplyError`]: [`RemoteLimiter::outage`] with the host's monotonic time (it applies the
+//!    [`OutagePolicy`]; `decision.reason` says which path decided), and count it.
+//! 4. To settle: [`RemoteLimiter::settle`] → [`SettlePlan::Remote`] (send and decode as in 2-3)
+//!    or [`SettlePlan::Done`].
+//! 5. Headers and 429 bodies: [`RemoteLimiter::render_headers`], [`render_429_body`](RemoteLimiter::render_429_body),
+//!    or any renderer of [`RemoteLimiter::local`]: the same bytes as the in-process limiter.
+//!
+//! Recovery is the client's loop: after a failure, skip Redis for a retry interval (answering
+//! with [`RemoteLimiter::outage`]), then try again; `cellgate-redis` shows one.
+//!
 //! # How the script decides, and why the reply is trusted
 //!
 //! The script reads the key's record, runs core's decision rule ([`Rule::decide`]) over every
