@@ -25,7 +25,7 @@ FFI_STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 FFI_CFLAGS := -std=c11 -Wall -Wextra -Werror -O1 -g
 FFI_SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 FFI_C_TESTS := ffi-c/tests/c/main.c ffi-c/tests/c/test_api.c ffi-c/tests/c/test_vectors.c \
-	ffi-c/tests/c/test_threads.c
+	ffi-c/tests/c/test_limiter.c ffi-c/tests/c/test_headers.c ffi-c/tests/c/test_threads.c
 FFI_HAMMER_THREADS ?= 4
 # bench-c: table sizes, checks per round, rounds per run, runs (interleaved).
 FFI_BENCH_KEYS ?= 1000 1000000
@@ -109,7 +109,7 @@ install: dist-c ## Install the C library, header and cellgate.pc under PREFIX (d
 # The C tests against dist/: once under ASan+UBSan (static library), once under valgrind
 # (shared library through pkg-config, as an application links it). Then a C++ build of the
 # header, and the example service and benchmark built with the same flags so they cannot rot.
-test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and valgrind (vectors, threads, NULLs), C++ header build
+test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and valgrind (vectors, header vectors, threads, NULLs), C++ header build
 	@$(PRELUDE)
 	# The header freshness test, with test-rust's exact cargo arguments so that it reuses
 	# that build (cbindgen included) instead of rebuilding with other features.
@@ -118,12 +118,15 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 	export PKG_CONFIG_PATH="$(FFI_DIST)/lib/pkgconfig"
 	mkdir -p "$(FFI_BUILD)"
 	step python3 ffi-c/tests/vectors_to_lines.py testdata/vectors "$(FFI_BUILD)/vectors.txt"
+	step python3 ffi-c/tests/headers_to_lines.py testdata/headers "$(FFI_BUILD)/headers.txt"
 	step $(CC) $(FFI_CFLAGS) $(FFI_SANITIZE) -pthread $$(pkg-config --cflags cellgate) \
 		$(FFI_C_TESTS) "$(FFI_DIST)/lib/libcellgate.a" $(FFI_STATIC_LIBS) -o "$(FFI_BUILD)/tests-asan"
 	step env ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		"$(FFI_BUILD)/tests-asan" "$(FFI_BUILD)/vectors.txt" $(FFI_HAMMER_THREADS) 50000
-	# The C block of the top-level README.md ("From C"), compiled as it stands and run against
-	# a 16-key table (ffi-c/tests/c/readme_main.c): served only when allowed, 503 on a full table.
+		"$(FFI_BUILD)/tests-asan" "$(FFI_BUILD)/vectors.txt" "$(FFI_BUILD)/headers.txt" \
+		$(FFI_HAMMER_THREADS) 50000
+	# The C block of the top-level README.md ("From C"), compiled as it stands and flooded with
+	# 100,000 new keys into a table for 1,000 under 1/hour (ffi-c/tests/c/readme_main.c): served
+	# only when allowed, a full table answered 429 with Retry-After, never 503.
 	step python3 ffi-c/tests/readme_snippet.py README.md "$(FFI_BUILD)/readme_snippet.c"
 	step $(CC) $(FFI_CFLAGS) $(FFI_SANITIZE) $$(pkg-config --cflags cellgate) \
 		"$(FFI_BUILD)/readme_snippet.c" ffi-c/tests/c/readme_main.c \
@@ -133,7 +136,8 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 		$$(pkg-config --libs cellgate) -Wl,-rpath,"$(FFI_DIST)/lib" -o "$(FFI_BUILD)/tests"
 	step $(VALGRIND) -q --error-exitcode=99 --leak-check=full \
 		--errors-for-leak-kinds=definite,indirect,possible --show-leak-kinds=definite,indirect,possible \
-		"$(FFI_BUILD)/tests" "$(FFI_BUILD)/vectors.txt" $(FFI_HAMMER_THREADS) 10000
+		"$(FFI_BUILD)/tests" "$(FFI_BUILD)/vectors.txt" "$(FFI_BUILD)/headers.txt" \
+		$(FFI_HAMMER_THREADS) 10000
 	step $(CXX) -std=c++11 -Wall -Wextra -Werror -pedantic $$(pkg-config --cflags cellgate) \
 		ffi-c/tests/cpp/header.cpp $$(pkg-config --libs cellgate) -Wl,-rpath,"$(FFI_DIST)/lib" \
 		-o "$(FFI_BUILD)/header-cpp"
@@ -152,6 +156,10 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 	# served, the head deadline closes them, SIGTERM stops it (about 4 s; the test stops the
 	# server however it ends).
 	step env ASAN_OPTIONS=detect_leaks=1 python3 examples/c/slow_clients_test.py \
+		"$(FFI_BUILD)/server-asan"
+	# A full table is a refusal like any other: 64 client addresses into a table for one are
+	# answered 200 or 429 with Retry-After, RateLimit headers and core's body, never 503.
+	step env ASAN_OPTIONS=detect_leaks=1 python3 examples/c/full_table_test.py \
 		"$(FFI_BUILD)/server-asan"
 
 demo-c: setup-c dist-c ## The C example service (examples/c/): 200s turning into 429s with Retry-After and RateLimit headers per client IP

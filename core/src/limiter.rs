@@ -336,6 +336,8 @@ impl Limiter {
     /// dimension `d`, `None` where none was named; see [`resolve_costs`]). A new key that a
     /// table cannot place is answered under the limiter's [`OnFull`], never an error.
     ///
+    /// [`Op::Reset`] uses no cost and ignores `costs` (any length, `&[]` included).
+    ///
     /// # Errors
     /// [`ConfigError::CostCount`] unless `costs` has one entry per dimension;
     /// [`ConfigError::MissingCost`] when several dimensions are configured and one has no
@@ -347,6 +349,12 @@ impl Limiter {
         costs: &[Option<u64>],
         op: Op,
     ) -> Result<LimiterDecision, ConfigError> {
+        if op == Op::Reset {
+            // A reset uses no cost: none need be named, whatever the dimensions.
+            let zeros = [0u64; MAX_POLICY_QUOTAS];
+            let zeros = zeros.get(..self.dimensions).unwrap_or_default();
+            return Ok(self.apply_resolved(key, now_ns, zeros, op));
+        }
         let mut resolved = [0u64; MAX_POLICY_QUOTAS];
         let resolved = self.resolve(costs, &mut resolved)?;
         Ok(self.apply_resolved(key, now_ns, resolved, op))

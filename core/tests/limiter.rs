@@ -310,3 +310,36 @@ fn the_limiter_decides_as_the_tables_it_wraps() {
         assert_eq!(got.decision(), want.decision());
     }
 }
+
+#[test]
+fn reset_names_no_cost_whatever_the_dimensions() {
+    let limiter = two_dimensions();
+    assert!(
+        limiter
+            .apply_at(b"k", 0, &[Some(60), Some(1000)], Op::Check)
+            .unwrap()
+            .allowed
+    );
+    let reset = limiter.apply_at(b"k", 0, &[], Op::Reset).unwrap();
+    assert_eq!(reset.decisions()[0].remaining, 60);
+    assert_eq!(reset.decisions()[1].remaining, 1000);
+    let single = Limiter::new(&[LimiterQuota::new(quota("1/hour"))], options()).unwrap();
+    assert!(
+        single
+            .apply_at(b"k", 0, &[None], Op::Check)
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        single
+            .apply_at(b"k", 0, &[None, None], Op::Reset)
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        single
+            .apply_at(b"k", 0, &[None], Op::Check)
+            .unwrap()
+            .allowed
+    );
+}

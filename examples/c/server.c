@@ -6,10 +6,12 @@
  *
  * It prints "listening on http://ADDRESS:PORT/" on stdout once it accepts connections, and
  * stops on SIGINT or SIGTERM. Every request (any path but /stats) costs 1 for its client's IP
- * (IPv6 clients by /56, IPv4-mapped addresses as IPv4): admitted, it answers 200 with the
- * IETF RateLimit and RateLimit-Policy headers; refused, 429 with Retry-After, the same
- * headers and the JSON body {"error":"rate_limited","retry_after":N}; when the table has no
- * room for a new client, 503 with Retry-After: 1. GET /stats answers the table's counters.
+ * (IPv6 clients by /56, IPv4-mapped addresses as IPv4) on one cg_limiter: admitted, it answers
+ * 200 with the IETF RateLimit and RateLimit-Policy headers; refused, 429 with Retry-After, the
+ * same headers and core's JSON body {"error":"rate_limited","retry_after":N}. A full table (no
+ * room for a new client among MAX_CLIENTS, none evicted) is a refusal like any other, with
+ * reason table_full: the same 429, headers and body, Retry-After saying when a slot can be
+ * reclaimed. GET /stats answers the table's counters.
  *
  * Slow and idle clients (slowloris): the whole request head must arrive within
  * HEAD_TIMEOUT_MS of the accept (default 5000), else the connection is answered 408 and
@@ -48,8 +50,7 @@
 /* How often a connection waiting for its head looks at `stopping`. */
 #define POLL_SLICE_MS 100
 
-static cg_keyed_limiter *limiter;
-static cg_quota quota;
+static cg_limiter *limiter;
 /* Connections held per client IP, counted by a second keyed limiter used as a semaphore:
  * its quota is CONNECTIONS_PER_CLIENT per CONNECTIONS_PER_CLIENT years, so a slot comes back
  * by itself only after a year; a check takes a slot, a refund gives it back. Lock-free, and
@@ -151,13 +152,15 @@ static int read_head(const struct connection *connection, char *request, size_t 
 
 static void serve_stats(int fd) {
     cg_keyed_stats stats;
+    size_t count = 0;
     char body[256];
-    if (cg_keyed_limiter_stats(limiter, &stats) != CG_STATUS_OK) return;
+    if (cg_limiter_stats(limiter, &stats, 1, &count) != CG_STATUS_OK) return;
     int n = snprintf(body, sizeof body,
                      "{\"live_keys\":%llu,\"reclaimed\":%llu,\"rejected_full\":%llu,"
-                     "\"slot_count\":%llu}\n",
+                     "\"admitted_untracked\":%llu,\"slot_count\":%llu}\n",
                      (unsigned long long)stats.live_keys, (unsigned long long)stats.reclaimed,
                      (unsigned long long)stats.rejected_full,
+                     (unsigned long long)stats.admitted_untracked,
                      (unsigned long long)stats.slot_count);
     respond(fd, "200 OK", "application/json", "", 0, body, (size_t)n);
 }
@@ -182,17 +185,11 @@ static void *serve(void *arg) {
         goto done;
     }
 
-    cg_decision decision;
-    cg_status status = cg_keyed_limiter_check(limiter, connection->key, connection->key_len,
-                                              CG_NOW, 1, &decision);
-    if (status == CG_STATUS_TABLE_FULL) {
-        /* Every slot near this client's holds a live client: refuse without evicting one. */
-        static const char extra[] = "Retry-After: 1\r\n";
-        static const char body[] = "{\"error\":\"busy\",\"retry_after\":1}";
-        respond(fd, "503 Service Unavailable", "application/json", extra, sizeof extra - 1,
-                body, sizeof body - 1);
-        goto done;
-    }
+    /* One decision per request, a full table's included (reason CG_REASON_TABLE_FULL: a
+     * denial like any other). */
+    cg_limiter_decision decision;
+    cg_status status = cg_limiter_check(limiter, connection->key, connection->key_len, CG_NOW,
+                                        NULL, 0, &decision);
     if (status != CG_STATUS_OK) {
         fprintf(stderr, "check failed: %s\n", cg_status_message(status));
         static const char body[] = "internal error\n";
@@ -201,11 +198,10 @@ static void *serve(void *arg) {
     }
 
     /* The rate-limit headers, on 200 and 429 alike. */
-    cg_policy_header policy = {"per-ip", CG_NUL_TERMINATED, quota, decision};
     char headers[HEADERS_MAX];
     size_t headers_len = 0;
-    if (cg_render_headers(CG_HEADER_STYLE_IETF, 0, &policy, 1, headers, sizeof headers,
-                          &headers_len) != CG_STATUS_OK)
+    if (cg_limiter_render_headers(limiter, &decision, CG_HEADER_STYLE_IETF, 0, headers,
+                                  sizeof headers, &headers_len) != CG_STATUS_OK)
         headers_len = 0;
     if (decision.allowed) {
         static const char body[] = "hello\n";
@@ -213,7 +209,9 @@ static void *serve(void *arg) {
     } else {
         char body[CG_MAX_429_BODY_BYTES];
         size_t body_len = 0;
-        cg_render_429_body(decision.retry_after_ns, body, sizeof body, &body_len);
+        if (cg_limiter_render_429_body(limiter, &decision, body, sizeof body, &body_len) !=
+            CG_STATUS_OK)
+            body_len = 0;
         respond(fd, "429 Too Many Requests", "application/json", headers, headers_len, body,
                 body_len);
     }
@@ -299,7 +297,8 @@ int main(int argc, char **argv) {
     argv += optind - 1;
     if (argc < 4 || argc > 5) return usage(program);
     size_t offset = 0;
-    cg_status status = cg_quota_parse(argv[3], CG_NUL_TERMINATED, &quota, &offset);
+    cg_limiter_quota per_ip = {{0, 0, 0}, NULL, 0, 0}; /* NULL: the default name, "5-in-10s" */
+    cg_status status = cg_quota_parse(argv[3], CG_NUL_TERMINATED, &per_ip.quota, &offset);
     if (status != CG_STATUS_OK) {
         fprintf(stderr, "rate \"%s\": %s (at byte %zu)\n", argv[3], cg_status_message(status),
                 offset);
@@ -307,14 +306,19 @@ int main(int argc, char **argv) {
     }
     long long max_clients = argc == 5 ? parse_number(argv[4], 1, LLONG_MAX) : 100000;
     if (max_clients < 0) return usage(program);
-    status = cg_keyed_limiter_new(quota, CG_REFILL_GREEDY, (size_t)max_clients, NULL, &limiter);
+    cg_limiter_options options;
+    cg_limiter_options_init(&options);
+    options.max_keys = (size_t)max_clients;
+    status = cg_limiter_new(&per_ip, 1, &options, &limiter);
     if (status != CG_STATUS_OK) {
         fprintf(stderr, "limiter: %s\n", cg_status_message(status));
         return 1;
     }
     /* The connection slots: N per N years (a slot per year comes back by itself), burst N.
      * At most ACTIVE_MAX clients hold a connection at once; 4 times that many keys keeps
-     * CG_STATUS_TABLE_FULL away (it begins near 70 % of max_keys live). */
+     * CG_STATUS_TABLE_FULL away (it begins near 70 % of max_keys live). This one stays a
+     * keyed limiter: it counts connections, and its refusal is the 503 below, not a rate
+     * limit. */
     cg_quota slots;
     status = cg_quota_new(connections_per_client,
                           connections_per_client * 365 * CG_NS_PER_DAY, connections_per_client,
@@ -323,7 +327,7 @@ int main(int argc, char **argv) {
         status = cg_keyed_limiter_new(slots, CG_REFILL_GREEDY, 4 * ACTIVE_MAX, NULL, &connections);
     if (status != CG_STATUS_OK) {
         fprintf(stderr, "connection slots: %s\n", cg_status_message(status));
-        cg_keyed_limiter_free(limiter);
+        cg_limiter_free(limiter);
         return 1;
     }
 
@@ -339,7 +343,7 @@ int main(int argc, char **argv) {
             close(listener);
         }
         cg_keyed_limiter_free(connections);
-        cg_keyed_limiter_free(limiter);
+        cg_limiter_free(limiter);
         return 1;
     }
     /* SIGINT/SIGTERM interrupt accept() (no SA_RESTART) and stop the loop. They are blocked
@@ -424,7 +428,7 @@ int main(int argc, char **argv) {
     }
     if (atomic_load(&active) == 0) {
         cg_keyed_limiter_free(connections);
-        cg_keyed_limiter_free(limiter);
+        cg_limiter_free(limiter);
     }
     fprintf(stderr, "stopped\n");
     return 0;

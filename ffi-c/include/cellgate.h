@@ -1,5 +1,6 @@
 /*
- * cellgate: exact, lock-free rate limiting (GCRA and token bucket), C API.
+ * cellgate: exact, lock-free rate limiting (GCRA and token bucket), C API. Start with
+ * cg_limiter (cg_limiter_new, cg_limiter_check): core's Limiter, as in Python and Node.
  *
  * Conventions (ffi-c/README.md has the whole guide):
  *  - every function returns a cg_status (CG_STATUS_OK is 0); cg_status_message() explains one;
@@ -35,6 +36,16 @@
 // The library's patch version.
 #define CG_VERSION_PATCH 0
 
+// Greedy (continuous) refill: one cost unit every `period / rate`, exactly; decides as GCRA.
+#define CG_REFILL_GREEDY 0
+
+// Interval refill: `rate_cost` units at once at every multiple of `period_ns` on the clock's
+// time line, never above the burst.
+#define CG_REFILL_INTERVAL 1
+
+// The longest client key `cg_client_key_*` writes (an IPv6 /128 key).
+#define CG_CLIENT_KEY_MAX_LEN 18
+
 // Pass as `now_ns` to read the object's clock instead of giving the time: the built-in
 // monotonic clock, or the manual clock the object was built with.
 //
@@ -61,14 +72,28 @@
 // bucket is full: `now_unix_s + ceil(reset_after_ns / 1e9)`.
 #define CG_HEADER_STYLE_LEGACY_EPOCH 2
 
-// The most header lines one rendering writes.
+// Per-dimension headers as Anthropic's API sends them, for LLM API clients:
+// `anthropic-ratelimit-{name}-limit`, `-remaining`, `-reset` (RFC 3339 UTC, from `now_unix_s`)
+// for each policy, then `retry-after` and `retry-after-ms` on a denial. Names become part of
+// header names: ASCII letters, digits, `-` and `_` only (`_` is written `-`), else
+// `CG_STATUS_INVALID_NAME`.
+#define CG_HEADER_STYLE_ANTHROPIC 3
+
+// Per-dimension headers as OpenAI's API sends them: `x-ratelimit-limit-{name}`,
+// `x-ratelimit-remaining-{name}`, `x-ratelimit-reset-{name}` (a duration: `20ms`, `59s`,
+// `6m0s`), then `retry-after` and `retry-after-ms` on a denial; names as for
+// `CG_HEADER_STYLE_ANTHROPIC`.
+#define CG_HEADER_STYLE_OPENAI 4
+
+// The most header lines one rendering writes in the IETF and legacy styles.
 #define CG_MAX_HEADERS 4
+
+// The most header lines one rendering writes in any style (the per-dimension ones: three per
+// policy, and two retry headers).
+#define CG_MAX_DIMENSION_HEADERS 26
 
 // The longest 429 body `cg_render_429_body` writes; a buffer this long never fails.
 #define CG_MAX_429_BODY_BYTES 50
-
-// The longest client key `cg_client_key_*` writes (an IPv6 /128 key).
-#define CG_CLIENT_KEY_MAX_LEN 18
 
 // The largest `max_keys` of a keyed limiter or policy, as in every runtime (2^27: about
 // 5.7 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
@@ -77,12 +102,35 @@
 // The `max_keys` the other runtimes use when none is given (about 4.3 MB per quota).
 #define CG_DEFAULT_MAX_KEYS 100000
 
-// Greedy (continuous) refill: one cost unit every `period / rate`, exactly; decides as GCRA.
-#define CG_REFILL_GREEDY 0
+// Deny a new key that a full table has no room for (the default): the decision is a denial
+// with reason `CG_REASON_TABLE_FULL` and a `Retry-After` for when a slot can be reclaimed.
+#define CG_ON_FULL_DENY 0
 
-// Interval refill: `rate_cost` units at once at every multiple of `period_ns` on the clock's
-// time line, never above the burst.
-#define CG_REFILL_INTERVAL 1
+// Admit a new key that a full table has no room for as a fresh key would be admitted,
+// without storing it (fail open): reason `CG_REASON_UNTRACKED`, counted in the stats'
+// `admitted_untracked`.
+#define CG_ON_FULL_ALLOW_UNTRACKED 1
+
+// `cg_limiter_apply`'s op: admit the costs if every quota has room, consuming them; a denial
+// changes nothing.
+#define CG_OP_CHECK 0
+
+// Whether `CG_OP_CHECK` would admit, without consuming or inserting.
+#define CG_OP_PEEK 1
+
+// Consume the costs whether or not they fit (debt); `allowed` says whether they fitted.
+#define CG_OP_FORCE 2
+
+// Give the costs back, never above a full bucket.
+#define CG_OP_REFUND 3
+
+// Make the key's buckets full (the costs are resolved, then unused).
+#define CG_OP_RESET 4
+
+// A cost that is not named: on a limiter of one dimension the default cost (1), on a settle
+// the estimate, on a limiter of several dimensions `CG_STATUS_MISSING_COST`. (`UINT64_MAX`,
+// so that cost itself cannot be passed; any cost above the burst is denied alike.)
+#define CG_COST_DEFAULT UINT64_MAX
 
 // The most entries one policy holds (and so the most dimensions).
 #define CG_MAX_POLICY_QUOTAS 8
@@ -136,8 +184,9 @@ typedef enum cg_status {
     CG_STATUS_PERIOD_OVERFLOW = 9,
     // A token bucket's initial fill exceeds its burst.
     CG_STATUS_INITIAL_FILL_ABOVE_BURST = 10,
-    // A new key could not be placed: every slot in both its windows holds a live key. No live
-    // key is ever evicted; answer 429 (or 503).
+    // A new key could not be placed in a keyed limiter's or policy's table: every slot in
+    // both its windows holds a live key. No live key is ever evicted; answer 429 with a
+    // `Retry-After`. (A `cg_limiter` never returns it: a full table is one of its decisions.)
     CG_STATUS_TABLE_FULL = 11,
     // The output buffer is too small; the exact length needed is reported.
     CG_STATUS_BUFFER_TOO_SMALL = 12,
@@ -171,7 +220,36 @@ typedef enum cg_status {
     CG_STATUS_DUPLICATE_NAME = 25,
     // `max_keys` is outside 1 to `CG_MAX_MAX_KEYS`, as in every runtime.
     CG_STATUS_INVALID_MAX_KEYS = 26,
+    // A limiter needs at least one quota (`cg_limiter_new` with a count of 0).
+    CG_STATUS_NO_QUOTAS = 27,
+    // No quota of a limiter is charged in some dimension below the highest one used:
+    // dimensions are numbered from 0 without gaps.
+    CG_STATUS_DIMENSION_GAP = 28,
+    // `CG_REFILL_INTERVAL` applies to a single quota; several quotas refill greedily.
+    CG_STATUS_REFILL_NEEDS_ONE_QUOTA = 29,
+    // The reservation was made by another limiter (`cg_limiter_settle`).
+    CG_STATUS_FOREIGN_RESERVATION = 30,
+    // A limiter of several dimensions was given no cost (`CG_COST_DEFAULT`, or no costs at
+    // all) for some dimension: each needs one, 0 included.
+    CG_STATUS_MISSING_COST = 31,
 } cg_status;
+
+// Why a limiter decided as it did. The numbers are stable; `cg_reason_name` gives the name
+// every runtime uses.
+typedef enum cg_reason {
+    // The key's own buckets decided (`"limit"`).
+    CG_REASON_LIMIT = 0,
+    // Denied: a table had no room for this new key, under `CG_ON_FULL_DENY`
+    // (`"table_full"`). Answer it as any denial: 429 with the rendered headers.
+    CG_REASON_TABLE_FULL = 1,
+    // Admitted without being stored: a table had no room, under
+    // `CG_ON_FULL_ALLOW_UNTRACKED` (`"untracked"`).
+    CG_REASON_UNTRACKED = 2,
+} cg_reason;
+
+// One bucket (a cell): GCRA, or a token bucket with greedy or interval refill. Lock-free
+// and safe to share between threads; free it with `cg_cell_free`.
+typedef struct cg_cell cg_cell;
 
 // A manual clock: time that moves only when told to, for tests. Build limiters and policies
 // with it, pass `CG_NOW`, and move time with `cg_clock_advance` / `cg_clock_set`.
@@ -196,9 +274,14 @@ typedef struct cg_keyed_limiter cg_keyed_limiter;
 // call. Safe to share between threads.
 typedef struct cg_keyed_policy cg_keyed_policy;
 
-// A limiter for one bucket: GCRA, or a token bucket with greedy or interval refill. Lock-free
-// and safe to share between threads; free it with `cg_limiter_free`.
+// A keyed rate limiter over named quotas and dimensions: core's `Limiter`, the recommended
+// entry point. Tables are allocated by `cg_limiter_new` and never after; lock-free, and safe
+// to share between threads. Free it with `cg_limiter_free`.
 typedef struct cg_limiter cg_limiter;
+
+// An admitted estimate, to settle once with the actual costs (`cg_limiter_settle`, which
+// frees it) on the limiter that made it.
+typedef struct cg_limiter_reservation cg_limiter_reservation;
 
 // A policy for one client: up to `CG_MAX_POLICY_QUOTAS` named quotas over dimensions,
 // decided all-or-nothing without locks. Safe to share between threads.
@@ -270,11 +353,74 @@ typedef struct cg_keyed_stats {
     uint64_t live_keys;
     // Slots taken over from idle keys (whose bucket was full again).
     uint64_t reclaimed;
-    // New keys refused with `CG_STATUS_TABLE_FULL`.
+    // New keys that found no room (both their windows held only live keys): refused with
+    // `CG_STATUS_TABLE_FULL` by a keyed limiter, answered under its `on_full` by a
+    // `cg_limiter`.
     uint64_t rejected_full;
     // Slots in the table (the most keys it can ever hold).
     uint64_t slot_count;
+    // New keys admitted without a slot (`CG_ON_FULL_ALLOW_UNTRACKED`; always 0 for a keyed
+    // limiter).
+    uint64_t admitted_untracked;
 } cg_keyed_stats;
+
+// A limiter's options beside its quotas. `cg_limiter_options_init` fills the defaults;
+// passing NULL to `cg_limiter_new` means them.
+typedef struct cg_limiter_options {
+    // `CG_REFILL_GREEDY` (the default) or `CG_REFILL_INTERVAL` (a single quota only).
+    uint32_t refill;
+    // `CG_ON_FULL_DENY` (the default) or `CG_ON_FULL_ALLOW_UNTRACKED`.
+    uint32_t on_full;
+    // Keys each quota's table has room for at once: 1 to `CG_MAX_MAX_KEYS`
+    // (`CG_DEFAULT_MAX_KEYS`, 100,000, by default; about 43 bytes per key and quota).
+    size_t max_keys;
+    // The clock read when an operation is given `CG_NOW`: NULL (the default) for the built-in
+    // monotonic clock, or a manual clock (shared; see `cg_clock`).
+    const struct cg_clock *clock;
+    // Whether `seed_k0` and `seed_k1` are the key hash's secret; false (the default) draws a
+    // random one. Fixed seeds are for tests: keep a real one secret.
+    bool seeded;
+    // The first half of the hash seed, when `seeded`.
+    uint64_t seed_k0;
+    // The second half of the hash seed, when `seeded`.
+    uint64_t seed_k1;
+} cg_limiter_options;
+
+// One quota of a limiter: what it allows, how headers name it, which cost it is charged.
+typedef struct cg_limiter_quota {
+    // The quota.
+    struct cg_quota quota;
+    // The name headers show (printable ASCII, unique; copied), `name_len` bytes or
+    // `CG_NUL_TERMINATED`. NULL: the default name, the same in every runtime (`"100-in-1min"`,
+    // `"10-in-1s"`, `"500-in-7d"`).
+    const char *name;
+    // The name's length in bytes, or `CG_NUL_TERMINATED`; unused when `name` is NULL.
+    size_t name_len;
+    // The dimension this quota is charged in: the index of its cost in each call's costs.
+    // Dimensions are numbered from 0 without gaps; most limiters have one, 0.
+    size_t dimension;
+} cg_limiter_quota;
+
+// A limiter's decision: whether the request was admitted, why, every quota's decision and
+// the binding one. Filled on allow and deny alike; render its headers with
+// `cg_limiter_render_headers`.
+typedef struct cg_limiter_decision {
+    // Whether the request was admitted (every quota admitted its cost, and all were charged;
+    // if not, none was).
+    bool allowed;
+    // Which path decided: the buckets, or a full table under the limiter's on-full policy.
+    enum cg_reason reason;
+    // The binding quota's index: when denied, the refusing quota with the longest wait; when
+    // allowed, the quota with the least remaining.
+    size_t binding;
+    // The binding quota's decision with the limiter's `allowed` (`retry_after_ns` 0 when
+    // allowed).
+    struct cg_decision decision;
+    // How many quotas `decisions` holds (the limiter's quota count).
+    size_t count;
+    // Every quota's decision, in quota order; entries past `count` are zero.
+    struct cg_decision decisions[CG_MAX_POLICY_QUOTAS];
+} cg_limiter_decision;
 
 // One entry of a policy: a named quota charged the cost of one dimension.
 //
@@ -315,6 +461,157 @@ extern "C" {
 // The library's version, `"MAJOR.MINOR.PATCH"`: static, NUL-terminated, never NULL. Compare it
 // with the header's `CG_VERSION` to detect a header and library from different releases.
 const char *cg_version(void);
+
+// Creates a GCRA cell for `quota`, starting full; `*out` receives it.
+//
+// `clock` is the clock read when an operation is given `CG_NOW`: NULL for the built-in
+// monotonic clock, or a manual clock (shared, not copied; see `cg_clock`).
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT` (`out`), or the quota's status (`CG_STATUS_ZERO_RATE`, ...).
+//
+// # Safety
+// `clock` is NULL or a live clock; `out` is NULL or valid for writing a pointer.
+enum cg_status cg_cell_new_gcra(struct cg_quota quota,
+                                const struct cg_clock *clock,
+                                struct cg_cell **out);
+
+// Creates a token bucket for `quota` with `refill` (`CG_REFILL_GREEDY` or
+// `CG_REFILL_INTERVAL`) holding `initial_tokens` (`CG_FULL` for a full bucket) as of `now_ns`
+// (or `CG_NOW`: the clock's time); `*out` receives it. `clock` as for `cg_cell_new_gcra`.
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT` (`out`), `CG_STATUS_INVALID_ARGUMENT` (unknown `refill`), the
+// quota's status, `CG_STATUS_INITIAL_FILL_ABOVE_BURST`.
+//
+// # Safety
+// As `cg_cell_new_gcra`.
+enum cg_status cg_cell_new_token_bucket(struct cg_quota quota,
+                                        uint32_t refill,
+                                        uint64_t initial_tokens,
+                                        uint64_t now_ns,
+                                        const struct cg_clock *clock,
+                                        struct cg_cell **out);
+
+// Frees a cell. NULL does nothing.
+//
+// # Safety
+// `cell` is NULL or a cell not yet freed, that no other thread is using.
+void cg_cell_free(struct cg_cell *cell);
+
+// Tests and consumes `cost` at `now_ns` (or `CG_NOW`), atomically: admitted only if the whole
+// cost fits; a denial changes nothing. Cost 0 is a pure peek; a cost above the burst is denied
+// with `retry_after_ns == CG_NEVER`. The decision goes to `*out`.
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT` when `cell` or `out` is NULL (nothing is consumed).
+//
+// # Safety
+// `cell` is NULL or a live cell; `out` is NULL or valid for writing a `cg_decision`.
+enum cg_status cg_cell_check(const struct cg_cell *cell,
+                             uint64_t now_ns,
+                             uint64_t cost,
+                             struct cg_decision *out);
+
+// The decision `cg_cell_check` would make, without consuming.
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT` when `cell` or `out` is NULL.
+//
+// # Safety
+// As `cg_cell_check`.
+enum cg_status cg_cell_peek(const struct cg_cell *cell,
+                            uint64_t now_ns,
+                            uint64_t cost,
+                            struct cg_decision *out);
+
+// Consumes `cost` whether or not it fits, going into debt if needed (later requests wait
+// until it is repaid). `allowed` says whether it fitted. `out` may be NULL.
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT` when `cell` is NULL.
+//
+// # Safety
+// As `cg_cell_check`.
+enum cg_status cg_cell_force(const struct cg_cell *cell,
+                             uint64_t now_ns,
+                             uint64_t cost,
+                             struct cg_decision *out);
+
+// Gives `cost` back (a request admitted but not performed), never above a full bucket.
+// `out` may be NULL.
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT` when `cell` is NULL.
+//
+// # Safety
+// As `cg_cell_check`.
+enum cg_status cg_cell_refund(const struct cg_cell *cell,
+                              uint64_t now_ns,
+                              uint64_t cost,
+                              struct cg_decision *out);
+
+// Makes the bucket full, forgetting all consumption and debt (it keeps the latest time seen).
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT` when `cell` is NULL.
+//
+// # Safety
+// `cell` is NULL or a live cell.
+enum cg_status cg_cell_reset(const struct cg_cell *cell);
+
+// The cell's quota, into `*out`.
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT` when `cell` or `out` is NULL.
+//
+// # Safety
+// `cell` is NULL or a live cell; `out` is NULL or valid for writing a `cg_quota`.
+enum cg_status cg_cell_quota(const struct cg_cell *cell, struct cg_quota *out);
+
+// The limiter key of a client IP address given as text (`192.0.2.1`, `2001:db8::1`,
+// `[2001:db8::1]:8080`, `fe80::1%eth0`, with surrounding whitespace), as core's `ClientKey`
+// builds it: IPv4 (and IPv4-mapped IPv6) by address, IPv6 by its first `ipv6_prefix_len`
+// bits (0 for the default, 56). The key's bytes go to `out` (at most `CG_CLIENT_KEY_MAX_LEN`)
+// and their number to `*len`.
+//
+// # Errors
+// `CG_STATUS_INVALID_ADDRESS` (the empty text too, NULL with length 0 included),
+// `CG_STATUS_INVALID_UTF8`, `CG_STATUS_INVALID_PREFIX_LENGTH`, `CG_STATUS_BUFFER_TOO_SMALL`
+// (with the length needed in `*len`; nothing is written to `out`), `CG_STATUS_NULL_ARGUMENT`
+// (`len`, `text` with a non-zero length or `CG_NUL_TERMINATED`, `out` with a non-zero
+// capacity).
+//
+// # Safety
+// `text` is NULL or readable as `text_len` says (or NUL-terminated with
+// `CG_NUL_TERMINATED`); `out` is NULL or valid for writing `capacity` bytes; `len` is NULL or
+// writable.
+enum cg_status cg_client_key_parse(const char *text,
+                                   size_t text_len,
+                                   uint32_t ipv6_prefix_len,
+                                   uint8_t *out,
+                                   size_t capacity,
+                                   size_t *len);
+
+// The limiter key of a client IP address given as bytes in network order (`address_len` 4
+// for IPv4, 16 for IPv6, as in `struct in_addr` / `struct in6_addr`); otherwise as
+// `cg_client_key_parse`.
+//
+// # Errors
+// `CG_STATUS_INVALID_ARGUMENT` (an `address_len` other than 4 or 16: 0, the empty address, is
+// this whether `address` is NULL or not), `CG_STATUS_INVALID_PREFIX_LENGTH`,
+// `CG_STATUS_BUFFER_TOO_SMALL` (as for `cg_client_key_parse`), `CG_STATUS_NULL_ARGUMENT`
+// (`len`, `address` with a non-zero length, `out` with a non-zero capacity).
+//
+// # Safety
+// `address` is NULL or points to `address_len` bytes (NULL only with length 0); `out` is NULL or valid for writing
+// `capacity` bytes; `len` is NULL or writable.
+enum cg_status cg_client_key_from_ip(const uint8_t *address,
+                                     size_t address_len,
+                                     uint32_t ipv6_prefix_len,
+                                     uint8_t *out,
+                                     size_t capacity,
+                                     size_t *len);
 
 // Creates a manual clock reading `start_ns` until moved; `*out` receives it (free it with
 // `cg_clock_free`).
@@ -378,7 +675,8 @@ enum cg_status cg_monotonic_now(uint64_t *out_ns);
 // # Errors
 // As `cg_render_headers`; `CG_STATUS_BUFFER_TOO_SMALL` when `buf_len` is below the length
 // needed (reported in `*len`) or `fields_capacity` below the number of headers (reported in
-// `*field_count`; `CG_MAX_HEADERS` always suffices), and nothing is written to `buf` or
+// `*field_count`; `CG_MAX_HEADERS` always suffices for the IETF and legacy styles,
+// `CG_MAX_DIMENSION_HEADERS` for every style), and nothing is written to `buf` or
 // `fields`; `CG_STATUS_NULL_ARGUMENT` also for `field_count`, or `fields` with a non-zero
 // capacity.
 //
@@ -399,7 +697,7 @@ enum cg_status cg_render_header_fields(uint32_t style,
 // Renders the rate-limit headers for `count` policies in `style` (`CG_HEADER_STYLE_*`) into
 // `buf` as HTTP header lines, `Name: value\r\n` each, ready to append to a response head (no
 // NUL is written). `*len` receives the number of bytes written; `now_unix_s` is used by
-// `CG_HEADER_STYLE_LEGACY_EPOCH` only.
+// `CG_HEADER_STYLE_LEGACY_EPOCH` and `CG_HEADER_STYLE_ANTHROPIC` only.
 //
 // The values are core's, byte for byte the same in every runtime: durations in whole seconds
 // rounded up; `Retry-After` only when some policy denied, at least 1, omitted when the wait
@@ -437,57 +735,13 @@ enum cg_status cg_render_headers(uint32_t style,
 // `buf` is NULL or valid for writing `buf_len` bytes; `len` is NULL or writable.
 enum cg_status cg_render_429_body(uint64_t retry_after_ns, char *buf, size_t buf_len, size_t *len);
 
-// The limiter key of a client IP address given as text (`192.0.2.1`, `2001:db8::1`,
-// `[2001:db8::1]:8080`, `fe80::1%eth0`, with surrounding whitespace), as core's `ClientKey`
-// builds it: IPv4 (and IPv4-mapped IPv6) by address, IPv6 by its first `ipv6_prefix_len`
-// bits (0 for the default, 56). The key's bytes go to `out` (at most `CG_CLIENT_KEY_MAX_LEN`)
-// and their number to `*len`.
-//
-// # Errors
-// `CG_STATUS_INVALID_ADDRESS` (the empty text too, NULL with length 0 included),
-// `CG_STATUS_INVALID_UTF8`, `CG_STATUS_INVALID_PREFIX_LENGTH`, `CG_STATUS_BUFFER_TOO_SMALL`
-// (with the length needed in `*len`; nothing is written to `out`), `CG_STATUS_NULL_ARGUMENT`
-// (`len`, `text` with a non-zero length or `CG_NUL_TERMINATED`, `out` with a non-zero
-// capacity).
-//
-// # Safety
-// `text` is NULL or readable as `text_len` says (or NUL-terminated with
-// `CG_NUL_TERMINATED`); `out` is NULL or valid for writing `capacity` bytes; `len` is NULL or
-// writable.
-enum cg_status cg_client_key_parse(const char *text,
-                                   size_t text_len,
-                                   uint32_t ipv6_prefix_len,
-                                   uint8_t *out,
-                                   size_t capacity,
-                                   size_t *len);
-
-// The limiter key of a client IP address given as bytes in network order (`address_len` 4
-// for IPv4, 16 for IPv6, as in `struct in_addr` / `struct in6_addr`); otherwise as
-// `cg_client_key_parse`.
-//
-// # Errors
-// `CG_STATUS_INVALID_ARGUMENT` (an `address_len` other than 4 or 16: 0, the empty address, is
-// this whether `address` is NULL or not), `CG_STATUS_INVALID_PREFIX_LENGTH`,
-// `CG_STATUS_BUFFER_TOO_SMALL` (as for `cg_client_key_parse`), `CG_STATUS_NULL_ARGUMENT`
-// (`len`, `address` with a non-zero length, `out` with a non-zero capacity).
-//
-// # Safety
-// `address` is NULL or points to `address_len` bytes (NULL only with length 0); `out` is NULL or valid for writing
-// `capacity` bytes; `len` is NULL or writable.
-enum cg_status cg_client_key_from_ip(const uint8_t *address,
-                                     size_t address_len,
-                                     uint32_t ipv6_prefix_len,
-                                     uint8_t *out,
-                                     size_t capacity,
-                                     size_t *len);
-
 // Creates a keyed limiter: every key gets `quota`, refilled per `refill`
 // (`CG_REFILL_GREEDY`, which is GCRA, or `CG_REFILL_INTERVAL`), in a table sized for
 // `max_keys` keys live at once (1 to `CG_MAX_MAX_KEYS`; `max_keys × 4/3` slots of 32 bytes, at
 // least 16). Refusals
 // with `CG_STATUS_TABLE_FULL` begin near 70 % of `max_keys` live keys, and with `max_keys`
 // live about 0.1 % of new keys get it: size it above the live keys you expect (idle keys are reclaimed and do not count). `clock` as for
-// `cg_limiter_new_gcra`. `*out` receives the limiter.
+// `cg_cell_new_gcra`. `*out` receives the limiter.
 //
 // # Errors
 // `CG_STATUS_NULL_ARGUMENT` (`out`), `CG_STATUS_INVALID_ARGUMENT` (unknown `refill`, or a
@@ -509,7 +763,7 @@ enum cg_status cg_keyed_limiter_new(struct cg_quota quota,
 void cg_keyed_limiter_free(struct cg_keyed_limiter *limiter);
 
 // Tests and consumes `cost` for the key (`key_len` bytes at `key`; NULL with length 0 is the
-// empty key) at `now_ns` (or `CG_NOW`), atomically; see `cg_limiter_check`. The decision
+// empty key) at `now_ns` (or `CG_NOW`), atomically; see `cg_cell_check`. The decision
 // goes to `*out`.
 //
 // # Errors
@@ -541,7 +795,7 @@ enum cg_status cg_keyed_limiter_peek(const struct cg_keyed_limiter *limiter,
                                      uint64_t cost,
                                      struct cg_decision *out);
 
-// Consumes `cost` for the key whether or not it fits (debt); see `cg_limiter_force`. `out`
+// Consumes `cost` for the key whether or not it fits (debt); see `cg_cell_force`. `out`
 // may be NULL.
 //
 // # Errors
@@ -604,115 +858,203 @@ enum cg_status cg_keyed_limiter_quota(const struct cg_keyed_limiter *limiter, st
 enum cg_status cg_keyed_limiter_stats(const struct cg_keyed_limiter *limiter,
                                       struct cg_keyed_stats *out);
 
-// Creates a GCRA limiter for `quota`, starting full; `*out` receives it.
-//
-// `clock` is the clock read when an operation is given `CG_NOW`: NULL for the built-in
-// monotonic clock, or a manual clock (shared, not copied; see `cg_clock`).
+// The name of a reason, as every runtime spells it (core's `Reason::as_str`): `"limit"`,
+// `"table_full"`, `"untracked"`; static, NUL-terminated, never NULL. An unknown number gives
+// `"unknown"`.
+const char *cg_reason_name(int reason);
+
+// Writes the default options into `*options`: greedy refill, `CG_ON_FULL_DENY`,
+// `CG_DEFAULT_MAX_KEYS`, the monotonic clock, a random seed.
 //
 // # Errors
-// `CG_STATUS_NULL_ARGUMENT` (`out`), or the quota's status (`CG_STATUS_ZERO_RATE`, ...).
+// `CG_STATUS_NULL_ARGUMENT` when `options` is NULL.
 //
 // # Safety
-// `clock` is NULL or a live clock; `out` is NULL or valid for writing a pointer.
-enum cg_status cg_limiter_new_gcra(struct cg_quota quota,
-                                   const struct cg_clock *clock,
-                                   struct cg_limiter **out);
+// `options` is NULL or valid for writing a `cg_limiter_options`.
+enum cg_status cg_limiter_options_init(struct cg_limiter_options *options);
 
-// Creates a token bucket for `quota` with `refill` (`CG_REFILL_GREEDY` or
-// `CG_REFILL_INTERVAL`) holding `initial_tokens` (`CG_FULL` for a full bucket) as of `now_ns`
-// (or `CG_NOW`: the clock's time); `*out` receives it. `clock` as for `cg_limiter_new_gcra`.
+// Creates a limiter over `count` quotas (names copied) with `options` (NULL: the defaults);
+// `*out` receives it. Every configuration rule is core's, the same as in Python and Node.
 //
 // # Errors
-// `CG_STATUS_NULL_ARGUMENT` (`out`), `CG_STATUS_INVALID_ARGUMENT` (unknown `refill`), the
-// quota's status, `CG_STATUS_INITIAL_FILL_ABOVE_BURST`.
+// `CG_STATUS_NULL_ARGUMENT` (`out`, `quotas` with a non-zero count),
+// `CG_STATUS_NO_QUOTAS` (`count` 0), `CG_STATUS_TOO_MANY_QUOTAS` (above `CG_MAX_POLICY_QUOTAS`), a quota's status
+// (`CG_STATUS_ZERO_RATE`, ...), `CG_STATUS_EMPTY_NAME`, `CG_STATUS_INVALID_NAME`,
+// `CG_STATUS_DUPLICATE_NAME` (given or default: `"10/s"` twice repeats `"10-in-1s"`),
+// `CG_STATUS_DIMENSION_GAP`, `CG_STATUS_REFILL_NEEDS_ONE_QUOTA`,
+// `CG_STATUS_INVALID_MAX_KEYS`, `CG_STATUS_INVALID_ARGUMENT` (an unknown `refill` or
+// `on_full`, or tables whose size overflows), `CG_STATUS_OUT_OF_MEMORY`.
 //
 // # Safety
-// As `cg_limiter_new_gcra`.
-enum cg_status cg_limiter_new_token_bucket(struct cg_quota quota,
-                                           uint32_t refill,
-                                           uint64_t initial_tokens,
-                                           uint64_t now_ns,
-                                           const struct cg_clock *clock,
-                                           struct cg_limiter **out);
+// `quotas` is NULL or points to `count` readable quotas whose names are NULL or readable as
+// their lengths say; `options` is NULL or readable, its `clock` NULL or a live clock; `out` is
+// NULL or valid for writing a pointer.
+enum cg_status cg_limiter_new(const struct cg_limiter_quota *quotas,
+                              size_t count,
+                              const struct cg_limiter_options *options,
+                              struct cg_limiter **out);
 
-// Frees a limiter. NULL does nothing.
+// Frees a limiter and its tables. NULL does nothing. Reservations it made and has not
+// settled must be freed too (`cg_limiter_reservation_free`).
 //
 // # Safety
 // `limiter` is NULL or a limiter not yet freed, that no other thread is using.
 void cg_limiter_free(struct cg_limiter *limiter);
 
-// Tests and consumes `cost` at `now_ns` (or `CG_NOW`), atomically: admitted only if the whole
-// cost fits; a denial changes nothing. Cost 0 is a pure peek; a cost above the burst is denied
-// with `retry_after_ns == CG_NEVER`. The decision goes to `*out`.
+// The one verb: applies `op` (`CG_OP_CHECK`, `CG_OP_PEEK`, `CG_OP_FORCE`, `CG_OP_REFUND`,
+// `CG_OP_RESET`) to the key (`key_len` bytes at `key`; NULL with length 0 is the empty key)
+// at `now_ns` (or `CG_NOW`) with `costs`, one per dimension (`cost_count` of them; NULL and
+// 0 names none, and `CG_COST_DEFAULT` leaves one dimension unnamed: the default cost, 1, on a
+// limiter of one dimension). The decision goes to `*out`.
+//
+// A full table is a decision, never a status: under `CG_ON_FULL_DENY` a denial with reason
+// `CG_REASON_TABLE_FULL` and a `retry_after_ns`; answer it as any other denial (429 with the
+// rendered headers and `cg_limiter_render_429_body`). `cg_limiter_check`, `_peek`, `_force`,
+// `_refund` and `_reset` in the header are this function with their op, nothing else.
 //
 // # Errors
-// `CG_STATUS_NULL_ARGUMENT` when `limiter` or `out` is NULL (nothing is consumed).
+// `CG_STATUS_NULL_ARGUMENT` (`limiter`, `out`, `key` or `costs` NULL with a non-zero length),
+// `CG_STATUS_INVALID_ARGUMENT` (an unknown `op`), `CG_STATUS_COST_COUNT` (costs given, but
+// not one per dimension), `CG_STATUS_MISSING_COST` (several dimensions and one not named).
+// Nothing is charged then.
 //
 // # Safety
-// `limiter` is NULL or a live limiter; `out` is NULL or valid for writing a `cg_decision`.
-enum cg_status cg_limiter_check(const struct cg_limiter *limiter,
+// `limiter` is NULL or a live limiter; `key` is NULL or points to `key_len` readable bytes;
+// `costs` is NULL or points to `cost_count` readable costs; `out` is NULL or valid for writing
+// a `cg_limiter_decision`.
+enum cg_status cg_limiter_apply(const struct cg_limiter *limiter,
+                                const uint8_t *key,
+                                size_t key_len,
                                 uint64_t now_ns,
-                                uint64_t cost,
-                                struct cg_decision *out);
+                                const uint64_t *costs,
+                                size_t cost_count,
+                                uint32_t op,
+                                struct cg_limiter_decision *out);
 
-// The decision `cg_limiter_check` would make, without consuming.
+// Checks the `estimate` (costs as for `cg_limiter_apply`) for the key and, when admitted,
+// writes a reservation to `*reservation`, to settle once the actual costs are known; when
+// denied, `*reservation` is NULL and nothing was charged. The decision goes to `*out`. A new
+// key admitted by `CG_ON_FULL_ALLOW_UNTRACKED` gets a reservation whose settle charges
+// nothing.
 //
 // # Errors
-// `CG_STATUS_NULL_ARGUMENT` when `limiter` or `out` is NULL.
+// As `cg_limiter_apply`, and `CG_STATUS_NULL_ARGUMENT` for `reservation`.
 //
 // # Safety
-// As `cg_limiter_check`.
-enum cg_status cg_limiter_peek(const struct cg_limiter *limiter,
-                               uint64_t now_ns,
-                               uint64_t cost,
-                               struct cg_decision *out);
+// As `cg_limiter_apply`; `reservation` is NULL or valid for writing a pointer.
+enum cg_status cg_limiter_reserve(const struct cg_limiter *limiter,
+                                  const uint8_t *key,
+                                  size_t key_len,
+                                  uint64_t now_ns,
+                                  const uint64_t *estimate,
+                                  size_t estimate_count,
+                                  struct cg_limiter_decision *out,
+                                  struct cg_limiter_reservation **reservation);
 
-// Consumes `cost` whether or not it fits, going into debt if needed (later requests wait
-// until it is repaid). `allowed` says whether it fitted. `out` may be NULL.
+// Settles `reservation` with the `actual` costs (as for `cg_limiter_apply`; a dimension not
+// named keeps its estimate): refunds what was not used and charges what exceeds the
+// estimate, into debt if need be. The decision shows every quota after (`allowed` false when
+// one is in debt) and goes to `*out`.
+//
+// The reservation is consumed and freed by this call, whatever it returns: never use it
+// again (a second settle is a use after free). If the call fails, its estimate stays charged.
 //
 // # Errors
-// `CG_STATUS_NULL_ARGUMENT` when `limiter` is NULL.
+// `CG_STATUS_NULL_ARGUMENT` (`limiter`, `reservation`, `out`, `actual` NULL with a non-zero
+// count), `CG_STATUS_FOREIGN_RESERVATION` (another limiter made it; nothing is charged),
+// `CG_STATUS_COST_COUNT`.
 //
 // # Safety
-// As `cg_limiter_check`.
-enum cg_status cg_limiter_force(const struct cg_limiter *limiter,
-                                uint64_t now_ns,
-                                uint64_t cost,
-                                struct cg_decision *out);
-
-// Gives `cost` back (a request admitted but not performed), never above a full bucket.
-// `out` may be NULL.
-//
-// # Errors
-// `CG_STATUS_NULL_ARGUMENT` when `limiter` is NULL.
-//
-// # Safety
-// As `cg_limiter_check`.
-enum cg_status cg_limiter_refund(const struct cg_limiter *limiter,
+// `limiter` is NULL or a live limiter; `reservation` is NULL or a reservation not yet settled
+// or freed, that no other thread uses; `actual` is NULL or points to `actual_count` readable
+// costs; `out` is NULL or valid for writing a `cg_limiter_decision`.
+enum cg_status cg_limiter_settle(const struct cg_limiter *limiter,
                                  uint64_t now_ns,
-                                 uint64_t cost,
-                                 struct cg_decision *out);
+                                 struct cg_limiter_reservation *reservation,
+                                 const uint64_t *actual,
+                                 size_t actual_count,
+                                 struct cg_limiter_decision *out);
 
-// Makes the bucket full, forgetting all consumption and debt (it keeps the latest time seen).
-//
-// # Errors
-// `CG_STATUS_NULL_ARGUMENT` when `limiter` is NULL.
+// Frees a reservation without settling it: its estimate stays charged. NULL does nothing.
 //
 // # Safety
-// `limiter` is NULL or a live limiter.
-enum cg_status cg_limiter_reset(const struct cg_limiter *limiter);
+// `reservation` is NULL or a reservation not yet settled or freed, that no other thread uses.
+void cg_limiter_reservation_free(struct cg_limiter_reservation *reservation);
 
-// The limiter's quota, into `*out`.
+// Renders the rate-limit headers of `decision` (made by `limiter`) in `style`
+// (`CG_HEADER_STYLE_*`; `now_unix_s` for `CG_HEADER_STYLE_LEGACY_EPOCH` and `CG_HEADER_STYLE_ANTHROPIC` only) into `buf` as
+// HTTP header lines, `Name: value\r\n` each (no NUL), one item per quota under the
+// limiter's names, `Retry-After` on a denial (a full table's included). `*len` receives the
+// length written. The bytes are core's, the same in every runtime.
 //
 // # Errors
-// `CG_STATUS_NULL_ARGUMENT` when `limiter` or `out` is NULL.
+// `CG_STATUS_BUFFER_TOO_SMALL` with the length needed in `*len`, nothing written (1024 bytes
+// suffice for short names); `CG_STATUS_NULL_ARGUMENT` (`limiter`, `decision`, `len`, `buf`
+// with a non-zero length); `CG_STATUS_INVALID_ARGUMENT` (an unknown style, or a decision
+// whose `count` is not the limiter's quota count).
 //
 // # Safety
-// `limiter` is NULL or a live limiter; `out` is NULL or valid for writing a `cg_quota`.
-enum cg_status cg_limiter_quota(const struct cg_limiter *limiter, struct cg_quota *out);
+// `limiter` is NULL or a live limiter; `decision` is NULL or readable; `buf` is NULL or valid
+// for writing `buf_len` bytes; `len` is NULL or writable.
+enum cg_status cg_limiter_render_headers(const struct cg_limiter *limiter,
+                                         const struct cg_limiter_decision *decision,
+                                         uint32_t style,
+                                         uint64_t now_unix_s,
+                                         char *buf,
+                                         size_t buf_len,
+                                         size_t *len);
+
+// The wait `Retry-After` describes for `decision` (made by `limiter`), into `*out`: 0 when it
+// was admitted, else the longest wait among the denying quotas, `CG_NEVER` if one can never
+// admit.
+//
+// # Errors
+// As `cg_limiter_render_headers` (`out` for `len`).
+//
+// # Safety
+// `limiter` is NULL or a live limiter; `decision` is NULL or readable; `out` is NULL or
+// writable.
+enum cg_status cg_limiter_retry_after_ns(const struct cg_limiter *limiter,
+                                         const struct cg_limiter_decision *decision,
+                                         uint64_t *out);
+
+// Writes the JSON body of the 429 answer to `decision` (made by `limiter`) into `buf`:
+// `{"error":"rate_limited","retry_after":N}` with N the `Retry-After` seconds (`null` for
+// never), the same bytes in every runtime. `*len` receives its length (at most
+// `CG_MAX_429_BODY_BYTES`; no NUL).
+//
+// # Errors
+// `CG_STATUS_BUFFER_TOO_SMALL` with the length needed in `*len` (nothing written); otherwise
+// as `cg_limiter_render_headers`.
+//
+// # Safety
+// `limiter` is NULL or a live limiter; `decision` is NULL or readable; `buf` is NULL or valid
+// for writing `buf_len` bytes; `len` is NULL or writable.
+enum cg_status cg_limiter_render_429_body(const struct cg_limiter *limiter,
+                                          const struct cg_limiter_decision *decision,
+                                          char *buf,
+                                          size_t buf_len,
+                                          size_t *len);
+
+// The counters of each quota's table, in quota order, into `out[0..*count]` (`*count` is the
+// quota count; `CG_MAX_POLICY_QUOTAS` entries always suffice). `rejected_full` counts the
+// new keys a full table had no room for, `admitted_untracked` those admitted anyway.
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT` (`limiter`, `count`, `out` with a non-zero capacity),
+// `CG_STATUS_BUFFER_TOO_SMALL` when `capacity` is below the quota count (reported in
+// `*count`; nothing written to `out`).
+//
+// # Safety
+// `limiter` is NULL or a live limiter; `out` is NULL or valid for writing `capacity` entries;
+// `count` is NULL or writable.
+enum cg_status cg_limiter_stats(const struct cg_limiter *limiter,
+                                struct cg_keyed_stats *out,
+                                size_t capacity,
+                                size_t *count);
 
 // Creates a policy over `count` entries (names are copied); `clock` as for
-// `cg_limiter_new_gcra`. Each call then gives one cost per dimension. `*out` receives it.
+// `cg_cell_new_gcra`. Each call then gives one cost per dimension. `*out` receives it.
 //
 // # Errors
 // `CG_STATUS_NULL_ARGUMENT` (`out`, `entries` with a non-zero count, a name with a non-zero
@@ -1089,5 +1431,19 @@ const char *cg_status_message(int status);
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
+
+/* The named operations of a cg_limiter: each is cg_limiter_apply with its CG_OP_*, nothing
+ * else (one macro, so they cannot differ otherwise). */
+#define CG_LIMITER_OP(name, op)                                                             \
+    static inline cg_status cg_limiter_##name(                                              \
+        const cg_limiter *limiter, const uint8_t *key, size_t key_len, uint64_t now_ns,      \
+        const uint64_t *costs, size_t cost_count, cg_limiter_decision *out) {                \
+        return cg_limiter_apply(limiter, key, key_len, now_ns, costs, cost_count, op, out);  \
+    }
+CG_LIMITER_OP(check, CG_OP_CHECK)
+CG_LIMITER_OP(peek, CG_OP_PEEK)
+CG_LIMITER_OP(force, CG_OP_FORCE)
+CG_LIMITER_OP(refund, CG_OP_REFUND)
+CG_LIMITER_OP(reset, CG_OP_RESET)
 
 #endif  /* CELLGATE_H */

@@ -1,16 +1,15 @@
-//! Rate-limit headers and the 429 body, rendered by core into the caller's buffer; client IP
-//! keys.
+//! Rate-limit headers (every style) and the 429 body, rendered by core into the caller's
+//! buffer.
 
 use crate::boundary::{buffer, guard, output, slice, write};
 use crate::decision::cg_decision;
 use crate::quota::{cg_quota, text};
 use crate::status::cg_status;
 use cellgate::{
-    render_429_body, render_headers, ClientKey, ClientKeyConfig, HeaderError, HeaderStyle,
-    PolicyHeader,
+    render_429_body, render_dimension_headers, render_headers, DimensionStyle, HeaderError,
+    HeaderStyle, PolicyHeader,
 };
 use core::ffi::c_char;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// IETF `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10), one
 /// item per policy, then `Retry-After` on a denial. The default.
@@ -22,16 +21,29 @@ pub const CG_HEADER_STYLE_LEGACY: u32 = 1;
 /// bucket is full: `now_unix_s + ceil(reset_after_ns / 1e9)`.
 pub const CG_HEADER_STYLE_LEGACY_EPOCH: u32 = 2;
 
-/// The most header lines one rendering writes.
+/// Per-dimension headers as Anthropic's API sends them, for LLM API clients:
+/// `anthropic-ratelimit-{name}-limit`, `-remaining`, `-reset` (RFC 3339 UTC, from `now_unix_s`)
+/// for each policy, then `retry-after` and `retry-after-ms` on a denial. Names become part of
+/// header names: ASCII letters, digits, `-` and `_` only (`_` is written `-`), else
+/// `CG_STATUS_INVALID_NAME`.
+pub const CG_HEADER_STYLE_ANTHROPIC: u32 = 3;
+/// Per-dimension headers as OpenAI's API sends them: `x-ratelimit-limit-{name}`,
+/// `x-ratelimit-remaining-{name}`, `x-ratelimit-reset-{name}` (a duration: `20ms`, `59s`,
+/// `6m0s`), then `retry-after` and `retry-after-ms` on a denial; names as for
+/// `CG_HEADER_STYLE_ANTHROPIC`.
+pub const CG_HEADER_STYLE_OPENAI: u32 = 4;
+
+/// The most header lines one rendering writes in the IETF and legacy styles.
 pub const CG_MAX_HEADERS: usize = 4;
+/// The most header lines one rendering writes in any style (the per-dimension ones: three per
+/// policy, and two retry headers).
+pub const CG_MAX_DIMENSION_HEADERS: usize = 26;
 /// The longest 429 body `cg_render_429_body` writes; a buffer this long never fails.
 pub const CG_MAX_429_BODY_BYTES: usize = 50;
-/// The longest client key `cg_client_key_*` writes (an IPv6 /128 key).
-pub const CG_CLIENT_KEY_MAX_LEN: usize = 18;
 
 const _: () = assert!(CG_MAX_HEADERS == cellgate::MAX_HEADERS);
+const _: () = assert!(CG_MAX_DIMENSION_HEADERS == cellgate::MAX_DIMENSION_HEADERS);
 const _: () = assert!(CG_MAX_429_BODY_BYTES == cellgate::MAX_429_BODY_BYTES);
-const _: () = assert!(CG_CLIENT_KEY_MAX_LEN == ClientKey::MAX_LEN);
 
 /// One policy to describe in the headers: its name (`name_len` bytes, or `CG_NUL_TERMINATED`;
 /// printable ASCII only), its quota and the decision it gave.
@@ -49,13 +61,54 @@ pub struct cg_policy_header {
     pub decision: cg_decision,
 }
 
+/// A `CG_HEADER_STYLE_*`: one of core's policy styles, or a per-dimension one.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Style {
+    Policies(HeaderStyle),
+    Dimensions(DimensionStyle<'static>),
+}
+
 /// The header style for a `CG_HEADER_STYLE_*` constant.
-fn style(style: u32, now_unix_s: u64) -> Result<HeaderStyle, cg_status> {
+pub(crate) fn style(style: u32, now_unix_s: u64) -> Result<Style, cg_status> {
     match style {
-        CG_HEADER_STYLE_IETF => Ok(HeaderStyle::Ietf),
-        CG_HEADER_STYLE_LEGACY => Ok(HeaderStyle::Legacy),
-        CG_HEADER_STYLE_LEGACY_EPOCH => Ok(HeaderStyle::LegacyEpoch { now_unix_s }),
+        CG_HEADER_STYLE_IETF => Ok(Style::Policies(HeaderStyle::Ietf)),
+        CG_HEADER_STYLE_LEGACY => Ok(Style::Policies(HeaderStyle::Legacy)),
+        CG_HEADER_STYLE_LEGACY_EPOCH => {
+            Ok(Style::Policies(HeaderStyle::LegacyEpoch { now_unix_s }))
+        }
+        CG_HEADER_STYLE_ANTHROPIC => Ok(Style::Dimensions(DimensionStyle::anthropic(now_unix_s))),
+        CG_HEADER_STYLE_OPENAI => Ok(Style::Dimensions(DimensionStyle::openai())),
         _ => Err(cg_status::InvalidArgument),
+    }
+}
+
+/// Renders `policies` in `style` with core's renderer (into a scratch, or on the heap when
+/// longer) and runs `f` over the `(name, value)` pairs, in sending order.
+fn with_rendered<R>(
+    style: Style,
+    policies: &[PolicyHeader<'_>],
+    f: impl FnOnce(&[(&str, &str)]) -> Result<R, cg_status>,
+) -> Result<R, cg_status> {
+    let mut scratch = [0u8; 1024];
+    match style {
+        Style::Policies(style) => match render_headers(style, policies, &mut scratch) {
+            Ok(headers) => f(&headers.iter().collect::<Vec<_>>()),
+            Err(HeaderError::BufferTooSmall { needed }) => {
+                let mut heap = vec![0u8; needed];
+                let headers = render_headers(style, policies, &mut heap)?;
+                f(&headers.iter().collect::<Vec<_>>())
+            }
+            Err(error) => Err(error.into()),
+        },
+        Style::Dimensions(style) => match render_dimension_headers(style, policies, &mut scratch) {
+            Ok(headers) => f(&headers.iter().collect::<Vec<_>>()),
+            Err(HeaderError::BufferTooSmall { needed }) => {
+                let mut heap = vec![0u8; needed];
+                let headers = render_dimension_headers(style, policies, &mut heap)?;
+                f(&headers.iter().collect::<Vec<_>>())
+            }
+            Err(error) => Err(error.into()),
+        },
     }
 }
 
@@ -99,7 +152,7 @@ unsafe fn header_request<'a>(
     count: usize,
     buf: *mut c_char,
     buf_len: usize,
-) -> Result<(HeaderStyle, &'a mut [u8], Vec<PolicyHeader<'a>>), cg_status> {
+) -> Result<(Style, &'a mut [u8], Vec<PolicyHeader<'a>>), cg_status> {
     let style = self::style(style, now_unix_s)?;
     // SAFETY: NULL or `count` readable entries, by this function's contract.
     let policies = unsafe { slice(policies, count) }?;
@@ -114,42 +167,34 @@ unsafe fn header_request<'a>(
 /// exact length written, or needed, into `*len`. Writes nothing into `out` unless every line
 /// fits (`cg_status::BufferTooSmall` then, with the length needed).
 pub(crate) fn render_lines(
-    style: HeaderStyle,
+    style: Style,
     policies: &[PolicyHeader<'_>],
     out: &mut [u8],
     len: core::ptr::NonNull<usize>,
 ) -> Result<(), cg_status> {
-    let mut scratch = [0u8; 1024];
-    let mut heap = Vec::new();
-    let headers = match render_headers(style, policies, &mut scratch) {
-        Ok(headers) => headers,
-        Err(HeaderError::BufferTooSmall { needed }) => {
-            heap.resize(needed, 0);
-            render_headers(style, policies, &mut heap)?
-        }
-        Err(error) => return Err(error.into()),
-    };
-    let needed: usize = headers
-        .iter()
-        .map(|(name, value)| name.len() + 2 + value.len() + 2)
-        .sum();
-    // SAFETY: `len` is a non-NULL output the caller provided as writable.
-    unsafe { write(len, needed) };
-    // The length first: a buffer too small receives nothing, not the lines that fit.
-    let Some(out) = out.get_mut(..needed) else {
-        return Err(cg_status::BufferTooSmall);
-    };
-    let mut written = 0usize;
-    for (name, value) in headers.iter() {
-        for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
-            let end = written + part.len();
-            if let Some(dst) = out.get_mut(written..end) {
-                dst.copy_from_slice(part);
+    with_rendered(style, policies, |headers| {
+        let needed: usize = headers
+            .iter()
+            .map(|(name, value)| name.len() + 2 + value.len() + 2)
+            .sum();
+        // SAFETY: `len` is a non-NULL output the caller provided as writable.
+        unsafe { write(len, needed) };
+        // The length first: a buffer too small receives nothing, not the lines that fit.
+        let Some(out) = out.get_mut(..needed) else {
+            return Err(cg_status::BufferTooSmall);
+        };
+        let mut written = 0usize;
+        for (name, value) in headers {
+            for part in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+                let end = written + part.len();
+                if let Some(dst) = out.get_mut(written..end) {
+                    dst.copy_from_slice(part);
+                }
+                written = end;
             }
-            written = end;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// One rendered header as a name and a value, both NUL-terminated C strings inside the
@@ -172,7 +217,8 @@ pub struct cg_header_field {
 /// # Errors
 /// As `cg_render_headers`; `CG_STATUS_BUFFER_TOO_SMALL` when `buf_len` is below the length
 /// needed (reported in `*len`) or `fields_capacity` below the number of headers (reported in
-/// `*field_count`; `CG_MAX_HEADERS` always suffices), and nothing is written to `buf` or
+/// `*field_count`; `CG_MAX_HEADERS` always suffices for the IETF and legacy styles,
+/// `CG_MAX_DIMENSION_HEADERS` for every style), and nothing is written to `buf` or
 /// `fields`; `CG_STATUS_NULL_ARGUMENT` also for `field_count`, or `fields` with a non-zero
 /// capacity.
 ///
@@ -201,65 +247,58 @@ pub unsafe extern "C" fn cg_render_header_fields(
         // SAFETY: forwarded from the caller's contract.
         let (style, out, headers) =
             unsafe { header_request(style, now_unix_s, policies, count, buf, buf_len) }?;
-        let mut scratch = [0u8; 1024];
-        let mut heap = Vec::new();
-        let rendered = match render_headers(style, &headers, &mut scratch) {
-            Ok(rendered) => rendered,
-            Err(HeaderError::BufferTooSmall { needed }) => {
-                heap.resize(needed, 0);
-                render_headers(style, &headers, &mut heap)?
-            }
-            Err(error) => return Err(error.into()),
-        };
-        let needed: usize = rendered
-            .iter()
-            .map(|(name, value)| name.len() + value.len() + 2)
-            .sum();
-        // SAFETY: both are non-NULL outputs the caller provided as writable.
-        unsafe {
-            write(len, needed);
-            write(field_count, rendered.len());
-        }
-        if needed > out.len() || rendered.len() > fields_capacity {
-            return Err(cg_status::BufferTooSmall);
-        }
-        // Copy each name and value, NUL-terminated, and remember where they start.
-        let mut offsets = [(0usize, 0usize); CG_MAX_HEADERS];
-        let mut at = 0usize;
-        for ((name, value), offset) in rendered.iter().zip(offsets.iter_mut()) {
-            let mut starts = [0usize; 2];
-            for (text, start) in [name, value].into_iter().zip(starts.iter_mut()) {
-                *start = at;
-                if let Some((nul, bytes)) = out
-                    .get_mut(at..at + text.len() + 1)
-                    .and_then(|dst| dst.split_last_mut())
-                {
-                    bytes.copy_from_slice(text.as_bytes());
-                    *nul = 0;
-                }
-                at += text.len() + 1;
-            }
-            *offset = (starts[0], starts[1]);
-        }
-        let base = out.as_ptr().cast::<c_char>();
-        for (index, &(name_at, value_at)) in offsets.iter().take(rendered.len()).enumerate() {
-            // SAFETY: `index < rendered.len() <= fields_capacity` entries are writable; both
-            // offsets are below `needed <= out.len()`, so inside the buffer `base` points to.
+        with_rendered(style, &headers, |rendered| {
+            let needed: usize = rendered
+                .iter()
+                .map(|(name, value)| name.len() + value.len() + 2)
+                .sum();
+            // SAFETY: both are non-NULL outputs the caller provided as writable.
             unsafe {
-                fields.add(index).write(cg_header_field {
-                    name: base.add(name_at),
-                    value: base.add(value_at),
-                });
+                write(len, needed);
+                write(field_count, rendered.len());
             }
-        }
-        Ok(())
+            if needed > out.len() || rendered.len() > fields_capacity {
+                return Err(cg_status::BufferTooSmall);
+            }
+            // Copy each name and value, NUL-terminated, and remember where they start.
+            let mut offsets = [(0usize, 0usize); CG_MAX_DIMENSION_HEADERS];
+            let mut at = 0usize;
+            for ((name, value), offset) in rendered.iter().zip(offsets.iter_mut()) {
+                let mut starts = [0usize; 2];
+                for (text, start) in [name, value].into_iter().zip(starts.iter_mut()) {
+                    *start = at;
+                    if let Some((nul, bytes)) = out
+                        .get_mut(at..at + text.len() + 1)
+                        .and_then(|dst| dst.split_last_mut())
+                    {
+                        bytes.copy_from_slice(text.as_bytes());
+                        *nul = 0;
+                    }
+                    at += text.len() + 1;
+                }
+                *offset = (starts[0], starts[1]);
+            }
+            let base = out.as_ptr().cast::<c_char>();
+            for (index, &(name_at, value_at)) in offsets.iter().take(rendered.len()).enumerate() {
+                // SAFETY: `index < rendered.len() <= fields_capacity` entries are writable;
+                // both offsets are below `needed <= out.len()`, so inside the buffer `base`
+                // points to.
+                unsafe {
+                    fields.add(index).write(cg_header_field {
+                        name: base.add(name_at),
+                        value: base.add(value_at),
+                    });
+                }
+            }
+            Ok(())
+        })
     })
 }
 
 /// Renders the rate-limit headers for `count` policies in `style` (`CG_HEADER_STYLE_*`) into
 /// `buf` as HTTP header lines, `Name: value\r\n` each, ready to append to a response head (no
 /// NUL is written). `*len` receives the number of bytes written; `now_unix_s` is used by
-/// `CG_HEADER_STYLE_LEGACY_EPOCH` only.
+/// `CG_HEADER_STYLE_LEGACY_EPOCH` and `CG_HEADER_STYLE_ANTHROPIC` only.
 ///
 /// The values are core's, byte for byte the same in every runtime: durations in whole seconds
 /// rounded up; `Retry-After` only when some policy denied, at least 1, omitted when the wait
@@ -328,112 +367,5 @@ pub unsafe extern "C" fn cg_render_429_body(
             _ => return Err(cg_status::BufferTooSmall),
         }
         Ok(())
-    })
-}
-
-/// The configuration for an IPv6 prefix length; 0 means the default, /56.
-fn client_key_config(ipv6_prefix_len: u32) -> Result<ClientKeyConfig, cg_status> {
-    if ipv6_prefix_len == 0 {
-        return Ok(ClientKeyConfig::DEFAULT);
-    }
-    let len = u8::try_from(ipv6_prefix_len).map_err(|_| cg_status::InvalidPrefixLength)?;
-    ClientKeyConfig::new()
-        .with_ipv6_prefix_len(len)
-        .map_err(|_| cg_status::InvalidPrefixLength)
-}
-
-/// Writes a client key into the caller's buffer.
-fn write_key(
-    key: &ClientKey,
-    out: *mut u8,
-    capacity: usize,
-    len: core::ptr::NonNull<usize>,
-) -> Result<(), cg_status> {
-    let bytes = key.as_bytes();
-    // SAFETY: `len` is a non-NULL output the caller provided as writable.
-    unsafe { write(len, bytes.len()) };
-    if bytes.len() > capacity {
-        return Err(cg_status::BufferTooSmall);
-    }
-    // SAFETY: NULL or `capacity` writable bytes, by the caller's contract.
-    let out = unsafe { buffer(out, capacity) }?;
-    if let Some(dst) = out.get_mut(..bytes.len()) {
-        dst.copy_from_slice(bytes);
-    }
-    Ok(())
-}
-
-/// The limiter key of a client IP address given as text (`192.0.2.1`, `2001:db8::1`,
-/// `[2001:db8::1]:8080`, `fe80::1%eth0`, with surrounding whitespace), as core's `ClientKey`
-/// builds it: IPv4 (and IPv4-mapped IPv6) by address, IPv6 by its first `ipv6_prefix_len`
-/// bits (0 for the default, 56). The key's bytes go to `out` (at most `CG_CLIENT_KEY_MAX_LEN`)
-/// and their number to `*len`.
-///
-/// # Errors
-/// `CG_STATUS_INVALID_ADDRESS` (the empty text too, NULL with length 0 included),
-/// `CG_STATUS_INVALID_UTF8`, `CG_STATUS_INVALID_PREFIX_LENGTH`, `CG_STATUS_BUFFER_TOO_SMALL`
-/// (with the length needed in `*len`; nothing is written to `out`), `CG_STATUS_NULL_ARGUMENT`
-/// (`len`, `text` with a non-zero length or `CG_NUL_TERMINATED`, `out` with a non-zero
-/// capacity).
-///
-/// # Safety
-/// `text` is NULL or readable as `text_len` says (or NUL-terminated with
-/// `CG_NUL_TERMINATED`); `out` is NULL or valid for writing `capacity` bytes; `len` is NULL or
-/// writable.
-#[no_mangle]
-pub unsafe extern "C" fn cg_client_key_parse(
-    text: *const c_char,
-    text_len: usize,
-    ipv6_prefix_len: u32,
-    out: *mut u8,
-    capacity: usize,
-    len: *mut usize,
-) -> cg_status {
-    guard(|| {
-        let len = output(len)?;
-        // SAFETY: forwarded from the caller's contract.
-        let text = unsafe { self::text(text, text_len) }?;
-        let config = client_key_config(ipv6_prefix_len)?;
-        let key = ClientKey::parse(text, config)?;
-        write_key(&key, out, capacity, len)
-    })
-}
-
-/// The limiter key of a client IP address given as bytes in network order (`address_len` 4
-/// for IPv4, 16 for IPv6, as in `struct in_addr` / `struct in6_addr`); otherwise as
-/// `cg_client_key_parse`.
-///
-/// # Errors
-/// `CG_STATUS_INVALID_ARGUMENT` (an `address_len` other than 4 or 16: 0, the empty address, is
-/// this whether `address` is NULL or not), `CG_STATUS_INVALID_PREFIX_LENGTH`,
-/// `CG_STATUS_BUFFER_TOO_SMALL` (as for `cg_client_key_parse`), `CG_STATUS_NULL_ARGUMENT`
-/// (`len`, `address` with a non-zero length, `out` with a non-zero capacity).
-///
-/// # Safety
-/// `address` is NULL or points to `address_len` bytes (NULL only with length 0); `out` is NULL or valid for writing
-/// `capacity` bytes; `len` is NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn cg_client_key_from_ip(
-    address: *const u8,
-    address_len: usize,
-    ipv6_prefix_len: u32,
-    out: *mut u8,
-    capacity: usize,
-    len: *mut usize,
-) -> cg_status {
-    guard(|| {
-        let len = output(len)?;
-        // SAFETY: NULL or `address_len` readable bytes, by the caller's contract (NULL with
-        // length 0 is the empty address, which is neither 4 nor 16 bytes).
-        let address = unsafe { slice(address, address_len) }?;
-        let ip = if let Ok(octets) = <[u8; 4]>::try_from(address) {
-            IpAddr::V4(Ipv4Addr::from(octets))
-        } else if let Ok(octets) = <[u8; 16]>::try_from(address) {
-            IpAddr::V6(Ipv6Addr::from(octets))
-        } else {
-            return Err(cg_status::InvalidArgument);
-        };
-        let key = ClientKey::from_ip(ip, client_key_config(ipv6_prefix_len)?);
-        write_key(&key, out, capacity, len)
     })
 }

@@ -1,13 +1,14 @@
 //! [`cg_keyed_limiter`]: one bucket per key in a fixed table.
 
 use crate::boundary::{free_handle, guard, into_handle, object, output, slice, write};
+use crate::cell::refill;
 use crate::clock::{cg_clock, TimeSource};
 use crate::decision::cg_decision;
-use crate::limiter::refill;
 use crate::quota::cg_quota;
 use crate::status::cg_status;
 use cellgate::{
-    check_max_keys, slot_count_for, Decision, KeyedLimiter, NoClock, Seed, Slot, TableFull,
+    check_max_keys, slot_count_for, Decision, KeyedLimiter, KeyedStats, NoClock, Seed, Slot,
+    TableFull,
 };
 use core::ptr::NonNull;
 
@@ -20,10 +21,28 @@ pub struct cg_keyed_stats {
     pub live_keys: u64,
     /// Slots taken over from idle keys (whose bucket was full again).
     pub reclaimed: u64,
-    /// New keys refused with `CG_STATUS_TABLE_FULL`.
+    /// New keys that found no room (both their windows held only live keys): refused with
+    /// `CG_STATUS_TABLE_FULL` by a keyed limiter, answered under its `on_full` by a
+    /// `cg_limiter`.
     pub rejected_full: u64,
     /// Slots in the table (the most keys it can ever hold).
     pub slot_count: u64,
+    /// New keys admitted without a slot (`CG_ON_FULL_ALLOW_UNTRACKED`; always 0 for a keyed
+    /// limiter).
+    pub admitted_untracked: u64,
+}
+
+impl cg_keyed_stats {
+    /// The counters of a table of `slot_count` slots.
+    pub(crate) fn from_core(stats: KeyedStats, slot_count: usize) -> Self {
+        Self {
+            live_keys: stats.live_keys,
+            reclaimed: stats.reclaimed,
+            rejected_full: stats.rejected_full,
+            slot_count: u64::try_from(slot_count).unwrap_or(u64::MAX),
+            admitted_untracked: stats.admitted_untracked,
+        }
+    }
 }
 
 /// A limiter with one bucket per key (bytes of any length, including empty and with NUL
@@ -75,7 +94,7 @@ pub(crate) fn check_table_size(max_keys: usize, tables: usize) -> Result<(), cg_
 /// least 16). Refusals
 /// with `CG_STATUS_TABLE_FULL` begin near 70 % of `max_keys` live keys, and with `max_keys`
 /// live about 0.1 % of new keys get it: size it above the live keys you expect (idle keys are reclaimed and do not count). `clock` as for
-/// `cg_limiter_new_gcra`. `*out` receives the limiter.
+/// `cg_cell_new_gcra`. `*out` receives the limiter.
 ///
 /// # Errors
 /// `CG_STATUS_NULL_ARGUMENT` (`out`), `CG_STATUS_INVALID_ARGUMENT` (unknown `refill`, or a
@@ -163,7 +182,7 @@ unsafe fn operate(
 }
 
 /// Tests and consumes `cost` for the key (`key_len` bytes at `key`; NULL with length 0 is the
-/// empty key) at `now_ns` (or `CG_NOW`), atomically; see `cg_limiter_check`. The decision
+/// empty key) at `now_ns` (or `CG_NOW`), atomically; see `cg_cell_check`. The decision
 /// goes to `*out`.
 ///
 /// # Errors
@@ -227,7 +246,7 @@ pub unsafe extern "C" fn cg_keyed_limiter_peek(
     }
 }
 
-/// Consumes `cost` for the key whether or not it fits (debt); see `cg_limiter_force`. `out`
+/// Consumes `cost` for the key whether or not it fits (debt); see `cg_cell_force`. `out`
 /// may be NULL.
 ///
 /// # Errors
@@ -353,13 +372,7 @@ pub unsafe extern "C" fn cg_keyed_limiter_stats(
         // SAFETY: NULL or a live limiter, by the caller's contract.
         let limiter = unsafe { object(limiter) }?;
         let out = output(out)?;
-        let stats = limiter.table.stats();
-        let stats = cg_keyed_stats {
-            live_keys: stats.live_keys,
-            reclaimed: stats.reclaimed,
-            rejected_full: stats.rejected_full,
-            slot_count: u64::try_from(limiter.table.slot_count()).unwrap_or(u64::MAX),
-        };
+        let stats = cg_keyed_stats::from_core(limiter.table.stats(), limiter.table.slot_count());
         // SAFETY: non-NULL and writable by the caller's contract.
         unsafe { write(out, stats) };
         Ok(())

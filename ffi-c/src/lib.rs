@@ -10,6 +10,8 @@
 //! The C guide (conventions, NULL, threads, ownership, statuses, time) is `ffi-c/README.md`.
 
 mod boundary;
+pub mod cell;
+pub mod client_key;
 pub mod clock;
 pub mod decision;
 pub mod headers;
@@ -19,6 +21,8 @@ pub mod policy;
 pub mod quota;
 pub mod status;
 
+pub use cell::*;
+pub use client_key::*;
 pub use clock::*;
 pub use decision::*;
 pub use headers::*;
@@ -68,7 +72,9 @@ pub extern "C" fn cg_version() -> *const c_char {
 const _: () = {
     const fn shareable<T: Send + Sync>() {}
     shareable::<cg_clock>();
+    shareable::<cg_cell>();
     shareable::<cg_limiter>();
+    shareable::<cg_limiter_reservation>();
     shareable::<cg_keyed_limiter>();
     shareable::<cg_policy>();
     shareable::<cg_keyed_policy>();

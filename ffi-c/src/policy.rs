@@ -9,8 +9,8 @@ use crate::keyed::{check_table_size, max_keys as checked_max_keys};
 use crate::quota::{cg_quota, text};
 use crate::status::cg_status;
 use cellgate::{
-    check_names, HeaderStyle, KeyedPolicy, NoClock, Policy, PolicyDecision, PolicyEntry,
-    PolicyHeader, Reservation, Reserved, Seed, MAX_POLICY_QUOTAS,
+    check_names, KeyedPolicy, NoClock, Policy, PolicyDecision, PolicyEntry, PolicyHeader,
+    Reservation, Reserved, Seed, MAX_POLICY_QUOTAS,
 };
 use core::ffi::c_char;
 use core::ptr::NonNull;
@@ -155,7 +155,7 @@ unsafe fn entries(
 }
 
 /// Creates a policy over `count` entries (names are copied); `clock` as for
-/// `cg_limiter_new_gcra`. Each call then gives one cost per dimension. `*out` receives it.
+/// `cg_cell_new_gcra`. Each call then gives one cost per dimension. `*out` receives it.
 ///
 /// # Errors
 /// `CG_STATUS_NULL_ARGUMENT` (`out`, `entries` with a non-zero count, a name with a non-zero
@@ -805,12 +805,7 @@ unsafe fn render_policy<'e>(
     // SAFETY: NULL or a readable decision, by the caller's contract.
     let decision = unsafe { object(decision) }?;
     let len = output(len)?;
-    let style = match style {
-        crate::headers::CG_HEADER_STYLE_IETF => HeaderStyle::Ietf,
-        crate::headers::CG_HEADER_STYLE_LEGACY => HeaderStyle::Legacy,
-        crate::headers::CG_HEADER_STYLE_LEGACY_EPOCH => HeaderStyle::LegacyEpoch { now_unix_s },
-        _ => return Err(cg_status::InvalidArgument),
-    };
+    let style = crate::headers::style(style, now_unix_s)?;
     // SAFETY: NULL or `buf_len` writable bytes, by the caller's contract.
     let out = unsafe { buffer(buf.cast::<u8>(), buf_len) }?;
     let entries: Vec<&PolicyEntry<Box<str>>> = entries.collect();

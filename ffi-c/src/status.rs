@@ -41,8 +41,9 @@ pub enum cg_status {
     PeriodOverflow = 9,
     /// A token bucket's initial fill exceeds its burst.
     InitialFillAboveBurst = 10,
-    /// A new key could not be placed: every slot in both its windows holds a live key. No live
-    /// key is ever evicted; answer 429 (or 503).
+    /// A new key could not be placed in a keyed limiter's or policy's table: every slot in
+    /// both its windows holds a live key. No live key is ever evicted; answer 429 with a
+    /// `Retry-After`. (A `cg_limiter` never returns it: a full table is one of its decisions.)
     TableFull = 11,
     /// The output buffer is too small; the exact length needed is reported.
     BufferTooSmall = 12,
@@ -76,6 +77,18 @@ pub enum cg_status {
     DuplicateName = 25,
     /// `max_keys` is outside 1 to `CG_MAX_MAX_KEYS`, as in every runtime.
     InvalidMaxKeys = 26,
+    /// A limiter needs at least one quota (`cg_limiter_new` with a count of 0).
+    NoQuotas = 27,
+    /// No quota of a limiter is charged in some dimension below the highest one used:
+    /// dimensions are numbered from 0 without gaps.
+    DimensionGap = 28,
+    /// `CG_REFILL_INTERVAL` applies to a single quota; several quotas refill greedily.
+    RefillNeedsOneQuota = 29,
+    /// The reservation was made by another limiter (`cg_limiter_settle`).
+    ForeignReservation = 30,
+    /// A limiter of several dimensions was given no cost (`CG_COST_DEFAULT`, or no costs at
+    /// all) for some dimension: each needs one, 0 included.
+    MissingCost = 31,
 }
 
 impl cg_status {
@@ -119,11 +132,22 @@ impl cg_status {
             Self::EmptyName => b"a name is empty\0",
             Self::DuplicateName => b"a name repeats an earlier name: names must be unique\0",
             Self::InvalidMaxKeys => b"max_keys must be in 1..=134217728\0",
+            Self::NoQuotas => b"a limiter needs at least one quota\0",
+            Self::DimensionGap => {
+                b"no quota is charged in a dimension: dimensions are numbered from 0 without gaps\0"
+            }
+            Self::RefillNeedsOneQuota => {
+                b"interval refill applies to a single quota; several quotas refill greedily\0"
+            }
+            Self::ForeignReservation => b"the reservation was made by another limiter\0",
+            Self::MissingCost => {
+                b"a dimension has no cost: a policy of several dimensions needs one for each (0 is allowed)\0"
+            }
         }
     }
 
     /// Every code, in number order (for the tests and `cg_status_message`).
-    pub(crate) const ALL: [Self; 27] = [
+    pub(crate) const ALL: [Self; 32] = [
         Self::Ok,
         Self::NullArgument,
         Self::InvalidArgument,
@@ -151,6 +175,11 @@ impl cg_status {
         Self::EmptyName,
         Self::DuplicateName,
         Self::InvalidMaxKeys,
+        Self::NoQuotas,
+        Self::DimensionGap,
+        Self::RefillNeedsOneQuota,
+        Self::ForeignReservation,
+        Self::MissingCost,
     ];
 }
 
@@ -223,10 +252,15 @@ impl From<ConfigError> for cg_status {
             ConfigError::DuplicateName { .. } => Self::DuplicateName,
             ConfigError::TooManyNames { .. } => Self::TooManyQuotas,
             ConfigError::MaxKeys { .. } => Self::InvalidMaxKeys,
-            // C always gives every cost (a pointer and a count), so a missing one is a count
-            // that does not match.
-            ConfigError::MissingCost { .. } | ConfigError::CostCount { .. } => Self::CostCount,
-            // ConfigError is non_exhaustive: a new kind is still a bad argument.
+            ConfigError::NoQuotas => Self::NoQuotas,
+            ConfigError::DimensionGap { .. } => Self::DimensionGap,
+            ConfigError::RefillNeedsOneQuota => Self::RefillNeedsOneQuota,
+            ConfigError::OutOfMemory => Self::OutOfMemory,
+            ConfigError::ForeignReservation => Self::ForeignReservation,
+            ConfigError::MissingCost { .. } => Self::MissingCost,
+            ConfigError::CostCount { .. } => Self::CostCount,
+            // ConfigError is non_exhaustive: a new kind is still a bad argument (and the
+            // test below fails until it has its own status).
             _ => Self::InvalidArgument,
         }
     }
@@ -252,7 +286,7 @@ mod tests {
             let text = unsafe { CStr::from_ptr(message) }.to_str().unwrap();
             assert!(!text.is_empty() && !text.contains("unknown"), "{status:?}");
         }
-        for unknown in [-1, 27, c_int::MAX, c_int::MIN] {
+        for unknown in [-1, 32, c_int::MAX, c_int::MIN] {
             // SAFETY: as above.
             let text = unsafe { CStr::from_ptr(cg_status_message(unknown)) };
             assert_eq!(text.to_str().unwrap(), "unknown status code");
@@ -299,8 +333,55 @@ mod tests {
                 cg_status::TooManyQuotas,
             ),
             (ConfigError::MaxKeys { given: 0 }, cg_status::InvalidMaxKeys),
+            (ConfigError::NoQuotas, cg_status::NoQuotas),
+            (
+                ConfigError::DimensionGap { dimension: 1 },
+                cg_status::DimensionGap,
+            ),
+            (
+                ConfigError::RefillNeedsOneQuota,
+                cg_status::RefillNeedsOneQuota,
+            ),
+            (ConfigError::OutOfMemory, cg_status::OutOfMemory),
+            (
+                ConfigError::ForeignReservation,
+                cg_status::ForeignReservation,
+            ),
+            (
+                ConfigError::MissingCost { dimension: 1 },
+                cg_status::MissingCost,
+            ),
+            (
+                ConfigError::CostCount {
+                    expected: 2,
+                    given: 1,
+                },
+                cg_status::CostCount,
+            ),
         ] {
-            assert_eq!(cg_status::from(error), status);
+            assert_eq!(cg_status::from(error), status, "{error:?}");
         }
+        // The statuses that only a limiter gives carry core's texts, positions aside.
+        for (error, status) in [
+            (ConfigError::NoQuotas, cg_status::NoQuotas),
+            (
+                ConfigError::RefillNeedsOneQuota,
+                cg_status::RefillNeedsOneQuota,
+            ),
+            (
+                ConfigError::ForeignReservation,
+                cg_status::ForeignReservation,
+            ),
+        ] {
+            assert_eq!(core(error), text(status));
+        }
+        assert_eq!(
+            core(ConfigError::DimensionGap { dimension: 3 }),
+            text(cg_status::DimensionGap).replacen("a dimension", "dimension 3", 1)
+        );
+        assert_eq!(
+            core(ConfigError::MissingCost { dimension: 3 }),
+            text(cg_status::MissingCost).replacen("a dimension", "dimension 3", 1)
+        );
     }
 }

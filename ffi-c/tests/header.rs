@@ -15,6 +15,8 @@ fn generate() -> String {
          #define CG_NUL_TERMINATED SIZE_MAX",
         env!("CARGO_PKG_VERSION")
     ));
+    // cbindgen writes its trailer after the include guard: it goes inside, after everything.
+    let trailer = config.trailer.take().unwrap_or_default();
     let mut out = Vec::new();
     cbindgen::Builder::new()
         .with_crate(&crate_dir)
@@ -22,7 +24,10 @@ fn generate() -> String {
         .generate()
         .expect("cbindgen generates the header")
         .write(&mut out);
-    String::from_utf8(out).expect("the header is UTF-8")
+    let header = String::from_utf8(out).expect("the header is UTF-8");
+    let guard_end = "#endif  /* CELLGATE_H */";
+    let at = header.rfind(guard_end).expect("the include guard's end");
+    format!("{}{}\n\n{}", &header[..at], trailer.trim(), &header[at..])
 }
 
 #[test]

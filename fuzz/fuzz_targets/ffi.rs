@@ -1,8 +1,8 @@
 //! C ABI call sequences: the `extern "C"` functions of the `cellgate-ffi` crate, called from
 //! Rust as C would call them, with NULLs and bad values in every argument.
 //!
-//! An input is up to 64 calls over small tables of handles (clocks, limiters, keyed limiters,
-//! policies, keyed policies, reservations) that the calls create and free; every handle still
+//! An input is up to 64 calls over small tables of handles (clocks, cells, keyed limiters,
+//! policies, keyed policies, reservations, `cg_limiter`s and their reservations) that the calls create and free; every handle still
 //! open at the end is freed. Each call may pass NULL for its object or for any output or input
 //! pointer, unknown constants (refill, header style), invalid quotas, rate strings of any bytes
 //! with an exact length, `CG_NUL_TERMINATED` or a NULL pointer, buffers of any length, policy
@@ -21,7 +21,9 @@
 //!   `TokenBucket` mirror driven at the same times (the same manual clock time for
 //!   `CG_NOW`), keyed decisions with a `KeyedLimiter` mirror while both placed every key,
 //!   parsed quotas and parse error offsets with `Quota::parse`, rendered header lines and 429
-//!   bodies with `render_headers` and `render_429_body`;
+//!   bodies with `render_headers` and `render_429_body`; `cg_limiter` decisions (apply,
+//!   reserve, settle, a foreign reservation included), statuses, stats, headers in every style
+//!   and 429 bodies with a core `Limiter` of the same configuration and seed;
 //! - policy decisions are consistent: `count` is the entry count, `binding` an entry, entries
 //!   past `count` zero; an admitted check admitted every entry; a reservation handle exactly
 //!   when admitted.
@@ -32,8 +34,9 @@ use core::ptr;
 
 use arbitrary::Arbitrary;
 use cellgate::{
-    render_429_body, render_headers, Clock, Decision, Gcra, HeaderStyle, KeyedLimiter, ManualClock,
-    PolicyHeader, Quota, Refill, Seed, TokenBucket,
+    render_429_body, render_dimension_headers, render_headers, Clock, Decision, DimensionStyle,
+    Gcra, HeaderStyle, KeyedLimiter, Limiter, LimiterDecision, LimiterOptions, LimiterQuota,
+    LimiterReservation, ManualClock, OnFull, Op, PolicyHeader, Quota, Refill, Seed, TokenBucket,
 };
 use cellgate_ffi::*;
 use cellgate_fuzz::QuotaSpec;
@@ -358,6 +361,65 @@ enum Call {
     StatusMessage {
         status: i32,
     },
+    ProductNew {
+        slot: u8,
+        quotas: Vec<ProductQuotaIn>,
+        options: Option<ProductOptionsIn>,
+        null_out: bool,
+    },
+    ProductApply {
+        slot: Handle,
+        key: Vec<u8>,
+        now: Time,
+        costs: Option<Vec<Option<u64>>>,
+        op: u8,
+        null_out: bool,
+    },
+    ProductReserve {
+        slot: Handle,
+        reservation: u8,
+        key: Vec<u8>,
+        now: Time,
+        costs: Option<Vec<Option<u64>>>,
+        null_out: bool,
+    },
+    ProductSettle {
+        slot: Handle,
+        reservation: u8,
+        now: Time,
+        costs: Option<Vec<Option<u64>>>,
+        null_out: bool,
+    },
+    ProductRender {
+        slot: Handle,
+        style: u8,
+        now_unix_s: u64,
+        buf_len: u16,
+    },
+    ProductStats {
+        slot: Handle,
+        capacity: u8,
+    },
+    ProductFree {
+        slot: u8,
+    },
+}
+
+/// One quota of a `cg_limiter`, as C would fill it (`None`: a NULL name, the default one).
+#[derive(Arbitrary, Debug)]
+struct ProductQuotaIn {
+    quota: QuotaIn,
+    name: Option<Vec<u8>>,
+    dimension: u8,
+}
+
+/// `cg_limiter_options` as C would fill them; unknown constants included.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+struct ProductOptionsIn {
+    refill: u8,
+    on_full: u8,
+    max_keys: MaxKeys,
+    clock: Handle,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -516,7 +578,7 @@ impl CellMirror {
 }
 
 struct LimiterHandle {
-    ptr: *mut cg_limiter,
+    ptr: *mut cg_cell,
     quota: cg_quota,
     mirror: CellMirror,
     /// The mirror of the clock it was built with; `None`: the monotonic clock.
@@ -555,6 +617,22 @@ struct Handles {
     keyed: [Option<KeyedHandle>; SLOTS],
     policies: [Option<PolicyHandle>; SLOTS],
     reservations: [Option<*mut cg_reservation>; SLOTS],
+    products: [Option<ProductHandle>; SLOTS],
+    /// A `cg_limiter_reservation` and its mirror (`None` when its limiter was out of step).
+    product_reservations:
+        [Option<(*mut cg_limiter_reservation, Option<LimiterReservation>)>; SLOTS],
+}
+
+/// A `cg_limiter` and core's `Limiter` built from the same configuration and seed, driven at
+/// the same times: they decide the same, byte for byte.
+struct ProductHandle {
+    ptr: *mut cg_limiter,
+    mirror: Limiter,
+    clock: Option<ManualClock>,
+    /// False once an operation ran at the monotonic clock's time (not mirrored).
+    in_step: bool,
+    /// The latest decision, the library's and the mirror's (for rendering).
+    last: Option<(cg_limiter_decision, LimiterDecision)>,
 }
 
 fn slot(index: u8) -> usize {
@@ -582,6 +660,18 @@ impl Handles {
     }
 
     fn free_all(&mut self) {
+        for (reservation, _) in self
+            .product_reservations
+            .iter_mut()
+            .filter_map(Option::take)
+        {
+            // SAFETY: a live reservation, freed once.
+            unsafe { cg_limiter_reservation_free(reservation) };
+        }
+        for product in self.products.iter_mut().filter_map(Option::take) {
+            // SAFETY: a live handle, freed once.
+            unsafe { cg_limiter_free(product.ptr) };
+        }
         for reservation in self.reservations.iter_mut().filter_map(Option::take) {
             // SAFETY: a live reservation, freed once.
             unsafe { cg_reservation_free(reservation) };
@@ -599,7 +689,7 @@ impl Handles {
         }
         for limiter in self.limiters.iter_mut().filter_map(Option::take) {
             // SAFETY: a live handle, freed once.
-            unsafe { cg_limiter_free(limiter.ptr) };
+            unsafe { cg_cell_free(limiter.ptr) };
         }
         for (clock, _) in self.clocks.iter_mut().filter_map(Option::take) {
             // SAFETY: a live handle, freed once (objects built with it keep the time alive).
@@ -903,7 +993,7 @@ fn run(call: &Call, handles: &mut Handles) {
             }
             let quota = quota.c();
             let (clock_ptr, mirror_clock) = handles.clock(*clock);
-            let mut out: *mut cg_limiter = ptr::null_mut();
+            let mut out: *mut cg_cell = ptr::null_mut();
             let out_ptr = if *null_out {
                 ptr::null_mut()
             } else {
@@ -912,7 +1002,7 @@ fn run(call: &Call, handles: &mut Handles) {
             let (status, mirror) = match bucket {
                 None => {
                     // SAFETY: NULL or a live clock; NULL or a writable pointer.
-                    let status = unsafe { cg_limiter_new_gcra(quota, clock_ptr, out_ptr) };
+                    let status = unsafe { cg_cell_new_gcra(quota, clock_ptr, out_ptr) };
                     (
                         status,
                         core_quota(quota).map(|q| CellMirror::Gcra(Gcra::new(q))),
@@ -922,7 +1012,7 @@ fn run(call: &Call, handles: &mut Handles) {
                     let now_ns = now.ns();
                     // SAFETY: NULL or a live clock; NULL or a writable pointer.
                     let status = unsafe {
-                        cg_limiter_new_token_bucket(
+                        cg_cell_new_token_bucket(
                             quota, *refill, *initial, now_ns, clock_ptr, out_ptr,
                         )
                     };
@@ -951,14 +1041,14 @@ fn run(call: &Call, handles: &mut Handles) {
                         // Built at the monotonic clock's time: not mirrored.
                         if status == cg_status::Ok {
                             // SAFETY: a live limiter, freed once.
-                            unsafe { cg_limiter_free(out) };
+                            unsafe { cg_cell_free(out) };
                         }
                         return;
                     }
                     (status, mirror)
                 }
             };
-            check_status("cg_limiter_new", status, *null_out);
+            check_status("cg_cell_new", status, *null_out);
             if status == cg_status::Ok {
                 assert!(!out.is_null());
                 let mirror = mirror.expect("the library built a limiter the core refuses");
@@ -1000,10 +1090,10 @@ fn run(call: &Call, handles: &mut Handles) {
             };
             let now_ns = now.ns();
             let function = match op {
-                LimitOp::Check => cg_limiter_check,
-                LimitOp::Peek => cg_limiter_peek,
-                LimitOp::Force => cg_limiter_force,
-                LimitOp::Refund => cg_limiter_refund,
+                LimitOp::Check => cg_cell_check,
+                LimitOp::Peek => cg_cell_peek,
+                LimitOp::Force => cg_cell_force,
+                LimitOp::Refund => cg_cell_refund,
             };
             // SAFETY: NULL or a live limiter; NULL or a writable decision.
             let status = unsafe { function(ptr, now_ns, *cost, out_ptr) };
@@ -1021,11 +1111,11 @@ fn run(call: &Call, handles: &mut Handles) {
             // `out` is optional for force and refund (documented).
             let null_rejected = ptr.is_null() || (*null_out && !op.out_optional());
             if *null_out {
-                check_status("cg_limiter_*", status, null_rejected);
+                check_status("cg_cell_*", status, null_rejected);
                 assert_eq!(out, sentinel_decision());
                 return;
             }
-            limit_call("cg_limiter_*", status, &out, null_rejected, expected);
+            limit_call("cg_cell_*", status, &out, null_rejected, expected);
             if let (Some(burst), cg_status::Ok) = (burst, status) {
                 assert_eq!(out.limit, burst);
             }
@@ -1037,8 +1127,8 @@ fn run(call: &Call, handles: &mut Handles) {
             };
             let ptr = handle.map_or(ptr::null(), |h| h.ptr.cast_const());
             // SAFETY: NULL or a live limiter.
-            let status = unsafe { cg_limiter_reset(ptr) };
-            check_status("cg_limiter_reset", status, ptr.is_null());
+            let status = unsafe { cg_cell_reset(ptr) };
+            check_status("cg_cell_reset", status, ptr.is_null());
             if let Some(h) = handle {
                 h.mirror.reset();
             }
@@ -1061,8 +1151,8 @@ fn run(call: &Call, handles: &mut Handles) {
                 &mut out as *mut cg_quota
             };
             // SAFETY: NULL or a live limiter; NULL or a writable quota.
-            let status = unsafe { cg_limiter_quota(ptr, out_ptr) };
-            check_status("cg_limiter_quota", status, ptr.is_null() || *null_out);
+            let status = unsafe { cg_cell_quota(ptr, out_ptr) };
+            check_status("cg_cell_quota", status, ptr.is_null() || *null_out);
             match handle {
                 Some(h) if status == cg_status::Ok => assert_eq!(out, h.quota),
                 _ => assert_eq!(out, sentinel),
@@ -1071,7 +1161,7 @@ fn run(call: &Call, handles: &mut Handles) {
         Call::LimiterFree { slot: index } => {
             if let Some(handle) = handles.limiters[slot(*index)].take() {
                 // SAFETY: a live limiter, freed once.
-                unsafe { cg_limiter_free(handle.ptr) };
+                unsafe { cg_cell_free(handle.ptr) };
             }
         }
         Call::KeyedNew {
@@ -1244,6 +1334,7 @@ fn run(call: &Call, handles: &mut Handles) {
                 reclaimed: 7,
                 rejected_full: 7,
                 slot_count: 7,
+                admitted_untracked: 7,
             };
             let out_ptr = if *null_out {
                 ptr::null_mut()
@@ -1256,6 +1347,10 @@ fn run(call: &Call, handles: &mut Handles) {
             if let (Some(h), cg_status::Ok) = (handle, status) {
                 assert_eq!(out.slot_count, h.mirror.slot_count() as u64);
                 assert!(out.live_keys <= out.slot_count);
+                assert_eq!(
+                    out.admitted_untracked, 0,
+                    "a keyed limiter never admits untracked"
+                );
             }
         }
         Call::KeyedFree { slot: index } => {
@@ -1789,12 +1884,15 @@ fn run(call: &Call, handles: &mut Handles) {
                 return;
             }
             // The same rendering through the core.
+            // The policy styles, or the per-dimension ones (3: Anthropic's, 4: OpenAI's).
             let style = match style {
-                0 => HeaderStyle::Ietf,
-                1 => HeaderStyle::Legacy,
-                2 => HeaderStyle::LegacyEpoch {
+                0 => Ok(HeaderStyle::Ietf),
+                1 => Ok(HeaderStyle::Legacy),
+                2 => Ok(HeaderStyle::LegacyEpoch {
                     now_unix_s: *now_unix_s,
-                },
+                }),
+                3 => Err(DimensionStyle::anthropic(*now_unix_s)),
+                4 => Err(DimensionStyle::openai()),
                 _ => {
                     assert_ne!(status, cg_status::Ok, "an unknown style was accepted");
                     return;
@@ -1829,9 +1927,14 @@ fn run(call: &Call, handles: &mut Handles) {
                 });
             }
             let mut scratch = vec![0u8; 1 << 16];
-            match render_headers(style, &policies, &mut scratch) {
-                Ok(rendered) if fields.is_some() => {
-                    let pairs: Vec<(&str, &str)> = rendered.iter().collect();
+            let rendered: Result<Vec<(&str, &str)>, _> = match style {
+                Ok(style) => render_headers(style, &policies, &mut scratch)
+                    .map(|rendered| rendered.iter().collect()),
+                Err(style) => render_dimension_headers(style, &policies, &mut scratch)
+                    .map(|rendered| rendered.iter().collect()),
+            };
+            match rendered {
+                Ok(pairs) if fields.is_some() => {
                     let needed: usize = pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
                     let fits = needed <= buffer.len && pairs.len() <= capacity;
                     assert_eq!(status == cg_status::Ok, fits, "{status:?}, {needed} bytes");
@@ -1855,11 +1958,9 @@ fn run(call: &Call, handles: &mut Handles) {
                         }
                     }
                 }
-                Ok(rendered) => {
-                    let lines: String = rendered
-                        .iter()
-                        .map(|(n, v)| format!("{n}: {v}\r\n"))
-                        .collect();
+                Ok(pairs) => {
+                    let lines: String =
+                        pairs.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
                     assert_eq!(len, lines.len(), "the line length");
                     if lines.len() <= buffer.len {
                         assert_eq!(status, cg_status::Ok);
@@ -1960,6 +2061,13 @@ fn run(call: &Call, handles: &mut Handles) {
                 assert!(len <= buffer.len && len <= CG_CLIENT_KEY_MAX_LEN);
             }
         }
+        Call::ProductNew { .. }
+        | Call::ProductApply { .. }
+        | Call::ProductReserve { .. }
+        | Call::ProductSettle { .. }
+        | Call::ProductRender { .. }
+        | Call::ProductStats { .. }
+        | Call::ProductFree { .. } => run_product(call, handles),
         Call::StatusMessage { status } => {
             let message = cg_status_message(*status);
             assert!(!message.is_null());
@@ -1972,6 +2080,563 @@ fn run(call: &Call, handles: &mut Handles) {
             assert_eq!(parts.len(), 3, "MAJOR.MINOR.PATCH");
             assert!(parts.iter().all(|part| part.parse::<u32>().is_ok()));
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// cg_limiter, against core's Limiter
+// ---------------------------------------------------------------------------------------------
+
+/// The seed both the library and the mirror hash keys with, so that they place keys alike.
+const PRODUCT_SEED: (u64, u64) = (0x5EED, 0xC0DE);
+
+fn sentinel_limiter_decision() -> cg_limiter_decision {
+    cg_limiter_decision {
+        allowed: true,
+        reason: cg_reason::Untracked,
+        binding: 0xDEAD,
+        decision: sentinel_decision(),
+        count: 0xBEEF,
+        decisions: [sentinel_decision(); CG_MAX_POLICY_QUOTAS],
+    }
+}
+
+/// Costs as C passes them (`None`: NULL and 0) and as core takes them (one per dimension).
+fn product_costs(
+    costs: &Option<Vec<Option<u64>>>,
+    dimensions: usize,
+) -> (Vec<u64>, Vec<Option<u64>>) {
+    match costs {
+        None => (Vec::new(), vec![None; dimensions]),
+        Some(costs) if costs.is_empty() => (Vec::new(), vec![None; dimensions]),
+        Some(costs) => (
+            costs
+                .iter()
+                .map(|cost| cost.unwrap_or(CG_COST_DEFAULT))
+                .collect(),
+            costs
+                .iter()
+                .map(|cost| cost.filter(|&cost| cost != CG_COST_DEFAULT))
+                .collect(),
+        ),
+    }
+}
+
+/// Checks a limiter decision's shape: `count` the quota count, `binding` one of them, entries
+/// past `count` zero, the binding decision the binding quota's.
+fn check_limiter_decision(call: &str, out: &cg_limiter_decision, quotas: usize) {
+    assert_eq!(out.count, quotas, "{call}: count");
+    assert!(
+        out.binding < quotas,
+        "{call}: binding {} of {quotas}",
+        out.binding
+    );
+    assert!(out.decisions[quotas..]
+        .iter()
+        .all(|d| *d == cg_decision::default()));
+    assert_eq!(
+        out.decision.remaining, out.decisions[out.binding].remaining,
+        "{call}"
+    );
+    assert_eq!(out.decision.allowed, out.allowed, "{call}");
+}
+
+fn run_product(call: &Call, handles: &mut Handles) {
+    let product = |handles: &Handles, which: &Handle| match which {
+        Handle::Null => None,
+        Handle::Slot(index) => handles.products[slot(*index)].as_ref().map(|h| h.ptr),
+    };
+    match call {
+        Call::ProductNew {
+            slot: index,
+            quotas,
+            options,
+            null_out,
+        } => {
+            let index = slot(*index);
+            if handles.products[index].is_some() {
+                return;
+            }
+            let c_quotas: Vec<cg_limiter_quota> = quotas
+                .iter()
+                .take(CG_MAX_POLICY_QUOTAS + 1)
+                .map(|quota| cg_limiter_quota {
+                    quota: quota.quota.c(),
+                    name: quota
+                        .name
+                        .as_ref()
+                        .map_or(ptr::null(), |name| name.as_ptr().cast()),
+                    name_len: quota.name.as_ref().map_or(0, Vec::len),
+                    dimension: usize::from(quota.dimension % 10),
+                })
+                .collect();
+            let (clock_ptr, clock) = match options {
+                Some(options) => handles.clock(options.clock),
+                None => (ptr::null(), None),
+            };
+            let c_options = options.map(|options| cg_limiter_options {
+                refill: u32::from(options.refill % 3),
+                on_full: u32::from(options.on_full % 3),
+                max_keys: options.max_keys.get(),
+                clock: clock_ptr,
+                seeded: true,
+                seed_k0: PRODUCT_SEED.0,
+                seed_k1: PRODUCT_SEED.1,
+            });
+            let mut out: *mut cg_limiter = ptr::null_mut();
+            let out_ptr = if *null_out {
+                ptr::null_mut()
+            } else {
+                &mut out as *mut _
+            };
+            let options_ptr = c_options
+                .as_ref()
+                .map_or(ptr::null(), |options| options as *const cg_limiter_options);
+            // SAFETY: readable quotas with readable names; NULL or readable options with NULL
+            // or a live clock; NULL or a writable pointer.
+            let status =
+                unsafe { cg_limiter_new(c_quotas.as_ptr(), c_quotas.len(), options_ptr, out_ptr) };
+            check_status("cg_limiter_new", status, *null_out);
+            if status != cg_status::Ok {
+                assert!(out.is_null(), "cg_limiter_new failed but wrote its output");
+                return;
+            }
+            // Without options the seed is random: the mirror cannot place keys alike.
+            let Some(c_options) = c_options else {
+                // SAFETY: a live handle, freed once.
+                unsafe { cg_limiter_free(out) };
+                return;
+            };
+            let names: Vec<Option<&str>> = quotas
+                .iter()
+                .map(|quota| {
+                    quota
+                        .name
+                        .as_ref()
+                        .map(|name| std::str::from_utf8(name).expect("the library took it"))
+                })
+                .collect();
+            let core_quotas: Vec<LimiterQuota<'_>> = c_quotas
+                .iter()
+                .zip(&names)
+                .map(|(quota, name)| LimiterQuota {
+                    quota: core_quota(quota.quota).expect("the library took it"),
+                    name: *name,
+                    dimension: quota.dimension,
+                })
+                .collect();
+            let mut core_options =
+                LimiterOptions::with_seed(Seed::new(PRODUCT_SEED.0, PRODUCT_SEED.1));
+            core_options.refill = if c_options.refill == CG_REFILL_INTERVAL {
+                Refill::Interval
+            } else {
+                Refill::Greedy
+            };
+            core_options.on_full = if c_options.on_full == CG_ON_FULL_ALLOW_UNTRACKED {
+                OnFull::AllowUntracked
+            } else {
+                OnFull::Deny
+            };
+            core_options.max_keys = c_options.max_keys;
+            let mirror = Limiter::new(&core_quotas, core_options)
+                .expect("the library built a limiter the core refuses");
+            handles.products[index] = Some(ProductHandle {
+                ptr: out,
+                mirror,
+                clock,
+                in_step: true,
+                last: None,
+            });
+        }
+        Call::ProductApply {
+            slot: which,
+            key,
+            now,
+            costs,
+            op,
+            null_out,
+        } => {
+            let ptr = product(handles, which);
+            let dimensions = ptr
+                .and_then(|_| match which {
+                    Handle::Slot(i) => handles.products[slot(*i)].as_ref(),
+                    Handle::Null => None,
+                })
+                .map_or(1, |h| h.mirror.dimensions());
+            let (c_costs, core_costs) = product_costs(costs, dimensions);
+            let mut out = sentinel_limiter_decision();
+            let out_ptr = if *null_out {
+                ptr::null_mut()
+            } else {
+                &mut out as *mut _
+            };
+            let op = u32::from(*op % 6);
+            // SAFETY: NULL or a live limiter; a readable key and costs; NULL or a writable
+            // decision.
+            let status = unsafe {
+                cg_limiter_apply(
+                    ptr.unwrap_or(ptr::null_mut()),
+                    key.as_ptr(),
+                    key.len(),
+                    now.ns(),
+                    c_costs.as_ptr(),
+                    c_costs.len(),
+                    op,
+                    out_ptr,
+                )
+            };
+            check_status("cg_limiter_apply", status, ptr.is_none() || *null_out);
+            if status != cg_status::Ok {
+                assert_eq!(
+                    out,
+                    sentinel_limiter_decision(),
+                    "cg_limiter_apply wrote on {status:?}"
+                );
+            }
+            let Handle::Slot(index) = which else { return };
+            let Some(handle) = handles.products[slot(*index)].as_mut() else {
+                return;
+            };
+            if *null_out {
+                return;
+            }
+            let core_op = match op {
+                CG_OP_CHECK => Op::Check,
+                CG_OP_PEEK => Op::Peek,
+                CG_OP_FORCE => Op::Force,
+                CG_OP_REFUND => Op::Refund,
+                CG_OP_RESET => Op::Reset,
+                _ => {
+                    assert_eq!(status, cg_status::InvalidArgument, "an unknown op");
+                    return;
+                }
+            };
+            let Some(now_ns) = Handles::time(&handle.clock, now.ns()) else {
+                handle.in_step = false;
+                return;
+            };
+            if !handle.in_step {
+                return;
+            }
+            match handle.mirror.apply_at(key, now_ns, &core_costs, core_op) {
+                Ok(decision) => {
+                    assert_eq!(
+                        status,
+                        cg_status::Ok,
+                        "the core decided, the library refused"
+                    );
+                    assert_eq!(out, cg_limiter_decision::from(&decision), "library vs core");
+                    check_limiter_decision("cg_limiter_apply", &out, handle.mirror.quotas().len());
+                    handle.last = Some((out, decision));
+                }
+                Err(error) => assert_eq!(status, cg_status::from(error), "{error}"),
+            }
+        }
+        Call::ProductReserve {
+            slot: which,
+            reservation,
+            key,
+            now,
+            costs,
+            null_out,
+        } => {
+            let index = slot(*reservation);
+            if handles.product_reservations[index].is_some() {
+                return;
+            }
+            let ptr = product(handles, which);
+            let dimensions = match which {
+                Handle::Slot(i) => handles.products[slot(*i)].as_ref(),
+                Handle::Null => None,
+            }
+            .map_or(1, |h| h.mirror.dimensions());
+            let (c_costs, core_costs) = product_costs(costs, dimensions);
+            let mut out = sentinel_limiter_decision();
+            let out_ptr = if *null_out {
+                ptr::null_mut()
+            } else {
+                &mut out as *mut _
+            };
+            let mut held: *mut cg_limiter_reservation = ptr::null_mut();
+            // SAFETY: NULL or a live limiter; a readable key and costs; NULL or a writable
+            // decision; a writable reservation pointer.
+            let status = unsafe {
+                cg_limiter_reserve(
+                    ptr.unwrap_or(ptr::null_mut()),
+                    key.as_ptr(),
+                    key.len(),
+                    now.ns(),
+                    c_costs.as_ptr(),
+                    c_costs.len(),
+                    out_ptr,
+                    &mut held,
+                )
+            };
+            check_status("cg_limiter_reserve", status, ptr.is_none() || *null_out);
+            if status != cg_status::Ok {
+                assert!(
+                    held.is_null(),
+                    "cg_limiter_reserve failed but gave a reservation"
+                );
+                assert_eq!(out, sentinel_limiter_decision());
+                return;
+            }
+            assert_eq!(
+                out.allowed,
+                !held.is_null(),
+                "a reservation exactly when admitted"
+            );
+            let Handle::Slot(i) = which else { return };
+            let Some(handle) = handles.products[slot(*i)].as_mut() else {
+                return;
+            };
+            let mirror = match Handles::time(&handle.clock, now.ns()) {
+                Some(now_ns) if handle.in_step => {
+                    let reserved = handle
+                        .mirror
+                        .reserve_at(key, now_ns, &core_costs)
+                        .expect("the library reserved");
+                    assert_eq!(
+                        out,
+                        cg_limiter_decision::from(&reserved.decision),
+                        "reserve"
+                    );
+                    handle.last = Some((out, reserved.decision));
+                    reserved.reservation
+                }
+                _ => {
+                    handle.in_step = false;
+                    None
+                }
+            };
+            if !held.is_null() {
+                handles.product_reservations[index] = Some((held, mirror));
+            }
+        }
+        Call::ProductSettle {
+            slot: which,
+            reservation,
+            now,
+            costs,
+            null_out,
+        } => {
+            let Some((held, mirror)) = handles.product_reservations[slot(*reservation)].take()
+            else {
+                return;
+            };
+            let ptr = product(handles, which);
+            let dimensions = match which {
+                Handle::Slot(i) => handles.products[slot(*i)].as_ref(),
+                Handle::Null => None,
+            }
+            .map_or(1, |h| h.mirror.dimensions());
+            let (c_costs, core_costs) = product_costs(costs, dimensions);
+            let mut out = sentinel_limiter_decision();
+            let out_ptr = if *null_out {
+                ptr::null_mut()
+            } else {
+                &mut out as *mut _
+            };
+            // SAFETY: NULL or a live limiter; a live reservation, consumed here whatever the
+            // status; readable costs; NULL or a writable decision.
+            let status = unsafe {
+                cg_limiter_settle(
+                    ptr.unwrap_or(ptr::null_mut()),
+                    now.ns(),
+                    held,
+                    c_costs.as_ptr(),
+                    c_costs.len(),
+                    out_ptr,
+                )
+            };
+            check_status("cg_limiter_settle", status, ptr.is_none() || *null_out);
+            if status != cg_status::Ok {
+                assert_eq!(
+                    out,
+                    sentinel_limiter_decision(),
+                    "cg_limiter_settle wrote on {status:?}"
+                );
+            }
+            let Handle::Slot(i) = which else { return };
+            let Some(handle) = handles.products[slot(*i)].as_mut() else {
+                return;
+            };
+            if *null_out || !handle.in_step {
+                return;
+            }
+            // A settle the mirror cannot follow (its reservation or its time unknown) leaves
+            // the two apart from here on.
+            let (Some(mirror), Some(now_ns)) = (mirror, Handles::time(&handle.clock, now.ns()))
+            else {
+                handle.in_step = false;
+                return;
+            };
+            match handle.mirror.settle_at(now_ns, mirror, &core_costs) {
+                Ok(decision) => {
+                    assert_eq!(
+                        status,
+                        cg_status::Ok,
+                        "the core settled, the library refused"
+                    );
+                    assert_eq!(out, cg_limiter_decision::from(&decision), "settle");
+                    handle.last = Some((out, decision));
+                }
+                Err(error) => assert_eq!(status, cg_status::from(error), "{error}"),
+            }
+        }
+        Call::ProductRender {
+            slot: which,
+            style,
+            now_unix_s,
+            buf_len,
+        } => {
+            let Handle::Slot(i) = which else { return };
+            let Some(handle) = handles.products[slot(*i)].as_ref() else {
+                return;
+            };
+            let Some((decision, mirror_decision)) = handle.last.as_ref() else {
+                return;
+            };
+            let style = u32::from(*style % 6);
+            let mut buffer = Buffer::new(usize::from(*buf_len) % 2048);
+            let mut len = 0xDEAD_usize;
+            // SAFETY: a live limiter; a readable decision; `buffer.len` writable bytes.
+            let status = unsafe {
+                cg_limiter_render_headers(
+                    handle.ptr,
+                    decision,
+                    style,
+                    *now_unix_s,
+                    buffer.ptr().cast(),
+                    buffer.len,
+                    &mut len,
+                )
+            };
+            check_status("cg_limiter_render_headers", status, false);
+            buffer.assert_guard("cg_limiter_render_headers");
+            let mut scratch = vec![0u8; 1 << 16];
+            let rendered: Result<Vec<(&str, &str)>, _> = match style {
+                0 => handle
+                    .mirror
+                    .render_headers(mirror_decision, HeaderStyle::Ietf, &mut scratch)
+                    .map(|r| r.iter().collect()),
+                1 => handle
+                    .mirror
+                    .render_headers(mirror_decision, HeaderStyle::Legacy, &mut scratch)
+                    .map(|r| r.iter().collect()),
+                2 => handle
+                    .mirror
+                    .render_headers(
+                        mirror_decision,
+                        HeaderStyle::LegacyEpoch {
+                            now_unix_s: *now_unix_s,
+                        },
+                        &mut scratch,
+                    )
+                    .map(|r| r.iter().collect()),
+                3 => handle
+                    .mirror
+                    .render_dimension_headers(
+                        mirror_decision,
+                        DimensionStyle::anthropic(*now_unix_s),
+                        &mut scratch,
+                    )
+                    .map(|r| r.iter().collect()),
+                4 => handle
+                    .mirror
+                    .render_dimension_headers(
+                        mirror_decision,
+                        DimensionStyle::openai(),
+                        &mut scratch,
+                    )
+                    .map(|r| r.iter().collect()),
+                _ => {
+                    assert_eq!(status, cg_status::InvalidArgument, "an unknown style");
+                    return;
+                }
+            };
+            match rendered {
+                Ok(pairs) => {
+                    let lines: String =
+                        pairs.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
+                    assert_eq!(len, lines.len(), "the line length");
+                    if lines.len() <= buffer.len {
+                        assert_eq!(status, cg_status::Ok);
+                        assert_eq!(&buffer.bytes[..lines.len()], lines.as_bytes());
+                    } else {
+                        assert_eq!(status, cg_status::BufferTooSmall);
+                    }
+                }
+                Err(error) => assert_eq!(status, cg_status::from(error), "{error}"),
+            }
+            let mut body = Buffer::new(usize::from(*buf_len) % 64);
+            let mut body_len = 0xDEAD_usize;
+            // SAFETY: as above.
+            let status = unsafe {
+                cg_limiter_render_429_body(
+                    handle.ptr,
+                    decision,
+                    body.ptr().cast(),
+                    body.len,
+                    &mut body_len,
+                )
+            };
+            check_status("cg_limiter_render_429_body", status, false);
+            body.assert_guard("cg_limiter_render_429_body");
+            let mut expected = [0u8; CG_MAX_429_BODY_BYTES];
+            let expected_len = handle
+                .mirror
+                .render_429_body(mirror_decision, &mut expected)
+                .expect("fits");
+            assert_eq!(body_len, expected_len);
+            if status == cg_status::Ok {
+                assert_eq!(&body.bytes[..body_len], &expected[..expected_len]);
+            } else {
+                assert_eq!(status, cg_status::BufferTooSmall);
+            }
+        }
+        Call::ProductStats {
+            slot: which,
+            capacity,
+        } => {
+            let ptr = product(handles, which);
+            let mut stats = [cg_keyed_stats::default(); CG_MAX_POLICY_QUOTAS];
+            let capacity = usize::from(*capacity) % (CG_MAX_POLICY_QUOTAS + 1);
+            let mut count = 0xDEAD_usize;
+            // SAFETY: NULL or a live limiter; `capacity` writable entries; a writable count.
+            let status = unsafe {
+                cg_limiter_stats(
+                    ptr.unwrap_or(ptr::null_mut()),
+                    stats.as_mut_ptr(),
+                    capacity,
+                    &mut count,
+                )
+            };
+            check_status("cg_limiter_stats", status, ptr.is_none());
+            let Handle::Slot(i) = which else { return };
+            let Some(handle) = handles.products[slot(*i)].as_ref() else {
+                return;
+            };
+            let quotas = handle.mirror.quotas().len();
+            assert_eq!(count, quotas);
+            assert_eq!(status == cg_status::Ok, capacity >= quotas, "{status:?}");
+            if status == cg_status::Ok && handle.in_step {
+                for (c, core) in stats.iter().zip(handle.mirror.stats()) {
+                    assert_eq!(
+                        (c.live_keys, c.rejected_full, c.admitted_untracked),
+                        (core.live_keys, core.rejected_full, core.admitted_untracked)
+                    );
+                    assert!(c.live_keys <= c.slot_count);
+                }
+            }
+        }
+        Call::ProductFree { slot: index } => {
+            if let Some(handle) = handles.products[slot(*index)].take() {
+                // SAFETY: a live handle, freed once.
+                unsafe { cg_limiter_free(handle.ptr) };
+            }
+        }
+        _ => unreachable!("not a cg_limiter call"),
     }
 }
 

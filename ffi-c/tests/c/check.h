@@ -34,6 +34,8 @@ void check_status_failed(const char *file, int line, const char *expr, cg_status
 /* The test groups (each in its own file). */
 void test_api(void);
 void test_vectors(const char *path);
+void test_limiter(void);
+void test_header_vectors(const char *path);
 void test_threads(unsigned threads, unsigned long iterations);
 
 #endif

@@ -1,5 +1,6 @@
-/* The C test runner: `cellgate_tests VECTORS.txt [THREADS [ITERATIONS]]`. Exits 0 only when
- * every check passed. VECTORS.txt is written by ffi-c/tests/vectors_to_lines.py. */
+/* The C test runner: `cellgate_tests VECTORS.txt HEADERS.txt [THREADS [ITERATIONS]]`. Exits 0
+ * only when every check passed. VECTORS.txt is written by ffi-c/tests/vectors_to_lines.py,
+ * HEADERS.txt by ffi-c/tests/headers_to_lines.py. */
 #include "check.h"
 
 #include <stdlib.h>
@@ -21,12 +22,12 @@ void check_status_failed(const char *file, int line, const char *expr, cg_status
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s VECTORS.txt [THREADS [ITERATIONS]]\n", argv[0]);
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s VECTORS.txt HEADERS.txt [THREADS [ITERATIONS]]\n", argv[0]);
         return 2;
     }
-    unsigned threads = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 4;
-    unsigned long iterations = argc > 3 ? strtoul(argv[3], NULL, 10) : 20000;
+    unsigned threads = argc > 3 ? (unsigned)strtoul(argv[3], NULL, 10) : 4;
+    unsigned long iterations = argc > 4 ? strtoul(argv[4], NULL, 10) : 20000;
 
     unsigned long before = check_count;
     test_api();
@@ -34,6 +35,12 @@ int main(int argc, char **argv) {
     before = check_count;
     test_vectors(argv[1]);
     printf("vectors: %lu checks\n", check_count - before);
+    before = check_count;
+    test_limiter();
+    printf("limiter: %lu checks\n", check_count - before);
+    before = check_count;
+    test_header_vectors(argv[2]);
+    printf("header vectors: %lu checks\n", check_count - before);
     before = check_count;
     test_threads(threads, iterations);
     printf("threads: %lu checks (%u threads x %lu checks)\n", check_count - before, threads,

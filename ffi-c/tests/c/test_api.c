@@ -25,7 +25,7 @@ static void test_version_and_statuses(void) {
             CHECK(strcmp(message, cg_status_message(other)) != 0);
     }
     CHECK(strcmp(cg_status_message(-1), "unknown status code") == 0);
-    CHECK(strcmp(cg_status_message(CG_STATUS_INVALID_MAX_KEYS + 1), "unknown status code") == 0);
+    CHECK(strcmp(cg_status_message(CG_STATUS_MISSING_COST + 1), "unknown status code") == 0);
     /* The numbers are part of the ABI. */
     CHECK(CG_STATUS_NULL_ARGUMENT == 1 && CG_STATUS_TABLE_FULL == 11 && CG_STATUS_PANIC == 22);
     CHECK(CG_STATUS_OUT_OF_MEMORY == 23 && CG_STATUS_EMPTY_NAME == 24 &&
@@ -87,92 +87,92 @@ static void test_quotas(void) {
     CHECK_STATUS(cg_quota_new(1, 1, 1, NULL), CG_STATUS_NULL_ARGUMENT);
 }
 
-static void test_limiter(void) {
-    cg_limiter *limiter = NULL;
+static void test_cell(void) {
+    cg_cell *limiter = NULL;
     cg_decision d;
     /* Invalid quotas and arguments: a status, and no handle. */
-    CHECK_STATUS(cg_limiter_new_gcra((cg_quota){0, 1, 1}, NULL, &limiter), CG_STATUS_ZERO_RATE);
+    CHECK_STATUS(cg_cell_new_gcra((cg_quota){0, 1, 1}, NULL, &limiter), CG_STATUS_ZERO_RATE);
     CHECK(limiter == NULL);
-    CHECK_STATUS(cg_limiter_new_gcra(per_second_3, NULL, NULL), CG_STATUS_NULL_ARGUMENT);
-    CHECK_STATUS(cg_limiter_new_token_bucket(per_second_3, 7, CG_FULL, 0, NULL, &limiter),
+    CHECK_STATUS(cg_cell_new_gcra(per_second_3, NULL, NULL), CG_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(cg_cell_new_token_bucket(per_second_3, 7, CG_FULL, 0, NULL, &limiter),
                  CG_STATUS_INVALID_ARGUMENT);
-    CHECK_STATUS(cg_limiter_new_token_bucket(per_second_3, CG_REFILL_INTERVAL, 4, 0, NULL,
+    CHECK_STATUS(cg_cell_new_token_bucket(per_second_3, CG_REFILL_INTERVAL, 4, 0, NULL,
                                              &limiter),
                  CG_STATUS_INITIAL_FILL_ABOVE_BURST);
     CHECK(limiter == NULL);
 
-    CHECK_OK(cg_limiter_new_gcra(per_second_3, NULL, &limiter));
-    CHECK_OK(cg_limiter_check(limiter, 0, 3, &d));
+    CHECK_OK(cg_cell_new_gcra(per_second_3, NULL, &limiter));
+    CHECK_OK(cg_cell_check(limiter, 0, 3, &d));
     CHECK(d.allowed && d.limit == 3 && d.remaining == 0 && d.reset_after_ns == CG_NS_PER_SECOND);
-    CHECK_OK(cg_limiter_check(limiter, 0, 1, &d));
+    CHECK_OK(cg_cell_check(limiter, 0, 1, &d));
     CHECK(!d.allowed && d.retry_after_ns == 333333334);
-    CHECK_OK(cg_limiter_check(limiter, 0, 4, &d));
+    CHECK_OK(cg_cell_check(limiter, 0, 4, &d));
     CHECK(!d.allowed && d.retry_after_ns == CG_NEVER);
     /* NULL arguments: a status and nothing consumed. */
-    CHECK_STATUS(cg_limiter_check(NULL, 0, 1, &d), CG_STATUS_NULL_ARGUMENT);
-    CHECK_STATUS(cg_limiter_check(limiter, 333333334, 1, NULL), CG_STATUS_NULL_ARGUMENT);
-    CHECK_STATUS(cg_limiter_peek(limiter, 0, 1, NULL), CG_STATUS_NULL_ARGUMENT);
-    CHECK_OK(cg_limiter_check(limiter, 333333334, 1, &d));
+    CHECK_STATUS(cg_cell_check(NULL, 0, 1, &d), CG_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(cg_cell_check(limiter, 333333334, 1, NULL), CG_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(cg_cell_peek(limiter, 0, 1, NULL), CG_STATUS_NULL_ARGUMENT);
+    CHECK_OK(cg_cell_check(limiter, 333333334, 1, &d));
     CHECK(d.allowed);
     /* force and refund accept a NULL decision. */
-    CHECK_OK(cg_limiter_force(limiter, 333333334, 3, NULL));
-    CHECK_OK(cg_limiter_peek(limiter, 333333334, 0, &d));
+    CHECK_OK(cg_cell_force(limiter, 333333334, 3, NULL));
+    CHECK_OK(cg_cell_peek(limiter, 333333334, 0, &d));
     CHECK(!d.allowed && d.remaining == 0);
-    CHECK_OK(cg_limiter_refund(limiter, 333333334, 3, NULL));
-    CHECK_STATUS(cg_limiter_force(NULL, 0, 1, NULL), CG_STATUS_NULL_ARGUMENT);
-    CHECK_STATUS(cg_limiter_refund(NULL, 0, 1, NULL), CG_STATUS_NULL_ARGUMENT);
-    CHECK_OK(cg_limiter_reset(limiter));
-    CHECK_STATUS(cg_limiter_reset(NULL), CG_STATUS_NULL_ARGUMENT);
-    CHECK_OK(cg_limiter_peek(limiter, 333333334, 3, &d));
+    CHECK_OK(cg_cell_refund(limiter, 333333334, 3, NULL));
+    CHECK_STATUS(cg_cell_force(NULL, 0, 1, NULL), CG_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(cg_cell_refund(NULL, 0, 1, NULL), CG_STATUS_NULL_ARGUMENT);
+    CHECK_OK(cg_cell_reset(limiter));
+    CHECK_STATUS(cg_cell_reset(NULL), CG_STATUS_NULL_ARGUMENT);
+    CHECK_OK(cg_cell_peek(limiter, 333333334, 3, &d));
     CHECK(d.allowed && d.remaining == 3);
     cg_quota q;
-    CHECK_OK(cg_limiter_quota(limiter, &q));
+    CHECK_OK(cg_cell_quota(limiter, &q));
     CHECK(q.rate_cost == 3 && q.burst_cost == 3);
-    CHECK_STATUS(cg_limiter_quota(limiter, NULL), CG_STATUS_NULL_ARGUMENT);
-    CHECK_STATUS(cg_limiter_quota(NULL, &q), CG_STATUS_NULL_ARGUMENT);
-    cg_limiter_free(limiter);
-    cg_limiter_free(NULL);
+    CHECK_STATUS(cg_cell_quota(limiter, NULL), CG_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(cg_cell_quota(NULL, &q), CG_STATUS_NULL_ARGUMENT);
+    cg_cell_free(limiter);
+    cg_cell_free(NULL);
 
     /* An interval token bucket starting empty at t = 0. */
-    CHECK_OK(cg_limiter_new_token_bucket((cg_quota){100, CG_NS_PER_MINUTE, 100},
+    CHECK_OK(cg_cell_new_token_bucket((cg_quota){100, CG_NS_PER_MINUTE, 100},
                                          CG_REFILL_INTERVAL, 0, 0, NULL, &limiter));
-    CHECK_OK(cg_limiter_check(limiter, 1, 1, &d));
+    CHECK_OK(cg_cell_check(limiter, 1, 1, &d));
     CHECK(!d.allowed && d.retry_after_ns == CG_NS_PER_MINUTE - 1);
-    CHECK_OK(cg_limiter_check(limiter, CG_NS_PER_MINUTE, 100, &d));
+    CHECK_OK(cg_cell_check(limiter, CG_NS_PER_MINUTE, 100, &d));
     CHECK(d.allowed);
-    cg_limiter_free(limiter);
+    cg_cell_free(limiter);
 }
 
 static void test_clocks(void) {
     cg_clock *clock = NULL;
-    cg_limiter *limiter = NULL;
+    cg_cell *limiter = NULL;
     cg_decision d;
     uint64_t now = 0;
     CHECK_STATUS(cg_clock_new(0, NULL), CG_STATUS_NULL_ARGUMENT);
     CHECK_OK(cg_clock_new(1000, &clock));
     CHECK_OK(cg_clock_now(clock, &now));
     CHECK(now == 1000);
-    CHECK_OK(cg_limiter_new_gcra(per_second_3, clock, &limiter));
+    CHECK_OK(cg_cell_new_gcra(per_second_3, clock, &limiter));
     /* The limiter shares the clock and outlives the handle. */
     cg_clock_free(clock);
-    CHECK_OK(cg_limiter_check(limiter, CG_NOW, 3, &d));
+    CHECK_OK(cg_cell_check(limiter, CG_NOW, 3, &d));
     CHECK(d.allowed);
-    CHECK_OK(cg_limiter_check(limiter, CG_NOW, 1, &d));
+    CHECK_OK(cg_cell_check(limiter, CG_NOW, 1, &d));
     CHECK(!d.allowed && d.retry_after_ns == 333333334);
-    cg_limiter_free(limiter);
+    cg_cell_free(limiter);
 
     CHECK_OK(cg_clock_new(0, &clock));
-    CHECK_OK(cg_limiter_new_gcra(per_second_3, clock, &limiter));
-    CHECK_OK(cg_limiter_check(limiter, CG_NOW, 3, &d));
+    CHECK_OK(cg_cell_new_gcra(per_second_3, clock, &limiter));
+    CHECK_OK(cg_cell_check(limiter, CG_NOW, 3, &d));
     CHECK_OK(cg_clock_advance(clock, 333333333));
-    CHECK_OK(cg_limiter_check(limiter, CG_NOW, 1, &d));
+    CHECK_OK(cg_cell_check(limiter, CG_NOW, 1, &d));
     CHECK(!d.allowed && d.retry_after_ns == 1);
     CHECK_OK(cg_clock_advance(clock, 1));
-    CHECK_OK(cg_limiter_check(limiter, CG_NOW, 1, &d));
+    CHECK_OK(cg_cell_check(limiter, CG_NOW, 1, &d));
     CHECK(d.allowed);
     /* Backwards is no time passing. */
     CHECK_OK(cg_clock_set(clock, 0));
-    CHECK_OK(cg_limiter_peek(limiter, CG_NOW, 1, &d));
+    CHECK_OK(cg_cell_peek(limiter, CG_NOW, 1, &d));
     CHECK(!d.allowed && d.retry_after_ns == 666666667);
     /* Saturating at UINT64_MAX, which only a clock reaches. */
     CHECK_OK(cg_clock_advance(clock, UINT64_MAX));
@@ -182,7 +182,7 @@ static void test_clocks(void) {
     CHECK_STATUS(cg_clock_set(NULL, 1), CG_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(cg_clock_now(NULL, &now), CG_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(cg_clock_now(clock, NULL), CG_STATUS_NULL_ARGUMENT);
-    cg_limiter_free(limiter);
+    cg_cell_free(limiter);
     cg_clock_free(clock);
     cg_clock_free(NULL);
 
@@ -392,7 +392,7 @@ static void test_policies(void) {
     CHECK(len == strlen(expected) && memcmp(buf, expected, len) == 0);
     if (len != strlen(expected) || memcmp(buf, expected, len) != 0)
         fprintf(stderr, "got:\n%.*s", (int)len, buf);
-    CHECK_STATUS(cg_policy_render_headers(policy, &d, 3, 0, buf, sizeof buf, &len),
+    CHECK_STATUS(cg_policy_render_headers(policy, &d, 9, 0, buf, sizeof buf, &len),
                  CG_STATUS_INVALID_ARGUMENT);
     cg_policy_decision wrong = d;
     wrong.count = 2;
@@ -634,8 +634,8 @@ static void test_null_everywhere(void) {
 
     /* Constructors: a NULL output. */
     CHECK_STATUS(cg_clock_new(0, NULL), null);
-    CHECK_STATUS(cg_limiter_new_gcra(q, NULL, NULL), null);
-    CHECK_STATUS(cg_limiter_new_token_bucket(q, CG_REFILL_GREEDY, CG_FULL, 0, NULL, NULL), null);
+    CHECK_STATUS(cg_cell_new_gcra(q, NULL, NULL), null);
+    CHECK_STATUS(cg_cell_new_token_bucket(q, CG_REFILL_GREEDY, CG_FULL, 0, NULL, NULL), null);
     CHECK_STATUS(cg_keyed_limiter_new(q, CG_REFILL_GREEDY, 16, NULL, NULL), null);
     CHECK_STATUS(cg_policy_new(&entry, 1, NULL, NULL), null);
     CHECK_STATUS(cg_keyed_policy_new(&entry, 1, 16, NULL, NULL), null);
@@ -645,12 +645,12 @@ static void test_null_everywhere(void) {
     CHECK_STATUS(cg_clock_advance(NULL, 1), null);
     CHECK_STATUS(cg_clock_set(NULL, 1), null);
     CHECK_STATUS(cg_clock_now(NULL, &u), null);
-    CHECK_STATUS(cg_limiter_check(NULL, 0, 1, &d), null);
-    CHECK_STATUS(cg_limiter_peek(NULL, 0, 1, &d), null);
-    CHECK_STATUS(cg_limiter_force(NULL, 0, 1, &d), null);
-    CHECK_STATUS(cg_limiter_refund(NULL, 0, 1, &d), null);
-    CHECK_STATUS(cg_limiter_reset(NULL), null);
-    CHECK_STATUS(cg_limiter_quota(NULL, &quota_out), null);
+    CHECK_STATUS(cg_cell_check(NULL, 0, 1, &d), null);
+    CHECK_STATUS(cg_cell_peek(NULL, 0, 1, &d), null);
+    CHECK_STATUS(cg_cell_force(NULL, 0, 1, &d), null);
+    CHECK_STATUS(cg_cell_refund(NULL, 0, 1, &d), null);
+    CHECK_STATUS(cg_cell_reset(NULL), null);
+    CHECK_STATUS(cg_cell_quota(NULL, &quota_out), null);
     CHECK_STATUS(cg_keyed_limiter_check(NULL, key, 1, 0, 1, &d), null);
     CHECK_STATUS(cg_keyed_limiter_peek(NULL, key, 1, 0, 1, &d), null);
     CHECK_STATUS(cg_keyed_limiter_force(NULL, key, 1, 0, 1, &d), null);
@@ -680,19 +680,19 @@ static void test_null_everywhere(void) {
 
     /* NULL required outputs and inputs, on live handles: nothing changes. */
     cg_clock *clock = NULL;
-    cg_limiter *limiter = NULL;
+    cg_cell *limiter = NULL;
     cg_keyed_limiter *keyed = NULL;
     cg_policy *policy = NULL;
     cg_keyed_policy *keyed_policy = NULL;
     CHECK_OK(cg_clock_new(0, &clock));
-    CHECK_OK(cg_limiter_new_gcra(q, clock, &limiter));
+    CHECK_OK(cg_cell_new_gcra(q, clock, &limiter));
     CHECK_OK(cg_keyed_limiter_new(q, CG_REFILL_GREEDY, 16, clock, &keyed));
     CHECK_OK(cg_policy_new(&entry, 1, clock, &policy));
     CHECK_OK(cg_keyed_policy_new(&entry, 1, 16, clock, &keyed_policy));
     CHECK_STATUS(cg_clock_now(clock, NULL), null);
-    CHECK_STATUS(cg_limiter_check(limiter, CG_NOW, 3, NULL), null);
-    CHECK_STATUS(cg_limiter_peek(limiter, CG_NOW, 3, NULL), null);
-    CHECK_STATUS(cg_limiter_quota(limiter, NULL), null);
+    CHECK_STATUS(cg_cell_check(limiter, CG_NOW, 3, NULL), null);
+    CHECK_STATUS(cg_cell_peek(limiter, CG_NOW, 3, NULL), null);
+    CHECK_STATUS(cg_cell_quota(limiter, NULL), null);
     CHECK_STATUS(cg_keyed_limiter_check(keyed, key, 1, CG_NOW, 3, NULL), null);
     CHECK_STATUS(cg_keyed_limiter_check(keyed, NULL, 1, CG_NOW, 3, &d), null);
     CHECK_STATUS(cg_keyed_limiter_peek(keyed, key, 1, CG_NOW, 3, NULL), null);
@@ -718,7 +718,7 @@ static void test_null_everywhere(void) {
                  null);
     CHECK_STATUS(cg_keyed_policy_dimensions(keyed_policy, NULL), null);
     /* Nothing was consumed by any of the refused calls. */
-    CHECK_OK(cg_limiter_check(limiter, CG_NOW, 3, &d));
+    CHECK_OK(cg_cell_check(limiter, CG_NOW, 3, &d));
     CHECK(d.allowed);
     CHECK_OK(cg_keyed_limiter_check(keyed, key, 1, CG_NOW, 3, &d));
     CHECK(d.allowed);
@@ -730,10 +730,10 @@ static void test_null_everywhere(void) {
     cg_keyed_policy_free(keyed_policy);
     cg_policy_free(policy);
     cg_keyed_limiter_free(keyed);
-    cg_limiter_free(limiter);
+    cg_cell_free(limiter);
     cg_clock_free(clock);
     cg_clock_free(NULL);
-    cg_limiter_free(NULL);
+    cg_cell_free(NULL);
     cg_keyed_limiter_free(NULL);
     cg_policy_free(NULL);
     cg_keyed_policy_free(NULL);
@@ -895,7 +895,7 @@ void test_api(void) {
     test_null_everywhere();
     test_version_and_statuses();
     test_quotas();
-    test_limiter();
+    test_cell();
     test_clocks();
     test_keyed();
     test_policies();

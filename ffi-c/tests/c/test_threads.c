@@ -1,4 +1,4 @@
-/* Hammers one key from several pthreads: the handles are shared, the admissions are counted,
+/* Hammers one key from several pthreads (cells, keyed limiters, policies, cg_limiter): the handles are shared, the admissions are counted,
  * and the total must never exceed what the quota allows (and, with time frozen, must equal
  * the burst exactly: a lost update would admit more, a spurious denial fewer). */
 #define _POSIX_C_SOURCE 200809L
@@ -11,14 +11,21 @@
 
 #define MAX_THREADS 64
 
-enum target { KEYED, SINGLE, POLICY, KEYED_POLICY };
+enum target { KEYED, SINGLE, POLICY, KEYED_POLICY, LIMITER, LIMITER_TWO_DIMENSIONS };
+
+/* The targets whose second quota (on the tokens dimension, 3 a call) binds. */
+static int two_dimensions(int target) {
+    return target == POLICY || target == KEYED_POLICY || target == LIMITER_TWO_DIMENSIONS;
+}
 
 struct hammer {
     enum target target;
     const cg_keyed_limiter *keyed;
-    const cg_limiter *single;
+    const cg_cell *single;
     const cg_policy *policy;
     const cg_keyed_policy *keyed_policy;
+    const cg_limiter *limiter;
+    const cg_limiter *limiter_two;
     unsigned long iterations;
     /* 0: every check at now_ns 0; 1: times from a shared counter (ns_per_tick apart);
      * 2: CG_NOW on the built-in monotonic clock. */
@@ -47,11 +54,19 @@ static void *hammer_thread(void *arg) {
         }
         cg_status status = CG_STATUS_OK;
         int allowed = 0;
-        if (h->target == KEYED || h->target == SINGLE) {
+        if (h->target == LIMITER || h->target == LIMITER_TWO_DIMENSIONS) {
+            cg_limiter_decision d;
+            uint64_t costs[2] = {1, 3};
+            status = h->target == LIMITER
+                         ? cg_limiter_check(h->limiter, hot_key, sizeof hot_key, now, NULL, 0, &d)
+                         : cg_limiter_check(h->limiter_two, hot_key, sizeof hot_key, now, costs,
+                                            2, &d);
+            allowed = status == CG_STATUS_OK && d.allowed;
+        } else if (h->target == KEYED || h->target == SINGLE) {
             cg_decision d;
             status = h->target == KEYED
                          ? cg_keyed_limiter_check(h->keyed, hot_key, sizeof hot_key, now, 1, &d)
-                         : cg_limiter_check(h->single, now, 1, &d);
+                         : cg_cell_check(h->single, now, 1, &d);
             allowed = status == CG_STATUS_OK && d.allowed;
         } else {
             cg_policy_decision d;
@@ -99,11 +114,11 @@ void test_threads(unsigned threads, unsigned long iterations) {
     h->iterations = iterations;
 
     cg_keyed_limiter *keyed = NULL;
-    cg_limiter *single = NULL;
+    cg_cell *single = NULL;
     cg_policy *policy = NULL;
     cg_keyed_policy *keyed_policy = NULL;
     CHECK_OK(cg_keyed_limiter_new(quota, CG_REFILL_GREEDY, 1024, NULL, &keyed));
-    CHECK_OK(cg_limiter_new_gcra(quota, NULL, &single));
+    CHECK_OK(cg_cell_new_gcra(quota, NULL, &single));
     /* Two entries on two dimensions; the second binds (cost 3 of a burst of 90). */
     cg_policy_entry entries[2] = {
         {"requests", CG_NUL_TERMINATED, quota, 0},
@@ -111,25 +126,36 @@ void test_threads(unsigned threads, unsigned long iterations) {
     };
     CHECK_OK(cg_policy_new(entries, 2, NULL, &policy));
     CHECK_OK(cg_keyed_policy_new(entries, 2, 1024, NULL, &keyed_policy));
-    if (!keyed || !single || !policy || !keyed_policy) return;
+    cg_limiter *limiter = NULL, *limiter_two = NULL;
+    cg_limiter_quota one[1] = {{quota, NULL, 0, 0}};
+    cg_limiter_quota two[2] = {
+        {quota, "requests", CG_NUL_TERMINATED, 0},
+        {{9000, CG_NS_PER_SECOND, 90}, "tokens", CG_NUL_TERMINATED, 1},
+    };
+    CHECK_OK(cg_limiter_new(one, 1, NULL, &limiter));
+    CHECK_OK(cg_limiter_new(two, 2, NULL, &limiter_two));
+    if (!keyed || !single || !policy || !keyed_policy || !limiter || !limiter_two) return;
+    h->limiter = limiter;
+    h->limiter_two = limiter_two;
     h->keyed = keyed;
     h->single = single;
     h->policy = policy;
     h->keyed_policy = keyed_policy;
 
-    for (int target = KEYED; target <= KEYED_POLICY; target++) {
+    for (int target = KEYED; target <= LIMITER_TWO_DIMENSIONS; target++) {
         h->target = (enum target)target;
         /* Time frozen at 0: exactly the burst is admitted, whatever the interleaving. */
         h->time_mode = 0;
         uint64_t admitted = run(h, threads);
-        CHECK(admitted == (target >= POLICY ? 30u : 50u));
+        CHECK(admitted == (two_dimensions(target) ? 30u : 50u));
 
         /* Time moving (a shared counter, 1 us a tick): never above burst + refill. */
         h->time_mode = 1;
         h->ns_per_tick = 1000;
         admitted = run(h, threads);
         uint64_t max_now = atomic_load(&h->max_now_ns);
-        uint64_t limit = target >= POLICY ? bound(entries[1].quota, max_now) / 3 : bound(quota, max_now);
+        uint64_t limit = two_dimensions(target) ? bound(entries[1].quota, max_now) / 3
+                                                : bound(quota, max_now);
         if (admitted > limit)
             fprintf(stderr, "target %d: admitted %llu > bound %llu\n", target,
                     (unsigned long long)admitted, (unsigned long long)limit);
@@ -159,8 +185,10 @@ void test_threads(unsigned threads, unsigned long iterations) {
     CHECK(stats.rejected_full == 0);
 
     cg_keyed_limiter_free(keyed);
-    cg_limiter_free(single);
+    cg_cell_free(single);
     cg_policy_free(policy);
     cg_keyed_policy_free(keyed_policy);
+    cg_limiter_free(limiter);
+    cg_limiter_free(limiter_two);
     free(h);
 }

@@ -1,6 +1,6 @@
 /* Replays testdata/vectors (converted to lines by ffi-c/tests/vectors_to_lines.py) through the
  * C API, as testdata/README.md describes, each scenario twice: with explicit `now_ns`, and
- * with a manual clock read through CG_NOW. Single-limiter scenarios run on one cg_limiter per
+ * with a manual clock read through CG_NOW. Single-limiter scenarios run on one cg_cell per
  * key, keyed ones also on one cg_keyed_limiter, policy scenarios on one cg_policy per key and
  * on one cg_keyed_policy. Every decision field is compared. */
 #define _POSIX_C_SOURCE 200809L
@@ -283,34 +283,34 @@ static void replay_single(const struct scenario *s, enum time_mode mode) {
     for (size_t i = 0; i < s->step_count; i++) {
         const struct step *step = &s->steps[i];
         uint64_t now = step_time(clock, mode, step->now_ns);
-        cg_limiter **limiter = (cg_limiter **)lookup(slots, &used, &step->key);
+        cg_cell **limiter = (cg_cell **)lookup(slots, &used, &step->key);
         if (*limiter == NULL) {
             if (s->token_bucket)
-                CHECK_OK(cg_limiter_new_token_bucket(s->quota, s->refill,
+                CHECK_OK(cg_cell_new_token_bucket(s->quota, s->refill,
                                                      s->has_initial ? s->initial_tokens : CG_FULL,
                                                      now, clock, limiter));
             else
-                CHECK_OK(cg_limiter_new_gcra(s->quota, clock, limiter));
+                CHECK_OK(cg_cell_new_gcra(s->quota, clock, limiter));
             if (*limiter == NULL) return;
         }
         cg_decision got;
         memset(&got, 0xA5, sizeof got);
         cg_status status = CG_STATUS_OK;
         switch (step->op) {
-        case OP_CHECK: status = cg_limiter_check(*limiter, now, step->costs[0], &got); break;
-        case OP_PEEK: status = cg_limiter_peek(*limiter, now, step->costs[0], &got); break;
-        case OP_FORCE: status = cg_limiter_force(*limiter, now, step->costs[0], &got); break;
-        case OP_REFUND: status = cg_limiter_refund(*limiter, now, step->costs[0], &got); break;
+        case OP_CHECK: status = cg_cell_check(*limiter, now, step->costs[0], &got); break;
+        case OP_PEEK: status = cg_cell_peek(*limiter, now, step->costs[0], &got); break;
+        case OP_FORCE: status = cg_cell_force(*limiter, now, step->costs[0], &got); break;
+        case OP_REFUND: status = cg_cell_refund(*limiter, now, step->costs[0], &got); break;
         case OP_RESET:
-            CHECK_OK(cg_limiter_reset(*limiter));
+            CHECK_OK(cg_cell_reset(*limiter));
             if (!step->has_expect) continue;
-            status = cg_limiter_peek(*limiter, now, 0, &got);
+            status = cg_cell_peek(*limiter, now, 0, &got);
             break;
         default: abort();
         }
-        expect_decision(s, i, "cg_limiter per key", mode, status, &got);
+        expect_decision(s, i, "cg_cell per key", mode, status, &got);
     }
-    for (size_t i = 0; i < used; i++) cg_limiter_free((cg_limiter *)slots[i].handle);
+    for (size_t i = 0; i < used; i++) cg_cell_free((cg_cell *)slots[i].handle);
     cg_clock_free(clock);
 }
 
