@@ -556,6 +556,7 @@ impl RemoteLimiter {
 
     /// Encodes `op` on `user_key` with the costs the caller named (as
     /// [`Limiter::apply_at`]), at Redis's time (`now_ns: None`) or an explicit one.
+    /// [`Op::Reset`] uses no cost and ignores `costs` (any length, `&[]` included).
     ///
     /// # Errors
     /// [`ConfigError::CostCount`], [`ConfigError::MissingCost`], as [`Limiter::apply_at`].
@@ -607,7 +608,12 @@ impl RemoteLimiter {
         costs: &[Option<u64>],
         kind: Kind,
     ) -> Result<RemoteCall, ConfigError> {
-        let (resolved, dimensions) = self.resolve(costs)?;
+        // A reset uses no cost and ignores `costs`, as `Limiter::apply_at` does.
+        let (resolved, dimensions) = if kind == Kind::Apply(Op::Reset) {
+            ([0u64; MAX_POLICY_QUOTAS], self.local.dimensions())
+        } else {
+            self.resolve(costs)?
+        };
         let mut first = [0u64; MAX_POLICY_QUOTAS];
         for (slot, dimension) in first.iter_mut().zip(&self.dimension_of) {
             *slot = resolved.get(*dimension).copied().unwrap_or(0);
@@ -1297,6 +1303,24 @@ mod tests {
         argv.extend_from_slice(&1u64.to_be_bytes());
         argv.extend_from_slice(&0u64.to_be_bytes());
         assert_eq!(call.argv(), argv.as_slice());
+        // A reset names no cost, whatever the dimensions.
+        let two = RemoteLimiter::new(
+            &[
+                LimiterQuota::new(Quota::per_second(1).unwrap()),
+                LimiterQuota {
+                    dimension: 1,
+                    ..LimiterQuota::new(Quota::per_minute(9).unwrap())
+                },
+            ],
+            LimiterOptions::with_seed(Seed::new(1, 2)),
+            RemoteOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            two.encode(b"k", Some(5), &[], Op::Reset).unwrap().argv()[0],
+            5
+        );
+        assert!(two.encode(b"k", Some(5), &[], Op::Check).is_err());
         // Redis's time: the flag is 0; explicit times are clamped as tables clamp them.
         assert_eq!(
             limiter

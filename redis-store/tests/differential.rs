@@ -154,10 +154,10 @@ fn random_schedules_equal_core_decision_for_decision() {
                     store.apply_at(key, now_ns, &costs, Op::Refund).unwrap(),
                 ),
                 13 => {
-                    let zeros = vec![Some(0); dimensions];
+                    let no_costs: Vec<Option<u64>> = Vec::new();
                     (
-                        local.apply_at(key, now_ns, &zeros, Op::Reset).unwrap(),
-                        store.apply_at(key, now_ns, &zeros, Op::Reset).unwrap(),
+                        local.apply_at(key, now_ns, &no_costs, Op::Reset).unwrap(),
+                        store.apply_at(key, now_ns, &no_costs, Op::Reset).unwrap(),
                     )
                 }
                 14..=16 => {
