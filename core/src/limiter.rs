@@ -139,7 +139,9 @@ impl core::fmt::Debug for Limiter {
 pub struct LimiterDecision {
     /// Whether the request was admitted (every quota admitted its cost, and all were charged).
     pub allowed: bool,
-    /// Which path decided: the buckets, or a full table under [`OnFull`].
+    /// Which path decided: the buckets (in process or in Redis: [`Reason::Limit`]), a full
+    /// table under [`OnFull`], or for a [`RemoteLimiter`](crate::RemoteLimiter) the outage
+    /// policy ([`Reason::FailedOpen`], [`Reason::FailedClosed`], [`Reason::Fallback`]).
     pub reason: Reason,
     /// The binding quota: when denied, the refusing quota with the longest wait; when allowed,
     /// the quota with the least remaining.
