@@ -68,7 +68,8 @@ test-py: ## Python: build the wheel, install it into a fresh venv with the test 
 	# can only find the installed wheel.
 	mkdir -p "$(PY_TEST_VENV)/run"
 	cd "$(PY_TEST_VENV)/run"
-	step env CELLGATE_VECTORS="$(CURDIR)/testdata/vectors" CELLGATE_BENCH_SCRIPT="$(CURDIR)/py/bench/bench.py" \
+	step env CELLGATE_VECTORS="$(CURDIR)/testdata/vectors" CELLGATE_HEADERS="$(CURDIR)/testdata/headers" \
+		CELLGATE_BENCH_SCRIPT="$(CURDIR)/py/bench/bench.py" \
 		../bin/python -m pytest -p no:cacheprovider --import-mode=importlib -q "$(CURDIR)/py/tests" $(PY_TEST_ARGS)
 	step ../bin/python -m mypy.stubtest --mypy-config-file "$(CURDIR)/py/pyproject.toml" \
 		--allowlist "$(CURDIR)/py/stubtest-allowlist.txt" cellgate

@@ -197,6 +197,7 @@ pub fn check_max_keys(max_keys: u64) -> Result<usize, ConfigError> {
 ///     Err(ConfigError::MissingCost { dimension: 1 })
 /// );
 /// ```
+#[inline]
 pub fn resolve_costs(given: &[Option<u64>], out: &mut [u64]) -> Result<(), ConfigError> {
     if given.is_empty() || out.len() != given.len() {
         return Err(ConfigError::CostCount {

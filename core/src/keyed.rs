@@ -718,6 +718,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     }
 
     /// [`apply_outcome`](Self::apply_outcome) for the operation numbered `OP` (see [`op_of`]).
+    #[inline(always)]
     fn apply_op<const OP: u8>(
         &self,
         key: KeyHash,

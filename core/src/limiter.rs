@@ -12,7 +12,9 @@ use crate::headers::{
     combined_retry_after_ns, render_429_body, render_headers, HeaderError, HeaderStyle,
     PolicyHeader, RenderedHeaders,
 };
-use crate::keyed::{KeyHash, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot};
+use crate::keyed::{
+    KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot, TableFull,
+};
 use crate::policy::{
     KeyedPolicy, PolicyDecision, PolicyEntry, PolicyError, Reservation, MAX_POLICY_QUOTAS,
 };
@@ -152,6 +154,7 @@ pub struct LimiterDecision {
 
 impl LimiterDecision {
     /// The binding quota's decision, with the limiter's `allowed`.
+    #[inline]
     pub fn decision(&self) -> Decision {
         let mut decision = self
             .decisions()
@@ -166,12 +169,18 @@ impl LimiterDecision {
     }
 
     /// Every quota's decision, in the limiter's quota order.
+    #[inline]
     pub fn decisions(&self) -> &[Decision] {
         self.decisions.get(..self.len).unwrap_or(&[])
     }
 
+    #[inline]
     pub(crate) fn single(decision: Decision, reason: Reason) -> Self {
-        let decisions = [decision; MAX_POLICY_QUOTAS];
+        // All-zero (a plain memset) rather than eight copies of the decision.
+        let mut decisions = [EMPTY_DECISION; MAX_POLICY_QUOTAS];
+        if let Some(first) = decisions.first_mut() {
+            *first = decision;
+        }
         Self {
             allowed: decision.allowed,
             reason,
@@ -201,16 +210,14 @@ impl LimiterDecision {
         result
     }
 
-    pub(crate) fn of_policy(decision: &PolicyDecision, reason: Reason) -> Self {
-        let mut decisions = [decision.decision(); MAX_POLICY_QUOTAS];
-        let len = decision.decisions().len();
-        for (slot, entry) in decisions.iter_mut().zip(decision.decisions()) {
-            *slot = *entry;
-        }
+    #[inline]
+    pub(crate) fn of_policy(decision: PolicyDecision, reason: Reason) -> Self {
+        let (allowed, binding) = (decision.allowed, decision.binding);
+        let (decisions, len) = decision.into_parts();
         Self {
-            allowed: decision.allowed,
+            allowed,
             reason,
-            binding: decision.binding,
+            binding,
             decisions,
             len,
         }
@@ -344,6 +351,7 @@ impl Limiter {
     /// [`ConfigError::CostCount`] unless `costs` has one entry per dimension;
     /// [`ConfigError::MissingCost`] when several dimensions are configured and one has no
     /// cost. Nothing is charged then.
+    #[inline(always)]
     pub fn apply_at(
         &self,
         key: &[u8],
@@ -363,6 +371,7 @@ impl Limiter {
     }
 
     /// `costs` completed by [`resolve_costs`] into `out`.
+    #[inline]
     fn resolve<'o>(
         &self,
         costs: &[Option<u64>],
@@ -380,14 +389,75 @@ impl Limiter {
         Ok(resolved)
     }
 
+    /// Inlined, and each op calls the table's own specialised operation, so that a binding's
+    /// check over one quota is the table's check (the same instructions as
+    /// `KeyedLimiter::check_at`) plus the decision's assembly; a full table, rare, takes the
+    /// general path.
+    #[inline(always)]
     fn apply_resolved(&self, key: &[u8], now_ns: u64, costs: &[u64], op: Op) -> LimiterDecision {
         match &self.engine {
             Engine::Single(table) => {
                 let cost = costs.first().copied().unwrap_or(0);
-                let answer = table.apply_at(key, now_ns, cost, op, self.on_full);
+                let answer = self.apply_single(table, key, now_ns, cost, op);
                 LimiterDecision::single(answer.decision, answer.reason)
             }
             Engine::Several(policy) => self.apply_policy(policy, key, now_ns, costs, op),
+        }
+    }
+
+    /// The fast path of a limiter of one quota on one dimension: what
+    /// [`apply_at`](Self::apply_at) decides (`cost` as its one entry of `costs`), without
+    /// assembling a [`LimiterDecision`]: its one quota's decision and the reason. `None` for a
+    /// limiter of several quotas or dimensions (use `apply_at`). For bindings whose check is
+    /// measured per nanosecond; the decisions are the same.
+    #[inline(always)]
+    pub fn apply_one_at(
+        &self,
+        key: &[u8],
+        now_ns: u64,
+        cost: Option<u64>,
+        op: Op,
+    ) -> Option<KeyedDecision> {
+        match &self.engine {
+            Engine::Single(table) => {
+                let cost = cost.unwrap_or(crate::config::DEFAULT_COST);
+                let cost = if op == Op::Reset { 0 } else { cost };
+                Some(self.apply_single(table, key, now_ns, cost, op))
+            }
+            Engine::Several(_) => None,
+        }
+    }
+
+    /// One table's operation: each op calls the table's own specialised operation; a new key
+    /// the full table refused is answered from that refusal (counted once), not retried.
+    #[inline(always)]
+    fn apply_single(
+        &self,
+        table: &KeyedLimiter<Box<[Slot]>>,
+        key: &[u8],
+        now_ns: u64,
+        cost: u64,
+        op: Op,
+    ) -> KeyedDecision {
+        let hash = table.hash_key(key);
+        let placed = match op {
+            Op::Check => table.check_hashed_at(hash, now_ns, cost),
+            Op::Peek => Ok(table.peek_at(key, now_ns, cost)),
+            Op::Force => table
+                .apply_outcome(hash, now_ns, cost, Op::Force)
+                .map(|outcome| outcome.decision),
+            Op::Refund => Ok(table.refund_at(key, now_ns, cost)),
+            Op::Reset => {
+                table.reset_at(key, now_ns);
+                Ok(table.peek_at(key, now_ns, 0))
+            }
+        };
+        match placed {
+            Ok(decision) => KeyedDecision {
+                decision,
+                reason: Reason::Limit,
+            },
+            Err(TableFull) => table.table_full_decision(hash, now_ns, cost, op, self.on_full),
         }
     }
 
@@ -420,7 +490,7 @@ impl Limiter {
             }
             Engine::Several(policy) => match policy.reserve_at(key, now_ns, estimate) {
                 Ok(reserved) => {
-                    let decision = LimiterDecision::of_policy(&reserved.decision, Reason::Limit);
+                    let decision = LimiterDecision::of_policy(reserved.decision, Reason::Limit);
                     match reserved.reservation {
                         Some(reservation) => (decision, Held::Several(reservation)),
                         None => (decision, Held::Untracked),
@@ -497,7 +567,7 @@ impl Limiter {
             }
             (Engine::Several(policy), Held::Several(inner)) => {
                 match policy.settle_at(now_ns, inner, actual) {
-                    Ok(decision) => Ok(LimiterDecision::of_policy(&decision, Reason::Limit)),
+                    Ok(decision) => Ok(LimiterDecision::of_policy(decision, Reason::Limit)),
                     Err(PolicyError::CostCount { expected, given }) => {
                         Err(ConfigError::CostCount { expected, given })
                     }
@@ -540,6 +610,7 @@ impl Limiter {
         decision
     }
 
+    #[inline]
     fn apply_policy(
         &self,
         policy: &KeyedPolicy<usize>,
@@ -560,7 +631,7 @@ impl Limiter {
             }
         };
         match outcome {
-            Ok(decision) => LimiterDecision::of_policy(&decision, Reason::Limit),
+            Ok(decision) => LimiterDecision::of_policy(decision, Reason::Limit),
             // The costs were resolved above, so only a full table is left.
             Err(_) => self.policy_table_full(policy, key, now_ns, costs, op),
         }

@@ -117,6 +117,13 @@ impl PolicyDecision {
         self.decisions.get(..self.len).unwrap_or(&[])
     }
 
+    /// Every entry's decision as the fixed array and its length, for core's `Limiter`.
+    #[cfg(feature = "alloc")]
+    #[inline]
+    pub(crate) fn into_parts(self) -> ([Decision; MAX_POLICY_QUOTAS], usize) {
+        (self.decisions, self.len)
+    }
+
     fn new(allowed: bool, decisions: [Decision; MAX_POLICY_QUOTAS], len: usize) -> Self {
         let mut result = Self {
             allowed,

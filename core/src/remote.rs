@@ -828,7 +828,7 @@ impl RemoteLimiter {
                 .and_then(|_| run_all(buckets, len, now_ns, Op::Force, second)),
         };
         match policy {
-            Ok(decision) => LimiterDecision::of_policy(&decision, Reason::Limit),
+            Ok(decision) => LimiterDecision::of_policy(decision, Reason::Limit),
             Err(TableFull) => LimiterDecision::from_parts(false, Reason::Limit, &[]),
         }
     }

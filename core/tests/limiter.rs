@@ -257,6 +257,7 @@ fn the_limiter_decides_as_the_tables_it_wraps() {
     let q1 = quota("5/second");
     let q2 = quota("20/minute");
     let single = Limiter::new(&[LimiterQuota::new(q1)], options()).unwrap();
+    let single_fast = Limiter::new(&[LimiterQuota::new(q1)], options()).unwrap();
     let table = KeyedLimiter::with_options(q1, Refill::Greedy, 100_000, Seed::new(3, 4), NoClock);
     let several = Limiter::new(&[LimiterQuota::new(q1), LimiterQuota::new(q2)], options()).unwrap();
     let policy = KeyedPolicy::new(
@@ -289,7 +290,14 @@ fn the_limiter_decides_as_the_tables_it_wraps() {
             Op::Force,
             Op::Refund,
         ][next(6) as usize];
+        let one = single_fast
+            .apply_one_at(&key, now_ns, Some(cost), op)
+            .unwrap();
+        assert!(several
+            .apply_one_at(&key, now_ns, Some(cost), Op::Peek)
+            .is_none());
         let got = single.apply_at(&key, now_ns, &[Some(cost)], op).unwrap();
+        assert_eq!((one.decision, one.reason), (got.decision(), got.reason));
         let want = match op {
             Op::Check => table.check_at(key, now_ns, cost).unwrap(),
             Op::Peek => table.peek_at(key, now_ns, cost),
@@ -342,4 +350,38 @@ fn reset_names_no_cost_whatever_the_dimensions() {
             .unwrap()
             .allowed
     );
+}
+
+/// Each refused new key is counted once, whatever `OnFull` answers (the first fast path
+/// counted it twice: once in its own check, once more in the general path it retried).
+#[test]
+fn a_full_table_counts_each_refusal_once() {
+    for on_full in [OnFull::Deny, OnFull::AllowUntracked] {
+        let limiter = Limiter::new(
+            &[LimiterQuota::new(quota("1/hour"))],
+            LimiterOptions {
+                max_keys: 12,
+                on_full,
+                ..options()
+            },
+        )
+        .unwrap();
+        let mut refused = 0;
+        for index in 0..40u8 {
+            for op in [Op::Check, Op::Force] {
+                let decision = limiter
+                    .apply_at(&[index, op as u8], 0, &[None], op)
+                    .unwrap();
+                refused += u64::from(decision.reason != Reason::Limit);
+            }
+        }
+        let stats = limiter.stats()[0];
+        assert_eq!(stats.rejected_full, refused, "{on_full:?}");
+        let untracked = if on_full == OnFull::AllowUntracked {
+            refused
+        } else {
+            0
+        };
+        assert_eq!(stats.admitted_untracked, untracked, "{on_full:?}");
+    }
 }

@@ -152,3 +152,36 @@ fn apply_at_is_the_named_operations() {
     other.reset_at("k", 5);
     assert_eq!(limiter.peek_at("k", 5, 1), other.peek_at("k", 5, 1));
 }
+
+/// Through core's `Limiter` (what every binding calls) a new key that finds the table full is
+/// counted once: its fast path must not retry the insert (found by the Python flood test,
+/// which read `rejected_full` at twice the table-full decisions).
+#[test]
+fn the_limiter_counts_each_refused_new_key_once() {
+    use cellgate::{Limiter, LimiterOptions, LimiterQuota};
+    for on_full in [OnFull::Deny, OnFull::AllowUntracked] {
+        for op in [Op::Check, Op::Force] {
+            let mut options = LimiterOptions::with_seed(Seed::new(7, 9));
+            options.max_keys = 1000;
+            options.on_full = on_full;
+            let quota: Quota = "1/hour".parse().unwrap();
+            let limiter = Limiter::new(&[LimiterQuota::new(quota)], options).unwrap();
+            let mut refused = 0u64;
+            for index in 0..20_000 {
+                let decision = limiter.apply_at(&key(index), 0, &[None], op).unwrap();
+                if decision.reason != Reason::Limit {
+                    refused += 1;
+                }
+            }
+            let stats = limiter.stats();
+            assert!(refused > 15_000, "{refused}");
+            assert_eq!(stats[0].rejected_full, refused, "{on_full:?} {op:?}");
+            let untracked = if on_full == OnFull::AllowUntracked {
+                refused
+            } else {
+                0
+            };
+            assert_eq!(stats[0].admitted_untracked, untracked, "{on_full:?} {op:?}");
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Time for the Python limiters: the process's monotonic clock, or a [`ManualClock`] for tests.
 
-use crate::convert::{seconds_arg, type_name, u64_arg};
-use crate::errors::invalid_type;
+use crate::boundary::invalid_type;
+use crate::boundary::{seconds_arg, type_name, u64_arg};
 use cellgate::{Clock, MonotonicClock};
 use pyo3::prelude::*;
 

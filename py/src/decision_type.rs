@@ -14,8 +14,8 @@
 //! subclassable, no constructor from Python, no `__dict__` or weak references, `==` and `!=`
 //! by value, unhashable.
 
-use crate::decision::Decision;
-use crate::native::{boundary, fastcall_arguments, FastcallWithKeywords};
+use crate::boundary::{boundary, fastcall_arguments, FastcallWithKeywords};
+use crate::headers::{style_text, Decision};
 use pyo3::exceptions::{PyMemoryError, PySystemError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -101,13 +101,14 @@ unsafe extern "C" fn dealloc(object: *mut ffi::PyObject) {
     // to the type that PyObject_Init took is released, as a heap type's instance must.
     unsafe {
         let decision_type = ffi::Py_TYPE(object);
-        let Decision { meta, entries, .. } =
-            std::ptr::addr_of!((*object.cast::<DecisionObject>()).decision).read();
+        let decision = std::ptr::addr_of!((*object.cast::<DecisionObject>()).decision).read();
         ffi::PyObject_Free(object.cast());
-        // The thread is attached, so the reference is released here and now, without the
-        // thread-state lookup of `Py`'s drop.
-        ffi::Py_DECREF(meta.into_ptr());
-        drop(entries);
+        // The thread is attached, so the core's reference is released here and now, without
+        // the thread-state lookup of `Py`'s drop; the rest (a box for several quotas) is
+        // dropped as Rust drops it.
+        let (core, view) = decision.into_parts();
+        ffi::Py_DECREF(core.into_ptr());
+        drop(view);
         ffi::Py_DECREF(decision_type.cast());
     }
 }
@@ -138,10 +139,11 @@ enum Field {
     RetryAfterNs,
     ResetAfterNs,
     Policy,
+    Reason,
     Decisions,
 }
 
-const FIELDS: [(Field, &CStr, &CStr); 9] = [
+const FIELDS: [(Field, &CStr, &CStr); 10] = [
     (
         Field::Allowed,
         c"allowed",
@@ -183,6 +185,11 @@ const FIELDS: [(Field, &CStr, &CStr); 9] = [
         c"The name of the quota this decision describes (the binding one, for several quotas).",
     ),
     (
+        Field::Reason,
+        c"reason",
+        c"Why: 'limit' (the key's buckets decided), 'table_full' (denied: the keyed table had no\nroom for this new key) or 'untracked' (admitted without being stored, on_full='allow_untracked').",
+    ),
+    (
         Field::Decisions,
         c"decisions",
         c"Every quota's decision, in order (one for a single quota).",
@@ -207,6 +214,7 @@ unsafe extern "C" fn get(object: *mut ffi::PyObject, closure: *mut c_void) -> *m
             Field::RetryAfterNs => decision.retry_after_ns().into_bound_py_any(py),
             Field::ResetAfterNs => decision.reset_after_ns().into_bound_py_any(py),
             Field::Policy => decision.policy().into_bound_py_any(py),
+            Field::Reason => decision.reason().into_bound_py_any(py),
             Field::Decisions => decision.decisions(py).into_bound_py_any(py),
         };
         value.map(Bound::into_ptr)
@@ -230,10 +238,7 @@ unsafe extern "C" fn headers(
         let [style, now_unix] = unsafe {
             fastcall_arguments(py, args, nargs, kwnames, ["style", "now_unix"], "headers")
         }?;
-        let style = match style.as_deref() {
-            None => std::borrow::Cow::Borrowed("ietf"),
-            Some(style) => crate::convert::str_arg(style, "style")?,
-        };
+        let style = style_text(style.as_deref())?;
         let now_unix = now_unix.filter(|value| !value.is_none());
         decision
             .headers(py, &style, now_unix.as_deref())?
@@ -329,7 +334,7 @@ fn create_type(py: Python<'_>) -> PyResult<Py<PyType>> {
                 },
             },
             ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
-            ml_doc: c"headers($self, style='ietf', now_unix=None)\n--\n\nThe rate-limit headers for this decision as `(name, value)` pairs, rendered by core\n(identical bytes in every runtime). `style`: `\"ietf\"` (default: `RateLimit-Policy`\nand `RateLimit`, draft-ietf-httpapi-ratelimit-headers-10), `\"legacy\"`\n(`X-RateLimit-Limit/Remaining/Reset`, reset in seconds from now) or `\"legacy_epoch\"`\n(reset as Unix seconds; `now_unix` defaults to the wall clock). `Retry-After` follows\non a denial (omitted when the cost can never be admitted).".as_ptr(),
+            ml_doc: c"headers($self, style='ietf', now_unix=None)\n--\n\nThe rate-limit headers for this decision as `(name, value)` pairs, rendered by core\n(identical bytes in every runtime). `style`: `\"ietf\"` (default: `RateLimit-Policy`\nand `RateLimit`, draft-ietf-httpapi-ratelimit-headers-10), `\"legacy\"`\n(`X-RateLimit-Limit/Remaining/Reset`, reset in seconds from now), `\"legacy_epoch\"`\n(reset as Unix seconds), or per quota as LLM APIs send them: `\"anthropic\"`\n(`anthropic-ratelimit-{name}-limit/remaining/reset`, reset in RFC 3339) or `\"openai\"`\n(`x-ratelimit-limit/remaining/reset-{name}`, reset as `6m0s`), both with `retry-after-ms`.\n`now_unix` (Unix seconds; default the wall clock) is read by `legacy_epoch` and\n`anthropic`. `Retry-After` follows on a denial (omitted when the cost can never be admitted).".as_ptr(),
         },
         ffi::PyMethodDef {
             ml_name: c"error_body".as_ptr(),

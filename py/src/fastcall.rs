@@ -9,15 +9,17 @@
 //! `METH_FASTCALL` as well; what these still save over pyo3's generic argument extraction has
 //! not been measured since.
 
-use crate::limiter::{Limiter, Op};
-use crate::native::{boundary, fastcall_arguments, FastcallWithKeywords};
+use crate::boundary::{boundary, fastcall_arguments, FastcallWithKeywords};
+use crate::limiter::Limiter;
+use cellgate::Op;
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::Borrowed;
 use std::ffi::{c_char, CStr};
 
-/// Parses `(key, cost=1)` from a vectorcall argument array and runs `op`.
+/// Parses `(key, cost=1)` from a vectorcall argument array and applies `op` (core's `Op`,
+/// through `Limiter::apply`, which calls core's one verb).
 ///
 /// # Safety
 /// `slf` is the bound object, an instance of `Limiter` or of a subclass: CPython's method
@@ -47,7 +49,7 @@ unsafe fn call(
             )));
         };
         let cost = cost.filter(|cost| !cost.is_none());
-        let decision = limiter.get().run(py, &key, cost.as_deref(), op)?;
+        let decision = limiter.get().apply(py, &key, cost.as_deref(), op)?;
         Ok(decision.into_pyobject(py)?.into_ptr())
     })
 }
@@ -80,7 +82,7 @@ const METHODS: [(&CStr, FastcallWithKeywords, &CStr); 4] = [
     (
         c"check",
         check,
-        c"check($self, key, cost=1)\n--\n\nTests and consumes `cost` for `key` atomically: admitted whole, or denied with nothing consumed. Raises TableFull when a new key finds no room.",
+        c"check($self, key, cost=1)\n--\n\nTests and consumes `cost` for `key` atomically: admitted whole, or denied with nothing consumed. A new key that finds the table full is answered by `on_full` (a denial with reason 'table_full' by default), never an exception.",
     ),
     (
         c"peek",
@@ -90,7 +92,7 @@ const METHODS: [(&CStr, FastcallWithKeywords, &CStr); 4] = [
     (
         c"force",
         force,
-        c"force($self, key, cost=1)\n--\n\nConsumes `cost` whether or not it fits (the key may go into debt); `allowed` says whether it fitted. Raises TableFull when a new key finds no room.",
+        c"force($self, key, cost=1)\n--\n\nConsumes `cost` whether or not it fits (the key may go into debt); `allowed` says whether it fitted. A new key that finds the table full is answered by `on_full`.",
     ),
     (
         c"refund",

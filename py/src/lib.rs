@@ -1,20 +1,22 @@
 //! `cellgate._cellgate`: the Python extension module of cellgate (pyo3, abi3 for Python 3.10+).
 //!
-//! A thin translation layer over the `cellgate` core: arguments are checked strictly here
-//! (typed errors naming the argument, no state change on error), time comes from the
-//! process's monotonic clock or a `ManualClock`, and decisions, headers and 429 bodies are the
-//! core's. The pure-Python package `cellgate` re-exports these types and adds waiting,
-//! middleware and the decorator.
+//! A thin translation layer over the `cellgate` core, one file per core module it translates
+//! (`clock`, `quota`, `cell`, `limiter`, `policy`, `headers`, `client_key`) plus `boundary`
+//! (the panic guard, argument conversions and exceptions) and the measured fast path
+//! (`fastcall`, `decision_type`). Core's `Limiter` checks every configuration rule and makes
+//! every decision; arguments are checked strictly here (typed errors naming the argument, no
+//! state change on error), time comes from the process's monotonic clock or a `ManualClock`,
+//! and decisions, headers and 429 bodies are the core's. The pure-Python package `cellgate`
+//! re-exports these types and adds waiting, middleware and the decorator.
 
+mod boundary;
+mod cell;
+mod client_key;
 mod clock;
-mod convert;
-mod decision;
 mod decision_type;
-mod errors;
 mod fastcall;
-mod keys;
+mod headers;
 mod limiter;
-mod native;
 mod policy;
 mod quota;
 
@@ -24,17 +26,17 @@ use pyo3::prelude::*;
 /// declares that it does not need the GIL (free-threaded Python).
 #[pymodule(gil_used = false)]
 fn _cellgate(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    errors::register(m)?;
+    boundary::register(m)?;
     m.add_class::<clock::ManualClock>()?;
     m.add_class::<quota::PyQuota>()?;
     decision_type::register(m)?;
     m.add_class::<limiter::Limiter>()?;
     fastcall::install(&m.py().get_type::<limiter::Limiter>())?;
-    m.add_class::<limiter::Bucket>()?;
+    m.add_class::<cell::Bucket>()?;
     m.add_class::<policy::Policy>()?;
     m.add_class::<policy::Reservation>()?;
-    m.add_function(wrap_pyfunction!(keys::client_key, m)?)?;
-    m.add_function(wrap_pyfunction!(convert::duration_ns, m)?)?;
+    m.add_function(wrap_pyfunction!(client_key::client_key, m)?)?;
+    m.add_function(wrap_pyfunction!(boundary::duration_ns, m)?)?;
     m.add("NEVER_NS", cellgate::NEVER)?;
     m.add("DEFAULT_MAX_KEYS", cellgate::DEFAULT_MAX_KEYS)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -1,57 +1,48 @@
 //! `Policy`: several named dimensions (requests, input tokens, output tokens), each with one
 //! or more quotas, decided all-or-nothing per key, with `reserve` of an estimate and `settle`
-//! of the actual.
+//! of the actual: core's `cellgate::Limiter` with one dimension per name, costs given as
+//! keyword arguments.
 
+use crate::boundary::{
+    config_error, invalid, invalid_type, key_bytes, str_arg, type_name, u64_arg, Arguments, Given,
+};
 use crate::clock::TimeSource;
-use crate::convert::{key_bytes, str_arg, type_name, u64_arg};
-use crate::decision::{Decision, Entry, Meta};
-use crate::errors::{invalid, invalid_type};
-use crate::limiter::{max_keys_arg, names_error, policy_error};
-use crate::quota::{check_name, quotas_arg};
+use crate::headers::{Core, Decision, Source};
+use crate::limiter::{options_arg, stats_of};
+use crate::quota::quotas_arg;
+use cellgate::Clock;
 use cellgate::{
-    check_names, default_quota_name, resolve_costs, resolve_settle_costs, Clock, ConfigError,
-    KeyedPolicy, NoClock, PolicyEntry, Seed,
+    default_quota_name, resolve_costs, ConfigError, LimiterQuota, LimiterReservation, Op, Refill,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// One operation of a keyed policy at a time, with costs.
-type PolicyOp = fn(
-    &KeyedPolicy<usize, NoClock>,
-    &[u8],
-    u64,
-    &[u64],
-) -> Result<cellgate::PolicyDecision, cellgate::PolicyError>;
-
-/// Distinguishes policies, so that a reservation is settled only by the policy that made it.
-static NEXT_POLICY_ID: AtomicU64 = AtomicU64::new(1);
-
 /// A keyed policy over named dimensions. `Policy({"requests": "60/minute; 1000/day",
-/// "output_tokens": "20000/minute"}, max_keys=100_000, clock=None)`; every call gives the
-/// cost of each dimension as a keyword argument. With one dimension a call that names none
-/// costs 1; with several, every dimension must be named (0 is a cost), since charging a
-/// forgotten one nothing would admit without limit on it (core's `resolve_costs`).
+/// "output_tokens": "20000/minute"}, max_keys=100_000, on_full="deny", clock=None)`; every
+/// call gives the cost of each dimension as a keyword argument. With one dimension a call
+/// that names none costs 1; with several, every dimension must be named (0 is a cost), since
+/// charging a forgotten one nothing would admit without limit on it (core's `resolve_costs`).
 #[pyclass(frozen, module = "cellgate", name = "Policy")]
 pub struct Policy {
-    inner: KeyedPolicy<usize, NoClock>,
+    core: Py<Core>,
     clock: TimeSource,
-    meta: Py<Meta>,
     dimensions: Vec<String>,
-    id: u64,
 }
 
 /// An admitted (or refused) reservation of estimated costs, to settle with the actual ones.
 #[pyclass(frozen, module = "cellgate", name = "Reservation")]
 pub struct Reservation {
-    reservation: Mutex<Option<cellgate::Reservation>>,
+    /// Core's reservation, taken (consumed) by the settle.
+    reservation: Mutex<Option<LimiterReservation>>,
     /// Whether the estimate was admitted (`decision.allowed`).
     allowed: bool,
     /// The `Decision` of the reserving check.
     decision: Py<PyAny>,
     estimate: Vec<u64>,
-    policy_id: u64,
+    /// The policy's core: a reservation offered to another policy is refused before core's
+    /// (consuming) settle sees it, so that it stays pending for its own.
+    core: Py<Core>,
     dimensions: Vec<String>,
 }
 
@@ -106,15 +97,21 @@ fn dimension_pairs<'py>(
 }
 
 impl Policy {
-    /// The costs of a call, one per dimension, from its keyword arguments: completed by core's
-    /// `resolve_costs` (one dimension: 1 when not named; several: each must be named), or for
-    /// a settle by `resolve_settle_costs` (a dimension not named keeps its `estimate`).
+    /// Core's limiter.
+    fn limiter(&self) -> &cellgate::Limiter {
+        match &self.core.get().source {
+            Source::Limiter(limiter) => limiter,
+            Source::Bucket { .. } => unreachable!("a Policy's core is a limiter"),
+        }
+    }
+
+    /// The costs of a call, one per dimension in order, from its keyword arguments: `None`
+    /// where a dimension is not named (core's `Limiter` then applies its rule).
     fn costs(
         &self,
         py: Python<'_>,
         given: Option<&Bound<'_, PyDict>>,
-        estimate: Option<&[u64]>,
-    ) -> PyResult<Vec<u64>> {
+    ) -> PyResult<Vec<Option<u64>>> {
         let mut named: Vec<Option<u64>> = vec![None; self.dimensions.len()];
         if let Some(given) = given {
             for (name, value) in given.iter() {
@@ -138,40 +135,38 @@ impl Policy {
                 }
             }
         }
-        let mut costs = vec![0; self.dimensions.len()];
-        match estimate {
-            None => resolve_costs(&named, &mut costs),
-            Some(estimate) => resolve_settle_costs(&named, estimate, &mut costs),
-        }
-        .map_err(|error| match error {
-            ConfigError::MissingCost { dimension } => invalid(
-                py,
-                self.dimensions
-                    .get(dimension)
-                    .map_or("costs", String::as_str),
-                &format!(
-                    "no cost given: a policy of several dimensions ({}) needs a cost for each \
-                     (0 is allowed), or it would admit without limit on this one",
-                    self.dimensions.join(", ")
-                ),
-            ),
-            other => invalid(py, "costs", &other.to_string()),
-        })?;
-        Ok(costs)
+        Ok(named)
     }
 
-    fn decide(
+    #[cold]
+    fn error(&self, py: Python<'_>, error: ConfigError) -> PyErr {
+        let names: Vec<String> = self.limiter().names().map(str::to_owned).collect();
+        config_error(
+            py,
+            error,
+            &Arguments {
+                quotas: "dimensions",
+                names: &names,
+                dimensions: &self.dimensions,
+            },
+        )
+    }
+
+    /// Applies `op` through core's one verb.
+    fn apply(
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         costs: Option<&Bound<'_, PyDict>>,
-        op: PolicyOp,
+        op: Op,
     ) -> PyResult<Decision> {
-        let costs = self.costs(py, costs, None)?;
+        let costs = self.costs(py, costs)?;
         let key = key_bytes(key)?;
-        let decision = op(&self.inner, key.as_bytes(), self.clock.now_ns(), &costs)
-            .map_err(|error| policy_error(py, error))?;
-        Ok(Decision::of_policy(py, &decision, &self.meta))
+        let decision = self
+            .limiter()
+            .apply_at(key.as_bytes(), self.clock.now_ns(), &costs, op)
+            .map_err(|error| self.error(py, error))?;
+        Ok(Decision::of_limiter(py, &decision, &self.core))
     }
 }
 
@@ -180,20 +175,22 @@ impl Policy {
     /// `dimensions` maps each dimension's name to its quotas: a rate string (possibly a list,
     /// `"60/minute; 1000/day"`), a `Quota`, or a list of them; or it is a list of
     /// `(dimension, rate)` pairs, which fixes the quotas' order (ties between quotas go to the
-    /// first). At most 8 quotas in all.
+    /// first). At most 8 quotas in all. A quota with no name of its own is named after its
+    /// dimension when it is the dimension's only one, else `{dimension}-{core's default name}`
+    /// (`"requests-1000-in-1d"`).
     #[new]
-    #[pyo3(signature = (dimensions, *, max_keys=None, clock=None), text_signature = "(dimensions, *, max_keys=100000, clock=None)")]
+    #[pyo3(signature = (dimensions, *, max_keys=None, on_full=Given::Absent, clock=None), text_signature = "(dimensions, *, max_keys=100000, on_full='deny', clock=None)")]
     fn new(
         py: Python<'_>,
         dimensions: &Bound<'_, PyAny>,
         max_keys: Option<&Bound<'_, PyAny>>,
+        on_full: Given<'_>,
         clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let pairs = dimension_pairs(dimensions)?;
         let mut names: Vec<String> = Vec::new();
         let mut quotas = Vec::new();
         for (name, rate) in &pairs {
-            check_name(py, "dimensions", name)?;
             if name == "key" || name == "reservation" {
                 return Err(invalid(
                     py,
@@ -218,55 +215,47 @@ impl Policy {
                 .filter(|(dimension, _)| *dimension == index)
                 .count()
         };
-        let entries: Vec<(usize, Entry)> = quotas
+        let header_names: Vec<String> = quotas
             .iter()
             .map(|(dimension, quota)| {
                 let dimension_name = names.get(*dimension).cloned().unwrap_or_default();
-                let name = match &quota.name {
+                match &quota.name {
                     Some(given) => given.clone(),
                     None if per_dimension(*dimension) == 1 => dimension_name,
                     None => format!("{dimension_name}-{}", default_quota_name(&quota.quota)),
-                };
-                (
-                    *dimension,
-                    Entry {
-                        name,
-                        quota: quota.quota,
-                    },
-                )
+                }
             })
             .collect();
-        let header_names: Vec<&str> = entries
+        let entries: Vec<LimiterQuota<'_>> = quotas
             .iter()
-            .map(|(_, entry)| entry.name.as_str())
+            .zip(&header_names)
+            .map(|((dimension, quota), name)| LimiterQuota {
+                quota: quota.quota,
+                name: Some(name),
+                dimension: *dimension,
+            })
             .collect();
-        check_names(&header_names)
-            .map_err(|error| names_error(py, "dimensions", &header_names, error))?;
-        let max_keys = max_keys_arg(max_keys)?;
-        let inner = KeyedPolicy::new(
-            entries
-                .iter()
-                .enumerate()
-                .map(|(index, (dimension, entry))| PolicyEntry {
-                    name: index,
-                    quota: entry.quota,
-                    dimension: *dimension,
-                }),
-            max_keys,
-            Seed::random(),
-        )
-        .map_err(|error| policy_error(py, error))?;
-        Ok(Self {
-            inner,
-            clock: TimeSource::from_arg(clock)?,
-            meta: Py::new(
+        let options = options_arg(max_keys, &on_full, Refill::Greedy)?;
+        let limiter = cellgate::Limiter::new(&entries, options).map_err(|error| {
+            config_error(
                 py,
-                Meta {
-                    entries: entries.into_iter().map(|(_, entry)| entry).collect(),
+                error,
+                &Arguments {
+                    quotas: "dimensions",
+                    names: &header_names,
+                    dimensions: &names,
+                },
+            )
+        })?;
+        Ok(Self {
+            core: Py::new(
+                py,
+                Core {
+                    source: Source::Limiter(limiter),
                 },
             )?,
+            clock: TimeSource::from_arg(clock)?,
             dimensions: names,
-            id: NEXT_POLICY_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -281,9 +270,7 @@ impl Policy {
         key: &Bound<'_, PyAny>,
         costs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Decision> {
-        self.decide(py, key, costs, |policy, key, now, costs| {
-            policy.check_at(key, now, costs)
-        })
+        self.apply(py, key, costs, Op::Check)
     }
 
     /// The decision `check` would make, consuming nothing.
@@ -294,9 +281,7 @@ impl Policy {
         key: &Bound<'_, PyAny>,
         costs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Decision> {
-        self.decide(py, key, costs, |policy, key, now, costs| {
-            policy.peek_at(key, now, costs)
-        })
+        self.apply(py, key, costs, Op::Peek)
     }
 
     /// Charges the costs on every quota regardless (debt).
@@ -307,9 +292,7 @@ impl Policy {
         key: &Bound<'_, PyAny>,
         costs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Decision> {
-        self.decide(py, key, costs, |policy, key, now, costs| {
-            policy.force_at(key, now, costs)
-        })
+        self.apply(py, key, costs, Op::Force)
     }
 
     /// Gives the costs back on every quota, never above full.
@@ -320,16 +303,16 @@ impl Policy {
         key: &Bound<'_, PyAny>,
         costs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Decision> {
-        self.decide(py, key, costs, |policy, key, now, costs| {
-            policy.refund_at(key, now, costs)
-        })
+        self.apply(py, key, costs, Op::Refund)
     }
 
     /// Makes every quota's bucket for `key` full.
-    fn reset(&self, key: &Bound<'_, PyAny>) -> PyResult<()> {
-        let key = key_bytes(key)?;
-        self.inner.reset_at(key.as_bytes(), self.clock.now_ns());
-        Ok(())
+    fn reset(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        let zeros = PyDict::new(py);
+        for dimension in &self.dimensions {
+            zeros.set_item(dimension, 0)?;
+        }
+        self.apply(py, key, Some(&zeros), Op::Reset).map(drop)
     }
 
     /// Reserves an estimate for `key` (a `check` of it). The `Reservation` is truthy when
@@ -341,20 +324,23 @@ impl Policy {
         key: &Bound<'_, PyAny>,
         estimate: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Reservation> {
-        let costs = self.costs(py, estimate, None)?;
+        let costs = self.costs(py, estimate)?;
         let key = key_bytes(key)?;
         let reserved = self
-            .inner
+            .limiter()
             .reserve_at(key.as_bytes(), self.clock.now_ns(), &costs)
-            .map_err(|error| policy_error(py, error))?;
+            .map_err(|error| self.error(py, error))?;
+        // The costs core reserved (resolved by its rule: reserve_at has just accepted them).
+        let mut estimate = vec![0; costs.len()];
+        resolve_costs(&costs, &mut estimate).map_err(|error| self.error(py, error))?;
         Ok(Reservation {
-            reservation: Mutex::new(reserved.reservation),
-            allowed: reserved.decision.decision().allowed,
-            decision: Decision::of_policy(py, &reserved.decision, &self.meta)
+            allowed: reserved.decision.allowed,
+            decision: Decision::of_limiter(py, &reserved.decision, &self.core)
                 .into_pyobject(py)?
                 .unbind(),
-            estimate: costs,
-            policy_id: self.id,
+            reservation: Mutex::new(reserved.reservation),
+            estimate,
+            core: self.core.clone_ref(py),
             dimensions: self.dimensions.clone(),
         })
     }
@@ -380,10 +366,10 @@ impl Policy {
             )
         })?;
         let held = reservation.get();
-        if held.policy_id != self.id {
-            return Err(invalid(py, "reservation", "was made by another policy"));
+        if !held.core.is(&self.core) {
+            return Err(self.error(py, ConfigError::ForeignReservation));
         }
-        let costs = self.costs(py, actual, Some(&held.estimate))?;
+        let costs = self.costs(py, actual)?;
         let mut slot = held.reservation.lock().map_err(|_| {
             invalid(
                 py,
@@ -400,10 +386,10 @@ impl Policy {
             return Err(invalid(py, "reservation", reason));
         };
         let decision = self
-            .inner
+            .limiter()
             .settle_at(self.clock.now_ns(), taken, &costs)
-            .map_err(|error| policy_error(py, error))?;
-        Ok(Decision::of_policy(py, &decision, &self.meta))
+            .map_err(|error| self.error(py, error))?;
+        Ok(Decision::of_limiter(py, &decision, &self.core))
     }
 
     /// The dimension names, in order.
@@ -415,12 +401,24 @@ impl Policy {
     /// The quotas' names (as headers show them), in order.
     #[getter]
     fn quota_names(&self) -> Vec<String> {
-        self.meta
-            .get()
-            .entries
-            .iter()
-            .map(|entry| entry.name.clone())
-            .collect()
+        self.limiter().names().map(str::to_owned).collect()
+    }
+
+    /// The number of keys each quota's table was sized for.
+    #[getter]
+    fn max_keys(&self) -> usize {
+        self.limiter().max_keys()
+    }
+
+    /// `"deny"` or `"allow_untracked"`: the answer to a new key a table has no room for.
+    #[getter]
+    fn on_full(&self) -> &'static str {
+        crate::limiter::on_full_name(self.limiter().on_full())
+    }
+
+    /// Core's counters of each quota's table, as `Limiter.stats`.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        stats_of(py, self.limiter())
     }
 
     /// The policy's clock reading, in nanoseconds.

@@ -1,7 +1,7 @@
 //! `Quota`: a rate, a period and a burst, from numbers or from `limits`-style rate strings.
 
-use crate::convert::{optional_str_arg, seconds_arg, str_arg, type_name, u64_arg};
-use crate::errors::{invalid, invalid_rate, invalid_type};
+use crate::boundary::{invalid, invalid_rate, invalid_type};
+use crate::boundary::{optional_str_arg, seconds_arg, str_arg, type_name, u64_arg};
 use cellgate::{
     check_names, default_quota_name, parse_quotas, QuotaError, NS_PER_DAY, NS_PER_HOUR,
     NS_PER_MINUTE, NS_PER_SECOND,

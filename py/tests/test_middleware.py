@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import cellgate
-from cellgate import Limiter, ManualClock, TableFull
+from cellgate import Limiter, ManualClock
 from cellgate.asgi import RateLimitMiddleware as ASGIRateLimit
 from cellgate.wsgi import RateLimitMiddleware as WSGIRateLimit
 
@@ -112,10 +112,11 @@ def test_table_full_answers_429() -> None:
     assert 200 in statuses and 429 in statuses
     assert statuses.index(429) <= 16
     full = client.get("/?full")
-    assert full.status_code == 429 and full.headers["retry-after"] == "1"
-    with pytest.raises(TableFull):
-        for index in range(40, 80):
-            limiter.check(f"{index}".encode())
+    assert full.status_code == 429, "a full table is a denial like any other"
+    retry_after = full.headers["retry-after"]
+    assert 1 <= int(retry_after) <= 3600, "until a slot of the key's windows can be reclaimed"
+    assert full.content == f'{{"error":"rate_limited","retry_after":{retry_after}}}'.encode()
+    assert all(limiter.check(f"{index}".encode()).reason == "table_full" for index in range(40, 80))
 
 
 def test_non_http_scopes_pass_through() -> None:
@@ -298,3 +299,33 @@ def test_a_client_address_that_is_not_utf8_is_still_a_key() -> None:
 
     assert asgi_key({"client": ("peer\ud800", 1)}) == b"peer\xed\xa0\x80"
     assert wsgi_key({"REMOTE_ADDR": "peer\ud800"}) == b"peer\xed\xa0\x80"
+
+
+@pytest.mark.parametrize("middleware", [ASGIRateLimit, WSGIRateLimit])
+def test_per_quota_header_styles_need_header_name_quota_names(middleware: Any) -> None:
+    with pytest.raises(cellgate.InvalidArgument) as info:
+        middleware(noop_app, Limiter([cellgate.Quota.per_minute(2, name="per user")]), header_style="openai")
+    assert info.value.argument == "header_style"
+    assert str(info.value).startswith("header_style: quota 0 is named \"per user\"")
+    assert "cannot be part of a header name" in str(info.value)
+    middleware(noop_app, Limiter("2/minute; 100/day"), header_style="openai")
+    middleware(noop_app, Limiter([cellgate.Quota.per_minute(2, name="requests")]), header_style="anthropic")
+
+
+def test_asgi_openai_and_anthropic_header_styles() -> None:
+    for style, limit, remaining, reset in (
+        ("openai", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+        ("anthropic", "anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining", None),
+    ):
+        limiter = Limiter([cellgate.Quota.per_minute(2, name="requests")], clock=ManualClock())
+        client = TestClient(starlette_app(limiter, header_style=style))
+        first = client.get("/")
+        assert first.status_code == 200
+        assert first.headers[limit] == "2" and first.headers[remaining] == "1"
+        if reset is not None:
+            assert first.headers[reset] == "30s"
+        client.get("/")
+        denied = client.get("/")
+        assert denied.status_code == 429 and denied.headers[remaining] == "0"
+        assert denied.headers["retry-after"] == "30" and denied.headers["retry-after-ms"] == "30000"
+        assert denied.content == b'{"error":"rate_limited","retry_after":30}'

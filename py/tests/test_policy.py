@@ -64,8 +64,27 @@ def test_refused_reservation_cannot_be_settled() -> None:
     with pytest.raises(InvalidArgument, match="refused"):
         policy.settle(reservation)
     other = make(ManualClock())
-    with pytest.raises(InvalidArgument, match="another policy"):
-        other.settle(policy.reserve("u", requests=1, input_tokens=0, output_tokens=0))
+    admitted = policy.reserve("u", requests=1, input_tokens=0, output_tokens=0)
+    with pytest.raises(InvalidArgument, match="another policy") as info:
+        other.settle(admitted)
+    assert info.value.argument == "reservation"
+    assert admitted.pending, "refused by the other policy before core's settle consumes it"
+    assert policy.settle(admitted, requests=0) is not None and not admitted.pending
+
+
+def test_policy_is_one_core_limiter_with_named_dimensions() -> None:
+    policy = Policy({"requests": "60/minute; 1000/day", "tokens": Quota.per_minute(100)}, max_keys=50)
+    assert policy.quota_names == ["requests-60-in-1min", "requests-1000-in-1d", "tokens"]
+    assert policy.max_keys == 50 and policy.on_full == "deny"
+    assert len(policy.stats()) == 3
+    decision = policy.check("u", requests=1, tokens=10)
+    assert decision.reason == "limit" and [d.reason for d in decision.decisions] == ["limit"] * 3
+    with pytest.raises(InvalidArgument) as info:
+        Policy({"a": "1/s", "b": "1/s"}, max_keys=0)
+    assert info.value.argument == "max_keys"
+    with pytest.raises(InvalidArgument) as info:
+        Policy({"a": ["1/s"] * 5, "b": ["2/s", "3/s", "4/s", "5/s"]})
+    assert info.value.argument == "dimensions" and "at most 8 quotas" in str(info.value)
 
 
 def test_bad_costs_change_nothing() -> None:

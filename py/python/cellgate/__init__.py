@@ -26,7 +26,6 @@ from cellgate._cellgate import (
     Policy,
     Quota,
     Reservation,
-    TableFull,
     __version__,
     client_key,
 )
@@ -47,7 +46,6 @@ __all__ = [
     "Quota",
     "RateLimited",
     "Reservation",
-    "TableFull",
     "__version__",
     "client_key",
 ]

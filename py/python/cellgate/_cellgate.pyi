@@ -17,7 +17,6 @@ __all__ = [
     "Policy",
     "Quota",
     "Reservation",
-    "TableFull",
     "__version__",
     "_duration_ns",
     "client_key",
@@ -26,7 +25,10 @@ __all__ = [
 _Key = Union[str, bytes, int]
 _Number = Union[int, float]
 _Rate = Union[str, Quota, Sequence[Union[str, Quota]]]
-_Style = Literal["ietf", "legacy", "legacy_epoch"]
+_Style = Literal["ietf", "legacy", "legacy_epoch", "anthropic", "openai"]
+_Reason = Literal["limit", "table_full", "untracked"]
+_OnFull = Literal["deny", "allow_untracked"]
+_Stats = list[dict[str, int]]
 
 NEVER_NS: int
 """``retry_after_ns`` of a cost that can never be admitted: ``2**64 - 1``."""
@@ -50,9 +52,6 @@ class InvalidRate(InvalidArgument):
 
     rate: str
     offset: int
-
-class TableFull(Exception):
-    """A new key found every slot of both its windows in the keyed table held by a live key."""
 
 @final
 class ManualClock:
@@ -124,8 +123,23 @@ class Decision:
     @property
     def policy(self) -> str: ...
     @property
+    def reason(self) -> _Reason:
+        """``"limit"`` (the key's buckets decided), ``"table_full"`` (denied: the keyed table
+        had no room for this new key; ``retry_after`` is the wait until a slot can be
+        reclaimed) or ``"untracked"`` (admitted without being stored, ``on_full="allow_untracked"``)."""
+    @property
     def decisions(self) -> list[Decision]: ...
-    def headers(self, style: _Style = "ietf", now_unix: Optional[int] = None) -> list[tuple[str, str]]: ...
+    def headers(self, style: _Style = "ietf", now_unix: Optional[int] = None) -> list[tuple[str, str]]:
+        """The rate-limit headers, rendered by core (the same bytes in every runtime).
+
+        ``"ietf"``: ``RateLimit-Policy`` and ``RateLimit``; ``"legacy"``: ``X-RateLimit-*``
+        with the reset in seconds; ``"legacy_epoch"``: the reset as Unix seconds;
+        ``"anthropic"``: ``anthropic-ratelimit-{name}-limit/-remaining/-reset`` per quota, the
+        reset in RFC 3339; ``"openai"``: ``x-ratelimit-limit-{name}``, ``-remaining-``,
+        ``-reset-`` (``"6m0s"``). The two per-quota styles add ``retry-after-ms`` to
+        ``retry-after`` on a denial, and need quota names of ASCII letters, digits, ``-`` and
+        ``_`` (else ``InvalidArgument`` naming ``style``). ``now_unix`` (default: the wall
+        clock) is read by ``"legacy_epoch"`` and ``"anthropic"``."""
     def error_body(self) -> bytes: ...
     def __bool__(self) -> bool: ...
     def __eq__(self, value: object, /) -> bool: ...
@@ -142,6 +156,7 @@ class Limiter:
         algorithm: Literal["gcra", "token_bucket"] = "gcra",
         refill: Optional[Literal["greedy", "interval"]] = None,
         max_keys: int = 100000,
+        on_full: _OnFull = "deny",
         clock: Optional[ManualClock] = None,
     ) -> Limiter: ...
     def check(self, key: _Key, cost: int = 1) -> Decision: ...
@@ -155,11 +170,18 @@ class Limiter:
     @property
     def quotas(self) -> list[Quota]: ...
     @property
+    def quota_names(self) -> list[str]: ...
+    @property
     def max_keys(self) -> int: ...
     @property
     def algorithm(self) -> str: ...
     @property
     def refill(self) -> str: ...
+    @property
+    def on_full(self) -> _OnFull: ...
+    def stats(self) -> _Stats:
+        """Core's counters per quota table: ``live_keys``, ``reclaimed``, ``rejected_full``,
+        ``admitted_untracked``."""
 
 @final
 class Bucket:
@@ -212,6 +234,7 @@ class Policy:
         dimensions: Union[dict[str, _Rate], Sequence[tuple[str, _Rate]]],
         *,
         max_keys: int = 100000,
+        on_full: _OnFull = "deny",
         clock: Optional[ManualClock] = None,
     ) -> Policy: ...
     def check(self, key: _Key, **costs: int) -> Decision: ...
@@ -226,6 +249,11 @@ class Policy:
     def dimensions(self) -> list[str]: ...
     @property
     def quota_names(self) -> list[str]: ...
+    @property
+    def max_keys(self) -> int: ...
+    @property
+    def on_full(self) -> _OnFull: ...
+    def stats(self) -> _Stats: ...
 
 def client_key(address: str, ipv6_prefix: int = 56) -> bytes: ...
 def _duration_ns(seconds: _Number, argument: str) -> int: ...

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Literal, NoReturn, Optional, get_args
+from typing import Any, Literal, NoReturn, Optional, cast, get_args
 
 from cellgate import _cellgate
 from cellgate._cellgate import Decision, InvalidArgument, InvalidArgumentType, client_key
 
-HeaderStyle = Literal["ietf", "legacy", "legacy_epoch"]
+HeaderStyle = Literal["ietf", "legacy", "legacy_epoch", "anthropic", "openai"]
 """``"ietf"`` (``RateLimit-Policy`` and ``RateLimit``), ``"legacy"`` or ``"legacy_epoch"``
-(``X-RateLimit-*``), as ``Decision.headers`` takes it."""
-
-TABLE_FULL_BODY = b'{"error":"rate_limited","retry_after":1}'
-"""The 429 body when the keyed table has no room for a new client: retry in a second."""
+(``X-RateLimit-*``), or per quota as LLM APIs send them, ``"anthropic"``
+(``anthropic-ratelimit-{name}-*``) or ``"openai"`` (``x-ratelimit-*-{name}``), as
+``Decision.headers`` takes it."""
 
 MISCONFIGURED_BODY = b'{"error":"rate_limit_misconfigured"}'
 """The 500 body when the ``key`` or ``cost`` callable returned a value the limiter refuses:
@@ -72,6 +71,12 @@ def check_options(
     styles = get_args(HeaderStyle)
     if header_style not in styles:
         _raise(InvalidArgument, "header_style", f"must be one of {', '.join(map(repr, styles))}, not {header_style!r}")
+    # Renders the headers of a decision that changes nothing, so that a per-quota style whose
+    # quota names cannot be header names fails here, not on every request.
+    try:
+        limiter.peek(b"", 0).headers(cast(HeaderStyle, header_style))
+    except InvalidArgument as error:
+        _raise(InvalidArgument, "header_style", str(error).removeprefix("style: "))
     if not isinstance(headers_on_success, bool):
         _raise(InvalidArgumentType, "headers_on_success", f"must be a bool, not {_type_name(headers_on_success)}")
     client_key("::1", ipv6_prefix)

@@ -59,12 +59,16 @@ class Limiter(_cellgate.Limiter):
     """A rate limiter with one bucket per key, in a table of bounded size allocated once.
 
     ``Limiter(rate, *, burst=None, algorithm="gcra", refill=None, max_keys=100_000,
-    clock=None)``. ``rate`` is a rate string (``"100/minute"``, ``"10/s; 1000/day"``), a
+    on_full="deny", clock=None)``: core's ``Limiter``, which checks every option. ``rate``
+    is a rate string (``"100/minute"``, ``"10/s; 1000/day"``), a
     ``Quota``, or a list of them; several quotas are decided all-or-nothing. ``burst``
     replaces a single quota's burst. ``algorithm`` is ``"gcra"`` or ``"token_bucket"``
     (``refill="greedy"``, which decides exactly as GCRA, or ``"interval"``: the whole rate
-    at every period boundary). ``max_keys`` sizes the table: a new key that finds its window
-    of slots full of live keys raises ``TableFull``; idle keys are reclaimed. ``clock`` is a
+    at every period boundary). ``max_keys`` sizes the table; idle keys are reclaimed. A new key that finds
+    its window of slots full of live keys is a decision, never an exception: with
+    ``on_full="deny"`` (the default) a denial with ``reason == "table_full"`` and a
+    ``Retry-After`` (until a slot can be reclaimed); with ``"allow_untracked"`` an admission
+    with ``reason == "untracked"``, nothing stored (fail open, counted in ``stats()``). ``clock`` is a
     ``ManualClock`` or None for the monotonic clock.
 
     ``check``, ``peek``, ``force``, ``refund`` and ``reset`` are native; ``wait``,

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
 
-from cellgate._cellgate import InvalidArgument, InvalidArgumentType, TableFull, client_key
+from cellgate._cellgate import InvalidArgument, InvalidArgumentType, client_key
 from cellgate._http import (
     MISCONFIGURED_BODY,
-    TABLE_FULL_BODY,
     HeaderStyle,
     MisconfigurationLog,
     address_key,
@@ -86,7 +85,8 @@ class RateLimitMiddleware:
     through unlimited and without headers. Admitted responses get the rate-limit headers
     (``headers_on_success``); denied requests get ``429`` with ``Retry-After``, the headers
     and ``{"error":"rate_limited","retry_after":N}``. A client that finds the keyed table
-    full gets a 429 with ``Retry-After: 1``.
+    full is denied like any other (``decision.reason == "table_full"``): the same 429, headers
+    and body, with the ``Retry-After`` core computes (until a slot can be reclaimed).
 
     Every argument is checked here (``InvalidArgumentType`` / ``InvalidArgument`` naming it).
     A ``key`` or ``cost`` callable that returns a value the limiter refuses (a negative or
@@ -126,9 +126,6 @@ class RateLimitMiddleware:
         cost = self.cost(scope) if callable(self.cost) else self.cost
         try:
             decision = self.limiter.check(key, cost)
-        except TableFull:
-            await _respond_429(send, [("Retry-After", "1"), ("Content-Type", "application/json")], TABLE_FULL_BODY)
-            return
         except (InvalidArgument, InvalidArgumentType) as error:
             # The key or cost callable returned what the limiter refuses: a configuration
             # error, answered 500 and never let through (see MisconfigurationLog).

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
 
-from cellgate._cellgate import InvalidArgument, InvalidArgumentType, TableFull, client_key
+from cellgate._cellgate import InvalidArgument, InvalidArgumentType, client_key
 from cellgate._http import (
     MISCONFIGURED_BODY,
-    TABLE_FULL_BODY,
     HeaderStyle,
     MisconfigurationLog,
     address_key,
@@ -102,9 +101,6 @@ class RateLimitMiddleware:
         cost = self.cost(environ) if callable(self.cost) else self.cost
         try:
             decision = self.limiter.check(key, cost)
-        except TableFull:
-            headers = [("Retry-After", "1"), ("Content-Type", "application/json")]
-            return _respond_429(start_response, headers, TABLE_FULL_BODY)
         except (InvalidArgument, InvalidArgumentType) as error:
             # As in cellgate.asgi: a configuration error, answered 500, never let through.
             self._misconfiguration.report("cellgate.wsgi.RateLimitMiddleware", error)

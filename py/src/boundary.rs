@@ -1,13 +1,150 @@
-//! Arguments from Python to Rust: keys, costs, nanoseconds and seconds, checked strictly.
+//! The boundary between CPython and core: the guard that turns a Rust result or panic into
+//! CPython's convention, the parsing of `METH_FASTCALL | METH_KEYWORDS` arguments, the strict
+//! conversions of arguments (keys, costs, nanoseconds and seconds), and the exceptions, with
+//! core's `ConfigError` translated into them.
 //!
 //! A bool is never a number here (`True` as a cost is a mistake, not 1); NaN, infinities,
 //! negative numbers, fractions and values above `u64::MAX` are errors that name the argument,
-//! never a silent zero or a saturation.
+//! never a silent zero or a saturation. Every error caused by an argument names it: the
+//! exception's `argument` attribute holds the parameter's name, and the message starts with it.
+//! An operation that raises changes no state.
 
-use crate::errors::{invalid, invalid_type};
+use cellgate::ConfigError;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyMemoryError, PySystemError, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
+use pyo3::Borrowed;
 use std::borrow::Cow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// The C signature of a `METH_FASTCALL | METH_KEYWORDS` function.
+pub type FastcallWithKeywords = unsafe extern "C" fn(
+    *mut ffi::PyObject,
+    *const *mut ffi::PyObject,
+    ffi::Py_ssize_t,
+    *mut ffi::PyObject,
+) -> *mut ffi::PyObject;
+
+/// Runs `body` and returns what CPython expects of a function returning an object: the new
+/// reference, or NULL with the exception set (a panic becomes a `SystemError` naming `what`;
+/// it never unwinds into CPython).
+///
+/// Always inlined, so that a fast method and its body are one frame (18 instructions less per
+/// `Limiter.check`, measured with callgrind).
+#[inline(always)]
+pub fn boundary(
+    py: Python<'_>,
+    what: &str,
+    body: impl FnOnce() -> PyResult<*mut ffi::PyObject>,
+) -> *mut ffi::PyObject {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(object)) => object,
+        Ok(Err(error)) => {
+            error.restore(py);
+            std::ptr::null_mut()
+        }
+        Err(_) => {
+            PySystemError::new_err(format!("cellgate: a panic in {what}")).restore(py);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// The arguments of a `METH_FASTCALL | METH_KEYWORDS` call, matched to `names` (every
+/// parameter may be given by position or keyword): one entry per name, `None` where not given.
+/// Too many positional arguments, an unknown keyword or a parameter given twice is a
+/// `TypeError` naming `function`, as CPython words them.
+///
+/// # Safety
+/// `args` holds `nargs` positional values followed by one value per name in `kwnames` (a
+/// tuple of str, or NULL), each a live object borrowed for `'a` (the call), as CPython passes
+/// them to a `METH_FASTCALL | METH_KEYWORDS` function.
+#[inline]
+pub unsafe fn fastcall_arguments<'a, 'py, const N: usize>(
+    py: Python<'py>,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+    names: [&str; N],
+    function: &str,
+) -> PyResult<[Option<Borrowed<'a, 'py, PyAny>>; N]> {
+    let positional = usize::try_from(nargs).unwrap_or(0);
+    if positional > N {
+        return Err(too_many_arguments(function, &names, positional));
+    }
+    let arg = |index: usize| {
+        // SAFETY: `args` holds `nargs` positional values and one per keyword name, each a live
+        // object borrowed for the call (the function's contract); callers stay within that
+        // count.
+        unsafe { Borrowed::from_ptr(py, *args.add(index)) }
+    };
+    let mut values = [None; N];
+    for (index, value) in values.iter_mut().enumerate().take(positional) {
+        *value = Some(arg(index));
+    }
+    if kwnames.is_null() {
+        return Ok(values);
+    }
+    // SAFETY: as above (the function's contract).
+    unsafe { keyword_arguments(py, args, positional, kwnames, &names, function, &mut values) }?;
+    Ok(values)
+}
+
+/// The `TypeError` for `given` positional arguments to `function`, which takes `names`.
+#[cold]
+fn too_many_arguments(function: &str, names: &[&str], given: usize) -> PyErr {
+    PyTypeError::new_err(format!(
+        "{function}() takes at most {} arguments ({}), {given} given",
+        names.len(),
+        names.join(", ")
+    ))
+}
+
+/// The keyword part of [`fastcall_arguments`] (out of line: most calls have no keywords).
+///
+/// # Safety
+/// As [`fastcall_arguments`], with `positional` the number of positional arguments.
+#[inline(never)]
+unsafe fn keyword_arguments<'a, 'py>(
+    py: Python<'py>,
+    args: *const *mut ffi::PyObject,
+    positional: usize,
+    kwnames: *mut ffi::PyObject,
+    names: &[&str],
+    function: &str,
+    values: &mut [Option<Borrowed<'a, 'py, PyAny>>],
+) -> PyResult<()> {
+    let arg = |index: usize| {
+        // SAFETY: `args` holds `positional` values and one per keyword name, each a live
+        // object borrowed for the call (the function's contract); callers stay within that
+        // count.
+        unsafe { Borrowed::from_ptr(py, *args.add(index)) }
+    };
+    // SAFETY: a non-NULL `kwnames` is a tuple borrowed for the call (the function's contract).
+    let keywords = unsafe { Borrowed::from_ptr(py, kwnames) }.cast::<pyo3::types::PyTuple>()?;
+    for (index, keyword) in keywords.iter().enumerate() {
+        let keyword = keyword.cast_into::<PyString>()?;
+        let keyword = keyword.to_cow()?;
+        let Some(slot) = names
+            .iter()
+            .position(|name| *name == keyword)
+            .and_then(|position| values.get_mut(position))
+        else {
+            return Err(PyTypeError::new_err(format!(
+                "{function}() got an unexpected keyword argument {keyword:?}"
+            )));
+        };
+        if slot.is_some() {
+            return Err(PyTypeError::new_err(format!(
+                "{function}() got multiple values for argument {keyword:?}"
+            )));
+        }
+        *slot = Some(arg(positional + index));
+    }
+    Ok(())
+}
 
 /// `2^64` as a float: the first float above every `u64`.
 const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
@@ -187,12 +324,13 @@ pub fn type_name(value: &Bound<'_, PyAny>) -> Option<String> {
         .and_then(|name| name.extract().ok())
 }
 
-/// A cost: `None` is core's `DEFAULT_COST` (1); otherwise as [`u64_arg`].
+/// A cost: `None` where none was given (core's `Limiter` resolves it, see
+/// `cellgate::resolve_costs`); otherwise as [`u64_arg`].
 #[inline]
-pub fn cost_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+pub fn cost_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
     match value {
-        None => Ok(cellgate::DEFAULT_COST),
-        Some(value) => u64_arg(value, "cost"),
+        None => Ok(None),
+        Some(value) => u64_arg(value, "cost").map(Some),
     }
 }
 
@@ -356,4 +494,138 @@ pub fn ns_to_seconds(ns: u64) -> f64 {
 #[pyo3(name = "_duration_ns")]
 pub fn duration_ns(seconds: &Bound<'_, PyAny>, argument: &str) -> PyResult<u64> {
     seconds_arg(seconds, argument)
+}
+
+create_exception!(
+    cellgate,
+    InvalidArgument,
+    PyValueError,
+    "An argument had the right type but a bad value (negative, fractional, NaN, infinite or \
+     too large a number; an unknown option). `argument` names the parameter."
+);
+create_exception!(
+    cellgate,
+    InvalidArgumentType,
+    PyTypeError,
+    "An argument had the wrong type (a bool where a number is expected, a float key, ...). \
+     `argument` names the parameter."
+);
+create_exception!(
+    cellgate,
+    InvalidRate,
+    InvalidArgument,
+    "A rate string could not be parsed or does not make a valid quota. `argument` names the \
+     parameter, `rate` holds the text and `offset` the byte offset (in its UTF-8 encoding) where \
+     it goes wrong."
+);
+
+/// An [`InvalidArgument`] for `argument`, with `message` saying what was wrong.
+pub fn invalid(py: Python<'_>, argument: &str, message: &str) -> PyErr {
+    with_argument::<InvalidArgument>(py, argument, message)
+}
+
+/// An [`InvalidArgumentType`] for `argument`.
+pub fn invalid_type(py: Python<'_>, argument: &str, message: &str) -> PyErr {
+    with_argument::<InvalidArgumentType>(py, argument, message)
+}
+
+/// An [`InvalidRate`] for `argument` holding `rate`, failing at byte `offset`.
+pub fn invalid_rate(
+    py: Python<'_>,
+    argument: &str,
+    rate: &str,
+    offset: usize,
+    message: &str,
+) -> PyErr {
+    let err = with_argument::<InvalidRate>(py, argument, message);
+    let value = err.value(py);
+    // Setting attributes on a fresh exception instance cannot fail short of memory
+    // exhaustion; the exception is still the right type without them.
+    let _ = value.setattr("rate", rate);
+    let _ = value.setattr("offset", offset);
+    err
+}
+
+fn with_argument<T: pyo3::PyTypeInfo>(py: Python<'_>, argument: &str, message: &str) -> PyErr {
+    let err = PyErr::new::<T, _>(format!("{argument}: {message}"));
+    // See `invalid_rate`.
+    let _ = err.value(py).setattr("argument", argument);
+    err
+}
+
+/// Adds the exceptions to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("InvalidArgument", py.get_type::<InvalidArgument>())?;
+    m.add("InvalidArgumentType", py.get_type::<InvalidArgumentType>())?;
+    m.add("InvalidRate", py.get_type::<InvalidRate>())?;
+    Ok(())
+}
+
+/// The argument names a `ConfigError` is reported under, in the terms of the Python call that
+/// met it: the parameter holding the quotas, and the name of each dimension (for a missing
+/// cost).
+pub struct Arguments<'a> {
+    /// `"rate"` for a `Limiter`, `"dimensions"` for a `Policy`.
+    pub quotas: &'a str,
+    /// The names headers show, in quota order (for messages about names).
+    pub names: &'a [String],
+    /// The dimension names, in order (a `Limiter` has one, `"cost"`).
+    pub dimensions: &'a [String],
+}
+
+/// Core's `ConfigError` as the exception a Python caller expects: an `InvalidArgument` naming
+/// the parameter at fault, or a `MemoryError` for tables that cannot be allocated.
+#[cold]
+pub fn config_error(py: Python<'_>, error: ConfigError, arguments: &Arguments<'_>) -> PyErr {
+    let name = |index: usize| {
+        arguments
+            .names
+            .get(index)
+            .map(String::as_str)
+            .unwrap_or_default()
+    };
+    let quotas = arguments.quotas;
+    match error {
+        ConfigError::OutOfMemory => PyMemoryError::new_err(error.to_string()),
+        ConfigError::MaxKeys { .. } => invalid(py, "max_keys", &error.to_string()),
+        ConfigError::RefillNeedsOneQuota => invalid(py, "refill", &error.to_string()),
+        ConfigError::NoQuotas => invalid(py, quotas, "must hold at least one quota"),
+        ConfigError::DuplicateName { index, first } => invalid(
+            py,
+            quotas,
+            &format!(
+                "quotas {first} and {index} would both be named {:?} in the rate-limit headers, \
+                 which must tell them apart: name them (Quota(..., name=...))",
+                name(index)
+            ),
+        ),
+        ConfigError::EmptyName { .. } | ConfigError::InvalidName { .. } => invalid(
+            py,
+            quotas,
+            &format!("{error}: a header name is non-empty printable ASCII"),
+        ),
+        ConfigError::TooManyNames { given } => invalid(
+            py,
+            quotas,
+            &format!(
+                "at most {} quotas, got {given}",
+                cellgate::MAX_POLICY_QUOTAS
+            ),
+        ),
+        ConfigError::MissingCost { dimension } => invalid(
+            py,
+            arguments
+                .dimensions
+                .get(dimension)
+                .map_or("costs", String::as_str),
+            &format!(
+                "no cost given: a policy of several dimensions ({}) needs a cost for each \
+                 (0 is allowed), or it would admit without limit on this one",
+                arguments.dimensions.join(", ")
+            ),
+        ),
+        ConfigError::ForeignReservation => invalid(py, "reservation", "was made by another policy"),
+        other => invalid(py, "costs", &other.to_string()),
+    }
 }

@@ -1,7 +1,7 @@
 //! `client_key`: the key of a client's IP address, as the middleware uses by default.
 
-use crate::convert::{str_arg, u64_arg};
-use crate::errors::invalid;
+use crate::boundary::invalid;
+use crate::boundary::{str_arg, u64_arg};
 use cellgate::{ClientKey, ClientKeyConfig};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
