@@ -51,7 +51,7 @@ endef
 
 # Each fragment holds the targets of one directory and appends to TEST_STEPS, DIST_STEPS
 # and DEMO_STEPS; it may use PRELUDE, CARGO, LOCKED and TARGET_DIR from this file.
-include ffi-c/ffi.mk py/py.mk node/node.mk fuzz/fuzz.mk
+include ffi-c/ffi.mk py/py.mk node/node.mk fuzz/fuzz.mk redis-store/redis.mk
 
 help: ## Show this list of targets (the default)
 	@printf 'Usage: make <target>\n\n'
@@ -96,8 +96,10 @@ lint: setup-toolchain ## Formatting check, clippy (all targets, all features, an
 test-rust: ## Unit, integration and doc tests: all features, no default features, alloc only; runs the demo
 	@$(PRELUDE)
 	# The Python and Node extension crates link against their host runtime's symbols, so
-	# their Rust code is checked by clippy here and tested through their packages.
-	step $(CARGO) test $(LOCKED) --workspace --all-features --exclude cellgate-py --exclude cellgate-node
+	# their Rust code is checked by clippy here and tested through their packages. The Redis
+	# store's tests need a redis-server: `make test-redis` runs them.
+	step $(CARGO) test $(LOCKED) --workspace --all-features --exclude cellgate-py --exclude cellgate-node \
+		--exclude cellgate-redis
 	step $(CARGO) test $(LOCKED) -p cellgate --no-default-features
 	step $(CARGO) test $(LOCKED) -p cellgate --no-default-features --features alloc
 	step $(CARGO) run $(LOCKED) -q -p cellgate --example demo > /dev/null

@@ -863,6 +863,53 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         }
     }
 
+    /// A `check` of `cost` for `key` that a policy may take back (see
+    /// [`Buckets::charge`](crate::policy::Buckets::charge)): committed with the state it was
+    /// decided from when the key is held; for a key not held, decided on a full bucket and
+    /// deferred (not inserted), so that a refused policy check never inserts a key.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn charge_outcome(
+        &self,
+        key: KeyHash,
+        now_ns: u64,
+        cost: u64,
+    ) -> crate::policy::Charge {
+        use crate::policy::Charge;
+        let now_ns = now_ns.min(MAX_NOW_NS);
+        let seen = core::cell::Cell::new(CellState::FULL);
+        let decide = |state| {
+            seen.set(state);
+            self.rule.decide(state, now_ns, cost, Op::Check)
+        };
+        loop {
+            match self.find(key) {
+                Lookup::Found(index) => {
+                    if let Some(outcome) = self.update_in_slot(index, key, decide) {
+                        return match outcome.next {
+                            Some(_) => Charge::Committed {
+                                outcome,
+                                before: seen.get(),
+                            },
+                            None => Charge::Unwritten(outcome),
+                        };
+                    }
+                    // The slot changed owner or is changing: look again.
+                    spin();
+                }
+                Lookup::Absent => {
+                    let fresh = self.rule.decide(CellState::FULL, now_ns, cost, Op::Check);
+                    return match fresh.next {
+                        Some(next) if next.missing != 0 => Charge::Deferred(fresh),
+                        _ => Charge::Unwritten(Outcome {
+                            decision: fresh.decision,
+                            next: None,
+                        }),
+                    };
+                }
+            }
+        }
+    }
+
     /// Runs the compare-exchange loop on slot `index` with `decide`; `None` if the slot is not
     /// (or no longer) the key's or is changing owner. The outcome's `next` is the state
     /// committed, if any.

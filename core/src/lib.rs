@@ -53,6 +53,8 @@ mod limiter;
 mod parse;
 mod policy;
 mod quota;
+#[cfg(feature = "alloc")]
+pub mod remote;
 mod rule;
 mod sync;
 
@@ -90,6 +92,11 @@ pub use policy::{
 };
 pub use quota::{
     Quota, QuotaError, MAX_CAPACITY_TICKS, NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND,
+};
+#[cfg(feature = "alloc")]
+pub use remote::{
+    OutagePolicy, RemoteCall, RemoteDecided, RemoteError, RemoteLimiter, RemoteOptions,
+    RemoteReservation, ReplyError, SettlePlan, SCRIPT, SCRIPT_SHA1_HEX,
 };
 pub use rule::{CellState, Op, Outcome, Refill, Rule};
 

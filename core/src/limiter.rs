@@ -146,7 +146,9 @@ impl<S> core::fmt::Debug for Limiter<S> {
 pub struct LimiterDecision {
     /// Whether the request was admitted (every quota admitted its cost, and all were charged).
     pub allowed: bool,
-    /// Which path decided: the buckets, or a full table under [`OnFull`].
+    /// Which path decided: the buckets (in process or in Redis: [`Reason::Limit`]), a full
+    /// table under [`OnFull`], or for a [`RemoteLimiter`](crate::RemoteLimiter) the outage
+    /// policy ([`Reason::FailedOpen`], [`Reason::FailedClosed`], [`Reason::Fallback`]).
     pub reason: Reason,
     /// The binding quota: when denied, the refusing quota with the longest wait; when allowed,
     /// the quota with the least remaining.
@@ -178,7 +180,7 @@ impl LimiterDecision {
     }
 
     #[inline]
-    fn single(decision: Decision, reason: Reason) -> Self {
+    pub(crate) fn single(decision: Decision, reason: Reason) -> Self {
         // All-zero (a plain memset) rather than eight copies of the decision.
         let mut decisions = [EMPTY_DECISION; MAX_POLICY_QUOTAS];
         if let Some(first) = decisions.first_mut() {
@@ -193,8 +195,28 @@ impl LimiterDecision {
         }
     }
 
+    /// A decision over `decisions` (one per quota, at most [`MAX_POLICY_QUOTAS`]) with the
+    /// binding quota chosen by [`PolicyDecision`]'s rule.
+    pub(crate) fn from_parts(allowed: bool, reason: Reason, decisions: &[Decision]) -> Self {
+        let mut all = [EMPTY_DECISION; MAX_POLICY_QUOTAS];
+        let mut len = 0usize;
+        for (slot, decision) in all.iter_mut().zip(decisions) {
+            *slot = *decision;
+            len = len.saturating_add(1);
+        }
+        let mut result = Self {
+            allowed,
+            reason,
+            binding: 0,
+            decisions: all,
+            len,
+        };
+        result.binding = binding_of(&result);
+        result
+    }
+
     #[inline]
-    fn of_policy(decision: PolicyDecision, reason: Reason) -> Self {
+    pub(crate) fn of_policy(decision: PolicyDecision, reason: Reason) -> Self {
         let (allowed, binding) = (decision.allowed, decision.binding);
         let (decisions, len) = decision.into_parts();
         Self {
@@ -517,7 +539,7 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
     #[inline(always)]
     fn apply_single(
         &self,
-        table: &KeyedLimiter<Box<[Slot]>>,
+        table: &KeyedLimiter<S>,
         key: &[u8],
         now_ns: u64,
         cost: u64,

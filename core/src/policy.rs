@@ -207,49 +207,117 @@ pub struct Reserved {
     pub reservation: Option<Reservation>,
 }
 
-/// The buckets of a policy, wherever they live: cells, or one key's slots in tables.
-trait Buckets {
+/// The buckets of a policy, wherever they live: cells, one key's slots in tables, or the
+/// states of a record read from a remote store.
+pub(crate) trait Buckets {
     /// Runs `op` on bucket `index`; the outcome's `next` is the committed state, if any.
     fn run(&self, index: usize, now_ns: u64, cost: u64, op: Op) -> Result<Outcome, TableFull>;
-    /// Takes back a check of `cost` committed on bucket `index` at `charged_at_ns`.
-    fn undo(&self, index: usize, charged_at_ns: u64, cost: u64);
+    /// A `check` of `cost` on bucket `index` that a policy may have to take back: either
+    /// committed (with the state it was decided from), or, for a key a table does not hold
+    /// yet, decided on a full bucket and deferred until every entry has admitted (so that a
+    /// refusal never inserts a key).
+    fn charge(&self, index: usize, now_ns: u64, cost: u64) -> Result<Charge, TableFull>;
+    /// Takes back a check of `cost` committed on bucket `index` at `charged_at_ns`: restores
+    /// `before` exactly if the bucket still holds `written` (nothing else touched it), else
+    /// gives back what [`Rule::undo_check`] says is certainly the charge's.
+    fn undo(&self, index: usize, undo: Undo);
 }
 
-fn undo_outcome(rule: &Rule, state: CellState, charged_at_ns: u64, cost: u64) -> Outcome {
+/// A check that [`Buckets::charge`] made.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Charge {
+    /// Committed: `outcome.next` is the state written, `before` the state decided from.
+    Committed {
+        /// The decision and the state written.
+        outcome: Outcome,
+        /// The state the decision was made from.
+        before: CellState,
+    },
+    /// The key is not stored and the check would store it: decided on a full bucket and not
+    /// written yet (commit it with `run(.., Op::Check)` once every entry admitted).
+    // Only keyed tables (and remote records), which need `alloc`, defer.
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+    Deferred(Outcome),
+    /// Decided and nothing written (a denial).
+    Unwritten(Outcome),
+}
+
+/// How to take back one committed check (see [`Buckets::undo`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Undo {
+    /// The state to restore when nothing else touched the bucket; `None` when unknown.
+    pub(crate) before: Option<CellState>,
+    /// The state the charge wrote.
+    pub(crate) written: CellState,
+    /// The cost charged.
+    pub(crate) cost: u64,
+}
+
+/// The state to write to take `undo` back from a bucket now in `state`.
+pub(crate) fn undo_outcome(rule: &Rule, state: CellState, undo: Undo) -> Outcome {
+    let next = match undo.before {
+        Some(before) if state == undo.written => before,
+        _ => rule.undo_check(state, undo.written.last_ns, undo.cost),
+    };
     Outcome {
         decision: EMPTY_DECISION,
-        next: Some(rule.undo_check(state, charged_at_ns, cost)),
+        next: Some(next),
     }
 }
 
 /// Checks every entry all-or-nothing: charges them in order, takes the charges back if one
-/// refuses (or, for a keyed policy, if a table has no room for the key).
-fn check_all(
+/// refuses (or, for a keyed policy, if a table has no room for the key). Uncontended, a
+/// refusal leaves every bucket exactly as it was: the charges are restored to the states they
+/// were decided from, and a key a table did not hold is only inserted once every entry has
+/// admitted.
+pub(crate) fn check_all(
     buckets: &impl Buckets,
     len: usize,
     now_ns: u64,
     cost: impl Fn(usize) -> u64,
 ) -> Result<PolicyDecision, TableFull> {
     let mut decisions = [EMPTY_DECISION; MAX_POLICY_QUOTAS];
-    let mut charged_at = [None; MAX_POLICY_QUOTAS];
+    let mut undos: [Option<Undo>; MAX_POLICY_QUOTAS] = [None; MAX_POLICY_QUOTAS];
+    let mut deferred = [false; MAX_POLICY_QUOTAS];
     let mut refused: Option<Result<usize, TableFull>> = None;
-    for (index, (decision, charged)) in decisions
+    for (index, ((decision, undo), deferred)) in decisions
         .iter_mut()
-        .zip(charged_at.iter_mut())
+        .zip(undos.iter_mut())
+        .zip(deferred.iter_mut())
         .enumerate()
         .take(len)
     {
         let cost = cost(index);
         // A cost of 0 asks nothing of the entry: it is shown (a peek) but cannot refuse.
-        let op = if cost == 0 { Op::Peek } else { Op::Check };
-        match buckets.run(index, now_ns, cost, op) {
-            Ok(outcome) => {
+        if cost == 0 {
+            match buckets.run(index, now_ns, cost, Op::Peek) {
+                Ok(outcome) => *decision = outcome.decision,
+                Err(TableFull) => {
+                    refused = Some(Err(TableFull));
+                    break;
+                }
+            }
+            continue;
+        }
+        match buckets.charge(index, now_ns, cost) {
+            Ok(Charge::Committed { outcome, before }) => {
                 *decision = outcome.decision;
-                if op == Op::Check && !outcome.decision.allowed {
+                *undo = outcome.next.map(|written| Undo {
+                    before: Some(before),
+                    written,
+                    cost,
+                });
+            }
+            Ok(Charge::Deferred(outcome)) => {
+                *decision = outcome.decision;
+                *deferred = true;
+            }
+            Ok(Charge::Unwritten(outcome)) => {
+                *decision = outcome.decision;
+                if !outcome.decision.allowed {
                     refused = Some(Ok(index));
                     break;
                 }
-                *charged = outcome.next.map(|state| state.last_ns);
             }
             Err(TableFull) => {
                 refused = Some(Err(TableFull));
@@ -257,12 +325,47 @@ fn check_all(
             }
         }
     }
+    if refused.is_none() {
+        // Every entry admitted: store the keys the tables did not hold.
+        for (index, ((decision, undo), deferred)) in decisions
+            .iter_mut()
+            .zip(undos.iter_mut())
+            .zip(deferred.iter())
+            .enumerate()
+            .take(len)
+        {
+            if !*deferred {
+                continue;
+            }
+            let cost = cost(index);
+            match buckets.run(index, now_ns, cost, Op::Check) {
+                Ok(outcome) => {
+                    *decision = outcome.decision;
+                    // Inserted as a full bucket at `now_ns` (or found, inserted meanwhile):
+                    // the state before is not known exactly, so an undo gives back the charge.
+                    *undo = outcome.next.map(|written| Undo {
+                        before: None,
+                        written,
+                        cost,
+                    });
+                    if !outcome.decision.allowed {
+                        refused = Some(Ok(index));
+                        break;
+                    }
+                }
+                Err(TableFull) => {
+                    refused = Some(Err(TableFull));
+                    break;
+                }
+            }
+        }
+    }
     let Some(refused) = refused else {
         return Ok(PolicyDecision::new(true, decisions, len));
     };
-    for (index, charged) in charged_at.iter().enumerate().take(len) {
-        if let Some(charged_at_ns) = charged {
-            buckets.undo(index, *charged_at_ns, cost(index));
+    for (index, undo) in undos.iter().enumerate().take(len) {
+        if let Some(undo) = undo {
+            buckets.undo(index, *undo);
         }
     }
     let refusing = refused?;
@@ -278,7 +381,7 @@ fn check_all(
 }
 
 /// Runs `op` on every entry with its cost, unconditionally (force, refund).
-fn run_all(
+pub(crate) fn run_all(
     buckets: &impl Buckets,
     len: usize,
     now_ns: u64,
@@ -454,8 +557,31 @@ impl<N> Buckets for CellBuckets<'_, N> {
         cell_run(self.entries, self.cells, index, now_ns, cost, op)
     }
 
-    fn undo(&self, index: usize, charged_at_ns: u64, cost: u64) {
-        cell_undo(self.entries, self.cells, index, charged_at_ns, cost);
+    fn charge(&self, index: usize, now_ns: u64, cost: u64) -> Result<Charge, TableFull> {
+        let (Some(rule), Some(cell)) = (self.entries.rule(index), self.cells.get(index)) else {
+            return Ok(Charge::Unwritten(Outcome {
+                decision: EMPTY_DECISION,
+                next: None,
+            }));
+        };
+        let seen = core::cell::Cell::new(CellState::FULL);
+        let outcome = cell.update(|state| {
+            seen.set(state);
+            rule.decide(state, now_ns, cost, Op::Check)
+        });
+        Ok(match outcome.next {
+            Some(_) => Charge::Committed {
+                outcome,
+                before: seen.get(),
+            },
+            None => Charge::Unwritten(outcome),
+        })
+    }
+
+    fn undo(&self, index: usize, undo: Undo) {
+        if let (Some(rule), Some(cell)) = (self.entries.rule(index), self.cells.get(index)) {
+            let _ = cell.update(|state| undo_outcome(rule, state, undo));
+        }
     }
 }
 
@@ -473,18 +599,6 @@ fn cell_run<N>(
             decision: EMPTY_DECISION,
             next: None,
         }),
-    }
-}
-
-fn cell_undo<N>(
-    entries: &Entries<N>,
-    cells: &[AtomicCell],
-    index: usize,
-    charged_at_ns: u64,
-    cost: u64,
-) {
-    if let (Some(rule), Some(cell)) = (entries.rule(index), cells.get(index)) {
-        let _ = cell.update(|state| undo_outcome(rule, state, charged_at_ns, cost));
     }
 }
 
@@ -663,8 +777,8 @@ fn unreachable_table_full() -> PolicyDecision {
 #[cfg(feature = "alloc")]
 mod keyed_policy {
     use super::{
-        check_all, run_all, settle_with, Buckets, Entries, PolicyDecision, PolicyEntry,
-        PolicyError, Reservation, Reserved,
+        check_all, run_all, settle_with, Buckets, Charge, Entries, PolicyDecision, PolicyEntry,
+        PolicyError, Reservation, Reserved, Undo,
     };
     use crate::clock::{Clock, NoClock};
     use crate::keyed::{KeyHash, KeyedLimiter, KeyedStats, Seed, Slot, TableFull};
@@ -726,13 +840,19 @@ mod keyed_policy {
             }
         }
 
-        fn undo(&self, index: usize, charged_at_ns: u64, cost: u64) {
+        fn charge(&self, index: usize, now_ns: u64, cost: u64) -> Result<Charge, TableFull> {
+            match self.tables.get(index) {
+                Some(table) => Ok(table.charge_outcome(self.key, now_ns, cost)),
+                None => Err(TableFull),
+            }
+        }
+
+        fn undo(&self, index: usize, undo: Undo) {
             if let Some(table) = self.tables.get(index) {
                 let rule = table.rule();
                 // An absent key was reclaimed as a full bucket: nothing of the charge is left.
-                let _ = table.update_present(self.key, |state| {
-                    super::undo_outcome(rule, state, charged_at_ns, cost)
-                });
+                let _ =
+                    table.update_present(self.key, |state| super::undo_outcome(rule, state, undo));
             }
         }
     }

@@ -345,3 +345,55 @@ fn a_keyed_policy_over_caller_built_tables() {
         "table 1 does not fit policy entry 1 (quota, refill, seed or count)"
     );
 }
+
+/// A refused policy check leaves every bucket as it was, the time it was last written included:
+/// a later call at an earlier time (a backward clock step) sees what it would have seen had the
+/// refused call never happened. Before, the entries charged before the refusing one kept the
+/// refused call's time (and a new key was inserted), so the wait they showed grew by the step.
+#[test]
+fn refused_check_writes_nothing_even_the_time() {
+    use cellgate::{KeyedPolicy, Policy, PolicyEntry, Quota, Seed, NS_PER_SECOND};
+    let entries = [
+        PolicyEntry {
+            name: "fast",
+            quota: Quota::per_second(10).unwrap(),
+            dimension: 0,
+        },
+        PolicyEntry {
+            name: "slow",
+            quota: Quota::per_minute(2).unwrap(),
+            dimension: 0,
+        },
+    ];
+    let keyed = KeyedPolicy::new(entries, 64, Seed::new(1, 2)).unwrap();
+    let cells = Policy::new(entries).unwrap();
+    let fresh = Policy::new(entries).unwrap();
+    // t = 1 s: 2 admitted by both; "slow" is now empty.
+    assert!(keyed.check_at("k", NS_PER_SECOND, &[2]).unwrap().allowed);
+    assert!(cells.check_at(NS_PER_SECOND, &[2]).unwrap().allowed);
+    assert!(fresh.check_at(NS_PER_SECOND, &[2]).unwrap().allowed);
+    // t = 10 s: "fast" admits, "slow" refuses: nothing may change.
+    assert!(
+        !keyed
+            .check_at("k", 10 * NS_PER_SECOND, &[1])
+            .unwrap()
+            .allowed
+    );
+    assert!(!cells.check_at(10 * NS_PER_SECOND, &[1]).unwrap().allowed);
+    // t = 1.1 s (the clock stepped back): as if the refused call never happened ("fast" is
+    // one unit short of full, not full as of 10 s).
+    let back_ns = NS_PER_SECOND + NS_PER_SECOND / 10;
+    let expected = fresh.peek_at(back_ns, &[1]).unwrap();
+    assert_eq!(expected.decisions()[0].remaining, 9);
+    assert_eq!(keyed.peek_at("k", back_ns, &[1]).unwrap(), expected);
+    assert_eq!(cells.peek_at(back_ns, &[1]).unwrap(), expected);
+    // A new key refused by its second entry (cost above its burst) is not inserted anywhere.
+    assert!(
+        !keyed
+            .check_at("new", 10 * NS_PER_SECOND, &[3])
+            .unwrap()
+            .allowed
+    );
+    let total: u64 = keyed.stats().map(|stats| stats.live_keys).sum();
+    assert_eq!(total, 2, "only \"k\" holds slots, one per table");
+}

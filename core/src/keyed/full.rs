@@ -34,15 +34,28 @@ pub enum Reason {
     TableFull,
     /// Admitted without being stored because the table had no room ([`OnFull::AllowUntracked`]).
     Untracked,
+    /// The remote store could not be asked in time and the outage policy admitted
+    /// ([`OutagePolicy::FailOpen`](crate::OutagePolicy::FailOpen)).
+    FailedOpen,
+    /// The remote store could not be asked in time and the outage policy denied
+    /// ([`OutagePolicy::FailClosed`](crate::OutagePolicy::FailClosed)): answer 503.
+    FailedClosed,
+    /// The remote store could not be asked in time and this host's own limiter decided
+    /// ([`OutagePolicy::Fallback`](crate::OutagePolicy::Fallback)).
+    Fallback,
 }
 
 impl Reason {
-    /// The reason as every runtime names it: `"limit"`, `"table_full"`, `"untracked"`.
+    /// The reason as every runtime names it: `"limit"`, `"table_full"`, `"untracked"`,
+    /// `"failed_open"`, `"failed_closed"`, `"fallback"`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Limit => "limit",
             Self::TableFull => "table_full",
             Self::Untracked => "untracked",
+            Self::FailedOpen => "failed_open",
+            Self::FailedClosed => "failed_closed",
+            Self::Fallback => "fallback",
         }
     }
 }
