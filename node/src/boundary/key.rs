@@ -45,6 +45,12 @@ impl KeyBuffer {
     }
 }
 
+impl Default for KeyBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A Node-API status as a result.
 fn check(status: sys::napi_status, what: &str) -> Result<()> {
     if status == sys::Status::napi_ok {
