@@ -17,7 +17,8 @@ use crate::keyed::{
     KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot, TableFull,
 };
 use crate::policy::{
-    KeyedPolicy, PolicyDecision, PolicyEntry, PolicyError, Reservation, MAX_POLICY_QUOTAS,
+    KeyedPolicy, PolicyDecision, PolicyEntry, PolicyError, Reservation, EMPTY_DECISION,
+    MAX_POLICY_QUOTAS,
 };
 use crate::quota::Quota;
 use crate::rule::{Op, Refill};
@@ -884,37 +885,9 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
     }
 }
 
-const EMPTY_DECISION: Decision = Decision {
-    allowed: false,
-    limit: 0,
-    remaining: 0,
-    retry_after_ns: 0,
-    reset_after_ns: 0,
-};
-
 /// The binding quota of a decision assembled here, by [`PolicyDecision`]'s rule.
 fn binding_of(decision: &LimiterDecision) -> usize {
-    let mut binding = 0;
-    let mut best: Option<&Decision> = None;
-    for (index, entry) in decision.decisions().iter().enumerate() {
-        let better = match best {
-            None => true,
-            Some(best) if !decision.allowed => {
-                (!entry.allowed && best.allowed)
-                    || (entry.allowed == best.allowed && entry.retry_after_ns > best.retry_after_ns)
-            }
-            Some(best) => {
-                entry.remaining < best.remaining
-                    || (entry.remaining == best.remaining
-                        && entry.reset_after_ns > best.reset_after_ns)
-            }
-        };
-        if better {
-            binding = index;
-            best = Some(entry);
-        }
-    }
-    binding
+    crate::policy::binding_index(decision.allowed, decision.decisions())
 }
 
 /// What a [`LimiterReservation`] holds on to.

@@ -147,33 +147,40 @@ impl PolicyDecision {
     }
 
     fn find_binding(&self) -> usize {
-        let mut binding = 0;
-        let mut best: Option<&Decision> = None;
-        for (index, decision) in self.decisions().iter().enumerate() {
-            let better = match best {
-                None => true,
-                Some(best) if !self.allowed => {
-                    // The refusing entry with the longest wait.
-                    (!decision.allowed && best.allowed)
-                        || (decision.allowed == best.allowed
-                            && decision.retry_after_ns > best.retry_after_ns)
-                }
-                Some(best) => {
-                    decision.remaining < best.remaining
-                        || (decision.remaining == best.remaining
-                            && decision.reset_after_ns > best.reset_after_ns)
-                }
-            };
-            if better {
-                binding = index;
-                best = Some(decision);
-            }
-        }
-        binding
+        binding_index(self.allowed, self.decisions())
     }
 }
 
-const EMPTY_DECISION: Decision = Decision {
+/// The binding entry among `decisions` (the rule of [`PolicyDecision::binding`]): when not
+/// `allowed`, the refusing entry with the longest wait; when allowed, the least remaining,
+/// then the longest `reset_after_ns`. Ties go to the first. Core's `Limiter` uses it too.
+pub(crate) fn binding_index(allowed: bool, decisions: &[Decision]) -> usize {
+    let mut binding = 0;
+    let mut best: Option<&Decision> = None;
+    for (index, decision) in decisions.iter().enumerate() {
+        let better = match best {
+            None => true,
+            Some(best) if !allowed => {
+                (!decision.allowed && best.allowed)
+                    || (decision.allowed == best.allowed
+                        && decision.retry_after_ns > best.retry_after_ns)
+            }
+            Some(best) => {
+                decision.remaining < best.remaining
+                    || (decision.remaining == best.remaining
+                        && decision.reset_after_ns > best.reset_after_ns)
+            }
+        };
+        if better {
+            binding = index;
+            best = Some(decision);
+        }
+    }
+    binding
+}
+
+/// A decision that says "denied, nothing known": the filler of fixed decision arrays.
+pub(crate) const EMPTY_DECISION: Decision = Decision {
     allowed: false,
     limit: 0,
     remaining: 0,
