@@ -47,8 +47,16 @@
 //! from a full bucket (an empty slot's, an idle key's; an inserter whose fingerprint read is
 //! older than its state read may see another key's fresh state, and claims it only if that is
 //! full too), and the claimant charges its new key only after publishing, so every key the
-//! dead claim touched is a full bucket, which is what an absent key is. The empty slot's state is a full bucket at the recovery time, later than any
-//! state a checker of the old owner can hold (no ABA).
+//! dead claim touched is a full bucket, which is what an absent key is. The empty slot's
+//! state is a full bucket at the recovery time, later than any state a checker of the old
+//! owner can hold (no ABA).
+//!
+//! # Where the code is
+//!
+//! This file holds the API and the hot path (hash, lookup, the compare-exchange loop of a
+//! present key); `slot.rs` the table's bytes ([`Slot`], [`Seed`], [`TableHeader`], the busy
+//! words); `insert.rs` the insert protocol, reclaiming and claim recovery; `full.rs` the
+//! answer for a new key that finds no room ([`OnFull`]).
 //!
 //! Two threads inserting the same new key settle it through the fingerprints: each writes its
 //! fingerprint, then increments the home slot's insert counter (an acquire-release
@@ -80,12 +88,16 @@ use crate::clock::{Clock, NoClock};
 use crate::decision::Decision;
 use crate::quota::Quota;
 use crate::rule::{CellState, Op, Outcome, Refill, Rule};
-use crate::sync::{spin, AtomicU128, AtomicU64, Ordering};
+use crate::sync::{spin, AtomicU64, Ordering};
 use core::fmt;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 mod full;
+mod insert;
+mod slot;
 pub use full::{KeyedDecision, OnFull, Reason};
+use slot::{busy_word, is_busy, EMPTY, MAX_NOW_NS, OVERFLOWED};
+pub use slot::{slot_count_for, ClaimRecovery, Seed, Slot, TableHeader, TABLE_LAYOUT_VERSION};
 
 /// How many slots from each of its two homes a key may live in. 16 slots of 32 bytes are 8
 /// cache lines. (4 under loom, to keep its models small.)
@@ -94,166 +106,6 @@ pub const PROBE_WINDOW: usize = if cfg!(loom) { 4 } else { 16 };
 /// The positions a key may occupy, in the order every scan visits them: its first window
 /// (`0..PROBE_WINDOW` from its first home), then its second (from its second home).
 const POSITIONS: usize = 2 * PROBE_WINDOW;
-
-/// Set in a first-home slot's `inserts` word once a key of that home has been placed in its
-/// second window: until then a lookup of a key with that home scans only the first window.
-/// (The insert count below it would need 2^63 inserts of one home to reach it.)
-const OVERFLOWED: u64 = 1 << 63;
-
-/// The fingerprint of an empty slot.
-const EMPTY: u64 = 0;
-
-/// The `last_ns` of a slot's state while its owner changes (a *busy* word, see [`busy_word`]);
-/// never a real state's (see `MAX_NOW_NS`).
-const BUSY_LAST_NS: u64 = u64::MAX;
-
-/// Times are clamped to this, so that no real state has `last_ns == u64::MAX` like a busy word.
-const MAX_NOW_NS: u64 = u64::MAX - 1;
-
-/// The state word of a slot claimed at `stamp_ns` (by the [`ClaimRecovery`] clock; 0 without
-/// recovery): `last_ns` is [`BUSY_LAST_NS`], the stamp is in the other half.
-fn busy_word(stamp_ns: u64) -> u128 {
-    CellState {
-        last_ns: BUSY_LAST_NS,
-        missing: stamp_ns,
-    }
-    .pack()
-}
-
-/// Whether a state word is a claim (see [`busy_word`]).
-#[inline(always)]
-const fn is_busy(word: u128) -> bool {
-    CellState::unpack(word).last_ns == BUSY_LAST_NS
-}
-
-/// How a table shared by processes recovers a slot whose claimant died mid-insert (see the
-/// module's "Concurrency protocol"): a claim is stamped with `clock`, and a caller that meets a
-/// claim at least `timeout_ns` old by `clock` empties the slot.
-///
-/// Every process sharing the table must use the same system-wide clock (`CLOCK_MONOTONIC`)
-/// for it and for the `now_ns` of its calls. The recovery assumes that no live process stays
-/// inside an insert (about twenty instructions) for `timeout_ns`: one stopped there longer (a
-/// debugger, `SIGSTOP`) can, when it resumes, lose one key's state. In-process tables do not
-/// need it (a claim there always ends) and have none by default.
-#[derive(Clone, Copy, Debug)]
-pub struct ClaimRecovery {
-    /// How old a claim must be, by `clock`, before it is taken for a dead claimant's.
-    pub timeout_ns: u64,
-    /// The clock stamping claims, in nanoseconds.
-    pub clock: fn() -> u64,
-}
-
-/// One table slot: a key fingerprint and its bucket's state. 32 bytes.
-#[repr(C, align(16))]
-pub struct Slot {
-    fingerprint: AtomicU64,
-    /// Counts inserts whose key has this slot as first home: the meeting point of concurrent
-    /// inserters of one key (see `settle`); its top bit is [`OVERFLOWED`]. Fills what would
-    /// otherwise be padding.
-    inserts: AtomicU64,
-    state: AtomicU128,
-}
-
-impl Slot {
-    /// An empty slot.
-    pub fn new() -> Self {
-        Self {
-            fingerprint: AtomicU64::new(EMPTY),
-            inserts: AtomicU64::new(0),
-            state: AtomicU128::new(CellState::FULL.pack()),
-        }
-    }
-}
-
-impl Default for Slot {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for Slot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Relaxed: a diagnostic snapshot.
-        f.debug_struct("Slot")
-            .field("fingerprint", &self.fingerprint.load(Ordering::Relaxed))
-            .field("state", &self.state.load(Ordering::Relaxed))
-            .finish()
-    }
-}
-
-#[cfg(not(loom))]
-const _: () = assert!(core::mem::size_of::<Slot>() == 32);
-
-/// The 128-bit secret that keys the hash. Random per instance unless a caller supplies one.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Seed {
-    k0: u64,
-    k1: u64,
-}
-
-impl Seed {
-    /// A seed from two 64-bit halves; `no_std` callers take them from their entropy source.
-    pub const fn new(k0: u64, k1: u64) -> Self {
-        Self { k0, k1 }
-    }
-
-    /// A seed from the operating system's randomness (through std's `RandomState`).
-    #[cfg(feature = "std")]
-    pub fn random() -> Self {
-        use core::hash::BuildHasher;
-        let state = std::collections::hash_map::RandomState::new();
-        Self {
-            k0: state.hash_one(0x5eed_u64),
-            k1: state.hash_one(0xcafe_u64),
-        }
-    }
-}
-
-impl fmt::Debug for Seed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Seed(..)")
-    }
-}
-
-/// The version of the table layout described by [`TableHeader`]: bumped on any change to the
-/// slot layout, the hash, the probing, or the claim protocol. Version 2: two windows per key
-/// (version 1 had one). Version 3: a claim is any state with `last_ns == u64::MAX`, stamped
-/// with its time in the other half (version 2 had one busy value, `u128::MAX`), so that a claim
-/// left by a dead process can be recovered ([`ClaimRecovery`]).
-pub const TABLE_LAYOUT_VERSION: u32 = 3;
-
-/// Everything another process (in any runtime) needs to use the same slots: plain data,
-/// `#[repr(C)]`, no pointers. `cellgate-host` records these fields (with its own mapping version
-/// and a checksum) in the header of a shared table file, before the slots.
-///
-/// Sharing a table between processes requires the 64- and 128-bit atomics to be truly
-/// lock-free (x86_64 with `cmpxchg16b`, aarch64), not portable-atomic's lock-based fallback,
-/// whose locks live in each process; and one time line for all of them (a system-wide
-/// monotonic clock passed as `now_ns`). The header carries the secret seed: keep it private.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct TableHeader {
-    /// `b"cellgate"`.
-    pub magic: [u8; 8],
-    /// [`TABLE_LAYOUT_VERSION`].
-    pub layout_version: u32,
-    /// `size_of::<Slot>()`: 32.
-    pub slot_bytes: u32,
-    /// The number of slots that follow.
-    pub slot_count: u64,
-    /// [`PROBE_WINDOW`]: the slots in each of a key's two windows.
-    pub probe_window: u64,
-    /// The SipHash-1-3 key, `[k0, k1]`.
-    pub seed: [u64; 2],
-    /// The quota's rate, in cost units per period.
-    pub rate_cost: u64,
-    /// The quota's period, in nanoseconds.
-    pub period_ns: u64,
-    /// The quota's burst, in cost units.
-    pub burst_cost: u64,
-    /// 0 for greedy refill (GCRA), 1 for interval refill.
-    pub refill: u64,
-}
 
 /// A key's hash under a table's seed: where it lives and how it is recognised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -306,17 +158,6 @@ impl fmt::Display for TableError {
             }
             Self::OutOfMemory => f.write_str("the keyed table's slots could not be allocated"),
         }
-    }
-}
-
-/// The number of slots a table sized for `max_keys` keys has: `max_keys × 4/3`, at least
-/// [`PROBE_WINDOW`] (saturating). Each slot is 32 bytes.
-pub const fn slot_count_for(max_keys: usize) -> usize {
-    let count = max_keys.saturating_add(max_keys / 3);
-    if count < PROBE_WINDOW {
-        PROBE_WINDOW
-    } else {
-        count
     }
 }
 
@@ -984,236 +825,6 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     #[cfg(feature = "alloc")]
     pub(crate) fn seed(&self) -> Seed {
         self.seed
-    }
-
-    /// Whether a slot's key can be forgotten at `now_ns`: its bucket is full, and it was last
-    /// written before `now_ns` (so the new owner's first state, at `now_ns`, differs from every
-    /// state the old owner had: no ABA).
-    fn is_idle(&self, state: u128, now_ns: u64) -> bool {
-        let state = CellState::unpack(state);
-        state.last_ns < now_ns && self.rule.is_full_at(state, now_ns)
-    }
-
-    /// Places `key` in its first window, or in its second if the first holds only live keys:
-    /// in the first empty slot or slot of an idle key in scan order. Returns the index of the
-    /// slot that holds the key (placed by this thread or another; it may still be unpublished,
-    /// busy). The scan stops at that first candidate: a copy of the key farther on (a lookup
-    /// that missed it, or a racing insert) is found by `settle`, and this copy withdrawn.
-    fn insert(&self, key: KeyHash, now_ns: u64) -> Result<usize, TableFull> {
-        loop {
-            let mut candidate = None;
-            let mut recovered = false;
-            for position in 0..POSITIONS {
-                let index = self.index_at(key, position);
-                let Some(slot) = self.slot(index) else {
-                    continue;
-                };
-                // Acquire: pairs with the Release fingerprint stores of other inserters.
-                let owner = slot.fingerprint.load(Ordering::Acquire);
-                if owner == key.fingerprint {
-                    return Ok(index);
-                }
-                // Acquire: pairs with publications, as in `update_in_slot`.
-                let state = slot.state.load(Ordering::Acquire);
-                if is_busy(state) {
-                    if self.recover_if_stale(slot, state) {
-                        // Emptied: scan again, and this slot is a candidate.
-                        recovered = true;
-                        break;
-                    }
-                    continue;
-                }
-                // An empty slot's state is always a full bucket; one that is not was read
-                // after another inserter took the slot (the fingerprint read is older) and is
-                // that key's charged bucket: never claim it, even to put it back, so that a
-                // claim always holds a full bucket, which is what lets a claim left by a dead
-                // process be emptied without over-admitting (see `recover_if_stale`).
-                let free = owner == EMPTY && self.rule.is_full_at(CellState::unpack(state), now_ns);
-                if free || self.is_idle(state, now_ns) {
-                    candidate = Some((position, index, owner, state));
-                    break;
-                }
-            }
-            if recovered {
-                continue;
-            }
-            let Some((position, index, owner, state)) = candidate else {
-                Counters::bump(&self.counters.rejected_full);
-                return Err(TableFull);
-            };
-            let (Some(slot), Some(home)) = (self.slot(index), self.slot(self.index_at(key, 0)))
-            else {
-                continue;
-            };
-            // Acquire on success: the claim must see everything the previous owner's
-            // publication released. Relaxed on failure: we only retry.
-            let claim = busy_word(self.recovery.map_or(0, |recovery| (recovery.clock)()));
-            if slot
-                .state
-                .compare_exchange(state, claim, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            // Acquire: as in the scan above.
-            if slot.fingerprint.load(Ordering::Acquire) != owner {
-                // Owner changed between our reads; put the state back untouched.
-                // Release: pairs with the Acquire loads of checkers.
-                slot.state.store(state, Ordering::Release);
-                continue;
-            }
-            if position >= PROBE_WINDOW {
-                // AcqRel: ordered before the fingerprint store below (Release), so that a
-                // lookup that sees this copy's fingerprint was told to scan this far; pairs
-                // with the Acquire load in `find`.
-                home.inserts.fetch_or(OVERFLOWED, Ordering::AcqRel);
-            }
-            // Release: pairs with the Acquire loads in `settle` of a later inserter, through
-            // the home slot's insert counter below.
-            slot.fingerprint.store(key.fingerprint, Ordering::Release);
-            // AcqRel: the read-modify-writes of concurrent inserters of this key are totally
-            // ordered; the later one acquires the earlier one's fingerprint store. The value
-            // read is the latest: it carries OVERFLOWED if any inserter of this home (this
-            // one included) placed a copy in a second window before this point.
-            let seen = home.inserts.fetch_add(1, Ordering::AcqRel);
-            if let Some(winner) = self.settle(key, index, seen & OVERFLOWED != 0) {
-                self.withdraw(slot, owner, state);
-                return Ok(winner);
-            }
-            // A full bucket at `now_ns`: later than anything an idle previous owner wrote.
-            let fresh = CellState {
-                last_ns: now_ns,
-                missing: 0,
-            };
-            // Release: publishes the fingerprint to checkers that Acquire-load this state.
-            slot.state.store(fresh.pack(), Ordering::Release);
-            Counters::bump(&self.counters.inserted);
-            if owner != EMPTY {
-                Counters::bump(&self.counters.reclaimed);
-            }
-            return Ok(index);
-        }
-    }
-
-    /// After writing `key`'s fingerprint in slot `mine`, decides whether this copy stands:
-    /// `Some(index)` of another copy if one is published, or is unpublished and nearer the
-    /// start of the scan order (ranks are the first position at which a slot appears; the two
-    /// windows may overlap). Waits for unpublished copies farther in the order to settle (they
-    /// withdraw or publish). `None`: this copy stands.
-    ///
-    /// The second window is scanned only if `overflowed` (the home's flag as this inserter's
-    /// counter increment read it). Without it, any inserter of the key that goes to a second
-    /// window sets the flag after that increment, so its own increment comes later and its
-    /// `settle` sees this copy, which is in the first window and so ranks before its own: it
-    /// withdraws, and this copy need not look for it.
-    fn settle(&self, key: KeyHash, mine: usize, overflowed: bool) -> Option<usize> {
-        let positions = if overflowed { POSITIONS } else { PROBE_WINDOW };
-        let mut nearer = true;
-        for position in 0..positions {
-            let index = self.index_at(key, position);
-            if self.seen_earlier(key, position, index) {
-                // Ranked at its first position, as every inserter of the key ranks it.
-                continue;
-            }
-            if index == mine {
-                nearer = false;
-                continue;
-            }
-            let Some(slot) = self.slot(index) else {
-                continue;
-            };
-            loop {
-                // Acquire: of two inserters, the later (by the home counter) sees the
-                // earlier's fingerprint here.
-                if slot.fingerprint.load(Ordering::Acquire) != key.fingerprint {
-                    break;
-                }
-                // Acquire: as in `update_in_slot`.
-                let state = slot.state.load(Ordering::Acquire);
-                if !is_busy(state) || nearer {
-                    return Some(index);
-                }
-                // A farther unpublished copy: it will see ours and withdraw, or publish (or,
-                // its claimant dead, be emptied by a recovery, ours or another caller's).
-                self.recover_if_stale(slot, state);
-                spin();
-            }
-        }
-        None
-    }
-
-    /// Whether slot `index`, at `position` in `key`'s scan order, already came up at an earlier
-    /// position: a second-window slot that also lies in the first window (a window never
-    /// repeats a slot, since the table has at least [`PROBE_WINDOW`] slots).
-    fn seen_earlier(&self, key: KeyHash, position: usize, index: usize) -> bool {
-        if position < PROBE_WINDOW {
-            return false;
-        }
-        let count = self.slots.as_ref().len();
-        let first = self.index_at(key, 0);
-        // The distance from the first home to `index`, going forward round the table.
-        let distance = if index >= first {
-            index.wrapping_sub(first)
-        } else {
-            index.wrapping_add(count).wrapping_sub(first)
-        };
-        distance < PROBE_WINDOW
-    }
-
-    /// Empties `slot` if `word`, the busy state just read from it, is a claim at least the
-    /// [`ClaimRecovery`] timeout old (its claimant is taken for dead); returns whether this
-    /// call emptied it. Without recovery, or for a younger claim, does nothing: the caller
-    /// waits and looks again.
-    ///
-    /// The recovery claims the slot itself (a compare-exchange from `word`, which fails if
-    /// the claim ended or another caller recovers it first), clears the fingerprint, and
-    /// publishes a full bucket at the recovery time: every key the dead claim touched was a
-    /// full bucket (see the module's "Concurrency protocol"), and so is an absent key.
-    #[cold]
-    fn recover_if_stale(&self, slot: &Slot, word: u128) -> bool {
-        let Some(recovery) = self.recovery else {
-            return false;
-        };
-        let stamp_ns = CellState::unpack(word).missing;
-        let now_ns = (recovery.clock)();
-        if now_ns.saturating_sub(stamp_ns) < recovery.timeout_ns {
-            return false;
-        }
-        // Acquire on success: as an insert's claim, this sees what the slot's last
-        // publication released. Relaxed on failure: the slot moved on; the caller looks again.
-        if slot
-            .state
-            .compare_exchange(
-                word,
-                busy_word(now_ns),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
-            return false;
-        }
-        // Relaxed: the Release store of the state below publishes it.
-        slot.fingerprint.store(EMPTY, Ordering::Relaxed);
-        // Later than any state a checker may hold: those were written at times before the
-        // dead claim's stamp, and `now_ns` is at least `timeout_ns` after it.
-        let fresh = CellState {
-            last_ns: now_ns.min(MAX_NOW_NS),
-            missing: 0,
-        };
-        // Release: pairs with the Acquire state loads of checkers and inserters, which then
-        // see the emptied fingerprint.
-        slot.state.store(fresh.pack(), Ordering::Release);
-        Counters::bump(&self.counters.recovered_claims);
-        true
-    }
-
-    /// Gives a claimed slot back to its previous owner and state.
-    fn withdraw(&self, slot: &Slot, owner: u64, state: u128) {
-        // Relaxed: the Release store of the state below publishes it.
-        slot.fingerprint.store(owner, Ordering::Relaxed);
-        // Release: checkers that see this state see the restored fingerprint.
-        slot.state.store(state, Ordering::Release);
     }
 }
 

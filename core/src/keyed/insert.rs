@@ -1,0 +1,243 @@
+//! Placing a new key: the insert protocol of the parent module's "Concurrency protocol" (claim
+//! a full slot, publish, settle concurrent inserts of the same key through the home slot's
+//! insert counter), the reclaiming of idle keys, and the recovery of claims left by a dead
+//! process. The check of a present key never enters this module.
+
+use super::{
+    busy_word, is_busy, Counters, KeyHash, KeyedLimiter, Slot, TableFull, EMPTY, MAX_NOW_NS,
+    OVERFLOWED, POSITIONS, PROBE_WINDOW,
+};
+use crate::rule::CellState;
+use crate::sync::{spin, Ordering};
+
+impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
+    /// Whether a slot's key can be forgotten at `now_ns`: its bucket is full, and it was last
+    /// written before `now_ns` (so the new owner's first state, at `now_ns`, differs from every
+    /// state the old owner had: no ABA).
+    fn is_idle(&self, state: u128, now_ns: u64) -> bool {
+        let state = CellState::unpack(state);
+        state.last_ns < now_ns && self.rule.is_full_at(state, now_ns)
+    }
+
+    /// Places `key` in its first window, or in its second if the first holds only live keys:
+    /// in the first empty slot or slot of an idle key in scan order. Returns the index of the
+    /// slot that holds the key (placed by this thread or another; it may still be unpublished,
+    /// busy). The scan stops at that first candidate: a copy of the key farther on (a lookup
+    /// that missed it, or a racing insert) is found by `settle`, and this copy withdrawn.
+    pub(super) fn insert(&self, key: KeyHash, now_ns: u64) -> Result<usize, TableFull> {
+        loop {
+            let mut candidate = None;
+            let mut recovered = false;
+            for position in 0..POSITIONS {
+                let index = self.index_at(key, position);
+                let Some(slot) = self.slot(index) else {
+                    continue;
+                };
+                // Acquire: pairs with the Release fingerprint stores of other inserters.
+                let owner = slot.fingerprint.load(Ordering::Acquire);
+                if owner == key.fingerprint {
+                    return Ok(index);
+                }
+                // Acquire: pairs with publications, as in `update_in_slot`.
+                let state = slot.state.load(Ordering::Acquire);
+                if is_busy(state) {
+                    if self.recover_if_stale(slot, state) {
+                        // Emptied: scan again, and this slot is a candidate.
+                        recovered = true;
+                        break;
+                    }
+                    continue;
+                }
+                // An empty slot's state is always a full bucket; one that is not was read
+                // after another inserter took the slot (the fingerprint read is older) and is
+                // that key's charged bucket: never claim it, even to put it back, so that a
+                // claim always holds a full bucket, which is what lets a claim left by a dead
+                // process be emptied without over-admitting (see `recover_if_stale`).
+                let free = owner == EMPTY && self.rule.is_full_at(CellState::unpack(state), now_ns);
+                if free || self.is_idle(state, now_ns) {
+                    candidate = Some((position, index, owner, state));
+                    break;
+                }
+            }
+            if recovered {
+                continue;
+            }
+            let Some((position, index, owner, state)) = candidate else {
+                Counters::bump(&self.counters.rejected_full);
+                return Err(TableFull);
+            };
+            let (Some(slot), Some(home)) = (self.slot(index), self.slot(self.index_at(key, 0)))
+            else {
+                continue;
+            };
+            // Acquire on success: the claim must see everything the previous owner's
+            // publication released. Relaxed on failure: we only retry.
+            let claim = busy_word(self.recovery.map_or(0, |recovery| (recovery.clock)()));
+            if slot
+                .state
+                .compare_exchange(state, claim, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            // Acquire: as in the scan above.
+            if slot.fingerprint.load(Ordering::Acquire) != owner {
+                // Owner changed between our reads; put the state back untouched.
+                // Release: pairs with the Acquire loads of checkers.
+                slot.state.store(state, Ordering::Release);
+                continue;
+            }
+            if position >= PROBE_WINDOW {
+                // AcqRel: ordered before the fingerprint store below (Release), so that a
+                // lookup that sees this copy's fingerprint was told to scan this far; pairs
+                // with the Acquire load in `find`.
+                home.inserts.fetch_or(OVERFLOWED, Ordering::AcqRel);
+            }
+            // Release: pairs with the Acquire loads in `settle` of a later inserter, through
+            // the home slot's insert counter below.
+            slot.fingerprint.store(key.fingerprint, Ordering::Release);
+            // AcqRel: the read-modify-writes of concurrent inserters of this key are totally
+            // ordered; the later one acquires the earlier one's fingerprint store. The value
+            // read is the latest: it carries OVERFLOWED if any inserter of this home (this
+            // one included) placed a copy in a second window before this point.
+            let seen = home.inserts.fetch_add(1, Ordering::AcqRel);
+            if let Some(winner) = self.settle(key, index, seen & OVERFLOWED != 0) {
+                self.withdraw(slot, owner, state);
+                return Ok(winner);
+            }
+            // A full bucket at `now_ns`: later than anything an idle previous owner wrote.
+            let fresh = CellState {
+                last_ns: now_ns,
+                missing: 0,
+            };
+            // Release: publishes the fingerprint to checkers that Acquire-load this state.
+            slot.state.store(fresh.pack(), Ordering::Release);
+            Counters::bump(&self.counters.inserted);
+            if owner != EMPTY {
+                Counters::bump(&self.counters.reclaimed);
+            }
+            return Ok(index);
+        }
+    }
+
+    /// After writing `key`'s fingerprint in slot `mine`, decides whether this copy stands:
+    /// `Some(index)` of another copy if one is published, or is unpublished and nearer the
+    /// start of the scan order (ranks are the first position at which a slot appears; the two
+    /// windows may overlap). Waits for unpublished copies farther in the order to settle (they
+    /// withdraw or publish). `None`: this copy stands.
+    ///
+    /// The second window is scanned only if `overflowed` (the home's flag as this inserter's
+    /// counter increment read it). Without it, any inserter of the key that goes to a second
+    /// window sets the flag after that increment, so its own increment comes later and its
+    /// `settle` sees this copy, which is in the first window and so ranks before its own: it
+    /// withdraws, and this copy need not look for it.
+    fn settle(&self, key: KeyHash, mine: usize, overflowed: bool) -> Option<usize> {
+        let positions = if overflowed { POSITIONS } else { PROBE_WINDOW };
+        let mut nearer = true;
+        for position in 0..positions {
+            let index = self.index_at(key, position);
+            if self.seen_earlier(key, position, index) {
+                // Ranked at its first position, as every inserter of the key ranks it.
+                continue;
+            }
+            if index == mine {
+                nearer = false;
+                continue;
+            }
+            let Some(slot) = self.slot(index) else {
+                continue;
+            };
+            loop {
+                // Acquire: of two inserters, the later (by the home counter) sees the
+                // earlier's fingerprint here.
+                if slot.fingerprint.load(Ordering::Acquire) != key.fingerprint {
+                    break;
+                }
+                // Acquire: as in `update_in_slot`.
+                let state = slot.state.load(Ordering::Acquire);
+                if !is_busy(state) || nearer {
+                    return Some(index);
+                }
+                // A farther unpublished copy: it will see ours and withdraw, or publish (or,
+                // its claimant dead, be emptied by a recovery, ours or another caller's).
+                self.recover_if_stale(slot, state);
+                spin();
+            }
+        }
+        None
+    }
+
+    /// Whether slot `index`, at `position` in `key`'s scan order, already came up at an earlier
+    /// position: a second-window slot that also lies in the first window (a window never
+    /// repeats a slot, since the table has at least [`PROBE_WINDOW`] slots).
+    fn seen_earlier(&self, key: KeyHash, position: usize, index: usize) -> bool {
+        if position < PROBE_WINDOW {
+            return false;
+        }
+        let count = self.slots.as_ref().len();
+        let first = self.index_at(key, 0);
+        // The distance from the first home to `index`, going forward round the table.
+        let distance = if index >= first {
+            index.wrapping_sub(first)
+        } else {
+            index.wrapping_add(count).wrapping_sub(first)
+        };
+        distance < PROBE_WINDOW
+    }
+
+    /// Empties `slot` if `word`, the busy state just read from it, is a claim at least the
+    /// [`ClaimRecovery`] timeout old (its claimant is taken for dead); returns whether this
+    /// call emptied it. Without recovery, or for a younger claim, does nothing: the caller
+    /// waits and looks again.
+    ///
+    /// The recovery claims the slot itself (a compare-exchange from `word`, which fails if
+    /// the claim ended or another caller recovers it first), clears the fingerprint, and
+    /// publishes a full bucket at the recovery time: every key the dead claim touched was a
+    /// full bucket (see the module's "Concurrency protocol"), and so is an absent key.
+    #[cold]
+    pub(super) fn recover_if_stale(&self, slot: &Slot, word: u128) -> bool {
+        let Some(recovery) = self.recovery else {
+            return false;
+        };
+        let stamp_ns = CellState::unpack(word).missing;
+        let now_ns = (recovery.clock)();
+        if now_ns.saturating_sub(stamp_ns) < recovery.timeout_ns {
+            return false;
+        }
+        // Acquire on success: as an insert's claim, this sees what the slot's last
+        // publication released. Relaxed on failure: the slot moved on; the caller looks again.
+        if slot
+            .state
+            .compare_exchange(
+                word,
+                busy_word(now_ns),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        // Relaxed: the Release store of the state below publishes it.
+        slot.fingerprint.store(EMPTY, Ordering::Relaxed);
+        // Later than any state a checker may hold: those were written at times before the
+        // dead claim's stamp, and `now_ns` is at least `timeout_ns` after it.
+        let fresh = CellState {
+            last_ns: now_ns.min(MAX_NOW_NS),
+            missing: 0,
+        };
+        // Release: pairs with the Acquire state loads of checkers and inserters, which then
+        // see the emptied fingerprint.
+        slot.state.store(fresh.pack(), Ordering::Release);
+        Counters::bump(&self.counters.recovered_claims);
+        true
+    }
+
+    /// Gives a claimed slot back to its previous owner and state.
+    fn withdraw(&self, slot: &Slot, owner: u64, state: u128) {
+        // Relaxed: the Release store of the state below publishes it.
+        slot.fingerprint.store(owner, Ordering::Relaxed);
+        // Release: checkers that see this state see the restored fingerprint.
+        slot.state.store(state, Ordering::Release);
+    }
+}
