@@ -1266,12 +1266,20 @@ mod tests {
     use crate::quota::Quota;
     use alloc::vec;
 
+    /// A fixed seed and a small local table: the fallback limiter of a table of the default
+    /// 100,000 keys takes most of a minute to build under miri.
+    fn small_options() -> LimiterOptions {
+        let mut options = LimiterOptions::with_seed(Seed::new(1, 2));
+        options.max_keys = 64;
+        options
+    }
+
     fn limiter(text: &str, remote: RemoteOptions<'_>) -> RemoteLimiter {
         let quotas: Vec<LimiterQuota<'_>> = text
             .split(';')
             .map(|rate| LimiterQuota::new(rate.trim().parse::<Quota>().unwrap()))
             .collect();
-        RemoteLimiter::new(&quotas, LimiterOptions::with_seed(Seed::new(1, 2)), remote).unwrap()
+        RemoteLimiter::new(&quotas, small_options(), remote).unwrap()
     }
 
     /// What the script replies to a check of `cost` on a fresh key at `now_ns`, written by
@@ -1312,7 +1320,7 @@ mod tests {
                     ..LimiterQuota::new(Quota::per_minute(9).unwrap())
                 },
             ],
-            LimiterOptions::with_seed(Seed::new(1, 2)),
+            small_options(),
             RemoteOptions::default(),
         )
         .unwrap();
@@ -1395,7 +1403,7 @@ mod tests {
         assert_eq!(
             RemoteLimiter::new(
                 &[LimiterQuota::new(Quota::per_second(1).unwrap())],
-                LimiterOptions::with_seed(Seed::new(1, 2)),
+                small_options(),
                 RemoteOptions {
                     prefix: "a{b}:",
                     ..RemoteOptions::default()
@@ -1407,7 +1415,7 @@ mod tests {
         assert_eq!(
             RemoteLimiter::new(
                 &[LimiterQuota::new(Quota::per_second(1).unwrap())],
-                LimiterOptions::with_seed(Seed::new(1, 2)),
+                small_options(),
                 RemoteOptions {
                     expiry_grace_ms: MAX_EXPIRY_GRACE_MS + 1,
                     ..RemoteOptions::default()
