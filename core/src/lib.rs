@@ -46,6 +46,7 @@ mod client_key;
 mod clock;
 mod config;
 mod decision;
+mod divide;
 mod headers;
 mod keyed;
 #[cfg(feature = "alloc")]

@@ -17,18 +17,9 @@
 //! refilled, nothing already refilled is taken back.
 
 use crate::decision::{Decision, NEVER};
+use crate::divide::Divisor;
 use crate::quota::Quota;
 use core::num::{NonZeroU128, NonZeroU64};
-
-/// `numerator / divisor`, skipping the division for a divisor of 1.
-#[inline(always)]
-fn div_floor(numerator: u64, divisor: NonZeroU64) -> u64 {
-    if divisor == NonZeroU64::MIN {
-        numerator
-    } else {
-        numerator / divisor
-    }
-}
 
 /// `numerator / divisor`, rounded up, in 128 bits.
 #[inline(always)]
@@ -46,22 +37,6 @@ fn div_ceil_wide(numerator: u128, divisor: NonZeroU64) -> u128 {
 #[inline(always)]
 fn excess_over(missing: u64, added: u64, capacity: u64) -> u128 {
     (u128::from(missing).saturating_add(u128::from(added))).saturating_sub(u128::from(capacity))
-}
-
-/// `numerator / divisor`, rounded up.
-#[inline(always)]
-fn div_ceil(numerator: u64, divisor: NonZeroU64) -> u64 {
-    // Common (any rate that divides the period in ns), and a division costs ~20-40 cycles.
-    if divisor == NonZeroU64::MIN {
-        return numerator;
-    }
-    let quotient = numerator / divisor;
-    if numerator % divisor == 0 {
-        quotient
-    } else {
-        // quotient < numerator when the divisor is at least 2, which a remainder implies.
-        quotient.saturating_add(1)
-    }
 }
 
 /// How a bucket refills.
@@ -139,12 +114,32 @@ pub struct Outcome {
 pub struct Rule {
     quota: Quota,
     refill: Refill,
+    /// Units of `missing` per cost unit (ticks per cost unit for greedy, 1 for interval).
+    units_per_cost: Divisor,
+    /// What a wait in units of `missing` is divided by: ticks per nanosecond (greedy, the
+    /// result in nanoseconds) or `rate_cost` (interval, the result in periods).
+    wait_units: Divisor,
+    /// The period in nanoseconds (interval refill's boundaries).
+    period_ns: Divisor,
 }
 
 impl Rule {
     /// A rule for `quota` refilling as `refill` says.
+    ///
+    /// Precomputes the reciprocals of the divisors its decisions need (see `divide.rs`), so
+    /// that no decision executes a division instruction.
     pub const fn new(quota: Quota, refill: Refill) -> Self {
-        Self { quota, refill }
+        let (units_per_cost, wait_units) = match refill {
+            Refill::Greedy => (quota.emission_ticks_nz(), quota.ticks_per_ns_nz()),
+            Refill::Interval => (NonZeroU64::MIN, quota.rate_cost_nz()),
+        };
+        Self {
+            quota,
+            refill,
+            units_per_cost: Divisor::new(units_per_cost),
+            wait_units: Divisor::new(wait_units),
+            period_ns: Divisor::new(quota.period_ns_nz()),
+        }
     }
 
     /// The quota.
@@ -169,10 +164,7 @@ impl Rule {
     /// Units of `missing` per cost unit.
     #[inline(always)]
     const fn units_per_cost(&self) -> NonZeroU64 {
-        match self.refill {
-            Refill::Greedy => self.quota.emission_ticks_nz(),
-            Refill::Interval => NonZeroU64::MIN,
-        }
+        self.units_per_cost.get()
     }
 
     /// The state of a bucket holding `tokens` (at most the burst) at `now_ns`.
@@ -204,8 +196,10 @@ impl Rule {
                 elapsed_ns.saturating_mul(self.quota.ticks_per_ns())
             }
             Refill::Interval => {
-                let period_ns = self.quota.period_ns_nz();
-                let boundaries = (to_ns / period_ns).saturating_sub(from_ns / period_ns);
+                let boundaries = self
+                    .period_ns
+                    .div_floor(to_ns)
+                    .saturating_sub(self.period_ns.div_floor(from_ns));
                 boundaries.saturating_mul(self.quota.rate_cost())
             }
         }
@@ -243,22 +237,21 @@ impl Rule {
         if excess == 0 {
             return 0;
         }
-        // The divisions stay in u64 unless deep debt pushed `excess` past it.
-        let units_to_wait = |divisor: NonZeroU64| match u64::try_from(excess) {
-            Ok(excess) => Some(div_ceil(excess, divisor)),
-            Err(_) => u64::try_from(div_ceil_wide(excess, divisor)).ok(),
+        // No division instruction unless deep debt pushed `excess` past u64.
+        let units_to_wait = |divisor: &Divisor| match u64::try_from(excess) {
+            Ok(excess) => Some(divisor.div_ceil(excess)),
+            Err(_) => u64::try_from(div_ceil_wide(excess, divisor.get())).ok(),
         };
         let until_ns = match self.refill {
-            Refill::Greedy => units_to_wait(self.quota.ticks_per_ns_nz())
-                .and_then(|after_ns| at_ns.checked_add(after_ns)),
-            Refill::Interval => {
-                let period_ns = self.quota.period_ns_nz();
-                units_to_wait(self.quota.rate_cost_nz()).and_then(|boundaries| {
-                    (at_ns / period_ns)
-                        .checked_add(boundaries)
-                        .and_then(|index| index.checked_mul(period_ns.get()))
-                })
+            Refill::Greedy => {
+                units_to_wait(&self.wait_units).and_then(|after_ns| at_ns.checked_add(after_ns))
             }
+            Refill::Interval => units_to_wait(&self.wait_units).and_then(|boundaries| {
+                self.period_ns
+                    .div_floor(at_ns)
+                    .checked_add(boundaries)
+                    .and_then(|index| index.checked_mul(self.period_ns.get().get()))
+            }),
         };
         match until_ns {
             Some(until_ns) => until_ns.saturating_sub(now_ns).min(NEVER.saturating_sub(1)),
@@ -272,10 +265,9 @@ impl Rule {
         Decision {
             allowed,
             limit: self.quota.burst_cost(),
-            remaining: div_floor(
-                self.capacity().saturating_sub(missing),
-                self.units_per_cost(),
-            ),
+            remaining: self
+                .units_per_cost
+                .div_floor(self.capacity().saturating_sub(missing)),
             retry_after_ns: 0,
             reset_after_ns: self.wait_ns(u128::from(missing), at_ns, now_ns),
         }
