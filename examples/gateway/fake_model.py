@@ -13,8 +13,8 @@ the server does, so that tests and the demo can steer it through the gateway:
 - ``overrun-N``: answers N tokens whatever ``max_tokens`` says (a misbehaving upstream that
   reports more than the gateway reserved);
 - ``error``: HTTP 500 with an error body;
-- ``cut-N``: streams N tokens, then closes the connection without a usage block (without a
-  streamed request: closes it before answering);
+- ``cut-N``: streams N tokens, then closes the connection without a usage block and without
+  the end of the chunked body (without a streamed request: closes it before answering);
 - ``hang-N``: streams N tokens, then sends nothing more for 30 seconds, or until the
   client goes away, then finishes as ``echo-N`` would.
 
@@ -57,6 +57,12 @@ def message_text(body: dict[str, Any]) -> str:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body are two writes: without this, Nagle's algorithm and delayed ACKs
+        # hold each answer back 40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
@@ -69,7 +75,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def event(self, name: str, payload: dict[str, Any]) -> None:
-        self.wfile.write(f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode())
+        """One server-sent event, as one chunk of the chunked body."""
+        data = f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
     def do_POST(self) -> None:
@@ -110,6 +118,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")  # so that a cut is seen as one
         self.end_headers()
         try:
             self.event("message_start", {"type": "message_start", "message": {"model": model}})
@@ -125,6 +134,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.wait_for_client_to_leave(HANG_S)
             self.event("message_delta", {"type": "message_delta", "usage": usage})
             self.event("message_stop", {"type": "message_stop"})
+            self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client went away
 

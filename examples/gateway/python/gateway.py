@@ -155,8 +155,13 @@ class MeteredStream(StreamingResponse):
             async for chunk in self.upstream.aiter_raw():
                 self.meter.feed(chunk)
                 yield chunk
-        except httpx.HTTPError:
-            yield UPSTREAM_ERROR_EVENT  # the upstream broke off: the client sees why
+        except httpx.HTTPError:  # the upstream broke off: settle, then tell the client why
+            self.settle(self.meter.output_tokens())
+            yield UPSTREAM_ERROR_EVENT
+        finally:
+            # Before the stream's last chunk is sent: a client that has read the whole stream
+            # finds it settled. `__call__` settles when this never runs to its end.
+            self.settle(self.meter.output_tokens())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -266,8 +271,10 @@ def main() -> None:
     parser.add_argument("--frozen-clock", action="store_true", help="time stands still (tests, demo)")
     args = parser.parse_args()
     app = create_app(args.upstream, args.header_style, ManualClock() if args.frozen_clock else None)
-    # Bind first, so that the line below names the port actually bound.
-    sock = socket.socket()
+    # Bind first, so that the line below names the port actually bound. IPPROTO_TCP named:
+    # asyncio sets TCP_NODELAY only on sockets whose protocol says TCP (proto 0 does not),
+    # and without it every response waits out a delayed ACK (40 ms).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))
     sock.listen(128)
