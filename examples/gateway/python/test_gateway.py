@@ -285,6 +285,7 @@ def test_429_when_output_tokens_are_in_debt(gateway: httpx.Client) -> None:
     assert overrun.status_code == 200
     assert remaining(overrun) == (59, 99_995, 0)
     assert rate_limits(overrun)["output_tokens"]["reset"] == pytest.approx(75, abs=2)  # 25k at 20k/min
+    assert retry_after(overrun) is not None  # in debt: the wait until it is repaid
     denied = post(gateway, "debt", request("echo-1", 100))
     assert denied.status_code == 429
     # 5,000 owed + 100 asked, at 20,000 per 60 s: 15.3 s.
