@@ -177,9 +177,10 @@ function createApp({ upstream, headerStyle = 'anthropic', clock } = {}) {
       return res.status(429).set(rateHeaders(decision)).type('application/json').send(limitedBody(decision));
     }
     const settle = settlement(policy, reservation);
-    // The client leaving (or the response ending) stops the upstream exchange.
+    // A client leaving a stream stops the upstream's (the stream is settled with what it got).
+    // A non-streamed answer is let finish and settled from its usage: it was generated anyway.
     const abort = new AbortController();
-    res.on('close', () => abort.abort());
+    if (request.stream) res.on('close', () => abort.abort());
     let meter = null;
     try {
       let upstreamResponse;
