@@ -150,8 +150,10 @@ function apiKey(req) {
 /**
  * The gateway, forwarding to `${upstream}/v1/messages`. `clock` (tests, the demo): a
  * ManualClock that nobody advances freezes time, so the headers' numbers are exact.
+ *
+ * @param {{ upstream: string, headerStyle?: 'anthropic' | 'openai', clock?: import('cellgate').ManualClock }} options
  */
-function createApp({ upstream, headerStyle = 'anthropic', clock } = {}) {
+function createApp({ upstream, headerStyle = 'anthropic', clock }) {
   const policy = new Policy(LIMITS, clock ? { clock } : {});
   const upstreamUrl = new URL('/v1/messages', upstream);
   const rateHeaders = (decision) => headers(decision, { style: headerStyle });
@@ -251,11 +253,12 @@ function main() {
   if (!['anthropic', 'openai'].includes(values['header-style'])) throw new Error("--header-style must be 'anthropic' or 'openai'");
   const app = createApp({
     upstream: values.upstream,
-    headerStyle: values['header-style'],
+    headerStyle: /** @type {'anthropic' | 'openai'} */ (values['header-style']),
     clock: values['frozen-clock'] ? new ManualClock() : undefined,
   });
   const server = app.listen(Number(values.port), '127.0.0.1', () => {
-    console.log(`gateway listening on http://127.0.0.1:${server.address().port}`);
+    const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
+    console.log(`gateway listening on http://127.0.0.1:${port}`);
   });
   const stop = () => {
     server.close();

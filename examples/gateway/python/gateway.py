@@ -24,7 +24,7 @@ import json
 import math
 import socket
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator, Literal, Optional
 
 import anyio
 import httpx
@@ -35,7 +35,7 @@ from starlette.types import Receive, Scope, Send
 
 from cellgate import Decision, ManualClock, Policy, Reservation
 
-LIMITS = {"requests": "60/minute", "input_tokens": "100000/minute", "output_tokens": "20000/minute"}
+HeaderStyle = Literal["anthropic", "openai"]
 MAX_OUTPUT_TOKENS = 4096
 MESSAGE_OVERHEAD_TOKENS = 4
 BYTES_PER_TOKEN = 4
@@ -135,6 +135,22 @@ class StreamMeter:
         return math.ceil(self.text_bytes / BYTES_PER_TOKEN)
 
 
+class Settlement:
+    """Settles a reservation exactly once: requests and input tokens keep their charge,
+    output tokens become the count given to the first call. Later calls return the state
+    after that settle."""
+
+    def __init__(self, policy: Policy, reservation: Reservation) -> None:
+        self.policy = policy
+        self.reservation = reservation
+        self.decision: Optional[Decision] = None
+
+    def __call__(self, output_tokens: int) -> Decision:
+        if self.decision is None:
+            self.decision = self.policy.settle(self.reservation, output_tokens=output_tokens)
+        return self.decision
+
+
 UPSTREAM_ERROR_EVENT = b'event: error\ndata: {"type":"error","error":{"type":"upstream_error"}}\n\n'
 
 
@@ -172,22 +188,6 @@ class MeteredStream(StreamingResponse):
                 await self.upstream.aclose()
 
 
-class Settlement:
-    """Settles a reservation exactly once: requests and input tokens keep their charge,
-    output tokens become the count given to the first call. Later calls return the state
-    after that settle."""
-
-    def __init__(self, policy: Policy, reservation: Reservation) -> None:
-        self.policy = policy
-        self.reservation = reservation
-        self.decision: Optional[Decision] = None
-
-    def __call__(self, output_tokens: int) -> Decision:
-        if self.decision is None:
-            self.decision = self.policy.settle(self.reservation, output_tokens=output_tokens)
-        return self.decision
-
-
 def api_key(request: Request) -> Optional[str]:
     """The caller's key: ``x-api-key``, else ``Authorization: Bearer <key>``."""
     key = request.headers.get("x-api-key")
@@ -197,10 +197,15 @@ def api_key(request: Request) -> Optional[str]:
     return key or None
 
 
-def create_app(upstream_url: str, header_style: str = "anthropic", clock: Optional[ManualClock] = None) -> FastAPI:
+def create_app(
+    upstream_url: str, header_style: HeaderStyle = "anthropic", clock: Optional[ManualClock] = None
+) -> FastAPI:
     """The gateway, forwarding to ``{upstream_url}/v1/messages``. ``clock`` (tests, the demo):
     a ``ManualClock`` that nobody advances freezes time, so the headers' numbers are exact."""
-    policy = Policy(LIMITS, clock=clock)
+    policy = Policy(
+        {"requests": "60/minute", "input_tokens": "100000/minute", "output_tokens": "20000/minute"},
+        clock=clock,
+    )
     client = httpx.AsyncClient(base_url=upstream_url, timeout=httpx.Timeout(60.0, connect=5.0))
 
     @asynccontextmanager

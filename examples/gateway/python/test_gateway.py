@@ -20,7 +20,7 @@ from typing import Any, Iterator, Optional
 
 import httpx
 import pytest
-from http_sfv import Item
+from http_sfv.item import Item
 
 HERE = Path(__file__).resolve().parent
 FAKE_MODEL = HERE.parent / "fake_model.py"
@@ -133,7 +133,7 @@ def rate_limits(response: httpx.Response, style: str = "anthropic") -> dict[str,
     result = {}
     for dimension in DIMENSIONS:
         name = dimension.replace("_", "-")
-        fields = {}
+        fields: dict[str, float] = {}
         for field in ("limit", "remaining", "reset"):
             header = f"anthropic-ratelimit-{name}-{field}" if style == "anthropic" else f"x-ratelimit-{field}-{name}"
             values = response.headers.get_list(header)
