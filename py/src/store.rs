@@ -241,17 +241,17 @@ impl SharedMemory {
         }
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "SharedMemory({:?}, access={:?}, allow_other_owner={})",
-            self.path.to_string_lossy(),
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let path = PyString::new(py, &self.path.to_string_lossy()).repr()?;
+        Ok(format!(
+            "SharedMemory({path}, access='{}', allow_other_owner={})",
             self.access.name(),
             if self.allow_other_owner {
                 "True"
             } else {
                 "False"
             }
-        )
+        ))
     }
 }
 
