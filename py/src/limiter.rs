@@ -129,7 +129,12 @@ impl Limiter {
     /// Applies `op` to `key` with `cost` (None: core's default cost) at the clock's time,
     /// through core's one verb: the body of `check`, `peek`, `force`, `refund` (see
     /// `fastcall.rs`) and `reset`.
-    #[inline]
+    ///
+    /// Always inlined, into the fastcall entry points above all: left to the compiler's
+    /// heuristics it became a second frame (with a copy of the returned decision) after an
+    /// unrelated edit, and `Limiter.check` went from 125 to 139 ns (same-run bench). The
+    /// crate is also built as one codegen unit (the workspace `Cargo.toml`) for the same reason.
+    #[inline(always)]
     pub fn apply(
         &self,
         py: Python<'_>,
