@@ -29,8 +29,8 @@ pub struct Core {
 /// See [`Core`].
 #[derive(Debug)]
 pub enum Source {
-    /// A `Limiter` or `Policy`: core's limiter.
-    Limiter(cellgate::Limiter),
+    /// A `Limiter` or `Policy`: core's limiter, its tables in this process or shared.
+    Limiter(cellgate::Limiter<cellgate_host::TableSlots>),
     /// A `Bucket`: its quota and the name headers show.
     Bucket {
         /// The name headers show.
