@@ -149,6 +149,13 @@
 
 
 
+// `cg_shared_options.access`: a new file is mode 0600, and an existing one may grant no
+// more (the default).
+#define CG_SHARED_ACCESS_OWNER 0
+
+// `cg_shared_options.access`: mode 0660, for workers running as several users of one group.
+#define CG_SHARED_ACCESS_GROUP 1
+
 // What a function did. Every function of the library returns one (except the `_free`
 // functions, which cannot fail, and `cg_status_message` and `cg_version`, which return text).
 //
@@ -232,6 +239,26 @@ typedef enum cg_status {
     // A limiter of several dimensions was given no cost (`CG_COST_DEFAULT`, or no costs at
     // all) for some dimension: each needs one, 0 included.
     CG_STATUS_MISSING_COST = 31,
+    // Shared tables need 64- and 128-bit atomics that are lock-free in hardware (x86_64 with
+    // `cmpxchg16b`, aarch64), or a Unix system; this one would use a process-local lock,
+    // which protects nothing across processes (`cg_limiter_open_shared`).
+    CG_STATUS_SHARED_UNSUPPORTED = 32,
+    // The shared table's file holds another configuration (a quota's rate, period, burst or
+    // dimension, the refill, `max_keys`, the quota count): a table is never reinterpreted or
+    // resized. Stop every process using it, `cg_shared_remove` it, and start again.
+    CG_STATUS_SHARED_CONFIG_MISMATCH = 33,
+    // The path is not a cellgate shared table: not a regular file (symbolic links are
+    // refused), truncated, another file's contents, or a header failing its checksum.
+    CG_STATUS_SHARED_BAD_FILE = 34,
+    // The shared table's file was made by another layout version of the library: remove it
+    // (with every process using it stopped) to start afresh.
+    CG_STATUS_SHARED_VERSION = 35,
+    // The shared table's file belongs to another user (see `allow_other_owner`), grants more
+    // than the access asked for, or the system refused access to it.
+    CG_STATUS_SHARED_PERMISSION = 36,
+    // A system call on the shared table's file failed (a missing directory, no space left
+    // for the table, ...).
+    CG_STATUS_SHARED_IO = 37,
 } cg_status;
 
 // Why a limiter decided as it did. The numbers are stable; `cg_reason_name` gives the name
@@ -454,6 +481,17 @@ typedef struct cg_policy_decision {
     struct cg_decision decisions[CG_MAX_POLICY_QUOTAS];
 } cg_policy_decision;
 
+// How `cg_limiter_open_shared` creates and accepts the file. `cg_shared_options_init` fills
+// the defaults; passing NULL means them (owner-only, owned by this process's user).
+typedef struct cg_shared_options {
+    // `CG_SHARED_ACCESS_OWNER` (0600, the default) or `CG_SHARED_ACCESS_GROUP` (0660). Never
+    // world-accessible: whoever can write the file can reset anyone's limit.
+    uint32_t access;
+    // Whether a file owned by another user is accepted (false by default: that user can
+    // reset or exhaust every limit in it).
+    bool allow_other_owner;
+} cg_shared_options;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -658,7 +696,9 @@ enum cg_status cg_clock_set(const struct cg_clock *clock, uint64_t now_ns);
 enum cg_status cg_clock_now(const struct cg_clock *clock, uint64_t *out_ns);
 
 // Reads the built-in monotonic clock (what `CG_NOW` reads for objects built without a
-// clock) into `*out_ns`: nanoseconds since its first reading in this process.
+// clock) into `*out_ns`: `CLOCK_MONOTONIC` in nanoseconds (since boot on Linux), the same
+// time line in every process on the host, so times may be passed between processes that
+// share a table (`cg_limiter_open_shared`).
 //
 // # Errors
 // `CG_STATUS_NULL_ARGUMENT` when `out_ns` is NULL.
@@ -1422,6 +1462,65 @@ enum cg_status cg_quota_parse_list(const char *text,
                                    size_t capacity,
                                    size_t *count,
                                    size_t *error_offset);
+
+// Writes the default shared options into `*options`: `CG_SHARED_ACCESS_OWNER`, no other
+// owner.
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT` when `options` is NULL.
+//
+// # Safety
+// `options` is NULL or valid for writing a `cg_shared_options`.
+enum cg_status cg_shared_options_init(struct cg_shared_options *options);
+
+// Opens the host-wide limiter at `path` (NUL-terminated; e.g. `"/dev/shm/myapp-limits"`),
+// creating its file if none exists, over `count` quotas with `options` (NULL: the defaults),
+// exactly as `cg_limiter_new` takes them; `*out` receives a `cg_limiter` that every
+// `cg_limiter_*` function uses as an in-process one (free it with `cg_limiter_free`).
+//
+// Every process (C, Python, Node, Rust) that opens the same path with the same quotas
+// (rate, period, burst, dimension), refill and `max_keys` shares one table: a limit of 20
+// per minute is 20 per minute for the host, not per worker. Names and `on_full` are each
+// process's own; the hash seed is the file's (drawn by its creator; `seeded` is ignored).
+// Creation is race-free when many workers start at once. Pass `CG_NOW` (the host's
+// `CLOCK_MONOTONIC`, one time line for every process) or `cg_monotonic_now` times.
+//
+// The table lives as long as its file, across restarts of every process, until
+// `cg_shared_remove` (or a reboot, under `/dev/shm`); it is never resized. Whoever can write
+// the file can reset anyone's limit: keep it owner-only (`shared` NULL) or group-only.
+//
+// # Errors
+// `cg_limiter_new`'s (checked before the file is touched); `CG_STATUS_NULL_ARGUMENT`
+// (`path`), `CG_STATUS_INVALID_ARGUMENT` (an empty path, an unknown `access`),
+// `CG_STATUS_SHARED_UNSUPPORTED`, `CG_STATUS_SHARED_CONFIG_MISMATCH` (the file holds another
+// configuration), `CG_STATUS_SHARED_BAD_FILE` (not a table: truncated, garbage, a
+// directory, a symbolic link), `CG_STATUS_SHARED_VERSION`, `CG_STATUS_SHARED_PERMISSION`,
+// `CG_STATUS_SHARED_IO`. Nothing is left partly opened.
+//
+// # Safety
+// `path` is NULL or NUL-terminated; `quotas`, `options` and `out` as for `cg_limiter_new`;
+// `shared` is NULL or readable.
+enum cg_status cg_limiter_open_shared(const char *path,
+                                      const struct cg_limiter_quota *quotas,
+                                      size_t count,
+                                      const struct cg_limiter_options *options,
+                                      const struct cg_shared_options *shared,
+                                      struct cg_limiter **out);
+
+// Removes the shared table's file at `path` (`unlink`); `*removed` (NULL: not reported)
+// says whether there was one. Do it only with every process using the table stopped:
+// processes that still have it open go on with the old, nameless table, while the next
+// `cg_limiter_open_shared` creates a fresh one (every key full again). Nothing else removes
+// the file.
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT` (`path`), `CG_STATUS_INVALID_ARGUMENT` (an empty path),
+// `CG_STATUS_SHARED_PERMISSION` or `CG_STATUS_SHARED_IO` when the unlink fails for another
+// reason than a missing file, `CG_STATUS_SHARED_UNSUPPORTED` outside Unix.
+//
+// # Safety
+// `path` is NULL or NUL-terminated; `removed` is NULL or valid for writing a `bool`.
+enum cg_status cg_shared_remove(const char *path, bool *removed);
 
 // The message for any status code: a static, NUL-terminated English sentence that the caller
 // must not free. An unknown code (from a newer library, or not a status at all) gives

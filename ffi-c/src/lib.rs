@@ -19,6 +19,7 @@ pub mod keyed;
 pub mod limiter;
 pub mod policy;
 pub mod quota;
+pub mod shared;
 pub mod status;
 
 pub use cell::*;
@@ -30,6 +31,7 @@ pub use keyed::*;
 pub use limiter::*;
 pub use policy::*;
 pub use quota::*;
+pub use shared::*;
 pub use status::*;
 
 use core::ffi::c_char;

@@ -20,6 +20,7 @@ use cellgate::{
     LimiterDecision, LimiterOptions, LimiterQuota, LimiterReservation, OnFull, Op, PolicyHeader,
     Reason, Seed, MAX_429_BODY_BYTES,
 };
+use cellgate_host::{in_process, TableSlots};
 use core::ffi::{c_char, c_int};
 use core::ptr::{addr_of, NonNull};
 
@@ -217,8 +218,8 @@ impl From<&LimiterDecision> for cg_limiter_decision {
 /// to share between threads. Free it with `cg_limiter_free`.
 #[allow(non_camel_case_types)]
 pub struct cg_limiter {
-    limiter: Limiter,
-    time: TimeSource,
+    pub(crate) limiter: Limiter<TableSlots>,
+    pub(crate) time: TimeSource,
 }
 
 /// An admitted estimate, to settle once with the actual costs (`cg_limiter_settle`, which
@@ -247,7 +248,7 @@ pub unsafe extern "C" fn cg_limiter_options_init(options: *mut cg_limiter_option
 }
 
 /// The core's options for C options.
-fn core_options(options: &cg_limiter_options) -> Result<LimiterOptions, cg_status> {
+pub(crate) fn core_options(options: &cg_limiter_options) -> Result<LimiterOptions, cg_status> {
     let seed = if options.seeded {
         Seed::new(options.seed_k0, options.seed_k1)
     } else {
@@ -263,6 +264,38 @@ fn core_options(options: &cg_limiter_options) -> Result<LimiterOptions, cg_statu
     // Core checks the bounds (CG_STATUS_INVALID_MAX_KEYS); a size_t above u64 is above them.
     core.max_keys = options.max_keys;
     Ok(core)
+}
+
+/// Core's quotas for C quotas (names borrowed from the caller), at most
+/// `CG_MAX_POLICY_QUOTAS`.
+///
+/// # Safety
+/// Every quota's name is NULL or readable as its length says.
+pub(crate) unsafe fn limiter_quotas(
+    quotas: &[cg_limiter_quota],
+) -> Result<Vec<LimiterQuota<'_>>, cg_status> {
+    if quotas.len() > CG_MAX_POLICY_QUOTAS {
+        return Err(cg_status::TooManyQuotas);
+    }
+    let mut entries = Vec::with_capacity(quotas.len());
+    for quota in quotas {
+        let name = if quota.name.is_null() {
+            None
+        } else {
+            // SAFETY: the name is readable as its length says, by the caller's contract.
+            Some(match unsafe { text(quota.name, quota.name_len) } {
+                Ok(name) => name,
+                Err(cg_status::InvalidUtf8) => return Err(cg_status::InvalidName),
+                Err(status) => return Err(status),
+            })
+        };
+        entries.push(LimiterQuota {
+            quota: quota.quota.to_core()?,
+            name,
+            dimension: quota.dimension,
+        });
+    }
+    Ok(entries)
 }
 
 /// Creates a limiter over `count` quotas (names copied) with `options` (NULL: the defaults);
@@ -292,35 +325,16 @@ pub unsafe extern "C" fn cg_limiter_new(
         let out = output(out)?;
         // SAFETY: NULL or `count` readable quotas, by the caller's contract.
         let quotas = unsafe { slice(quotas, count) }?;
-        if quotas.len() > CG_MAX_POLICY_QUOTAS {
-            return Err(cg_status::TooManyQuotas);
-        }
         // SAFETY: NULL or a readable options struct, by the caller's contract.
         let options = unsafe { options.as_ref() }.copied().unwrap_or_default();
-        let mut entries = Vec::with_capacity(quotas.len());
-        for quota in quotas {
-            let name = if quota.name.is_null() {
-                None
-            } else {
-                // SAFETY: the name is readable as its length says, by the caller's contract.
-                Some(match unsafe { text(quota.name, quota.name_len) } {
-                    Ok(name) => name,
-                    Err(cg_status::InvalidUtf8) => return Err(cg_status::InvalidName),
-                    Err(status) => return Err(status),
-                })
-            };
-            entries.push(LimiterQuota {
-                quota: quota.quota.to_core()?,
-                name,
-                dimension: quota.dimension,
-            });
-        }
+        // SAFETY: the names are readable as their lengths say, by the caller's contract.
+        let entries = unsafe { limiter_quotas(quotas) }?;
         let core_options = core_options(&options)?;
         if let Ok(max_keys) = check_max_keys(u64::try_from(options.max_keys).unwrap_or(u64::MAX)) {
             check_table_size(max_keys, entries.len())?;
         }
         let limiter = cg_limiter {
-            limiter: Limiter::new(&entries, core_options)?,
+            limiter: in_process(&entries, core_options)?,
             // SAFETY: NULL or a live clock, by the caller's contract.
             time: unsafe { TimeSource::from_ptr(options.clock) },
         };
@@ -544,7 +558,7 @@ pub unsafe extern "C" fn cg_limiter_reservation_free(reservation: *mut cg_limite
 /// # Safety
 /// `decision` is NULL or points to a readable `cg_limiter_decision`.
 unsafe fn with_policy_headers<R>(
-    limiter: &Limiter,
+    limiter: &Limiter<TableSlots>,
     decision: *const cg_limiter_decision,
     f: impl FnOnce(&[PolicyHeader<'_>]) -> Result<R, cg_status>,
 ) -> Result<R, cg_status> {
