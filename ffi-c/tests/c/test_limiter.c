@@ -75,7 +75,8 @@ static void configuration_statuses(void) {
           0);
     CHECK(strcmp(cg_status_message(CG_STATUS_FOREIGN_RESERVATION),
                  "the reservation was made by another limiter") == 0);
-    CHECK(strcmp(cg_status_message(32), "unknown status code") == 0);
+    CHECK(strcmp(cg_status_message(38), "unknown status code") == 0);
+    CHECK(CG_STATUS_SHARED_UNSUPPORTED == 32 && CG_STATUS_SHARED_IO == 37);
     CHECK(strcmp(cg_reason_name(CG_REASON_LIMIT), "limit") == 0);
     CHECK(strcmp(cg_reason_name(CG_REASON_TABLE_FULL), "table_full") == 0);
     CHECK(strcmp(cg_reason_name(CG_REASON_UNTRACKED), "untracked") == 0);
