@@ -16,9 +16,9 @@ use crate::policy::CG_MAX_POLICY_QUOTAS;
 use crate::quota::{cg_quota, text};
 use crate::status::cg_status;
 use cellgate::{
-    check_max_keys, combined_retry_after_ns, KeyedDecision, render_429_body, slot_count_for, Decision, Limiter,
-    LimiterDecision, LimiterOptions, LimiterQuota, LimiterReservation, OnFull, Op, PolicyHeader,
-    Reason, Seed, MAX_429_BODY_BYTES,
+    check_max_keys, combined_retry_after_ns, render_429_body, slot_count_for, Decision,
+    KeyedDecision, Limiter, LimiterDecision, LimiterOptions, LimiterQuota, LimiterReservation,
+    OnFull, Op, PolicyHeader, Reason, Seed, MAX_429_BODY_BYTES,
 };
 use cellgate_host::{in_process, TableSlots};
 use core::ffi::{c_char, c_int};
@@ -76,16 +76,35 @@ pub enum cg_reason {
     /// Admitted without being stored: a table had no room, under
     /// `CG_ON_FULL_ALLOW_UNTRACKED` (`"untracked"`).
     Untracked = 2,
+    /// Admitted by a `cg_remote`'s outage policy `CG_OUTAGE_FAIL_OPEN`: Redis could not be
+    /// asked, nothing was counted (`"failed_open"`).
+    FailedOpen = 3,
+    /// Denied by a `cg_remote`'s outage policy `CG_OUTAGE_FAIL_CLOSED`: Redis could not be
+    /// asked (`"failed_closed"`; answer 503 with the `Retry-After`).
+    FailedClosed = 4,
+    /// Decided by a `cg_remote`'s own in-process limiter, its outage policy
+    /// `CG_OUTAGE_FALLBACK`, while Redis could not be asked (`"fallback"`).
+    Fallback = 5,
 }
 
 impl cg_reason {
     /// Every reason, in number order.
-    const ALL: [Self; 3] = [Self::Limit, Self::TableFull, Self::Untracked];
+    const ALL: [Self; 6] = [
+        Self::Limit,
+        Self::TableFull,
+        Self::Untracked,
+        Self::FailedOpen,
+        Self::FailedClosed,
+        Self::Fallback,
+    ];
 
-    fn from_core(reason: Reason) -> Self {
+    pub(crate) fn from_core(reason: Reason) -> Self {
         match reason {
             Reason::TableFull => Self::TableFull,
             Reason::Untracked => Self::Untracked,
+            Reason::FailedOpen => Self::FailedOpen,
+            Reason::FailedClosed => Self::FailedClosed,
+            Reason::Fallback => Self::Fallback,
             // Reason is non_exhaustive: a new path is still the limit's until C names it.
             _ => Self::Limit,
         }
@@ -97,16 +116,26 @@ impl cg_reason {
             Self::Limit => Reason::Limit,
             Self::TableFull => Reason::TableFull,
             Self::Untracked => Reason::Untracked,
+            Self::FailedOpen => Reason::FailedOpen,
+            Self::FailedClosed => Reason::FailedClosed,
+            Self::Fallback => Reason::Fallback,
         }
     }
 }
 
 /// The name of a reason, as every runtime spells it (core's `Reason::as_str`): `"limit"`,
-/// `"table_full"`, `"untracked"`; static, NUL-terminated, never NULL. An unknown number gives
+/// `"table_full"`, `"untracked"`, `"failed_open"`, `"failed_closed"`, `"fallback"`; static, NUL-terminated, never NULL. An unknown number gives
 /// `"unknown"`.
 #[no_mangle]
 pub extern "C" fn cg_reason_name(reason: c_int) -> *const c_char {
-    const NAMES: [&[u8]; 3] = [b"limit\0", b"table_full\0", b"untracked\0"];
+    const NAMES: [&[u8]; 6] = [
+        b"limit\0",
+        b"table_full\0",
+        b"untracked\0",
+        b"failed_open\0",
+        b"failed_closed\0",
+        b"fallback\0",
+    ];
     let name: &'static [u8] = usize::try_from(reason)
         .ok()
         .and_then(|index| NAMES.get(index))
@@ -799,10 +828,13 @@ pub unsafe extern "C" fn cg_limiter_stats(
 
 /// The stable numbers of `cg_reason`, which `cg_reason_name` indexes.
 const _: () = {
-    assert!(cg_reason::ALL.len() == 3);
+    assert!(cg_reason::ALL.len() == 6);
     assert!(cg_reason::Limit as usize == 0);
     assert!(cg_reason::TableFull as usize == 1);
     assert!(cg_reason::Untracked as usize == 2);
+    assert!(cg_reason::FailedOpen as usize == 3);
+    assert!(cg_reason::FailedClosed as usize == 4);
+    assert!(cg_reason::Fallback as usize == 5);
 };
 
 #[cfg(test)]
@@ -818,7 +850,7 @@ mod tests {
             assert_eq!(name.to_str().unwrap(), reason.to_core().as_str());
             assert_eq!(cg_reason::from_core(reason.to_core()), *reason);
         }
-        for unknown in [-1, 3, c_int::MAX] {
+        for unknown in [-1, 6, c_int::MAX] {
             // SAFETY: as above.
             let name = unsafe { CStr::from_ptr(cg_reason_name(unknown)) };
             assert_eq!(name.to_str().unwrap(), "unknown");
@@ -848,7 +880,11 @@ mod tests {
                 let cost = [None, Some(1), Some(2), Some(0), Some(9)][(step % 5) as usize];
                 let one = fast.apply_one_at(&key, now_ns, cost, op).unwrap();
                 let all = general.apply_at(&key, now_ns, &[cost], op).unwrap();
-                assert_eq!(cg_limiter_decision::from_one(one), (&all).into(), "step {step}");
+                assert_eq!(
+                    cg_limiter_decision::from_one(one),
+                    (&all).into(),
+                    "step {step}"
+                );
                 seen[cg_reason::from_core(one.reason) as usize] = true;
             }
             assert!(seen[0] && (seen[1] || seen[2]), "{seen:?}");

@@ -6,7 +6,9 @@
 use crate::boundary::{guard, into_handle, output, slice, write};
 use crate::clock::TimeSource;
 use crate::keyed::check_table_size;
-use crate::limiter::{cg_limiter, cg_limiter_options, cg_limiter_quota, core_options, limiter_quotas};
+use crate::limiter::{
+    cg_limiter, cg_limiter_options, cg_limiter_quota, core_options, limiter_quotas,
+};
 use crate::status::cg_status;
 use cellgate::check_max_keys;
 use core::ffi::{c_char, CStr};

@@ -109,6 +109,14 @@ pub enum cg_status {
     /// A system call on the shared table's file failed (a missing directory, no space left
     /// for the table, ...).
     SharedIo = 37,
+    /// A `cg_remote`'s prefix holds `{` or `}`, which would make it the Redis Cluster hash tag
+    /// of every key (one slot for the whole limiter).
+    PrefixBrace = 38,
+    /// A `cg_remote`'s `expiry_grace_ms` is above 2^40.
+    ExpiryGrace = 39,
+    /// The Redis script's reply is not this script's, or disagrees with core
+    /// (`cg_remote_decode`): treat it as a store error (`cg_remote_outage`) and report it.
+    BadReply = 40,
 }
 
 impl cg_status {
@@ -179,11 +187,18 @@ impl cg_status {
                 b"the shared table's file belongs to another user, grants too much access, or access was denied\0"
             }
             Self::SharedIo => b"a system call on the shared table's file failed\0",
+            Self::PrefixBrace => {
+                b"prefix must not hold '{' or '}': the user key is the Cluster hash tag\0"
+            }
+            Self::ExpiryGrace => b"expiry_grace_ms must be at most 1099511627776\0",
+            Self::BadReply => {
+                b"the Redis script's reply is not this script's or disagrees with core\0"
+            }
         }
     }
 
     /// Every code, in number order (for the tests and `cg_status_message`).
-    pub(crate) const ALL: [Self; 38] = [
+    pub(crate) const ALL: [Self; 41] = [
         Self::Ok,
         Self::NullArgument,
         Self::InvalidArgument,
@@ -222,6 +237,9 @@ impl cg_status {
         Self::SharedVersion,
         Self::SharedPermission,
         Self::SharedIo,
+        Self::PrefixBrace,
+        Self::ExpiryGrace,
+        Self::BadReply,
     ];
 }
 
@@ -328,7 +346,7 @@ mod tests {
             let text = unsafe { CStr::from_ptr(message) }.to_str().unwrap();
             assert!(!text.is_empty() && !text.contains("unknown"), "{status:?}");
         }
-        for unknown in [-1, 38, c_int::MAX, c_int::MIN] {
+        for unknown in [-1, 41, c_int::MAX, c_int::MIN] {
             // SAFETY: as above.
             let text = unsafe { CStr::from_ptr(cg_status_message(unknown)) };
             assert_eq!(text.to_str().unwrap(), "unknown status code");
