@@ -108,12 +108,14 @@ static redisReply *send_call(client *c, const uint8_t *key, size_t key_len, cons
     return reply;
 }
 
-/* One decision for `op` on `key`: Redis's, or the outage policy's. */
-static cg_status decide(client *c, const char *key, uint32_t op, cg_limiter_decision *out) {
+/* One decision for `op` on `key` at `now_ns` (CG_NOW: Redis's clock): Redis's, or the outage
+ * policy's. */
+static cg_status decide_at(client *c, const char *key, uint64_t now_ns, uint32_t op,
+                           cg_limiter_decision *out) {
     uint8_t redis_key[256], argv[256];
     size_t redis_key_len = 0, argv_len = 0;
     cg_remote_call *call = NULL;
-    cg_status status = cg_remote_encode(c->remote, (const uint8_t *)key, strlen(key), CG_NOW, NULL,
+    cg_status status = cg_remote_encode(c->remote, (const uint8_t *)key, strlen(key), now_ns, NULL,
                                         0, op, redis_key, sizeof redis_key, &redis_key_len, argv,
                                         sizeof argv, &argv_len, &call);
     if (status != CG_STATUS_OK) return status;
@@ -138,6 +140,10 @@ static cg_status decide(client *c, const char *key, uint32_t op, cg_limiter_deci
     return status;
 }
 
+static cg_status decide(client *c, const char *key, uint32_t op, cg_limiter_decision *out) {
+    return decide_at(c, key, CG_NOW, op, out);
+}
+
 static uint64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -155,9 +161,15 @@ static int check_command(const char *host, int port, const char *key, int count)
             fprintf(stderr, "%s\n", cg_status_message((int)status));
             break;
         }
-        printf("%s %s remaining=%llu retry_after_ms=%llu\n", d.allowed ? "allowed" : "denied",
+        char headers[512];
+        size_t headers_len = 0;
+        status = cg_remote_render_headers(c.remote, &d, CG_HEADER_STYLE_IETF, 0, headers,
+                                          sizeof headers, &headers_len);
+        if (status != CG_STATUS_OK) headers_len = 0;
+        printf("%s %s remaining=%llu retry_after_ms=%llu\n%.*s", d.allowed ? "allowed" : "denied",
                cg_reason_name((int)d.reason), (unsigned long long)d.decision.remaining,
-               (unsigned long long)(d.decision.retry_after_ns / 1000000u));
+               (unsigned long long)(d.decision.retry_after_ns / 1000000u), (int)headers_len,
+               headers);
     }
     client_free(&c);
     return 0;
@@ -220,6 +232,34 @@ static int test_command(const char *host, int port) {
     printf("redis: %d processes x 200 checks of one key under %d/hour: %ld admitted\n", WORKERS,
            QUOTA, total);
     EXPECT(total == QUOTA);
+
+    /* Decision for decision, the in-process limiter's (explicit times, 3/second). */
+    client exact;
+    cg_limiter *local = NULL;
+    cg_limiter_quota quotas[1] = {{{0, 0, 0}, NULL, CG_NUL_TERMINATED, 0}};
+    if (client_init(&exact, host, port, "3/second", CG_OUTAGE_FAIL_CLOSED, prefix) != 0 ||
+        cg_quota_parse("3/second", CG_NUL_TERMINATED, &quotas[0].quota, NULL) != CG_STATUS_OK ||
+        cg_limiter_new(quotas, 1, NULL, &local) != CG_STATUS_OK)
+        return 1;
+    int same = 0;
+    for (int n = 0; n < 60; n++) {
+        uint64_t at_ns = 1000u * CG_NS_PER_SECOND + (uint64_t)n * 90u * 1000000u;
+        cg_limiter_decision remote_d, local_d;
+        EXPECT(decide_at(&exact, "same", at_ns, CG_OP_CHECK, &remote_d) == CG_STATUS_OK);
+        EXPECT(cg_limiter_check(local, (const uint8_t *)"same", 4, at_ns, NULL, 0, &local_d) ==
+               CG_STATUS_OK);
+        same += remote_d.allowed == local_d.allowed && remote_d.reason == local_d.reason &&
+                remote_d.count == 1 && local_d.count == 1 &&
+                remote_d.decision.remaining == local_d.decision.remaining &&
+                remote_d.decision.limit == local_d.decision.limit &&
+                remote_d.decision.retry_after_ns == local_d.decision.retry_after_ns &&
+                remote_d.decision.reset_after_ns == local_d.decision.reset_after_ns;
+    }
+    printf("redis: %d of 60 decisions at explicit times identical to the in-process limiter's\n",
+           same);
+    EXPECT(same == 60);
+    cg_limiter_free(local);
+    client_free(&exact);
 
     /* One client per outage policy, each first decided by Redis. */
     client closed, open, fallback;

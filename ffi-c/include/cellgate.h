@@ -1661,6 +1661,24 @@ enum cg_status cg_remote_outage(const struct cg_remote *remote,
                                 uint64_t local_now_ns,
                                 struct cg_limiter_decision *out);
 
+// Renders the rate-limit headers of `decision` (made by `remote`, by Redis or the outage
+// policy) into `buf`, exactly as `cg_limiter_render_headers` does for a `cg_limiter` of the
+// same quotas and names: the same bytes as the in-process limiter sends.
+//
+// # Errors
+// As `cg_limiter_render_headers`.
+//
+// # Safety
+// `remote` is NULL or live; `decision` is NULL or readable; `buf` is NULL or valid for
+// writing `buf_len` bytes; `len` is NULL or writable.
+enum cg_status cg_remote_render_headers(const struct cg_remote *remote,
+                                        const struct cg_limiter_decision *decision,
+                                        uint32_t style,
+                                        uint64_t now_unix_s,
+                                        char *buf,
+                                        size_t buf_len,
+                                        size_t *len);
+
 // Writes the default shared options into `*options`: `CG_SHARED_ACCESS_OWNER`, no other
 // owner.
 //

@@ -10,9 +10,11 @@
 use crate::boundary::{buffer, free_handle, guard, into_handle, object, output, slice, write};
 use crate::clock::TimeSource;
 use crate::clock::CG_NOW;
+use crate::headers::{render_lines, style};
 use crate::limiter::{
     cg_limiter_decision, cg_limiter_options, cg_limiter_quota, core_options, limiter_quotas,
-    CG_COST_DEFAULT, CG_OP_CHECK, CG_OP_FORCE, CG_OP_PEEK, CG_OP_REFUND, CG_OP_RESET,
+    with_policy_headers, CG_COST_DEFAULT, CG_OP_CHECK, CG_OP_FORCE, CG_OP_PEEK, CG_OP_REFUND,
+    CG_OP_RESET,
 };
 use crate::policy::CG_MAX_POLICY_QUOTAS;
 use crate::quota::text;
@@ -461,5 +463,42 @@ pub unsafe extern "C" fn cg_remote_outage(
         // SAFETY: non-NULL and writable by the caller's contract.
         unsafe { write(out, (&decided.decision).into()) };
         Ok(())
+    })
+}
+
+/// Renders the rate-limit headers of `decision` (made by `remote`, by Redis or the outage
+/// policy) into `buf`, exactly as `cg_limiter_render_headers` does for a `cg_limiter` of the
+/// same quotas and names: the same bytes as the in-process limiter sends.
+///
+/// # Errors
+/// As `cg_limiter_render_headers`.
+///
+/// # Safety
+/// `remote` is NULL or live; `decision` is NULL or readable; `buf` is NULL or valid for
+/// writing `buf_len` bytes; `len` is NULL or writable.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn cg_remote_render_headers(
+    remote: *const cg_remote,
+    decision: *const cg_limiter_decision,
+    style: u32,
+    now_unix_s: u64,
+    buf: *mut c_char,
+    buf_len: usize,
+    len: *mut usize,
+) -> cg_status {
+    guard(|| {
+        // SAFETY: NULL or live, by the caller's contract.
+        let remote = unsafe { object(remote) }?;
+        let len = output(len)?;
+        let style = self::style(style, now_unix_s)?;
+        // SAFETY: NULL or `buf_len` writable bytes, by the caller's contract.
+        let out = unsafe { buffer(buf.cast::<u8>(), buf_len) }?;
+        // SAFETY: NULL or a readable decision, by the caller's contract.
+        unsafe {
+            with_policy_headers(remote.remote.local(), decision, |policies| {
+                render_lines(style, policies, out, len)
+            })
+        }
     })
 }
