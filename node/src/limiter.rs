@@ -42,6 +42,8 @@ pub struct LimiterInner {
     shared: Shared,
     /// For each quota, the argument that gave its name (errors about the name say it).
     arguments: Vec<String>,
+    /// Whether the limiter has one quota: the fast function takes core's one-quota path.
+    single: bool,
 }
 
 /// The costs JavaScript wrote into the shared array, one per dimension, `None` where its
@@ -83,13 +85,26 @@ impl FastTarget for LimiterInner {
             .shared
             .op()
             .ok_or(FastError("op: not one of the limiter's operations"))?;
+        let now_ns = self.clock.now_ns();
+        if self.single {
+            // One quota: core's fast path, one decision (not a 344-byte `LimiterDecision`)
+            // and only its slots written (issue 12: 199-216 ns -> see BENCHMARKS).
+            let cost = self
+                .shared
+                .given_cost(0)
+                .map_err(|_| FastError("every cost must be an integer from 0 to 2^53 - 1"))?;
+            if let Some(decision) = &self.limiter.apply_one_at(key, now_ns, cost, op) {
+                self.shared.write_single(decision);
+                return Ok(());
+            }
+        }
         let dimensions = self.dimensions();
         let given = given_costs(&self.shared, dimensions)
             .map_err(|_| FastError("every cost must be an integer from 0 to 2^53 - 1"))?;
         let given = given.get(..dimensions).unwrap_or_default();
         // Matched by reference: moving the decision (344 bytes) out of the result measured
         // as a `memcpy` per call.
-        match &self.limiter.apply_at(key, self.clock.now_ns(), given, op) {
+        match &self.limiter.apply_at(key, now_ns, given, op) {
             Ok(decision) => {
                 self.shared.write_decision(decision);
                 Ok(())
@@ -207,12 +222,18 @@ impl NativeLimiter {
             },
         )
         .map_err(|error| config_error(error, &arguments, &options.argument, max_keys))?;
+        let single = limiter.quotas().len() == 1;
+        let shared = Shared::new(shared)?;
+        if single {
+            shared.write_single_shape();
+        }
         Ok(Self {
             inner: Rc::new(LimiterInner {
                 limiter,
                 clock: NodeClock::new(clock),
-                shared: Shared::new(shared)?,
+                shared,
                 arguments,
+                single,
             }),
         })
     }
