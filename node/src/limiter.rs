@@ -88,7 +88,8 @@ impl FastTarget for LimiterInner {
         let now_ns = self.clock.now_ns();
         if self.single {
             // One quota: core's fast path, one decision (not a 344-byte `LimiterDecision`)
-            // and only its slots written (issue 12: 199-216 ns -> see BENCHMARKS).
+            // and only its slots written: check(key) 224 -> 177-184 ns in one bench run
+            // (issue 12), the native call alone 180 -> 115 ns.
             let cost = self
                 .shared
                 .given_cost(0)
