@@ -10,6 +10,7 @@ use cellgate::{
     Clock, ConfigError, Limiter, LimiterOptions, LimiterQuota, LimiterReservation, OnFull, Refill,
     Seed, MAX_POLICY_QUOTAS,
 };
+use cellgate_host::TableSlots;
 use napi::bindgen_prelude::Float64Array;
 use napi::Result;
 use napi_derive::napi;
@@ -37,7 +38,9 @@ pub struct LimiterSpec {
 
 /// The state behind a [`NativeLimiter`] and its fast function.
 pub struct LimiterInner {
-    limiter: Limiter,
+    /// In process (`cellgate_host::in_process`): the type a host-wide table has too
+    /// (`SharedTable::open_limiter`, issue 13), so both stores are one type.
+    limiter: Limiter<TableSlots>,
     clock: NodeClock,
     shared: Shared,
     /// For each quota, the argument that gave its name (errors about the name say it).
@@ -213,7 +216,7 @@ impl NativeLimiter {
                     cellgate::MAX_MAX_KEYS
                 ))
             })?;
-        let limiter = Limiter::new(
+        let limiter = cellgate_host::in_process(
             &limiter_quotas,
             LimiterOptions {
                 refill,

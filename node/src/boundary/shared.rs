@@ -328,10 +328,7 @@ pub(crate) fn cost_from_f64(value: f64) -> Option<u64> {
 /// The number of `reason` in [`REASONS`].
 #[inline]
 fn reason_index(reason: Reason) -> usize {
-    REASONS
-        .iter()
-        .position(|&each| each == reason)
-        .unwrap_or(0)
+    REASONS.iter().position(|&each| each == reason).unwrap_or(0)
 }
 
 /// The status for a decision.
