@@ -132,8 +132,11 @@ export declare class Limiter {
    * the clock.**
    */
   acquire(key: Key, options?: CostOptions & AcquireOptions): Promise<Decision>;
-  /** The first quota's table counters (a relaxed snapshot). */
-  stats(): TableStats & { slots: number };
+  /**
+   * Table counters (a relaxed snapshot): the first quota's at the top level, and every
+   * quota's, in quota order (`'10/s; 1000/day'` has two tables), in `quotas`.
+   */
+  stats(): TableStats & { slots: number; readonly quotas: Array<TableStats & { readonly name: string }> };
 }
 
 /** A table's counters: `rejectedFull` new keys denied for a full table, `admittedUntracked` admitted untracked. */

@@ -162,8 +162,13 @@ class Limiter {
    * `admittedUntracked` those admitted untracked under `onFull: 'allowUntracked'`.
    */
   stats() {
-    const [liveKeys, reclaimed, rejectedFull, admittedUntracked] = this.#native.stats()[0];
-    return { liveKeys, reclaimed, rejectedFull, admittedUntracked, slots: this.#native.slots };
+    // Core's Limiter::stats(): one table per quota, in quota order.
+    const names = this.#native.names();
+    const quotas = this.#native.stats().map(([liveKeys, reclaimed, rejectedFull, admittedUntracked], index) => ({
+      name: names[index], liveKeys, reclaimed, rejectedFull, admittedUntracked,
+    }));
+    const { liveKeys, reclaimed, rejectedFull, admittedUntracked } = quotas[0];
+    return { liveKeys, reclaimed, rejectedFull, admittedUntracked, slots: this.#native.slots, quotas };
   }
 
   #decision() {

@@ -149,7 +149,7 @@ export interface Limits {
   maxMaxKeys: number
 }
 
-/** Nanoseconds on the process's monotonic clock (what limiters without a `ManualClock` read). */
+/** Nanoseconds on the host's monotonic clock (what limiters without a `ManualClock` read). */
 export declare function monotonicNowNs(): bigint
 
 /**

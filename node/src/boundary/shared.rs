@@ -27,7 +27,7 @@
 //! Nanosecond values are exact below 2^53 (104 days); [`cellgate::NEVER`] is written as
 //! `Infinity`.
 
-use cellgate::{Decision, LimiterDecision, Op, Reason, NEVER};
+use cellgate::{Decision, KeyedDecision, LimiterDecision, Op, Reason, NEVER};
 use napi::bindgen_prelude::Float64Array;
 use napi::Result;
 use std::ptr::NonNull;
@@ -238,12 +238,31 @@ impl Shared {
         }
         self.set(COUNT, entries.len() as f64);
         self.set(BINDING, decision.binding as f64);
-        let reason = REASONS
-            .iter()
-            .position(|&reason| reason == decision.reason)
-            .unwrap_or(0);
-        self.set(REASON, reason as f64);
+        self.set(REASON, reason_index(decision.reason) as f64);
         self.set(STATUS, f64::from(status(decision.allowed)));
+    }
+
+    /// Writes the decision of a limiter with one quota (core's [`cellgate::Limiter::apply_one_at`]):
+    /// the summary (the decision, no wait when allowed: [`LimiterDecision::decision`]'s rule),
+    /// entry 0, the reason and the status. `COUNT` (1) and `BINDING` (0) are the same for every
+    /// decision of such a limiter and are written once ([`Self::write_single_shape`]).
+    #[inline]
+    pub(crate) fn write_single(&self, keyed: &KeyedDecision) {
+        let decision = keyed.decision;
+        self.write_entry(0, &decision);
+        let mut summary = decision;
+        if summary.allowed {
+            summary.retry_after_ns = 0;
+        }
+        self.write_at(SUMMARY, &summary);
+        self.set(REASON, reason_index(keyed.reason) as f64);
+        self.set(STATUS, f64::from(status(decision.allowed)));
+    }
+
+    /// Writes what every decision of a one-quota limiter shares: `COUNT` 1, `BINDING` 0.
+    pub(crate) fn write_single_shape(&self) {
+        self.set(COUNT, 1.0);
+        self.set(BINDING, 0.0);
     }
 
     /// The operation JavaScript wrote into `OP`, if it is one.
@@ -304,6 +323,12 @@ pub(crate) fn cost_from_f64(value: f64) -> Option<u64> {
     } else {
         None
     }
+}
+
+/// The number of `reason` in [`REASONS`].
+#[inline]
+fn reason_index(reason: Reason) -> usize {
+    REASONS.iter().position(|&each| each == reason).unwrap_or(0)
 }
 
 /// The status for a decision.
