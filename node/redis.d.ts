@@ -60,6 +60,9 @@ export interface RedisStats {
   scriptLoads: number;
 }
 
+/** A cost: a number, `{ cost }` (as Limiter), or per dimension (as Policy). */
+export type RedisCosts = Costs | { cost?: number };
+
 export declare class RedisReservation {
   private constructor();
   readonly estimate: Costs | undefined;
@@ -67,31 +70,41 @@ export declare class RedisReservation {
   readonly pending: boolean;
   /** Whether Redis holds its charge (not the outage policy). */
   readonly remote: boolean;
-  settle(actual?: Costs, options?: CallOptions): Promise<PolicyDecision>;
+  settle(actual?: RedisCosts, options?: CallOptions): Promise<Decision>;
 }
 
-export type RedisCosts = Costs | { cost?: number };
 
-/** The keyed limiter with its buckets in Redis: the decisions of Limiter / Policy, async. */
-export declare class RedisLimiter {
-  /** `limits`: a rate string (as Limiter) or entries (as Policy). */
-  constructor(limits: string | readonly PolicyEntry[], options: RedisLimiterOptions);
+/**
+ * The keyed limiter with its buckets in Redis: the decisions of Limiter (built from a rate
+ * string: `Decision`s) or of Policy (built from entries: `PolicyDecision`s), async.
+ */
+export interface RedisLimiter<D extends Decision = Decision> {
   /** 'ioredis' or 'node-redis'. */
   readonly clientKind: 'ioredis' | 'node-redis';
   readonly rate: string;
   readonly outage: OutagePolicy;
   readonly dimensions: string[];
   readonly names: string[];
-  check(key: Key, costs?: RedisCosts, options?: CallOptions): Promise<PolicyDecision>;
-  peek(key: Key, costs?: RedisCosts, options?: CallOptions): Promise<PolicyDecision>;
-  force(key: Key, costs?: RedisCosts, options?: CallOptions): Promise<PolicyDecision>;
-  refund(key: Key, costs?: RedisCosts, options?: CallOptions): Promise<PolicyDecision>;
-  reset(key: Key, options?: CallOptions): Promise<PolicyDecision>;
-  apply(op: 'check' | 'peek' | 'force' | 'refund' | 'reset', key: Key, costs?: RedisCosts, options?: CallOptions): Promise<PolicyDecision>;
-  reserve(key: Key, estimate?: RedisCosts, options?: CallOptions): Promise<{ decision: PolicyDecision; reservation: RedisReservation | null }>;
-  settle(reservation: RedisReservation, actual?: RedisCosts, options?: CallOptions): Promise<PolicyDecision>;
+  check(key: Key, costs?: RedisCosts, options?: CallOptions): Promise<D>;
+  peek(key: Key, costs?: RedisCosts, options?: CallOptions): Promise<D>;
+  force(key: Key, costs?: RedisCosts, options?: CallOptions): Promise<D>;
+  refund(key: Key, costs?: RedisCosts, options?: CallOptions): Promise<D>;
+  reset(key: Key, options?: CallOptions): Promise<D>;
+  apply(op: 'check' | 'peek' | 'force' | 'refund' | 'reset', key: Key, costs?: RedisCosts, options?: CallOptions): Promise<D>;
+  reserve(key: Key, estimate?: RedisCosts, options?: CallOptions): Promise<{ decision: D; reservation: RedisReservation | null }>;
+  settle(reservation: RedisReservation, actual?: RedisCosts, options?: CallOptions): Promise<D>;
   stats(): RedisStats;
 }
+
+export interface RedisLimiterConstructor {
+  /** As `new Limiter(rate, options)`, with the Redis options. */
+  new (limits: string, options: RedisLimiterOptions): RedisLimiter<Decision>;
+  /** As `new Policy(entries, options)`, with the Redis options. */
+  new (limits: readonly PolicyEntry[], options: RedisLimiterOptions): RedisLimiter<PolicyDecision>;
+  readonly prototype: RedisLimiter;
+}
+
+export declare const RedisLimiter: RedisLimiterConstructor;
 
 /** The Lua script (EVAL) and its SHA1 (EVALSHA), core's. */
 export declare const SCRIPT: string;

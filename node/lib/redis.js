@@ -341,18 +341,23 @@ class RedisLimiter {
     const key = call.key();
     const argv = call.argv();
     const params = this.#params;
+    let timedOut = false;
     const attempt = async () => {
       try {
         return await this.#send('EVALSHA', SCRIPT_SHA1, key, params, argv);
       } catch (error) {
-        if (!isNoScript(error)) throw error;
+        // Past the timeout the outage policy has decided: the call is not sent again.
+        if (!isNoScript(error) || timedOut) throw error;
         this.#stats.scriptLoads++;
         return this.#send('EVAL', SCRIPT, key, params, argv);
       }
     };
     let timer;
     const timeout = new Promise((resolve, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(this.#timeoutMs)), this.#timeoutMs);
+      timer = setTimeout(() => {
+        timedOut = true;
+        reject(new TimeoutError(this.#timeoutMs));
+      }, this.#timeoutMs);
     });
     const pending = attempt();
     // A reply after the timeout is dropped; its rejection must not be unhandled.
