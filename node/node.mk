@@ -113,7 +113,19 @@ bench-node: build-node ## check(key) vs rate-limiter-flexible and express-rate-l
 	step npx --no-install napi build --release --features bench-probes --output-dir "$(NODE_BENCH_ADDON_DIR)" --target-dir "$(NODE_CARGO_TARGET)" -- $(LOCKED)
 	step env CELLGATE_BENCH_ADDON="$(NODE_BENCH_ADDON_DIR)/cellgate.node" $(NODE) bench/check.js $(NODE_BENCH_ARGS)
 
+# Two Express instances (two processes) sharing one limit through a redis-server that
+# redis-store/with-redis.sh starts and stops.
+demo-node-redis: setup-redis build-node ## Two Express instances on two ports sharing one per-client limit over Redis: 429s at whichever is asked
+	@$(PRELUDE)
+	step redis-store/with-redis.sh $(NODE) node/demo/redis.js
+
+bench-node-redis: setup-redis build-node ## RedisLimiter (ioredis, node-redis) vs rate-limiter-flexible RateLimiterRedis: decisions/s and latency, 1 and 8 in flight
+	@$(PRELUDE)
+	cd node
+	step ../redis-store/with-redis.sh $(NODE) bench/redis.js $(NODE_BENCH_ARGS)
+
 DIST_STEPS += dist-node
 DEMO_STEPS += demo-node
+DEMO_STEPS += demo-node-redis
 TEST_STEPS += test-node
 TEST_STEPS += test-node-redis
