@@ -8,13 +8,13 @@
 //   const { RedisLimiter } = require('cellgate/redis');
 //   const limiter = new RedisLimiter('100/minute', { client: new Redis() });
 
-const { native, LAYOUT, OPS, sharedArray } = require('./boundary');
+const { native, LAYOUT, OPS, REASONS, sharedArray } = require('./boundary');
 const { argTypeError, outOfRange, fromNative } = require('./errors');
 const { singleDecision, severalDecision } = require('./decision');
 const { limiterOptions } = require('./limiter');
 const validate = require('./validate');
 
-const { COSTS, STATUS, BINDING, MISSING_COST, COST_NOT_GIVEN } = LAYOUT;
+const { COSTS, BINDING, REASON, COST_NOT_GIVEN } = LAYOUT;
 const { NativeRemoteLimiter } = native;
 const SCRIPT = NativeRemoteLimiter.script();
 const SCRIPT_SHA1 = NativeRemoteLimiter.scriptSha1();
@@ -352,29 +352,30 @@ class RedisLimiter {
         return this.#send('EVAL', SCRIPT, key, params, argv);
       }
     };
-    let timer;
-    const timeout = new Promise((resolve, reject) => {
-      timer = setTimeout(() => {
+    const timeoutMs = this.#timeoutMs;
+    // One promise settled by whichever comes first, the reply or the timer (a reply after
+    // the timeout is dropped).
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
         timedOut = true;
-        reject(new TimeoutError(this.#timeoutMs));
-      }, this.#timeoutMs);
+        reject(new TimeoutError(timeoutMs));
+      }, timeoutMs);
+      attempt().then((reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      }, (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
     });
-    const pending = attempt();
-    // A reply after the timeout is dropped; its rejection must not be unhandled.
-    pending.catch(() => {});
-    return Promise.race([pending, timeout]).finally(() => clearTimeout(timer));
   }
 
   #count() {
-    const reason = this.#decisionReason();
+    const reason = REASONS[this.#out[REASON]];
     if (reason === 'failed_open') this.#stats.failedOpen++;
     else if (reason === 'failed_closed') this.#stats.failedClosed++;
     else if (reason === 'fallback') this.#stats.fallback++;
     else this.#stats.remote++;
-  }
-
-  #decisionReason() {
-    return severalDecision(this.#out, this.#source, undefined).reason;
   }
 
   #decision() {
@@ -415,8 +416,6 @@ class RedisLimiter {
       throw argTypeError(name, 'a number, { cost }, an object of costs per dimension or an array', costs);
     }
     for (let index = 0; index < count; index++) this.#out[COSTS + index] = values[index];
-    // A stale MISSING_COST must not survive into this call's status.
-    this.#out[STATUS] = 0;
   }
 }
 

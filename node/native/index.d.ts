@@ -109,9 +109,20 @@ export declare class NativeManualClock {
 
 /** One encoded call: `KEYS[1]` and `ARGV[2]`, and what decoding its reply needs. */
 export declare class NativeRemoteCall {
-  /** `KEYS[1]`: the Redis key of the user key's record. */
+  /**
+   * `KEYS[1]`: the Redis key of the user key's record (a copy made by Node: cheaper than
+   * handing over a Rust allocation with a finalizer).
+   *
+   * # Errors
+   * Node could not allocate the buffer.
+   */
   key(): Buffer
-  /** `ARGV[2]`: the operation, the time and the costs. */
+  /**
+   * `ARGV[2]`: the operation, the time and the costs.
+   *
+   * # Errors
+   * Node could not allocate the buffer.
+   */
   argv(): Buffer
 }
 

@@ -10,7 +10,8 @@ use cellgate::{
     RemoteDecided, RemoteError, RemoteLimiter, RemoteOptions, RemoteReservation, Seed, SettlePlan,
     MAX_POLICY_QUOTAS, SCRIPT, SCRIPT_SHA1_HEX,
 };
-use napi::bindgen_prelude::{BigInt, Buffer, Float64Array};
+use napi::bindgen_prelude::{BigInt, Buffer, BufferSlice, Float64Array};
+use napi::Env;
 use napi::Result;
 use napi_derive::napi;
 
@@ -48,16 +49,23 @@ pub struct NativeRemoteCall {
 
 #[napi]
 impl NativeRemoteCall {
-    /// `KEYS[1]`: the Redis key of the user key's record.
-    #[napi]
-    pub fn key(&self) -> Buffer {
-        Buffer::from(self.call.key().to_vec())
+    /// `KEYS[1]`: the Redis key of the user key's record (a copy made by Node: cheaper than
+    /// handing over a Rust allocation with a finalizer).
+    ///
+    /// # Errors
+    /// Node could not allocate the buffer.
+    #[napi(ts_return_type = "Buffer")]
+    pub fn key<'env>(&self, env: &'env Env) -> Result<BufferSlice<'env>> {
+        BufferSlice::copy_from(env, self.call.key())
     }
 
     /// `ARGV[2]`: the operation, the time and the costs.
-    #[napi]
-    pub fn argv(&self) -> Buffer {
-        Buffer::from(self.call.argv().to_vec())
+    ///
+    /// # Errors
+    /// Node could not allocate the buffer.
+    #[napi(ts_return_type = "Buffer")]
+    pub fn argv<'env>(&self, env: &'env Env) -> Result<BufferSlice<'env>> {
+        BufferSlice::copy_from(env, self.call.argv())
     }
 }
 
@@ -327,7 +335,7 @@ impl NativeRemoteLimiter {
     pub fn decode(
         &self,
         call: &NativeRemoteCall,
-        reply: Vec<Buffer>,
+        reply: Vec<BufferSlice<'_>>,
     ) -> Result<Option<NativeRemoteReservation>> {
         let strings: Vec<&[u8]> = reply.iter().map(|buffer| &buffer[..]).collect();
         let decided = self
