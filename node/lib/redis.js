@@ -18,6 +18,9 @@ const { COSTS, BINDING, REASON, COST_NOT_GIVEN } = LAYOUT;
 const { NativeRemoteLimiter } = native;
 const SCRIPT = NativeRemoteLimiter.script();
 const SCRIPT_SHA1 = NativeRemoteLimiter.scriptSha1();
+// Where `encode` writes a call's id and its key's length (the bytes it returns are the key,
+// then ARGV[2]).
+const [CALL_ID, CALL_KEY_LEN] = NativeRemoteLimiter.callSlots();
 const OUTAGES = ['fallback', 'open', 'closed'];
 // node-redis v5+: the RESP type of a bulk string, mapped to Buffer (v4 reads `returnBuffers`).
 const RESP_BLOB_STRING = 36;
@@ -239,14 +242,14 @@ class RedisLimiter {
     validate.key(key, 'key');
     const now = nowOption(options, 'options');
     this.#writeCosts(costs, 'costs');
-    let call;
+    let bytes;
     try {
-      call = this.#native.encode(key, OPS[op], now);
+      bytes = this.#native.encode(key, OPS[op], now);
     } catch (error) {
       throw fromNative(error, 'key');
     }
-    if (call === null) throw this.#missing(costs, 'costs');
-    return (await this.#run(call, now)).decision;
+    if (bytes === null) throw this.#missing(costs, 'costs');
+    return (await this.#run(bytes, now)).decision;
   }
 
   /**
@@ -257,14 +260,14 @@ class RedisLimiter {
     validate.key(key, 'key');
     const now = nowOption(options, 'options');
     this.#writeCosts(estimate, 'estimate');
-    let call;
+    let bytes;
     try {
-      call = this.#native.encodeReserve(key, now);
+      bytes = this.#native.encodeReserve(key, now);
     } catch (error) {
       throw fromNative(error, 'key');
     }
-    if (call === null) throw this.#missing(estimate, 'estimate');
-    const { decision, reservation } = await this.#run(call, now);
+    if (bytes === null) throw this.#missing(estimate, 'estimate');
+    const { decision, reservation } = await this.#run(bytes, now);
     return { decision, reservation: reservation ? new RedisReservation(this, reservation, estimate) : null };
   }
 
@@ -278,13 +281,13 @@ class RedisLimiter {
     }
     const now = nowOption(options, 'options');
     this.#writeCosts(actual, 'actual');
-    let call;
+    let bytes;
     try {
-      call = this.#native.settle(reservation.native, now);
+      bytes = this.#native.settle(reservation.native, now);
     } catch (error) {
       throw fromNative(error, 'reservation');
     }
-    if (call !== null) return (await this.#run(call, now)).decision;
+    if (bytes !== null) return (await this.#run(bytes, now)).decision;
     this.#count();
     return this.#decision();
   }
@@ -299,11 +302,14 @@ class RedisLimiter {
   }
 
   /**
-   * Sends `call`, decodes the reply, or applies the outage policy; counts the path. Returns
-   * `{ decision, reservation }`, the decision read from the shared array at once: other calls
-   * in flight write it too.
+   * Sends the call just encoded (`bytes`: its key, then ARGV[2]), decodes the reply, or
+   * applies the outage policy; counts the path. Returns `{ decision, reservation }`, the
+   * decision read from the shared array at once: other calls in flight write it too.
    */
-  async #run(call, now) {
+  async #run(bytes, now) {
+    // Read before any await: the next call's encode writes these slots.
+    const call = this.#out[CALL_ID];
+    const keyLength = this.#out[CALL_KEY_LEN];
     let reservation;
     if (Date.now() < this.#downUntilMs) {
       this.#stats.skipped++;
@@ -311,7 +317,7 @@ class RedisLimiter {
     } else {
       let reply;
       try {
-        reply = await this.#eval(call);
+        reply = await this.#eval(bytes.subarray(0, keyLength), bytes.subarray(keyLength));
       } catch {
         reply = undefined;
       }
@@ -337,9 +343,7 @@ class RedisLimiter {
   }
 
   /** EVALSHA, then EVAL on NOSCRIPT, both within one timeout. */
-  #eval(call) {
-    const key = call.key();
-    const argv = call.argv();
+  #eval(key, argv) {
     const params = this.#params;
     let timedOut = false;
     const attempt = async () => {

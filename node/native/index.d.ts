@@ -107,25 +107,6 @@ export declare class NativeManualClock {
   nowNs(): bigint
 }
 
-/** One encoded call: `KEYS[1]` and `ARGV[2]`, and what decoding its reply needs. */
-export declare class NativeRemoteCall {
-  /**
-   * `KEYS[1]`: the Redis key of the user key's record (a copy made by Node: cheaper than
-   * handing over a Rust allocation with a finalizer).
-   *
-   * # Errors
-   * Node could not allocate the buffer.
-   */
-  key(): Buffer
-  /**
-   * `ARGV[2]`: the operation, the time and the costs.
-   *
-   * # Errors
-   * Node could not allocate the buffer.
-   */
-  argv(): Buffer
-}
-
 /**
  * The native half of a `RedisLimiter`: core's [`RemoteLimiter`] and the array it shares with
  * JavaScript.
@@ -139,6 +120,8 @@ export declare class NativeRemoteLimiter {
    * `RangeError`-coded errors naming the argument at fault.
    */
   constructor(quotas: Array<QuotaSpec>, options: LimiterSpec, remote: RemoteSpec, shared: Float64Array)
+  /** `[CALL_ID, CALL_KEY_LEN]`: the shared array's slots of a call in flight. */
+  static callSlots(): Array<number>
   /** The script's text (`EVAL`). */
   static script(): string
   /** The script's SHA1 in hex (`EVALSHA`). */
@@ -157,28 +140,31 @@ export declare class NativeRemoteLimiter {
   limits(): Array<number>
   /**
    * Encodes operation `op` (its index in the shared array's operations) on `key` with the
-   * costs in the shared array, at Redis's time or `now_ns`. `None` (with `MISSING_COST`
-   * written) when core's rule needs a cost that was not given.
+   * costs in the shared array, at Redis's time or `now_ns`: returns `KEYS[1]` and `ARGV[2]`
+   * as one buffer, and writes the call's id into `CALL_ID` and the key's length into
+   * `CALL_KEY_LEN`. `None` (with `MISSING_COST` written) when core's rule needs a cost
+   * that was not given.
    *
    * # Errors
    * An invalid operation or cost.
    */
-  encode(key: Key, op: number, nowNs?: bigint | undefined | null): NativeRemoteCall | null
+  encode(key: Key, op: number, nowNs?: bigint | undefined | null): Buffer | null
   /**
    * Encodes a reserve of the estimate in the shared array (as [`encode`](Self::encode)).
    *
    * # Errors
    * An invalid cost.
    */
-  encodeReserve(key: Key, nowNs?: bigint | undefined | null): NativeRemoteCall | null
+  encodeReserve(key: Key, nowNs?: bigint | undefined | null): Buffer | null
   /**
-   * Decodes the script's reply to `call` (its three strings) into core's decision, written
-   * into the shared array; returns the reservation of an admitted reserve.
+   * Decodes the script's reply to call `call` (its three strings) into core's decision,
+   * written into the shared array; returns the reservation of an admitted reserve. The
+   * call is finished then; after an error it stays in flight for [`outage`](Self::outage).
    *
    * # Errors
    * The reply is not this script's, or disagrees with core (treat it as a store error).
    */
-  decode(call: NativeRemoteCall, reply: Array<Buffer>): NativeRemoteReservation | null
+  decode(call: number, reply: Array<Buffer>): NativeRemoteReservation | null
   /**
    * The outage policy's decision for `call` (written into the shared array), deciding a
    * fallback at `now_ns` or the process's monotonic time.
@@ -186,15 +172,16 @@ export declare class NativeRemoteLimiter {
    * # Errors
    * `now_ns` out of range.
    */
-  outage(call: NativeRemoteCall, nowNs?: bigint | undefined | null): NativeRemoteReservation | null
+  outage(call: number, nowNs?: bigint | undefined | null): NativeRemoteReservation | null
   /**
-   * Settles `reservation` with the actual costs in the shared array: the call to send, or
-   * `None` when it was settled here (the decision is in the shared array).
+   * Settles `reservation` with the actual costs in the shared array: the call to send (as
+   * [`encode`](Self::encode) returns it), or `None` when it was settled here (the decision
+   * is in the shared array).
    *
    * # Errors
    * A reservation already settled or another limiter's; an invalid cost.
    */
-  settle(reservation: NativeRemoteReservation, nowNs?: bigint | undefined | null): NativeRemoteCall | null
+  settle(reservation: NativeRemoteReservation, nowNs?: bigint | undefined | null): Buffer | null
   /**
    * As `NativeLimiter::render_headers`, for this limiter's quotas.
    *

@@ -41,4 +41,4 @@ pub use clock::{monotonic_now_ns, NativeManualClock};
 pub use headers::header_styles;
 pub use limiter::{limits, LimiterSpec, Limits, NativeLimiter, NativeReservation};
 pub use quota::QuotaSpec;
-pub use remote::{NativeRemoteCall, NativeRemoteLimiter, NativeRemoteReservation, RemoteSpec};
+pub use remote::{NativeRemoteLimiter, NativeRemoteReservation, RemoteSpec};

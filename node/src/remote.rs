@@ -5,6 +5,8 @@
 //! [`RemoteLimiter::encode`], the reply's `Buffer`s to [`RemoteLimiter::decode`], and core's
 //! decisions back into the shared array. JavaScript sends the bytes on the user's client.
 
+use std::cell::RefCell;
+
 use cellgate::{
     Clock, ConfigError, LimiterOptions, LimiterQuota, OnFull, OutagePolicy, Refill, RemoteCall,
     RemoteDecided, RemoteError, RemoteLimiter, RemoteOptions, RemoteReservation, Seed, SettlePlan,
@@ -18,7 +20,7 @@ use napi_derive::napi;
 use crate::boundary::key::Key;
 use crate::boundary::range_error;
 use crate::boundary::shared::{
-    cost_from_f64, InvalidCost, Shared, BINDING, MISSING_COST, OPS, STATUS,
+    cost_from_f64, InvalidCost, Shared, BINDING, LEN, MISSING_COST, OPS, STATUS,
 };
 use crate::clock::{u64_from_bigint, NodeClock};
 use crate::headers::{render, HeaderSource};
@@ -41,31 +43,47 @@ pub struct RemoteSpec {
     pub outage_retry_after_ms: Option<f64>,
 }
 
-/// One encoded call: `KEYS[1]` and `ARGV[2]`, and what decoding its reply needs.
-#[napi]
-pub struct NativeRemoteCall {
-    call: RemoteCall,
+/// Where an encoded call's id goes in the shared array (after core's layout, in the room
+/// `sharedArray()` leaves), and the length of its key in the bytes `encode` returns.
+pub const CALL_ID: usize = LEN + 2;
+/// See [`CALL_ID`].
+pub const CALL_KEY_LEN: usize = LEN + 3;
+
+/// The calls in flight, by id: each is taken back by [`NativeRemoteLimiter::decode`] (when the
+/// reply is core's) or [`NativeRemoteLimiter::outage`]. Ids of finished calls are reused, so
+/// it holds as many calls as were ever in flight at once.
+#[derive(Default)]
+struct Calls {
+    slots: Vec<Option<RemoteCall>>,
+    free: Vec<usize>,
 }
 
-#[napi]
-impl NativeRemoteCall {
-    /// `KEYS[1]`: the Redis key of the user key's record (a copy made by Node: cheaper than
-    /// handing over a Rust allocation with a finalizer).
-    ///
-    /// # Errors
-    /// Node could not allocate the buffer.
-    #[napi(ts_return_type = "Buffer")]
-    pub fn key<'env>(&self, env: &'env Env) -> Result<BufferSlice<'env>> {
-        BufferSlice::copy_from(env, self.call.key())
+impl Calls {
+    fn insert(&mut self, call: RemoteCall) -> usize {
+        match self.free.pop() {
+            Some(id) => {
+                if let Some(slot) = self.slots.get_mut(id) {
+                    *slot = Some(call);
+                }
+                id
+            }
+            None => {
+                self.slots.push(Some(call));
+                self.slots.len() - 1
+            }
+        }
     }
 
-    /// `ARGV[2]`: the operation, the time and the costs.
-    ///
-    /// # Errors
-    /// Node could not allocate the buffer.
-    #[napi(ts_return_type = "Buffer")]
-    pub fn argv<'env>(&self, env: &'env Env) -> Result<BufferSlice<'env>> {
-        BufferSlice::copy_from(env, self.call.argv())
+    fn get(&self, id: u32) -> Option<&RemoteCall> {
+        self.slots.get(id as usize).and_then(Option::as_ref)
+    }
+
+    fn take(&mut self, id: u32) -> Option<RemoteCall> {
+        let taken = self.slots.get_mut(id as usize).and_then(Option::take);
+        if taken.is_some() {
+            self.free.push(id as usize);
+        }
+        taken
     }
 }
 
@@ -99,6 +117,12 @@ pub struct NativeRemoteLimiter {
     remote: RemoteLimiter,
     shared: Shared,
     arguments: Vec<String>,
+    calls: RefCell<Calls>,
+}
+
+/// The error for a call id that is not in flight (a bug of the JavaScript layer).
+fn unknown_call() -> napi::Error {
+    range_error("call: not a call of this limiter in flight")
 }
 
 /// A whole number of milliseconds from JavaScript, in nanoseconds.
@@ -224,11 +248,25 @@ impl NativeRemoteLimiter {
             RemoteError::PrefixBrace => range_error(format!("options.prefix: {error}")),
             _ => range_error(format!("options.expiryGraceMs: {error}")),
         })?;
+        if shared.len() <= CALL_KEY_LEN {
+            return Err(range_error(format!(
+                "shared: a Float64Array of more than {CALL_KEY_LEN} elements is required"
+            )));
+        }
         Ok(Self {
             remote: built,
             shared: Shared::new(shared)?,
             arguments,
+            calls: RefCell::new(Calls::default()),
         })
+    }
+
+    /// `[CALL_ID, CALL_KEY_LEN]`: the shared array's slots of a call in flight.
+    #[napi]
+    pub fn call_slots() -> Vec<u32> {
+        [CALL_ID, CALL_KEY_LEN]
+            .map(|slot| u32::try_from(slot).unwrap_or(u32::MAX))
+            .to_vec()
     }
 
     /// The script's text (`EVAL`).
@@ -286,62 +324,73 @@ impl NativeRemoteLimiter {
     }
 
     /// Encodes operation `op` (its index in the shared array's operations) on `key` with the
-    /// costs in the shared array, at Redis's time or `now_ns`. `None` (with `MISSING_COST`
-    /// written) when core's rule needs a cost that was not given.
+    /// costs in the shared array, at Redis's time or `now_ns`: returns `KEYS[1]` and `ARGV[2]`
+    /// as one buffer, and writes the call's id into `CALL_ID` and the key's length into
+    /// `CALL_KEY_LEN`. `None` (with `MISSING_COST` written) when core's rule needs a cost
+    /// that was not given.
     ///
     /// # Errors
     /// An invalid operation or cost.
-    #[napi]
-    pub fn encode(
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn encode<'env>(
         &self,
+        env: &'env Env,
         key: Key,
         op: u32,
         now_ns: Option<BigInt>,
-    ) -> Result<Option<NativeRemoteCall>> {
+    ) -> Result<Option<BufferSlice<'env>>> {
         let op = usize::try_from(op)
             .ok()
             .and_then(|index| OPS.get(index).copied())
             .ok_or_else(|| range_error("op: not one of the limiter's operations"))?;
         let given = self.given()?;
         let given = given.get(..self.dims()).unwrap_or_default();
-        let encoded = self.remote.encode(key.as_ref(), now_of(now_ns)?, given, op);
-        self.call_or_missing(encoded)
+        let encoded = self
+            .remote
+            .encode(key.as_ref(), now_of(now_ns)?, given, op);
+        self.call_or_missing(env, encoded)
     }
 
     /// Encodes a reserve of the estimate in the shared array (as [`encode`](Self::encode)).
     ///
     /// # Errors
     /// An invalid cost.
-    #[napi]
-    pub fn encode_reserve(
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn encode_reserve<'env>(
         &self,
+        env: &'env Env,
         key: Key,
         now_ns: Option<BigInt>,
-    ) -> Result<Option<NativeRemoteCall>> {
+    ) -> Result<Option<BufferSlice<'env>>> {
         let given = self.given()?;
         let given = given.get(..self.dims()).unwrap_or_default();
         let encoded = self
             .remote
             .encode_reserve(key.as_ref(), now_of(now_ns)?, given);
-        self.call_or_missing(encoded)
+        self.call_or_missing(env, encoded)
     }
 
-    /// Decodes the script's reply to `call` (its three strings) into core's decision, written
-    /// into the shared array; returns the reservation of an admitted reserve.
+    /// Decodes the script's reply to call `call` (its three strings) into core's decision,
+    /// written into the shared array; returns the reservation of an admitted reserve. The
+    /// call is finished then; after an error it stays in flight for [`outage`](Self::outage).
     ///
     /// # Errors
     /// The reply is not this script's, or disagrees with core (treat it as a store error).
     #[napi]
     pub fn decode(
         &self,
-        call: &NativeRemoteCall,
+        call: u32,
         reply: Vec<BufferSlice<'_>>,
     ) -> Result<Option<NativeRemoteReservation>> {
         let strings: Vec<&[u8]> = reply.iter().map(|buffer| &buffer[..]).collect();
-        let decided = self
-            .remote
-            .decode(&call.call, &strings)
-            .map_err(|error| napi::Error::from_reason(format!("cellgate reply: {error}")))?;
+        let decided = {
+            let calls = self.calls.borrow();
+            let encoded = calls.get(call).ok_or_else(unknown_call)?;
+            self.remote
+                .decode(encoded, &strings)
+                .map_err(|error| napi::Error::from_reason(format!("cellgate reply: {error}")))?
+        };
+        self.calls.borrow_mut().take(call);
         Ok(self.write(decided))
     }
 
@@ -353,24 +402,27 @@ impl NativeRemoteLimiter {
     #[napi]
     pub fn outage(
         &self,
-        call: &NativeRemoteCall,
+        call: u32,
         now_ns: Option<BigInt>,
     ) -> Result<Option<NativeRemoteReservation>> {
         let local_now = now_of(now_ns)?.unwrap_or_else(|| NodeClock::Monotonic.now_ns());
-        Ok(self.write(self.remote.outage(&call.call, local_now)))
+        let encoded = self.calls.borrow_mut().take(call).ok_or_else(unknown_call)?;
+        Ok(self.write(self.remote.outage(&encoded, local_now)))
     }
 
-    /// Settles `reservation` with the actual costs in the shared array: the call to send, or
-    /// `None` when it was settled here (the decision is in the shared array).
+    /// Settles `reservation` with the actual costs in the shared array: the call to send (as
+    /// [`encode`](Self::encode) returns it), or `None` when it was settled here (the decision
+    /// is in the shared array).
     ///
     /// # Errors
     /// A reservation already settled or another limiter's; an invalid cost.
-    #[napi]
-    pub fn settle(
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn settle<'env>(
         &self,
+        env: &'env Env,
         reservation: &mut NativeRemoteReservation,
         now_ns: Option<BigInt>,
-    ) -> Result<Option<NativeRemoteCall>> {
+    ) -> Result<Option<BufferSlice<'env>>> {
         let given = self.given()?;
         let given = given.get(..self.dims()).unwrap_or_default();
         let now_ns = now_of(now_ns)?;
@@ -384,7 +436,7 @@ impl NativeRemoteLimiter {
             .settle(taken, now_ns, local_now, given)
             .map_err(|error| range_error(format!("reservation: {error}")))?
         {
-            SettlePlan::Remote(call) => Ok(Some(NativeRemoteCall { call })),
+            SettlePlan::Remote(call) => self.start(env, call).map(Some),
             SettlePlan::Done(decision) => {
                 self.shared.write_decision(&decision);
                 Ok(None)
@@ -427,12 +479,26 @@ impl NativeRemoteLimiter {
         Ok(given)
     }
 
-    fn call_or_missing(
+    /// Puts `call` in flight: its bytes (`KEYS[1]` then `ARGV[2]`), its id and key length in
+    /// the shared array.
+    fn start<'env>(&self, env: &'env Env, call: RemoteCall) -> Result<BufferSlice<'env>> {
+        let mut bytes = Vec::with_capacity(call.key().len().saturating_add(call.argv().len()));
+        bytes.extend_from_slice(call.key());
+        bytes.extend_from_slice(call.argv());
+        let buffer = BufferSlice::copy_from(env, &bytes)?;
+        self.shared.set(CALL_KEY_LEN, call.key().len() as f64);
+        let id = self.calls.borrow_mut().insert(call);
+        self.shared.set(CALL_ID, id as f64);
+        Ok(buffer)
+    }
+
+    fn call_or_missing<'env>(
         &self,
+        env: &'env Env,
         encoded: core::result::Result<RemoteCall, ConfigError>,
-    ) -> Result<Option<NativeRemoteCall>> {
+    ) -> Result<Option<BufferSlice<'env>>> {
         match encoded {
-            Ok(call) => Ok(Some(NativeRemoteCall { call })),
+            Ok(call) => self.start(env, call).map(Some),
             Err(ConfigError::MissingCost { dimension }) => {
                 self.shared.set(BINDING, dimension as f64);
                 self.shared.set(STATUS, f64::from(MISSING_COST));
