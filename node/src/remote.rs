@@ -345,9 +345,7 @@ impl NativeRemoteLimiter {
             .ok_or_else(|| range_error("op: not one of the limiter's operations"))?;
         let given = self.given()?;
         let given = given.get(..self.dims()).unwrap_or_default();
-        let encoded = self
-            .remote
-            .encode(key.as_ref(), now_of(now_ns)?, given, op);
+        let encoded = self.remote.encode(key.as_ref(), now_of(now_ns)?, given, op);
         self.call_or_missing(env, encoded)
     }
 
@@ -406,7 +404,11 @@ impl NativeRemoteLimiter {
         now_ns: Option<BigInt>,
     ) -> Result<Option<NativeRemoteReservation>> {
         let local_now = now_of(now_ns)?.unwrap_or_else(|| NodeClock::Monotonic.now_ns());
-        let encoded = self.calls.borrow_mut().take(call).ok_or_else(unknown_call)?;
+        let encoded = self
+            .calls
+            .borrow_mut()
+            .take(call)
+            .ok_or_else(unknown_call)?;
         Ok(self.write(self.remote.outage(&encoded, local_now)))
     }
 
