@@ -6,9 +6,12 @@ export type Key = string | Uint8Array;
 /**
  * Why a decision was made: 'limit' (the key's buckets decided), 'table_full' (a new key found
  * no room in the table: denied, with a wait, under `onFull: 'deny'`) or 'untracked' (no room,
- * admitted without being stored, under `onFull: 'allowUntracked'`). Core's `Reason`.
+ * admitted without being stored, under `onFull: 'allowUntracked'`); for a `RedisLimiter`
+ * (`cellgate/redis`) that could not ask Redis, its outage policy: 'fallback' (this process's
+ * own limiter decided), 'failed_open' (admitted), 'failed_closed' (denied: answered 503).
+ * Core's `Reason`.
  */
-export type Reason = 'limit' | 'table_full' | 'untracked';
+export type Reason = 'limit' | 'table_full' | 'untracked' | 'failed_open' | 'failed_closed' | 'fallback';
 
 /** What a limiter does with a new key when its table has no room: core's `OnFull`. */
 export type OnFull = 'deny' | 'allowUntracked';

@@ -107,6 +107,105 @@ export declare class NativeManualClock {
   nowNs(): bigint
 }
 
+/**
+ * The native half of a `RedisLimiter`: core's [`RemoteLimiter`] and the array it shares with
+ * JavaScript.
+ */
+export declare class NativeRemoteLimiter {
+  /**
+   * A limiter over `quotas` with `options` (as `NativeLimiter`: every rule is core's) and
+   * the Redis options `remote`, writing decisions into `shared`.
+   *
+   * # Errors
+   * `RangeError`-coded errors naming the argument at fault.
+   */
+  constructor(quotas: Array<QuotaSpec>, options: LimiterSpec, remote: RemoteSpec, shared: Float64Array)
+  /** `[CALL_ID, CALL_KEY_LEN]`: the shared array's slots of a call in flight. */
+  static callSlots(): Array<number>
+  /** The script's text (`EVAL`). */
+  static script(): string
+  /** The script's SHA1 in hex (`EVALSHA`). */
+  static scriptSha1(): string
+  /** `ARGV[1]`: the limiter's parameters, the same bytes for every call. */
+  params(): Buffer
+  /** The outage policy as JavaScript names it: `"fallback"`, `"open"`, `"closed"`. */
+  get outagePolicy(): string
+  /** How many costs a call reads from the shared array: one per dimension. */
+  get dimensions(): number
+  /** Each quota's name in headers, in order. */
+  names(): Array<string>
+  /** Each quota written back as a rate string, in order. */
+  rates(): Array<string>
+  /** Each quota's burst (its decisions' `limit`), in order. */
+  limits(): Array<number>
+  /**
+   * Encodes operation `op` (its index in the shared array's operations) on `key` with the
+   * costs in the shared array, at Redis's time or `now_ns`: returns `KEYS[1]` and `ARGV[2]`
+   * as one buffer, and writes the call's id into `CALL_ID` and the key's length into
+   * `CALL_KEY_LEN`. `None` (with `MISSING_COST` written) when core's rule needs a cost
+   * that was not given.
+   *
+   * # Errors
+   * An invalid operation or cost.
+   */
+  encode(key: Key, op: number, nowNs?: bigint | undefined | null): Buffer | null
+  /**
+   * Encodes a reserve of the estimate in the shared array (as [`encode`](Self::encode)).
+   *
+   * # Errors
+   * An invalid cost.
+   */
+  encodeReserve(key: Key, nowNs?: bigint | undefined | null): Buffer | null
+  /**
+   * Decodes the script's reply to call `call` (its three strings) into core's decision,
+   * written into the shared array; returns the reservation of an admitted reserve. The
+   * call is finished then; after an error it stays in flight for [`outage`](Self::outage).
+   *
+   * # Errors
+   * The reply is not this script's, or disagrees with core (treat it as a store error).
+   */
+  decode(call: number, reply: Array<Buffer>): NativeRemoteReservation | null
+  /**
+   * The outage policy's decision for `call` (written into the shared array), deciding a
+   * fallback at `now_ns` or the process's monotonic time.
+   *
+   * # Errors
+   * `now_ns` out of range.
+   */
+  outage(call: number, nowNs?: bigint | undefined | null): NativeRemoteReservation | null
+  /**
+   * Settles `reservation` with the actual costs in the shared array: the call to send (as
+   * [`encode`](Self::encode) returns it), or `None` when it was settled here (the decision
+   * is in the shared array).
+   *
+   * # Errors
+   * A reservation already settled or another limiter's; an invalid cost.
+   */
+  settle(reservation: NativeRemoteReservation, nowNs?: bigint | undefined | null): Buffer | null
+  /**
+   * As `NativeLimiter::render_headers`, for this limiter's quotas.
+   *
+   * # Errors
+   * An invalid style or decision.
+   */
+  renderHeaders(style: number, nowUnixS: number, count: number): string
+  /**
+   * As `NativeLimiter::render_429_body`.
+   *
+   * # Errors
+   * An invalid decision.
+   */
+  render429Body(count: number): string
+}
+
+/** An admitted reserve of a `RedisLimiter`, settled at most once. */
+export declare class NativeRemoteReservation {
+  /** Whether it is not settled yet. */
+  get pending(): boolean
+  /** Whether it was charged in Redis (not by the outage policy). */
+  get remote(): boolean
+}
+
 /** A reservation made by [`NativeLimiter::reserve`], settled at most once. */
 export declare class NativeReservation {
   /** Whether the reservation was admitted and is not settled yet. */
@@ -159,7 +258,10 @@ export declare function monotonicNowNs(): bigint
 export interface Names {
   /** `["check", "peek", "force", "refund", "reset"]`. */
   ops: Array<string>
-  /** `["limit", "table_full", "untracked"]` (core's `Reason::as_str`). */
+  /**
+   * `["limit", "table_full", "untracked", "failed_open", "failed_closed", "fallback"]`
+   * (core's `Reason::as_str`).
+   */
   reasons: Array<string>
 }
 
@@ -177,6 +279,23 @@ export interface QuotaSpec {
   argument: string
   /** The argument that gave its name, for errors (`"options.name"`, `"entries[1].name"`). */
   nameArgument: string
+}
+
+/**
+ * The Redis side of a `RedisLimiter`'s options, as JavaScript gives them (validated there
+ * first).
+ */
+export interface RemoteSpec {
+  /** Put before every key (core's `DEFAULT_PREFIX`, `"cellgate:"`, when absent). */
+  prefix?: string
+  /** `"fallback"` (the default), `"open"` or `"closed"`. */
+  outage: string
+  /** 16 bytes: store user keys as their keyed hash (SipHash-2-4, 128 bits) under it. */
+  keySecret?: Buffer
+  /** Milliseconds a record is kept after its buckets are full again (0 by default). */
+  expiryGraceMs?: number
+  /** The `retryAfterMs` of an `outage: "closed"` denial (1000 by default). */
+  outageRetryAfterMs?: number
 }
 
 /**

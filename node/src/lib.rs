@@ -28,6 +28,7 @@ mod clock;
 mod headers;
 mod limiter;
 mod quota;
+mod remote;
 
 #[cfg(feature = "bench-probes")]
 pub use bench_probes::{
@@ -40,3 +41,4 @@ pub use clock::{monotonic_now_ns, NativeManualClock};
 pub use headers::header_styles;
 pub use limiter::{limits, LimiterSpec, Limits, NativeLimiter, NativeReservation};
 pub use quota::QuotaSpec;
+pub use remote::{NativeRemoteLimiter, NativeRemoteReservation, RemoteSpec};

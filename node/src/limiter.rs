@@ -120,7 +120,7 @@ impl FastTarget for LimiterInner {
 
 /// The error for a configuration core refused, naming the JavaScript argument at fault:
 /// `arguments[i]` gave quota `i`, `list` the quotas as a whole.
-fn config_error(
+pub(crate) fn config_error(
     error: ConfigError,
     arguments: &[String],
     list: &str,

@@ -13,7 +13,7 @@
 //! | `BINDING` | the binding entry's index (policies); after [`MISSING_COST`], the dimension without a cost |
 //! | `COUNT` | how many entries follow |
 //! | `STATUS` | the status of the last operation ([`ALLOWED`], [`DENIED`], [`MISSING_COST`]) |
-//! | `REASON` | why: 0 the buckets decided, 1 a full table denied, 2 a full table admitted untracked |
+//! | `REASON` | why: 0 the buckets decided, 1 a full table denied, 2 a full table admitted untracked, 3-5 a store's outage policy (failed open, failed closed, the local fallback) |
 //! | `OP` | input: the operation of the fast function (the index into [`OPS`]) |
 //! | `SUMMARY ..` | the limiter's decision (core's `LimiterDecision::decision`: the binding quota's numbers, the limiter's `allowed`, no wait when allowed), as an entry |
 //! | `ENTRIES + 5 i ..` | entry `i` (quota `i`): allowed (0 or 1), limit, remaining, retry-after ns, reset-after ns |
@@ -70,7 +70,14 @@ pub(crate) const LEN: usize = COSTS + cellgate::MAX_POLICY_QUOTAS;
 /// Core's operations, in the order of the numbers JavaScript writes into `OP`.
 pub(crate) const OPS: [Op; 5] = [Op::Check, Op::Peek, Op::Force, Op::Refund, Op::Reset];
 /// Core's reasons, in the order of the numbers written into `REASON`.
-pub(crate) const REASONS: [Reason; 3] = [Reason::Limit, Reason::TableFull, Reason::Untracked];
+pub(crate) const REASONS: [Reason; 6] = [
+    Reason::Limit,
+    Reason::TableFull,
+    Reason::Untracked,
+    Reason::FailedOpen,
+    Reason::FailedClosed,
+    Reason::Fallback,
+];
 
 /// The layout, for the JavaScript layer to check its constants against: `[BINDING, COUNT,
 /// STATUS, REASON, OP, SUMMARY, ENTRIES, ENTRY_SLOTS, COSTS, LEN, DENIED, ALLOWED,
@@ -102,7 +109,8 @@ pub fn layout() -> Vec<f64> {
 pub struct Names {
     /// `["check", "peek", "force", "refund", "reset"]`.
     pub ops: Vec<String>,
-    /// `["limit", "table_full", "untracked"]` (core's `Reason::as_str`).
+    /// `["limit", "table_full", "untracked", "failed_open", "failed_closed", "fallback"]`
+    /// (core's `Reason::as_str`).
     pub reasons: Vec<String>,
 }
 
