@@ -373,15 +373,15 @@ mod tests {
         }
         let (mut parts, ()) = builder.body(()).unwrap().into_parts();
         if let Some(peer) = peer {
-            parts
-                .extensions
-                .insert(peer.parse::<SocketAddr>().unwrap());
+            parts.extensions.insert(peer.parse::<SocketAddr>().unwrap());
         }
         parts
     }
 
     fn key(ip: &str) -> Key {
-        ClientKey::parse(ip, ClientKeyConfig::DEFAULT).unwrap().into()
+        ClientKey::parse(ip, ClientKeyConfig::DEFAULT)
+            .unwrap()
+            .into()
     }
 
     #[test]
@@ -412,7 +412,10 @@ mod tests {
             Some(key("192.0.2.1"))
         );
         let junk = parts(&[("x-forwarded-for", "unknown")], Some("192.0.2.1:80"));
-        assert_eq!(KeyExtractor::x_forwarded_for(1).extract(&junk, config), None);
+        assert_eq!(
+            KeyExtractor::x_forwarded_for(1).extract(&junk, config),
+            None
+        );
         let nothing = parts(&[], None);
         assert_eq!(KeyExtractor::peer_ip().extract(&nothing, config), None);
     }

@@ -164,10 +164,9 @@ impl<'a> Denied<'a> {
     /// `Content-Type: application/json` and [`Denied::body`].
     pub fn default_response(&self) -> Response<Bytes> {
         let mut response = self.response(StatusCode::TOO_MANY_REQUESTS, self.body.clone());
-        response.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response
     }
 }
@@ -412,10 +411,9 @@ impl<S: AsRef<[Slot]>, C: Clock> RateLimitLayerBuilder<S, C> {
             if let Ok(decision) = peek {
                 let mut buf = vec![0u8; 4096];
                 let style = dimension_style(shared.headers);
-                if let Err(HeaderError::InvalidName { index }) =
-                    shared
-                        .limiter
-                        .render_dimension_headers(&decision, style, &mut buf)
+                if let Err(HeaderError::InvalidName { index }) = shared
+                    .limiter
+                    .render_dimension_headers(&decision, style, &mut buf)
                 {
                     let name = shared.limiter.names().nth(index).unwrap_or("").to_owned();
                     return Err(BuildError::Headers {
@@ -543,7 +541,6 @@ impl<S, C> Shared<S, C> {
         }
         !self.exempt.as_ref().is_some_and(|exempt| exempt(parts))
     }
-
 }
 
 impl<S: AsRef<[Slot]>, C> Shared<S, C> {
@@ -619,7 +616,10 @@ impl<S: AsRef<[Slot]>, C> Shared<S, C> {
         let mut headers = HeaderMap::new();
         self.render(decision).apply(&mut headers);
         let mut body = [0u8; cellgate::MAX_429_BODY_BYTES];
-        let len = self.limiter.render_429_body(decision, &mut body).unwrap_or(0);
+        let len = self
+            .limiter
+            .render_429_body(decision, &mut body)
+            .unwrap_or(0);
         let body = Bytes::copy_from_slice(body.get(..len).unwrap_or(&[]));
         let denied = Denied {
             decision,
@@ -857,7 +857,9 @@ where
             Some(key) => key,
             None => match &shared.missing_key {
                 MissingKey::UseKey(key) => key.clone(),
-                MissingKey::Reject(status) => return ResponseFuture::ready(status_response(*status)),
+                MissingKey::Reject(status) => {
+                    return ResponseFuture::ready(status_response(*status))
+                }
             },
         };
         if shared.allow.contains(&key) {
@@ -866,16 +868,19 @@ where
         }
         let costs = shared.costs(Some(&parts));
         let now_ns = shared.clock.now_ns();
-        let decision = match shared
-            .limiter
-            .apply_at(key.as_bytes(), now_ns, costs.as_slice(), Op::Check)
-        {
-            Ok(decision) => decision,
-            // The costs match the dimensions by construction; answer, never panic.
-            Err(_) => {
-                return ResponseFuture::ready(status_response(StatusCode::INTERNAL_SERVER_ERROR))
-            }
-        };
+        let decision =
+            match shared
+                .limiter
+                .apply_at(key.as_bytes(), now_ns, costs.as_slice(), Op::Check)
+            {
+                Ok(decision) => decision,
+                // The costs match the dimensions by construction; answer, never panic.
+                Err(_) => {
+                    return ResponseFuture::ready(status_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                    ))
+                }
+            };
         if !decision.allowed {
             let response = shared.denied_response(&parts, &decision);
             return ResponseFuture::ready(response.map(ResBody::from));
