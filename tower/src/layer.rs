@@ -218,6 +218,9 @@ struct Shared<S, C> {
     headers: Headers,
     methods: Option<Vec<Method>>,
     decision_in_extensions: bool,
+    /// The `RateLimit-Policy` value core renders for this limiter (the same for every
+    /// decision), rendered by `build` for the IETF style.
+    policy: Option<HeaderValue>,
 }
 
 /// Builds a [`RateLimitLayer`]; every option has a default, so
@@ -388,6 +391,7 @@ impl<S, C> RateLimitLayerBuilder<S, C> {
                 headers: s.headers,
                 methods: s.methods,
                 decision_in_extensions: s.decision_in_extensions,
+                policy: s.policy,
             },
         }
     }
@@ -400,7 +404,29 @@ impl<S: AsRef<[Slot]>, C: Clock> RateLimitLayerBuilder<S, C> {
     /// [`BuildError::Headers`] when the limiter's quota names cannot be rendered in the
     /// chosen per-dimension [`Headers`] style.
     pub fn build(self) -> Result<RateLimitLayer<S, C>, BuildError> {
-        let shared = self.shared;
+        let mut shared = self.shared;
+        shared.policy = None;
+        if shared.headers == Headers::Ietf {
+            // Core's rendering for a peek at a fresh key (charges nothing): the policy value
+            // depends on the limiter's names and quotas only.
+            let costs = shared.costs(None);
+            let now_ns = shared.clock.now_ns();
+            if let Ok(decision) = shared
+                .limiter
+                .apply_at(b"", now_ns, costs.as_slice(), Op::Peek)
+            {
+                let mut buf = vec![0u8; header_buf_len(&shared.limiter)];
+                if let Ok(headers) =
+                    shared
+                        .limiter
+                        .render_headers(&decision, HeaderStyle::Ietf, &mut buf)
+                {
+                    shared.policy = headers
+                        .value("RateLimit-Policy")
+                        .and_then(|value| HeaderValue::from_str(value).ok());
+                }
+            }
+        }
         if matches!(shared.headers, Headers::Anthropic | Headers::OpenAi) {
             // A peek at a key's fresh state: renders every name, charges nothing.
             let costs = shared.costs(None);
@@ -409,7 +435,7 @@ impl<S: AsRef<[Slot]>, C: Clock> RateLimitLayerBuilder<S, C> {
                 .limiter
                 .apply_at(b"", now_ns, costs.as_slice(), Op::Peek);
             if let Ok(decision) = peek {
-                let mut buf = vec![0u8; 4096];
+                let mut buf = vec![0u8; header_buf_len(&shared.limiter)];
                 let style = dimension_style(shared.headers);
                 if let Err(HeaderError::InvalidName { index }) = shared
                     .limiter
@@ -471,6 +497,7 @@ impl<S> RateLimitLayer<S, MonotonicClock> {
                 headers: Headers::Ietf,
                 methods: None,
                 decision_in_extensions: true,
+                policy: None,
             },
         }
     }
@@ -561,13 +588,13 @@ impl<S: AsRef<[Slot]>, C> Shared<S, C> {
 
     /// The headers of `decision` in the configured style (on a denial, `Retry-After` at least).
     fn render(&self, decision: &LimiterDecision) -> RenderedHeaders {
-        let mut stack = [0u8; 512];
-        let mut heap = Vec::new();
-        let denied = !decision.allowed;
         let only_retry_after = self.headers == Headers::Off;
-        if only_retry_after && !denied {
+        if only_retry_after && decision.allowed {
             return RenderedHeaders::default();
         }
+        // Enough for two quotas with default names; more take the heap.
+        let mut stack = [0u8; 256];
+        let mut heap = Vec::new();
         let rendered = match self.headers {
             Headers::Anthropic | Headers::OpenAi => {
                 let style = dimension_style(self.headers);
@@ -583,7 +610,7 @@ impl<S: AsRef<[Slot]>, C> Shared<S, C> {
                     other => other,
                 };
                 match rendered {
-                    Ok(headers) => RenderedHeaders::collect(headers.iter(), false),
+                    Ok(headers) => RenderedHeaders::collect(headers.iter(), false, None),
                     Err(_) => RenderedHeaders::default(),
                 }
             }
@@ -603,7 +630,11 @@ impl<S: AsRef<[Slot]>, C> Shared<S, C> {
                     other => other,
                 };
                 match rendered {
-                    Ok(headers) => RenderedHeaders::collect(headers.iter(), only_retry_after),
+                    Ok(headers) => RenderedHeaders::collect(
+                        headers.iter(),
+                        only_retry_after,
+                        self.policy.as_ref(),
+                    ),
                     Err(_) => RenderedHeaders::default(),
                 }
             }
@@ -648,76 +679,85 @@ fn now_unix_s() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// The canonical (lowercase) name of a header core renders; `None` for a name that is not a
-/// valid header name (core renders none such).
-fn header_name(name: &str) -> Option<HeaderName> {
-    const NAMES: [&str; 5] = [
-        "ratelimit-policy",
-        "ratelimit",
-        "x-ratelimit-limit",
-        "x-ratelimit-remaining",
-        "x-ratelimit-reset",
-    ];
-    if name.eq_ignore_ascii_case("retry-after") {
-        return Some(RETRY_AFTER);
-    }
-    match NAMES.iter().find(|known| known.eq_ignore_ascii_case(name)) {
-        Some(known) => Some(HeaderName::from_static(known)),
-        None => HeaderName::from_bytes(name.as_bytes()).ok(),
-    }
-}
+/// The names core's header styles render (the per-dimension styles aside), lowercase as
+/// HTTP/2 sends them; constants, so that a request pays nothing to name its headers.
+const KNOWN_NAMES: [(&str, HeaderName); 6] = [
+    (
+        "RateLimit-Policy",
+        HeaderName::from_static("ratelimit-policy"),
+    ),
+    ("RateLimit", HeaderName::from_static("ratelimit")),
+    ("Retry-After", RETRY_AFTER),
+    (
+        "X-RateLimit-Limit",
+        HeaderName::from_static("x-ratelimit-limit"),
+    ),
+    (
+        "X-RateLimit-Remaining",
+        HeaderName::from_static("x-ratelimit-remaining"),
+    ),
+    (
+        "X-RateLimit-Reset",
+        HeaderName::from_static("x-ratelimit-reset"),
+    ),
+];
 
-/// Rendered headers, ready to insert: up to four without allocating beyond the one buffer
-/// their values share.
+/// The index in [`KNOWN_NAMES`] of `RateLimit-Policy`, whose value a limiter renders the same
+/// for every decision (its names and quotas only), so it is rendered once per layer.
+const POLICY_NAME: u8 = 0;
+
+/// Headers rendered for one response, ready to insert: up to [`cellgate::MAX_HEADERS`] of
+/// core's named styles held inline, the per-dimension ones (names made per request) beside.
 #[derive(Default)]
 struct RenderedHeaders {
-    few: [Option<(HeaderName, HeaderValue)>; cellgate::MAX_HEADERS],
+    known: [Option<(u8, HeaderValue)>; cellgate::MAX_HEADERS],
     more: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl RenderedHeaders {
-    /// The pairs `pairs` yields, their values copied back to back into one shared
-    /// [`Bytes`] (one allocation for all); only `Retry-After` when `only_retry_after`.
+    /// The pairs of a rendering, each value copied into its own [`HeaderValue`]; only
+    /// `Retry-After` when `only_retry_after`. `policy`, when given, stands for the rendered
+    /// `RateLimit-Policy` value (the same bytes, rendered once when the layer was built).
     fn collect<'n, 'v>(
         pairs: impl Iterator<Item = (&'n str, &'v str)>,
         only_retry_after: bool,
+        policy: Option<&HeaderValue>,
     ) -> Self {
         let mut out = Self::default();
-        let mut names: [(&'n str, usize); cellgate::MAX_DIMENSION_HEADERS] =
-            [("", 0); cellgate::MAX_DIMENSION_HEADERS];
-        let mut count = 0usize;
-        let mut text = Vec::with_capacity(256);
-        for ((name, value), slot) in pairs
-            .filter(|(name, _)| !only_retry_after || name.eq_ignore_ascii_case("retry-after"))
-            .zip(names.iter_mut())
-        {
-            text.extend_from_slice(value.as_bytes());
-            *slot = (name, value.len());
-            count = count.saturating_add(1);
-        }
-        let text = Bytes::from(text);
-        let mut at = 0usize;
-        for &(name, len) in names.iter().take(count) {
-            let end = at.saturating_add(len).min(text.len());
-            let value = HeaderValue::from_maybe_shared(text.slice(at..end));
-            if let (Some(name), Ok(value)) = (header_name(name), value) {
-                out.push(name, value);
+        let mut slots = out.known.iter_mut();
+        for (name, value) in pairs {
+            if only_retry_after && !name.eq_ignore_ascii_case("retry-after") {
+                continue;
             }
-            at = end;
+            let known = KNOWN_NAMES
+                .iter()
+                .position(|(known, _)| *known == name)
+                .and_then(|index| u8::try_from(index).ok());
+            let value = match (known, policy) {
+                (Some(POLICY_NAME), Some(policy)) => Ok(policy.clone()),
+                _ => HeaderValue::from_str(value),
+            };
+            let Ok(value) = value else { continue };
+            match (known, slots.next()) {
+                (Some(index), Some(slot)) => *slot = Some((index, value)),
+                _ => {
+                    if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                        out.more.push((name, value));
+                    }
+                }
+            }
         }
         out
     }
 
-    fn push(&mut self, name: HeaderName, value: HeaderValue) {
-        match self.few.iter_mut().find(|slot| slot.is_none()) {
-            Some(slot) => *slot = Some((name, value)),
-            None => self.more.push((name, value)),
-        }
-    }
-
     /// Inserts every header into `headers`, replacing any of the same name.
     fn apply(self, headers: &mut HeaderMap) {
-        for (name, value) in self.few.into_iter().flatten().chain(self.more) {
+        for (index, value) in self.known.into_iter().flatten() {
+            if let Some((_, name)) = KNOWN_NAMES.get(usize::from(index)) {
+                headers.insert(name.clone(), value);
+            }
+        }
+        for (name, value) in self.more {
             headers.insert(name, value);
         }
     }
@@ -727,7 +767,7 @@ impl RenderedHeaders {
 struct After<S, C> {
     headers: RenderedHeaders,
     /// Set when the count mode may refund the request.
-    refund: Option<Refund<S, C>>,
+    refund: Option<Box<Refund<S, C>>>,
 }
 
 struct Refund<S, C> {
@@ -891,13 +931,20 @@ where
         }
         let refund = match shared.count.0 {
             Count::All => None,
-            _ => Some(Refund {
+            _ => Some(Box::new(Refund {
                 shared: Arc::clone(&self.shared),
                 key,
                 costs,
-            }),
+            })),
         };
         let future = self.inner.call(Request::from_parts(parts, body));
         ResponseFuture::inner(future, Some(After { headers, refund }))
     }
+}
+
+/// A buffer length that holds any rendering of `limiter`'s headers in the named styles
+/// (core's bound); the per-dimension styles need less.
+fn header_buf_len<S: AsRef<[Slot]>>(limiter: &Limiter<S>) -> usize {
+    let name_bytes = limiter.names().map(str::len).sum();
+    cellgate::max_header_bytes(limiter.quotas().len(), name_bytes).max(1024)
 }

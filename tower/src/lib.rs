@@ -40,6 +40,7 @@
 //! service's body type, which must be `From<Bytes>` (axum's `Body`, `Full<Bytes>` are).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![doc(test(attr(deny(warnings), allow(unused))))]
 
 mod key;
 mod layer;
