@@ -1,5 +1,5 @@
-//! A tower [`Layer`](tower::Layer) over cellgate's exact limiter, for axum, hyper and tonic
-//! services: [`RateLimitLayer`].
+//! A tower [`Layer`](tower::Layer) over cellgate's exact limiter, for axum 0.8 and hyper 1
+//! services (any tower service of `http` 1 requests): [`RateLimitLayer`].
 //!
 //! Every decision, header and 429 body is core's ([`cellgate::Limiter`]), so a service behind
 //! this layer answers byte for byte as cellgate's Python, Node and C bindings do. The limiter

@@ -766,3 +766,78 @@ async fn a_real_axum_server_on_loopback() {
         br#"{"error":"rate_limited","retry_after":30}"#
     );
 }
+
+#[tokio::test]
+async fn a_plain_hyper_server_through_hyper_util() {
+    use http_body_util::Full;
+    use hyper::body::Incoming;
+    use tower::Layer;
+
+    let quota = quotas("1/minute");
+    let limiter = Limiter::new(&quota, LimiterOptions::default()).unwrap();
+    let layer = RateLimitLayer::builder(limiter)
+        .headers(Headers::Legacy)
+        .build()
+        .unwrap();
+    let hello = tower::service_fn(|_request: Request<Incoming>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+            bytes::Bytes::from_static(b"hello"),
+        )))
+    });
+    let limited = layer.layer(hello);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = ServerGuard(tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                return;
+            };
+            // The peer address as a plain `SocketAddr` extension, which `peer_ip()` reads.
+            let service = tower::ServiceBuilder::new()
+                .map_request(move |mut request: Request<Incoming>| {
+                    request.extensions_mut().insert(peer);
+                    request
+                })
+                .service(limited.clone());
+            tokio::spawn(async move {
+                let service = hyper_util::service::TowerToHyperService::new(service);
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    }));
+
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    let _connection = ServerGuard(tokio::spawn(async move {
+        let _ = connection.await;
+    }));
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let request = Request::builder()
+            .uri("/")
+            .header("host", address.to_string())
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        answers.push((status, headers, body));
+    }
+    drop(server);
+    assert_eq!(answers[0].0, StatusCode::OK);
+    assert_eq!(answers[0].1["x-ratelimit-remaining"], "0");
+    assert_eq!(answers[0].2.as_ref(), b"hello");
+    assert_eq!(answers[1].0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(answers[1].1["retry-after"], "60");
+    assert_eq!(
+        answers[1].2.as_ref(),
+        br#"{"error":"rate_limited","retry_after":60}"#
+    );
+}
