@@ -3,7 +3,7 @@
 
 use cellgate::{ClientKey, ClientKeyConfig};
 use http::request::Parts;
-use http::{HeaderName, StatusCode};
+use http::{Extensions, HeaderMap, HeaderName, Method, Request, StatusCode};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -239,34 +239,90 @@ impl KeyExtractor {
     /// The key of a request with head `parts`, IP addresses made keys under `config`; `None`
     /// when the request has none.
     pub fn extract(&self, parts: &Parts, config: ClientKeyConfig) -> Option<Key> {
+        self.extract_from(parts, config)
+    }
+
+    /// Whether extracting needs the request's [`Parts`] (a closure's key).
+    pub(crate) fn needs_parts(&self) -> bool {
+        matches!(self.0, Source::Fn(_))
+    }
+
+    /// [`KeyExtractor::extract`] over any view of the request's head; a closure's key needs
+    /// [`Head::parts`] (see [`KeyExtractor::needs_parts`]).
+    pub(crate) fn extract_from<H: Head>(&self, head: &H, config: ClientKeyConfig) -> Option<Key> {
         match &self.0 {
-            Source::PeerIp => peer_ip(parts).map(|ip| ClientKey::from_ip(ip, config).into()),
+            Source::PeerIp => peer_ip(head).map(|ip| ClientKey::from_ip(ip, config).into()),
             Source::Proxy {
                 header,
                 trusted_hops,
-            } => proxied_client(parts, *header, *trusted_hops, config).map(Key::from),
-            Source::Header(name) => parts.headers.get(name).map(|v| Key::new(v.as_bytes())),
+            } => proxied_client(head, *header, *trusted_hops, config).map(Key::from),
+            Source::Header(name) => head.headers().get(name).map(|v| Key::new(v.as_bytes())),
             Source::Global => Some(Key::new(b"")),
-            Source::Fn(f) => f(parts),
+            Source::Fn(f) => head.parts().and_then(|parts| f(parts)),
         }
     }
 }
 
+/// A request's head as the layer reads it: the request itself (no move), or its [`Parts`]
+/// when a user closure takes `&Parts`.
+pub(crate) trait Head {
+    fn method(&self) -> &Method;
+    fn headers(&self) -> &HeaderMap;
+    fn extensions(&self) -> &Extensions;
+    fn extensions_mut(&mut self) -> &mut Extensions;
+    /// The parts, when this view is one.
+    fn parts(&self) -> Option<&Parts>;
+}
+
+impl Head for Parts {
+    fn method(&self) -> &Method {
+        &self.method
+    }
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+    fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+    fn parts(&self) -> Option<&Parts> {
+        Some(self)
+    }
+}
+
+impl<B> Head for Request<B> {
+    fn method(&self) -> &Method {
+        self.method()
+    }
+    fn headers(&self) -> &HeaderMap {
+        self.headers()
+    }
+    fn extensions(&self) -> &Extensions {
+        self.extensions()
+    }
+    fn extensions_mut(&mut self) -> &mut Extensions {
+        self.extensions_mut()
+    }
+    fn parts(&self) -> Option<&Parts> {
+        None
+    }
+}
+
 /// The connection's peer address, from the request's extensions.
-fn peer_ip(parts: &Parts) -> Option<IpAddr> {
+fn peer_ip<H: Head>(head: &H) -> Option<IpAddr> {
+    let extensions = head.extensions();
     #[cfg(feature = "axum")]
-    if let Some(info) = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-    {
+    if let Some(info) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
         return Some(info.0.ip());
     }
-    parts.extensions.get::<SocketAddr>().map(SocketAddr::ip)
+    extensions.get::<SocketAddr>().map(SocketAddr::ip)
 }
 
 /// The client `trusted_hops` proxies report (see [`KeyExtractor::x_forwarded_for`]).
-fn proxied_client(
-    parts: &Parts,
+fn proxied_client<H: Head>(
+    parts: &H,
     header: ProxyHeader,
     trusted_hops: usize,
     config: ClientKeyConfig,
@@ -278,7 +334,7 @@ fn proxied_client(
         ProxyHeader::XForwardedFor => "x-forwarded-for",
         ProxyHeader::Forwarded => "forwarded",
     };
-    let mut lines = parts.headers.get_all(name).iter().peekable();
+    let mut lines = parts.headers().get_all(name).iter().peekable();
     if lines.peek().is_none() {
         return peer_ip(parts).map(|ip| ClientKey::from_ip(ip, config));
     }

@@ -1,6 +1,6 @@
 //! [`RateLimitLayer`], its builder, the [`RateLimit`] service and its [`ResponseFuture`].
 
-use crate::key::{Key, KeyExtractor, MissingKey};
+use crate::key::{Head, Key, KeyExtractor, MissingKey};
 use bytes::Bytes;
 use cellgate::{
     ClientKeyConfig, Clock, DimensionStyle, HeaderError, HeaderStyle, Limiter, LimiterDecision,
@@ -560,13 +560,24 @@ impl Costs {
 
 impl<S, C> Shared<S, C> {
     /// Whether the request is limited at all (method filter, exemption).
-    fn limits(&self, parts: &Parts) -> bool {
+    fn limits<H: Head>(&self, head: &H) -> bool {
         if let Some(methods) = &self.methods {
-            if !methods.contains(&parts.method) {
+            if !methods.contains(head.method()) {
                 return false;
             }
         }
-        !self.exempt.as_ref().is_some_and(|exempt| exempt(parts))
+        match (&self.exempt, head.parts()) {
+            (Some(exempt), Some(parts)) => !exempt(parts),
+            _ => true,
+        }
+    }
+
+    /// Whether a request must be taken apart for a user closure, which takes `&Parts`.
+    fn needs_parts(&self) -> bool {
+        self.exempt.is_some()
+            || self.cost.is_some()
+            || self.on_denied.is_some()
+            || self.key.needs_parts()
     }
 }
 
@@ -643,7 +654,11 @@ impl<S: AsRef<[Slot]>, C> Shared<S, C> {
     }
 
     /// The answer to a denied request: the handler's, or the default one.
-    fn denied_response(&self, parts: &Parts, decision: &LimiterDecision) -> Response<Bytes> {
+    fn denied_response(
+        &self,
+        parts: Option<&Parts>,
+        decision: &LimiterDecision,
+    ) -> Response<Bytes> {
         let mut headers = HeaderMap::new();
         self.render(decision).apply(&mut headers);
         let mut body = [0u8; cellgate::MAX_429_BODY_BYTES];
@@ -658,9 +673,9 @@ impl<S: AsRef<[Slot]>, C> Shared<S, C> {
             body: &body,
             retry_after_ns: self.limiter.retry_after_ns(decision),
         };
-        match &self.on_denied {
-            Some(handler) => handler(parts, &denied),
-            None => denied.default_response(),
+        match (&self.on_denied, parts) {
+            (Some(handler), Some(parts)) => handler(parts, &denied),
+            _ => denied.default_response(),
         }
     }
 }
@@ -706,11 +721,15 @@ const KNOWN_NAMES: [(&str, HeaderName); 6] = [
 /// for every decision (its names and quotas only), so it is rendered once per layer.
 const POLICY_NAME: u8 = 0;
 
-/// Headers rendered for one response, ready to insert: up to [`cellgate::MAX_HEADERS`] of
-/// core's named styles held inline, the per-dimension ones (names made per request) beside.
+/// How many of core's named headers are held inline: as many as an admitted response gets in
+/// any named style (the legacy triple); a denial's fourth goes beside.
+const KNOWN_INLINE: usize = 3;
+
+/// Headers rendered for one response, ready to insert: up to [`KNOWN_INLINE`] of core's named
+/// styles held inline, the rest and the per-dimension ones (names made per request) beside.
 #[derive(Default)]
 struct RenderedHeaders {
-    known: [Option<(u8, HeaderValue)>; cellgate::MAX_HEADERS],
+    known: [Option<(u8, HeaderValue)>; KNOWN_INLINE],
     more: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -738,9 +757,10 @@ impl RenderedHeaders {
                 _ => HeaderValue::from_str(value),
             };
             let Ok(value) = value else { continue };
-            match (known, slots.next()) {
-                (Some(index), Some(slot)) => *slot = Some((index, value)),
-                _ => {
+            let slot = known.and_then(|index| Some((index, slots.next()?)));
+            match slot {
+                Some((index, slot)) => *slot = Some((index, value)),
+                None => {
                     if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
                         out.more.push((name, value));
                     }
@@ -748,6 +768,10 @@ impl RenderedHeaders {
             }
         }
         out
+    }
+
+    fn is_empty(&self) -> bool {
+        self.known.iter().all(Option::is_none) && self.more.is_empty()
     }
 
     /// Inserts every header into `headers`, replacing any of the same name.
@@ -887,26 +911,51 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let shared = &*self.shared;
-        let (mut parts, body) = request.into_parts();
-        if !shared.limits(&parts) {
-            let future = self.inner.call(Request::from_parts(parts, body));
-            return ResponseFuture::inner(future, None);
+        if !self.shared.needs_parts() {
+            // No closure needs `&Parts`: the request is read in place, never moved.
+            let mut request = request;
+            return match Shared::decide(&self.shared, &mut request) {
+                Verdict::Answer(response) => ResponseFuture::ready(response.map(ResBody::from)),
+                Verdict::Pass(after) => ResponseFuture::inner(self.inner.call(request), after),
+            };
         }
-        let key = match shared.key.extract(&parts, shared.client_key) {
+        let (mut parts, body) = request.into_parts();
+        match Shared::decide(&self.shared, &mut parts) {
+            Verdict::Answer(response) => ResponseFuture::ready(response.map(ResBody::from)),
+            Verdict::Pass(after) => {
+                ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)), after)
+            }
+        }
+    }
+}
+
+/// What [`Shared::decide`] makes of a request.
+enum Verdict<S, C> {
+    /// To the inner service: unlimited (no `After`), or admitted, with what its response
+    /// gets (headers, a refund).
+    Pass(Option<After<S, C>>),
+    /// The layer's own answer: a denial, a missing key.
+    Answer(Response<Bytes>),
+}
+
+impl<S: AsRef<[Slot]>, C: Clock> Shared<S, C> {
+    /// The layer's verdict on a request: steps 1 to 5 of the crate documentation, and for an
+    /// admitted request, its decision put into its extensions.
+    fn decide<H: Head>(shared: &Arc<Self>, head: &mut H) -> Verdict<S, C> {
+        if !shared.limits(head) {
+            return Verdict::Pass(None);
+        }
+        let key = match shared.key.extract_from(head, shared.client_key) {
             Some(key) => key,
             None => match &shared.missing_key {
                 MissingKey::UseKey(key) => key.clone(),
-                MissingKey::Reject(status) => {
-                    return ResponseFuture::ready(status_response(*status))
-                }
+                MissingKey::Reject(status) => return Verdict::Answer(status_response(*status)),
             },
         };
         if shared.allow.contains(&key) {
-            let future = self.inner.call(Request::from_parts(parts, body));
-            return ResponseFuture::inner(future, None);
+            return Verdict::Pass(None);
         }
-        let costs = shared.costs(Some(&parts));
+        let costs = shared.costs(head.parts());
         let now_ns = shared.clock.now_ns();
         let decision =
             match shared
@@ -916,29 +965,28 @@ where
                 Ok(decision) => decision,
                 // The costs match the dimensions by construction; answer, never panic.
                 Err(_) => {
-                    return ResponseFuture::ready(status_response(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                    ))
+                    return Verdict::Answer(status_response(StatusCode::INTERNAL_SERVER_ERROR))
                 }
             };
         if !decision.allowed {
-            let response = shared.denied_response(&parts, &decision);
-            return ResponseFuture::ready(response.map(ResBody::from));
+            return Verdict::Answer(shared.denied_response(head.parts(), &decision));
         }
         let headers = shared.render(&decision);
         if shared.decision_in_extensions {
-            parts.extensions.insert(decision);
+            head.extensions_mut().insert(decision);
         }
         let refund = match shared.count.0 {
             Count::All => None,
             _ => Some(Box::new(Refund {
-                shared: Arc::clone(&self.shared),
+                shared: Arc::clone(shared),
                 key,
                 costs,
             })),
         };
-        let future = self.inner.call(Request::from_parts(parts, body));
-        ResponseFuture::inner(future, Some(After { headers, refund }))
+        if headers.is_empty() && refund.is_none() {
+            return Verdict::Pass(None);
+        }
+        Verdict::Pass(Some(After { headers, refund }))
     }
 }
 
