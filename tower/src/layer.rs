@@ -694,28 +694,35 @@ fn now_unix_s() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// The names core's header styles render (the per-dimension styles aside), lowercase as
-/// HTTP/2 sends them; constants, so that a request pays nothing to name its headers.
-const KNOWN_NAMES: [(&str, HeaderName); 6] = [
-    (
-        "RateLimit-Policy",
-        HeaderName::from_static("ratelimit-policy"),
-    ),
-    ("RateLimit", HeaderName::from_static("ratelimit")),
-    ("Retry-After", RETRY_AFTER),
-    (
-        "X-RateLimit-Limit",
-        HeaderName::from_static("x-ratelimit-limit"),
-    ),
-    (
-        "X-RateLimit-Remaining",
-        HeaderName::from_static("x-ratelimit-remaining"),
-    ),
-    (
-        "X-RateLimit-Reset",
-        HeaderName::from_static("x-ratelimit-reset"),
-    ),
+/// The names core's header styles render (the per-dimension styles aside), as core writes
+/// them; [`known_name`] gives each as a [`HeaderName`].
+const KNOWN_NAMES: [&str; 6] = [
+    "RateLimit-Policy",
+    "RateLimit",
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
 ];
+
+/// The [`HeaderName`] of `KNOWN_NAMES[index]`, lowercase as HTTP/2 sends it: a constant, so
+/// that a request pays nothing to name its headers.
+fn known_name(index: u8) -> Option<HeaderName> {
+    const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+    const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+    const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+    const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+    const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+    match index {
+        0 => Some(RATELIMIT_POLICY),
+        1 => Some(RATELIMIT),
+        2 => Some(RETRY_AFTER),
+        3 => Some(X_RATELIMIT_LIMIT),
+        4 => Some(X_RATELIMIT_REMAINING),
+        5 => Some(X_RATELIMIT_RESET),
+        _ => None,
+    }
+}
 
 /// The index in [`KNOWN_NAMES`] of `RateLimit-Policy`, whose value a limiter renders the same
 /// for every decision (its names and quotas only), so it is rendered once per layer.
@@ -750,7 +757,7 @@ impl RenderedHeaders {
             }
             let known = KNOWN_NAMES
                 .iter()
-                .position(|(known, _)| *known == name)
+                .position(|known| *known == name)
                 .and_then(|index| u8::try_from(index).ok());
             let value = match (known, policy) {
                 (Some(POLICY_NAME), Some(policy)) => Ok(policy.clone()),
@@ -777,8 +784,8 @@ impl RenderedHeaders {
     /// Inserts every header into `headers`, replacing any of the same name.
     fn apply(self, headers: &mut HeaderMap) {
         for (index, value) in self.known.into_iter().flatten() {
-            if let Some((_, name)) = KNOWN_NAMES.get(usize::from(index)) {
-                headers.insert(name.clone(), value);
+            if let Some(name) = known_name(index) {
+                headers.insert(name, value);
             }
         }
         for (name, value) in self.more {
