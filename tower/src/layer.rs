@@ -213,6 +213,8 @@ struct Shared<S, C> {
     cost: Option<PartsFn<u64>>,
     exempt: Option<PartsFn<bool>>,
     allow: Vec<Key>,
+    /// Made keys of `allow` by `build`, under the final `client_key`.
+    allow_ips: Vec<std::net::IpAddr>,
     count: CountMode,
     on_denied: Option<DeniedFn>,
     headers: Headers,
@@ -317,11 +319,11 @@ impl<S, C> RateLimitLayerBuilder<S, C> {
     }
 
     /// Requests from `ip` (under the peer-IP and proxy extractors) pass unlimited. Its key is
-    /// made by the configured [`client_key`](Self::client_key) rule, so an IPv6 address
-    /// allows its whole prefix (/56 by default); call `client_key` first.
-    pub fn allow_ip(self, ip: std::net::IpAddr) -> Self {
-        let key = cellgate::ClientKey::from_ip(ip, self.shared.client_key);
-        self.allow_key(key)
+    /// made by the [`client_key`](Self::client_key) rule the layer is built with, so an IPv6
+    /// address allows its whole prefix (/56 by default).
+    pub fn allow_ip(mut self, ip: std::net::IpAddr) -> Self {
+        self.shared.allow_ips.push(ip);
+        self
     }
 
     /// Limit only requests with one of `methods` (tower_governor's `methods`, django-ratelimit's
@@ -386,6 +388,7 @@ impl<S, C> RateLimitLayerBuilder<S, C> {
                 cost: s.cost,
                 exempt: s.exempt,
                 allow: s.allow,
+                allow_ips: s.allow_ips,
                 count: s.count,
                 on_denied: s.on_denied,
                 headers: s.headers,
@@ -405,6 +408,12 @@ impl<S: AsRef<[Slot]>, C: Clock> RateLimitLayerBuilder<S, C> {
     /// chosen per-dimension [`Headers`] style.
     pub fn build(self) -> Result<RateLimitLayer<S, C>, BuildError> {
         let mut shared = self.shared;
+        let config = shared.client_key;
+        let ips = std::mem::take(&mut shared.allow_ips);
+        shared.allow.extend(
+            ips.into_iter()
+                .map(|ip| Key::from(cellgate::ClientKey::from_ip(ip, config))),
+        );
         shared.policy = None;
         if shared.headers == Headers::Ietf {
             // Core's rendering for a peek at a fresh key (charges nothing): the policy value
@@ -492,6 +501,7 @@ impl<S> RateLimitLayer<S, MonotonicClock> {
                 cost: None,
                 exempt: None,
                 allow: Vec::new(),
+                allow_ips: Vec::new(),
                 count: CountMode::all(),
                 on_denied: None,
                 headers: Headers::Ietf,
