@@ -238,6 +238,12 @@ export interface LimiterSpec {
   onFull: string
   /** The argument that gave the quotas, for errors about the list (`"rate"`, `"entries"`). */
   argument: string
+  /** A shared store's table file (`options.store`, a `SharedMemory`); absent: in process. */
+  storePath?: string
+  /** The shared store's access, `"owner"` or `"group"`. */
+  storeAccess?: string
+  /** Whether the shared store accepts a file owned by another user. */
+  storeAllowOtherOwner?: boolean
 }
 
 /** Core's bounds for `maxKeys`, the same in every runtime. */
@@ -297,6 +303,16 @@ export interface RemoteSpec {
   /** The `retryAfterMs` of an `outage: "closed"` denial (1000 by default). */
   outageRetryAfterMs?: number
 }
+
+/**
+ * Removes the shared table file at `path`: `true` if there was one, `false` if none.
+ * Processes that still map it keep their (now private) table; the next open creates a new
+ * one.
+ *
+ * # Errors
+ * `ERR_CELLGATE_SHARED_IO` (or `_PERMISSION`) when the file cannot be removed.
+ */
+export declare function removeSharedTable(path: string): boolean
 
 /**
  * The layout, for the JavaScript layer to check its constants against: `[BINDING, COUNT,

@@ -29,6 +29,7 @@ mod headers;
 mod limiter;
 mod quota;
 mod remote;
+mod store;
 
 #[cfg(feature = "bench-probes")]
 pub use bench_probes::{
@@ -42,3 +43,4 @@ pub use headers::header_styles;
 pub use limiter::{limits, LimiterSpec, Limits, NativeLimiter, NativeReservation};
 pub use quota::QuotaSpec;
 pub use remote::{NativeRemoteLimiter, NativeRemoteReservation, RemoteSpec};
+pub use store::remove_shared_table;

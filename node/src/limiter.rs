@@ -34,6 +34,12 @@ pub struct LimiterSpec {
     pub on_full: String,
     /// The argument that gave the quotas, for errors about the list (`"rate"`, `"entries"`).
     pub argument: String,
+    /// A shared store's table file (`options.store`, a `SharedMemory`); absent: in process.
+    pub store_path: Option<String>,
+    /// The shared store's access, `"owner"` or `"group"`.
+    pub store_access: Option<String>,
+    /// Whether the shared store accepts a file owned by another user.
+    pub store_allow_other_owner: Option<bool>,
 }
 
 /// The state behind a [`NativeLimiter`] and its fast function.
@@ -216,7 +222,26 @@ impl NativeLimiter {
                     cellgate::MAX_MAX_KEYS
                 ))
             })?;
-        let limiter = cellgate_host::in_process(
+        let store = options
+            .store_path
+            .clone()
+            .map(|path| crate::store::StoreSpec {
+                path,
+                access: options
+                    .store_access
+                    .clone()
+                    .unwrap_or_else(|| "owner".to_owned()),
+                allow_other_owner: options.store_allow_other_owner.unwrap_or(false),
+            });
+        if store.is_some() && clock.is_some() {
+            // A shared table's time line is the host's CLOCK_MONOTONIC, for every process.
+            return Err(crate::boundary::type_error(
+                "options.clock: a ManualClock cannot drive a shared store (options.store): \
+                 every process sharing the table must read the host's monotonic clock",
+            ));
+        }
+        let limiter = crate::store::open(
+            store.as_ref(),
             &limiter_quotas,
             LimiterOptions {
                 refill,
@@ -224,8 +249,8 @@ impl NativeLimiter {
                 on_full,
                 seed: Seed::random(),
             },
-        )
-        .map_err(|error| config_error(error, &arguments, &options.argument, max_keys))?;
+            |error| config_error(error, &arguments, &options.argument, max_keys),
+        )?;
         let single = limiter.quotas().len() == 1;
         let shared = Shared::new(shared)?;
         if single {
