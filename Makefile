@@ -52,7 +52,7 @@ endef
 # Each fragment holds the targets of one directory and appends to TEST_STEPS, DIST_STEPS
 # and DEMO_STEPS; it may use PRELUDE, CARGO, LOCKED and TARGET_DIR from this file.
 include ffi-c/ffi.mk py/py.mk node/node.mk fuzz/fuzz.mk redis-store/redis.mk \
-	examples/gateway/gateway.mk tower/tower.mk
+	examples/gateway/gateway.mk tower/tower.mk host/host.mk
 
 help: ## Show this list of targets (the default)
 	@printf 'Usage: make <target>\n\n'

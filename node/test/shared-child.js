@@ -1,8 +1,9 @@
 'use strict';
 // A child process of shared-memory.test.js. Two modes:
-//   node shared-child.js check PATH ATTEMPTS  waits for "go" on stdin, then checks ATTEMPTS
-//       times on one key of a 50/hour limiter over the shared table at PATH and prints
-//       `{ "admitted": N }`;
+//   node shared-child.js check PATH ATTEMPTS [PAUSE_MS]  waits for "go" on stdin, then checks
+//       ATTEMPTS times (PAUSE_MS apart, default 0) on the key "hot-key" of a 50/hour limiter
+//       over the shared table at PATH and prints `{ "admitted": N }` (host/cross-runtime's
+//       driver runs it beside C and Python workers);
 //   node shared-child.js cluster PATH         a cluster primary with 4 workers, each an Express
 //       app on one shared loopback port behind cellgate/express over a 20/minute limiter on
 //       PATH; prints `{ "port": P }` once every worker listens; answers each request with the
@@ -12,14 +13,16 @@
 const cluster = require('node:cluster');
 const { Limiter, SharedMemory } = require('cellgate');
 
-const [mode, path, attempts] = process.argv.slice(2);
+const [mode, path, attempts, pauseMs] = process.argv.slice(2);
 
 if (mode === 'check') {
   const limiter = new Limiter('50/hour', { store: new SharedMemory(path) });
   process.stdin.once('data', () => {
     let admitted = 0;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
     for (let i = 0; i < Number(attempts); i += 1) {
       if (limiter.check('hot-key').allowed) admitted += 1;
+      if (pauseMs) Atomics.wait(pause, 0, 0, Number(pauseMs)); // a synchronous sleep
     }
     process.stdout.write(JSON.stringify({ admitted }));
     process.exit(0);
