@@ -99,9 +99,10 @@ test-node-redis: setup-redis dist-node ## node/test/redis*.test.js against a rea
 	@$(PRELUDE)
 	$(call node_test_project,"$(CURDIR)/redis-store/with-redis.sh",test/redis*.test.js)
 
-demo-node: build-node ## An Express app on 127.0.0.1 (a free port): 200s turning into 429s, with headers and JSON
+demo-node: build-node ## An Express app on 127.0.0.1 (a free port): 200s turning into 429s; then a cluster of 4 workers holding one host-wide limit
 	@$(PRELUDE)
 	step $(NODE) node/demo/express.js
+	step $(NODE) node/demo/cluster.js
 
 # The boundary probes (node/src/boundary.rs) are not in the package's addon: a second addon
 # built with the `bench-probes` feature, outside node/ (its generated types too), carries them.
