@@ -124,6 +124,43 @@ impl FastTarget for LimiterInner {
     }
 }
 
+/// Core's options from JavaScript's (`refill`, `maxKeys`, `onFull`; a random seed), for the
+/// in-process, shared and Redis limiters alike.
+///
+/// # Errors
+/// `RangeError`-coded errors naming the option at fault.
+pub(crate) fn limiter_options(options: &LimiterSpec) -> Result<LimiterOptions> {
+    let refill = match options.refill.as_str() {
+        "greedy" => Refill::Greedy,
+        "interval" => Refill::Interval,
+        _ => return Err(range_error("options.refill must be 'greedy' or 'interval'")),
+    };
+    let on_full = match options.on_full.as_str() {
+        "deny" => OnFull::Deny,
+        "allowUntracked" => OnFull::AllowUntracked,
+        _ => {
+            return Err(range_error(
+                "options.onFull must be 'deny' or 'allowUntracked'",
+            ))
+        }
+    };
+    // Core checks the bounds; a number that is no integer cannot reach them.
+    let max_keys = cost_from_f64(options.max_keys)
+        .and_then(|keys| usize::try_from(keys).ok())
+        .ok_or_else(|| {
+            range_error(format!(
+                "options.maxKeys must be an integer from 1 to {}",
+                cellgate::MAX_MAX_KEYS
+            ))
+        })?;
+    Ok(LimiterOptions {
+        refill,
+        max_keys,
+        on_full,
+        seed: Seed::random(),
+    })
+}
+
 /// The error for a configuration core refused, naming the JavaScript argument at fault:
 /// `arguments[i]` gave quota `i`, `list` the quotas as a whole.
 pub(crate) fn config_error(
@@ -199,29 +236,8 @@ impl NativeLimiter {
             .iter()
             .map(|each| each.name_argument.to_owned())
             .collect();
-        let refill = match options.refill.as_str() {
-            "greedy" => Refill::Greedy,
-            "interval" => Refill::Interval,
-            _ => return Err(range_error("options.refill must be 'greedy' or 'interval'")),
-        };
-        let on_full = match options.on_full.as_str() {
-            "deny" => OnFull::Deny,
-            "allowUntracked" => OnFull::AllowUntracked,
-            _ => {
-                return Err(range_error(
-                    "options.onFull must be 'deny' or 'allowUntracked'",
-                ))
-            }
-        };
-        // Core checks the bounds; a number that is no integer cannot reach them.
-        let max_keys = cost_from_f64(options.max_keys)
-            .and_then(|keys| usize::try_from(keys).ok())
-            .ok_or_else(|| {
-                range_error(format!(
-                    "options.maxKeys must be an integer from 1 to {}",
-                    cellgate::MAX_MAX_KEYS
-                ))
-            })?;
+        let limiter_options = limiter_options(&options)?;
+        let max_keys = limiter_options.max_keys;
         let store = options
             .store_path
             .clone()
@@ -240,17 +256,10 @@ impl NativeLimiter {
                  every process sharing the table must read the host's monotonic clock",
             ));
         }
-        let limiter = crate::store::open(
-            store.as_ref(),
-            &limiter_quotas,
-            LimiterOptions {
-                refill,
-                max_keys,
-                on_full,
-                seed: Seed::random(),
-            },
-            |error| config_error(error, &arguments, &options.argument, max_keys),
-        )?;
+        let limiter =
+            crate::store::open(store.as_ref(), &limiter_quotas, limiter_options, |error| {
+                config_error(error, &arguments, &options.argument, max_keys)
+            })?;
         let single = limiter.quotas().len() == 1;
         let shared = Shared::new(shared)?;
         if single {

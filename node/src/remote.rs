@@ -8,9 +8,9 @@
 use std::cell::RefCell;
 
 use cellgate::{
-    Clock, ConfigError, LimiterOptions, LimiterQuota, OnFull, OutagePolicy, Refill, RemoteCall,
-    RemoteDecided, RemoteError, RemoteLimiter, RemoteOptions, RemoteReservation, Seed, SettlePlan,
-    MAX_POLICY_QUOTAS, SCRIPT, SCRIPT_SHA1_HEX,
+    Clock, ConfigError, LimiterQuota, OutagePolicy, RemoteCall, RemoteDecided, RemoteError,
+    RemoteLimiter, RemoteOptions, RemoteReservation, SettlePlan, MAX_POLICY_QUOTAS, SCRIPT,
+    SCRIPT_SHA1_HEX,
 };
 use napi::bindgen_prelude::{BigInt, Buffer, BufferSlice, Float64Array};
 use napi::Env;
@@ -24,7 +24,7 @@ use crate::boundary::shared::{
 };
 use crate::clock::{u64_from_bigint, NodeClock};
 use crate::headers::{render, HeaderSource};
-use crate::limiter::{config_error, LimiterSpec};
+use crate::limiter::{config_error, limiter_options, LimiterSpec};
 use crate::quota::{parse_specs, QuotaSpec};
 
 /// The Redis side of a `RedisLimiter`'s options, as JavaScript gives them (validated there
@@ -169,28 +169,8 @@ impl NativeRemoteLimiter {
             .iter()
             .map(|each| each.name_argument.to_owned())
             .collect();
-        let refill = match options.refill.as_str() {
-            "greedy" => Refill::Greedy,
-            "interval" => Refill::Interval,
-            _ => return Err(range_error("options.refill must be 'greedy' or 'interval'")),
-        };
-        let on_full = match options.on_full.as_str() {
-            "deny" => OnFull::Deny,
-            "allowUntracked" => OnFull::AllowUntracked,
-            _ => {
-                return Err(range_error(
-                    "options.onFull must be 'deny' or 'allowUntracked'",
-                ))
-            }
-        };
-        let max_keys = cost_from_f64(options.max_keys)
-            .and_then(|keys| usize::try_from(keys).ok())
-            .ok_or_else(|| {
-                range_error(format!(
-                    "options.maxKeys must be an integer from 1 to {}",
-                    cellgate::MAX_MAX_KEYS
-                ))
-            })?;
+        let limiter_options = limiter_options(&options)?;
+        let max_keys = limiter_options.max_keys;
         let outage = match remote.outage.as_str() {
             "fallback" => OutagePolicy::Fallback,
             "open" => OutagePolicy::FailOpen,
@@ -227,12 +207,7 @@ impl NativeRemoteLimiter {
             .unwrap_or(cellgate::remote::DEFAULT_PREFIX);
         let built = RemoteLimiter::new(
             &limiter_quotas,
-            LimiterOptions {
-                refill,
-                max_keys,
-                on_full,
-                seed: Seed::random(),
-            },
+            limiter_options,
             RemoteOptions {
                 prefix,
                 key_secret,
