@@ -166,7 +166,12 @@ def parse_wrk(output: str, label: str) -> WrkResult:
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     if errors is not None and any(int(n) for n in errors.groups()):
         raise BenchError(f"{label}: socket errors under load:\n{output}")
-    return WrkResult(float(rps.group(1)), parse_duration_us(p50.group(1)), parse_duration_us(p99.group(1)), int(total.group(1)))
+    return WrkResult(
+        requests_per_s=float(rps.group(1)),
+        p50_us=parse_duration_us(p50.group(1)),
+        p99_us=parse_duration_us(p99.group(1)),
+        requests=int(total.group(1)),
+    )
 
 
 def run_wrk(args: argparse.Namespace, url: str, duration_s: float, label: str) -> WrkResult:
@@ -312,7 +317,9 @@ def main() -> int:
         default=HERE.parent.parent / "node",
         help="the cellgate Node package (with native/cellgate.node built)",
     )
-    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma-separated subset of " + ", ".join(FRAMEWORKS))
+    parser.add_argument(
+        "--frameworks", default=",".join(FRAMEWORKS), help="comma-separated subset of " + ", ".join(FRAMEWORKS)
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per measured run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load before each run")
     parser.add_argument("--runs", type=int, default=2, help="interleaved runs of every variant")

@@ -10,6 +10,8 @@ const path = require('node:path');
 const express = require('express');
 
 const [variant, port] = process.argv.slice(2);
+// Exit on SIGTERM (the driver's stop) through process.exit, so that --cpu-prof writes its profile.
+process.on('SIGTERM', () => process.exit(0));
 const LIMIT = 1_000_000_000;
 const WINDOW_MS = 60_000;
 const cellgateDir = process.env.CELLGATE_NODE_DIR || path.join(__dirname, '..', '..', '..', 'node');

@@ -4,7 +4,7 @@ chosen by the environment variable ``BENCH_VARIANT``; served by gunicorn as ``fl
 ``none``: no limiter. ``cellgate``: ``cellgate.wsgi.RateLimitMiddleware`` wrapping the Flask
 app's ``wsgi_app`` (draft-10 ``RateLimit``/``RateLimit-Policy`` headers). ``peer``:
 Flask-Limiter over its in-memory storage with ``headers_enabled=True``
-(``X-RateLimit-Limit``/``-Remaining``/``-Reset``/``Retry-After``... as it sends them). Every
+(``X-RateLimit-Limit``/``-Remaining``/``-Reset``). Every
 limiter keys by the client address and admits every request of the run (a billion a minute).
 """
 
