@@ -213,14 +213,24 @@ export declare class NativeReservation {
 }
 
 /**
- * The key bytes for `address`, grouping IPv6 addresses by their first `ipv6_prefix_len`
- * bits (1 to 128).
+ * Writes the key bytes for `address` (a string, or its UTF-8 bytes) into `out` and returns
+ * their length, grouping IPv6 addresses by their first `ipv6_prefix_len` bits (1 to 128).
+ * `out` needs room for [`ClientKey::MAX_LEN`] bytes (`clientKeyMaxLen()`).
+ *
+ * The caller copies the bytes out (`node/lib/client_key.js`): the address is read with one
+ * Node-API call into a stack buffer (as a limiter key is), and nothing is allocated on the
+ * JavaScript heap here. Returning a new Buffer from Rust measured 0.6 µs (a Buffer over
+ * Rust's memory, freed through a finalizer, 1.9 µs under a request load) and reading the
+ * address as napi-rs's `String` 0.25 µs, against about 0.1 µs for a copy made in JavaScript.
  *
  * # Errors
- * A `RangeError`-coded error for a prefix length out of range or text that is not an
- * address (the message says what is wrong and where).
+ * A `RangeError`-coded error for a prefix length out of range, text that is not an address
+ * (the message says what is wrong and where) or an `out` too short.
  */
-export declare function clientKey(address: string, ipv6PrefixLen: number): Buffer
+export declare function clientKeyInto(address: Key, ipv6PrefixLen: number, out: Uint8Array): number
+
+/** The most bytes a client key has ([`ClientKey::MAX_LEN`]). */
+export declare function clientKeyMaxLen(): number
 
 /** Core's bounds for `maxKeys`. */
 export declare function configLimits(): Limits

@@ -37,7 +37,7 @@ pub use bench_probes::{
     bench_utf16, BenchDecision, RawProbes,
 };
 pub use boundary::shared::{layout, names};
-pub use client_key::client_key;
+pub use client_key::{client_key_into, client_key_max_len};
 pub use clock::{monotonic_now_ns, NativeManualClock};
 pub use headers::header_styles;
 pub use limiter::{limits, LimiterSpec, Limits, NativeLimiter, NativeReservation};
