@@ -62,8 +62,10 @@
 //! (a sum, difference or product of integers is exact when the true result is below 2^53, and
 //! `x % 2^k`, `(x − x % 2^k) / 2^k` of such an integer are exact):
 //!
-//! * **bytes ↔ pairs** (`rd`, `wr`): `((b·256 + b)·256 + b)·256 + b < 2^32`; `x % 256` and
-//!   `(x − x % 256) / 256` of `x < 2^32`.
+//! * **bytes ↔ pairs** (`rd`, `wr`): Redis's built-in `struct` library (`struct.unpack('>I')`,
+//!   `struct.pack('>I')`, in C) reads 4 big-endian bytes as an unsigned 32-bit integer, which a
+//!   double holds exactly, and writes an integer in `[0, 2^32)` back as its 4 bytes (a cast
+//!   of an integral double to an unsigned 32-bit integer is exact). No arithmetic is done.
 //! * **`gt`**: compares `h`, then `l`: exact comparisons of integers.
 //! * **`add`**: `l + l' < 2^33`, `h + h' + 1 < 2^33`; an `h` reaching 2^32 means the sum
 //!   reached 2^64, and the result saturates to 2^64 − 1, as `u64::saturating_add`.

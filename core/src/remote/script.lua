@@ -6,29 +6,19 @@
 -- Every u64 is a pair of Lua numbers (h, l), each an integer in [0, 2^32): h * 2^32 + l.
 local P16, P32, P53 = 65536, 4294967296, 9007199254740992
 local MH, ML = P32 - 1, P32 - 1
-local byte, char, sub, len, concat, format, floor, call =
-  string.byte, string.char, string.sub, string.len, table.concat, string.format, math.floor,
-  redis.call
+local byte, sub, len, concat, format, floor, call, pack, unpack =
+  string.byte, string.sub, string.len, table.concat, string.format, math.floor, redis.call,
+  struct.pack, struct.unpack
 
--- The 8 big-endian bytes at s[i..i+7].
+-- The 8 big-endian bytes at s[i..i+7], as (h, l): Redis's `struct` library reads each
+-- 4-byte half as an unsigned integer below 2^32 (exact in a double), in C.
 local function rd(s, i)
-  local b1, b2, b3, b4, b5, b6, b7, b8 = byte(s, i, i + 7)
-  return ((b1 * 256 + b2) * 256 + b3) * 256 + b4, ((b5 * 256 + b6) * 256 + b7) * 256 + b8
+  local h, l = unpack('>I>I', s, i)
+  return h, l
 end
 
-local function wr(h, l)
-  local h4 = h % 256
-  h = (h - h4) / 256
-  local h3 = h % 256
-  h = (h - h3) / 256
-  local h2 = h % 256
-  local l4 = l % 256
-  l = (l - l4) / 256
-  local l3 = l % 256
-  l = (l - l3) / 256
-  local l2 = l % 256
-  return char((h - h2) / 256, h2, h3, h4, (l - l2) / 256, l2, l3, l4)
-end
+-- (h, l), each an integer in [0, 2^32), as 8 big-endian bytes.
+local function wr(h, l) return pack('>I>I', h, l) end
 
 -- a > b
 local function gt(ah, al, bh, bl) return ah > bh or (ah == bh and al > bl) end
@@ -120,9 +110,8 @@ local grace_ms = gh * P32 + gl
 local R = {}
 for i = 1, n do
   local o, r = 21 + (i - 1) * 40, (i - 1) * 10
-  for k = 0, 4 do
-    R[r + 2 * k + 1], R[r + 2 * k + 2] = rd(params, o + 8 * k)
-  end
+  R[r + 1], R[r + 2], R[r + 3], R[r + 4], R[r + 5], R[r + 6], R[r + 7], R[r + 8], R[r + 9],
+    R[r + 10] = unpack('>I>I>I>I>I>I>I>I>I>I', params, o)
 end
 
 local op = byte(argv, 1)
@@ -142,8 +131,7 @@ end
 local C = {}
 for i = 1, n do
   local c = (i - 1) * 4
-  C[c + 1], C[c + 2] = rd(argv, 11 + (i - 1) * 16)
-  C[c + 3], C[c + 4] = rd(argv, 19 + (i - 1) * 16)
+  C[c + 1], C[c + 2], C[c + 3], C[c + 4] = unpack('>I>I>I>I', argv, 11 + (i - 1) * 16)
 end
 
 -- The record: fingerprint, then per quota last_ns and missing; last_ns = 2^64 - 1 marks a
