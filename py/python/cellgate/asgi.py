@@ -6,22 +6,33 @@ rate-limit headers and a JSON body once a client is over its limit.
     from cellgate import Limiter
     from cellgate.asgi import RateLimitMiddleware
     app.add_middleware(RateLimitMiddleware, limiter=Limiter("100/minute"))
+
+The login brute-force recipe, where only failed logins count::
+
+    app.add_middleware(RateLimitMiddleware, limiter=Limiter("5/minute"), count="failed")
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
 
-from cellgate._cellgate import InvalidArgument, InvalidArgumentType, client_key
+from cellgate._cellgate import Decision, InvalidArgument, InvalidArgumentType, client_key
 from cellgate._http import (
     MISCONFIGURED_BODY,
+    STATUS_OF_AN_ERROR,
+    CountMode,
+    Denial,
     HeaderStyle,
     MisconfigurationLog,
     address_key,
+    check_count,
+    check_on_denied,
     check_options,
     check_trusted_hops,
-    denial_headers,
+    checked_denial,
     forwarded_address,
+    reject_unknown_options,
 )
 from cellgate._limiter import Key, Limiter
 
@@ -30,6 +41,15 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+__all__ = [
+    "ASGIApp",
+    "CountMode",
+    "Denial",
+    "RateLimitMiddleware",
+    "client_address_key",
+    "forwarded_for_key",
+]
 
 
 def client_address_key(scope: Scope, ipv6_prefix: int = 56) -> bytes:
@@ -88,6 +108,21 @@ class RateLimitMiddleware:
     full is denied like any other (``decision.reason == "table_full"``): the same 429, headers
     and body, with the ``Retry-After`` core computes (until a slot can be reclaimed).
 
+    ``count`` says which admitted requests keep their cost once the response status is known:
+    ``"all"`` (default), ``"failed"`` (status >= 400; a successful login costs nothing, a
+    failed one counts) or ``"successful"`` (status < 400); ``count_when(status) -> bool``
+    replaces it with a predicate. A request that should not count is refunded
+    (``Limiter.refund`` of its key and cost) when its response starts; one whose app raised
+    before starting a response counts as a 500. The headers of that response were rendered
+    at admission, before the refund.
+
+    ``on_denied(scope, decision)`` (sync or async) returns the ``Denial`` (status, headers,
+    body) a denied request is answered with; by default ``Denial.default(decision,
+    header_style)``. The decision of every limited request is in ``scope["state"]["rate_limit"]``
+    (Starlette: ``request.state.rate_limit``). An unknown option is an ``InvalidArgumentType``
+    (a ``TypeError``) naming it, with the cellgate name of a Flask-Limiter or slowapi one
+    (``key_func``: ``key``, ``deduct_when``: ``count_when``...).
+
     Every argument is checked here (``InvalidArgumentType`` / ``InvalidArgument`` naming it).
     A ``key`` or ``cost`` callable that returns a value the limiter refuses (a negative or
     fractional cost, a float key) is a configuration error: the request gets a 500 with
@@ -106,8 +141,16 @@ class RateLimitMiddleware:
         header_style: HeaderStyle = "ietf",
         headers_on_success: bool = True,
         ipv6_prefix: int = 56,
+        count: CountMode = "all",
+        count_when: Optional[Callable[[int], bool]] = None,
+        on_denied: Optional[Callable[[Scope, Decision], Union[Denial, Awaitable[Denial]]]] = None,
+        **unknown: Any,
     ) -> None:
+        reject_unknown_options("cellgate.asgi.RateLimitMiddleware", unknown)
         check_options(app, limiter, key, cost, exempt, header_style, headers_on_success, ipv6_prefix)
+        self.counts = check_count(count, count_when)
+        check_on_denied(on_denied)
+        self.on_denied = on_denied
         self.app = app
         self.limiter = limiter
         self.key = key
@@ -132,25 +175,45 @@ class RateLimitMiddleware:
             self._misconfiguration.report("cellgate.asgi.RateLimitMiddleware", error)
             await _respond(send, 500, [("Content-Type", "application/json")], MISCONFIGURED_BODY)
             return
+        scope.setdefault("state", {})["rate_limit"] = decision
         if not decision.allowed:
-            await _respond_429(send, denial_headers(decision, self.header_style), decision.error_body())
+            await self._deny(scope, send, decision)
             return
-        if not self.headers_on_success:
+        counts = self.counts
+        if not self.headers_on_success and counts is None:
             await self.app(scope, receive, send)
             return
-        extra = _encode(decision.headers(self.header_style))
+        extra = _encode(decision.headers(self.header_style)) if self.headers_on_success else []
+        settled = False
+
+        def settle(status: int) -> None:
+            # Once per request: refunds a request that the count mode says should not count.
+            nonlocal settled
+            if counts is not None and not settled:
+                settled = True
+                if not counts(status):
+                    self.limiter.refund(key, cost)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = dict(message)
-                message["headers"] = list(message.get("headers", [])) + extra
+                if extra:
+                    message = dict(message)
+                    message["headers"] = list(message.get("headers", [])) + extra
+                settle(message["status"])
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            settle(STATUS_OF_AN_ERROR)
 
-
-async def _respond_429(send: Send, headers: list[tuple[str, str]], body: bytes) -> None:
-    await _respond(send, 429, headers, body)
+    async def _deny(self, scope: Scope, send: Send, decision: Decision) -> None:
+        if self.on_denied is None:
+            denial = Denial.default(decision, self.header_style)
+        else:
+            answer = self.on_denied(scope, decision)
+            denial = checked_denial(await answer if inspect.isawaitable(answer) else answer)
+        await _respond(send, denial.status, denial.headers, denial.body)
 
 
 async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
