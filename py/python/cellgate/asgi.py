@@ -15,7 +15,7 @@ The login brute-force recipe, where only failed logins count::
 from __future__ import annotations
 
 import inspect
-from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping, Optional, TypeVar, Union
 
 from cellgate._cellgate import Decision, InvalidArgument, InvalidArgumentType, client_key
 from cellgate._http import (
@@ -36,6 +36,12 @@ from cellgate._http import (
 )
 from cellgate._limiter import Key, Limiter
 
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from cellgate._starlette import RateLimitExceeded, rate_limit_exceeded_handler
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -46,9 +52,13 @@ __all__ = [
     "ASGIApp",
     "CountMode",
     "Denial",
+    "RateLimitExceeded",
     "RateLimitMiddleware",
     "client_address_key",
     "forwarded_for_key",
+    "limit",
+    "limit_dependency",
+    "rate_limit_exceeded_handler",
 ]
 
 
@@ -220,3 +230,96 @@ async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body
     encoded = _encode(headers) + [(b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": encoded})
     await send({"type": "http.response.body", "body": body})
+
+
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
+
+def limit(
+    limiter: Limiter,
+    *,
+    key: Optional[Callable[[Request], Key]] = None,
+    cost: Union[int, Callable[[Request], int]] = 1,
+    header_style: HeaderStyle = "ietf",
+    headers_on_success: bool = True,
+    ipv6_prefix: int = 56,
+    count: CountMode = "all",
+    count_when: Optional[Callable[[int], bool]] = None,
+    on_denied: Optional[Callable[[Request, Decision], Denial]] = None,
+    **unknown: Any,
+) -> Callable[[_Endpoint], _Endpoint]:
+    """A decorator limiting one Starlette or FastAPI endpoint (sync or async; needs Starlette)::
+
+        @app.post("/login")
+        @limit(Limiter("5/minute"), count="failed")
+        async def login(request: Request) -> dict[str, str]: ...
+
+    The endpoint must take the ``Request`` (``request: Request`` in FastAPI). ``key(request)``,
+    ``cost`` and the other options mean what they mean for ``RateLimitMiddleware``, with the
+    Starlette ``Request`` instead of the scope, so a key can come from what an authentication
+    middleware or dependency put on it. A denied request is answered with its ``Denial``
+    (core's 429 body and headers by default) as a ``Response``, not an exception; an admitted
+    one gets the rate-limit headers (on the returned ``Response``, or through the
+    ``cellgate_response`` parameter the decorator adds for FastAPI when the endpoint returns a
+    plain value) and its decision in ``request.state.rate_limit``. For the count modes the
+    status is the returned ``Response``'s, an exception's ``status_code`` (``HTTPException``),
+    500 for another exception, else the status FastAPI's ``Response`` parameter was given, else
+    200 (a route's ``status_code=`` is not seen: return a ``Response`` for it)."""
+    from cellgate import _starlette
+
+    route = _starlette.RouteLimit(
+        "cellgate.asgi.limit", limiter, key, cost, header_style, headers_on_success, ipv6_prefix,
+        count, count_when, on_denied, unknown,
+    )  # fmt: skip
+
+    def decorate(endpoint: _Endpoint) -> _Endpoint:
+        return _starlette.decorate(route, endpoint)
+
+    return decorate
+
+
+def limit_dependency(
+    limiter: Limiter,
+    *,
+    key: Optional[Callable[[Request], Key]] = None,
+    cost: Union[int, Callable[[Request], int]] = 1,
+    header_style: HeaderStyle = "ietf",
+    headers_on_success: bool = True,
+    ipv6_prefix: int = 56,
+    on_denied: Optional[Callable[[Request, Decision], Denial]] = None,
+    **unknown: Any,
+) -> Callable[[Request, Response], Awaitable[Decision]]:
+    """A FastAPI dependency limiting the routes it is given to (``Depends(...)``, a router's
+    ``dependencies=[...]``); its value is the admitting ``Decision``, whose headers it sets on
+    the answer. A denied request raises ``cellgate.asgi.RateLimitExceeded``, an
+    ``HTTPException`` FastAPI answers itself: the denial's status (429) and headers with
+    ``{"detail": {"error": "rate_limited", "retry_after": N}}``; register
+    ``rate_limit_exceeded_handler`` (``app.add_exception_handler(RateLimitExceeded,
+    rate_limit_exceeded_handler)``) for core's body as it is. A dependency does not see the
+    response status: for the count modes use ``limit`` or ``RateLimitMiddleware``."""
+    from cellgate import _starlette
+
+    for name in ("count", "count_when"):
+        if name in unknown:
+            from cellgate._http import _raise
+
+            _raise(
+                InvalidArgumentType,
+                name,
+                "is not an option of cellgate.asgi.limit_dependency (a dependency does not see the "
+                "response status); use cellgate.asgi.limit or RateLimitMiddleware",
+            )
+    route = _starlette.RouteLimit(
+        "cellgate.asgi.limit_dependency", limiter, key, cost, header_style, headers_on_success, ipv6_prefix,
+        "all", None, on_denied, unknown,
+    )  # fmt: skip
+    return _starlette.dependency(route)
+
+
+def __getattr__(name: str) -> Any:
+    # RateLimitExceeded and its handler need Starlette: imported when first asked for.
+    if name in ("RateLimitExceeded", "rate_limit_exceeded_handler"):
+        from cellgate import _starlette
+
+        return getattr(_starlette, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
