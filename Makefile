@@ -51,7 +51,8 @@ endef
 
 # Each fragment holds the targets of one directory and appends to TEST_STEPS, DIST_STEPS
 # and DEMO_STEPS; it may use PRELUDE, CARGO, LOCKED and TARGET_DIR from this file.
-include ffi-c/ffi.mk py/py.mk node/node.mk fuzz/fuzz.mk redis-store/redis.mk examples/gateway/gateway.mk
+include ffi-c/ffi.mk py/py.mk node/node.mk fuzz/fuzz.mk redis-store/redis.mk \
+	examples/gateway/gateway.mk tower/tower.mk host/host.mk bench/middleware/middleware.mk
 
 help: ## Show this list of targets (the default)
 	@printf 'Usage: make <target>\n\n'
@@ -152,6 +153,6 @@ fmt: setup-toolchain ## Format all code in the workspace
 	@$(PRELUDE)
 	step $(CARGO) fmt --all
 
-clean: ## Remove build outputs: target/ (loom, miri, venvs, node builds), dist/, fuzz/target, node/node_modules
+clean: ## Remove build outputs: target/ (loom, miri, venvs, node builds), dist/, fuzz/target, node_modules
 	$(CARGO) clean
-	rm -rf dist fuzz/target node/node_modules
+	rm -rf dist fuzz/target node/node_modules bench/middleware/node_modules

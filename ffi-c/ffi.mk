@@ -3,8 +3,10 @@
 #   make dist-c     dist/include/cellgate.h, dist/lib/libcellgate.{a,so}, dist/lib/pkgconfig/cellgate.pc
 #   make install    the same under PREFIX (default /usr/local; DESTDIR honoured)
 #   make test-c     header freshness, C tests under ASan+UBSan and valgrind, a C++ compile
+#   make test-c-redis  examples/c/redis_client.c (hiredis) against a real redis-server
 #   make demo-c     the example HTTP service answering 200s, then 429s
 #   make bench-c    the keyed check from C against the same Rust call
+#   make bench-c-limiter  cg_limiter_check, in process and shared, against the keyed check
 #   make header-c   regenerate ffi-c/include/cellgate.h (commit it)
 #
 # Overridable: CC, CXX, PREFIX, DESTDIR, VALGRIND, FFI_HAMMER_THREADS, FFI_BENCH_KEYS,
@@ -25,7 +27,8 @@ FFI_STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 FFI_CFLAGS := -std=c11 -Wall -Wextra -Werror -O1 -g
 FFI_SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 FFI_C_TESTS := ffi-c/tests/c/main.c ffi-c/tests/c/test_api.c ffi-c/tests/c/test_vectors.c \
-	ffi-c/tests/c/test_limiter.c ffi-c/tests/c/test_headers.c ffi-c/tests/c/test_threads.c
+	ffi-c/tests/c/test_limiter.c ffi-c/tests/c/test_headers.c ffi-c/tests/c/test_threads.c \
+	ffi-c/tests/c/test_shared.c
 FFI_HAMMER_THREADS ?= 4
 # bench-c: table sizes, checks per round, rounds per run, runs (interleaved).
 FFI_BENCH_KEYS ?= 1000 1000000
@@ -38,7 +41,7 @@ FFI_BENCH_C := ffi-c/bench/bench_keyed.c
 # (BENCHMARKS.md, "C ABI"). In one unit it is inlined into the exported function, as it is
 # into a Rust caller's function.
 
-.PHONY: setup-c header-c dist-c install test-c demo-c bench-c
+.PHONY: setup-c header-c dist-c install test-c demo-c bench-c bench-c-limiter setup-hiredis test-c-redis
 
 setup-c: ## Check (and on Debian/Ubuntu as root, install) cc, c++, pkg-config, valgrind, python3, curl
 	@$(PRELUDE)
@@ -146,6 +149,8 @@ test-c: setup-c dist-c ## C ABI: header freshness, C tests under ASan+UBSan and 
 	# Built, not run: the benchmark (make bench-c) cannot rot.
 	step $(CC) -std=c11 -O2 -Wall -Wextra -Werror $$(pkg-config --cflags cellgate) $(FFI_BENCH_C) \
 		$$(pkg-config --libs cellgate) -o "$(FFI_BUILD)/bench-keyed-built"
+	step $(CC) -std=c11 -O2 -Wall -Wextra -Werror $$(pkg-config --cflags cellgate) \
+		ffi-c/bench/bench_limiter.c $$(pkg-config --libs cellgate) -o "$(FFI_BUILD)/bench-limiter-built"
 	# The example service under ASan+UBSan, driven as make demo-c does (about 3 s); demo.sh
 	# fails if the server does not exit cleanly (a sanitizer report, a leak, a hang).
 	step $(CC) $(FFI_CFLAGS) $(FFI_SANITIZE) -pthread $$(pkg-config --cflags cellgate) \
@@ -194,6 +199,44 @@ bench-c: setup-c dist-c ## Benchmark the keyed check from C against the same Rus
 	done
 	step python3 ffi-c/bench/compare.py instructions 1000 100000 -- "$${variants[@]}"
 
+# cg_limiter_check (in process, and host-wide over /dev/shm) against cg_keyed_limiter_check,
+# in one run: what the product and the shared table add to the keyed check (ffi-c/bench/
+# bench_limiter.c; BENCHMARKS.md, "C ABI").
+FFI_BENCH_LIMITER_ARGS ?= 1000 1000000 5 5
+bench-c-limiter: setup-c dist-c ## Benchmark cg_limiter_check, in process and shared, against cg_keyed_limiter_check (same run)
+	@$(PRELUDE)
+	export PKG_CONFIG_PATH="$(FFI_DIST)/lib/pkgconfig"
+	mkdir -p "$(FFI_BUILD)"
+	step $(CC) -std=c11 -O2 -Wall -Wextra -Werror $$(pkg-config --cflags cellgate) \
+		ffi-c/bench/bench_limiter.c "$(FFI_DIST)/lib/libcellgate.a" $(FFI_STATIC_LIBS) \
+		-o "$(FFI_BUILD)/bench-limiter"
+	bin="$(FFI_BUILD)/bench-limiter"
+	step nice -n -20 python3 ffi-c/bench/compare.py time $(FFI_BENCH_LIMITER_ARGS) -- \
+		"$$bin keyed keyed" "$$bin limiter limiter" "$$bin shared shared"
+
+setup-hiredis: ## Install hiredis (Debian package libhiredis-dev) for examples/c/redis_client.c, if missing
+	@$(PRELUDE)
+	if ! pkg-config --exists hiredis; then
+		step apt-get update -q
+		step env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libhiredis-dev
+	fi
+
+# examples/c/redis_client.c (cg_remote over hiredis) under ASan+UBSan against a real
+# redis-server (redis-store/with-redis.sh starts it on a free loopback port and stops it
+# however the command ends): 4 processes on one key admit exactly the quota, then the server
+# is killed and each outage policy decides as it says, without hanging.
+test-c-redis: setup-c setup-redis setup-hiredis dist-c ## C over Redis: examples/c/redis_client.c (hiredis) against a real redis-server, 4 processes exact, outage policies
+	@$(PRELUDE)
+	export PKG_CONFIG_PATH="$(FFI_DIST)/lib/pkgconfig"
+	mkdir -p "$(FFI_BUILD)"
+	step $(CC) $(FFI_CFLAGS) $(FFI_SANITIZE) $$(pkg-config --cflags cellgate hiredis) \
+		examples/c/redis_client.c "$(FFI_DIST)/lib/libcellgate.a" $$(pkg-config --libs hiredis) \
+		$(FFI_STATIC_LIBS) -o "$(FFI_BUILD)/redis-client-asan"
+	step env ASAN_OPTIONS=detect_leaks=1 redis-store/with-redis.sh bash -c \
+		'url=$${CELLGATE_REDIS_URL#redis://}; url=$${url%/}; \
+		"$$0" "$${url%:*}" "$${url##*:}" check example-key 7 && \
+		"$$0" "$${url%:*}" "$${url##*:}" test' "$(FFI_BUILD)/redis-client-asan"
+
 DIST_STEPS += dist-c
-TEST_STEPS += test-c
+TEST_STEPS += test-c test-c-redis
 DEMO_STEPS += demo-c

@@ -1,12 +1,13 @@
 // Types for `cellgate/express`.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Costs, Decision, HeaderStyle, Limiter, Policy, PolicyDecision } from './index';
+import type { RedisLimiter } from './redis';
 
 type Awaitable<T> = T | Promise<T>;
 
 export interface RateLimitOptions<Req = IncomingMessage, Res = ServerResponse> {
-  /** A Limiter, a Policy, or a rate string ('100/minute') for a new Limiter. */
-  limiter: Limiter | Policy | string;
+  /** A Limiter, a Policy, a RedisLimiter (awaited), or a rate string ('100/minute') for a new Limiter. */
+  limiter: Limiter | Policy | RedisLimiter | string;
   /** The request's key (default: `req.ip`, else the socket's address). */
   key?: (req: Req, res: Res) => Awaitable<string | Uint8Array>;
   /** The request's cost (default 1; for a Policy, its costs). */

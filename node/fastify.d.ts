@@ -1,12 +1,13 @@
 // Types for `cellgate/fastify`.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Costs, Decision, HeaderStyle, Limiter, Policy, PolicyDecision } from './index';
+import type { RedisLimiter } from './redis';
 
 type Awaitable<T> = T | Promise<T>;
 
 export interface CellgateFastifyOptions {
-  /** A Limiter, a Policy, or a rate string ('100/minute') for a new Limiter. */
-  limiter: Limiter | Policy | string;
+  /** A Limiter, a Policy, a RedisLimiter (awaited), or a rate string ('100/minute') for a new Limiter. */
+  limiter: Limiter | Policy | RedisLimiter | string;
   /** The request's key (default: `request.ip`). */
   key?: (request: FastifyRequest, reply: FastifyReply) => Awaitable<string | Uint8Array>;
   /** The request's cost (default 1; for a Policy, its costs). */

@@ -6,9 +6,12 @@ export type Key = string | Uint8Array;
 /**
  * Why a decision was made: 'limit' (the key's buckets decided), 'table_full' (a new key found
  * no room in the table: denied, with a wait, under `onFull: 'deny'`) or 'untracked' (no room,
- * admitted without being stored, under `onFull: 'allowUntracked'`). Core's `Reason`.
+ * admitted without being stored, under `onFull: 'allowUntracked'`); for a `RedisLimiter`
+ * (`cellgate/redis`) that could not ask Redis, its outage policy: 'fallback' (this process's
+ * own limiter decided), 'failed_open' (admitted), 'failed_closed' (denied: answered 503).
+ * Core's `Reason`.
  */
-export type Reason = 'limit' | 'table_full' | 'untracked';
+export type Reason = 'limit' | 'table_full' | 'untracked' | 'failed_open' | 'failed_closed' | 'fallback';
 
 /** What a limiter does with a new key when its table has no room: core's `OnFull`. */
 export type OnFull = 'deny' | 'allowUntracked';
@@ -80,8 +83,10 @@ export interface LimiterOptions {
   maxKeys?: number;
   /** A new key that finds the table full: 'deny' (the default; reason 'table_full') or 'allowUntracked' (admitted, not stored; reason 'untracked'). */
   onFull?: OnFull;
-  /** A ManualClock; the default is the process's monotonic clock. */
+  /** A ManualClock; the default is the process's monotonic clock. Not with `store`. */
   clock?: ManualClock;
+  /** A SharedMemory: one table for every process of the host (default: this process's own). */
+  store?: SharedMemory;
   /** The policy name in headers (default: core's name for the quota, '100-in-1min'). One quota only. */
   name?: string;
 }
@@ -132,8 +137,11 @@ export declare class Limiter {
    * the clock.**
    */
   acquire(key: Key, options?: CostOptions & AcquireOptions): Promise<Decision>;
-  /** The first quota's table counters (a relaxed snapshot). */
-  stats(): TableStats & { slots: number };
+  /**
+   * Table counters (a relaxed snapshot): the first quota's at the top level, and every
+   * quota's, in quota order (`'10/s; 1000/day'` has two tables), in `quotas`.
+   */
+  stats(): TableStats & { slots: number; readonly quotas: Array<TableStats & { readonly name: string }> };
 }
 
 /** A table's counters: `rejectedFull` new keys denied for a full table, `admittedUntracked` admitted untracked. */
@@ -177,7 +185,7 @@ export declare class Reservation {
 /** Several quotas over named dimensions, decided all-or-nothing per key, with reserve and settle. */
 export declare class Policy {
   /** @throws TypeError or RangeError for an invalid entry or option (`entries[2].name` for a name repeated) */
-  constructor(entries: readonly PolicyEntry[], options?: { maxKeys?: number; onFull?: OnFull; clock?: ManualClock });
+  constructor(entries: readonly PolicyEntry[], options?: { maxKeys?: number; onFull?: OnFull; clock?: ManualClock; store?: SharedMemory });
   /** Dimension names, in the order cost arrays use. */
   readonly dimensions: string[];
   /** Entry names, in entry order. */
@@ -238,6 +246,35 @@ export declare class RateLimitError extends Error {
   readonly decision: Decision | undefined;
 }
 
+/**
+ * A store whose tables live in a file mapping (usually under /dev/shm) shared by every process
+ * of the host, in any runtime: `new Limiter('100/minute', { store: new SharedMemory('/dev/shm/app') })`
+ * in each cluster worker is 100 per minute for the host. The first process creates the file
+ * (0600, or 0660 with `access: 'group'`); every process must configure the same quotas, refill
+ * and `maxKeys`. The file persists until `SharedMemory.remove(path)`; it is never resized.
+ * Whoever can write the file can reset anyone's limit.
+ */
+export declare class SharedMemory {
+  /** @throws TypeError (ERR_INVALID_ARG_TYPE) for an empty path or an unknown option */
+  constructor(path: string, options?: { access?: 'owner' | 'group'; allowOtherOwner?: boolean });
+  readonly path: string;
+  readonly access: 'owner' | 'group';
+  readonly allowOtherOwner: boolean;
+  /** Removes the table file: true if there was one. @throws SharedMemoryError */
+  static remove(path: string): boolean;
+}
+
+/** A shared-memory table could not be opened or removed; the message starts with the path. */
+export declare class SharedMemoryError extends Error {
+  readonly code:
+    | 'ERR_CELLGATE_SHARED_CONFIG_MISMATCH'
+    | 'ERR_CELLGATE_SHARED_BAD_FILE'
+    | 'ERR_CELLGATE_SHARED_VERSION'
+    | 'ERR_CELLGATE_SHARED_PERMISSION'
+    | 'ERR_CELLGATE_SHARED_UNSUPPORTED'
+    | 'ERR_CELLGATE_SHARED_IO';
+}
+
 declare const cellgate: {
   Limiter: typeof Limiter;
   Policy: typeof Policy;
@@ -248,5 +285,7 @@ declare const cellgate: {
   limitedBody: typeof limitedBody;
   clientKey: typeof clientKey;
   RateLimitError: typeof RateLimitError;
+  SharedMemory: typeof SharedMemory;
+  SharedMemoryError: typeof SharedMemoryError;
 };
 export default cellgate;

@@ -6,6 +6,9 @@
 #                     fastify and the peers, and runs node/test there with `node --test`
 #   make demo-node    an Express app on 127.0.0.1 answering 200s, then 429s
 #   make bench-node   check(key) against rate-limiter-flexible and express-rate-limit
+#   make test-node-redis   node/test/redis*.test.js against a real redis-server (with-redis.sh)
+#   make bench-node-redis  RedisLimiter vs rate-limiter-flexible's RateLimiterRedis, same server
+#   make demo-node-redis   two Express instances sharing one limit over Redis
 #
 # Overridable: NODE, NPM, NODE_TEST_ARGS (extra `node --test` arguments), NODE_BENCH_ARGS.
 
@@ -19,7 +22,7 @@ NODE_HEADER_VECTORS := $(CURDIR)/testdata/headers/headers.json
 NODE_TEST_ARGS ?=
 NODE_BENCH_ARGS ?=
 
-.PHONY: setup-node deps-node build-node dist-node test-node demo-node bench-node
+.PHONY: setup-node deps-node build-node dist-node test-node test-node-redis demo-node bench-node bench-node-redis demo-node-redis
 
 setup-node: ## Check (and on Debian/Ubuntu as root, install) node >= 18.17 and npm
 	@$(PRELUDE)
@@ -57,35 +60,49 @@ dist-node: build-node ## npm pack the package into dist/cellgate-<version>.tgz
 	cd node
 	step $(NPM) pack --pack-destination "$(NODE_DIST)"
 
-test-node: dist-node ## Install the tarball into a fresh project and run node/test there (real servers on 127.0.0.1)
+# The recipe of test-node and test-node-redis: installs the tarball and the test dependencies
+# into a fresh temporary project, and runs `$(1) node --test $(2)` there ($(1): a command
+# prefix, such as redis-store/with-redis.sh; $(2): the test files).
+define node_test_project
+version=$$($(NODE) -p 'require("./node/package.json").version')
+tarball="$(NODE_DIST)/cellgate-$$version.tgz"
+# The test dependencies at the versions node/package.json pins (everything but the napi CLI).
+deps=$$($(NODE) -p 'const d = require("./node/package.json").devDependencies; Object.keys(d).filter((n) => n !== "@napi-rs/cli").map((n) => n + "@" + d[n]).join(" ")')
+project=$$(mktemp -d "$${TMPDIR:-/tmp}/cellgate-node-test.XXXXXX")
+printf '{ "name": "cellgate-node-test", "private": true, "version": "0.0.0" }\n' > "$$project/package.json"
+cp -R node/test node/bench "$$project/"
+# The project is removed whatever happens (not with a trap: PRELUDE's EXIT trap records
+# the step's time).
+rc=0
+(
+	# `&&`: errexit does not apply inside a subshell on the left of `||`.
+	cd "$$project" &&
+	step $(NPM) install --no-audit --no-fund --no-package-lock "$$tarball" $$deps &&
+	step $(1) env CELLGATE_VECTORS="$(NODE_VECTORS)" CELLGATE_HEADER_VECTORS="$(NODE_HEADER_VECTORS)" CELLGATE_README="$(CURDIR)/README.md" $(NODE) --test $(NODE_TEST_ARGS) $(2)
+) || rc=$$?
+rm -rf "$$project"
+exit $$rc
+endef
+
+test-node: dist-node ## Install the tarball into a fresh project and run node/test there (real servers on 127.0.0.1; the Redis tests skip without CELLGATE_REDIS_URL)
 	@$(PRELUDE)
 	# napi build regenerated node/native/index.d.ts (the addon's own types): it must be the
 	# committed one, as the C header is.
 	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 		step git diff --exit-code -- node/native/index.d.ts
 	fi
-	version=$$($(NODE) -p 'require("./node/package.json").version')
-	tarball="$(NODE_DIST)/cellgate-$$version.tgz"
-	# The test dependencies at the versions node/package.json pins (everything but the napi CLI).
-	deps=$$($(NODE) -p 'const d = require("./node/package.json").devDependencies; Object.keys(d).filter((n) => n !== "@napi-rs/cli").map((n) => n + "@" + d[n]).join(" ")')
-	project=$$(mktemp -d "$${TMPDIR:-/tmp}/cellgate-node-test.XXXXXX")
-	printf '{ "name": "cellgate-node-test", "private": true, "version": "0.0.0" }\n' > "$$project/package.json"
-	cp -R node/test node/bench "$$project/"
-	# The project is removed whatever happens (not with a trap: PRELUDE's EXIT trap records
-	# the step's time).
-	rc=0
-	(
-		# `&&`: errexit does not apply inside a subshell on the left of `||`.
-		cd "$$project" &&
-		step $(NPM) install --no-audit --no-fund --no-package-lock "$$tarball" $$deps &&
-		step env CELLGATE_VECTORS="$(NODE_VECTORS)" CELLGATE_HEADER_VECTORS="$(NODE_HEADER_VECTORS)" CELLGATE_README="$(CURDIR)/README.md" $(NODE) --test $(NODE_TEST_ARGS) test/
-	) || rc=$$?
-	rm -rf "$$project"
-	exit $$rc
+	$(call node_test_project,,test/)
 
-demo-node: build-node ## An Express app on 127.0.0.1 (a free port): 200s turning into 429s, with headers and JSON
+# The same tarball (dist-node, built once per make run) against a real redis-server, started
+# on a free loopback port by redis-store/with-redis.sh and stopped however the tests end.
+test-node-redis: setup-redis dist-node ## node/test/redis*.test.js against a real redis-server (vectors, differential, 4 processes, SCRIPT FLUSH, outage and restart, Express/Fastify; ioredis and node-redis)
+	@$(PRELUDE)
+	$(call node_test_project,"$(CURDIR)/redis-store/with-redis.sh",test/redis*.test.js)
+
+demo-node: build-node ## An Express app on 127.0.0.1 (a free port): 200s turning into 429s; then a cluster of 4 workers holding one host-wide limit
 	@$(PRELUDE)
 	step $(NODE) node/demo/express.js
+	step $(NODE) node/demo/cluster.js
 
 # The boundary probes (node/src/boundary.rs) are not in the package's addon: a second addon
 # built with the `bench-probes` feature, outside node/ (its generated types too), carries them.
@@ -97,6 +114,19 @@ bench-node: build-node ## check(key) vs rate-limiter-flexible and express-rate-l
 	step npx --no-install napi build --release --features bench-probes --output-dir "$(NODE_BENCH_ADDON_DIR)" --target-dir "$(NODE_CARGO_TARGET)" -- $(LOCKED)
 	step env CELLGATE_BENCH_ADDON="$(NODE_BENCH_ADDON_DIR)/cellgate.node" $(NODE) bench/check.js $(NODE_BENCH_ARGS)
 
+# Two Express instances (two processes) sharing one limit through a redis-server that
+# redis-store/with-redis.sh starts and stops.
+demo-node-redis: setup-redis build-node ## Two Express instances on two ports sharing one per-client limit over Redis: 429s at whichever is asked
+	@$(PRELUDE)
+	step redis-store/with-redis.sh $(NODE) node/demo/redis.js
+
+bench-node-redis: setup-redis build-node ## RedisLimiter (ioredis, node-redis) vs rate-limiter-flexible RateLimiterRedis: decisions/s and latency, 1 and 8 in flight
+	@$(PRELUDE)
+	cd node
+	step ../redis-store/with-redis.sh $(NODE) bench/redis.js $(NODE_BENCH_ARGS)
+
 DIST_STEPS += dist-node
 DEMO_STEPS += demo-node
+DEMO_STEPS += demo-node-redis
 TEST_STEPS += test-node
+TEST_STEPS += test-node-redis

@@ -4,7 +4,8 @@
 #   make dist-py    dist/cellgate-<version>-cp310-abi3-<platform>.whl (maturin, release)
 #   make test-py    builds that wheel, installs it into a fresh venv with the pinned test
 #                   dependencies (py/requirements-test.txt) and runs pytest and stubtest there
-#   make demo-py    a FastAPI app under uvicorn on 127.0.0.1 answering 200s, then 429s
+#   make demo-py    a FastAPI app under uvicorn on 127.0.0.1 answering 200s, then 429s; then
+#                   uvicorn --workers 4 sharing one host-wide limit in shared memory
 #   make bench-py   Limiter.check against `limits` and `pyrate-limiter`, same run
 #
 # Overridable: PYTHON (the interpreter the venvs are made from), PY_TEST_ARGS (extra pytest
@@ -74,7 +75,7 @@ test-py: ## Python: build the wheel, install it into a fresh venv with the test 
 	step ../bin/python -m mypy.stubtest --mypy-config-file "$(CURDIR)/py/pyproject.toml" \
 		--allowlist "$(CURDIR)/py/stubtest-allowlist.txt" cellgate
 
-demo-py: ## Python: a FastAPI app under uvicorn on 127.0.0.1, requests turning from 200 into 429
+demo-py: ## Python: FastAPI under uvicorn on 127.0.0.1, 200s turning into 429s; then uvicorn --workers 4 with one host-wide limit
 	@$(PRELUDE)
 	$(PY_TOOLS_VENV)
 	$(call PY_BUILD_WHEEL,$(PY_WHEELS))

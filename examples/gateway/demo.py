@@ -11,41 +11,17 @@ PATH, or $NODE, finding express and cellgate, e.g. through $NODE_PATH).
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from processes import start, stop
+
 HERE = Path(__file__).resolve().parent
-
-
-def start(argv: list[str]) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    timer = threading.Timer(20, process.kill)
-    timer.start()
-    try:
-        line = process.stdout.readline() if process.stdout else ""
-    finally:
-        timer.cancel()
-    match = re.search(r"listening on (http://\S+)$", line.strip())
-    if match is None:
-        stop(process)
-        raise RuntimeError(f"{argv[1]} did not start: {line!r}")
-    return process, match.group(1)
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def show(label: str, response: httpx.Response) -> None:

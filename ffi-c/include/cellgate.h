@@ -149,6 +149,24 @@
 
 
 
+// Decide on this host's own in-process limiter (same quotas) while Redis cannot be asked:
+// limits hold per host (the default).
+#define CG_OUTAGE_FALLBACK 0
+
+// Deny while Redis cannot be asked: reason `CG_REASON_FAILED_CLOSED` (answer 503 with the
+// `Retry-After` of `outage_retry_after_ns`).
+#define CG_OUTAGE_FAIL_CLOSED 1
+
+// Admit while Redis cannot be asked, counting nothing: reason `CG_REASON_FAILED_OPEN`.
+#define CG_OUTAGE_FAIL_OPEN 2
+
+// `cg_shared_options.access`: a new file is mode 0600, and an existing one may grant no
+// more (the default).
+#define CG_SHARED_ACCESS_OWNER 0
+
+// `cg_shared_options.access`: mode 0660, for workers running as several users of one group.
+#define CG_SHARED_ACCESS_GROUP 1
+
 // What a function did. Every function of the library returns one (except the `_free`
 // functions, which cannot fail, and `cg_status_message` and `cg_version`, which return text).
 //
@@ -232,6 +250,34 @@ typedef enum cg_status {
     // A limiter of several dimensions was given no cost (`CG_COST_DEFAULT`, or no costs at
     // all) for some dimension: each needs one, 0 included.
     CG_STATUS_MISSING_COST = 31,
+    // Shared tables need 64- and 128-bit atomics that are lock-free in hardware (x86_64 with
+    // `cmpxchg16b`, aarch64), or a Unix system; this one would use a process-local lock,
+    // which protects nothing across processes (`cg_limiter_open_shared`).
+    CG_STATUS_SHARED_UNSUPPORTED = 32,
+    // The shared table's file holds another configuration (a quota's rate, period, burst or
+    // dimension, the refill, `max_keys`, the quota count): a table is never reinterpreted or
+    // resized. Stop every process using it, `cg_shared_remove` it, and start again.
+    CG_STATUS_SHARED_CONFIG_MISMATCH = 33,
+    // The path is not a cellgate shared table: not a regular file (symbolic links are
+    // refused), truncated, another file's contents, or a header failing its checksum.
+    CG_STATUS_SHARED_BAD_FILE = 34,
+    // The shared table's file was made by another layout version of the library: remove it
+    // (with every process using it stopped) to start afresh.
+    CG_STATUS_SHARED_VERSION = 35,
+    // The shared table's file belongs to another user (see `allow_other_owner`), grants more
+    // than the access asked for, or the system refused access to it.
+    CG_STATUS_SHARED_PERMISSION = 36,
+    // A system call on the shared table's file failed (a missing directory, no space left
+    // for the table, ...).
+    CG_STATUS_SHARED_IO = 37,
+    // A `cg_remote`'s prefix holds `{` or `}`, which would make it the Redis Cluster hash tag
+    // of every key (one slot for the whole limiter).
+    CG_STATUS_PREFIX_BRACE = 38,
+    // A `cg_remote`'s `expiry_grace_ms` is above 2^40.
+    CG_STATUS_EXPIRY_GRACE = 39,
+    // The Redis script's reply is not this script's, or disagrees with core
+    // (`cg_remote_decode`): treat it as a store error (`cg_remote_outage`) and report it.
+    CG_STATUS_BAD_REPLY = 40,
 } cg_status;
 
 // Why a limiter decided as it did. The numbers are stable; `cg_reason_name` gives the name
@@ -245,6 +291,15 @@ typedef enum cg_reason {
     // Admitted without being stored: a table had no room, under
     // `CG_ON_FULL_ALLOW_UNTRACKED` (`"untracked"`).
     CG_REASON_UNTRACKED = 2,
+    // Admitted by a `cg_remote`'s outage policy `CG_OUTAGE_FAIL_OPEN`: Redis could not be
+    // asked, nothing was counted (`"failed_open"`).
+    CG_REASON_FAILED_OPEN = 3,
+    // Denied by a `cg_remote`'s outage policy `CG_OUTAGE_FAIL_CLOSED`: Redis could not be
+    // asked (`"failed_closed"`; answer 503 with the `Retry-After`).
+    CG_REASON_FAILED_CLOSED = 4,
+    // Decided by a `cg_remote`'s own in-process limiter, its outage policy
+    // `CG_OUTAGE_FALLBACK`, while Redis could not be asked (`"fallback"`).
+    CG_REASON_FALLBACK = 5,
 } cg_reason;
 
 // One bucket (a cell): GCRA, or a token bucket with greedy or interval refill. Lock-free
@@ -286,6 +341,14 @@ typedef struct cg_limiter_reservation cg_limiter_reservation;
 // A policy for one client: up to `CG_MAX_POLICY_QUOTAS` named quotas over dimensions,
 // decided all-or-nothing without locks. Safe to share between threads.
 typedef struct cg_policy cg_policy;
+
+// A limiter whose buckets live in Redis: core's `RemoteLimiter`. Safe to share between
+// threads; free it with `cg_remote_free`.
+typedef struct cg_remote cg_remote;
+
+// One encoded call, kept from `cg_remote_encode` to `cg_remote_decode` or
+// `cg_remote_outage`. Free it with `cg_remote_call_free`.
+typedef struct cg_remote_call cg_remote_call;
 
 // What a policy charged for a reservation, to settle once the actual costs are known. Made
 // by `cg_policy_reserve` / `cg_keyed_policy_reserve`; free it with `cg_reservation_free`
@@ -453,6 +516,40 @@ typedef struct cg_policy_decision {
     // Every entry's decision, in entry order; entries past `count` are zero.
     struct cg_decision decisions[CG_MAX_POLICY_QUOTAS];
 } cg_policy_decision;
+
+// A `cg_remote`'s options beside its quotas and `cg_limiter_options`.
+// `cg_remote_options_init` fills the defaults; passing NULL means them.
+typedef struct cg_remote_options {
+    // Put before every Redis key, `prefix_len` bytes or `CG_NUL_TERMINATED` (copied); NULL:
+    // `"cellgate:"`. One prefix per limiter; it must not hold `{` or `}` (the user key is the
+    // Cluster hash tag, so that one key's record never crosses hash slots).
+    const char *prefix;
+    // The prefix's length in bytes, or `CG_NUL_TERMINATED`; unused when `prefix` is NULL.
+    size_t prefix_len;
+    // Whether user keys are stored as their keyed hash (SipHash-2-4, 128 bits, in hex)
+    // under `key_secret`, so that IPs and emails are not written to Redis in clear. Every
+    // host of one limiter must share the secret.
+    bool hash_keys;
+    // The secret, when `hash_keys`.
+    uint8_t key_secret[16];
+    // `CG_OUTAGE_FALLBACK` (the default), `CG_OUTAGE_FAIL_CLOSED` or `CG_OUTAGE_FAIL_OPEN`.
+    uint32_t outage;
+    // Milliseconds a record is kept after its buckets are full again (0 by default).
+    uint64_t expiry_grace_ms;
+    // The `retry_after_ns` of a `CG_OUTAGE_FAIL_CLOSED` denial (one second by default).
+    uint64_t outage_retry_after_ns;
+} cg_remote_options;
+
+// How `cg_limiter_open_shared` creates and accepts the file. `cg_shared_options_init` fills
+// the defaults; passing NULL means them (owner-only, owned by this process's user).
+typedef struct cg_shared_options {
+    // `CG_SHARED_ACCESS_OWNER` (0600, the default) or `CG_SHARED_ACCESS_GROUP` (0660). Never
+    // world-accessible: whoever can write the file can reset anyone's limit.
+    uint32_t access;
+    // Whether a file owned by another user is accepted (false by default: that user can
+    // reset or exhaust every limit in it).
+    bool allow_other_owner;
+} cg_shared_options;
 
 #ifdef __cplusplus
 extern "C" {
@@ -658,7 +755,9 @@ enum cg_status cg_clock_set(const struct cg_clock *clock, uint64_t now_ns);
 enum cg_status cg_clock_now(const struct cg_clock *clock, uint64_t *out_ns);
 
 // Reads the built-in monotonic clock (what `CG_NOW` reads for objects built without a
-// clock) into `*out_ns`: nanoseconds since its first reading in this process.
+// clock) into `*out_ns`: `CLOCK_MONOTONIC` in nanoseconds (since boot on Linux), the same
+// time line in every process on the host, so times may be passed between processes that
+// share a table (`cg_limiter_open_shared`).
 //
 // # Errors
 // `CG_STATUS_NULL_ARGUMENT` when `out_ns` is NULL.
@@ -859,7 +958,7 @@ enum cg_status cg_keyed_limiter_stats(const struct cg_keyed_limiter *limiter,
                                       struct cg_keyed_stats *out);
 
 // The name of a reason, as every runtime spells it (core's `Reason::as_str`): `"limit"`,
-// `"table_full"`, `"untracked"`; static, NUL-terminated, never NULL. An unknown number gives
+// `"table_full"`, `"untracked"`, `"failed_open"`, `"failed_closed"`, `"fallback"`; static, NUL-terminated, never NULL. An unknown number gives
 // `"unknown"`.
 const char *cg_reason_name(int reason);
 
@@ -1422,6 +1521,222 @@ enum cg_status cg_quota_parse_list(const char *text,
                                    size_t capacity,
                                    size_t *count,
                                    size_t *error_offset);
+
+// The Lua script every call runs (core's, the same in every runtime): static, NUL-terminated,
+// never NULL. `*len` (NULL: not reported) receives its length without the NUL. Send it with
+// `EVAL` when `EVALSHA` answers `NOSCRIPT` (after a restart, a failover, `SCRIPT FLUSH`), or
+// load it once with `SCRIPT LOAD`.
+//
+// # Safety
+// `len` is NULL or valid for writing a `size_t`.
+const char *cg_remote_script(size_t *len);
+
+// The SHA-1 of `cg_remote_script`'s text, 40 lowercase hex digits: what `EVALSHA` takes.
+// Static, NUL-terminated, never NULL.
+const char *cg_remote_script_sha1(void);
+
+// Writes the default remote options into `*options`: prefix `"cellgate:"`, keys in clear,
+// `CG_OUTAGE_FALLBACK`, no expiry grace, a one-second fail-closed wait.
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT` when `options` is NULL.
+//
+// # Safety
+// `options` is NULL or valid for writing a `cg_remote_options`.
+enum cg_status cg_remote_options_init(struct cg_remote_options *options);
+
+// Creates a Redis-backed limiter over `count` quotas with `options` (NULL: the defaults),
+// exactly as `cg_limiter_new` takes them (the same rules; `max_keys` and `on_full` size the
+// in-process fallback), and `remote` (NULL: the defaults); `*out` receives it.
+//
+// # Errors
+// `cg_limiter_new`'s; `CG_STATUS_PREFIX_BRACE` (a `{` or `}` in the prefix),
+// `CG_STATUS_EXPIRY_GRACE`, `CG_STATUS_INVALID_ARGUMENT` (an unknown `outage`, a prefix that
+// is not UTF-8).
+//
+// # Safety
+// As `cg_limiter_new`; `remote` is NULL or readable, its `prefix` NULL or readable as its
+// length says.
+enum cg_status cg_remote_new(const struct cg_limiter_quota *quotas,
+                             size_t count,
+                             const struct cg_limiter_options *options,
+                             const struct cg_remote_options *remote,
+                             struct cg_remote **out);
+
+// Frees a Redis-backed limiter. NULL does nothing. Calls it encoded must be freed too.
+//
+// # Safety
+// `remote` is NULL or a limiter not yet freed, that no other thread is using.
+void cg_remote_free(struct cg_remote *remote);
+
+// Writes `ARGV[1]`, the limiter's parameters (the same bytes for every call), into `buf`;
+// `*len` receives its length (binary: send it with its length, not as a C string).
+//
+// # Errors
+// `CG_STATUS_BUFFER_TOO_SMALL` with the length needed in `*len`, nothing written (20 + 40
+// bytes per quota suffice); `CG_STATUS_NULL_ARGUMENT` (`remote`, `len`, `buf` with a non-zero
+// length).
+//
+// # Safety
+// `remote` is NULL or live; `buf` is NULL or valid for writing `buf_len` bytes; `len` is NULL
+// or writable.
+enum cg_status cg_remote_params(const struct cg_remote *remote,
+                                uint8_t *buf,
+                                size_t buf_len,
+                                size_t *len);
+
+// Encodes `op` (`CG_OP_*`) on the user key (`key_len` bytes at `key`) with `costs` as for
+// `cg_limiter_apply`, at Redis's clock (`now_ns` `CG_NOW`, the default: `TIME` inside the
+// script, so the hosts' clocks do not matter) or at an explicit `now_ns` (tests, replays).
+// Writes the Redis key (`KEYS[1]`) into `key_buf` and the call's argument (`ARGV[2]`) into
+// `argv_buf`, their lengths into `*key_out_len` and `*argv_out_len`, and the call to
+// `*call` (for `cg_remote_decode` or `cg_remote_outage`; free it with
+// `cg_remote_call_free`). Send
+// `EVALSHA <cg_remote_script_sha1()> 1 <key> <cg_remote_params> <argv>`.
+//
+// # Errors
+// `CG_STATUS_BUFFER_TOO_SMALL` when either buffer is too small: both lengths needed are
+// written, nothing else (no bytes, no call; the key needs the prefix, the user key and 2
+// bytes, or 34 with hashed keys; the argument 10 + 16 bytes per quota).
+// `CG_STATUS_NULL_ARGUMENT`, `CG_STATUS_INVALID_ARGUMENT` (an unknown `op`),
+// `CG_STATUS_COST_COUNT`, `CG_STATUS_MISSING_COST`, as `cg_limiter_apply`.
+//
+// # Safety
+// `remote` is NULL or live; `key` and `costs` as for `cg_limiter_apply`; each buffer NULL or
+// writable for its length; each length and `call` NULL or writable.
+enum cg_status cg_remote_encode(const struct cg_remote *remote,
+                                const uint8_t *key,
+                                size_t key_len,
+                                uint64_t now_ns,
+                                const uint64_t *costs,
+                                size_t cost_count,
+                                uint32_t op,
+                                uint8_t *key_buf,
+                                size_t key_buf_len,
+                                size_t *key_out_len,
+                                uint8_t *argv_buf,
+                                size_t argv_buf_len,
+                                size_t *argv_out_len,
+                                struct cg_remote_call **call);
+
+// Frees an encoded call. NULL does nothing.
+//
+// # Safety
+// `call` is NULL or a call from `cg_remote_encode` not yet freed, that no other thread uses.
+void cg_remote_call_free(struct cg_remote_call *call);
+
+// Turns the script's reply to `call` into the decision, into `*out`: the reply is an array
+// of `reply_count` (3) bulk strings, string `i` being `reply_lens[i]` bytes at `reply[i]`,
+// as received. Core decides again on the record the script read, at the time it used, so the
+// decision is exactly the in-process limiter's (reason `CG_REASON_LIMIT`).
+//
+// # Errors
+// `CG_STATUS_BAD_REPLY` when the reply is not this script's or disagrees with core: treat it
+// as a store error (`cg_remote_outage`) and report it. `CG_STATUS_NULL_ARGUMENT`.
+//
+// # Safety
+// `remote` and `call` are NULL or live; `reply` and `reply_lens` are NULL or point to
+// `reply_count` entries, each string readable for its length; `out` is NULL or writable.
+enum cg_status cg_remote_decode(const struct cg_remote *remote,
+                                const struct cg_remote_call *call,
+                                const uint8_t *const *reply,
+                                const size_t *reply_lens,
+                                size_t reply_count,
+                                struct cg_limiter_decision *out);
+
+// The decision of the outage policy for `call` when Redis could not be asked (an error, a
+// timeout, a reply `cg_remote_decode` refused), into `*out`: `CG_OUTAGE_FALLBACK` charges
+// this process's in-process limiter at `local_now_ns` (`CG_NOW`: the limiter's clock;
+// reason `CG_REASON_FALLBACK`), the others decide without counting (`CG_REASON_FAILED_OPEN`,
+// `CG_REASON_FAILED_CLOSED`). Nothing is retried: the next call asks Redis again, so
+// decisions go back to Redis by themselves when it returns.
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT`.
+//
+// # Safety
+// `remote` and `call` are NULL or live; `out` is NULL or writable.
+enum cg_status cg_remote_outage(const struct cg_remote *remote,
+                                const struct cg_remote_call *call,
+                                uint64_t local_now_ns,
+                                struct cg_limiter_decision *out);
+
+// Renders the rate-limit headers of `decision` (made by `remote`, by Redis or the outage
+// policy) into `buf`, exactly as `cg_limiter_render_headers` does for a `cg_limiter` of the
+// same quotas and names: the same bytes as the in-process limiter sends.
+//
+// # Errors
+// As `cg_limiter_render_headers`.
+//
+// # Safety
+// `remote` is NULL or live; `decision` is NULL or readable; `buf` is NULL or valid for
+// writing `buf_len` bytes; `len` is NULL or writable.
+enum cg_status cg_remote_render_headers(const struct cg_remote *remote,
+                                        const struct cg_limiter_decision *decision,
+                                        uint32_t style,
+                                        uint64_t now_unix_s,
+                                        char *buf,
+                                        size_t buf_len,
+                                        size_t *len);
+
+// Writes the default shared options into `*options`: `CG_SHARED_ACCESS_OWNER`, no other
+// owner.
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT` when `options` is NULL.
+//
+// # Safety
+// `options` is NULL or valid for writing a `cg_shared_options`.
+enum cg_status cg_shared_options_init(struct cg_shared_options *options);
+
+// Opens the host-wide limiter at `path` (NUL-terminated; e.g. `"/dev/shm/myapp-limits"`),
+// creating its file if none exists, over `count` quotas with `options` (NULL: the defaults),
+// exactly as `cg_limiter_new` takes them; `*out` receives a `cg_limiter` that every
+// `cg_limiter_*` function uses as an in-process one (free it with `cg_limiter_free`).
+//
+// Every process (C, Python, Node, Rust) that opens the same path with the same quotas
+// (rate, period, burst, dimension), refill and `max_keys` shares one table: a limit of 20
+// per minute is 20 per minute for the host, not per worker. Names and `on_full` are each
+// process's own; the hash seed is the file's (drawn by its creator; `seeded` is ignored).
+// Creation is race-free when many workers start at once. Pass `CG_NOW` (the host's
+// `CLOCK_MONOTONIC`, one time line for every process) or `cg_monotonic_now` times.
+//
+// The table lives as long as its file, across restarts of every process, until
+// `cg_shared_remove` (or a reboot, under `/dev/shm`); it is never resized. Whoever can write
+// the file can reset anyone's limit: keep it owner-only (`shared` NULL) or group-only.
+//
+// # Errors
+// `cg_limiter_new`'s (checked before the file is touched); `CG_STATUS_NULL_ARGUMENT`
+// (`path`), `CG_STATUS_INVALID_ARGUMENT` (an empty path, an unknown `access`),
+// `CG_STATUS_SHARED_UNSUPPORTED`, `CG_STATUS_SHARED_CONFIG_MISMATCH` (the file holds another
+// configuration), `CG_STATUS_SHARED_BAD_FILE` (not a table: truncated, garbage, a
+// directory, a symbolic link), `CG_STATUS_SHARED_VERSION`, `CG_STATUS_SHARED_PERMISSION`,
+// `CG_STATUS_SHARED_IO`. Nothing is left partly opened.
+//
+// # Safety
+// `path` is NULL or NUL-terminated; `quotas`, `options` and `out` as for `cg_limiter_new`;
+// `shared` is NULL or readable.
+enum cg_status cg_limiter_open_shared(const char *path,
+                                      const struct cg_limiter_quota *quotas,
+                                      size_t count,
+                                      const struct cg_limiter_options *options,
+                                      const struct cg_shared_options *shared,
+                                      struct cg_limiter **out);
+
+// Removes the shared table's file at `path` (`unlink`); `*removed` (NULL: not reported)
+// says whether there was one. Do it only with every process using the table stopped:
+// processes that still have it open go on with the old, nameless table, while the next
+// `cg_limiter_open_shared` creates a fresh one (every key full again). Nothing else removes
+// the file.
+//
+// # Errors
+// `CG_STATUS_NULL_ARGUMENT` (`path`), `CG_STATUS_INVALID_ARGUMENT` (an empty path),
+// `CG_STATUS_SHARED_PERMISSION` or `CG_STATUS_SHARED_IO` when the unlink fails for another
+// reason than a missing file, `CG_STATUS_SHARED_UNSUPPORTED` outside Unix.
+//
+// # Safety
+// `path` is NULL or NUL-terminated; `removed` is NULL or valid for writing a `bool`.
+enum cg_status cg_shared_remove(const char *path, bool *removed);
 
 // The message for any status code: a static, NUL-terminated English sentence that the caller
 // must not free. An unknown code (from a newer library, or not a status at all) gives

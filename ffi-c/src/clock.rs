@@ -1,8 +1,10 @@
-//! Time: `CG_NOW`, the built-in monotonic clock, and manual clocks for tests.
+//! Time: `CG_NOW`, the built-in monotonic clock (the host's `CLOCK_MONOTONIC`, read by
+//! `cellgate_host::host_now_ns`, the one clock of every binding), and manual clocks for tests.
 
 use crate::boundary::{free_handle, guard, into_handle, object, output, write};
 use crate::status::cg_status;
-use cellgate::{Clock, ManualClock, MonotonicClock};
+use cellgate::{Clock, ManualClock};
+use cellgate_host::host_now_ns;
 
 /// Pass as `now_ns` to read the object's clock instead of giving the time: the built-in
 /// monotonic clock, or the manual clock the object was built with.
@@ -25,8 +27,8 @@ pub struct cg_clock {
 /// Where an object reads the time when it is given `CG_NOW`.
 #[derive(Clone, Debug)]
 pub(crate) enum TimeSource {
-    /// The process's monotonic clock (`CLOCK_MONOTONIC` through `std::time::Instant`), in
-    /// nanoseconds since its first reading in this process.
+    /// The host's monotonic clock (`CLOCK_MONOTONIC`, `cellgate_host::host_now_ns`): the same
+    /// time line in every process on the host, as a shared table needs.
     Monotonic,
     /// A manual clock shared with a `cg_clock`.
     Manual(ManualClock),
@@ -57,7 +59,7 @@ impl TimeSource {
     #[cold]
     fn now_ns(&self) -> u64 {
         match self {
-            Self::Monotonic => MonotonicClock.now_ns(),
+            Self::Monotonic => host_now_ns(),
             Self::Manual(clock) => clock.now_ns(),
         }
     }
@@ -147,7 +149,9 @@ pub unsafe extern "C" fn cg_clock_now(clock: *const cg_clock, out_ns: *mut u64) 
 }
 
 /// Reads the built-in monotonic clock (what `CG_NOW` reads for objects built without a
-/// clock) into `*out_ns`: nanoseconds since its first reading in this process.
+/// clock) into `*out_ns`: `CLOCK_MONOTONIC` in nanoseconds (since boot on Linux), the same
+/// time line in every process on the host, so times may be passed between processes that
+/// share a table (`cg_limiter_open_shared`).
 ///
 /// # Errors
 /// `CG_STATUS_NULL_ARGUMENT` when `out_ns` is NULL.
@@ -159,7 +163,7 @@ pub unsafe extern "C" fn cg_monotonic_now(out_ns: *mut u64) -> cg_status {
     guard(|| {
         let out = output(out_ns)?;
         // SAFETY: non-NULL and writable by the caller's contract.
-        unsafe { write(out, MonotonicClock.now_ns()) };
+        unsafe { write(out, host_now_ns()) };
         Ok(())
     })
 }

@@ -19,6 +19,8 @@ pub mod keyed;
 pub mod limiter;
 pub mod policy;
 pub mod quota;
+pub mod remote;
+pub mod shared;
 pub mod status;
 
 pub use cell::*;
@@ -30,6 +32,8 @@ pub use keyed::*;
 pub use limiter::*;
 pub use policy::*;
 pub use quota::*;
+pub use remote::*;
+pub use shared::*;
 pub use status::*;
 
 use core::ffi::c_char;
@@ -75,6 +79,8 @@ const _: () = {
     shareable::<cg_cell>();
     shareable::<cg_limiter>();
     shareable::<cg_limiter_reservation>();
+    shareable::<cg_remote>();
+    shareable::<cg_remote_call>();
     shareable::<cg_keyed_limiter>();
     shareable::<cg_policy>();
     shareable::<cg_keyed_policy>();

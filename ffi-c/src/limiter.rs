@@ -16,10 +16,11 @@ use crate::policy::CG_MAX_POLICY_QUOTAS;
 use crate::quota::{cg_quota, text};
 use crate::status::cg_status;
 use cellgate::{
-    check_max_keys, combined_retry_after_ns, render_429_body, slot_count_for, Decision, Limiter,
-    LimiterDecision, LimiterOptions, LimiterQuota, LimiterReservation, OnFull, Op, PolicyHeader,
-    Reason, Seed, MAX_429_BODY_BYTES,
+    check_max_keys, combined_retry_after_ns, render_429_body, slot_count_for, Decision,
+    KeyedDecision, Limiter, LimiterDecision, LimiterOptions, LimiterQuota, LimiterReservation,
+    OnFull, Op, PolicyHeader, Reason, Seed, MAX_429_BODY_BYTES,
 };
+use cellgate_host::{in_process, TableSlots};
 use core::ffi::{c_char, c_int};
 use core::ptr::{addr_of, NonNull};
 
@@ -75,16 +76,35 @@ pub enum cg_reason {
     /// Admitted without being stored: a table had no room, under
     /// `CG_ON_FULL_ALLOW_UNTRACKED` (`"untracked"`).
     Untracked = 2,
+    /// Admitted by a `cg_remote`'s outage policy `CG_OUTAGE_FAIL_OPEN`: Redis could not be
+    /// asked, nothing was counted (`"failed_open"`).
+    FailedOpen = 3,
+    /// Denied by a `cg_remote`'s outage policy `CG_OUTAGE_FAIL_CLOSED`: Redis could not be
+    /// asked (`"failed_closed"`; answer 503 with the `Retry-After`).
+    FailedClosed = 4,
+    /// Decided by a `cg_remote`'s own in-process limiter, its outage policy
+    /// `CG_OUTAGE_FALLBACK`, while Redis could not be asked (`"fallback"`).
+    Fallback = 5,
 }
 
 impl cg_reason {
     /// Every reason, in number order.
-    const ALL: [Self; 3] = [Self::Limit, Self::TableFull, Self::Untracked];
+    const ALL: [Self; 6] = [
+        Self::Limit,
+        Self::TableFull,
+        Self::Untracked,
+        Self::FailedOpen,
+        Self::FailedClosed,
+        Self::Fallback,
+    ];
 
-    fn from_core(reason: Reason) -> Self {
+    pub(crate) fn from_core(reason: Reason) -> Self {
         match reason {
             Reason::TableFull => Self::TableFull,
             Reason::Untracked => Self::Untracked,
+            Reason::FailedOpen => Self::FailedOpen,
+            Reason::FailedClosed => Self::FailedClosed,
+            Reason::Fallback => Self::Fallback,
             // Reason is non_exhaustive: a new path is still the limit's until C names it.
             _ => Self::Limit,
         }
@@ -96,16 +116,26 @@ impl cg_reason {
             Self::Limit => Reason::Limit,
             Self::TableFull => Reason::TableFull,
             Self::Untracked => Reason::Untracked,
+            Self::FailedOpen => Reason::FailedOpen,
+            Self::FailedClosed => Reason::FailedClosed,
+            Self::Fallback => Reason::Fallback,
         }
     }
 }
 
 /// The name of a reason, as every runtime spells it (core's `Reason::as_str`): `"limit"`,
-/// `"table_full"`, `"untracked"`; static, NUL-terminated, never NULL. An unknown number gives
+/// `"table_full"`, `"untracked"`, `"failed_open"`, `"failed_closed"`, `"fallback"`; static, NUL-terminated, never NULL. An unknown number gives
 /// `"unknown"`.
 #[no_mangle]
 pub extern "C" fn cg_reason_name(reason: c_int) -> *const c_char {
-    const NAMES: [&[u8]; 3] = [b"limit\0", b"table_full\0", b"untracked\0"];
+    const NAMES: [&[u8]; 6] = [
+        b"limit\0",
+        b"table_full\0",
+        b"untracked\0",
+        b"failed_open\0",
+        b"failed_closed\0",
+        b"fallback\0",
+    ];
     let name: &'static [u8] = usize::try_from(reason)
         .ok()
         .and_then(|index| NAMES.get(index))
@@ -195,6 +225,29 @@ pub struct cg_limiter_decision {
     pub decisions: [cg_decision; CG_MAX_POLICY_QUOTAS],
 }
 
+impl cg_limiter_decision {
+    /// The decision of a one-quota limiter's fast path (`Limiter::apply_one_at`): what
+    /// `From<&LimiterDecision>` gives for the same `LimiterDecision`.
+    #[inline(always)]
+    fn from_one(answer: KeyedDecision) -> Self {
+        let mut decisions = [cg_decision::default(); CG_MAX_POLICY_QUOTAS];
+        let first: cg_decision = answer.decision.into();
+        decisions[0] = first;
+        let mut decision = first;
+        if decision.allowed {
+            decision.retry_after_ns = 0;
+        }
+        Self {
+            allowed: first.allowed,
+            reason: cg_reason::from_core(answer.reason),
+            binding: 0,
+            decision,
+            count: 1,
+            decisions,
+        }
+    }
+}
+
 impl From<&LimiterDecision> for cg_limiter_decision {
     fn from(decision: &LimiterDecision) -> Self {
         let mut decisions = [cg_decision::default(); CG_MAX_POLICY_QUOTAS];
@@ -217,8 +270,8 @@ impl From<&LimiterDecision> for cg_limiter_decision {
 /// to share between threads. Free it with `cg_limiter_free`.
 #[allow(non_camel_case_types)]
 pub struct cg_limiter {
-    limiter: Limiter,
-    time: TimeSource,
+    pub(crate) limiter: Limiter<TableSlots>,
+    pub(crate) time: TimeSource,
 }
 
 /// An admitted estimate, to settle once with the actual costs (`cg_limiter_settle`, which
@@ -247,7 +300,7 @@ pub unsafe extern "C" fn cg_limiter_options_init(options: *mut cg_limiter_option
 }
 
 /// The core's options for C options.
-fn core_options(options: &cg_limiter_options) -> Result<LimiterOptions, cg_status> {
+pub(crate) fn core_options(options: &cg_limiter_options) -> Result<LimiterOptions, cg_status> {
     let seed = if options.seeded {
         Seed::new(options.seed_k0, options.seed_k1)
     } else {
@@ -263,6 +316,38 @@ fn core_options(options: &cg_limiter_options) -> Result<LimiterOptions, cg_statu
     // Core checks the bounds (CG_STATUS_INVALID_MAX_KEYS); a size_t above u64 is above them.
     core.max_keys = options.max_keys;
     Ok(core)
+}
+
+/// Core's quotas for C quotas (names borrowed from the caller), at most
+/// `CG_MAX_POLICY_QUOTAS`.
+///
+/// # Safety
+/// Every quota's name is NULL or readable as its length says.
+pub(crate) unsafe fn limiter_quotas(
+    quotas: &[cg_limiter_quota],
+) -> Result<Vec<LimiterQuota<'_>>, cg_status> {
+    if quotas.len() > CG_MAX_POLICY_QUOTAS {
+        return Err(cg_status::TooManyQuotas);
+    }
+    let mut entries = Vec::with_capacity(quotas.len());
+    for quota in quotas {
+        let name = if quota.name.is_null() {
+            None
+        } else {
+            // SAFETY: the name is readable as its length says, by the caller's contract.
+            Some(match unsafe { text(quota.name, quota.name_len) } {
+                Ok(name) => name,
+                Err(cg_status::InvalidUtf8) => return Err(cg_status::InvalidName),
+                Err(status) => return Err(status),
+            })
+        };
+        entries.push(LimiterQuota {
+            quota: quota.quota.to_core()?,
+            name,
+            dimension: quota.dimension,
+        });
+    }
+    Ok(entries)
 }
 
 /// Creates a limiter over `count` quotas (names copied) with `options` (NULL: the defaults);
@@ -292,35 +377,16 @@ pub unsafe extern "C" fn cg_limiter_new(
         let out = output(out)?;
         // SAFETY: NULL or `count` readable quotas, by the caller's contract.
         let quotas = unsafe { slice(quotas, count) }?;
-        if quotas.len() > CG_MAX_POLICY_QUOTAS {
-            return Err(cg_status::TooManyQuotas);
-        }
         // SAFETY: NULL or a readable options struct, by the caller's contract.
         let options = unsafe { options.as_ref() }.copied().unwrap_or_default();
-        let mut entries = Vec::with_capacity(quotas.len());
-        for quota in quotas {
-            let name = if quota.name.is_null() {
-                None
-            } else {
-                // SAFETY: the name is readable as its length says, by the caller's contract.
-                Some(match unsafe { text(quota.name, quota.name_len) } {
-                    Ok(name) => name,
-                    Err(cg_status::InvalidUtf8) => return Err(cg_status::InvalidName),
-                    Err(status) => return Err(status),
-                })
-            };
-            entries.push(LimiterQuota {
-                quota: quota.quota.to_core()?,
-                name,
-                dimension: quota.dimension,
-            });
-        }
+        // SAFETY: the names are readable as their lengths say, by the caller's contract.
+        let entries = unsafe { limiter_quotas(quotas) }?;
         let core_options = core_options(&options)?;
         if let Ok(max_keys) = check_max_keys(u64::try_from(options.max_keys).unwrap_or(u64::MAX)) {
             check_table_size(max_keys, entries.len())?;
         }
         let limiter = cg_limiter {
-            limiter: Limiter::new(&entries, core_options)?,
+            limiter: in_process(&entries, core_options)?,
             // SAFETY: NULL or a live clock, by the caller's contract.
             time: unsafe { TimeSource::from_ptr(options.clock) },
         };
@@ -413,6 +479,25 @@ pub unsafe extern "C" fn cg_limiter_apply(
         let op = self::op(op)?;
         // SAFETY: NULL or `key_len` readable bytes, by the caller's contract.
         let key = unsafe { slice(key, key_len) }?;
+        // The fast path of a limiter of one quota (core's `apply_one_at`): its decision written
+        // straight into `*out`, without a `LimiterDecision` assembled and converted (about 90
+        // ns per check, see BENCHMARKS.md "C ABI"). The same decision as the general path.
+        // SAFETY: NULL or `cost_count` readable costs, by the caller's contract.
+        let given = unsafe { slice(costs, cost_count) }?;
+        let one_cost = match given {
+            _ if op == Op::Reset => Some(None),
+            [] => Some(None),
+            [cost] => Some((*cost != CG_COST_DEFAULT).then_some(*cost)),
+            _ => None,
+        };
+        if let Some(cost) = one_cost {
+            let now_ns = limiter.time.resolve(now_ns);
+            if let Some(answer) = limiter.limiter.apply_one_at(key, now_ns, cost, op) {
+                // SAFETY: non-NULL and writable by the caller's contract.
+                unsafe { write(out, cg_limiter_decision::from_one(answer)) };
+                return Ok(());
+            }
+        }
         let mut named = [None; CG_MAX_POLICY_QUOTAS];
         let costs: &[Option<u64>] = if op == Op::Reset {
             // A reset uses no cost (core ignores them): only the pointer is checked.
@@ -543,8 +628,8 @@ pub unsafe extern "C" fn cg_limiter_reservation_free(reservation: *mut cg_limite
 ///
 /// # Safety
 /// `decision` is NULL or points to a readable `cg_limiter_decision`.
-unsafe fn with_policy_headers<R>(
-    limiter: &Limiter,
+pub(crate) unsafe fn with_policy_headers<R, S: AsRef<[cellgate::Slot]>>(
+    limiter: &Limiter<S>,
     decision: *const cg_limiter_decision,
     f: impl FnOnce(&[PolicyHeader<'_>]) -> Result<R, cg_status>,
 ) -> Result<R, cg_status> {
@@ -743,10 +828,13 @@ pub unsafe extern "C" fn cg_limiter_stats(
 
 /// The stable numbers of `cg_reason`, which `cg_reason_name` indexes.
 const _: () = {
-    assert!(cg_reason::ALL.len() == 3);
+    assert!(cg_reason::ALL.len() == 6);
     assert!(cg_reason::Limit as usize == 0);
     assert!(cg_reason::TableFull as usize == 1);
     assert!(cg_reason::Untracked as usize == 2);
+    assert!(cg_reason::FailedOpen as usize == 3);
+    assert!(cg_reason::FailedClosed as usize == 4);
+    assert!(cg_reason::Fallback as usize == 5);
 };
 
 #[cfg(test)]
@@ -762,10 +850,44 @@ mod tests {
             assert_eq!(name.to_str().unwrap(), reason.to_core().as_str());
             assert_eq!(cg_reason::from_core(reason.to_core()), *reason);
         }
-        for unknown in [-1, 3, c_int::MAX] {
+        for unknown in [-1, 6, c_int::MAX] {
             // SAFETY: as above.
             let name = unsafe { CStr::from_ptr(cg_reason_name(unknown)) };
             assert_eq!(name.to_str().unwrap(), "unknown");
+        }
+    }
+
+    /// The one-quota fast path of `cg_limiter_apply` gives the general path's decision, for
+    /// every op, cost and outcome (a full table under both on-full policies included).
+    #[test]
+    fn the_one_quota_fast_path_decides_as_apply_at() {
+        use cellgate::Quota;
+        for on_full in [OnFull::Deny, OnFull::AllowUntracked] {
+            let quotas = [LimiterQuota::new(Quota::per_second(3).unwrap())];
+            let options = LimiterOptions {
+                max_keys: 4,
+                on_full,
+                ..LimiterOptions::with_seed(Seed::new(5, 6))
+            };
+            let fast = in_process(&quotas, options).unwrap();
+            let general = in_process(&quotas, options).unwrap();
+            let ops = [Op::Check, Op::Peek, Op::Force, Op::Refund, Op::Reset];
+            let mut seen = [false; 3];
+            for step in 0..3_000u64 {
+                let key = (step % 97).to_le_bytes();
+                let now_ns = step * 1_000_000;
+                let op = ops[(step % 7 % 5) as usize];
+                let cost = [None, Some(1), Some(2), Some(0), Some(9)][(step % 5) as usize];
+                let one = fast.apply_one_at(&key, now_ns, cost, op).unwrap();
+                let all = general.apply_at(&key, now_ns, &[cost], op).unwrap();
+                assert_eq!(
+                    cg_limiter_decision::from_one(one),
+                    (&all).into(),
+                    "step {step}"
+                );
+                seen[cg_reason::from_core(one.reason) as usize] = true;
+            }
+            assert!(seen[0] && (seen[1] || seen[2]), "{seen:?}");
         }
     }
 

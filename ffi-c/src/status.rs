@@ -89,6 +89,34 @@ pub enum cg_status {
     /// A limiter of several dimensions was given no cost (`CG_COST_DEFAULT`, or no costs at
     /// all) for some dimension: each needs one, 0 included.
     MissingCost = 31,
+    /// Shared tables need 64- and 128-bit atomics that are lock-free in hardware (x86_64 with
+    /// `cmpxchg16b`, aarch64), or a Unix system; this one would use a process-local lock,
+    /// which protects nothing across processes (`cg_limiter_open_shared`).
+    SharedUnsupported = 32,
+    /// The shared table's file holds another configuration (a quota's rate, period, burst or
+    /// dimension, the refill, `max_keys`, the quota count): a table is never reinterpreted or
+    /// resized. Stop every process using it, `cg_shared_remove` it, and start again.
+    SharedConfigMismatch = 33,
+    /// The path is not a cellgate shared table: not a regular file (symbolic links are
+    /// refused), truncated, another file's contents, or a header failing its checksum.
+    SharedBadFile = 34,
+    /// The shared table's file was made by another layout version of the library: remove it
+    /// (with every process using it stopped) to start afresh.
+    SharedVersion = 35,
+    /// The shared table's file belongs to another user (see `allow_other_owner`), grants more
+    /// than the access asked for, or the system refused access to it.
+    SharedPermission = 36,
+    /// A system call on the shared table's file failed (a missing directory, no space left
+    /// for the table, ...).
+    SharedIo = 37,
+    /// A `cg_remote`'s prefix holds `{` or `}`, which would make it the Redis Cluster hash tag
+    /// of every key (one slot for the whole limiter).
+    PrefixBrace = 38,
+    /// A `cg_remote`'s `expiry_grace_ms` is above 2^40.
+    ExpiryGrace = 39,
+    /// The Redis script's reply is not this script's, or disagrees with core
+    /// (`cg_remote_decode`): treat it as a store error (`cg_remote_outage`) and report it.
+    BadReply = 40,
 }
 
 impl cg_status {
@@ -143,11 +171,34 @@ impl cg_status {
             Self::MissingCost => {
                 b"a dimension has no cost: a policy of several dimensions needs one for each (0 is allowed)\0"
             }
+            Self::SharedUnsupported => {
+                b"shared tables need lock-free 64- and 128-bit atomics in hardware (x86_64 with cmpxchg16b, aarch64) on Unix\0"
+            }
+            Self::SharedConfigMismatch => {
+                b"the shared table holds another configuration (it is never resized: remove the file with every process stopped)\0"
+            }
+            Self::SharedBadFile => {
+                b"the path is not a cellgate shared table (not a regular file, truncated, or damaged)\0"
+            }
+            Self::SharedVersion => {
+                b"the shared table was made by another layout version (remove the file with every process stopped)\0"
+            }
+            Self::SharedPermission => {
+                b"the shared table's file belongs to another user, grants too much access, or access was denied\0"
+            }
+            Self::SharedIo => b"a system call on the shared table's file failed\0",
+            Self::PrefixBrace => {
+                b"prefix must not hold '{' or '}': the user key is the Cluster hash tag\0"
+            }
+            Self::ExpiryGrace => b"expiry_grace_ms must be at most 1099511627776\0",
+            Self::BadReply => {
+                b"the Redis script's reply is not this script's or disagrees with core\0"
+            }
         }
     }
 
     /// Every code, in number order (for the tests and `cg_status_message`).
-    pub(crate) const ALL: [Self; 32] = [
+    pub(crate) const ALL: [Self; 41] = [
         Self::Ok,
         Self::NullArgument,
         Self::InvalidArgument,
@@ -180,6 +231,15 @@ impl cg_status {
         Self::RefillNeedsOneQuota,
         Self::ForeignReservation,
         Self::MissingCost,
+        Self::SharedUnsupported,
+        Self::SharedConfigMismatch,
+        Self::SharedBadFile,
+        Self::SharedVersion,
+        Self::SharedPermission,
+        Self::SharedIo,
+        Self::PrefixBrace,
+        Self::ExpiryGrace,
+        Self::BadReply,
     ];
 }
 
@@ -286,7 +346,7 @@ mod tests {
             let text = unsafe { CStr::from_ptr(message) }.to_str().unwrap();
             assert!(!text.is_empty() && !text.contains("unknown"), "{status:?}");
         }
-        for unknown in [-1, 32, c_int::MAX, c_int::MIN] {
+        for unknown in [-1, 41, c_int::MAX, c_int::MIN] {
             // SAFETY: as above.
             let text = unsafe { CStr::from_ptr(cg_status_message(unknown)) };
             assert_eq!(text.to_str().unwrap(), "unknown status code");

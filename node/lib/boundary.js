@@ -26,7 +26,7 @@ const LAYOUT = Object.freeze({
 /** Core's operations, by the number written into the OP slot. */
 const OPS = Object.freeze({ check: 0, peek: 1, force: 2, refund: 3, reset: 4 });
 /** Core's reasons (Reason::as_str), by the number written into the REASON slot. */
-const REASONS = Object.freeze(['limit', 'table_full', 'untracked']);
+const REASONS = Object.freeze(['limit', 'table_full', 'untracked', 'failed_open', 'failed_closed', 'fallback']);
 
 const actual = native.sharedLayout();
 const expected = [

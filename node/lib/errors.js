@@ -30,6 +30,8 @@ function outOfRange(name, expected, value) {
  * given, is the argument its message is about (the addon's messages mostly name it already).
  */
 function fromNative(error, name) {
+  const shared = /^(ERR_CELLGATE_SHARED_[A-Z_]+): ([^]*)$/.exec(error.message);
+  if (shared) return new SharedMemoryError(shared[1], shared[2]);
   const message = name === undefined || error.message.startsWith(`${name}`) ? error.message : `${name}: ${error.message}`;
   const typed = error.code === 'ObjectExpected' ? new TypeError(message) : new RangeError(message);
   typed.code = error.code === 'ObjectExpected' ? 'ERR_INVALID_ARG_TYPE' : 'ERR_OUT_OF_RANGE';
@@ -56,4 +58,20 @@ class RateLimitError extends Error {
   }
 }
 
-module.exports = { argTypeError, outOfRange, fromNative, describe, RateLimitError };
+/**
+ * A shared-memory table could not be opened or removed. `code` says why:
+ * ERR_CELLGATE_SHARED_CONFIG_MISMATCH (the file holds another configuration: the message names
+ * the field), _BAD_FILE (not a table, truncated, damaged, not a regular file), _VERSION (another
+ * layout version), _PERMISSION (another owner, too-open mode, access denied), _UNSUPPORTED (no
+ * lock-free 128-bit atomics, or not Unix), _IO (another failed system call). The message
+ * starts with the path.
+ */
+class SharedMemoryError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = 'SharedMemoryError';
+    this.code = code;
+  }
+}
+
+module.exports = { argTypeError, outOfRange, fromNative, describe, RateLimitError, SharedMemoryError };

@@ -5,7 +5,7 @@
 //   const { rateLimit } = require('cellgate/express');
 //   app.use(rateLimit({ limiter: new Limiter('100/minute') }));
 
-const { settings, evaluate, headersFor, bodyFor, isThenable } = require('./middleware');
+const { settings, evaluate, headersFor, bodyFor, statusFor, isThenable } = require('./middleware');
 
 /** Express's client address: `req.ip` (which honours `trust proxy`), else the socket's. */
 function clientAddress(req) {
@@ -13,8 +13,8 @@ function clientAddress(req) {
 }
 
 /**
- * A middleware that checks every request against `options.limiter` (a Limiter, a Policy or
- * a rate string). Options: `key(req, res)` (default: the client address), `cost(req, res)`
+ * A middleware that checks every request against `options.limiter` (a Limiter, a Policy, a
+ * RedisLimiter, whose decisions are awaited, or a rate string). Options: `key(req, res)` (default: the client address), `cost(req, res)`
  * (default 1; a Policy takes its costs object), `skip(req, res)` (true lets the request
  * through unchecked), `headers` ('ietf' by default, 'legacy', 'legacy-epoch' or false),
  * `statusCode` (429), `onLimited(req, res, next, decision)` (answers a denial instead of the
@@ -106,7 +106,7 @@ function rateLimit(options) {
   /** The default answer to a denial: the status, the headers, the JSON body. */
   function sendLimited(res, decision) {
     setHeaders(res, decision);
-    res.statusCode = config.statusCode;
+    res.statusCode = statusFor(config, decision);
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
     res.end(bodyFor(decision));
   }

@@ -4,7 +4,7 @@
 //   const { Limiter } = require('cellgate');
 //   await app.register(require('cellgate/fastify'), { limiter: new Limiter('100/minute') });
 
-const { settings, evaluate, headersFor, bodyFor } = require('./middleware');
+const { settings, evaluate, headersFor, bodyFor, statusFor } = require('./middleware');
 
 /**
  * Checks every request (an `onRequest` hook on the instance it is registered on, and on the
@@ -38,7 +38,7 @@ function cellgatePlugin(fastify, options, done) {
     reply.headers(headersFor(config, decision));
     if (decision.allowed) return undefined;
     if (config.onLimited !== undefined && (await onLimited(config, request, reply, decision))) return reply;
-    reply.headers(headersFor(config, decision)).code(config.statusCode).type('application/json; charset=utf-8').send(bodyFor(decision));
+    reply.headers(headersFor(config, decision)).code(statusFor(config, decision)).type('application/json; charset=utf-8').send(bodyFor(decision));
     return reply;
   });
   done();

@@ -10,7 +10,8 @@ const { headers, limitedBody } = require('./headers');
 const { Limiter } = require('./limiter');
 const { Policy, Reservation } = require('./policy');
 const { clientKey } = require('./client_key');
-const { RateLimitError } = require('./errors');
+const { RateLimitError, SharedMemoryError } = require('./errors');
+const { SharedMemory } = require('./shared_memory');
 
 module.exports = {
   Limiter,
@@ -22,4 +23,6 @@ module.exports = {
   limitedBody,
   clientKey,
   RateLimitError,
+  SharedMemory,
+  SharedMemoryError,
 };

@@ -6,5 +6,6 @@ const cellgate = require('./index.js');
 
 export const {
   Limiter, Policy, Reservation, ManualClock, Decision, headers, limitedBody, clientKey, RateLimitError,
+  SharedMemory, SharedMemoryError,
 } = cellgate;
 export default cellgate;

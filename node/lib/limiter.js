@@ -8,6 +8,7 @@ const { singleDecision, severalDecision } = require('./decision');
 const { nativeClock } = require('./clock');
 const { acquireWith } = require('./wait');
 const validate = require('./validate');
+const { storeSettings } = require('./shared_memory');
 
 const { COSTS, OP, COST_NOT_GIVEN } = LAYOUT;
 // Core's default maxKeys (DEFAULT_MAX_KEYS), the same in every runtime.
@@ -42,7 +43,8 @@ function costOption(options) {
  * `maxKeys` (default 100 000, at most 2^27; memory is allocated once), `onFull` ('deny', the
  * default, or 'allowUntracked': what a new key gets when the table has no room), `clock` (a
  * ManualClock; default the monotonic clock), `name` (the policy name in headers; default the
- * quota's name by core's rule, `'100-in-1min'`).
+ * quota's name by core's rule, `'100-in-1min'`), `store` (a SharedMemory: one table for
+ * every process of the host; default in this process).
  *
  * A call's `cost` defaults to 1 (core's DEFAULT_COST). A full table is a decision
  * (`reason: 'table_full'`), never an exception.
@@ -67,7 +69,7 @@ class Limiter {
       throw argTypeError('options.refill', "'greedy' for algorithm 'gcra' (interval refill is a token bucket)", refill);
     }
     if (opts.name !== undefined && typeof opts.name !== 'string') throw argTypeError('options.name', 'a string', opts.name);
-    const settings = limiterOptions(opts, refill, 'rate');
+    const settings = { ...limiterOptions(opts, refill, 'rate'), ...storeSettings(opts.store) };
     const clock = nativeClock(opts.clock);
     this.#out = sharedArray();
     const quota = { rate, burst, name: opts.name, dimension: 0, argument: 'rate', nameArgument: opts.name === undefined ? 'rate' : 'options.name' };
@@ -162,8 +164,13 @@ class Limiter {
    * `admittedUntracked` those admitted untracked under `onFull: 'allowUntracked'`.
    */
   stats() {
-    const [liveKeys, reclaimed, rejectedFull, admittedUntracked] = this.#native.stats()[0];
-    return { liveKeys, reclaimed, rejectedFull, admittedUntracked, slots: this.#native.slots };
+    // Core's Limiter::stats(): one table per quota, in quota order.
+    const names = this.#native.names();
+    const quotas = this.#native.stats().map(([liveKeys, reclaimed, rejectedFull, admittedUntracked], index) => ({
+      name: names[index], liveKeys, reclaimed, rejectedFull, admittedUntracked,
+    }));
+    const { liveKeys, reclaimed, rejectedFull, admittedUntracked } = quotas[0];
+    return { liveKeys, reclaimed, rejectedFull, admittedUntracked, slots: this.#native.slots, quotas };
   }
 
   #decision() {

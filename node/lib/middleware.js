@@ -5,6 +5,7 @@
 const { Limiter, Policy, headers, limitedBody, clientKey } = require('./index');
 const { STYLES } = require('./headers');
 const { argTypeError } = require('./errors');
+const { RedisLimiter } = require('./redis');
 
 function isThenable(value) {
   return value !== null && typeof value === 'object' && typeof value.then === 'function';
@@ -35,8 +36,8 @@ function settings(options, clientAddress) {
   };
   let limiter = options.limiter;
   if (typeof limiter === 'string') limiter = new Limiter(limiter);
-  if (!(limiter instanceof Limiter) && !(limiter instanceof Policy)) {
-    throw argTypeError('options.limiter', "a Limiter, a Policy or a rate string such as '100/minute'", limiter);
+  if (!(limiter instanceof Limiter) && !(limiter instanceof Policy) && !(limiter instanceof RedisLimiter)) {
+    throw argTypeError('options.limiter', "a Limiter, a Policy, a RedisLimiter or a rate string such as '100/minute'", limiter);
   }
   const style = options.headers === undefined ? 'ietf' : options.headers;
   if (style !== false && !STYLES.includes(style)) {
@@ -57,10 +58,13 @@ function settings(options, clientAddress) {
   };
 }
 
-/** Runs `limiter.check(key, cost)`: a full table is a denial like any other (core's answer). */
+/**
+ * Runs `limiter.check(key, cost)`: a full table is a denial like any other (core's answer).
+ * A RedisLimiter answers with a promise.
+ */
 function decide(config, key, cost) {
   const { limiter } = config;
-  if (limiter instanceof Policy) return limiter.check(key, cost);
+  if (limiter instanceof Policy || limiter instanceof RedisLimiter) return limiter.check(key, cost);
   return limiter.check(key, cost === undefined ? undefined : { cost });
 }
 
@@ -76,10 +80,24 @@ function evaluate(config, request, reply, then) {
 }
 
 function withKey(config, request, reply, key, then) {
-  if (config.cost === undefined) return then(decide(config, key, undefined));
+  if (config.cost === undefined) return decided(decide(config, key, undefined), then);
   const cost = config.cost(request, reply);
-  if (isThenable(cost)) return cost.then((resolved) => then(decide(config, key, resolved)));
-  return then(decide(config, key, cost));
+  if (isThenable(cost)) return cost.then((resolved) => decided(decide(config, key, resolved), then));
+  return decided(decide(config, key, cost), then);
+}
+
+/** `then(decision)`, once the decision is there (an async limiter's is a promise). */
+function decided(decision, then) {
+  if (isThenable(decision)) return decision.then(then);
+  return then(decision);
+}
+
+/**
+ * The status of a denial: `statusCode`, except 503 for one the outage policy 'closed' made
+ * (Redis could not be asked: the service is unavailable, the client is not over its limit).
+ */
+function statusFor(config, decision) {
+  return decision.reason === 'failed_closed' ? 503 : config.statusCode;
 }
 
 /** The headers to send for a decision (with headers disabled, only a denial's Retry-After). */
@@ -96,4 +114,4 @@ function bodyFor(decision) {
   return limitedBody(decision);
 }
 
-module.exports = { settings, evaluate, headersFor, bodyFor, isThenable };
+module.exports = { settings, evaluate, headersFor, bodyFor, statusFor, isThenable };

@@ -7,6 +7,7 @@ const { argTypeError, outOfRange, fromNative } = require('./errors');
 const { severalDecision } = require('./decision');
 const { nativeClock } = require('./clock');
 const { limiterOptions } = require('./limiter');
+const { storeSettings } = require('./shared_memory');
 const { acquireWith } = require('./wait');
 const validate = require('./validate');
 
@@ -42,7 +43,7 @@ class Policy {
   constructor(entries, options) {
     if (!Array.isArray(entries) || entries.length === 0) throw argTypeError('entries', 'a non-empty array of { name, rate, burst?, dimension? }', entries);
     const opts = validate.options(options, 'options');
-    const settings = limiterOptions(opts, 'greedy', 'entries');
+    const settings = { ...limiterOptions(opts, 'greedy', 'entries'), ...storeSettings(opts.store) };
     const clock = nativeClock(opts.clock);
     const dimensions = [];
     const quotas = entries.map((entry, index) => {

@@ -28,6 +28,8 @@ mod clock;
 mod headers;
 mod limiter;
 mod quota;
+mod remote;
+mod store;
 
 #[cfg(feature = "bench-probes")]
 pub use bench_probes::{
@@ -35,8 +37,10 @@ pub use bench_probes::{
     bench_utf16, BenchDecision, RawProbes,
 };
 pub use boundary::shared::{layout, names};
-pub use client_key::client_key;
+pub use client_key::{client_key_into, client_key_max_len};
 pub use clock::{monotonic_now_ns, NativeManualClock};
 pub use headers::header_styles;
 pub use limiter::{limits, LimiterSpec, Limits, NativeLimiter, NativeReservation};
 pub use quota::QuotaSpec;
+pub use remote::{NativeRemoteLimiter, NativeRemoteReservation, RemoteSpec};
+pub use store::remove_shared_table;

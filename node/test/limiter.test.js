@@ -152,7 +152,8 @@ test('a full table is a denial with reason table_full, and never evicts a live k
   assert.equal(admitted.length, 16);
   assert.equal(full, 24);
   for (const key of admitted) assert.equal(limiter.check(key).reason, 'limit', `${key} is still exhausted`);
-  assert.deepEqual(limiter.stats(), { liveKeys: 16, reclaimed: 0, rejectedFull: 24, admittedUntracked: 0, slots: 16 });
+  const counters = { liveKeys: 16, reclaimed: 0, rejectedFull: 24, admittedUntracked: 0 };
+  assert.deepEqual(limiter.stats(), { ...counters, slots: 16, quotas: [{ name: limiter.stats().quotas[0].name, ...counters }] });
 });
 
 test('the monotonic clock is the default, and limiters are independent', () => {
@@ -293,4 +294,21 @@ test('a Policy answers a full table as a decision too, under either onFull', () 
   const full = deny.check('fresh', { requests: 1, tokens: 1 });
   assert.deepEqual([full.allowed, full.reason, full.decisions.length], [false, 'table_full', 2]);
   assert.equal(deny.stats()[0].rejectedFull > 0, true);
+});
+
+test('stats() of a limiter of several quotas reports every quota\'s table (issue 12)', () => {
+  const limiter = new Limiter('2/s; 1000/day', { maxKeys: 16 });
+  for (let index = 0; index < 3; index++) limiter.check('a');
+  limiter.check('b');
+  const stats = limiter.stats();
+  assert.equal(stats.quotas.length, 2, 'one entry per quota');
+  const names = stats.quotas.map((each) => each.name);
+  assert.equal(new Set(names).size, 2, `two distinct names: ${names}`);
+  for (const each of stats.quotas) {
+    assert.equal(typeof each.name, 'string');
+    assert.equal(each.liveKeys, 2, `quota ${each.name} holds both keys`);
+    assert.equal(each.rejectedFull, 0);
+  }
+  assert.equal(stats.liveKeys, 2, 'the top-level counters stay the first quota\'s');
+  assert.ok(stats.slots >= 16, 'each table has room for maxKeys');
 });

@@ -53,3 +53,27 @@ try {
 }
 
 export { now, reason, perDimension, untracked, openai, allowed, numbers, waited, h, body, key, binding, middleware, options, fastifyPlugin, cellgate };
+
+// cellgate/redis (compiled only: the client is never connected here).
+import { RedisLimiter, RedisReservation, RedisStats, OutagePolicy, SCRIPT_SHA1 } from 'cellgate/redis';
+declare const ioredisLike: { evalshaBuffer(...args: any[]): Promise<unknown>; evalBuffer(...args: any[]): Promise<unknown> };
+const redisLimiter = new RedisLimiter('100/minute', { client: ioredisLike, outage: 'closed', timeoutMs: 20, prefix: 'app:', keySecret: new Uint8Array(16) });
+const redisPolicy = new RedisLimiter([{ name: 'rpm', rate: '60/minute' }, { name: 'tpm', rate: '1000/minute', dimension: 'tokens' }], { client: ioredisLike });
+async function useRedis(): Promise<void> {
+  const checked: Decision = await redisLimiter.check('user:42', { cost: 2 }, { nowNs: 5n });
+  const outageReason: Reason = checked.reason;
+  const { decision: reservedDecision, reservation } = await redisPolicy.reserve('user:42', { requests: 1, tokens: 500 });
+  if (reservation !== null) {
+    const remote: boolean = reservation.remote;
+    const settled: PolicyDecision = await redisPolicy.settle(reservation, { tokens: 120 });
+    const binding: string = settled.binding;
+    void [remote, binding, reservedDecision];
+  }
+  const stats: RedisStats = redisLimiter.stats();
+  const policyName: OutagePolicy = redisLimiter.outage;
+  const sha: string = SCRIPT_SHA1;
+  const reservationType: RedisReservation | null = reservation;
+  rateLimit({ limiter: redisLimiter });
+  void [outageReason, stats, policyName, sha, reservationType];
+}
+void useRedis;

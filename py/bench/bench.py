@@ -9,6 +9,10 @@ Reported: nanoseconds per call of the best pass and of the median pass, their ra
 was allocated before it (the temporaries and the result), and the bytes still held per call
 once the results are dropped (state that grows with traffic).
 
+``cellgate`` is measured twice: with its table in the process, and with ``store=SharedMemory``
+(the table in a file mapping under ``/dev/shm`` that every worker process of a host would
+share); the ratio of the two is printed after the table (target: within 1.2x).
+
 Peers: ``limits`` (moving window, memory storage: the target's peer; also its fixed window and
 sliding window counter) and ``pyrate-limiter`` (one in-memory bucket per key, ``try_acquire``
 non-blocking). Run: ``python py/bench/bench.py [--rounds N] [--alloc-calls N]``.
@@ -23,20 +27,25 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from typing import Any, Callable
 
 RATE = "1000/second"
 KEYS = 1000
+IN_PROCESS = "cellgate Limiter.check (str key)"
+SHARED = "cellgate Limiter.check (str key, store=SharedMemory)"
 
 
-def contenders() -> dict[str, Callable[[], Callable[[str], Any]]]:
-    """Name -> a factory of a fresh ``hit(key)`` callable."""
+def contenders(shared_path: str) -> dict[str, Callable[[], Callable[[str], Any]]]:
+    """Name -> a factory of a fresh ``hit(key)`` callable (the shared-memory one attaches to
+    the table at ``shared_path``, which the first call creates)."""
     import cellgate
 
     found: dict[str, Callable[[], Callable[[str], Any]]] = {
-        "cellgate Limiter.check (str key)": lambda: cellgate.Limiter(RATE).check,
+        IN_PROCESS: lambda: cellgate.Limiter(RATE).check,
+        SHARED: lambda: cellgate.Limiter(RATE, store=cellgate.SharedMemory(shared_path)).check,
         "cellgate Limiter.check (max_keys=2000)": lambda: cellgate.Limiter(RATE, max_keys=2 * KEYS).check,
     }
     try:
@@ -171,12 +180,18 @@ def main(argv: list[str] | None = None) -> int:
     keys = [f"user:{index}" for index in range(KEYS)]
     print(f"machine: {machine()}; cellgate {cellgate.__version__}")
     print(f"{len(keys)} keys, {RATE} per key, {args.rounds} interleaved passes over the keys\n")
-    makers = contenders()
-    times = measure(makers, keys, args.rounds)
-    rows = []
-    for name, make in makers.items():
-        peak, held = allocation(make, keys, args.alloc_calls)
-        rows.append((name, *times[name], peak, held))
+    shared_dir = tempfile.mkdtemp(prefix="cellgate-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    shared_path = os.path.join(shared_dir, "limits")
+    try:
+        makers = contenders(shared_path)
+        times = measure(makers, keys, args.rounds)
+        rows = []
+        for name, make in makers.items():
+            peak, held = allocation(make, keys, args.alloc_calls)
+            rows.append((name, *times[name], peak, held))
+    finally:
+        cellgate.SharedMemory.remove(shared_path)
+        os.rmdir(shared_dir)
     base, base_median = rows[0][1], rows[0][2]
     print(
         "| contender | ns per call, best pass | ÷ cellgate | ns per call, median pass | ÷ cellgate "
@@ -188,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
             f"| {name} | {best:,.0f} | {best / base:.1f}× | {median:,.0f} | {median / base_median:.1f}× "
             f"| {peak:,.0f} | {held:,.1f} |"
         )
+    (shared_best, shared_median), (local_best, local_median) = times[SHARED], times[IN_PROCESS]
+    print(
+        f"\nshared memory / in process: {shared_best / local_best:.2f}x best pass "
+        f"({shared_best:,.0f} / {local_best:,.0f} ns), {shared_median / local_median:.2f}x median pass "
+        f"({shared_median:,.0f} / {local_median:,.0f} ns)"
+    )
     return 0
 
 

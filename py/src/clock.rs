@@ -1,14 +1,17 @@
-//! Time for the Python limiters: the process's monotonic clock, or a [`ManualClock`] for tests.
+//! Time for the Python limiters: the host's clock (`cellgate_host::HostClock`,
+//! `CLOCK_MONOTONIC`, one time line for every process on the host, as a shared table needs),
+//! or a [`ManualClock`] for tests.
 
 use crate::boundary::invalid_type;
 use crate::boundary::{seconds_arg, type_name, u64_arg};
-use cellgate::{Clock, MonotonicClock};
+use cellgate::Clock;
 use pyo3::prelude::*;
 
 /// Where a limiter reads the time.
 #[derive(Clone, Debug)]
 pub enum TimeSource {
-    /// The monotonic clock: `CLOCK_MONOTONIC` on Linux, `cellgate::MonotonicClock` elsewhere.
+    /// The host's clock: `cellgate_host::host_now_ns()`, one `clock_gettime(CLOCK_MONOTONIC)`
+    /// (core's `MonotonicClock` outside Unix).
     Monotonic,
     /// A manual clock shared with Python code that moves it.
     Manual(cellgate::ManualClock),
@@ -51,49 +54,10 @@ impl Clock for TimeSource {
     #[inline]
     fn now_ns(&self) -> u64 {
         match self {
-            Self::Monotonic => monotonic_ns(),
+            Self::Monotonic => cellgate_host::host_now_ns(),
             Self::Manual(clock) => clock.now_ns(),
         }
     }
-}
-
-/// `CLOCK_MONOTONIC` in nanoseconds (since boot), read directly: `MonotonicClock` goes through
-/// `Instant`, a `OnceLock` origin and a `Duration` in 128 bits, about 50 instructions more per
-/// check (measured with callgrind) for the same reading. Never steps backwards.
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-#[inline]
-fn monotonic_ns() -> u64 {
-    /// `struct timespec` on 64-bit Linux.
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
-    }
-    /// `CLOCK_MONOTONIC` on Linux.
-    const CLOCK_MONOTONIC: i32 = 1;
-    let mut time = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `time` is a valid, writable `struct timespec`; CLOCK_MONOTONIC always exists
-    // on Linux, so the call cannot fail (and on failure `time` stays zero: no time passing).
-    let status = unsafe { clock_gettime(CLOCK_MONOTONIC, &mut time) };
-    if status != 0 {
-        return MonotonicClock.now_ns();
-    }
-    let seconds = u64::try_from(time.tv_sec).unwrap_or(0);
-    let nanos = u64::try_from(time.tv_nsec).unwrap_or(0);
-    seconds.saturating_mul(1_000_000_000).saturating_add(nanos)
-}
-
-/// The process's monotonic clock, elsewhere.
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-#[inline]
-fn monotonic_ns() -> u64 {
-    MonotonicClock.now_ns()
 }
 
 /// A clock that moves only when told to, for tests; limiters built with it share its time.

@@ -27,10 +27,13 @@ pub struct Core {
 }
 
 /// See [`Core`].
+// One `Source` per Python limiter object, held in place and never moved on a check: boxing the
+// 312-byte `Limiter` would add a pointer chase to every check to save bytes nobody copies.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Source {
-    /// A `Limiter` or `Policy`: core's limiter.
-    Limiter(cellgate::Limiter),
+    /// A `Limiter` or `Policy`: core's limiter, its tables in this process or shared.
+    Limiter(cellgate::Limiter<cellgate_host::TableSlots>),
     /// A `Bucket`: its quota and the name headers show.
     Bucket {
         /// The name headers show.

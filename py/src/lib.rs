@@ -1,13 +1,15 @@
 //! `cellgate._cellgate`: the Python extension module of cellgate (pyo3, abi3 for Python 3.10+).
 //!
 //! A thin translation layer over the `cellgate` core, one file per core module it translates
-//! (`clock`, `quota`, `cell`, `limiter`, `policy`, `headers`, `client_key`) plus `boundary`
-//! (the panic guard, argument conversions and exceptions) and the measured fast path
-//! (`fastcall`, `decision_type`). Core's `Limiter` checks every configuration rule and makes
-//! every decision; arguments are checked strictly here (typed errors naming the argument, no
-//! state change on error), time comes from the process's monotonic clock or a `ManualClock`,
-//! and decisions, headers and 429 bodies are the core's. The pure-Python package `cellgate`
-//! re-exports these types and adds waiting, middleware and the decorator.
+//! (`clock`, `quota`, `cell`, `limiter`, `policy`, `headers`, `client_key`), plus `store` (the
+//! choice of `cellgate-host` table: in this process, or shared by every process of the host),
+//! `boundary` (the panic guard, argument conversions and exceptions) and the measured fast
+//! path (`fastcall`, `decision_type`). Core's `Limiter` checks every configuration rule and
+//! makes every decision; arguments are checked strictly here (typed errors naming the
+//! argument, no state change on error), time comes from the host's monotonic clock
+//! (`cellgate_host::HostClock`) or a `ManualClock`, and decisions, headers and 429 bodies are
+//! the core's. The pure-Python package `cellgate` re-exports these types and adds waiting,
+//! middleware and the decorator.
 
 mod boundary;
 mod cell;
@@ -19,6 +21,7 @@ mod headers;
 mod limiter;
 mod policy;
 mod quota;
+mod store;
 
 use pyo3::prelude::*;
 
@@ -35,6 +38,7 @@ fn _cellgate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cell::Bucket>()?;
     m.add_class::<policy::Policy>()?;
     m.add_class::<policy::Reservation>()?;
+    store::register(m)?;
     m.add_function(wrap_pyfunction!(client_key::client_key, m)?)?;
     m.add_function(wrap_pyfunction!(boundary::duration_ns, m)?)?;
     m.add("NEVER_NS", cellgate::NEVER)?;

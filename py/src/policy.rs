@@ -1,7 +1,7 @@
 //! `Policy`: several named dimensions (requests, input tokens, output tokens), each with one
 //! or more quotas, decided all-or-nothing per key, with `reserve` of an estimate and `settle`
 //! of the actual: core's `cellgate::Limiter` with one dimension per name, costs given as
-//! keyword arguments.
+//! keyword arguments, its tables in this process or in a `SharedMemory` store (`store.rs`).
 
 use crate::boundary::{
     config_error, invalid, invalid_type, key_bytes, str_arg, type_name, u64_arg, Arguments, Given,
@@ -10,16 +10,19 @@ use crate::clock::TimeSource;
 use crate::headers::{Core, Decision, Source};
 use crate::limiter::{options_arg, stats_of};
 use crate::quota::quotas_arg;
+use crate::store::{store_arg, SharedMemory};
 use cellgate::Clock;
 use cellgate::{
     default_quota_name, resolve_costs, ConfigError, LimiterQuota, LimiterReservation, Op, Refill,
 };
+use cellgate_host::TableSlots;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use std::sync::Mutex;
 
 /// A keyed policy over named dimensions. `Policy({"requests": "60/minute; 1000/day",
-/// "output_tokens": "20000/minute"}, max_keys=100_000, on_full="deny", clock=None)`; every
+/// "output_tokens": "20000/minute"}, max_keys=100_000, on_full="deny", clock=None,
+/// store=None)`; every
 /// call gives the cost of each dimension as a keyword argument. With one dimension a call
 /// that names none costs 1; with several, every dimension must be named (0 is a cost), since
 /// charging a forgotten one nothing would admit without limit on it (core's `resolve_costs`).
@@ -28,6 +31,8 @@ pub struct Policy {
     core: Py<Core>,
     clock: TimeSource,
     dimensions: Vec<String>,
+    /// The shared store the tables are in, or `None` for this process's heap.
+    store: Option<Py<SharedMemory>>,
 }
 
 /// An admitted (or refused) reservation of estimated costs, to settle with the actual ones.
@@ -98,7 +103,7 @@ fn dimension_pairs<'py>(
 
 impl Policy {
     /// Core's limiter.
-    fn limiter(&self) -> &cellgate::Limiter {
+    fn limiter(&self) -> &cellgate::Limiter<TableSlots> {
         match &self.core.get().source {
             Source::Limiter(limiter) => limiter,
             Source::Bucket { .. } => unreachable!("a Policy's core is a limiter"),
@@ -179,13 +184,14 @@ impl Policy {
     /// dimension when it is the dimension's only one, else `{dimension}-{core's default name}`
     /// (`"requests-1000-in-1d"`).
     #[new]
-    #[pyo3(signature = (dimensions, *, max_keys=None, on_full=Given::Absent, clock=None), text_signature = "(dimensions, *, max_keys=100000, on_full='deny', clock=None)")]
+    #[pyo3(signature = (dimensions, *, max_keys=None, on_full=Given::Absent, clock=None, store=None), text_signature = "(dimensions, *, max_keys=100000, on_full='deny', clock=None, store=None)")]
     fn new(
         py: Python<'_>,
         dimensions: &Bound<'_, PyAny>,
         max_keys: Option<&Bound<'_, PyAny>>,
         on_full: Given<'_>,
         clock: Option<&Bound<'_, PyAny>>,
+        store: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let pairs = dimension_pairs(dimensions)?;
         let mut names: Vec<String> = Vec::new();
@@ -236,17 +242,15 @@ impl Policy {
             })
             .collect();
         let options = options_arg(max_keys, &on_full, Refill::Greedy)?;
-        let limiter = cellgate::Limiter::new(&entries, options).map_err(|error| {
-            config_error(
-                py,
-                error,
-                &Arguments {
-                    quotas: "dimensions",
-                    names: &header_names,
-                    dimensions: &names,
-                },
-            )
-        })?;
+        let clock = TimeSource::from_arg(clock)?;
+        let store = store_arg(store)?;
+        let arguments = Arguments {
+            quotas: "dimensions",
+            names: &header_names,
+            dimensions: &names,
+        };
+        let limiter =
+            crate::store::open(py, &entries, options, store.as_ref(), &clock, &arguments)?;
         Ok(Self {
             core: Py::new(
                 py,
@@ -254,8 +258,9 @@ impl Policy {
                     source: Source::Limiter(limiter),
                 },
             )?,
-            clock: TimeSource::from_arg(clock)?,
+            clock,
             dimensions: names,
+            store,
         })
     }
 
@@ -390,6 +395,12 @@ impl Policy {
             .settle_at(self.clock.now_ns(), taken, &costs)
             .map_err(|error| self.error(py, error))?;
         Ok(Decision::of_limiter(py, &decision, &self.core))
+    }
+
+    /// The `SharedMemory` holding the tables, or None for this process's memory.
+    #[getter]
+    fn store(&self, py: Python<'_>) -> Option<Py<SharedMemory>> {
+        self.store.as_ref().map(|store| store.clone_ref(py))
     }
 
     /// The dimension names, in order.

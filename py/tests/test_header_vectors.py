@@ -2,18 +2,19 @@
 vectors") through the public Python API: each scenario's limiter is built as a user would
 (``Limiter`` for one dimension, ``Policy`` for named dimensions), every step is replayed on a
 ``ManualClock``, and the decision, its reason, every style's header bytes and the 429 body
-must equal the file's exactly."""
+must equal the file's exactly, with the tables in this process and in a shared-memory store
+(``store=SharedMemory(...)``, a fresh file per scenario)."""
 
 from __future__ import annotations
 
 import copy
 import json
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Iterator, Optional, Union
 
 import pytest
 
-from cellgate import Decision, InvalidArgument, Limiter, ManualClock, Policy, Quota
+from cellgate import Decision, InvalidArgument, Limiter, ManualClock, Policy, Quota, SharedMemory
 
 NOW_UNIX_S = 1_700_000_000
 """The ``now_unix_s`` of the ``legacy_epoch`` and ``anthropic`` styles in every vector."""
@@ -29,7 +30,7 @@ def documents(headers_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
-def build(config: dict[str, Any]) -> tuple[Union[Limiter, Policy], ManualClock]:
+def build(config: dict[str, Any], store: Optional[SharedMemory] = None) -> tuple[Union[Limiter, Policy], ManualClock]:
     clock = ManualClock()
     quotas = [
         Quota.parse(
@@ -38,7 +39,7 @@ def build(config: dict[str, Any]) -> tuple[Union[Limiter, Policy], ManualClock]:
         )
         for entry in config["quotas"]
     ]
-    options: dict[str, Any] = {"clock": clock}
+    options: dict[str, Any] = {"clock": clock, "store": store}
     if "max_keys" in config:
         options["max_keys"] = config["max_keys"]
     if "on_full" in config:
@@ -88,12 +89,14 @@ def observed(decision: Decision) -> dict[str, Any]:
     }
 
 
-def replay(document: dict[str, Any]) -> int:
-    """Replays every scenario; returns the steps checked. Raises AssertionError on the first
-    difference, naming the scenario and step."""
+def replay(document: dict[str, Any], stores: Optional[Iterator[SharedMemory]] = None) -> int:
+    """Replays every scenario, each over the next of ``stores`` (None: in process); returns
+    the steps checked. Raises AssertionError on the first difference, naming the scenario and
+    step."""
     checked = 0
     for scenario in document["scenarios"]:
-        target, clock = build(scenario["limiter"])
+        target, clock = build(scenario["limiter"], None if stores is None else next(stores))
+        assert (target.store is None) == (stores is None)
         for index, step in enumerate(scenario["steps"]):
             clock.set_ns(step["now_ns"])
             got = observed(apply(target, step))
@@ -104,9 +107,23 @@ def replay(document: dict[str, Any]) -> int:
     return checked
 
 
-def test_header_vectors_replay(headers_dir: Path) -> None:
-    checked = sum(replay(document) for document in documents(headers_dir))
+def shared_stores(directory: Path) -> Iterator[SharedMemory]:
+    """A fresh shared-memory store per scenario. A ``ManualClock`` is refused with a shared
+    store (processes sharing a table read one clock); ``_allow_manual_clock`` lets this one
+    process replay the vectors' times."""
+    index = 0
+    while True:
+        index += 1
+        yield SharedMemory(directory / f"scenario-{index}")._allow_manual_clock()
+
+
+@pytest.mark.parametrize("store", ["in_process", "shared_memory"])
+def test_header_vectors_replay(headers_dir: Path, tmp_path: Path, store: str) -> None:
+    stores = shared_stores(tmp_path) if store == "shared_memory" else None
+    checked = sum(replay(document, stores) for document in documents(headers_dir))
     assert checked >= 50, checked
+    if stores is not None:
+        assert len(list(tmp_path.iterdir())) >= 10, "every scenario had its own shared table"
 
 
 def corrupted(document: dict[str, Any]) -> dict[str, Any]:

@@ -55,5 +55,7 @@ def test_bench_script_runs(request: pytest.FixtureRequest) -> None:
     table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     names = [line.split("|")[1].strip() for line in table[1:]]
     assert names[0].startswith("cellgate")
+    assert "cellgate Limiter.check (str key, store=SharedMemory)" in names
+    assert "shared memory / in process:" in result.stdout
     assert "limits moving window (memory)" in names
     assert "pyrate-limiter in-memory bucket" in names

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from cellgate import NEVER_NS, Bucket, Decision, Limiter, ManualClock, Policy, Quota
+from cellgate import NEVER_NS, Bucket, Decision, Limiter, ManualClock, Policy, Quota, SharedMemory
 
 FIXED_POLICY_KEY = b"cellgate-vectors"
 UNNAMED = object()
@@ -71,8 +71,9 @@ def expected(expect: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def replay_single(scenario: dict[str, Any], keyed_limiter: bool) -> int:
-    """Replays on one Bucket per key, or on one Limiter; returns the steps checked."""
+def replay_single(scenario: dict[str, Any], keyed_limiter: bool, store: Optional[SharedMemory] = None) -> int:
+    """Replays on one Bucket per key, or on one Limiter (its table in ``store``, if given);
+    returns the steps checked."""
     clock = ManualClock()
     quota = quota_of(scenario["quota"])
     algorithm = scenario["algorithm"]
@@ -80,7 +81,14 @@ def replay_single(scenario: dict[str, Any], keyed_limiter: bool) -> int:
     buckets: dict[Any, Bucket] = {}
     limiter = None
     if keyed_limiter:
-        limiter = Limiter(quota, algorithm=algorithm, refill=refill, max_keys=scenario.get("max_keys", 1024), clock=clock)
+        limiter = Limiter(
+            quota,
+            algorithm=algorithm,
+            refill=refill,
+            max_keys=scenario.get("max_keys", 1024),
+            clock=clock,
+            store=store,
+        )
     checked = 0
     for index, step in enumerate(scenario["steps"]):
         clock.set_ns(u64(step["now_ns"]))
@@ -112,7 +120,7 @@ def replay_single(scenario: dict[str, Any], keyed_limiter: bool) -> int:
     return checked
 
 
-def replay_policy(scenario: dict[str, Any]) -> int:
+def replay_policy(scenario: dict[str, Any], store: Optional[SharedMemory] = None) -> int:
     clock = ManualClock()
     entries = scenario["policy"]
     dimensions = [f"d{entry['dimension']}" for entry in entries]
@@ -121,6 +129,7 @@ def replay_policy(scenario: dict[str, Any]) -> int:
         [(dimension, quota_of(entry["quota"], entry["name"])) for dimension, entry in zip(dimensions, entries)],
         max_keys=scenario.get("max_keys", 1024),
         clock=clock,
+        store=store,
     )
     assert policy.quota_names == names
     dimension_names = policy.dimensions
@@ -156,18 +165,33 @@ def replay_policy(scenario: dict[str, Any]) -> int:
     return checked
 
 
-def test_vectors_replay(vectors_dir: Path) -> None:
+@pytest.mark.parametrize("store", ["in_process", "shared_memory"])
+def test_vectors_replay(vectors_dir: Path, tmp_path: Path, store: str) -> None:
+    """Every scenario; over ``store="shared_memory"`` the keyed limiters and policies keep
+    their tables in a fresh shared-memory file each (``_allow_manual_clock``: one process
+    replaying fixed times; processes sharing a table must read CLOCK_MONOTONIC)."""
     found = scenarios(vectors_dir)
     assert len(found) >= 30, "every vector file was read"
     replays = 0
+    shared = 0
+
+    def table() -> Optional[SharedMemory]:
+        nonlocal shared
+        if store == "in_process":
+            return None
+        shared += 1
+        return SharedMemory(tmp_path / f"table-{shared}")._allow_manual_clock()
+
     for name, scenario in found:
         try:
             if "policy" in scenario:
-                replays += replay_policy(scenario)
+                replays += replay_policy(scenario, table())
             else:
-                replays += replay_single(scenario, keyed_limiter=False)
+                if store == "in_process":
+                    replays += replay_single(scenario, keyed_limiter=False)
                 if scenario.get("keyed"):
-                    replays += replay_single(scenario, keyed_limiter=True)
+                    replays += replay_single(scenario, keyed_limiter=True, store=table())
         except AssertionError as error:
             pytest.fail(f"{name}: {error}")
-    assert replays > 100
+    assert replays > (100 if store == "in_process" else 20), replays
+    assert shared == 0 or len(list(tmp_path.iterdir())) == shared

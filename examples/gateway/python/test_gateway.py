@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -23,35 +21,13 @@ import pytest
 from http_sfv.item import Item
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # processes.py, shared with demo.py
+from processes import start, stop  # noqa: E402
+
 FAKE_MODEL = HERE.parent / "fake_model.py"
 GATEWAY = HERE / "gateway.py"
 DIMENSIONS = ("requests", "input_tokens", "output_tokens")
 LIMITS = {"requests": 60, "input_tokens": 100_000, "output_tokens": 20_000}
-
-
-def start(argv: list[str], timeout_s: float = 20.0) -> tuple[subprocess.Popen[str], str]:
-    """Starts a server that prints ``... listening on URL`` first; returns it and the URL."""
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    timer = threading.Timer(timeout_s, process.kill)  # a server that never says where it is
-    timer.start()
-    try:
-        line = process.stdout.readline() if process.stdout else ""
-    finally:
-        timer.cancel()
-    match = re.search(r"listening on (http://127\.0\.0\.1:[0-9]+)$", line.strip())
-    if match is None:
-        stop(process)
-        raise RuntimeError(f"{argv[1]} did not start: {line!r}")
-    return process, match.group(1)
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @contextmanager

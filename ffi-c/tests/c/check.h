@@ -37,5 +37,6 @@ void test_vectors(const char *path);
 void test_limiter(void);
 void test_header_vectors(const char *path);
 void test_threads(unsigned threads, unsigned long iterations);
+void test_shared(void);
 
 #endif

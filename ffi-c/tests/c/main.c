@@ -45,6 +45,9 @@ int main(int argc, char **argv) {
     test_threads(threads, iterations);
     printf("threads: %lu checks (%u threads x %lu checks)\n", check_count - before, threads,
            iterations);
+    before = check_count;
+    test_shared();
+    printf("shared: %lu checks\n", check_count - before);
 
     if (check_failures != 0) {
         fprintf(stderr, "FAILED: %lu of %lu checks\n", check_failures, check_count);

@@ -75,11 +75,13 @@ static void configuration_statuses(void) {
           0);
     CHECK(strcmp(cg_status_message(CG_STATUS_FOREIGN_RESERVATION),
                  "the reservation was made by another limiter") == 0);
-    CHECK(strcmp(cg_status_message(32), "unknown status code") == 0);
+    CHECK(strcmp(cg_status_message(41), "unknown status code") == 0);
+    CHECK(CG_STATUS_SHARED_UNSUPPORTED == 32 && CG_STATUS_SHARED_IO == 37);
     CHECK(strcmp(cg_reason_name(CG_REASON_LIMIT), "limit") == 0);
     CHECK(strcmp(cg_reason_name(CG_REASON_TABLE_FULL), "table_full") == 0);
     CHECK(strcmp(cg_reason_name(CG_REASON_UNTRACKED), "untracked") == 0);
-    CHECK(strcmp(cg_reason_name(3), "unknown") == 0 && strcmp(cg_reason_name(-1), "unknown") == 0);
+    CHECK(strcmp(cg_reason_name(CG_REASON_FALLBACK), "fallback") == 0);
+    CHECK(strcmp(cg_reason_name(6), "unknown") == 0 && strcmp(cg_reason_name(-1), "unknown") == 0);
 }
 
 /* The verb, its sugar, and costs not named. */

@@ -13,7 +13,7 @@
 //! | `BINDING` | the binding entry's index (policies); after [`MISSING_COST`], the dimension without a cost |
 //! | `COUNT` | how many entries follow |
 //! | `STATUS` | the status of the last operation ([`ALLOWED`], [`DENIED`], [`MISSING_COST`]) |
-//! | `REASON` | why: 0 the buckets decided, 1 a full table denied, 2 a full table admitted untracked |
+//! | `REASON` | why: 0 the buckets decided, 1 a full table denied, 2 a full table admitted untracked, 3-5 a store's outage policy (failed open, failed closed, the local fallback) |
 //! | `OP` | input: the operation of the fast function (the index into [`OPS`]) |
 //! | `SUMMARY ..` | the limiter's decision (core's `LimiterDecision::decision`: the binding quota's numbers, the limiter's `allowed`, no wait when allowed), as an entry |
 //! | `ENTRIES + 5 i ..` | entry `i` (quota `i`): allowed (0 or 1), limit, remaining, retry-after ns, reset-after ns |
@@ -27,7 +27,7 @@
 //! Nanosecond values are exact below 2^53 (104 days); [`cellgate::NEVER`] is written as
 //! `Infinity`.
 
-use cellgate::{Decision, LimiterDecision, Op, Reason, NEVER};
+use cellgate::{Decision, KeyedDecision, LimiterDecision, Op, Reason, NEVER};
 use napi::bindgen_prelude::Float64Array;
 use napi::Result;
 use std::ptr::NonNull;
@@ -70,7 +70,14 @@ pub(crate) const LEN: usize = COSTS + cellgate::MAX_POLICY_QUOTAS;
 /// Core's operations, in the order of the numbers JavaScript writes into `OP`.
 pub(crate) const OPS: [Op; 5] = [Op::Check, Op::Peek, Op::Force, Op::Refund, Op::Reset];
 /// Core's reasons, in the order of the numbers written into `REASON`.
-pub(crate) const REASONS: [Reason; 3] = [Reason::Limit, Reason::TableFull, Reason::Untracked];
+pub(crate) const REASONS: [Reason; 6] = [
+    Reason::Limit,
+    Reason::TableFull,
+    Reason::Untracked,
+    Reason::FailedOpen,
+    Reason::FailedClosed,
+    Reason::Fallback,
+];
 
 /// The layout, for the JavaScript layer to check its constants against: `[BINDING, COUNT,
 /// STATUS, REASON, OP, SUMMARY, ENTRIES, ENTRY_SLOTS, COSTS, LEN, DENIED, ALLOWED,
@@ -102,7 +109,8 @@ pub fn layout() -> Vec<f64> {
 pub struct Names {
     /// `["check", "peek", "force", "refund", "reset"]`.
     pub ops: Vec<String>,
-    /// `["limit", "table_full", "untracked"]` (core's `Reason::as_str`).
+    /// `["limit", "table_full", "untracked", "failed_open", "failed_closed", "fallback"]`
+    /// (core's `Reason::as_str`).
     pub reasons: Vec<String>,
 }
 
@@ -238,12 +246,31 @@ impl Shared {
         }
         self.set(COUNT, entries.len() as f64);
         self.set(BINDING, decision.binding as f64);
-        let reason = REASONS
-            .iter()
-            .position(|&reason| reason == decision.reason)
-            .unwrap_or(0);
-        self.set(REASON, reason as f64);
+        self.set(REASON, reason_index(decision.reason) as f64);
         self.set(STATUS, f64::from(status(decision.allowed)));
+    }
+
+    /// Writes the decision of a limiter with one quota (core's [`cellgate::Limiter::apply_one_at`]):
+    /// the summary (the decision, no wait when allowed: [`LimiterDecision::decision`]'s rule),
+    /// entry 0, the reason and the status. `COUNT` (1) and `BINDING` (0) are the same for every
+    /// decision of such a limiter and are written once ([`Self::write_single_shape`]).
+    #[inline]
+    pub(crate) fn write_single(&self, keyed: &KeyedDecision) {
+        let decision = keyed.decision;
+        self.write_entry(0, &decision);
+        let mut summary = decision;
+        if summary.allowed {
+            summary.retry_after_ns = 0;
+        }
+        self.write_at(SUMMARY, &summary);
+        self.set(REASON, reason_index(keyed.reason) as f64);
+        self.set(STATUS, f64::from(status(decision.allowed)));
+    }
+
+    /// Writes what every decision of a one-quota limiter shares: `COUNT` 1, `BINDING` 0.
+    pub(crate) fn write_single_shape(&self) {
+        self.set(COUNT, 1.0);
+        self.set(BINDING, 0.0);
     }
 
     /// The operation JavaScript wrote into `OP`, if it is one.
@@ -304,6 +331,12 @@ pub(crate) fn cost_from_f64(value: f64) -> Option<u64> {
     } else {
         None
     }
+}
+
+/// The number of `reason` in [`REASONS`].
+#[inline]
+fn reason_index(reason: Reason) -> usize {
+    REASONS.iter().position(|&each| each == reason).unwrap_or(0)
 }
 
 /// The status for a decision.

@@ -10,8 +10,9 @@
 
 GCRA and token bucket with exact integer arithmetic, keyed with bounded memory, several
 quotas at once ("10/second; 1000/day"), policies over several dimensions with reserve and
-settle, asyncio and blocking waiting, a decorator, and ASGI (``cellgate.asgi``) and WSGI
-(``cellgate.wsgi``) middleware. See the package README for the full guide.
+settle, asyncio and blocking waiting, a decorator, ASGI (``cellgate.asgi``) and WSGI
+(``cellgate.wsgi``) middleware, and host-wide limits shared by every worker process
+(``store=SharedMemory("/dev/shm/myapp")``). See the package README for the full guide.
 """
 
 from cellgate._cellgate import (
@@ -26,6 +27,12 @@ from cellgate._cellgate import (
     Policy,
     Quota,
     Reservation,
+    SharedMemory,
+    SharedMemoryBadFile,
+    SharedMemoryConfigMismatch,
+    SharedMemoryError,
+    SharedMemoryPermissionError,
+    SharedMemoryUnsupported,
     __version__,
     client_key,
 )
@@ -49,6 +56,12 @@ __all__ = [
     "Quota",
     "RateLimited",
     "Reservation",
+    "SharedMemory",
+    "SharedMemoryBadFile",
+    "SharedMemoryConfigMismatch",
+    "SharedMemoryError",
+    "SharedMemoryPermissionError",
+    "SharedMemoryUnsupported",
     "__version__",
     "client_key",
 ]

@@ -1,5 +1,6 @@
 """Type stubs of the native module ``cellgate._cellgate`` (checked by ``mypy.stubtest``)."""
 
+from os import PathLike
 from typing import Literal, Optional, Sequence, Union, final
 
 from typing_extensions import disjoint_base
@@ -17,6 +18,12 @@ __all__ = [
     "Policy",
     "Quota",
     "Reservation",
+    "SharedMemory",
+    "SharedMemoryBadFile",
+    "SharedMemoryConfigMismatch",
+    "SharedMemoryError",
+    "SharedMemoryPermissionError",
+    "SharedMemoryUnsupported",
     "__version__",
     "_duration_ns",
     "client_key",
@@ -52,6 +59,60 @@ class InvalidRate(InvalidArgument):
 
     rate: str
     offset: int
+
+class SharedMemoryError(OSError):
+    """A shared-memory table could not be opened or removed; ``path`` is the file's. A failed
+    system call also sets ``errno``, ``strerror``, ``filename`` and ``operation``."""
+
+    path: str
+    operation: str
+
+class SharedMemoryConfigMismatch(SharedMemoryError):
+    """The file holds a table of another configuration. ``field`` names the first difference
+    (of quota ``quota`` for a quota's field), ``file_value`` and ``our_value`` its values. A
+    table is never resized: stop every worker, remove the file, start again."""
+
+    field: str
+    quota: Optional[int]
+    file_value: int
+    our_value: int
+
+class SharedMemoryBadFile(SharedMemoryError):
+    """The file is not a usable shared table (``problem``: ``"not_a_table"``, ``"corrupt"``,
+    ``"truncated"``, ``"version"``, ``"not_regular_file"``, ``"wrong_kind"``)."""
+
+    problem: str
+
+class SharedMemoryUnsupported(SharedMemoryError):
+    """No lock-free 128-bit atomics in hardware, or not a Unix system: a table cannot be
+    shared safely here."""
+
+class SharedMemoryPermissionError(SharedMemoryError):
+    """The file is owned by another user (``file_uid``, ``our_uid``) or grants more than the
+    access asked for (``file_mode``, ``allowed_mode``)."""
+
+@final
+class SharedMemory:
+    """A table in a file mapping shared by every process that opens ``path`` (under
+    ``/dev/shm``: memory). Pass it as ``store=`` to ``Limiter`` or ``Policy``."""
+
+    def __new__(
+        cls,
+        path: Union[str, bytes, PathLike[str], PathLike[bytes]],
+        *,
+        access: Literal["owner", "group"] = "owner",
+        allow_other_owner: bool = False,
+    ) -> SharedMemory: ...
+    @staticmethod
+    def remove(path: Union[str, bytes, PathLike[str], PathLike[bytes]]) -> bool:
+        """Removes the table's file (``False`` if there was none); stop every worker first."""
+    @property
+    def path(self) -> str: ...
+    @property
+    def access(self) -> Literal["owner", "group"]: ...
+    @property
+    def allow_other_owner(self) -> bool: ...
+    def _allow_manual_clock(self) -> SharedMemory: ...
 
 @final
 class ManualClock:
@@ -158,6 +219,7 @@ class Limiter:
         max_keys: int = 100000,
         on_full: _OnFull = "deny",
         clock: Optional[ManualClock] = None,
+        store: Optional[SharedMemory] = None,
     ) -> Limiter: ...
     def check(self, key: _Key, cost: int = 1) -> Decision: ...
     def peek(self, key: _Key, cost: int = 1) -> Decision: ...
@@ -167,6 +229,8 @@ class Limiter:
     def now_ns(self) -> int: ...
     @property
     def clock(self) -> Optional[ManualClock]: ...
+    @property
+    def store(self) -> Optional[SharedMemory]: ...
     @property
     def quotas(self) -> list[Quota]: ...
     @property
@@ -236,6 +300,7 @@ class Policy:
         max_keys: int = 100000,
         on_full: _OnFull = "deny",
         clock: Optional[ManualClock] = None,
+        store: Optional[SharedMemory] = None,
     ) -> Policy: ...
     def check(self, key: _Key, **costs: int) -> Decision: ...
     def peek(self, key: _Key, **costs: int) -> Decision: ...
@@ -245,6 +310,8 @@ class Policy:
     def reserve(self, key: _Key, **estimate: int) -> Reservation: ...
     def settle(self, reservation: Reservation, **actual: int) -> Decision: ...
     def now_ns(self) -> int: ...
+    @property
+    def store(self) -> Optional[SharedMemory]: ...
     @property
     def dimensions(self) -> list[str]: ...
     @property

@@ -59,7 +59,7 @@ class Limiter(_cellgate.Limiter):
     """A rate limiter with one bucket per key, in a table of bounded size allocated once.
 
     ``Limiter(rate, *, burst=None, algorithm="gcra", refill=None, max_keys=100_000,
-    on_full="deny", clock=None)``: core's ``Limiter``, which checks every option. ``rate``
+    on_full="deny", clock=None, store=None)``: core's ``Limiter``, which checks every option. ``rate``
     is a rate string (``"100/minute"``, ``"10/s; 1000/day"``), a
     ``Quota``, or a list of them; several quotas are decided all-or-nothing. ``burst``
     replaces a single quota's burst. ``algorithm`` is ``"gcra"`` or ``"token_bucket"``
@@ -69,7 +69,11 @@ class Limiter(_cellgate.Limiter):
     ``on_full="deny"`` (the default) a denial with ``reason == "table_full"`` and a
     ``Retry-After`` (until a slot can be reclaimed); with ``"allow_untracked"`` an admission
     with ``reason == "untracked"``, nothing stored (fail open, counted in ``stats()``). ``clock`` is a
-    ``ManualClock`` or None for the monotonic clock.
+    ``ManualClock`` or None for the monotonic clock. ``store`` is None (the table in this
+    process) or a ``SharedMemory``: the table in a file mapping that every process opening the
+    same path shares, so that under ``gunicorn -w 4`` or ``uvicorn --workers 4`` the limit is
+    the host's, not each worker's (every process must give the same quotas, ``refill`` and
+    ``max_keys``; the clock is then the host's ``CLOCK_MONOTONIC``, never a ``ManualClock``).
 
     ``check``, ``peek``, ``force``, ``refund`` and ``reset`` are native; ``wait``,
     ``acquire`` and ``limit`` are defined here.
