@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterable, Optional, TypeVar, Union, cast
 
 # Django ships no type information (django-stubs is a separate mypy plugin): its names are
 # Any here, and cellgate's own signatures stay typed.
-from django.conf import settings  # type: ignore[import-untyped]
 from django.core.exceptions import (  # type: ignore[import-untyped]
     BadRequest,
     ImproperlyConfigured,
@@ -212,6 +211,11 @@ class RateLimitMiddleware:
     setting is ``ImproperlyConfigured`` naming it."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        # Imported here, not at module level: a module attribute that is Django's lazy settings
+        # object raises ImproperlyConfigured on any inspection (stubtest, help()) before
+        # settings are configured.
+        from django.conf import settings  # type: ignore[import-untyped]
+
         self.get_response = get_response
         for name in dir(settings):
             if name.startswith("CELLGATE_") and name not in SETTINGS:
