@@ -189,9 +189,9 @@ def test_unknown_setting_is_an_error_naming_it() -> None:
 
 def test_unknown_decorator_option_names_it_and_the_cellgate_name() -> None:
     with pytest.raises(InvalidArgumentType, match="rate"):
-        ratelimit(Limiter("1/minute"), rate="1/m")  # type: ignore[call-arg]
+        ratelimit(Limiter("1/minute"), rate="1/m")
     with pytest.raises(InvalidArgumentType, match="nonsense"):
-        ratelimit(Limiter("1/minute"), nonsense=True)  # type: ignore[call-arg]
+        ratelimit(Limiter("1/minute"), nonsense=True)
 
 
 def test_unknown_key_name_is_an_error() -> None:

@@ -279,8 +279,8 @@ def ratelimit(
 
     ``limiter`` is a ``cellgate.Limiter`` or a rate string (a ``Limiter`` made once, here).
     Only requests whose method is in ``method`` (a name, a list, or ``ALL``) are checked.
-    Every checked request gets ``request.rate_limit`` (its decision) and ``request.limited``
-    (true when denied, or when an earlier decorator denied it). A denied request is answered
+    Every request gets ``request.limited`` (true when denied, or when an earlier decorator
+    denied it); every checked one ``request.rate_limit`` (its decision). A denied request is answered
     with core's 429 (or ``on_denied``'s ``Denial``) with ``block=True``; with ``block=False``
     it is marked ``request.limited = True`` and reaches the view, which decides. ``count`` /
     ``count_when`` refund an admitted request whose status should not count (a successful
@@ -312,6 +312,9 @@ def ratelimit(
     def decorate(view: View) -> View:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            # Set even when the method is not checked, as django-ratelimit does: a view can
+            # read request.limited whatever the method.
+            request.limited = getattr(request, "limited", False)
             if methods is not None and (request.method or "").upper() not in methods:
                 return view(request, *args, **kwargs)
             key, cost, decision = limit.check(request)
