@@ -36,13 +36,16 @@ from cellgate._cellgate import (
     __version__,
     client_key,
 )
+from cellgate._http import CountMode, Denial
 from cellgate._limiter import Key, Limiter, RateLimited
 
 __all__ = [
     "DEFAULT_MAX_KEYS",
     "NEVER_NS",
     "Bucket",
+    "CountMode",
     "Decision",
+    "Denial",
     "InvalidArgument",
     "InvalidArgumentType",
     "InvalidRate",

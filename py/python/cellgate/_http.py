@@ -1,11 +1,13 @@
-"""What the ASGI and WSGI middleware share: option checks, default keys, the 429 response and
-the answer to a request whose key or cost the limiter refuses."""
+"""What the ASGI and WSGI middleware (and the Flask and Django integrations) share: option
+checks, default keys, count modes, the 429 response and the answer to a request whose key or
+cost the limiter refuses."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Literal, NoReturn, Optional, cast, get_args
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, NoReturn, Optional, cast, get_args
 
 from cellgate import _cellgate
 from cellgate._cellgate import Decision, InvalidArgument, InvalidArgumentType, client_key
@@ -143,3 +145,126 @@ def check_trusted_hops(trusted_hops: int) -> None:
 def denial_headers(decision: Decision, style: HeaderStyle) -> list[tuple[str, str]]:
     """The headers of a 429: the rate-limit headers, then the JSON content type."""
     return decision.headers(style) + [("Content-Type", "application/json")]
+
+
+CountMode = Literal["all", "failed", "successful"]
+"""Which admitted requests keep their cost once the response is known: ``"all"`` (every
+one, the default), ``"failed"`` (only those answered with a status >= 400: the login
+brute-force recipe, a successful login costs nothing) or ``"successful"`` (only those
+answered < 400). A request that should not count is refunded (``Limiter.refund``) when its
+status is known."""
+
+COUNT_MODES: tuple[str, ...] = get_args(CountMode)
+
+STATUS_OF_AN_ERROR = 500
+"""The status a request is counted as when the application raised (or ended) without
+starting a response: the one the server answers it with."""
+
+
+def failed_status(status: int) -> bool:
+    """``count="failed"``: the request keeps its cost when its status is >= 400."""
+    return status >= 400
+
+
+def successful_status(status: int) -> bool:
+    """``count="successful"``: the request keeps its cost when its status is < 400."""
+    return status < 400
+
+
+def check_count(count: Any, count_when: Any) -> Optional[Callable[[int], bool]]:
+    """The predicate of the status deciding whether an admitted request keeps its cost, or
+    None when every request counts (nothing to do after the response). ``count_when`` (a
+    callable of the status) replaces ``count``; giving both is an error."""
+    if count_when is not None:
+        if not callable(count_when):
+            _raise(
+                InvalidArgumentType,
+                "count_when",
+                f"must be a callable of the response status returning a bool (or None), not {_type_name(count_when)}",
+            )
+        if count != "all":
+            _raise(InvalidArgument, "count_when", f"replaces count; give one of them, not count={count!r} as well")
+        return cast(Callable[[int], bool], count_when)
+    if not isinstance(count, str):
+        _raise(InvalidArgumentType, "count", f"must be a str, not {_type_name(count)}")
+    if count not in COUNT_MODES:
+        _raise(InvalidArgument, "count", f"must be one of {', '.join(map(repr, COUNT_MODES))}, not {count!r}")
+    return {"all": None, "failed": failed_status, "successful": successful_status}[count]
+
+
+def check_on_denied(on_denied: Any) -> None:
+    if on_denied is not None and not callable(on_denied):
+        _raise(
+            InvalidArgumentType,
+            "on_denied",
+            f"must be a callable of the request and the decision returning a Denial (or None), not {_type_name(on_denied)}",
+        )
+
+
+@dataclass(frozen=True)
+class Denial:
+    """The response to a denied request: what ``on_denied(request, decision)`` returns.
+
+    ``Denial.default(decision, header_style)`` is the middleware's own: ``429``, the
+    rate-limit headers with ``Retry-After`` and ``Content-Type: application/json``, and core's
+    body ``{"error":"rate_limited","retry_after":N}``; ``dataclasses.replace`` of it changes
+    one field. ``Content-Length`` is added by the middleware."""
+
+    status: int = 429
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    @classmethod
+    def default(cls, decision: Decision, header_style: HeaderStyle = "ietf") -> Denial:
+        return cls(429, denial_headers(decision, header_style), decision.error_body())
+
+
+def denial_for(
+    on_denied: Optional[Callable[[Any, Decision], Denial]], request: Any, decision: Decision, header_style: HeaderStyle
+) -> Denial:
+    """What a denied request is answered with: ``on_denied``'s ``Denial``, or the default."""
+    if on_denied is None:
+        return Denial.default(decision, header_style)
+    return checked_denial(on_denied(request, decision))
+
+
+def checked_denial(denial: Any) -> Denial:
+    """``on_denied``'s answer, which must be a ``Denial``."""
+    if not isinstance(denial, Denial):
+        _raise(InvalidArgumentType, "on_denied", f"must return a cellgate.Denial, not {_type_name(denial)}")
+    return denial
+
+
+FOREIGN_OPTIONS: dict[str, str] = {
+    # Flask-Limiter and slowapi
+    "key_func": "key (a callable of the request returning its key)",
+    "default_limits": "limiter (a cellgate.Limiter such as Limiter('100/minute'))",
+    "application_limits": "limiter (a cellgate.Limiter such as Limiter('100/minute'))",
+    "limits": "limiter (a cellgate.Limiter such as Limiter('100/minute'))",
+    "deduct_when": "count_when (a callable of the response status) or count='failed' / 'successful'",
+    "default_limits_deduct_when": "count_when (a callable of the response status) or count='failed' / 'successful'",
+    "exempt_when": "exempt (a callable of the request)",
+    "default_limits_exempt_when": "exempt (a callable of the request)",
+    "default_limits_cost": "cost",
+    "headers_enabled": "headers_on_success",
+    "on_breach": "on_denied (a callable of the request and the decision returning a Denial)",
+    "storage_uri": "limiter (the limiter holds its store)",
+    "strategy": "limiter (Limiter(..., algorithm='gcra' or 'token_bucket'))",
+    "key_prefix": "key",
+    "key_style": "key",
+    # django-ratelimit
+    "rate": "limiter (a cellgate.Limiter such as Limiter('5/minute'))",
+    "group": "key",
+}
+"""Option names of the frameworks' usual rate limiters that cellgate names otherwise: an
+unknown option naming one of them says which cellgate option to use."""
+
+
+def reject_unknown_options(where: str, options: dict[str, Any]) -> None:
+    """Raises ``InvalidArgumentType`` (a ``TypeError``) naming the first unknown option, with
+    the cellgate name when it is a Flask-Limiter, slowapi or django-ratelimit name, so that a
+    half-migrated configuration fails at startup instead of running with defaults."""
+    for name in options:
+        hint = FOREIGN_OPTIONS.get(name)
+        suffix = f"; cellgate calls it {hint}" if hint else ""
+        _raise(InvalidArgumentType, name, f"is not an option of {where}{suffix}")

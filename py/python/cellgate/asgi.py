@@ -6,30 +6,60 @@ rate-limit headers and a JSON body once a client is over its limit.
     from cellgate import Limiter
     from cellgate.asgi import RateLimitMiddleware
     app.add_middleware(RateLimitMiddleware, limiter=Limiter("100/minute"))
+
+The login brute-force recipe, where only failed logins count::
+
+    app.add_middleware(RateLimitMiddleware, limiter=Limiter("5/minute"), count="failed")
 """
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, MutableMapping, Optional, Union
+import inspect
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping, Optional, TypeVar, Union
 
-from cellgate._cellgate import InvalidArgument, InvalidArgumentType, client_key
+from cellgate._cellgate import Decision, InvalidArgument, InvalidArgumentType, client_key
 from cellgate._http import (
     MISCONFIGURED_BODY,
+    STATUS_OF_AN_ERROR,
+    CountMode,
+    Denial,
     HeaderStyle,
     MisconfigurationLog,
     address_key,
+    check_count,
+    check_on_denied,
     check_options,
     check_trusted_hops,
-    denial_headers,
+    checked_denial,
     forwarded_address,
+    reject_unknown_options,
 )
 from cellgate._limiter import Key, Limiter
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from cellgate._starlette import RateLimitExceeded, rate_limit_exceeded_handler
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+__all__ = [
+    "ASGIApp",
+    "CountMode",
+    "Denial",
+    "RateLimitExceeded",
+    "RateLimitMiddleware",
+    "client_address_key",
+    "forwarded_for_key",
+    "limit",
+    "limit_dependency",
+    "rate_limit_exceeded_handler",
+]
 
 
 def client_address_key(scope: Scope, ipv6_prefix: int = 56) -> bytes:
@@ -88,6 +118,21 @@ class RateLimitMiddleware:
     full is denied like any other (``decision.reason == "table_full"``): the same 429, headers
     and body, with the ``Retry-After`` core computes (until a slot can be reclaimed).
 
+    ``count`` says which admitted requests keep their cost once the response status is known:
+    ``"all"`` (default), ``"failed"`` (status >= 400; a successful login costs nothing, a
+    failed one counts) or ``"successful"`` (status < 400); ``count_when(status) -> bool``
+    replaces it with a predicate. A request that should not count is refunded
+    (``Limiter.refund`` of its key and cost) when its response starts; one whose app raised
+    before starting a response counts as a 500. The headers of that response were rendered
+    at admission, before the refund.
+
+    ``on_denied(scope, decision)`` (sync or async) returns the ``Denial`` (status, headers,
+    body) a denied request is answered with; by default ``Denial.default(decision,
+    header_style)``. The decision of every limited request is in ``scope["state"]["rate_limit"]``
+    (Starlette: ``request.state.rate_limit``). An unknown option is an ``InvalidArgumentType``
+    (a ``TypeError``) naming it, with the cellgate name of a Flask-Limiter or slowapi one
+    (``key_func``: ``key``, ``deduct_when``: ``count_when``...).
+
     Every argument is checked here (``InvalidArgumentType`` / ``InvalidArgument`` naming it).
     A ``key`` or ``cost`` callable that returns a value the limiter refuses (a negative or
     fractional cost, a float key) is a configuration error: the request gets a 500 with
@@ -106,8 +151,16 @@ class RateLimitMiddleware:
         header_style: HeaderStyle = "ietf",
         headers_on_success: bool = True,
         ipv6_prefix: int = 56,
+        count: CountMode = "all",
+        count_when: Optional[Callable[[int], bool]] = None,
+        on_denied: Optional[Callable[[Scope, Decision], Union[Denial, Awaitable[Denial]]]] = None,
+        **unknown: Any,
     ) -> None:
+        reject_unknown_options("cellgate.asgi.RateLimitMiddleware", unknown)
         check_options(app, limiter, key, cost, exempt, header_style, headers_on_success, ipv6_prefix)
+        self.counts = check_count(count, count_when)
+        check_on_denied(on_denied)
+        self.on_denied = on_denied
         self.app = app
         self.limiter = limiter
         self.key = key
@@ -132,28 +185,141 @@ class RateLimitMiddleware:
             self._misconfiguration.report("cellgate.asgi.RateLimitMiddleware", error)
             await _respond(send, 500, [("Content-Type", "application/json")], MISCONFIGURED_BODY)
             return
+        scope.setdefault("state", {})["rate_limit"] = decision
         if not decision.allowed:
-            await _respond_429(send, denial_headers(decision, self.header_style), decision.error_body())
+            await self._deny(scope, send, decision)
             return
-        if not self.headers_on_success:
+        counts = self.counts
+        if not self.headers_on_success and counts is None:
             await self.app(scope, receive, send)
             return
-        extra = _encode(decision.headers(self.header_style))
+        extra = _encode(decision.headers(self.header_style)) if self.headers_on_success else []
+        settled = False
+
+        def settle(status: int) -> None:
+            # Once per request: refunds a request that the count mode says should not count.
+            nonlocal settled
+            if counts is not None and not settled:
+                settled = True
+                if not counts(status):
+                    self.limiter.refund(key, cost)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = dict(message)
-                message["headers"] = list(message.get("headers", [])) + extra
+                if extra:
+                    message = dict(message)
+                    message["headers"] = list(message.get("headers", [])) + extra
+                settle(message["status"])
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            settle(STATUS_OF_AN_ERROR)
 
-
-async def _respond_429(send: Send, headers: list[tuple[str, str]], body: bytes) -> None:
-    await _respond(send, 429, headers, body)
+    async def _deny(self, scope: Scope, send: Send, decision: Decision) -> None:
+        if self.on_denied is None:
+            denial = Denial.default(decision, self.header_style)
+        else:
+            answer = self.on_denied(scope, decision)
+            denial = checked_denial(await answer if inspect.isawaitable(answer) else answer)
+        await _respond(send, denial.status, denial.headers, denial.body)
 
 
 async def _respond(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
     encoded = _encode(headers) + [(b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": encoded})
     await send({"type": "http.response.body", "body": body})
+
+
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
+
+def limit(
+    limiter: Limiter,
+    *,
+    key: Optional[Callable[[Request], Key]] = None,
+    cost: Union[int, Callable[[Request], int]] = 1,
+    header_style: HeaderStyle = "ietf",
+    headers_on_success: bool = True,
+    ipv6_prefix: int = 56,
+    count: CountMode = "all",
+    count_when: Optional[Callable[[int], bool]] = None,
+    on_denied: Optional[Callable[[Request, Decision], Denial]] = None,
+    **unknown: Any,
+) -> Callable[[_Endpoint], _Endpoint]:
+    """A decorator limiting one Starlette or FastAPI endpoint (sync or async; needs Starlette)::
+
+        @app.post("/login")
+        @limit(Limiter("5/minute"), count="failed")
+        async def login(request: Request) -> dict[str, str]: ...
+
+    The endpoint must take the ``Request`` (``request: Request`` in FastAPI). ``key(request)``,
+    ``cost`` and the other options mean what they mean for ``RateLimitMiddleware``, with the
+    Starlette ``Request`` instead of the scope, so a key can come from what an authentication
+    middleware or dependency put on it. A denied request is answered with its ``Denial``
+    (core's 429 body and headers by default) as a ``Response``, not an exception; an admitted
+    one gets the rate-limit headers (on the returned ``Response``, or through the
+    ``cellgate_response`` parameter the decorator adds for FastAPI when the endpoint returns a
+    plain value) and its decision in ``request.state.rate_limit``. For the count modes the
+    status is the returned ``Response``'s, an exception's ``status_code`` (``HTTPException``),
+    500 for another exception, else the status FastAPI's ``Response`` parameter was given, else
+    200 (a route's ``status_code=`` is not seen: return a ``Response`` for it)."""
+    from cellgate import _starlette
+
+    route = _starlette.RouteLimit(
+        "cellgate.asgi.limit", limiter, key, cost, header_style, headers_on_success, ipv6_prefix,
+        count, count_when, on_denied, unknown,
+    )  # fmt: skip
+
+    def decorate(endpoint: _Endpoint) -> _Endpoint:
+        return _starlette.decorate(route, endpoint)
+
+    return decorate
+
+
+def limit_dependency(
+    limiter: Limiter,
+    *,
+    key: Optional[Callable[[Request], Key]] = None,
+    cost: Union[int, Callable[[Request], int]] = 1,
+    header_style: HeaderStyle = "ietf",
+    headers_on_success: bool = True,
+    ipv6_prefix: int = 56,
+    on_denied: Optional[Callable[[Request, Decision], Denial]] = None,
+    **unknown: Any,
+) -> Callable[[Request, Response], Awaitable[Decision]]:
+    """A FastAPI dependency limiting the routes it is given to (``Depends(...)``, a router's
+    ``dependencies=[...]``); its value is the admitting ``Decision``, whose headers it sets on
+    the answer. A denied request raises ``cellgate.asgi.RateLimitExceeded``, an
+    ``HTTPException`` FastAPI answers itself: the denial's status (429) and headers with
+    ``{"detail": {"error": "rate_limited", "retry_after": N}}``; register
+    ``rate_limit_exceeded_handler`` (``app.add_exception_handler(RateLimitExceeded,
+    rate_limit_exceeded_handler)``) for core's body as it is. A dependency does not see the
+    response status: for the count modes use ``limit`` or ``RateLimitMiddleware``."""
+    from cellgate import _starlette
+
+    for name in ("count", "count_when"):
+        if name in unknown:
+            from cellgate._http import _raise
+
+            _raise(
+                InvalidArgumentType,
+                name,
+                "is not an option of cellgate.asgi.limit_dependency (a dependency does not see the "
+                "response status); use cellgate.asgi.limit or RateLimitMiddleware",
+            )
+    route = _starlette.RouteLimit(
+        "cellgate.asgi.limit_dependency", limiter, key, cost, header_style, headers_on_success, ipv6_prefix,
+        "all", None, on_denied, unknown,
+    )  # fmt: skip
+    return _starlette.dependency(route)
+
+
+def __getattr__(name: str) -> Any:
+    # RateLimitExceeded and its handler need Starlette: imported when first asked for.
+    if name in ("RateLimitExceeded", "rate_limit_exceeded_handler"):
+        from cellgate import _starlette
+
+        return getattr(_starlette, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,22 +6,32 @@ headers and a JSON body once a client is over its limit.
     from cellgate import Limiter
     from cellgate.wsgi import RateLimitMiddleware
     app.wsgi_app = RateLimitMiddleware(app.wsgi_app, limiter=Limiter("100/minute"))
+
+For Flask, ``cellgate.flask.RateLimit`` runs inside the app (keys after authentication,
+per-route limits); for Django, ``cellgate.django``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Union
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Union
 
-from cellgate._cellgate import InvalidArgument, InvalidArgumentType, client_key
+from cellgate._cellgate import Decision, InvalidArgument, InvalidArgumentType, client_key
 from cellgate._http import (
     MISCONFIGURED_BODY,
+    STATUS_OF_AN_ERROR,
+    CountMode,
+    Denial,
     HeaderStyle,
     MisconfigurationLog,
     address_key,
+    check_count,
+    check_on_denied,
     check_options,
     check_trusted_hops,
-    denial_headers,
+    denial_for,
     forwarded_address,
+    reject_unknown_options,
 )
 from cellgate._limiter import Key, Limiter
 
@@ -31,6 +41,12 @@ else:
     StartResponse = Callable[..., Any]
     WSGIApplication = Callable[..., Iterable[bytes]]
     WSGIEnvironment = dict
+
+__all__ = ["CountMode", "DECISION_KEY", "Denial", "RateLimitMiddleware", "client_address_key", "forwarded_for_key"]
+
+DECISION_KEY = "cellgate.decision"
+"""Where the middleware puts a limited request's ``Decision`` in the WSGI environ (Flask:
+``request.environ["cellgate.decision"]``)."""
 
 
 def client_address_key(environ: WSGIEnvironment, ipv6_prefix: int = 56) -> bytes:
@@ -69,6 +85,13 @@ class RateLimitMiddleware:
     unlimited and without headers. Arguments are checked here, and a ``key`` or ``cost``
     callable returning a value the limiter refuses gets a logged 500, as in
     ``cellgate.asgi.RateLimitMiddleware``.
+
+    ``count`` / ``count_when`` and ``on_denied(environ, decision)`` are those of
+    ``cellgate.asgi.RateLimitMiddleware``: a request that should not count is refunded once
+    its status is known and its body has been sent (the response iterable exhausted or
+    closed); one whose app raised counts as a 500. The decision is in
+    ``environ["cellgate.decision"]``. Unknown options are an ``InvalidArgumentType`` naming
+    them.
     """
 
     def __init__(
@@ -82,8 +105,16 @@ class RateLimitMiddleware:
         header_style: HeaderStyle = "ietf",
         headers_on_success: bool = True,
         ipv6_prefix: int = 56,
+        count: CountMode = "all",
+        count_when: Optional[Callable[[int], bool]] = None,
+        on_denied: Optional[Callable[[WSGIEnvironment, Decision], Denial]] = None,
+        **unknown: Any,
     ) -> None:
+        reject_unknown_options("cellgate.wsgi.RateLimitMiddleware", unknown)
         check_options(app, limiter, key, cost, exempt, header_style, headers_on_success, ipv6_prefix)
+        self.counts = check_count(count, count_when)
+        check_on_denied(on_denied)
+        self.on_denied = on_denied
         self.app = app
         self.limiter = limiter
         self.key = key
@@ -107,22 +138,78 @@ class RateLimitMiddleware:
             return _respond(
                 start_response, "500 Internal Server Error", [("Content-Type", "application/json")], MISCONFIGURED_BODY
             )
+        environ[DECISION_KEY] = decision
         if not decision.allowed:
-            return _respond_429(
-                start_response, denial_headers(decision, self.header_style), decision.error_body()
-            )
-        if not self.headers_on_success:
+            denial = denial_for(self.on_denied, environ, decision, self.header_style)
+            return _respond(start_response, status_line(denial.status), denial.headers, denial.body)
+        counts = self.counts
+        if not self.headers_on_success and counts is None:
             return self.app(environ, start_response)
-        extra = decision.headers(self.header_style)
+        extra = decision.headers(self.header_style) if self.headers_on_success else []
+        started: list[int] = []
 
         def start_with_headers(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            started[:] = [_status_code(status)]
             return start_response(status, list(headers) + extra, exc_info)
 
-        return self.app(environ, start_with_headers)
+        if counts is None:
+            return self.app(environ, start_with_headers)
+
+        def settle() -> None:
+            if not counts(started[0] if started else STATUS_OF_AN_ERROR):
+                self.limiter.refund(key, cost)
+
+        try:
+            body = self.app(environ, start_with_headers)
+        except BaseException:
+            settle()
+            raise
+        return _SettledAfterBody(body, settle)
 
 
-def _respond_429(start_response: StartResponse, headers: list[tuple[str, str]], body: bytes) -> list[bytes]:
-    return _respond(start_response, "429 Too Many Requests", headers, body)
+class _SettledAfterBody:
+    """The app's response iterable, calling ``settle`` once: when the body has been iterated
+    to its end, when it raised, or when the server closes it, whichever comes first."""
+
+    __slots__ = ("_body", "_settle")
+
+    def __init__(self, body: Iterable[bytes], settle: Callable[[], None]) -> None:
+        self._body = body
+        self._settle: Optional[Callable[[], None]] = settle
+
+    def _settle_once(self) -> None:
+        settle, self._settle = self._settle, None
+        if settle is not None:
+            settle()
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._body
+        finally:
+            self._settle_once()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._settle_once()
+
+
+def status_line(status: int) -> str:
+    """The WSGI status line of a status code (``429 Too Many Requests``)."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Unknown"
+
+
+def _status_code(status: str) -> int:
+    try:
+        return int(status.split(None, 1)[0])
+    except (ValueError, IndexError):
+        return STATUS_OF_AN_ERROR
 
 
 def _respond(start_response: StartResponse, status: str, headers: list[tuple[str, str]], body: bytes) -> list[bytes]:
