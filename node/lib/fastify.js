@@ -17,7 +17,8 @@ const { settings, evaluate, headersFor, bodyFor, statusFor } = require('./middle
 function cellgatePlugin(fastify, options, done) {
   let config;
   try {
-    config = settings(options, (request) => request.ip || '');
+    // Fastify hands the plugin its register options too.
+    config = settings(options, (request) => request.ip || '', ['prefix', 'logLevel', 'logSerializers']);
   } catch (error) {
     done(error);
     return;

@@ -16,12 +16,53 @@ function optionalFunction(value, name) {
   return value;
 }
 
+/** The options `settings` reads: every other name is an error. */
+const OPTIONS = new Set(['limiter', 'key', 'cost', 'ipv6PrefixLen', 'skip', 'headers', 'statusCode', 'onLimited']);
+
+/**
+ * Option names of express-rate-limit and @fastify/rate-limit (a half-migrated configuration)
+ * and what to write instead: without this error they would be ignored and the middleware
+ * would run with defaults.
+ */
+const PEER_OPTIONS = {
+  windowMs: "the window in the limiter's rate ('100/15 minutes')",
+  timeWindow: "the window in the limiter's rate ('100/minute')",
+  max: "the count in the limiter's rate ('100/minute'), or a Policy",
+  limit: "the count in the limiter's rate ('100/minute'), or a Policy",
+  keyGenerator: 'key',
+  handler: 'onLimited',
+  onExceeded: 'onLimited',
+  errorResponseBuilder: 'onLimited',
+  standardHeaders: "headers ('ietf', 'legacy', 'legacy-epoch', 'anthropic', 'openai' or false)",
+  legacyHeaders: "headers ('legacy')",
+  addHeaders: 'headers',
+  allowList: 'skip',
+  store: 'limiter (a Limiter, a Policy, or a RedisLimiter from cellgate/redis)',
+  redis: 'limiter: new RedisLimiter(rate, { client }) from cellgate/redis',
+  message: 'onLimited',
+  skipFailedRequests: 'no count modes yet in cellgate/express and cellgate/fastify (limiter.refund after the response)',
+  skipSuccessfulRequests: 'no count modes yet in cellgate/express and cellgate/fastify (limiter.refund after the response)',
+};
+
+/** A TypeError for the first option `settings` does not read, naming cellgate's option. */
+function checkOptionNames(options, frameworkOptions) {
+  for (const name of Object.keys(options)) {
+    if (OPTIONS.has(name) || frameworkOptions.includes(name)) continue;
+    const instead = Object.prototype.hasOwnProperty.call(PEER_OPTIONS, name) ? PEER_OPTIONS[name] : undefined;
+    const hint = instead === undefined ? `; the options are ${[...OPTIONS].join(', ')}` : `; cellgate's: ${instead}`;
+    throw new TypeError(`options.${name}: not an option of cellgate's middleware${hint}`);
+  }
+}
+
 /**
  * Validates middleware options once, at setup, so that a typo fails at startup and not on
- * the first request. `defaultKey(req)` is the framework's client address.
+ * the first request. `clientAddress(req)` is the framework's client address; an option name
+ * neither cellgate's nor in `frameworkOptions` (the framework's own, such as Fastify's
+ * `prefix`) is a TypeError naming it, and cellgate's equivalent for a peer's option.
  */
-function settings(options, clientAddress) {
+function settings(options, clientAddress, frameworkOptions = []) {
   if (options === null || typeof options !== 'object') throw argTypeError('options', 'an object with a limiter', options);
+  checkOptionNames(options, frameworkOptions);
   const ipv6PrefixLen = options.ipv6PrefixLen === undefined ? 56 : options.ipv6PrefixLen;
   clientKey('::1', { ipv6PrefixLen }); // validates it now
   // The default key: the client address as a key (IPv6 grouped by prefix); an address that

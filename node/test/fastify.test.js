@@ -94,6 +94,14 @@ test('Fastify: bad options fail registration', async () => {
   const app = Fastify();
   app.register(cellgate, { limiter: 42 });
   await assert.rejects(app.ready(), TypeError);
+  // @fastify/rate-limit's names are refused, naming cellgate's; Fastify's own `prefix` is not.
+  const migrated = Fastify();
+  migrated.register(cellgate, { limiter: '10/minute', max: 10, timeWindow: 60000 });
+  await assert.rejects(migrated.ready(), { name: 'TypeError', message: /^options\.max: .*cellgate's: the count in the limiter's rate/ });
+  const prefixed = Fastify();
+  prefixed.register(cellgate, { limiter: '1/minute', prefix: '/v1' });
+  await prefixed.ready();
+  await prefixed.close();
 });
 
 test('Fastify: a full table is answered like any denial (429, the same headers, core\'s body)', async () => {
