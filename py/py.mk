@@ -57,7 +57,7 @@ dist-py: ## Build the release abi3 wheel (CPython 3.10+) into dist/ with maturin
 	mkdir -p dist
 	step cp "$(PY_WHEELS)"/cellgate-*.whl dist/
 
-test-py: ## Python: build the wheel, install it into a fresh venv with the test deps, run pytest and stubtest there
+test-py: setup-redis ## Python: build the wheel, install it into a fresh venv with the test deps, run pytest (against a real redis-server for cellgate.redis) and stubtest there
 	@$(PRELUDE)
 	$(PY_TOOLS_VENV)
 	$(call PY_BUILD_WHEEL,$(PY_WHEELS))
@@ -69,7 +69,9 @@ test-py: ## Python: build the wheel, install it into a fresh venv with the test 
 	# can only find the installed wheel.
 	mkdir -p "$(PY_TEST_VENV)/run"
 	cd "$(PY_TEST_VENV)/run"
-	step env CELLGATE_VECTORS="$(CURDIR)/testdata/vectors" CELLGATE_HEADERS="$(CURDIR)/testdata/headers" \
+	# redis-store/with-redis.sh starts a redis-server on a free loopback port for
+	# py/tests/test_redis.py (CELLGATE_REDIS_URL) and stops it however pytest ends.
+	step "$(CURDIR)/redis-store/with-redis.sh" env CELLGATE_VECTORS="$(CURDIR)/testdata/vectors" CELLGATE_HEADERS="$(CURDIR)/testdata/headers" \
 		CELLGATE_BENCH_SCRIPT="$(CURDIR)/py/bench/bench.py" \
 		../bin/python -m pytest -p no:cacheprovider --import-mode=importlib -q "$(CURDIR)/py/tests" $(PY_TEST_ARGS)
 	step ../bin/python -m mypy.stubtest --mypy-config-file "$(CURDIR)/py/pyproject.toml" \

@@ -34,6 +34,8 @@ pub struct Core {
 pub enum Source {
     /// A `Limiter` or `Policy`: core's limiter, its tables in this process or shared.
     Limiter(cellgate::Limiter<cellgate_host::TableSlots>),
+    /// A `RedisLimiter`: core's remote limiter, which renders through its local limiter.
+    Remote(cellgate::RemoteLimiter),
     /// A `Bucket`: its quota and the name headers show.
     Bucket {
         /// The name headers show.
@@ -48,6 +50,7 @@ impl Core {
     fn name(&self, index: usize) -> &str {
         match &self.source {
             Source::Limiter(limiter) => limiter.names().nth(index).unwrap_or_default(),
+            Source::Remote(remote) => remote.local().names().nth(index).unwrap_or_default(),
             Source::Bucket { name, .. } => name,
         }
     }
@@ -56,6 +59,7 @@ impl Core {
     fn quota(&self, index: usize) -> Option<Quota> {
         match &self.source {
             Source::Limiter(limiter) => limiter.quotas().get(index).copied(),
+            Source::Remote(remote) => remote.local().quotas().get(index).copied(),
             Source::Bucket { quota, .. } => Some(*quota),
         }
     }
@@ -335,6 +339,20 @@ impl Decision {
                         .iter(),
                 ))
             }
+            (View::Limiter(decision), Source::Remote(remote), Style::Rate(style)) => Ok(owned(
+                remote
+                    .local()
+                    .render_headers(decision, style, buffer)?
+                    .iter(),
+            )),
+            (View::Limiter(decision), Source::Remote(remote), Style::Dimension(style)) => {
+                Ok(owned(
+                    remote
+                        .local()
+                        .render_dimension_headers(decision, style, buffer)?
+                        .iter(),
+                ))
+            }
             (
                 View::Quota {
                     index, decision, ..
@@ -372,6 +390,10 @@ impl Decision {
                 limiter.quotas().len(),
                 limiter.names().map(str::len).sum::<usize>(),
             ),
+            Source::Remote(remote) => (
+                remote.local().quotas().len(),
+                remote.local().names().map(str::len).sum::<usize>(),
+            ),
             Source::Bucket { name, .. } => (1, name.len()),
         };
         self.render(style, max_header_bytes(count, name_bytes))
@@ -403,6 +425,9 @@ impl Decision {
         let rendered = match (&self.view, &self.core.get().source) {
             (View::Limiter(decision), Source::Limiter(limiter)) => {
                 limiter.render_429_body(decision, &mut body)
+            }
+            (View::Limiter(decision), Source::Remote(remote)) => {
+                remote.local().render_429_body(decision, &mut body)
             }
             (
                 View::Quota {

@@ -21,6 +21,7 @@ mod headers;
 mod limiter;
 mod policy;
 mod quota;
+mod remote;
 mod store;
 
 use pyo3::prelude::*;
@@ -39,6 +40,8 @@ fn _cellgate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<policy::Policy>()?;
     m.add_class::<policy::Reservation>()?;
     store::register(m)?;
+    m.add_class::<remote::PyRemoteLimiter>()?;
+    m.add_class::<remote::PyRemoteCall>()?;
     m.add_function(wrap_pyfunction!(client_key::client_key, m)?)?;
     m.add_function(wrap_pyfunction!(boundary::duration_ns, m)?)?;
     m.add("NEVER_NS", cellgate::NEVER)?;

@@ -122,7 +122,7 @@ impl Limiter {
     fn limiter(&self) -> &cellgate::Limiter<TableSlots> {
         match &self.core.get().source {
             Source::Limiter(limiter) => limiter,
-            Source::Bucket { .. } => unreachable!("a Limiter's core is a limiter"),
+            _ => unreachable!("a Limiter's core is a limiter"),
         }
     }
 

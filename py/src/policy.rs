@@ -106,7 +106,7 @@ impl Policy {
     fn limiter(&self) -> &cellgate::Limiter<TableSlots> {
         match &self.core.get().source {
             Source::Limiter(limiter) => limiter,
-            Source::Bucket { .. } => unreachable!("a Policy's core is a limiter"),
+            _ => unreachable!("a Policy's core is a limiter"),
         }
     }
 

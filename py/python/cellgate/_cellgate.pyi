@@ -25,6 +25,8 @@ __all__ = [
     "SharedMemoryPermissionError",
     "SharedMemoryUnsupported",
     "__version__",
+    "_RemoteCall",
+    "_RemoteLimiter",
     "_duration_ns",
     "client_key",
 ]
@@ -324,3 +326,43 @@ class Policy:
 
 def client_key(address: str, ipv6_prefix: int = 56) -> bytes: ...
 def _duration_ns(seconds: _Number, argument: str) -> int: ...
+
+@final
+class _RemoteCall:
+    """One encoded Redis call, held until its reply is decided (core's ``RemoteCall``)."""
+
+@final
+class _RemoteLimiter:
+    """The native half of ``cellgate.redis``: core's ``RemoteLimiter`` (script, arguments,
+    reply decoding, outage policy)."""
+    def __new__(
+        cls,
+        rate: _Rate,
+        *,
+        burst: Optional[int] = None,
+        algorithm: Literal["gcra", "token_bucket"] = "gcra",
+        refill: Optional[Literal["greedy", "interval"]] = None,
+        max_keys: Optional[int] = None,
+        on_full: _OnFull = "deny",
+        clock: Optional[ManualClock] = None,
+        prefix: Optional[str] = None,
+        outage: Literal["fallback", "open", "closed"] = "fallback",
+        key_secret: Optional[bytes] = None,
+        expiry_grace_ms: Optional[int] = None,
+        outage_retry_after_ms: Optional[int] = None,
+    ) -> _RemoteLimiter: ...
+    @property
+    def script(self) -> str: ...
+    @property
+    def sha1(self) -> str: ...
+    @property
+    def params(self) -> bytes: ...
+    @property
+    def outage(self) -> Literal["fallback", "open", "closed"]: ...
+    @property
+    def quota_names(self) -> list[str]: ...
+    def encode(
+        self, op: str, key: _Key, cost: Optional[int] = None, now_ns: Optional[int] = None
+    ) -> tuple[bytes, bytes, _RemoteCall]: ...
+    def decode(self, call: _RemoteCall, reply: object) -> Optional[Decision]: ...
+    def outage_decision(self, call: _RemoteCall) -> Decision: ...

@@ -36,6 +36,10 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+_COST_PROBE = _cellgate.Limiter("1/second", max_keys=1)
+"""Checks a fixed cost for a limiter that cannot be peeked without a round trip (Redis)."""
+
+
 def check_options(
     app: Any,
     limiter: Any,
@@ -51,11 +55,15 @@ def check_options(
     ``InvalidArgument``), not as a 500 on every request."""
     if not callable(app):
         _raise(InvalidArgumentType, "app", f"must be the application to wrap (a callable), not {_type_name(app)}")
-    if not isinstance(limiter, _cellgate.Limiter):
+    from cellgate.redis import _Base as RemoteBase
+
+    remote = isinstance(limiter, RemoteBase)
+    if not isinstance(limiter, _cellgate.Limiter) and not remote:
         _raise(
             InvalidArgumentType,
             "limiter",
-            f"must be a cellgate.Limiter (such as Limiter('100/minute')), not {_type_name(limiter)}",
+            "must be a cellgate.Limiter (such as Limiter('100/minute')) or a cellgate.redis limiter, "
+            f"not {_type_name(limiter)}",
         )
     for argument, value in (("key", key), ("exempt", exempt)):
         if value is not None and not callable(value):
@@ -67,7 +75,7 @@ def check_options(
     if not callable(cost):
         # The limiter's own check of a cost (an int 0..2**64-1, or an integral float; not a
         # bool), which names the argument `cost`; a peek changes nothing.
-        limiter.peek(b"", cost)
+        (_COST_PROBE if remote else limiter).peek(b"", cost)
     if not isinstance(header_style, str):
         _raise(InvalidArgumentType, "header_style", f"must be a str, not {_type_name(header_style)}")
     styles = get_args(HeaderStyle)
@@ -76,7 +84,9 @@ def check_options(
     # Renders the headers of a decision that changes nothing, so that a per-quota style whose
     # quota names cannot be header names fails here, not on every request.
     try:
-        limiter.peek(b"", 0).headers(cast(HeaderStyle, header_style))
+        # (A Redis limiter's names are those of an in-process limiter of its rate.)
+        probe = _cellgate.Limiter(limiter.rate, max_keys=1) if remote else limiter
+        probe.peek(b"", 0).headers(cast(HeaderStyle, header_style))
     except InvalidArgument as error:
         _raise(InvalidArgument, "header_style", str(error).removeprefix("style: "))
     if not isinstance(headers_on_success, bool):
@@ -216,7 +226,10 @@ class Denial:
 
     @classmethod
     def default(cls, decision: Decision, header_style: HeaderStyle = "ietf") -> Denial:
-        return cls(429, denial_headers(decision, header_style), decision.error_body())
+        # 503 for a denial of the outage policy "closed": Redis could not be asked, the
+        # service is unavailable, the client is not over its limit.
+        status = 503 if decision.reason == "failed_closed" else 429
+        return cls(status, denial_headers(decision, header_style), decision.error_body())
 
 
 def denial_for(

@@ -38,6 +38,8 @@ from cellgate._limiter import Key, Limiter
 
 if TYPE_CHECKING:
     from starlette.requests import Request
+
+    from cellgate.redis import AsyncRedisLimiter
     from starlette.responses import Response
 
     from cellgate._starlette import RateLimitExceeded, rate_limit_exceeded_handler
@@ -143,7 +145,7 @@ class RateLimitMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        limiter: Limiter,
+        limiter: Union[Limiter, AsyncRedisLimiter],
         *,
         key: Optional[Callable[[Scope], Key]] = None,
         cost: Union[int, Callable[[Scope], int]] = 1,
@@ -179,6 +181,9 @@ class RateLimitMiddleware:
         cost = self.cost(scope) if callable(self.cost) else self.cost
         try:
             decision = self.limiter.check(key, cost)
+            if inspect.isawaitable(decision):
+                # An AsyncRedisLimiter: awaited, never blocking the event loop.
+                decision = await decision
         except (InvalidArgument, InvalidArgumentType) as error:
             # The key or cost callable returned what the limiter refuses: a configuration
             # error, answered 500 and never let through (see MisconfigurationLog).
@@ -196,26 +201,28 @@ class RateLimitMiddleware:
         extra = _encode(decision.headers(self.header_style)) if self.headers_on_success else []
         settled = False
 
-        def settle(status: int) -> None:
+        async def settle(status: int) -> None:
             # Once per request: refunds a request that the count mode says should not count.
             nonlocal settled
             if counts is not None and not settled:
                 settled = True
                 if not counts(status):
-                    self.limiter.refund(key, cost)
+                    refunded = self.limiter.refund(key, cost)
+                    if inspect.isawaitable(refunded):
+                        await refunded
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 if extra:
                     message = dict(message)
                     message["headers"] = list(message.get("headers", [])) + extra
-                settle(message["status"])
+                await settle(message["status"])
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            settle(STATUS_OF_AN_ERROR)
+            await settle(STATUS_OF_AN_ERROR)
 
     async def _deny(self, scope: Scope, send: Send, decision: Decision) -> None:
         if self.on_denied is None:
