@@ -96,6 +96,20 @@ pub fn options_arg(
     Ok(options)
 }
 
+/// The quotas of a rate string as core's entries on one dimension, and the names headers
+/// show for them (for messages): a `Limiter`'s, and a `RedisLimiter`'s.
+pub fn one_dimension(quotas: &[PyQuota]) -> (Vec<LimiterQuota<'_>>, Vec<String>) {
+    let entries = quotas
+        .iter()
+        .map(|quota| LimiterQuota {
+            quota: quota.quota,
+            name: quota.name.as_deref(),
+            dimension: 0,
+        })
+        .collect();
+    (entries, quotas.iter().map(PyQuota::header_name).collect())
+}
+
 /// `"deny"` or `"allow_untracked"`.
 pub fn on_full_name(on_full: OnFull) -> &'static str {
     match on_full {
@@ -202,15 +216,7 @@ impl Limiter {
         let options = options_arg(max_keys, &on_full, refill)?;
         let clock = TimeSource::from_arg(clock)?;
         let store = store_arg(store)?;
-        let entries: Vec<LimiterQuota<'_>> = quotas
-            .iter()
-            .map(|quota| LimiterQuota {
-                quota: quota.quota,
-                name: quota.name.as_deref(),
-                dimension: 0,
-            })
-            .collect();
-        let names: Vec<String> = quotas.iter().map(PyQuota::header_name).collect();
+        let (entries, names) = one_dimension(&quotas);
         let arguments = Arguments {
             quotas: "rate",
             names: &names,

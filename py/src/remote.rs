@@ -8,12 +8,12 @@ use crate::boundary::{
 };
 use crate::clock::TimeSource;
 use crate::headers::{Core, Decision, Source};
-use crate::limiter::{options_arg, refill_args};
-use crate::quota::{quotas_arg, PyQuota};
+use crate::limiter::{one_dimension, options_arg, refill_args};
+use crate::quota::quotas_arg;
 use cellgate::remote::{DEFAULT_OUTAGE_RETRY_AFTER_NS, DEFAULT_PREFIX};
 use cellgate::Clock;
 use cellgate::{
-    LimiterQuota, Op, OutagePolicy, RemoteCall, RemoteError, RemoteLimiter, RemoteOptions, SCRIPT,
+    Op, OutagePolicy, RemoteCall, RemoteError, RemoteLimiter, RemoteOptions, SCRIPT,
     SCRIPT_SHA1_HEX,
 };
 use pyo3::prelude::*;
@@ -148,15 +148,7 @@ impl PyRemoteLimiter {
             },
             outage_retry_after_ns,
         };
-        let entries: Vec<LimiterQuota<'_>> = quotas
-            .iter()
-            .map(|quota| LimiterQuota {
-                quota: quota.quota,
-                name: quota.name.as_deref(),
-                dimension: 0,
-            })
-            .collect();
-        let names: Vec<String> = quotas.iter().map(PyQuota::header_name).collect();
+        let (entries, names) = one_dimension(&quotas);
         let remote =
             RemoteLimiter::new(&entries, options, remote_options).map_err(|error| match error {
                 RemoteError::Config(error) => config_error(
