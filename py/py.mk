@@ -48,7 +48,7 @@ if ! cmp -s "$(2)" "$(1)/requirements.txt"; then
 fi
 endef
 
-.PHONY: dist-py test-py demo-py bench-py
+.PHONY: dist-py test-py demo-py bench-py bench-py-redis
 
 dist-py: ## Build the release abi3 wheel (CPython 3.10+) into dist/ with maturin
 	@$(PRELUDE)
@@ -96,6 +96,15 @@ bench-py: ## Python: Limiter.check vs limits (moving window) and pyrate-limiter 
 	mkdir -p "$(PY_BENCH_VENV)/run"
 	cd "$(PY_BENCH_VENV)/run"
 	step ../bin/python "$(CURDIR)/py/bench/bench.py" $(PY_BENCH_ARGS)
+
+bench-py-redis: setup-redis ## Python: cellgate.redis vs limits' Redis storage (moving and sliding window), 1 and 8 threads, one local redis-server
+	@$(PRELUDE)
+	$(PY_TOOLS_VENV)
+	$(call PY_BUILD_WHEEL,$(PY_WHEELS))
+	$(call PY_KEPT_VENV,$(PY_BENCH_VENV),py/requirements-bench.txt)
+	step "$(PY_BENCH_VENV)/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+		"$(PY_WHEELS)"/cellgate-*.whl
+	step redis-store/with-redis.sh "$(PY_BENCH_VENV)/bin/python" py/bench/redis_bench.py $(PY_BENCH_ARGS)
 
 TEST_STEPS += test-py
 DIST_STEPS += dist-py
