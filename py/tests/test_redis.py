@@ -230,6 +230,19 @@ def test_bad_arguments_are_typed_errors_naming_them(client: Any) -> None:
     assert client.keys("*") == [], "a refused argument changes nothing"
 
 
+def test_only_the_asgi_middleware_takes_the_async_limiter(client: Any) -> None:
+    from cellgate.asgi import limit
+    from cellgate.wsgi import RateLimitMiddleware as WsgiMiddleware
+
+    limiter = AsyncRedisLimiter("1/second", client=redis_asyncio.Redis.from_url(URL))
+    with pytest.raises(InvalidArgumentType, match="^limiter: is an AsyncRedisLimiter"):
+        WsgiMiddleware(lambda environ, start_response: [], limiter=limiter)
+    with pytest.raises(InvalidArgumentType, match="^limiter: is an AsyncRedisLimiter"):
+        limit(limiter)
+    # The sync one goes everywhere a Limiter does.
+    WsgiMiddleware(lambda environ, start_response: [], limiter=RedisLimiter("1/second", client=client))
+
+
 def test_async_limiter_decides_as_the_sync_one(client: Any) -> None:
     async def run() -> list[Any]:
         connection = redis_asyncio.Redis.from_url(URL)

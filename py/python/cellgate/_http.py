@@ -49,15 +49,25 @@ def check_options(
     header_style: Any,
     headers_on_success: Any,
     ipv6_prefix: Any,
+    awaits: bool = False,
 ) -> None:
     """Checks every argument of a ``RateLimitMiddleware`` when it is made, so that a mistake
     fails at startup as a typed error naming the argument (``InvalidArgumentType`` or
     ``InvalidArgument``), not as a 500 on every request."""
     if not callable(app):
         _raise(InvalidArgumentType, "app", f"must be the application to wrap (a callable), not {_type_name(app)}")
+    from cellgate.redis import AsyncRedisLimiter
     from cellgate.redis import _Base as RemoteBase
 
     remote = isinstance(limiter, RemoteBase)
+    if isinstance(limiter, AsyncRedisLimiter) and not awaits:
+        # Only cellgate.asgi.RateLimitMiddleware awaits its limiter (`awaits`).
+        _raise(
+            InvalidArgumentType,
+            "limiter",
+            "is an AsyncRedisLimiter, which only cellgate.asgi.RateLimitMiddleware awaits: "
+            "use cellgate.redis.RedisLimiter (sync) here",
+        )
     if not isinstance(limiter, _cellgate.Limiter) and not remote:
         _raise(
             InvalidArgumentType,

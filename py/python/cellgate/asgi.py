@@ -159,7 +159,7 @@ class RateLimitMiddleware:
         **unknown: Any,
     ) -> None:
         reject_unknown_options("cellgate.asgi.RateLimitMiddleware", unknown)
-        check_options(app, limiter, key, cost, exempt, header_style, headers_on_success, ipv6_prefix)
+        check_options(app, limiter, key, cost, exempt, header_style, headers_on_success, ipv6_prefix, awaits=True)
         self.counts = check_count(count, count_when)
         check_on_denied(on_denied)
         self.on_denied = on_denied
