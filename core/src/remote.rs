@@ -192,6 +192,24 @@ impl OutagePolicy {
             Self::Fallback => "fallback",
         }
     }
+
+    /// The policy as every binding's `outage` option names it: `"fallback"`, `"open"`,
+    /// `"closed"`.
+    pub const fn option_name(self) -> &'static str {
+        match self {
+            Self::FailClosed => "closed",
+            Self::FailOpen => "open",
+            Self::Fallback => "fallback",
+        }
+    }
+
+    /// The policy an `outage` option names ([`option_name`](Self::option_name)), or `None`
+    /// for any other text.
+    pub fn from_option_name(name: &str) -> Option<Self> {
+        [Self::Fallback, Self::FailOpen, Self::FailClosed]
+            .into_iter()
+            .find(|policy| policy.option_name() == name)
+    }
 }
 
 /// A [`RemoteLimiter`]'s options beside its quotas and [`LimiterOptions`].
@@ -1398,6 +1416,22 @@ mod tests {
         assert_eq!(settle.argv()[0], 6);
         assert_eq!(settle.argv()[10..18], 1u64.to_be_bytes());
         assert_eq!(settle.argv()[18..26], 0u64.to_be_bytes());
+    }
+
+    #[test]
+    fn outage_option_names_round_trip() {
+        for policy in [
+            OutagePolicy::Fallback,
+            OutagePolicy::FailOpen,
+            OutagePolicy::FailClosed,
+        ] {
+            assert_eq!(
+                OutagePolicy::from_option_name(policy.option_name()),
+                Some(policy)
+            );
+        }
+        assert_eq!(OutagePolicy::option_name(OutagePolicy::FailOpen), "open");
+        assert_eq!(OutagePolicy::from_option_name("fail_open"), None);
     }
 
     #[test]

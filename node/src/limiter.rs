@@ -7,8 +7,8 @@
 use std::rc::Rc;
 
 use cellgate::{
-    Clock, ConfigError, Limiter, LimiterOptions, LimiterQuota, LimiterReservation, OnFull, Refill,
-    Seed, MAX_POLICY_QUOTAS,
+    Clock, ConfigError, Limiter, LimiterOptions, LimiterReservation, OnFull, Refill, Seed,
+    MAX_POLICY_QUOTAS,
 };
 use cellgate_host::TableSlots;
 use napi::bindgen_prelude::Float64Array;
@@ -21,7 +21,7 @@ use crate::boundary::range_error;
 use crate::boundary::shared::{cost_from_f64, InvalidCost, Shared, BINDING, MISSING_COST, STATUS};
 use crate::clock::{NativeManualClock, NodeClock};
 use crate::headers::{render, HeaderSource};
-use crate::quota::{parse_specs, QuotaSpec};
+use crate::quota::{limiter_entries, parse_specs, QuotaSpec};
 
 /// A limiter's options as JavaScript gives them (validated there first).
 #[napi(object)]
@@ -224,18 +224,7 @@ impl NativeLimiter {
         shared: Float64Array,
     ) -> Result<Self> {
         let parsed = parse_specs(&quotas)?;
-        let limiter_quotas: Vec<LimiterQuota<'_>> = parsed
-            .iter()
-            .map(|each| LimiterQuota {
-                quota: each.quota,
-                name: each.name,
-                dimension: each.dimension,
-            })
-            .collect();
-        let arguments: Vec<String> = parsed
-            .iter()
-            .map(|each| each.name_argument.to_owned())
-            .collect();
+        let (limiter_quotas, arguments) = limiter_entries(&parsed);
         let limiter_options = limiter_options(&options)?;
         let max_keys = limiter_options.max_keys;
         let store = options

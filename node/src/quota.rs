@@ -33,6 +33,26 @@ pub(crate) struct ParsedQuota<'s> {
     pub(crate) name_argument: &'s str,
 }
 
+/// The parsed quotas as core's entries, and the argument that named each (for errors): what
+/// the in-process, shared and Redis limiters are built from.
+pub(crate) fn limiter_entries<'p>(
+    parsed: &'p [ParsedQuota<'_>],
+) -> (Vec<cellgate::LimiterQuota<'p>>, Vec<String>) {
+    let entries = parsed
+        .iter()
+        .map(|each| cellgate::LimiterQuota {
+            quota: each.quota,
+            name: each.name,
+            dimension: each.dimension,
+        })
+        .collect();
+    let arguments = parsed
+        .iter()
+        .map(|each| each.name_argument.to_owned())
+        .collect();
+    (entries, arguments)
+}
+
 /// Parses every spec's rate string; a spec with several rates gives several quotas (on its
 /// dimension, default names), and a burst or a name only applies to a spec of one.
 pub(crate) fn parse_specs(specs: &[QuotaSpec]) -> Result<Vec<ParsedQuota<'_>>> {

@@ -8,9 +8,8 @@
 use std::cell::RefCell;
 
 use cellgate::{
-    Clock, ConfigError, LimiterQuota, OutagePolicy, RemoteCall, RemoteDecided, RemoteError,
-    RemoteLimiter, RemoteOptions, RemoteReservation, SettlePlan, MAX_POLICY_QUOTAS, SCRIPT,
-    SCRIPT_SHA1_HEX,
+    Clock, ConfigError, OutagePolicy, RemoteCall, RemoteDecided, RemoteError, RemoteLimiter,
+    RemoteOptions, RemoteReservation, SettlePlan, MAX_POLICY_QUOTAS, SCRIPT, SCRIPT_SHA1_HEX,
 };
 use napi::bindgen_prelude::{BigInt, Buffer, BufferSlice, Float64Array};
 use napi::Env;
@@ -25,7 +24,7 @@ use crate::boundary::shared::{
 use crate::clock::{u64_from_bigint, NodeClock};
 use crate::headers::{render, HeaderSource};
 use crate::limiter::{config_error, limiter_options, LimiterSpec};
-use crate::quota::{parse_specs, QuotaSpec};
+use crate::quota::{limiter_entries, parse_specs, QuotaSpec};
 
 /// The Redis side of a `RedisLimiter`'s options, as JavaScript gives them (validated there
 /// first).
@@ -157,30 +156,11 @@ impl NativeRemoteLimiter {
         shared: Float64Array,
     ) -> Result<Self> {
         let parsed = parse_specs(&quotas)?;
-        let limiter_quotas: Vec<LimiterQuota<'_>> = parsed
-            .iter()
-            .map(|each| LimiterQuota {
-                quota: each.quota,
-                name: each.name,
-                dimension: each.dimension,
-            })
-            .collect();
-        let arguments: Vec<String> = parsed
-            .iter()
-            .map(|each| each.name_argument.to_owned())
-            .collect();
+        let (limiter_quotas, arguments) = limiter_entries(&parsed);
         let limiter_options = limiter_options(&options)?;
         let max_keys = limiter_options.max_keys;
-        let outage = match remote.outage.as_str() {
-            "fallback" => OutagePolicy::Fallback,
-            "open" => OutagePolicy::FailOpen,
-            "closed" => OutagePolicy::FailClosed,
-            _ => {
-                return Err(range_error(
-                    "options.outage must be 'fallback', 'open' or 'closed'",
-                ))
-            }
-        };
+        let outage = OutagePolicy::from_option_name(&remote.outage)
+            .ok_or_else(|| range_error("options.outage must be 'fallback', 'open' or 'closed'"))?;
         let key_secret = match &remote.key_secret {
             None => None,
             Some(secret) => Some(<[u8; 16]>::try_from(&secret[..]).map_err(|_| {
@@ -265,11 +245,7 @@ impl NativeRemoteLimiter {
     /// The outage policy as JavaScript names it: `"fallback"`, `"open"`, `"closed"`.
     #[napi(getter)]
     pub fn outage_policy(&self) -> &'static str {
-        match self.remote.outage_policy() {
-            OutagePolicy::Fallback => "fallback",
-            OutagePolicy::FailOpen => "open",
-            OutagePolicy::FailClosed => "closed",
-        }
+        self.remote.outage_policy().option_name()
     }
 
     /// How many costs a call reads from the shared array: one per dimension.

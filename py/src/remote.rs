@@ -34,20 +34,20 @@ pub struct PyRemoteLimiter {
     names: Vec<String>,
 }
 
-/// The `outage` argument: `"fallback"` (absent), `"open"` or `"closed"`, as in Node.
+/// The `outage` argument: `"fallback"` (absent), `"open"` or `"closed"` (core's names).
 fn outage_arg(outage: &Given<'_>) -> PyResult<OutagePolicy> {
     match outage {
         Given::Absent => Ok(OutagePolicy::Fallback),
-        Given::Value(value) => match str_arg(value, "outage")?.as_ref() {
-            "fallback" => Ok(OutagePolicy::Fallback),
-            "open" => Ok(OutagePolicy::FailOpen),
-            "closed" => Ok(OutagePolicy::FailClosed),
-            other => Err(invalid(
-                value.py(),
-                "outage",
-                &format!("must be 'fallback', 'open' or 'closed', not {other:?}"),
-            )),
-        },
+        Given::Value(value) => {
+            let name = str_arg(value, "outage")?;
+            OutagePolicy::from_option_name(&name).ok_or_else(|| {
+                invalid(
+                    value.py(),
+                    "outage",
+                    &format!("must be 'fallback', 'open' or 'closed', not {name:?}"),
+                )
+            })
+        }
     }
 }
 
@@ -201,11 +201,7 @@ impl PyRemoteLimiter {
     /// `"fallback"`, `"open"` or `"closed"`.
     #[getter]
     fn outage(&self) -> &'static str {
-        match self.remote().outage_policy() {
-            OutagePolicy::FailOpen => "open",
-            OutagePolicy::FailClosed => "closed",
-            _ => "fallback",
-        }
+        self.remote().outage_policy().option_name()
     }
 
     /// The names headers show, in quota order.
