@@ -819,6 +819,20 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         }
     }
 
+    /// Blocks `key` for `block_ns` from `now_ns` ([`Rule::block`]): for a key just denied.
+    /// Nothing happens to an absent key (a full bucket was not denied) or to one already in
+    /// debt. Returns whether this call wrote the block.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn block_hashed_at(&self, key: KeyHash, now_ns: u64, block_ns: u64) -> bool {
+        let now_ns = now_ns.min(MAX_NOW_NS);
+        let outcome = self.update_present(key, |state| Outcome {
+            // Unused: the caller shows the blocked bucket with a peek.
+            decision: crate::policy::EMPTY_DECISION,
+            next: self.rule.block(state, now_ns, block_ns),
+        });
+        outcome.is_some_and(|outcome| outcome.next.is_some())
+    }
+
     /// The rule every key follows.
     #[cfg(feature = "alloc")]
     pub(crate) fn rule(&self) -> &Rule {

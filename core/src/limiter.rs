@@ -126,6 +126,8 @@ pub struct Limiter<S = Box<[Slot]>> {
     max_keys: usize,
     refill: Refill,
     on_full: OnFull,
+    /// Nanoseconds a key is blocked for after a denial; 0: never blocked.
+    block_ns: u64,
     engine: Engine<S>,
 }
 
@@ -137,6 +139,7 @@ impl<S> core::fmt::Debug for Limiter<S> {
             .field("dimensions", &self.dimensions)
             .field("max_keys", &self.max_keys)
             .field("on_full", &self.on_full)
+            .field("block_ns", &self.block_ns)
             .finish_non_exhaustive()
     }
 }
@@ -406,8 +409,34 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
             max_keys: checked.max_keys,
             refill: options.refill,
             on_full: options.on_full,
+            block_ns: 0,
             engine,
         }
+    }
+
+    /// This limiter, blocking a key for `block_ns` after each denial of a
+    /// [`check`](Op::Check) (or a reservation): rate-limiter-flexible's `blockDuration`,
+    /// express-rate-limit users' "ban". 0 (the default) never blocks.
+    ///
+    /// Each quota that denied is left empty and `block_ns` in debt ([`Rule::block`]): every
+    /// request of the key is denied for at least `block_ns`, with a `retry_after` that says
+    /// so, and the bucket then refills from empty (the first request fits one emission
+    /// interval after the block, as after a spent burst, not a fresh burst). The denials a
+    /// block answers do not extend it, and a denial that waiting can never end (a cost above
+    /// the burst) blocks nothing. A block is stored in the key's buckets, so it holds in every
+    /// tier that stores them (this process, the host-wide table) for every process using the
+    /// limiter with the same `block_ns`.
+    ///
+    /// [`Rule::block`]: crate::Rule::block
+    #[must_use]
+    pub fn with_block_ns(mut self, block_ns: u64) -> Self {
+        self.block_ns = block_ns;
+        self
+    }
+
+    /// How long a denial blocks a key ([`with_block_ns`](Self::with_block_ns)); 0: never.
+    pub fn block_ns(&self) -> u64 {
+        self.block_ns
     }
 
     /// The quotas, in order.
@@ -548,7 +577,9 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
     ) -> KeyedDecision {
         let hash = table.hash_key(key);
         let placed = match op {
-            Op::Check => table.check_hashed_at(hash, now_ns, cost),
+            Op::Check => table
+                .check_hashed_at(hash, now_ns, cost)
+                .map(|decision| self.blocked_if_denied(table, hash, key, now_ns, cost, decision)),
             Op::Peek => Ok(table.peek_at(key, now_ns, cost)),
             Op::Force => table
                 .apply_outcome(hash, now_ns, cost, Op::Force)
@@ -591,13 +622,24 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
             Engine::Single(table) => {
                 let hash = table.hash_key(key);
                 let cost = estimate.first().copied().unwrap_or(0);
-                let answer = table.apply_hashed_at(hash, now_ns, cost, Op::Check, self.on_full);
+                let mut answer = table.apply_hashed_at(hash, now_ns, cost, Op::Check, self.on_full);
+                if answer.reason == Reason::Limit {
+                    answer.decision =
+                        self.blocked_if_denied(table, hash, key, now_ns, cost, answer.decision);
+                }
                 let decision = LimiterDecision::single(answer.decision, answer.reason);
                 (decision, Held::Single(hash))
             }
             Engine::Several(policy) => match policy.reserve_at(key, now_ns, estimate) {
                 Ok(reserved) => {
-                    let decision = LimiterDecision::of_policy(reserved.decision, Reason::Limit);
+                    let decision = self.policy_blocked_if_denied(
+                        policy,
+                        key,
+                        now_ns,
+                        estimate,
+                        reserved.decision,
+                    );
+                    let decision = LimiterDecision::of_policy(decision, Reason::Limit);
                     match reserved.reservation {
                         Some(reservation) => (decision, Held::Several(reservation)),
                         None => (decision, Held::Untracked),
@@ -727,7 +769,9 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
         op: Op,
     ) -> LimiterDecision {
         let outcome = match op {
-            Op::Check => policy.check_at(key, now_ns, costs),
+            Op::Check => policy.check_at(key, now_ns, costs).map(|decision| {
+                self.policy_blocked_if_denied(policy, key, now_ns, costs, decision)
+            }),
             Op::Peek => policy.peek_at(key, now_ns, costs),
             Op::Force => policy.force_at(key, now_ns, costs),
             Op::Refund => policy.refund_at(key, now_ns, costs),
@@ -742,6 +786,66 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
             // The costs were resolved above, so only a full table is left.
             Err(_) => self.policy_table_full(policy, key, now_ns, costs, op),
         }
+    }
+
+    /// A check's `decision` for `key` in a table of one quota, after blocking the key when it
+    /// was denied and [`block_ns`](Self::block_ns) is set: then the decision shows the block.
+    #[inline(always)]
+    fn blocked_if_denied(
+        &self,
+        table: &KeyedLimiter<S>,
+        hash: KeyHash,
+        key: &[u8],
+        now_ns: u64,
+        cost: u64,
+        decision: Decision,
+    ) -> Decision {
+        if decision.allowed || self.block_ns == 0 || decision.is_never() {
+            return decision;
+        }
+        self.block_single(table, hash, key, now_ns, cost)
+            .unwrap_or(decision)
+    }
+
+    /// The rare part of [`blocked_if_denied`](Self::blocked_if_denied), out of the hot path.
+    #[inline(never)]
+    fn block_single(
+        &self,
+        table: &KeyedLimiter<S>,
+        hash: KeyHash,
+        key: &[u8],
+        now_ns: u64,
+        cost: u64,
+    ) -> Option<Decision> {
+        table
+            .block_hashed_at(hash, now_ns, self.block_ns)
+            .then(|| table.peek_at(key, now_ns, cost))
+    }
+
+    /// A keyed policy's check `decision` for `key`, after blocking each quota that denied
+    /// when [`block_ns`](Self::block_ns) is set: then the decision shows the blocks.
+    fn policy_blocked_if_denied(
+        &self,
+        policy: &KeyedPolicy<usize, NoClock, S>,
+        key: &[u8],
+        now_ns: u64,
+        costs: &[u64],
+        decision: PolicyDecision,
+    ) -> PolicyDecision {
+        if decision.allowed || self.block_ns == 0 {
+            return decision;
+        }
+        let hash = policy.hash_key(key);
+        let mut blocked = false;
+        for (quota, table) in decision.decisions().iter().zip(policy.tables()) {
+            if !quota.allowed && !quota.is_never() {
+                blocked |= table.block_hashed_at(hash, now_ns, self.block_ns);
+            }
+        }
+        if !blocked {
+            return decision;
+        }
+        policy.peek_at(key, now_ns, costs).unwrap_or(decision)
     }
 
     /// A keyed policy's answer when a table had no room for a new key: under `Deny`, every

@@ -225,6 +225,40 @@ impl Rule {
         }
     }
 
+    /// The state that blocks a bucket in `state` for `block_ns` from `now_ns`, after a denial:
+    /// the bucket empty and then `block_ns` of debt, so that every cost is denied until at
+    /// least `now_ns + block_ns` and the bucket refills from empty after that (the first cost
+    /// unit fits one emission interval after the block, for greedy refill; at the first
+    /// boundary after it, for interval refill).
+    ///
+    /// `None` when the bucket is already in debt at `now_ns` (blocked, or forced below
+    /// empty): a block is never extended by the requests it denies, and debt is never taken
+    /// back. Saturates: a block past `u64` units is a bucket that never refills in practice.
+    pub fn block(&self, state: CellState, now_ns: u64, block_ns: u64) -> Option<CellState> {
+        let (missing, at_ns) = self.refilled(state, now_ns);
+        let capacity = self.capacity();
+        if missing > capacity {
+            return None;
+        }
+        let debt = match self.refill {
+            // Refilled at `ticks_per_ns` per nanosecond: the debt is gone `block_ns` after
+            // `at_ns >= now_ns`.
+            Refill::Greedy => block_ns.saturating_mul(self.quota.ticks_per_ns()),
+            // Refilled `rate_cost` at each boundary: the k-th boundary after `at_ns` is past
+            // `at_ns + (k - 1) × period`, so `ceil(block / period) + 1` boundaries are at or
+            // past `now_ns + block_ns`.
+            Refill::Interval => self
+                .period_ns
+                .div_ceil(block_ns)
+                .saturating_add(1)
+                .saturating_mul(self.quota.rate_cost()),
+        };
+        Some(CellState {
+            last_ns: at_ns,
+            missing: capacity.saturating_add(debt),
+        })
+    }
+
     /// Whether a bucket in `state` is full at `now_ns`.
     pub(crate) fn is_full_at(&self, state: CellState, now_ns: u64) -> bool {
         self.refilled(state, now_ns).0 == 0
