@@ -89,6 +89,12 @@ export interface LimiterOptions {
   store?: SharedMemory;
   /** The policy name in headers (default: core's name for the quota, '100-in-1min'). One quota only. */
   name?: string;
+  /**
+   * Milliseconds a denial blocks its key for (default 0: never; rate-limiter-flexible's
+   * `blockDuration`): every request of the key is denied meanwhile, the denials it answers do
+   * not extend it, and the bucket then refills from empty. Not for a RedisLimiter.
+   */
+  blockMs?: number;
 }
 
 export interface CostOptions {
@@ -121,6 +127,8 @@ export declare class Limiter {
   constructor(rate: string, options?: LimiterOptions);
   /** The quota(s), written back as a rate string. */
   readonly rate: string;
+  /** Milliseconds a denial blocks its key for (`options.blockMs`; 0: never). */
+  readonly blockMs: number;
   /** Tests and consumes `cost` for `key` atomically; a denial consumes nothing. */
   check(key: Key, options?: CostOptions): Decision;
   /** The decision `check` would make, consuming nothing. */
@@ -185,7 +193,9 @@ export declare class Reservation {
 /** Several quotas over named dimensions, decided all-or-nothing per key, with reserve and settle. */
 export declare class Policy {
   /** @throws TypeError or RangeError for an invalid entry or option (`entries[2].name` for a name repeated) */
-  constructor(entries: readonly PolicyEntry[], options?: { maxKeys?: number; onFull?: OnFull; clock?: ManualClock; store?: SharedMemory });
+  constructor(entries: readonly PolicyEntry[], options?: { maxKeys?: number; onFull?: OnFull; clock?: ManualClock; store?: SharedMemory; blockMs?: number });
+  /** Milliseconds a denial blocks its key for (0: never): each quota that denied is blocked. */
+  readonly blockMs: number;
   /** Dimension names, in the order cost arrays use. */
   readonly dimensions: string[];
   /** Entry names, in entry order. */

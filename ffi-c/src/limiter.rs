@@ -185,6 +185,11 @@ pub struct cg_limiter_options {
     pub seed_k0: u64,
     /// The second half of the hash seed, when `seeded`.
     pub seed_k1: u64,
+    /// Nanoseconds a denial blocks its key for (0, the default: never): every request of the
+    /// key is denied meanwhile, the denials it answers do not extend it, and the bucket then
+    /// refills from empty (core's `Limiter::with_block_ns`). Not for `cg_remote_new`, which
+    /// refuses a non-zero one.
+    pub block_ns: u64,
 }
 
 impl Default for cg_limiter_options {
@@ -197,6 +202,7 @@ impl Default for cg_limiter_options {
             seeded: false,
             seed_k0: 0,
             seed_k1: 0,
+            block_ns: 0,
         }
     }
 }
@@ -386,7 +392,7 @@ pub unsafe extern "C" fn cg_limiter_new(
             check_table_size(max_keys, entries.len())?;
         }
         let limiter = cg_limiter {
-            limiter: in_process(&entries, core_options)?,
+            limiter: in_process(&entries, core_options)?.with_block_ns(options.block_ns),
             // SAFETY: NULL or a live clock, by the caller's contract.
             time: unsafe { TimeSource::from_ptr(options.clock) },
         };

@@ -159,7 +159,7 @@ pub unsafe extern "C" fn cg_limiter_open_shared(
         if let Ok(max_keys) = check_max_keys(u64::try_from(options.max_keys).unwrap_or(u64::MAX)) {
             check_table_size(max_keys, entries.len())?;
         }
-        let limiter = open(path, &entries, core_options, &shared)?;
+        let limiter = open(path, &entries, core_options, &shared)?.with_block_ns(options.block_ns);
         let limiter = cg_limiter {
             limiter,
             // SAFETY: NULL or a live clock, by the caller's contract.

@@ -26,6 +26,17 @@ function limiterOptions(opts, refill, argument) {
   return { refill, maxKeys, onFull, argument };
 }
 
+// The longest block, in milliseconds: core's block is u64 nanoseconds.
+const MAX_BLOCK_MS = 18446744073709;
+
+/**
+ * `options.blockMs`: how long a denial blocks its key (0, the default: never), for the
+ * limiters that store their buckets in this process or the host (not a RedisLimiter).
+ */
+function blockOption(opts) {
+  return opts.blockMs === undefined ? 0 : validate.integer(opts.blockMs, 'options.blockMs', 0, MAX_BLOCK_MS);
+}
+
 /** The cost a call names, or COST_NOT_GIVEN (core applies its default). */
 function costOption(options) {
   if (options === null || typeof options !== 'object') throw argTypeError('options', 'an object', options);
@@ -44,7 +55,10 @@ function costOption(options) {
  * default, or 'allowUntracked': what a new key gets when the table has no room), `clock` (a
  * ManualClock; default the monotonic clock), `name` (the policy name in headers; default the
  * quota's name by core's rule, `'100-in-1min'`), `store` (a SharedMemory: one table for
- * every process of the host; default in this process).
+ * every process of the host; default in this process), `blockMs` (default 0: never; how
+ * long a denial blocks its key, rate-limiter-flexible's `blockDuration`: every request of the
+ * key is denied meanwhile, with a `retryAfterMs` saying so, the denials it answers do not
+ * extend it, and the bucket then refills from empty).
  *
  * A call's `cost` defaults to 1 (core's DEFAULT_COST). A full table is a decision
  * (`reason: 'table_full'`), never an exception.
@@ -69,7 +83,7 @@ class Limiter {
       throw argTypeError('options.refill', "'greedy' for algorithm 'gcra' (interval refill is a token bucket)", refill);
     }
     if (opts.name !== undefined && typeof opts.name !== 'string') throw argTypeError('options.name', 'a string', opts.name);
-    const settings = { ...limiterOptions(opts, refill, 'rate'), ...storeSettings(opts.store) };
+    const settings = { ...limiterOptions(opts, refill, 'rate'), blockMs: blockOption(opts), ...storeSettings(opts.store) };
     const clock = nativeClock(opts.clock);
     this.#out = sharedArray();
     const quota = { rate, burst, name: opts.name, dimension: 0, argument: 'rate', nameArgument: opts.name === undefined ? 'rate' : 'options.name' };
@@ -90,6 +104,11 @@ class Limiter {
   /** The quota(s), written back as a rate string. */
   get rate() {
     return this.#rates.join('; ');
+  }
+
+  /** Milliseconds a denial blocks its key for (`options.blockMs`; 0: never). */
+  get blockMs() {
+    return this.#native.blockMs;
   }
 
   /** Tests and consumes `cost` (default 1) for `key`, atomically; a denial consumes nothing. */
@@ -179,4 +198,4 @@ class Limiter {
   }
 }
 
-module.exports = { Limiter, limiterOptions };
+module.exports = { Limiter, limiterOptions, blockOption };

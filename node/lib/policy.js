@@ -6,7 +6,7 @@ const { native, LAYOUT, OPS, sharedArray } = require('./boundary');
 const { argTypeError, outOfRange, fromNative } = require('./errors');
 const { severalDecision } = require('./decision');
 const { nativeClock } = require('./clock');
-const { limiterOptions } = require('./limiter');
+const { limiterOptions, blockOption } = require('./limiter');
 const { storeSettings } = require('./shared_memory');
 const { acquireWith } = require('./wait');
 const validate = require('./validate');
@@ -26,7 +26,8 @@ function missingCost(costs, name, dimensions, dimension) {
  * Several quotas over named dimensions, decided all-or-nothing per key, with reserve and
  * settle: `new Policy([{ name: 'rpm', rate: '60/minute' }, { name: 'tpm', rate:
  * '10000/minute', dimension: 'tokens' }])`. An entry's `dimension` defaults to 'requests'.
- * Options: `maxKeys`, `onFull`, `clock`, as for Limiter. Costs are `{ requests: 1, tokens:
+ * Options: `maxKeys`, `onFull`, `clock`, `store`, `blockMs` (each quota that denied is
+ * blocked), as for Limiter. Costs are `{ requests: 1, tokens:
  * 500 }`, an array in dimension order, or a number when there is one dimension. Core's rule
  * completes them: with one dimension a cost not named is 1; with several every dimension
  * must be named (0 is a cost), else a TypeError naming it.
@@ -43,7 +44,7 @@ class Policy {
   constructor(entries, options) {
     if (!Array.isArray(entries) || entries.length === 0) throw argTypeError('entries', 'a non-empty array of { name, rate, burst?, dimension? }', entries);
     const opts = validate.options(options, 'options');
-    const settings = { ...limiterOptions(opts, 'greedy', 'entries'), ...storeSettings(opts.store) };
+    const settings = { ...limiterOptions(opts, 'greedy', 'entries'), blockMs: blockOption(opts), ...storeSettings(opts.store) };
     const clock = nativeClock(opts.clock);
     const dimensions = [];
     const quotas = entries.map((entry, index) => {
@@ -72,6 +73,11 @@ class Policy {
   }
 
   /** The dimension names, in the order costs arrays use. */
+  /** Milliseconds a denial blocks its key for (`options.blockMs`; 0: never). */
+  get blockMs() {
+    return this.#native.blockMs;
+  }
+
   get dimensions() {
     return [...this.#dimensions];
   }

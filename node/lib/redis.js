@@ -118,6 +118,10 @@ class RedisLimiter {
 
   constructor(limits, options) {
     const opts = validate.options(options, 'options');
+    if (opts.blockMs !== undefined) {
+      // A block is written into the key's buckets; the Redis script does not write one yet.
+      throw argTypeError('options.blockMs', 'absent: a RedisLimiter does not block keys (a Limiter or Policy in this process or the host does)', opts.blockMs);
+    }
     const { kind, send } = sender(opts.client);
     this.clientKind = kind;
     this.#send = send;

@@ -21,6 +21,8 @@ export declare class NativeLimiter {
   names(): Array<string>
   /** Each quota written back as a rate string, in order. */
   rates(): Array<string>
+  /** Milliseconds a denial blocks its key for (0: never). */
+  get blockMs(): number
   /** The slots each quota's table holds (core's `slot_count_for(max_keys)`). */
   get slots(): number
   /** Each quota's burst (its decisions' `limit`), in order. */
@@ -254,6 +256,8 @@ export interface LimiterSpec {
   storeAccess?: string
   /** Whether the shared store accepts a file owned by another user. */
   storeAllowOtherOwner?: boolean
+  /** Milliseconds a denial blocks its key for (`options.blockMs`; absent or 0: never). */
+  blockMs?: number
 }
 
 /** Core's bounds for `maxKeys`, the same in every runtime. */

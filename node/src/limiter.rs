@@ -40,6 +40,30 @@ pub struct LimiterSpec {
     pub store_access: Option<String>,
     /// Whether the shared store accepts a file owned by another user.
     pub store_allow_other_owner: Option<bool>,
+    /// Milliseconds a denial blocks its key for (`options.blockMs`; absent or 0: never).
+    pub block_ms: Option<f64>,
+}
+
+/// Nanoseconds per millisecond, the unit of `options.blockMs`.
+const NS_PER_MS: u64 = 1_000_000;
+
+/// `options.blockMs` (an integer number of milliseconds, checked in JavaScript first) as
+/// core's `Limiter::with_block_ns` takes it.
+///
+/// # Errors
+/// A `RangeError`-coded error for a value that is no integer or past `u64` nanoseconds.
+fn block_ns(block_ms: Option<f64>) -> Result<u64> {
+    let Some(ms) = block_ms else {
+        return Ok(0);
+    };
+    cost_from_f64(ms)
+        .and_then(|ms| ms.checked_mul(NS_PER_MS))
+        .ok_or_else(|| {
+            range_error(format!(
+                "options.blockMs must be an integer from 0 to {}",
+                u64::MAX / NS_PER_MS
+            ))
+        })
 }
 
 /// The state behind a [`NativeLimiter`] and its fast function.
@@ -226,6 +250,7 @@ impl NativeLimiter {
         let parsed = parse_specs(&quotas)?;
         let (limiter_quotas, arguments) = limiter_entries(&parsed);
         let limiter_options = limiter_options(&options)?;
+        let block_ns = block_ns(options.block_ms)?;
         let max_keys = limiter_options.max_keys;
         let store = options
             .store_path
@@ -248,7 +273,8 @@ impl NativeLimiter {
         let limiter =
             crate::store::open(store.as_ref(), &limiter_quotas, limiter_options, |error| {
                 config_error(error, &arguments, &options.argument, max_keys)
-            })?;
+            })?
+            .with_block_ns(block_ns);
         let single = limiter.quotas().len() == 1;
         let shared = Shared::new(shared)?;
         if single {
@@ -282,6 +308,12 @@ impl NativeLimiter {
     pub fn rates(&self) -> Vec<String> {
         let quotas = self.inner.limiter.quotas().iter();
         quotas.map(ToString::to_string).collect()
+    }
+
+    /// Milliseconds a denial blocks its key for (0: never).
+    #[napi(getter)]
+    pub fn block_ms(&self) -> f64 {
+        (self.inner.limiter.block_ns() / NS_PER_MS) as f64
     }
 
     /// The slots each quota's table holds (core's `slot_count_for(max_keys)`).

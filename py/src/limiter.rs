@@ -96,6 +96,28 @@ pub fn options_arg(
     Ok(options)
 }
 
+/// Nanoseconds per millisecond, the unit of `block_ms`.
+pub const NS_PER_MS: u64 = 1_000_000;
+
+/// The `block_ms` argument (an int >= 0; absent: 0, never block) in nanoseconds, for core's
+/// `Limiter::with_block_ns`.
+pub fn block_ns_arg(block_ms: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+    let Some(value) = block_ms else {
+        return Ok(0);
+    };
+    let ms = u64_arg(value, "block_ms")?;
+    ms.checked_mul(NS_PER_MS).ok_or_else(|| {
+        invalid(
+            value.py(),
+            "block_ms",
+            &format!(
+                "must be at most {} (u64 nanoseconds), got {ms}",
+                u64::MAX / NS_PER_MS
+            ),
+        )
+    })
+}
+
 /// The quotas of a rate string as core's entries on one dimension, and the names headers
 /// show for them (for messages): a `Limiter`'s, and a `RedisLimiter`'s.
 pub fn one_dimension(quotas: &[PyQuota]) -> (Vec<LimiterQuota<'_>>, Vec<String>) {
@@ -193,11 +215,11 @@ impl Limiter {
 #[pymethods]
 impl Limiter {
     /// `Limiter(rate, *, burst=None, algorithm="gcra", refill=None, max_keys=100_000,
-    /// on_full="deny", clock=None, store=None)`.
+    /// on_full="deny", block_ms=0, clock=None, store=None)`.
     #[new]
     #[pyo3(
-        signature = (rate, *, burst=None, algorithm=Given::Absent, refill=None, max_keys=None, on_full=Given::Absent, clock=None, store=None),
-        text_signature = "(rate, *, burst=None, algorithm='gcra', refill=None, max_keys=100000, on_full='deny', clock=None, store=None)"
+        signature = (rate, *, burst=None, algorithm=Given::Absent, refill=None, max_keys=None, on_full=Given::Absent, block_ms=None, clock=None, store=None),
+        text_signature = "(rate, *, burst=None, algorithm='gcra', refill=None, max_keys=100000, on_full='deny', block_ms=0, clock=None, store=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -208,12 +230,14 @@ impl Limiter {
         refill: Option<&Bound<'_, PyAny>>,
         max_keys: Option<&Bound<'_, PyAny>>,
         on_full: Given<'_>,
+        block_ms: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
         store: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let quotas = quotas_arg(rate, burst)?;
         let (algorithm, refill) = refill_args(py, &algorithm, refill)?;
         let options = options_arg(max_keys, &on_full, refill)?;
+        let block_ns = block_ns_arg(block_ms)?;
         let clock = TimeSource::from_arg(clock)?;
         let store = store_arg(store)?;
         let (entries, names) = one_dimension(&quotas);
@@ -223,7 +247,8 @@ impl Limiter {
             dimensions: &["cost".to_owned()],
         };
         let limiter =
-            crate::store::open(py, &entries, options, store.as_ref(), &clock, &arguments)?;
+            crate::store::open(py, &entries, options, store.as_ref(), &clock, &arguments)?
+                .with_block_ns(block_ns);
         Ok(Self {
             core: Py::new(
                 py,
@@ -297,6 +322,12 @@ impl Limiter {
     #[getter]
     fn on_full(&self) -> &'static str {
         on_full_name(self.limiter().on_full())
+    }
+
+    /// Milliseconds a denial blocks its key for (0: never).
+    #[getter]
+    fn block_ms(&self) -> u64 {
+        self.limiter().block_ns() / NS_PER_MS
     }
 
     /// Core's counters of each quota's table, in quota order, one dict each:

@@ -184,12 +184,13 @@ impl Policy {
     /// dimension when it is the dimension's only one, else `{dimension}-{core's default name}`
     /// (`"requests-1000-in-1d"`).
     #[new]
-    #[pyo3(signature = (dimensions, *, max_keys=None, on_full=Given::Absent, clock=None, store=None), text_signature = "(dimensions, *, max_keys=100000, on_full='deny', clock=None, store=None)")]
+    #[pyo3(signature = (dimensions, *, max_keys=None, on_full=Given::Absent, block_ms=None, clock=None, store=None), text_signature = "(dimensions, *, max_keys=100000, on_full='deny', block_ms=0, clock=None, store=None)")]
     fn new(
         py: Python<'_>,
         dimensions: &Bound<'_, PyAny>,
         max_keys: Option<&Bound<'_, PyAny>>,
         on_full: Given<'_>,
+        block_ms: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
         store: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
@@ -242,6 +243,7 @@ impl Policy {
             })
             .collect();
         let options = options_arg(max_keys, &on_full, Refill::Greedy)?;
+        let block_ns = crate::limiter::block_ns_arg(block_ms)?;
         let clock = TimeSource::from_arg(clock)?;
         let store = store_arg(store)?;
         let arguments = Arguments {
@@ -250,7 +252,8 @@ impl Policy {
             dimensions: &names,
         };
         let limiter =
-            crate::store::open(py, &entries, options, store.as_ref(), &clock, &arguments)?;
+            crate::store::open(py, &entries, options, store.as_ref(), &clock, &arguments)?
+                .with_block_ns(block_ns);
         Ok(Self {
             core: Py::new(
                 py,
@@ -425,6 +428,12 @@ impl Policy {
     #[getter]
     fn on_full(&self) -> &'static str {
         crate::limiter::on_full_name(self.limiter().on_full())
+    }
+
+    /// Milliseconds a denial blocks its key for (0: never), as `Limiter.block_ms`.
+    #[getter]
+    fn block_ms(&self) -> u64 {
+        self.limiter().block_ns() / crate::limiter::NS_PER_MS
     }
 
     /// Core's counters of each quota's table, as `Limiter.stats`.

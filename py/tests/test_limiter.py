@@ -40,6 +40,48 @@ def test_burst_then_exact_refill() -> None:
     assert limiter.check("user:42")
 
 
+def test_block_ms_blocks_a_key_after_a_denial() -> None:
+    clock = ManualClock()
+    limiter = Limiter("5/minute", block_ms=15 * 60_000, clock=clock)
+    assert limiter.block_ms == 15 * 60_000
+    for _ in range(5):
+        assert limiter.check("login:ann")
+    denied = limiter.check("login:ann")
+    # Fifteen minutes, then one emission interval (12 s) for the first request to fit.
+    release_ns = (15 * 60 + 12) * 1_000_000_000
+    assert not denied and denied.retry_after_ns == release_ns
+    clock.advance_ns(60 * 1_000_000_000)
+    during = limiter.check("login:ann")
+    assert not during and during.retry_after_ns == release_ns - 60 * 1_000_000_000  # not extended
+    assert limiter.check("login:bob")  # other keys are not blocked
+    clock.set_ns(release_ns - 1)
+    assert limiter.peek("login:ann").retry_after_ns == 1
+    clock.set_ns(release_ns)
+    assert limiter.check("login:ann")
+    assert Limiter("5/minute").block_ms == 0
+
+
+@pytest.mark.parametrize(
+    ("block_ms", "error"),
+    [(-1, InvalidArgument), (1.5, InvalidArgument), (math.nan, InvalidArgument), ("15m", InvalidArgumentType), (True, InvalidArgumentType), (2**64, InvalidArgument), (2**63, InvalidArgument)],
+)
+def test_block_ms_is_checked(block_ms: object, error: type[Exception]) -> None:
+    with pytest.raises(error) as info:
+        Limiter("5/minute", block_ms=block_ms)  # type: ignore[arg-type]
+    assert info.value.argument == "block_ms"  # type: ignore[attr-defined]
+
+
+def test_a_policy_blocks_each_denying_quota() -> None:
+    clock = ManualClock()
+    policy = cellgate.Policy({"requests": "2/second", "tokens": "100/minute"}, block_ms=10_000, clock=clock)
+    assert policy.block_ms == 10_000
+    assert policy.check("k", requests=1, tokens=10) and policy.check("k", requests=1, tokens=10)
+    denied = policy.check("k", requests=1, tokens=10)
+    assert not denied and denied.retry_after_ns == 10_500_000_000
+    clock.advance_ns(10_500_000_000)
+    assert policy.check("k", requests=1, tokens=10)
+
+
 def test_keys_are_independent_and_typed_keys_are_their_bytes() -> None:
     clock = ManualClock()
     limiter = Limiter("1/minute", clock=clock)

@@ -179,6 +179,40 @@ static void one_verb(void) {
     cg_limiter_free(limiter);
 }
 
+/* block_ns: five failed logins block the key for fifteen minutes; the denials the block
+ * answers do not extend it; other keys are not blocked. */
+static void blocking(void) {
+    const uint64_t minute_ns = 60ull * 1000000000ull;
+    cg_limiter_options options;
+    CHECK_OK(cg_limiter_options_init(&options));
+    CHECK(options.block_ns == 0);
+    options.block_ns = 15 * minute_ns;
+    cg_limiter_quota quotas[1] = {quota_of("5/minute", NULL, 0)};
+    cg_limiter *limiter = NULL;
+    CHECK_OK(cg_limiter_new(quotas, 1, &options, &limiter));
+    cg_limiter_decision d;
+    for (int i = 0; i < 5; i++) {
+        CHECK_OK(cg_limiter_check(limiter, key("ann"), 3, 0, NULL, 0, &d));
+        CHECK(d.allowed);
+    }
+    const uint64_t release_ns = 15 * minute_ns + minute_ns / 5; /* + one interval, 12 s */
+    CHECK_OK(cg_limiter_check(limiter, key("ann"), 3, 0, NULL, 0, &d));
+    CHECK(!d.allowed && d.decision.retry_after_ns == release_ns);
+    CHECK_OK(cg_limiter_check(limiter, key("ann"), 3, minute_ns, NULL, 0, &d));
+    CHECK(!d.allowed && d.decision.retry_after_ns == release_ns - minute_ns);
+    CHECK_OK(cg_limiter_check(limiter, key("bob"), 3, minute_ns, NULL, 0, &d));
+    CHECK(d.allowed);
+    CHECK_OK(cg_limiter_peek(limiter, key("ann"), 3, release_ns - 1, NULL, 0, &d));
+    CHECK(!d.allowed && d.decision.retry_after_ns == 1);
+    CHECK_OK(cg_limiter_check(limiter, key("ann"), 3, release_ns, NULL, 0, &d));
+    CHECK(d.allowed);
+    cg_limiter_free(limiter);
+    /* Over Redis a block would be ignored: refused instead. */
+    cg_remote *remote = NULL;
+    CHECK_STATUS(cg_remote_new(quotas, 1, &options, NULL, &remote), CG_STATUS_INVALID_ARGUMENT);
+    CHECK(remote == NULL);
+}
+
 static void reservations(void) {
     cg_limiter_quota quotas[1] = {quota_of("10/minute", NULL, 0)};
     cg_limiter *limiter = NULL, *other = NULL;
@@ -363,6 +397,7 @@ static void key_flood(uint32_t on_full) {
 void test_limiter(void) {
     configuration_statuses();
     one_verb();
+    blocking();
     reservations();
     rendering();
     key_flood(CG_ON_FULL_DENY);

@@ -220,6 +220,7 @@ class Limiter:
         refill: Optional[Literal["greedy", "interval"]] = None,
         max_keys: int = 100000,
         on_full: _OnFull = "deny",
+        block_ms: int = 0,
         clock: Optional[ManualClock] = None,
         store: Optional[SharedMemory] = None,
     ) -> Limiter: ...
@@ -245,6 +246,8 @@ class Limiter:
     def refill(self) -> str: ...
     @property
     def on_full(self) -> _OnFull: ...
+    @property
+    def block_ms(self) -> int: ...
     def stats(self) -> _Stats:
         """Core's counters per quota table: ``live_keys``, ``reclaimed``, ``rejected_full``,
         ``admitted_untracked``."""
@@ -301,6 +304,7 @@ class Policy:
         *,
         max_keys: int = 100000,
         on_full: _OnFull = "deny",
+        block_ms: int = 0,
         clock: Optional[ManualClock] = None,
         store: Optional[SharedMemory] = None,
     ) -> Policy: ...
@@ -322,6 +326,8 @@ class Policy:
     def max_keys(self) -> int: ...
     @property
     def on_full(self) -> _OnFull: ...
+    @property
+    def block_ms(self) -> int: ...
     def stats(self) -> _Stats: ...
 
 def client_key(address: str, ipv6_prefix: int = 56) -> bytes: ...

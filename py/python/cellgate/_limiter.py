@@ -59,7 +59,7 @@ class Limiter(_cellgate.Limiter):
     """A rate limiter with one bucket per key, in a table of bounded size allocated once.
 
     ``Limiter(rate, *, burst=None, algorithm="gcra", refill=None, max_keys=100_000,
-    on_full="deny", clock=None, store=None)``: core's ``Limiter``, which checks every option. ``rate``
+    on_full="deny", block_ms=0, clock=None, store=None)``: core's ``Limiter``, which checks every option. ``rate``
     is a rate string (``"100/minute"``, ``"10/s; 1000/day"``), a
     ``Quota``, or a list of them; several quotas are decided all-or-nothing. ``burst``
     replaces a single quota's burst. ``algorithm`` is ``"gcra"`` or ``"token_bucket"``
@@ -68,7 +68,12 @@ class Limiter(_cellgate.Limiter):
     its window of slots full of live keys is a decision, never an exception: with
     ``on_full="deny"`` (the default) a denial with ``reason == "table_full"`` and a
     ``Retry-After`` (until a slot can be reclaimed); with ``"allow_untracked"`` an admission
-    with ``reason == "untracked"``, nothing stored (fail open, counted in ``stats()``). ``clock`` is a
+    with ``reason == "untracked"``, nothing stored (fail open, counted in ``stats()``).
+    ``block_ms`` (an int, 0 by default: never) blocks a key for that long after each denial
+    (rate-limiter-flexible's ``blockDuration``): every request of the key is denied meanwhile,
+    with a ``retry_after`` saying so, the denials it answers do not extend it, and the bucket
+    then refills from empty (the first request fits one emission interval after the block).
+    ``clock`` is a
     ``ManualClock`` or None for the monotonic clock. ``store`` is None (the table in this
     process) or a ``SharedMemory``: the table in a file mapping that every process opening the
     same path shares, so that under ``gunicorn -w 4`` or ``uvicorn --workers 4`` the limit is
