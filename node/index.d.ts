@@ -92,7 +92,7 @@ export interface LimiterOptions {
   /**
    * Milliseconds a denial blocks its key for (default 0: never; rate-limiter-flexible's
    * `blockDuration`): every request of the key is denied meanwhile, the denials it answers do
-   * not extend it, and the bucket then refills from empty. Not for a RedisLimiter.
+   * not extend it, and the bucket then refills from empty.
    */
   blockMs?: number;
 }

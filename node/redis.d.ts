@@ -33,6 +33,8 @@ export interface RedisLimiterOptions {
   maxKeys?: number;
   /** The fallback limiter's answer to a full table. */
   onFull?: OnFull;
+  /** Milliseconds a denial blocks its key for (default 0: never), as Limiter's: the script writes the block into the record. */
+  blockMs?: number;
   /** For a rate string: as Limiter's options. */
   burst?: number;
   algorithm?: 'gcra' | 'token_bucket';

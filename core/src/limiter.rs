@@ -17,8 +17,8 @@ use crate::keyed::{
     KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot, TableFull,
 };
 use crate::policy::{
-    KeyedPolicy, PolicyDecision, PolicyEntry, PolicyError, Reservation, EMPTY_DECISION,
-    MAX_POLICY_QUOTAS,
+    block_refusals, KeyedPolicy, PolicyDecision, PolicyEntry, PolicyError, Reservation,
+    EMPTY_DECISION, MAX_POLICY_QUOTAS,
 };
 use crate::quota::Quota;
 use crate::rule::{Op, Refill};
@@ -430,8 +430,13 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
     /// [`Rule::block`]: crate::Rule::block
     #[must_use]
     pub fn with_block_ns(mut self, block_ns: u64) -> Self {
-        self.block_ns = block_ns;
+        self.set_block_ns(block_ns);
         self
+    }
+
+    /// [`with_block_ns`](Self::with_block_ns) in place (for a limiter held inside another).
+    pub(crate) fn set_block_ns(&mut self, block_ns: u64) {
+        self.block_ns = block_ns;
     }
 
     /// How long a denial blocks a key ([`with_block_ns`](Self::with_block_ns)); 0: never.
@@ -800,7 +805,7 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
         cost: u64,
         decision: Decision,
     ) -> Decision {
-        if decision.allowed || self.block_ns == 0 || decision.is_never() {
+        if self.block_ns == 0 || !crate::rule::refusal_blocks(&decision, cost) {
             return decision;
         }
         self.block_single(table, hash, key, now_ns, cost)
@@ -836,12 +841,19 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
             return decision;
         }
         let hash = policy.hash_key(key);
-        let mut blocked = false;
-        for (quota, table) in decision.decisions().iter().zip(policy.tables()) {
-            if !quota.allowed && !quota.is_never() {
-                blocked |= table.block_hashed_at(hash, now_ns, self.block_ns);
-            }
-        }
+        let tables = policy.tables();
+        let cost = |index: usize| {
+            let entry = policy.entries().nth(index);
+            entry
+                .and_then(|entry| costs.get(entry.dimension))
+                .copied()
+                .unwrap_or(0)
+        };
+        let blocked = block_refusals(&decision, cost, |index| {
+            tables
+                .get(index)
+                .is_some_and(|table| table.block_hashed_at(hash, now_ns, self.block_ns))
+        });
         if !blocked {
             return decision;
         }

@@ -38,7 +38,7 @@
 //!
 //! The script reads the key's record, runs core's decision rule ([`Rule::decide`]) over every
 //! quota exactly as core's keyed tables do (a policy's quotas all-or-nothing; a refusal writes
-//! nothing), writes the record back with an expiry, and replies with the time it used and the
+//! nothing, except the block of a limiter that blocks, [`Limiter::with_block_ns`]), writes the record back with an expiry, and replies with the time it used and the
 //! record before and after. [`RemoteLimiter::decode`] then runs core itself on the record before,
 //! at that time, and compares the record core would write with the one the script wrote: the
 //! decision returned (every quota's `remaining`, `retry_after_ns`, `reset_after_ns`, the binding
@@ -91,6 +91,12 @@
 //!   and an exact division by 2^32, then multiplied by 1000 with `mul` (no saturation before
 //!   the year 2554).
 //!
+//! * **blocks** ([`RemoteLimiter::with_block_ns`]): after a refused check, the script
+//!   compares (`gt`) the cost times the units per cost (`mul`) with the capacity, and the
+//!   refilled `missing` with the capacity, and writes `missing = capacity + debt` (`add`,
+//!   saturating as `u64::saturating_add`) with the refilled time: the debt is computed by core
+//!   ([`Rule::block`]'s), so the script does no other arithmetic for a block.
+//!
 //! So the admission and the next state are exact for every quota core accepts, in the whole
 //! `u64` domain of core: no quota is refused for being unrepresentable, and no decision is
 //! rounded. (Besides, decode re-checks every state written against core, and the Redis tests
@@ -115,11 +121,12 @@
 //! with [`RemoteOptions::key_secret`] its keyed hash, is the Cluster hash tag), so one call
 //! touches one key, in one slot: a policy never crosses slots.
 //!
-//! # Layouts (protocol 1)
+//! # Layouts (protocol 2)
 //!
-//! `ARGV[1]`, [`RemoteLimiter::params`]: `[1, n, interval, single]`, the fingerprint (8 bytes),
-//! the expiry grace in ms (8), then per quota 40 bytes: capacity (in units of `missing`), units
-//! per cost, ticks per ns, period ns, rate. `ARGV[2]`, [`RemoteCall::argv`]: the operation
+//! `ARGV[1]`, [`RemoteLimiter::params`]: `[2, n, interval, single]`, the fingerprint (8 bytes),
+//! the expiry grace in ms (8), then per quota 48 bytes: capacity (in units of `missing`), units
+//! per cost, ticks per ns, period ns, rate, and the debt a block leaves (`Rule::block`'s,
+//! computed by core; 0 when the limiter does not block). Protocol 1 had no block debt. `ARGV[2]`, [`RemoteCall::argv`]: the operation
 //! (1 check, 2 peek, 3 force, 4 refund, 5 reset, 6 settle), 1 if `now` follows explicitly else 0,
 //! `now_ns` (8 bytes), then per quota two costs of 8 bytes (the cost, 0; for settle, the refund
 //! and the extra charge). All integers big-endian.
@@ -129,8 +136,8 @@ use crate::decision::Decision;
 use crate::headers::{HeaderError, HeaderStyle, RenderedHeaders};
 use crate::keyed::{Reason, TableFull};
 use crate::limiter::{Limiter, LimiterDecision, LimiterOptions, LimiterQuota, LimiterReservation};
-use crate::policy::{check_all, run_all, Buckets, Charge, Undo, MAX_POLICY_QUOTAS};
-use crate::rule::{CellState, Op, Outcome, Refill, Rule};
+use crate::policy::{block_refusals, check_all, run_all, Buckets, Charge, Undo, MAX_POLICY_QUOTAS};
+use crate::rule::{refusal_blocks, CellState, Op, Outcome, Refill, Rule};
 use alloc::vec::Vec;
 use core::cell::Cell;
 use core::fmt;
@@ -151,7 +158,10 @@ pub const SCRIPT_SHA1_HEX: &str = match core::str::from_utf8(&SCRIPT_SHA1_HEX_BY
 };
 
 /// The version of the argument, reply and record layouts (the first byte of the parameters).
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
+
+/// The version of the record's layout, in its fingerprint (protocol 2 kept protocol 1's).
+const RECORD_VERSION: u8 = 1;
 
 /// The prefix of every key when none is given.
 pub const DEFAULT_PREFIX: &str = "cellgate:";
@@ -437,7 +447,13 @@ pub struct RemoteLimiter {
     outage_retry_after_ns: u64,
     params: Vec<u8>,
     fingerprint: [u8; 8],
+    /// Nanoseconds a denial blocks its key for (0: never), in the script and the fallback.
+    block_ns: u64,
 }
+
+/// Bytes of `ARGV[1]` before the quotas, and per quota.
+const PARAMS_HEAD: usize = 20;
+const PARAMS_PER_QUOTA: usize = 48;
 
 impl fmt::Debug for RemoteLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -488,7 +504,9 @@ impl RemoteLimiter {
         // As `Limiter::new` picks its engine: one table, or a keyed policy.
         let single = quotas.len() == 1 && local.dimensions() == 1;
         let fingerprint = fingerprint(&rules, single);
-        let mut params = Vec::with_capacity(20usize.saturating_add(rules.len().saturating_mul(40)));
+        let mut params = Vec::with_capacity(
+            PARAMS_HEAD.saturating_add(rules.len().saturating_mul(PARAMS_PER_QUOTA)),
+        );
         params.push(PROTOCOL_VERSION);
         params.push(u8::try_from(rules.len()).unwrap_or(u8::MAX));
         params.push(u8::from(refill == Refill::Interval));
@@ -501,12 +519,14 @@ impl RemoteLimiter {
                 Refill::Greedy => quota.emission_ticks(),
                 Refill::Interval => 1,
             };
+            // The last: the debt a block leaves (0 until `with_block_ns`).
             for value in [
                 rule.capacity(),
                 units_per_cost,
                 quota.ticks_per_ns(),
                 quota.period_ns(),
                 quota.rate_cost(),
+                0,
             ] {
                 params.extend_from_slice(&value.to_be_bytes());
             }
@@ -523,7 +543,36 @@ impl RemoteLimiter {
             outage_retry_after_ns: remote.outage_retry_after_ns,
             params,
             fingerprint,
+            block_ns: 0,
         })
+    }
+
+    /// This limiter, blocking a key for `block_ns` after each denial of a check or reserve,
+    /// exactly as [`Limiter::with_block_ns`] does (the script writes the same block into the
+    /// record; the fallback limiter blocks too). 0 never blocks.
+    #[must_use]
+    pub fn with_block_ns(mut self, block_ns: u64) -> Self {
+        self.block_ns = block_ns;
+        self.local.set_block_ns(block_ns);
+        for (index, rule) in self.rules.iter().enumerate() {
+            let debt = if block_ns == 0 {
+                0
+            } else {
+                rule.block_debt(block_ns)
+            };
+            let at = PARAMS_HEAD
+                .saturating_add(index.saturating_mul(PARAMS_PER_QUOTA))
+                .saturating_add(40);
+            if let Some(bytes) = self.params.get_mut(at..at.saturating_add(8)) {
+                bytes.copy_from_slice(&debt.to_be_bytes());
+            }
+        }
+        self
+    }
+
+    /// How long a denial blocks a key ([`with_block_ns`](Self::with_block_ns)); 0: never.
+    pub fn block_ns(&self) -> u64 {
+        self.block_ns
     }
 
     /// `ARGV[1]`: the limiter's parameters, the same bytes for every call.
@@ -824,10 +873,23 @@ impl RemoteLimiter {
                 .run(0, now_ns, cost, op)
                 .map_or(EMPTY_DECISION, |outcome| outcome.decision)
         };
+        let checks = matches!(call.kind, Kind::Apply(Op::Check) | Kind::Reserve);
+        let blocks = checks && self.block_ns != 0;
         if self.single {
             let decision = match call.kind {
+                Kind::Apply(Op::Check) | Kind::Reserve => {
+                    let decision = run_one(first(0), Op::Check);
+                    // As `Limiter`: a refusal blocks the bucket, and shows it blocked.
+                    if blocks
+                        && refusal_blocks(&decision, first(0))
+                        && buckets.block(0, now_ns, self.block_ns)
+                    {
+                        run_one(first(0), Op::Peek)
+                    } else {
+                        decision
+                    }
+                }
                 Kind::Apply(op) => run_one(first(0), op),
-                Kind::Reserve => run_one(first(0), Op::Check),
                 Kind::Settle => {
                     let refunded = run_one(first(0), Op::Refund);
                     if second(0) > 0 {
@@ -840,7 +902,19 @@ impl RemoteLimiter {
             return LimiterDecision::single(decision, Reason::Limit);
         }
         let policy = match call.kind {
-            Kind::Apply(Op::Check) | Kind::Reserve => check_all(buckets, len, now_ns, first),
+            Kind::Apply(Op::Check) | Kind::Reserve => check_all(buckets, len, now_ns, first)
+                .and_then(|decision| {
+                    let blocked = blocks
+                        && !decision.allowed
+                        && block_refusals(&decision, first, |index| {
+                            buckets.block(index, now_ns, self.block_ns)
+                        });
+                    if blocked {
+                        run_all(buckets, len, now_ns, Op::Peek, first)
+                    } else {
+                        Ok(decision)
+                    }
+                }),
             Kind::Apply(Op::Reset) => run_all(buckets, len, now_ns, Op::Reset, |_| 0)
                 .and_then(|_| run_all(buckets, len, now_ns, Op::Peek, |_| 0)),
             Kind::Apply(op) => run_all(buckets, len, now_ns, op, first),
@@ -1045,6 +1119,22 @@ impl<'a> StateBuckets<'a> {
         }
     }
 
+    /// Blocks bucket `index` for `block_ns` from `now_ns` ([`Rule::block`]); whether it wrote
+    /// (a bucket it does not hold is full, and was not refused).
+    fn block(&self, index: usize, now_ns: u64, block_ns: u64) -> bool {
+        let (Some(rule), Some(slot)) = (self.rules.get(index), self.states.get(index)) else {
+            return false;
+        };
+        let Some(next) = slot
+            .get()
+            .and_then(|held| rule.block(held, now_ns, block_ns))
+        else {
+            return false;
+        };
+        slot.set(Some(next));
+        true
+    }
+
     /// The record of the states ("" when no quota holds anything).
     fn record(&self, fingerprint: &[u8; 8]) -> Vec<u8> {
         let len = self.rules.len();
@@ -1126,7 +1216,9 @@ impl Buckets for StateBuckets<'_> {
 fn fingerprint(rules: &[Rule], single: bool) -> [u8; 8] {
     let mut hasher =
         siphasher::sip::SipHasher13::new_with_keys(0x6365_6c6c_6761_7465, 0x7265_6469_735f_7631);
-    hasher.write_u8(PROTOCOL_VERSION);
+    // The record's layout, unchanged since protocol 1: records written before an upgrade of
+    // the arguments are read as they were, not reset.
+    hasher.write_u8(RECORD_VERSION);
     hasher.write_u8(u8::from(single));
     for rule in rules {
         let quota = rule.quota();
@@ -1315,15 +1407,21 @@ mod tests {
     fn encodes_the_documented_layout() {
         let limiter = limiter("3/second", RemoteOptions::default());
         let params = limiter.params();
-        assert_eq!(params.len(), 20 + 40);
-        assert_eq!(&params[..4], &[1, 1, 0, 1]);
-        // 3/second: emission 10^9 ticks per unit, 3 ticks per ns, capacity 3·10^9.
-        let field =
-            |i: usize| u64::from_be_bytes(params[20 + 8 * i..28 + 8 * i].try_into().unwrap());
+        assert_eq!(params.len(), 20 + 48);
+        assert_eq!(&params[..4], &[2, 1, 0, 1]);
+        // 3/second: emission 10^9 ticks per unit, 3 ticks per ns, capacity 3·10^9; no block.
+        let field = |params: &[u8], i: usize| {
+            u64::from_be_bytes(params[20 + 8 * i..28 + 8 * i].try_into().unwrap())
+        };
         assert_eq!(
-            [field(0), field(1), field(2), field(3), field(4)],
-            [3_000_000_000, 1_000_000_000, 3, 1_000_000_000, 3]
+            (0..6).map(|i| field(params, i)).collect::<Vec<_>>(),
+            [3_000_000_000, 1_000_000_000, 3, 1_000_000_000, 3, 0]
         );
+        // A block of 2 s leaves 2·10^9 ns × 3 ticks per ns of debt.
+        let blocking = super::tests::limiter("3/second", RemoteOptions::default())
+            .with_block_ns(2_000_000_000);
+        assert_eq!(field(blocking.params(), 5), 6_000_000_000);
+        assert_eq!(blocking.local().block_ns(), 2_000_000_000);
         let call = limiter.encode(b"k", Some(5), &[None], Op::Check).unwrap();
         assert_eq!(call.key(), b"cellgate:{k}");
         let mut argv = vec![1u8, 1];

@@ -39,6 +39,14 @@ fn excess_over(missing: u64, added: u64, capacity: u64) -> u128 {
     (u128::from(missing).saturating_add(u128::from(added))).saturating_sub(u128::from(capacity))
 }
 
+/// Whether a check's `decision` for `cost` blocks its bucket, on a limiter that blocks
+/// ([`Rule::block`]): refused, for a cost within the burst (waiting can admit it; a cost above
+/// the burst never fits, and blocks nothing).
+#[inline(always)]
+pub(crate) const fn refusal_blocks(decision: &Decision, cost: u64) -> bool {
+    !decision.allowed && cost <= decision.limit
+}
+
 /// How a bucket refills.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Refill {
@@ -240,23 +248,29 @@ impl Rule {
         if missing > capacity {
             return None;
         }
-        let debt = match self.refill {
+        let debt = self.block_debt(block_ns);
+        Some(CellState {
+            last_ns: at_ns,
+            missing: capacity.saturating_add(debt),
+        })
+    }
+
+    /// The debt (units of `missing` beyond the capacity) that [`block`](Self::block) leaves
+    /// for `block_ns`, saturating. (The remote script adds this number, computed here.)
+    pub(crate) fn block_debt(&self, block_ns: u64) -> u64 {
+        match self.refill {
             // Refilled at `ticks_per_ns` per nanosecond: the debt is gone `block_ns` after
-            // `at_ns >= now_ns`.
+            // the block's time.
             Refill::Greedy => block_ns.saturating_mul(self.quota.ticks_per_ns()),
-            // Refilled `rate_cost` at each boundary: the k-th boundary after `at_ns` is past
-            // `at_ns + (k - 1) × period`, so `ceil(block / period) + 1` boundaries are at or
-            // past `now_ns + block_ns`.
+            // Refilled `rate_cost` at each boundary: the k-th boundary after the block's time
+            // `t` is past `t + (k - 1) × period`, so after `ceil(block / period) + 1`
+            // boundaries at least `block_ns` has passed.
             Refill::Interval => self
                 .period_ns
                 .div_ceil(block_ns)
                 .saturating_add(1)
                 .saturating_mul(self.quota.rate_cost()),
-        };
-        Some(CellState {
-            last_ns: at_ns,
-            missing: capacity.saturating_add(debt),
-        })
+        }
     }
 
     /// Whether a bucket in `state` is full at `now_ns`.

@@ -449,8 +449,8 @@ typedef struct cg_limiter_options {
     uint64_t seed_k1;
     // Nanoseconds a denial blocks its key for (0, the default: never): every request of the
     // key is denied meanwhile, the denials it answers do not extend it, and the bucket then
-    // refills from empty (core's `Limiter::with_block_ns`). Not for `cg_remote_new`, which
-    // refuses a non-zero one.
+    // refills from empty (core's `Limiter::with_block_ns`; over Redis, `cg_remote_new`, the
+    // script writes the same block).
     uint64_t block_ns;
 } cg_limiter_options;
 
@@ -1557,7 +1557,7 @@ enum cg_status cg_remote_options_init(struct cg_remote_options *options);
 // # Errors
 // `cg_limiter_new`'s; `CG_STATUS_PREFIX_BRACE` (a `{` or `}` in the prefix),
 // `CG_STATUS_EXPIRY_GRACE`, `CG_STATUS_INVALID_ARGUMENT` (an unknown `outage`, a prefix that
-// is not UTF-8, a non-zero `block_ns`).
+// is not UTF-8).
 //
 // # Safety
 // As `cg_limiter_new`; `remote` is NULL or readable, its `prefix` NULL or readable as its

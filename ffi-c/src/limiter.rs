@@ -187,8 +187,8 @@ pub struct cg_limiter_options {
     pub seed_k1: u64,
     /// Nanoseconds a denial blocks its key for (0, the default: never): every request of the
     /// key is denied meanwhile, the denials it answers do not extend it, and the bucket then
-    /// refills from empty (core's `Limiter::with_block_ns`). Not for `cg_remote_new`, which
-    /// refuses a non-zero one.
+    /// refills from empty (core's `Limiter::with_block_ns`; over Redis, `cg_remote_new`, the
+    /// script writes the same block).
     pub block_ns: u64,
 }
 

@@ -179,7 +179,7 @@ pub unsafe extern "C" fn cg_remote_options_init(options: *mut cg_remote_options)
 /// # Errors
 /// `cg_limiter_new`'s; `CG_STATUS_PREFIX_BRACE` (a `{` or `}` in the prefix),
 /// `CG_STATUS_EXPIRY_GRACE`, `CG_STATUS_INVALID_ARGUMENT` (an unknown `outage`, a prefix that
-/// is not UTF-8, a non-zero `block_ns`).
+/// is not UTF-8).
 ///
 /// # Safety
 /// As `cg_limiter_new`; `remote` is NULL or readable, its `prefix` NULL or readable as its
@@ -203,10 +203,6 @@ pub unsafe extern "C" fn cg_remote_new(
         // SAFETY: the names are readable as their lengths say, by the caller's contract.
         let entries = unsafe { limiter_quotas(quotas) }?;
         let core_options = core_options(&options)?;
-        if options.block_ns != 0 {
-            // A block is written into the key's buckets; the Redis script does not write one.
-            return Err(cg_status::InvalidArgument);
-        }
         let prefix = if remote.prefix.is_null() {
             DEFAULT_PREFIX
         } else {
@@ -231,7 +227,8 @@ pub unsafe extern "C" fn cg_remote_new(
             outage_retry_after_ns: remote.outage_retry_after_ns,
         };
         let handle = cg_remote {
-            remote: RemoteLimiter::new(&entries, core_options, remote_options)?,
+            remote: RemoteLimiter::new(&entries, core_options, remote_options)?
+                .with_block_ns(options.block_ns),
             // SAFETY: NULL or a live clock, by the caller's contract.
             time: unsafe { TimeSource::from_ptr(options.clock) },
         };

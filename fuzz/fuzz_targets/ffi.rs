@@ -420,6 +420,13 @@ struct ProductOptionsIn {
     on_full: u8,
     max_keys: MaxKeys,
     clock: Handle,
+    /// Picks `block_ns` (see `block_ns_of`).
+    block: u8,
+}
+
+/// The `block_ns` a fuzzed byte picks: none, tiny, a second, a minute, or the largest.
+fn block_ns_of(byte: u8) -> u64 {
+    [0, 0, 0, 1, 1_000_000_000, 60_000_000_000, u64::MAX][usize::from(byte % 7)]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2182,6 +2189,7 @@ fn run_product(call: &Call, handles: &mut Handles) {
                 seeded: true,
                 seed_k0: PRODUCT_SEED.0,
                 seed_k1: PRODUCT_SEED.1,
+                block_ns: block_ns_of(options.block),
             });
             let mut out: *mut cg_limiter = ptr::null_mut();
             let out_ptr = if *null_out {
@@ -2239,7 +2247,8 @@ fn run_product(call: &Call, handles: &mut Handles) {
             };
             core_options.max_keys = c_options.max_keys;
             let mirror = Limiter::new(&core_quotas, core_options)
-                .expect("the library built a limiter the core refuses");
+                .expect("the library built a limiter the core refuses")
+                .with_block_ns(c_options.block_ns);
             handles.products[index] = Some(ProductHandle {
                 ptr: out,
                 mirror,

@@ -30,8 +30,8 @@ function limiterOptions(opts, refill, argument) {
 const MAX_BLOCK_MS = 18446744073709;
 
 /**
- * `options.blockMs`: how long a denial blocks its key (0, the default: never), for the
- * limiters that store their buckets in this process or the host (not a RedisLimiter).
+ * `options.blockMs`: how long a denial blocks its key (0, the default: never), in every
+ * limiter (in process, host-wide, Redis: the script writes the same block).
  */
 function blockOption(opts) {
   return opts.blockMs === undefined ? 0 : validate.integer(opts.blockMs, 'options.blockMs', 0, MAX_BLOCK_MS);

@@ -11,7 +11,7 @@
 const { native, LAYOUT, OPS, REASONS, sharedArray } = require('./boundary');
 const { argTypeError, outOfRange, fromNative } = require('./errors');
 const { singleDecision, severalDecision } = require('./decision');
-const { limiterOptions } = require('./limiter');
+const { limiterOptions, blockOption } = require('./limiter');
 const validate = require('./validate');
 
 const { COSTS, BINDING, REASON, COST_NOT_GIVEN } = LAYOUT;
@@ -118,10 +118,6 @@ class RedisLimiter {
 
   constructor(limits, options) {
     const opts = validate.options(options, 'options');
-    if (opts.blockMs !== undefined) {
-      // A block is written into the key's buckets; the Redis script does not write one yet.
-      throw argTypeError('options.blockMs', 'absent: a RedisLimiter does not block keys (a Limiter or Policy in this process or the host does)', opts.blockMs);
-    }
     const { kind, send } = sender(opts.client);
     this.clientKind = kind;
     this.#send = send;
@@ -157,7 +153,7 @@ class RedisLimiter {
     } else {
       throw argTypeError('limits', "a rate string such as '100/minute' or a non-empty array of { name, rate, burst?, dimension? }", limits);
     }
-    const settings = limiterOptions(opts, refill, 'limits');
+    const settings = { ...limiterOptions(opts, refill, 'limits'), blockMs: blockOption(opts) };
     if (opts.prefix !== undefined && typeof opts.prefix !== 'string') throw argTypeError('options.prefix', 'a string', opts.prefix);
     const outage = opts.outage === undefined ? 'fallback' : validate.oneOf(opts.outage, 'options.outage', OUTAGES);
     let keySecret;

@@ -52,7 +52,7 @@ const NS_PER_MS: u64 = 1_000_000;
 ///
 /// # Errors
 /// A `RangeError`-coded error for a value that is no integer or past `u64` nanoseconds.
-fn block_ns(block_ms: Option<f64>) -> Result<u64> {
+pub(crate) fn block_ns(block_ms: Option<f64>) -> Result<u64> {
     let Some(ms) = block_ms else {
         return Ok(0);
     };

@@ -202,7 +202,8 @@ impl NativeRemoteLimiter {
             }
             RemoteError::PrefixBrace => range_error(format!("options.prefix: {error}")),
             _ => range_error(format!("options.expiryGraceMs: {error}")),
-        })?;
+        })?
+        .with_block_ns(crate::limiter::block_ns(options.block_ms)?);
         if shared.len() <= CALL_KEY_LEN {
             return Err(range_error(format!(
                 "shared: a Float64Array of more than {CALL_KEY_LEN} elements is required"

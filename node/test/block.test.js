@@ -50,8 +50,3 @@ test('blockMs is validated and names the option', () => {
     assert.throws(() => new Limiter('5/minute', { blockMs: bad }), (error) => error instanceof TypeError && /options\.blockMs/.test(error.message), String(bad));
   }
 });
-
-test('a RedisLimiter refuses blockMs rather than ignoring it', () => {
-  const { RedisLimiter } = require('cellgate/redis');
-  assert.throws(() => new RedisLimiter('5/minute', { blockMs: 60_000 }), (error) => error instanceof TypeError && /options\.blockMs/.test(error.message));
-});

@@ -1,7 +1,8 @@
 'use strict';
 // Seeded random schedules (quotas, costs, operations, times with backward steps, several keys)
 // run side by side on the in-process Limiter / Policy (a ManualClock) and on a RedisLimiter
-// (the same times as `nowNs`), decision for decision, over ioredis and over node-redis.
+// (the same times as `nowNs`), decision for decision, over ioredis and over node-redis; every
+// other seed with `blockMs` (the block after a denial, written by the script).
 
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -37,7 +38,7 @@ async function singleSchedule(client, seed) {
   const rate = RATES[random(RATES.length)];
   const burst = 1 + random(6);
   const tokenBucket = random(3) === 0;
-  const options = { burst, algorithm: tokenBucket ? 'token_bucket' : 'gcra' };
+  const options = { burst, algorithm: tokenBucket ? 'token_bucket' : 'gcra', blockMs: seed % 2 === 0 ? 1 + random(2000) : 0 };
   if (tokenBucket) options.refill = random(2) === 0 ? 'interval' : 'greedy';
   const clock = new ManualClock();
   const local = new Limiter(rate, { ...options, clock, maxKeys: 1000 });
@@ -70,8 +71,9 @@ async function policySchedule(client, seed) {
     { name: 'rps', rate: RATES[random(RATES.length)], burst: 1 + random(5) },
   ];
   const clock = new ManualClock();
-  const local = new Policy(entries, { clock, maxKeys: 1000 });
-  const remote = new RedisLimiter(entries, { client, prefix: uniquePrefix('differential-policy'), outage: 'closed', expiryGraceMs: GRACE_MS });
+  const blockMs = seed % 2 === 0 ? 1 + random(2000) : 0;
+  const local = new Policy(entries, { clock, maxKeys: 1000, blockMs });
+  const remote = new RedisLimiter(entries, { client, prefix: uniquePrefix('differential-policy'), outage: 'closed', expiryGraceMs: GRACE_MS, blockMs });
   const pending = [];
   let now = BigInt(random(1_000_000_000));
   const ops = ['check', 'check', 'peek', 'force', 'refund', 'reset', 'reserve', 'settle'];
@@ -82,7 +84,7 @@ async function policySchedule(client, seed) {
     const key = `k${random(2)}`;
     const costs = { requests: random(3), tokens: random(80) };
     const at = { nowNs: now };
-    const where = `seed ${seed} step ${index}: ${op} ${key} ${JSON.stringify(costs)} at ${now}`;
+    const where = `seed ${seed} (blockMs ${blockMs}) step ${index}: ${op} ${key} ${JSON.stringify(costs)} at ${now}`;
     if (op === 'reset') {
       local.reset(key);
       await remote.reset(key, at);

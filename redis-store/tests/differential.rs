@@ -2,11 +2,15 @@
 //! decision: random quotas (rates that do not divide their periods, huge and tiny ones), one to
 //! three quotas over one or two dimensions, interval refill, every operation (reserve and
 //! settle included), costs above the burst, times that jump, step backwards, start near 0 and
-//! near `u64::MAX`.
+//! near `u64::MAX`; in half the cases a limiter that blocks a key after a denial
+//! (`with_block_ns`), the block written by the script.
 
 mod support;
 
-use cellgate::{Limiter, LimiterQuota, LimiterReservation, Op, Quota, Refill, RemoteReservation};
+use cellgate::{
+    Limiter, LimiterQuota, LimiterReservation, Op, Quota, Refill, RemoteLimiter, RemoteReservation,
+};
+use cellgate_redis::RedisLimiter;
 
 /// splitmix64: a reproducible stream from a seed.
 struct Rng(u64);
@@ -83,6 +87,7 @@ fn random_schedules_equal_core_decision_for_decision() {
     let steps = 120;
     let mut compared = 0u64;
     let mut denied = 0u64;
+    let mut blocked_denials = 0u64;
     for case in 0..cases {
         let count = 1 + rng.below(3) as usize;
         let dimensions = if count > 1 && rng.below(2) == 0 { 2 } else { 1 };
@@ -104,16 +109,25 @@ fn random_schedules_equal_core_decision_for_decision() {
             Refill::Greedy
         };
         let prefix = support::unique_prefix(&format!("diff{case}"));
-        let store = support::redis_limiter(
-            &url,
-            &quotas,
-            refill,
-            support::remote_options(&prefix),
-            support::store_options(),
-        );
-        let local = Limiter::new(&quotas, support::limiter_options(refill)).unwrap();
         let max_burst = quotas.iter().map(|q| q.quota.burst_cost()).max().unwrap();
         let max_period = quotas.iter().map(|q| q.quota.period_ns()).max().unwrap();
+        let block_ns = match rng.below(4) {
+            0 | 1 => 0,
+            2 => 1 + rng.below(max_period.saturating_mul(3).max(1)),
+            _ => rng.pick(&[1, u64::MAX, 1 << 53]),
+        };
+        let remote = RemoteLimiter::new(
+            &quotas,
+            support::limiter_options(refill),
+            support::remote_options(&prefix),
+        )
+        .unwrap()
+        .with_block_ns(block_ns);
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let store = RedisLimiter::with_remote(client, remote, support::store_options());
+        let local = Limiter::new(&quotas, support::limiter_options(refill))
+            .unwrap()
+            .with_block_ns(block_ns);
         let mut now_ns: u64 = match rng.below(6) {
             0 => 0,
             4 => (1u64 << 53) - rng.below(max_period.saturating_mul(2).max(1)),
@@ -194,13 +208,21 @@ fn random_schedules_equal_core_decision_for_decision() {
                     )
                 }
             };
-            assert_eq!(remote_decision, local_decision, "{context}");
+            assert_eq!(
+                remote_decision, local_decision,
+                "{context} block {block_ns}"
+            );
             compared += 1;
             denied += u64::from(!remote_decision.allowed);
+            blocked_denials += u64::from(block_ns != 0 && !remote_decision.allowed);
         }
         assert_eq!(store.stats().errors, 0);
     }
     assert!(compared > 10_000, "{compared}");
     // The schedules reach denials often enough to matter.
     assert!(denied > compared / 20, "{denied} of {compared}");
+    assert!(
+        blocked_denials > compared / 40,
+        "{blocked_denials} of {compared}"
+    );
 }

@@ -1,4 +1,4 @@
--- cellgate remote decision script, protocol 1. The argument and record layouts, and the proof
+-- cellgate remote decision script, protocol 2. The argument and record layouts, and the proof
 -- that every number below is an exact integer, are in core/src/remote.rs (module docs).
 -- KEYS[1]: the record. ARGV[1]: the limiter's parameters. ARGV[2]: this call.
 -- Reply: { now (8 bytes), the record read, the record after } ("" for no record).
@@ -96,7 +96,7 @@ local function div(ah, al, dh, dl)
 end
 
 local params, argv, key = ARGV[1], ARGV[2], KEYS[1]
-if byte(params, 1) ~= 1 then
+if byte(params, 1) ~= 2 then
   return redis.error_reply('ERR cellgate: unknown parameter version')
 end
 local n = byte(params, 2)
@@ -105,13 +105,16 @@ local single = byte(params, 4) == 1
 local fingerprint = sub(params, 5, 12)
 local gh, gl = rd(params, 13)
 local grace_ms = gh * P32 + gl
--- Per quota i, at R[10(i-1) + 1..10]: capacity, units per cost, ticks per ns, period, rate,
--- each as (h, l). (Flat arrays: a table costs more than its arithmetic here.)
+-- Per quota i, at R[12(i-1) + 1..12]: capacity, units per cost, ticks per ns, period, rate,
+-- the debt a block leaves (0: no block), each as (h, l). (Flat arrays: a table costs more
+-- than its arithmetic here.)
 local R = {}
+local blocking = false
 for i = 1, n do
-  local o, r = 21 + (i - 1) * 40, (i - 1) * 10
+  local o, r = 21 + (i - 1) * 48, (i - 1) * 12
   R[r + 1], R[r + 2], R[r + 3], R[r + 4], R[r + 5], R[r + 6], R[r + 7], R[r + 8], R[r + 9],
-    R[r + 10] = unpack('>I>I>I>I>I>I>I>I>I>I', params, o)
+    R[r + 10], R[r + 11], R[r + 12] = unpack('>I>I>I>I>I>I>I>I>I>I>I>I', params, o)
+  if R[r + 11] ~= 0 or R[r + 12] ~= 0 then blocking = true end
 end
 
 local op = byte(argv, 1)
@@ -158,10 +161,9 @@ end
 local CHECK, PEEK, FORCE, REFUND, RESET, SETTLE = 1, 2, 3, 4, 5, 6
 local changed = false
 
--- Rule::decide on quota i, then a table's write: a key it does not hold is stored only to
--- hold less than a full bucket. Returns whether admitted.
-local function run(i, ch, cl, what)
-  local o, r = (i - 1) * 5, (i - 1) * 10
+-- Quota i brought forward to max(now, last) (Rule::refilled): that time, and missing then.
+local function refilled(i)
+  local o, r = (i - 1) * 5, (i - 1) * 12
   local lh, ll = S[o + 2], S[o + 3]
   local th, tl = nh, nl
   if gt(lh, ll, nh, nl) then th, tl = lh, ll end
@@ -176,6 +178,14 @@ local function run(i, ch, cl, what)
     rh, rl = mul(rh, rl, R[r + 5], R[r + 6])
   end
   local xh, xl = dif(S[o + 4], S[o + 5], rh, rl)
+  return th, tl, xh, xl
+end
+
+-- Rule::decide on quota i, then a table's write: a key it does not hold is stored only to
+-- hold less than a full bucket. Returns whether admitted.
+local function run(i, ch, cl, what)
+  local o, r = (i - 1) * 5, (i - 1) * 12
+  local th, tl, xh, xl = refilled(i)
   local wh, wl
   if what == CHECK or what == PEEK then
     local uh, ul = mul(ch, cl, R[r + 3], R[r + 4])
@@ -199,18 +209,41 @@ local function run(i, ch, cl, what)
   return true
 end
 
+-- Rule::block on quota i after a refused check of cost (ch, cl): unless the cost is above the
+-- burst, or the bucket it holds is in debt already, it is left empty plus the block's debt.
+local function block(i, ch, cl)
+  local o, r = (i - 1) * 5, (i - 1) * 12
+  if not S[o + 1] then return end
+  local uh, ul = mul(ch, cl, R[r + 3], R[r + 4])
+  if gt(uh, ul, R[r + 1], R[r + 2]) then return end
+  local th, tl, xh, xl = refilled(i)
+  if gt(xh, xl, R[r + 1], R[r + 2]) then return end
+  local wh, wl = add(R[r + 1], R[r + 2], R[r + 11], R[r + 12])
+  S[o + 1], S[o + 2], S[o + 3], S[o + 4], S[o + 5] = true, th, tl, wh, wl
+  changed = true
+end
+
 if op == CHECK then
   if single then
-    run(1, C[1], C[2], CHECK)
+    if not run(1, C[1], C[2], CHECK) and blocking then block(1, C[1], C[2]) end
   else
     local saved = {}
     for k = 1, 5 * n do saved[k] = S[k] end
+    local refused = false
     for i = 1, n do
       local c = (i - 1) * 4
       if (C[c + 1] ~= 0 or C[c + 2] ~= 0) and not run(i, C[c + 1], C[c + 2], CHECK) then
         S = saved
         changed = false
+        refused = true
         break
+      end
+    end
+    if refused and blocking then
+      -- As core: every quota whose own check of its cost refuses is blocked.
+      for i = 1, n do
+        local c = (i - 1) * 4
+        if not run(i, C[c + 1], C[c + 2], PEEK) then block(i, C[c + 1], C[c + 2]) end
       end
     end
   end
@@ -240,7 +273,7 @@ else
   -- Expire when every bucket is full again (an upper bound, see the proof), plus the grace.
   local ttl_ns = 0
   for i = 1, n do
-    local o, r = (i - 1) * 5, (i - 1) * 10
+    local o, r = (i - 1) * 5, (i - 1) * 12
     if S[o + 1] then
       present = true
       parts[i + 1] = wr(S[o + 2], S[o + 3]) .. wr(S[o + 4], S[o + 5])

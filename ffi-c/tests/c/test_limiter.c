@@ -207,10 +207,6 @@ static void blocking(void) {
     CHECK_OK(cg_limiter_check(limiter, key("ann"), 3, release_ns, NULL, 0, &d));
     CHECK(d.allowed);
     cg_limiter_free(limiter);
-    /* Over Redis a block would be ignored: refused instead. */
-    cg_remote *remote = NULL;
-    CHECK_STATUS(cg_remote_new(quotas, 1, &options, NULL, &remote), CG_STATUS_INVALID_ARGUMENT);
-    CHECK(remote == NULL);
 }
 
 static void reservations(void) {
