@@ -221,9 +221,11 @@ export declare class Policy {
  * per-dimension style of LLM APIs, one header per quota and field: 'anthropic'
  * (`anthropic-ratelimit-{name}-limit`, `-remaining`, `-reset` as an RFC 3339 time) or
  * 'openai' (`x-ratelimit-limit-{name}`, `x-ratelimit-remaining-{name}`,
- * `x-ratelimit-reset-{name}` as '6m0s'); each adds `retry-after` on a denial.
+ * `x-ratelimit-reset-{name}` as '6m0s'); each adds `retry-after` on a denial. 'draft-6' and
+ * 'draft-7': the older drafts' shapes express-rate-limit sends (`RateLimit-Policy: 100;w=60`
+ * with `RateLimit-Limit`/`-Remaining`/`-Reset`, or `RateLimit: limit=100, remaining=99, reset=60`).
  */
-export type HeaderStyle = 'ietf' | 'legacy' | 'legacy-epoch' | 'anthropic' | 'openai';
+export type HeaderStyle = 'ietf' | 'legacy' | 'legacy-epoch' | 'anthropic' | 'openai' | 'draft-6' | 'draft-7';
 
 export interface HeaderOptions {
   /** The style (default 'ietf'). */

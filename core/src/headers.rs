@@ -82,6 +82,16 @@ pub enum HeaderStyle {
         /// The current Unix time in seconds (the wall clock; the limiter's clock need not be).
         now_unix_s: u64,
     },
+    /// draft-ietf-httpapi-ratelimit-headers-06, as express-rate-limit sends it
+    /// (`standardHeaders: 'draft-6'`, its `true`): `RateLimit-Policy` (per policy `Q;w=W`,
+    /// joined by `, `), then `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
+    /// (seconds until full) of the binding policy, then `Retry-After` on a denial.
+    Draft6,
+    /// draft-ietf-httpapi-ratelimit-headers-07, as express-rate-limit sends it
+    /// (`standardHeaders: 'draft-7'`): `RateLimit-Policy` as in [`HeaderStyle::Draft6`], then
+    /// `RateLimit: limit=L, remaining=R, reset=S` of the binding policy, then `Retry-After` on
+    /// a denial.
+    Draft7,
 }
 
 /// Why headers or a body could not be rendered.
@@ -122,8 +132,8 @@ impl fmt::Display for HeaderError {
 #[cfg(feature = "std")]
 impl std::error::Error for HeaderError {}
 
-/// The most headers one rendering yields (the legacy triple plus `Retry-After`).
-pub const MAX_HEADERS: usize = 4;
+/// The most headers one rendering yields (draft-6's policy and triple plus `Retry-After`).
+pub const MAX_HEADERS: usize = 5;
 
 /// The longest body [`render_429_body`] writes: `{"error":"rate_limited","retry_after":N}` with
 /// N at its largest, 18446744074 (11 digits). A buffer of this size never fails.
@@ -138,10 +148,16 @@ const ITEM_PUNCTUATION: usize = 9;
 const IETF_PER_POLICY: usize = 2 * (ITEM_PUNCTUATION + 2 * MAX_DIGITS);
 /// The legacy triple and `Retry-After`: four numbers.
 const LEGACY_TOTAL: usize = 4 * MAX_DIGITS;
+/// One policy's share of the draft-6 and draft-7 `RateLimit-Policy`: `Q;w=W, `.
+const DRAFT_PER_POLICY: usize = 2 * MAX_DIGITS + 5;
+/// Beside it, draft-7's `RateLimit` (`limit=`, `, remaining=`, `, reset=` and three numbers,
+/// the longest of the two drafts) and `Retry-After`.
+const DRAFT_REST: usize = 4 * MAX_DIGITS + 27;
 
 /// An upper bound on the bytes [`render_headers`] needs for `policy_count` policies whose names
 /// hold `name_bytes` bytes in all, in every style and for every decision:
-/// `max(98 × policy_count + 4 × name_bytes + 20, 80)`, saturating at `usize::MAX`.
+/// `max(98 × policy_count + 4 × name_bytes + 20, 45 × policy_count + 107)`, saturating at
+/// `usize::MAX`.
 ///
 /// Each name byte counts four times: twice in each IETF header, as the worst case is a name of
 /// `"` or `\`, each escaped to two bytes. The exact size is what
@@ -151,8 +167,12 @@ pub const fn max_header_bytes(policy_count: usize, name_bytes: usize) -> usize {
         .saturating_mul(IETF_PER_POLICY)
         .saturating_add(name_bytes.saturating_mul(4))
         .saturating_add(MAX_DIGITS);
-    if ietf > LEGACY_TOTAL {
-        ietf
+    let drafts = policy_count
+        .saturating_mul(DRAFT_PER_POLICY)
+        .saturating_add(DRAFT_REST);
+    let most = if ietf > drafts { ietf } else { drafts };
+    if most > LEGACY_TOTAL {
+        most
     } else {
         LEGACY_TOTAL
     }
@@ -441,7 +461,8 @@ impl Builder<'_> {
 /// # Styles
 ///
 /// [`HeaderStyle::Ietf`] (the default) follows draft-ietf-httpapi-ratelimit-headers-10; the
-/// `Legacy` styles send the `X-RateLimit-*` triple. Every style adds `Retry-After` when a policy
+/// `Legacy` styles send the `X-RateLimit-*` triple; `Draft6` and `Draft7` the shapes of the
+/// older drafts that express-rate-limit sends (one policy list, the binding policy's numbers). Every style adds `Retry-After` when a policy
 /// denied. Header names are written in the case shown below; HTTP field names are
 /// case-insensitive, and HTTP/2 and HTTP/3 layers lowercase them.
 ///
@@ -452,6 +473,9 @@ impl Builder<'_> {
 /// | `X-RateLimit-Limit`     | `Legacy*` | the binding policy's `decision.limit`               |
 /// | `X-RateLimit-Remaining` | `Legacy*` | the binding policy's `decision.remaining`           |
 /// | `X-RateLimit-Reset`     | `Legacy*` | seconds until the binding policy is full (or epoch) |
+/// | `RateLimit-Policy`      | `Draft6`, `Draft7` | per policy `Q;w=W`, joined by `, ` |
+/// | `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` | `Draft6` | as the `X-RateLimit-*` triple of `Legacy` |
+/// | `RateLimit`             | `Draft7`  | `limit=L, remaining=R, reset=S`, the same three numbers |
 /// | `Retry-After`           | all       | seconds, only when some policy denied (see below)   |
 ///
 /// Headers come in the order of this table; policies in the order of the slice.
@@ -610,6 +634,38 @@ pub fn render_headers<'b>(
                     }
                 }
             });
+        }
+        HeaderStyle::Draft6 | HeaderStyle::Draft7 => {
+            builder.header("RateLimit-Policy", |sink| {
+                for (index, policy) in policies.iter().enumerate() {
+                    if index > 0 {
+                        sink.push(b", ");
+                    }
+                    sink.push_u64(policy.quota.rate_cost());
+                    sink.push(b";w=");
+                    sink.push_u64(div_ceil(policy.quota.period_ns(), SECOND));
+                }
+            });
+            if let Some(binding) = binding_policy(policies) {
+                let decision = binding.decision;
+                let reset_s = div_ceil(decision.reset_after_ns, SECOND);
+                if style == HeaderStyle::Draft6 {
+                    builder.header("RateLimit-Limit", |sink| sink.push_u64(decision.limit));
+                    builder.header("RateLimit-Remaining", |sink| {
+                        sink.push_u64(decision.remaining);
+                    });
+                    builder.header("RateLimit-Reset", |sink| sink.push_u64(reset_s));
+                } else {
+                    builder.header("RateLimit", |sink| {
+                        sink.push(b"limit=");
+                        sink.push_u64(decision.limit);
+                        sink.push(b", remaining=");
+                        sink.push_u64(decision.remaining);
+                        sink.push(b", reset=");
+                        sink.push_u64(reset_s);
+                    });
+                }
+            }
         }
         HeaderStyle::Legacy | HeaderStyle::LegacyEpoch { .. } => {
             if let Some(binding) = binding_policy(policies) {

@@ -152,6 +152,8 @@ fn expect_of(limiter: &Limiter, decision: &LimiterDecision) -> Value {
             "ietf": headers(limiter, decision, HeaderStyle::Ietf),
             "legacy": headers(limiter, decision, HeaderStyle::Legacy),
             "legacy_epoch": headers(limiter, decision, HeaderStyle::LegacyEpoch { now_unix_s: NOW_UNIX_S }),
+            "draft_6": headers(limiter, decision, HeaderStyle::Draft6),
+            "draft_7": headers(limiter, decision, HeaderStyle::Draft7),
             "anthropic": dimension_headers(limiter, decision, DimensionStyle::anthropic(NOW_UNIX_S)),
             "openai": dimension_headers(limiter, decision, DimensionStyle::openai()),
         },

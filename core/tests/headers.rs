@@ -11,7 +11,13 @@ const NOW_UNIX_S: u64 = 1_700_000_000;
 const EPOCH: HeaderStyle = HeaderStyle::LegacyEpoch {
     now_unix_s: NOW_UNIX_S,
 };
-const STYLES: [HeaderStyle; 3] = [HeaderStyle::Ietf, HeaderStyle::Legacy, EPOCH];
+const STYLES: [HeaderStyle; 5] = [
+    HeaderStyle::Ietf,
+    HeaderStyle::Legacy,
+    EPOCH,
+    HeaderStyle::Draft6,
+    HeaderStyle::Draft7,
+];
 
 fn allowed(limit: u64, remaining: u64, reset_after_ns: u64) -> Decision {
     Decision {
@@ -88,6 +94,38 @@ fn body(retry_after_ns: u64) -> String {
     let mut out = [0u8; MAX_429_BODY_BYTES];
     let len = render_429_body(retry_after_ns, &mut out).unwrap();
     String::from_utf8(out[..len].to_vec()).unwrap()
+}
+
+#[test]
+fn the_older_drafts_as_express_rate_limit_sends_them() {
+    let minute = Quota::per_minute(100).unwrap();
+    let day = Quota::per_day(1000).unwrap();
+    let policies = [
+        policy(
+            "minute",
+            minute,
+            denied(100, 0, 1_500_000_000, 60_000_000_000),
+        ),
+        policy("day", day, allowed(1000, 900, 8_640_000_000_000)),
+    ];
+    assert_eq!(
+        render(HeaderStyle::Draft6, &policies),
+        owned(&[
+            ("RateLimit-Policy", "100;w=60, 1000;w=86400"),
+            ("RateLimit-Limit", "100"),
+            ("RateLimit-Remaining", "0"),
+            ("RateLimit-Reset", "60"),
+            ("Retry-After", "2"),
+        ])
+    );
+    assert_eq!(
+        render(HeaderStyle::Draft7, &policies[1..]),
+        owned(&[
+            ("RateLimit-Policy", "1000;w=86400"),
+            ("RateLimit", "limit=1000, remaining=900, reset=8640"),
+        ])
+    );
+    assert_eq!(MAX_HEADERS, 5);
 }
 
 #[test]
@@ -712,8 +750,8 @@ fn huge_values() {
 
 #[test]
 fn max_header_bytes_bounds_the_worst_case() {
-    assert_eq!(max_header_bytes(0, 0), 80);
-    assert_eq!(max_header_bytes(1, 0), 118);
+    assert_eq!(max_header_bytes(0, 0), 107);
+    assert_eq!(max_header_bytes(1, 0), 152);
     assert_eq!(max_header_bytes(2, 10), 256);
     assert_eq!(max_header_bytes(usize::MAX, 1), usize::MAX);
     // Every number at 20 digits, every name byte escaped, a denial: within the bound.
@@ -767,8 +805,11 @@ fn rendered_headers_api() {
     assert_eq!(by_ref, by_value);
 
     let mut buf = [0u8; 128];
+    let draft6 = render_headers(HeaderStyle::Draft6, &p, &mut buf).unwrap();
+    assert_eq!(draft6.len(), MAX_HEADERS);
+    let mut buf = [0u8; 128];
     let headers = render_headers(HeaderStyle::Legacy, &p, &mut buf).unwrap();
-    assert_eq!(headers.len(), MAX_HEADERS);
+    assert_eq!(headers.len(), 4);
     let names: Vec<_> = headers.iter().map(|(name, _)| name).collect();
     assert_eq!(
         names,

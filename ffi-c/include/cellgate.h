@@ -85,8 +85,18 @@
 // `CG_HEADER_STYLE_ANTHROPIC`.
 #define CG_HEADER_STYLE_OPENAI 4
 
-// The most header lines one rendering writes in the IETF and legacy styles.
-#define CG_MAX_HEADERS 4
+// draft-ietf-httpapi-ratelimit-headers-06 as express-rate-limit sends it: `RateLimit-Policy`
+// (per policy `Q;w=W`), then `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`
+// (seconds until full) of the binding policy, then `Retry-After` on a denial.
+#define CG_HEADER_STYLE_DRAFT_6 5
+
+// draft-ietf-httpapi-ratelimit-headers-07 as express-rate-limit sends it: `RateLimit-Policy`
+// as draft-6, then `RateLimit: limit=L, remaining=R, reset=S` of the binding policy, then
+// `Retry-After` on a denial.
+#define CG_HEADER_STYLE_DRAFT_7 6
+
+// The most header lines one rendering writes in the IETF, legacy and draft styles.
+#define CG_MAX_HEADERS 5
 
 // The most header lines one rendering writes in any style (the per-dimension ones: three per
 // policy, and two retry headers).
@@ -779,7 +789,7 @@ enum cg_status cg_monotonic_now(uint64_t *out_ns);
 // # Errors
 // As `cg_render_headers`; `CG_STATUS_BUFFER_TOO_SMALL` when `buf_len` is below the length
 // needed (reported in `*len`) or `fields_capacity` below the number of headers (reported in
-// `*field_count`; `CG_MAX_HEADERS` always suffices for the IETF and legacy styles,
+// `*field_count`; `CG_MAX_HEADERS` always suffices for the IETF, legacy and draft styles,
 // `CG_MAX_DIMENSION_HEADERS` for every style), and nothing is written to `buf` or
 // `fields`; `CG_STATUS_NULL_ARGUMENT` also for `field_count`, or `fields` with a non-zero
 // capacity.

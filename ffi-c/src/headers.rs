@@ -32,9 +32,17 @@ pub const CG_HEADER_STYLE_ANTHROPIC: u32 = 3;
 /// `6m0s`), then `retry-after` and `retry-after-ms` on a denial; names as for
 /// `CG_HEADER_STYLE_ANTHROPIC`.
 pub const CG_HEADER_STYLE_OPENAI: u32 = 4;
+/// draft-ietf-httpapi-ratelimit-headers-06 as express-rate-limit sends it: `RateLimit-Policy`
+/// (per policy `Q;w=W`), then `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`
+/// (seconds until full) of the binding policy, then `Retry-After` on a denial.
+pub const CG_HEADER_STYLE_DRAFT_6: u32 = 5;
+/// draft-ietf-httpapi-ratelimit-headers-07 as express-rate-limit sends it: `RateLimit-Policy`
+/// as draft-6, then `RateLimit: limit=L, remaining=R, reset=S` of the binding policy, then
+/// `Retry-After` on a denial.
+pub const CG_HEADER_STYLE_DRAFT_7: u32 = 6;
 
-/// The most header lines one rendering writes in the IETF and legacy styles.
-pub const CG_MAX_HEADERS: usize = 4;
+/// The most header lines one rendering writes in the IETF, legacy and draft styles.
+pub const CG_MAX_HEADERS: usize = 5;
 /// The most header lines one rendering writes in any style (the per-dimension ones: three per
 /// policy, and two retry headers).
 pub const CG_MAX_DIMENSION_HEADERS: usize = 26;
@@ -78,6 +86,8 @@ pub(crate) fn style(style: u32, now_unix_s: u64) -> Result<Style, cg_status> {
         }
         CG_HEADER_STYLE_ANTHROPIC => Ok(Style::Dimensions(DimensionStyle::anthropic(now_unix_s))),
         CG_HEADER_STYLE_OPENAI => Ok(Style::Dimensions(DimensionStyle::openai())),
+        CG_HEADER_STYLE_DRAFT_6 => Ok(Style::Policies(HeaderStyle::Draft6)),
+        CG_HEADER_STYLE_DRAFT_7 => Ok(Style::Policies(HeaderStyle::Draft7)),
         _ => Err(cg_status::InvalidArgument),
     }
 }
@@ -217,7 +227,7 @@ pub struct cg_header_field {
 /// # Errors
 /// As `cg_render_headers`; `CG_STATUS_BUFFER_TOO_SMALL` when `buf_len` is below the length
 /// needed (reported in `*len`) or `fields_capacity` below the number of headers (reported in
-/// `*field_count`; `CG_MAX_HEADERS` always suffices for the IETF and legacy styles,
+/// `*field_count`; `CG_MAX_HEADERS` always suffices for the IETF, legacy and draft styles,
 /// `CG_MAX_DIMENSION_HEADERS` for every style), and nothing is written to `buf` or
 /// `fields`; `CG_STATUS_NULL_ARGUMENT` also for `field_count`, or `fields` with a non-zero
 /// capacity.

@@ -17,7 +17,7 @@ the line "cellgate-headers 1":
     E <allowed 0|1> <reason> <remaining> <retry_after_ns or -> <body hex or ->
     H <style> <count> then count pairs <name hex> <value hex>
     H <style> error invalid_name <index>           the style refuses quota <index>'s name
-        style: ietf, legacy, legacy_epoch, anthropic, openai
+        style: ietf, legacy, legacy_epoch, anthropic, openai, draft_6, draft_7
     X                                                              the end of a scenario
     N <scenario count>                                             the last line
 
@@ -32,7 +32,7 @@ from pathlib import Path
 U64_MAX = (1 << 64) - 1
 OPS = {"check", "peek", "force", "refund", "reset"}
 REASONS = {"limit", "table_full", "untracked"}
-STYLES = ("ietf", "legacy", "legacy_epoch", "anthropic", "openai")
+STYLES = ("ietf", "legacy", "legacy_epoch", "anthropic", "openai", "draft_6", "draft_7")
 DEFAULT_MAX_KEYS = 100_000
 
 

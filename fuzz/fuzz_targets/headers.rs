@@ -67,6 +67,8 @@ enum Style {
     Ietf,
     Legacy,
     LegacyEpoch(u64),
+    Draft6,
+    Draft7,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -138,7 +140,13 @@ fn check_rendering(style: HeaderStyle, policies: &[PolicyHeader<'_>], pairs: &[(
         .max();
     let retry_after = denied_wait.and_then(retry_seconds);
     let mut expected_names: Vec<&str> = match style {
-        HeaderStyle::Ietf => vec!["RateLimit-Policy", "RateLimit"],
+        HeaderStyle::Ietf | HeaderStyle::Draft7 => vec!["RateLimit-Policy", "RateLimit"],
+        HeaderStyle::Draft6 => vec![
+            "RateLimit-Policy",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+        ],
         _ => vec![
             "X-RateLimit-Limit",
             "X-RateLimit-Remaining",
@@ -191,6 +199,31 @@ fn check_rendering(style: HeaderStyle, policies: &[PolicyHeader<'_>], pairs: &[(
                 .collect();
             assert_eq!(numbers, [decision.limit, decision.remaining, reset]);
         }
+        HeaderStyle::Draft6 | HeaderStyle::Draft7 => {
+            let policy_list: Vec<String> = policies
+                .iter()
+                .map(|policy| {
+                    let w = ceil_seconds(policy.quota.period_ns());
+                    format!("{};w={w}", policy.quota.rate_cost())
+                })
+                .collect();
+            assert_eq!(pairs[0].1, policy_list.join(", "));
+            let decision = binding(policies).decision;
+            let reset_s = ceil_seconds(decision.reset_after_ns);
+            if style == HeaderStyle::Draft6 {
+                let numbers: Vec<u64> = pairs[1..4]
+                    .iter()
+                    .map(|(_, value)| parse_integer(value).expect("an integer"))
+                    .collect();
+                assert_eq!(numbers, [decision.limit, decision.remaining, reset_s]);
+            } else {
+                let expected = format!(
+                    "limit={}, remaining={}, reset={reset_s}",
+                    decision.limit, decision.remaining
+                );
+                assert_eq!(pairs[1].1, expected);
+            }
+        }
         _ => {}
     }
     if let Some(seconds) = retry_after {
@@ -230,6 +263,8 @@ fuzz_target!(|input: Input| {
         Style::Ietf => HeaderStyle::Ietf,
         Style::Legacy => HeaderStyle::Legacy,
         Style::LegacyEpoch(now_unix_s) => HeaderStyle::LegacyEpoch { now_unix_s },
+        Style::Draft6 => HeaderStyle::Draft6,
+        Style::Draft7 => HeaderStyle::Draft7,
     };
     let name_bytes: usize = policies.iter().map(|policy| policy.name.len()).sum();
     let bound = max_header_bytes(policies.len(), name_bytes);

@@ -92,7 +92,15 @@ fn joined<N: AsRef<str>, V: AsRef<str>>(headers: impl Iterator<Item = (N, V)>) -
 /// (`X-RateLimit-*`, reset in seconds from now), `"legacy-epoch"` (the reset as a Unix time),
 /// `"anthropic"` and `"openai"` (per dimension). An index crosses the boundary, not a string
 /// (which napi-rs would copy into a `String` on every call).
-pub(crate) const STYLES: [&str; 5] = ["ietf", "legacy", "legacy-epoch", "anthropic", "openai"];
+pub(crate) const STYLES: [&str; 7] = [
+    "ietf",
+    "legacy",
+    "legacy-epoch",
+    "anthropic",
+    "openai",
+    "draft-6",
+    "draft-7",
+];
 
 /// The names of the header styles, in the order of their indices.
 #[napi_derive::napi(js_name = "headerStyles")]
@@ -119,8 +127,10 @@ pub(crate) fn render(source: &HeaderSource<'_>, style: u32, now_unix_s: f64) -> 
             "legacy-epoch" => Style::Rate(HeaderStyle::LegacyEpoch { now_unix_s: now()? }),
             "anthropic" => Style::Dimension(DimensionStyle::anthropic(now()?)),
             "openai" => Style::Dimension(DimensionStyle::openai()),
+            "draft-6" => Style::Rate(HeaderStyle::Draft6),
+            "draft-7" => Style::Rate(HeaderStyle::Draft7),
             _ => return Err(range_error(
-                "options.style must be 'ietf', 'legacy', 'legacy-epoch', 'anthropic' or 'openai'",
+                "options.style must be 'ietf', 'legacy', 'legacy-epoch', 'anthropic', 'openai', 'draft-6' or 'draft-7'",
             )),
         };
     let policies = source.policies()?;

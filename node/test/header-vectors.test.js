@@ -22,6 +22,8 @@ const STYLES = {
   legacy_epoch: { style: 'legacy-epoch', nowUnixS: NOW_UNIX_S },
   anthropic: { style: 'anthropic', nowUnixS: NOW_UNIX_S },
   openai: { style: 'openai' },
+  draft_6: { style: 'draft-6' },
+  draft_7: { style: 'draft-7' },
 };
 
 /** The scenario's limiter, through the public API, on `clock`. */

@@ -138,11 +138,14 @@ fn style_arg(py: Python<'_>, style: &str, now_unix: Option<&Bound<'_, PyAny>>) -
             py, now_unix,
         )?))),
         "openai" => Ok(Style::Dimension(DimensionStyle::openai())),
+        "draft-6" => Ok(Style::Rate(HeaderStyle::Draft6)),
+        "draft-7" => Ok(Style::Rate(HeaderStyle::Draft7)),
         other => Err(invalid(
             py,
             "style",
             &format!(
-                "must be 'ietf', 'legacy', 'legacy_epoch', 'anthropic' or 'openai', not {other:?}"
+                "must be 'ietf', 'legacy', 'legacy_epoch', 'anthropic', 'openai', 'draft-6' or \
+                 'draft-7', not {other:?}"
             ),
         )),
     }

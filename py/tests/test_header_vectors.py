@@ -19,7 +19,10 @@ from cellgate import Decision, InvalidArgument, Limiter, ManualClock, Policy, Qu
 NOW_UNIX_S = 1_700_000_000
 """The ``now_unix_s`` of the ``legacy_epoch`` and ``anthropic`` styles in every vector."""
 
-STYLES = ("ietf", "legacy", "legacy_epoch", "anthropic", "openai")
+STYLES = ("ietf", "legacy", "legacy_epoch", "anthropic", "openai", "draft_6", "draft_7")
+"""The vectors' names of the styles; Python names two of them otherwise (``STYLE_NAMES``)."""
+
+STYLE_NAMES = {"draft_6": "draft-6", "draft_7": "draft-7"}
 
 
 def documents(headers_dir: Path) -> list[dict[str, Any]]:
@@ -70,7 +73,7 @@ def apply(target: Union[Limiter, Policy], step: dict[str, Any]) -> Decision:
 
 def rendered(decision: Decision, style: str) -> Any:
     try:
-        return [list(pair) for pair in decision.headers(style, now_unix=NOW_UNIX_S)]
+        return [list(pair) for pair in decision.headers(STYLE_NAMES.get(style, style), now_unix=NOW_UNIX_S)]  # type: ignore[arg-type]
     except InvalidArgument as error:
         # A quota name that cannot be part of a header name: core refuses it, naming the quota.
         assert error.argument == "style"

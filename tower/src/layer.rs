@@ -40,6 +40,12 @@ pub enum Headers {
     /// Per-dimension headers as OpenAI's API sends them (`x-ratelimit-remaining-{name}`...):
     /// [`DimensionStyle::openai`].
     OpenAi,
+    /// `RateLimit-Policy: 100;w=60`, `RateLimit-Limit`, `-Remaining`, `-Reset` as
+    /// express-rate-limit's `standardHeaders: 'draft-6'`: [`HeaderStyle::Draft6`].
+    Draft6,
+    /// `RateLimit-Policy: 100;w=60` and `RateLimit: limit=100, remaining=99, reset=60` as
+    /// express-rate-limit's `standardHeaders: 'draft-7'`: [`HeaderStyle::Draft7`].
+    Draft7,
     /// No rate-limit headers, except `Retry-After` on a denial (a client needs it to back off).
     Off,
 }
@@ -641,6 +647,8 @@ impl<S: AsRef<[Slot]>, C> Shared<S, C> {
                     Headers::LegacyEpoch => HeaderStyle::LegacyEpoch {
                         now_unix_s: now_unix_s(),
                     },
+                    Headers::Draft6 => HeaderStyle::Draft6,
+                    Headers::Draft7 => HeaderStyle::Draft7,
                     _ => HeaderStyle::Ietf,
                 };
                 let rendered = match self.limiter.render_headers(decision, style, &mut stack) {

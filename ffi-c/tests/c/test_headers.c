@@ -98,6 +98,8 @@ static uint32_t style_of(const char *name, int *ok) {
     if (strcmp(name, "legacy_epoch") == 0) return CG_HEADER_STYLE_LEGACY_EPOCH;
     if (strcmp(name, "anthropic") == 0) return CG_HEADER_STYLE_ANTHROPIC;
     if (strcmp(name, "openai") == 0) return CG_HEADER_STYLE_OPENAI;
+    if (strcmp(name, "draft_6") == 0) return CG_HEADER_STYLE_DRAFT_6;
+    if (strcmp(name, "draft_7") == 0) return CG_HEADER_STYLE_DRAFT_7;
     *ok = 0;
     return 0;
 }
@@ -313,7 +315,7 @@ void test_header_vectors(const char *path) {
     CHECK(ended);
     CHECK(scenarios > 0 && steps > 0);
     /* Every step was compared in all five styles. */
-    CHECK(header_comparisons == 5 * steps);
+    CHECK(header_comparisons == 7 * steps); /* every style of every step */
     printf("header vectors: %lu scenarios, %lu steps, %lu header renderings compared\n",
            scenarios, steps, header_comparisons);
 }

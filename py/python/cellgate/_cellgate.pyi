@@ -34,7 +34,7 @@ __all__ = [
 _Key = Union[str, bytes, int]
 _Number = Union[int, float]
 _Rate = Union[str, Quota, Sequence[Union[str, Quota]]]
-_Style = Literal["ietf", "legacy", "legacy_epoch", "anthropic", "openai"]
+_Style = Literal["ietf", "legacy", "legacy_epoch", "anthropic", "openai", "draft-6", "draft-7"]
 _Reason = Literal["limit", "table_full", "untracked"]
 _OnFull = Literal["deny", "allow_untracked"]
 _Stats = list[dict[str, int]]
@@ -202,7 +202,10 @@ class Decision:
         ``-reset-`` (``"6m0s"``). The two per-quota styles add ``retry-after-ms`` to
         ``retry-after`` on a denial, and need quota names of ASCII letters, digits, ``-`` and
         ``_`` (else ``InvalidArgument`` naming ``style``). ``now_unix`` (default: the wall
-        clock) is read by ``"legacy_epoch"`` and ``"anthropic"``."""
+        clock) is read by ``"legacy_epoch"`` and ``"anthropic"``. ``"draft-6"`` and ``"draft-7"``:
+        the older drafts' shapes that express-rate-limit sends (``RateLimit-Policy: 100;w=60``
+        with ``RateLimit-Limit``/``-Remaining``/``-Reset``, or ``RateLimit: limit=100,
+        remaining=99, reset=60``)."""
     def error_body(self) -> bytes: ...
     def __bool__(self) -> bool: ...
     def __eq__(self, value: object, /) -> bool: ...
