@@ -47,7 +47,7 @@ trap 'rc=$$?; took=$$((SECONDS - start)); status=ok; [ $$rc -eq 0 ] || status=FA
 endef
 
 .PHONY: help test setup setup-toolchain setup-targets setup-miri $(TEST_STEPS) \
-	dist demo demo-rust bench doc fmt clean
+	dist demo demo-rust bench bench-report doc fmt clean
 
 # Each fragment holds the targets of one directory and appends to TEST_STEPS, DIST_STEPS
 # and DEMO_STEPS; it may use PRELUDE, CARGO, LOCKED and TARGET_DIR from this file.
@@ -129,9 +129,10 @@ test-miri: setup-miri ## Run the unit tests and tests/model.rs under miri (few p
 # `cargo test --benches` runs criterion in its test mode (each benchmark once, unmeasured), like
 # `cargo bench -- --test`, but in the test profile, whose dependencies `test-rust` already built:
 # seconds instead of minutes of release builds.
-bench-smoke: ## Run every criterion benchmark once, unmeasured, to check that it works
+bench-smoke: ## Run every criterion benchmark once, unmeasured, to check that it works (and the report's own test)
 	@$(PRELUDE)
 	step $(CARGO) test $(LOCKED) -p cellgate-benches --benches
+	step python3 benches/test_report.py
 
 dist: $(DIST_STEPS) ## Build every distributable into dist/ (C library and header, wheel, npm tarball)
 
@@ -141,9 +142,15 @@ demo-rust: ## The Rust demo (core/examples/demo.rs): decisions over simulated ti
 	@$(PRELUDE)
 	step $(CARGO) run $(LOCKED) -p cellgate --example demo --release
 
-bench: ## Full criterion benchmark run (cellgate and its peers)
+bench: ## Full criterion benchmark run (cellgate and its peers), then issue 15's targets against it
 	@$(PRELUDE)
 	step $(CARGO) bench $(LOCKED) -p cellgate-benches
+	step python3 benches/report.py "$(TARGET_DIR)/criterion"
+
+bench-report: ## The cell and keyed benchmarks with governor in the same run, then issue 15's targets: ratio and verdict each
+	@$(PRELUDE)
+	step $(CARGO) bench $(LOCKED) -p cellgate-benches --bench cell --bench keyed -- 'cell/|keyed/(existing|new_key)'
+	step python3 benches/report.py "$(TARGET_DIR)/criterion"
 
 doc: ## Build the API documentation (all features, -D warnings) into target/doc
 	@$(PRELUDE)

@@ -1891,7 +1891,8 @@ fn run(call: &Call, handles: &mut Handles) {
                 return;
             }
             // The same rendering through the core.
-            // The policy styles, or the per-dimension ones (3: Anthropic's, 4: OpenAI's).
+            // The policy styles, or the per-dimension ones (3: Anthropic's, 4: OpenAI's), then
+            // draft-6 and draft-7 (5, 6).
             let style = match style {
                 0 => Ok(HeaderStyle::Ietf),
                 1 => Ok(HeaderStyle::Legacy),
@@ -1900,6 +1901,8 @@ fn run(call: &Call, handles: &mut Handles) {
                 }),
                 3 => Err(DimensionStyle::anthropic(*now_unix_s)),
                 4 => Err(DimensionStyle::openai()),
+                5 => Ok(HeaderStyle::Draft6),
+                6 => Ok(HeaderStyle::Draft7),
                 _ => {
                     assert_ne!(status, cg_status::Ok, "an unknown style was accepted");
                     return;
@@ -2506,7 +2509,7 @@ fn run_product(call: &Call, handles: &mut Handles) {
             let Some((decision, mirror_decision)) = handle.last.as_ref() else {
                 return;
             };
-            let style = u32::from(*style % 6);
+            let style = u32::from(*style % 8);
             let mut buffer = Buffer::new(usize::from(*buf_len) % 2048);
             let mut len = 0xDEAD_usize;
             // SAFETY: a live limiter; a readable decision; `buffer.len` writable bytes.
@@ -2558,6 +2561,14 @@ fn run_product(call: &Call, handles: &mut Handles) {
                         DimensionStyle::openai(),
                         &mut scratch,
                     )
+                    .map(|r| r.iter().collect()),
+                5 => handle
+                    .mirror
+                    .render_headers(mirror_decision, HeaderStyle::Draft6, &mut scratch)
+                    .map(|r| r.iter().collect()),
+                6 => handle
+                    .mirror
+                    .render_headers(mirror_decision, HeaderStyle::Draft7, &mut scratch)
                     .map(|r| r.iter().collect()),
                 _ => {
                     assert_eq!(status, cg_status::InvalidArgument, "an unknown style");
