@@ -50,3 +50,35 @@ test('blockMs is validated and names the option', () => {
     assert.throws(() => new Limiter('5/minute', { blockMs: bad }), (error) => error instanceof TypeError && /options\.blockMs/.test(error.message), String(bad));
   }
 });
+
+test('Express: a blocked client gets 429s with the block in Retry-After until it ends, and draft-7 headers', async () => {
+  const express = require('express');
+  const { rateLimit } = require('cellgate/express');
+  const { request, close } = require('./http');
+  const clock = new ManualClock();
+  const app = express();
+  // The login brute-force recipe with a lockout: 3 attempts a minute, then 10 minutes blocked.
+  app.use(rateLimit({ limiter: new Limiter('3/minute', { clock, blockMs: 10 * MINUTE_MS }), headers: 'draft-7' }));
+  app.post('/login', (req, res) => res.status(401).end());
+  app.get('/login', (req, res) => res.status(401).end());
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  try {
+    const port = server.address().port;
+    for (let i = 0; i < 3; i += 1) assert.equal((await request(port, '/login')).status, 401);
+    const blocked = await request(port, '/login');
+    assert.equal(blocked.status, 429);
+    // Ten minutes, then the 20 s a unit takes to refill at 3/minute.
+    assert.equal(blocked.headers['retry-after'], '620');
+    assert.equal(blocked.headers['ratelimit-policy'], '3;w=60');
+    assert.equal(blocked.headers.ratelimit, 'limit=3, remaining=0, reset=660');
+    clock.advance(5 * MINUTE_MS);
+    const still = await request(port, '/login');
+    assert.equal(still.status, 429);
+    assert.equal(still.headers['retry-after'], '320', 'the block is not extended by the requests it denies');
+    clock.advance(320_000);
+    assert.equal((await request(port, '/login')).status, 401);
+  } finally {
+    await close(server);
+  }
+});
