@@ -542,7 +542,23 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
                 let answer = self.apply_single(table, key, now_ns, cost, op);
                 LimiterDecision::single(answer.decision, answer.reason)
             }
-            Engine::Several(policy) => self.apply_policy(policy, key, now_ns, costs, op),
+            Engine::Several(policy) => {
+                let decision = self.apply_policy(policy, key, now_ns, costs, op);
+                // A blocking limiter's refused check blocks (out of line, after the decision,
+                // so that the common path only tests).
+                if op == Op::Check
+                    && self.block_ns != 0
+                    && !decision.allowed
+                    && decision.reason == Reason::Limit
+                {
+                    if let Some(blocked) =
+                        self.policy_block(policy, key, now_ns, costs, decision.decisions())
+                    {
+                        return LimiterDecision::of_policy(blocked, Reason::Limit);
+                    }
+                }
+                decision
+            }
         }
     }
 
@@ -637,13 +653,13 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
             }
             Engine::Several(policy) => match policy.reserve_at(key, now_ns, estimate) {
                 Ok(reserved) => {
-                    let decision = self.policy_blocked_if_denied(
-                        policy,
-                        key,
-                        now_ns,
-                        estimate,
-                        reserved.decision,
-                    );
+                    let blocked = if reserved.decision.allowed || self.block_ns == 0 {
+                        None
+                    } else {
+                        let decisions = reserved.decision.decisions();
+                        self.policy_block(policy, key, now_ns, estimate, decisions)
+                    };
+                    let decision = blocked.unwrap_or(reserved.decision);
                     let decision = LimiterDecision::of_policy(decision, Reason::Limit);
                     match reserved.reservation {
                         Some(reservation) => (decision, Held::Several(reservation)),
@@ -774,9 +790,7 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
         op: Op,
     ) -> LimiterDecision {
         let outcome = match op {
-            Op::Check => policy.check_at(key, now_ns, costs).map(|decision| {
-                self.policy_blocked_if_denied(policy, key, now_ns, costs, decision)
-            }),
+            Op::Check => policy.check_at(key, now_ns, costs),
             Op::Peek => policy.peek_at(key, now_ns, costs),
             Op::Force => policy.force_at(key, now_ns, costs),
             Op::Refund => policy.refund_at(key, now_ns, costs),
@@ -827,19 +841,20 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
             .then(|| table.peek_at(key, now_ns, cost))
     }
 
-    /// A keyed policy's check `decision` for `key`, after blocking each quota that denied
-    /// when [`block_ns`](Self::block_ns) is set: then the decision shows the blocks.
-    fn policy_blocked_if_denied(
+    /// After a keyed policy's refused check for `key` (each quota's `decisions`), on a limiter
+    /// that blocks:
+    /// blocks each quota that denied, and returns the decision showing the blocks (`None`
+    /// when none was written). Out of line: only denials of a blocking limiter come here.
+    #[cold]
+    #[inline(never)]
+    fn policy_block(
         &self,
         policy: &KeyedPolicy<usize, NoClock, S>,
         key: &[u8],
         now_ns: u64,
         costs: &[u64],
-        decision: PolicyDecision,
-    ) -> PolicyDecision {
-        if decision.allowed || self.block_ns == 0 {
-            return decision;
-        }
+        decisions: &[Decision],
+    ) -> Option<PolicyDecision> {
         let hash = policy.hash_key(key);
         let tables = policy.tables();
         let cost = |index: usize| {
@@ -849,15 +864,15 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
                 .copied()
                 .unwrap_or(0)
         };
-        let blocked = block_refusals(&decision, cost, |index| {
+        let blocked = block_refusals(decisions, cost, |index| {
             tables
                 .get(index)
                 .is_some_and(|table| table.block_hashed_at(hash, now_ns, self.block_ns))
         });
         if !blocked {
-            return decision;
+            return None;
         }
-        policy.peek_at(key, now_ns, costs).unwrap_or(decision)
+        policy.peek_at(key, now_ns, costs).ok()
     }
 
     /// A keyed policy's answer when a table had no room for a new key: under `Deny`, every

@@ -387,16 +387,17 @@ pub(crate) fn check_all(
     Ok(PolicyDecision::new(false, decisions, len))
 }
 
-/// After a policy's refused check (`decision`), on a limiter that blocks: runs `block(index)`
-/// on each entry whose own decision for its `cost(index)` blocks ([`refusal_blocks`]), and
-/// says whether any wrote a block (then the caller shows the entries again, with a peek).
+/// After a policy's refused check (each entry's `decisions`), on a limiter that blocks: runs
+/// `block(index)` on each entry whose own decision for its `cost(index)` blocks
+/// ([`refusal_blocks`](crate::rule::refusal_blocks)), and says whether any wrote a block
+/// (then the caller shows the entries again, with a peek).
 pub(crate) fn block_refusals(
-    decision: &PolicyDecision,
+    decisions: &[Decision],
     cost: impl Fn(usize) -> u64,
     mut block: impl FnMut(usize) -> bool,
 ) -> bool {
     let mut blocked = false;
-    for (index, entry) in decision.decisions().iter().enumerate() {
+    for (index, entry) in decisions.iter().enumerate() {
         if crate::rule::refusal_blocks(entry, cost(index)) {
             blocked |= block(index);
         }

@@ -906,7 +906,7 @@ impl RemoteLimiter {
                 .and_then(|decision| {
                     let blocked = blocks
                         && !decision.allowed
-                        && block_refusals(&decision, first, |index| {
+                        && block_refusals(decision.decisions(), first, |index| {
                             buckets.block(index, now_ns, self.block_ns)
                         });
                     if blocked {
