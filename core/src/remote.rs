@@ -62,7 +62,7 @@
 //! (a sum, difference or product of integers is exact when the true result is below 2^53, and
 //! `x % 2^k`, `(x − x % 2^k) / 2^k` of such an integer are exact):
 //!
-//! * **bytes ↔ pairs** (`rd`, `wr`): Redis's built-in `struct` library (`struct.unpack('>I')`,
+//! * **bytes ↔ pairs** (`unpack`, `pack`): Redis's built-in `struct` library (`struct.unpack('>I')`,
 //!   `struct.pack('>I')`, in C) reads 4 big-endian bytes as an unsigned 32-bit integer, which a
 //!   double holds exactly, and writes an integer in `[0, 2^32)` back as its 4 bytes (a cast
 //!   of an integral double to an unsigned 32-bit integer is exact). No arithmetic is done.

@@ -6,19 +6,14 @@
 -- Every u64 is a pair of Lua numbers (h, l), each an integer in [0, 2^32): h * 2^32 + l.
 local P16, P32, P53 = 65536, 4294967296, 9007199254740992
 local MH, ML = P32 - 1, P32 - 1
-local byte, sub, len, concat, format, floor, call, pack, unpack =
-  string.byte, string.sub, string.len, table.concat, string.format, math.floor, redis.call,
-  struct.pack, struct.unpack
+local byte, sub, len, rep, concat, format, floor, call, pack, unpack =
+  string.byte, string.sub, string.len, string.rep, table.concat, string.format, math.floor,
+  redis.call, struct.pack, struct.unpack
 
--- The 8 big-endian bytes at s[i..i+7], as (h, l): Redis's `struct` library reads each
--- 4-byte half as an unsigned integer below 2^32 (exact in a double), in C.
-local function rd(s, i)
-  local h, l = unpack('>I>I', s, i)
-  return h, l
-end
-
--- (h, l), each an integer in [0, 2^32), as 8 big-endian bytes.
-local function wr(h, l) return pack('>I>I', h, l) end
+-- Bytes and pairs: Redis's `struct` library reads each 4 big-endian bytes ('>I') as an
+-- unsigned integer below 2^32 (exact in a double), and writes such an integer back as its 4
+-- bytes, in C. A u64 is two of them, (h, l). (`unpack` also returns the next position, which
+-- the assignments below drop.)
 
 -- a > b
 local function gt(ah, al, bh, bl) return ah > bh or (ah == bh and al > bl) end
@@ -103,24 +98,24 @@ local n = byte(params, 2)
 local interval = byte(params, 3) == 1
 local single = byte(params, 4) == 1
 local fingerprint = sub(params, 5, 12)
-local gh, gl = rd(params, 13)
+local gh, gl = unpack('>I>I', params, 13)
 local grace_ms = gh * P32 + gl
 -- Per quota i, at R[12(i-1) + 1..12]: capacity, units per cost, ticks per ns, period, rate,
 -- the debt a block leaves (0: no block), each as (h, l). (Flat arrays: a table costs more
 -- than its arithmetic here.)
-local R = {}
+-- (One `unpack` into a table constructor: the array is sized once; the value after the
+-- last is `unpack`'s next position, unused.)
+local R = { unpack(rep('>I', 12 * n), params, 21) }
 local blocking = false
 for i = 1, n do
-  local o, r = 21 + (i - 1) * 48, (i - 1) * 12
-  R[r + 1], R[r + 2], R[r + 3], R[r + 4], R[r + 5], R[r + 6], R[r + 7], R[r + 8], R[r + 9],
-    R[r + 10], R[r + 11], R[r + 12] = unpack('>I>I>I>I>I>I>I>I>I>I>I>I', params, o)
+  local r = (i - 1) * 12
   if R[r + 11] ~= 0 or R[r + 12] ~= 0 then blocking = true end
 end
 
 local op = byte(argv, 1)
 local nh, nl
 if byte(argv, 2) == 1 then
-  nh, nl = rd(argv, 3)
+  nh, nl = unpack('>I>I', argv, 3)
 else
   local t = call('TIME')
   local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -131,11 +126,7 @@ else
   nh, nl = mul((us - ul) / P32, ul, 0, 1000)
 end
 -- Per quota i, at C[4(i-1) + 1..4]: the cost (for settle, the refund), the extra charge.
-local C = {}
-for i = 1, n do
-  local c = (i - 1) * 4
-  C[c + 1], C[c + 2], C[c + 3], C[c + 4] = unpack('>I>I>I>I', argv, 11 + (i - 1) * 16)
-end
+local C = { unpack(rep('>I', 4 * n), argv, 11) }
 
 -- The record: fingerprint, then per quota last_ns and missing; last_ns = 2^64 - 1 marks a
 -- quota that holds nothing for this key (a full bucket, as a table without the key).
@@ -149,11 +140,10 @@ for i = 1, n do
   local o = (i - 1) * 5
   S[o + 1], S[o + 2], S[o + 3], S[o + 4], S[o + 5] = false, 0, 0, 0, 0
   if valid then
-    local h, l = rd(old, 9 + (i - 1) * 16)
+    local h, l, mh, ml = unpack('>I>I>I>I', old, 9 + (i - 1) * 16)
     if h ~= MH or l ~= ML then
       any = true
-      S[o + 1], S[o + 2], S[o + 3] = true, h, l
-      S[o + 4], S[o + 5] = rd(old, 17 + (i - 1) * 16)
+      S[o + 1], S[o + 2], S[o + 3], S[o + 4], S[o + 5] = true, h, l, mh, ml
     end
   end
 end
@@ -269,14 +259,14 @@ if not changed then
   if any then after = old else after = '' end
 else
   local parts, present = { fingerprint }, false
-  local absent = wr(MH, ML) .. wr(0, 0)
+  local absent = pack('>I>I>I>I', MH, ML, 0, 0)
   -- Expire when every bucket is full again (an upper bound, see the proof), plus the grace.
   local ttl_ns = 0
   for i = 1, n do
     local o, r = (i - 1) * 5, (i - 1) * 12
     if S[o + 1] then
       present = true
-      parts[i + 1] = wr(S[o + 2], S[o + 3]) .. wr(S[o + 4], S[o + 5])
+      parts[i + 1] = pack('>I>I>I>I', S[o + 2], S[o + 3], S[o + 4], S[o + 5])
       local missing = S[o + 4] * P32 + S[o + 5]
       local full_ns
       if interval then
@@ -301,4 +291,4 @@ else
     call('DEL', key)
   end
 end
-return { wr(nh, nl), old, after }
+return { pack('>I>I', nh, nl), old, after }
