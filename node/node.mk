@@ -8,6 +8,7 @@
 #   make bench-node   check(key) against rate-limiter-flexible and express-rate-limit
 #   make test-node-redis   node/test/redis*.test.js against a real redis-server (with-redis.sh)
 #   make bench-node-redis  RedisLimiter vs rate-limiter-flexible's RateLimiterRedis, same server
+#   make bench-redis-script  Redis's own time per EVALSHA of the script (1 and 3 quotas)
 #   make demo-node-redis   two Express instances sharing one limit over Redis
 #
 # Overridable: NODE, NPM, NODE_TEST_ARGS (extra `node --test` arguments), NODE_BENCH_ARGS.
@@ -22,7 +23,7 @@ NODE_HEADER_VECTORS := $(CURDIR)/testdata/headers/headers.json
 NODE_TEST_ARGS ?=
 NODE_BENCH_ARGS ?=
 
-.PHONY: setup-node deps-node build-node dist-node test-node test-node-redis demo-node bench-node bench-node-redis demo-node-redis
+.PHONY: setup-node deps-node build-node dist-node test-node test-node-redis demo-node bench-node bench-node-redis bench-redis-script demo-node-redis
 
 setup-node: ## Check (and on Debian/Ubuntu as root, install) node >= 18.17 and npm
 	@$(PRELUDE)
@@ -116,6 +117,11 @@ bench-node: build-node ## check(key) vs rate-limiter-flexible and express-rate-l
 
 # Two Express instances (two processes) sharing one limit through a redis-server that
 # redis-store/with-redis.sh starts and stops.
+bench-redis-script: setup-redis build-node ## Redis's own time per EVALSHA of cellgate's script (INFO commandstats), 1 and 3 quotas
+	@$(PRELUDE)
+	cd node
+	step ../redis-store/with-redis.sh $(NODE) bench/redis-script.js
+
 demo-node-redis: setup-redis build-node ## Two Express instances on two ports sharing one per-client limit over Redis: 429s at whichever is asked
 	@$(PRELUDE)
 	step redis-store/with-redis.sh $(NODE) node/demo/redis.js
