@@ -45,10 +45,12 @@ use core::iter::FusedIterator;
 use core::num::NonZeroU64;
 
 mod per_dimension;
+mod style_name;
 pub use per_dimension::{
     render_dimension_headers, DimensionHeaders, DimensionStyle, FieldOrder, ResetFormat,
     MAX_DIMENSION_HEADERS,
 };
+pub use style_name::{NamedStyle, StyleName};
 
 /// One policy to describe in the headers: its name, its quota and the decision it gave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

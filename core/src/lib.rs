@@ -74,8 +74,8 @@ pub use decision::{Decision, NEVER};
 pub use headers::{
     combined_retry_after_ns, max_header_bytes, render_429_body, render_dimension_headers,
     render_headers, retry_after_seconds, DimensionHeaders, DimensionStyle, FieldOrder, HeaderError,
-    HeaderIter, HeaderStyle, PolicyHeader, RenderedHeaders, ResetFormat, MAX_429_BODY_BYTES,
-    MAX_DIMENSION_HEADERS, MAX_HEADERS,
+    HeaderIter, HeaderStyle, NamedStyle, PolicyHeader, RenderedHeaders, ResetFormat, StyleName,
+    MAX_429_BODY_BYTES, MAX_DIMENSION_HEADERS, MAX_HEADERS,
 };
 pub use keyed::{
     slot_count_for, ClaimRecovery, KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull,

@@ -6,8 +6,8 @@ use crate::decision::cg_decision;
 use crate::quota::{cg_quota, text};
 use crate::status::cg_status;
 use cellgate::{
-    render_429_body, render_dimension_headers, render_headers, DimensionStyle, HeaderError,
-    HeaderStyle, PolicyHeader,
+    render_429_body, render_dimension_headers, render_headers, HeaderError, NamedStyle,
+    PolicyHeader, StyleName,
 };
 use core::ffi::c_char;
 
@@ -70,26 +70,49 @@ pub struct cg_policy_header {
 }
 
 /// A `CG_HEADER_STYLE_*`: one of core's policy styles, or a per-dimension one.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Style {
-    Policies(HeaderStyle),
-    Dimensions(DimensionStyle<'static>),
-}
+pub(crate) type Style = NamedStyle;
 
-/// The header style for a `CG_HEADER_STYLE_*` constant.
+// The constants are the indices of core's `StyleName::ALL`, whose order is stable.
+const _: () = {
+    let names = StyleName::ALL;
+    assert!(matches!(
+        names[CG_HEADER_STYLE_IETF as usize],
+        StyleName::Ietf
+    ));
+    assert!(matches!(
+        names[CG_HEADER_STYLE_LEGACY as usize],
+        StyleName::Legacy
+    ));
+    assert!(matches!(
+        names[CG_HEADER_STYLE_LEGACY_EPOCH as usize],
+        StyleName::LegacyEpoch
+    ));
+    assert!(matches!(
+        names[CG_HEADER_STYLE_ANTHROPIC as usize],
+        StyleName::Anthropic
+    ));
+    assert!(matches!(
+        names[CG_HEADER_STYLE_OPENAI as usize],
+        StyleName::OpenAi
+    ));
+    assert!(matches!(
+        names[CG_HEADER_STYLE_DRAFT_6 as usize],
+        StyleName::Draft6
+    ));
+    assert!(matches!(
+        names[CG_HEADER_STYLE_DRAFT_7 as usize],
+        StyleName::Draft7
+    ));
+};
+
+/// The header style for a `CG_HEADER_STYLE_*` constant (`now_unix_s` for the styles that
+/// show the wall clock).
 pub(crate) fn style(style: u32, now_unix_s: u64) -> Result<Style, cg_status> {
-    match style {
-        CG_HEADER_STYLE_IETF => Ok(Style::Policies(HeaderStyle::Ietf)),
-        CG_HEADER_STYLE_LEGACY => Ok(Style::Policies(HeaderStyle::Legacy)),
-        CG_HEADER_STYLE_LEGACY_EPOCH => {
-            Ok(Style::Policies(HeaderStyle::LegacyEpoch { now_unix_s }))
-        }
-        CG_HEADER_STYLE_ANTHROPIC => Ok(Style::Dimensions(DimensionStyle::anthropic(now_unix_s))),
-        CG_HEADER_STYLE_OPENAI => Ok(Style::Dimensions(DimensionStyle::openai())),
-        CG_HEADER_STYLE_DRAFT_6 => Ok(Style::Policies(HeaderStyle::Draft6)),
-        CG_HEADER_STYLE_DRAFT_7 => Ok(Style::Policies(HeaderStyle::Draft7)),
-        _ => Err(cg_status::InvalidArgument),
-    }
+    usize::try_from(style)
+        .ok()
+        .and_then(|index| StyleName::ALL.get(index))
+        .map(|name| name.with_now(now_unix_s))
+        .ok_or(cg_status::InvalidArgument)
 }
 
 /// Renders `policies` in `style` with core's renderer (into a scratch, or on the heap when
@@ -101,7 +124,7 @@ fn with_rendered<R>(
 ) -> Result<R, cg_status> {
     let mut scratch = [0u8; 1024];
     match style {
-        Style::Policies(style) => match render_headers(style, policies, &mut scratch) {
+        NamedStyle::Policies(style) => match render_headers(style, policies, &mut scratch) {
             Ok(headers) => f(&headers.iter().collect::<Vec<_>>()),
             Err(HeaderError::BufferTooSmall { needed }) => {
                 let mut heap = vec![0u8; needed];
@@ -110,15 +133,17 @@ fn with_rendered<R>(
             }
             Err(error) => Err(error.into()),
         },
-        Style::Dimensions(style) => match render_dimension_headers(style, policies, &mut scratch) {
-            Ok(headers) => f(&headers.iter().collect::<Vec<_>>()),
-            Err(HeaderError::BufferTooSmall { needed }) => {
-                let mut heap = vec![0u8; needed];
-                let headers = render_dimension_headers(style, policies, &mut heap)?;
-                f(&headers.iter().collect::<Vec<_>>())
+        NamedStyle::Dimensions(style) => {
+            match render_dimension_headers(style, policies, &mut scratch) {
+                Ok(headers) => f(&headers.iter().collect::<Vec<_>>()),
+                Err(HeaderError::BufferTooSmall { needed }) => {
+                    let mut heap = vec![0u8; needed];
+                    let headers = render_dimension_headers(style, policies, &mut heap)?;
+                    f(&headers.iter().collect::<Vec<_>>())
+                }
+                Err(error) => Err(error.into()),
             }
-            Err(error) => Err(error.into()),
-        },
+        }
     }
 }
 

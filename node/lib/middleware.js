@@ -33,7 +33,7 @@ const PEER_OPTIONS = {
   handler: 'onLimited',
   onExceeded: 'onLimited',
   errorResponseBuilder: 'onLimited',
-  standardHeaders: "headers ('ietf', 'legacy', 'legacy-epoch', 'anthropic', 'openai' or false)",
+  standardHeaders: "headers ('ietf', 'draft-6', 'draft-7', 'legacy', 'legacy-epoch', 'anthropic', 'openai' or false)",
   legacyHeaders: "headers ('legacy')",
   addHeaders: 'headers',
   allowList: 'skip',

@@ -237,7 +237,11 @@ export declare function clientKeyMaxLen(): number
 /** Core's bounds for `maxKeys`. */
 export declare function configLimits(): Limits
 
-/** The names of the header styles, in the order of their indices. */
+/**
+ * The names of the header styles, core's (`StyleName::ALL`), in the order of their indices:
+ * an index crosses the boundary, not a string (which napi-rs would copy into a `String` on
+ * every call).
+ */
 export declare function headerStyles(): Array<string>
 
 /** A limiter's options as JavaScript gives them (validated there first). */

@@ -4,7 +4,7 @@
 
 use cellgate::{
     combined_retry_after_ns, render_429_body, render_dimension_headers, render_headers,
-    DimensionStyle, HeaderError, HeaderStyle, PolicyHeader, Quota, MAX_429_BODY_BYTES,
+    HeaderError, NamedStyle, PolicyHeader, Quota, StyleName, MAX_429_BODY_BYTES,
 };
 use napi::Result;
 
@@ -65,14 +65,6 @@ impl HeaderSource<'_> {
     }
 }
 
-/// A style of either family.
-enum Style {
-    /// One of the rate-limit styles (`RateLimit`, `X-RateLimit-*`).
-    Rate(HeaderStyle),
-    /// A per-dimension style (`anthropic-ratelimit-*`, `x-ratelimit-*-{name}`).
-    Dimension(DimensionStyle<'static>),
-}
-
 /// One of core's rendered header lists as `name\nvalue\nname\nvalue...` (neither names nor
 /// values hold a newline: both are printable ASCII).
 fn joined<N: AsRef<str>, V: AsRef<str>>(headers: impl Iterator<Item = (N, V)>) -> String {
@@ -88,54 +80,38 @@ fn joined<N: AsRef<str>, V: AsRef<str>>(headers: impl Iterator<Item = (N, V)>) -
     text
 }
 
-/// The styles [`render`] takes, by their index: `"ietf"` (draft-10), `"legacy"`
-/// (`X-RateLimit-*`, reset in seconds from now), `"legacy-epoch"` (the reset as a Unix time),
-/// `"anthropic"` and `"openai"` (per dimension). An index crosses the boundary, not a string
-/// (which napi-rs would copy into a `String` on every call).
-pub(crate) const STYLES: [&str; 7] = [
-    "ietf",
-    "legacy",
-    "legacy-epoch",
-    "anthropic",
-    "openai",
-    "draft-6",
-    "draft-7",
-];
-
-/// The names of the header styles, in the order of their indices.
+/// The names of the header styles, core's (`StyleName::ALL`), in the order of their indices:
+/// an index crosses the boundary, not a string (which napi-rs would copy into a `String` on
+/// every call).
 #[napi_derive::napi(js_name = "headerStyles")]
 pub fn header_styles() -> Vec<String> {
-    STYLES.map(String::from).to_vec()
+    StyleName::ALL
+        .map(|style| style.as_str().to_owned())
+        .to_vec()
 }
 
-/// Renders `source` in the style at index `style` of [`STYLES`]; `now_unix_s` is the wall
-/// clock for the styles that show one.
+/// Renders `source` in the style at index `style` of `StyleName::ALL`; `now_unix_s` is the
+/// wall clock for the styles that show one.
 pub(crate) fn render(source: &HeaderSource<'_>, style: u32, now_unix_s: f64) -> Result<String> {
-    let style = usize::try_from(style)
+    let Some(style) = usize::try_from(style)
         .ok()
-        .and_then(|index| STYLES.get(index))
+        .and_then(|index| StyleName::ALL.get(index))
         .copied()
-        .unwrap_or("");
-    let now = || {
-        cost_from_f64(now_unix_s.floor())
-            .ok_or_else(|| range_error("options.nowUnixS must be a non-negative number"))
+    else {
+        return Err(range_error(format!(
+            "options.style must be one of {}",
+            StyleName::ALL.map(StyleName::as_str).join(", ")
+        )));
     };
-    let style =
-        match style {
-            "ietf" => Style::Rate(HeaderStyle::Ietf),
-            "legacy" => Style::Rate(HeaderStyle::Legacy),
-            "legacy-epoch" => Style::Rate(HeaderStyle::LegacyEpoch { now_unix_s: now()? }),
-            "anthropic" => Style::Dimension(DimensionStyle::anthropic(now()?)),
-            "openai" => Style::Dimension(DimensionStyle::openai()),
-            "draft-6" => Style::Rate(HeaderStyle::Draft6),
-            "draft-7" => Style::Rate(HeaderStyle::Draft7),
-            _ => return Err(range_error(
-                "options.style must be 'ietf', 'legacy', 'legacy-epoch', 'anthropic', 'openai', 'draft-6' or 'draft-7'",
-            )),
-        };
+    let now_unix_s = if style.reads_wall_clock() {
+        cost_from_f64(now_unix_s.floor())
+            .ok_or_else(|| range_error("options.nowUnixS must be a non-negative number"))?
+    } else {
+        0
+    };
     let policies = source.policies()?;
-    match style {
-        Style::Rate(style) => {
+    match style.with_now(now_unix_s) {
+        NamedStyle::Policies(style) => {
             let name_bytes = policies.iter().map(|policy| policy.name.len()).sum();
             let mut buffer = vec![0u8; cellgate::max_header_bytes(policies.len(), name_bytes)];
             let text = render_headers(style, &policies, &mut buffer)
@@ -143,7 +119,7 @@ pub(crate) fn render(source: &HeaderSource<'_>, style: u32, now_unix_s: f64) -> 
                 .map_err(|error| source.error(error))?;
             Ok(text)
         }
-        Style::Dimension(style) => {
+        NamedStyle::Dimensions(style) => {
             let mut buffer = vec![0u8; 512];
             let needed = match render_dimension_headers(style, &policies, &mut buffer) {
                 Ok(headers) => return Ok(joined(headers.iter())),

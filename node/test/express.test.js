@@ -99,7 +99,7 @@ test('a Policy as the limiter, and onLimited replacing the answer', async () => 
 
 test('a rate string is enough, and options are checked at setup', async () => {
   assert.throws(() => rateLimit({}), TypeError);
-  assert.throws(() => rateLimit({ limiter: '10/s', headers: 'draft-7' }), TypeError);
+  assert.throws(() => rateLimit({ limiter: '10/s', headers: 'draft-8' }), TypeError);
   assert.throws(() => rateLimit({ limiter: '10/s', key: 'ip' }), TypeError);
   assert.throws(() => rateLimit({ limiter: '10/fortnight' }), RangeError);
   // A half-migrated express-rate-limit configuration is refused, naming cellgate's option.

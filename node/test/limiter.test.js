@@ -127,7 +127,11 @@ test('headers in every style, rendered by the core', () => {
   });
   assert.equal(headers(denied, { style: 'legacy-epoch', nowUnixS: 1_700_000_000 })['X-RateLimit-Reset'], '1700000001');
   assert.equal(limitedBody(denied), '{"error":"rate_limited","retry_after":1}');
-  assert.throws(() => headers(denied, { style: 'draft-6' }), TypeError);
+  assert.deepEqual(headers(denied, { style: 'draft-6' }), {
+    'RateLimit-Policy': '10;w=1', 'RateLimit-Limit': '10', 'RateLimit-Remaining': '0', 'RateLimit-Reset': '1', 'Retry-After': '1',
+  });
+  assert.deepEqual(headers(denied, { style: 'draft-7' }), { 'RateLimit-Policy': '10;w=1', RateLimit: 'limit=10, remaining=0, reset=1', 'Retry-After': '1' });
+  assert.throws(() => headers(denied, { style: 'draft-8' }), TypeError);
   assert.throws(() => headers({ ...denied }), TypeError, 'a copy has lost its quota');
 });
 

@@ -6,8 +6,8 @@
 use crate::boundary::{invalid, invalid_type, ns_to_seconds, str_arg, type_name, u64_arg};
 use cellgate::{
     combined_retry_after_ns, max_header_bytes, render_429_body, render_dimension_headers,
-    render_headers, DimensionStyle, HeaderError, HeaderStyle, LimiterDecision, PolicyHeader, Quota,
-    Reason, MAX_429_BODY_BYTES,
+    render_headers, HeaderError, LimiterDecision, NamedStyle, PolicyHeader, Quota, Reason,
+    StyleName, MAX_429_BODY_BYTES,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyString};
@@ -99,15 +99,6 @@ pub struct Decision {
     pub(crate) core: Py<Core>,
 }
 
-/// A header style as `Decision.headers` and the middleware take it: `"ietf"`, `"legacy"`,
-/// `"legacy_epoch"` (core's `HeaderStyle`), `"anthropic"` or `"openai"` (core's
-/// `DimensionStyle::anthropic` / `::openai`, one header family per quota).
-#[derive(Clone, Copy)]
-enum Style {
-    Rate(HeaderStyle),
-    Dimension(DimensionStyle<'static>),
-}
-
 /// The current Unix time in seconds, or `now_unix` when given (an int).
 fn now_unix_arg(py: Python<'_>, now_unix: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
     match now_unix {
@@ -127,28 +118,35 @@ fn now_unix_arg(py: Python<'_>, now_unix: Option<&Bound<'_, PyAny>>) -> PyResult
     }
 }
 
-fn style_arg(py: Python<'_>, style: &str, now_unix: Option<&Bound<'_, PyAny>>) -> PyResult<Style> {
-    match style {
-        "ietf" => Ok(Style::Rate(HeaderStyle::Ietf)),
-        "legacy" => Ok(Style::Rate(HeaderStyle::Legacy)),
-        "legacy_epoch" => Ok(Style::Rate(HeaderStyle::LegacyEpoch {
-            now_unix_s: now_unix_arg(py, now_unix)?,
-        })),
-        "anthropic" => Ok(Style::Dimension(DimensionStyle::anthropic(now_unix_arg(
-            py, now_unix,
-        )?))),
-        "openai" => Ok(Style::Dimension(DimensionStyle::openai())),
-        "draft-6" => Ok(Style::Rate(HeaderStyle::Draft6)),
-        "draft-7" => Ok(Style::Rate(HeaderStyle::Draft7)),
-        other => Err(invalid(
+/// A header style as `Decision.headers` and the middleware take it: core's names
+/// (`StyleName`: `"ietf"`, `"legacy"`, `"legacy-epoch"`, `"anthropic"`, `"openai"`,
+/// `"draft-6"`, `"draft-7"`), and `"legacy_epoch"`, the spelling Python had first.
+fn style_arg(
+    py: Python<'_>,
+    style: &str,
+    now_unix: Option<&Bound<'_, PyAny>>,
+) -> PyResult<NamedStyle> {
+    let name = if style == "legacy_epoch" {
+        Some(StyleName::LegacyEpoch)
+    } else {
+        StyleName::from_name(style)
+    };
+    let Some(name) = name else {
+        return Err(invalid(
             py,
             "style",
             &format!(
-                "must be 'ietf', 'legacy', 'legacy_epoch', 'anthropic', 'openai', 'draft-6' or \
-                 'draft-7', not {other:?}"
+                "must be one of 'ietf', 'legacy', 'legacy_epoch' (or 'legacy-epoch'), 'anthropic', \
+                 'openai', 'draft-6', 'draft-7', not {style:?}"
             ),
-        )),
-    }
+        ));
+    };
+    let now_unix_s = if name.reads_wall_clock() {
+        now_unix_arg(py, now_unix)?
+    } else {
+        0
+    };
+    Ok(name.with_now(now_unix_s))
 }
 
 /// Rendered `(name, value)` pairs, copied out of core's buffer.
@@ -313,7 +311,7 @@ impl Decision {
 
     /// Renders `style` into a buffer of `size` bytes, growing it once to the exact size core
     /// asks for.
-    fn render(&self, style: Style, size: usize) -> Result<Pairs, HeaderError> {
+    fn render(&self, style: NamedStyle, size: usize) -> Result<Pairs, HeaderError> {
         let mut buffer = vec![0u8; size];
         match self.render_into(style, &mut buffer) {
             Err(HeaderError::BufferTooSmall { needed }) => {
@@ -324,7 +322,7 @@ impl Decision {
         }
     }
 
-    fn render_into(&self, style: Style, buffer: &mut [u8]) -> Result<Pairs, HeaderError> {
+    fn render_into(&self, style: NamedStyle, buffer: &mut [u8]) -> Result<Pairs, HeaderError> {
         fn owned<N: AsRef<str>, V: AsRef<str>>(pairs: impl Iterator<Item = (N, V)>) -> Pairs {
             pairs
                 .map(|(name, value)| (name.as_ref().to_owned(), value.as_ref().to_owned()))
@@ -332,23 +330,25 @@ impl Decision {
         }
         let core = self.core.get();
         match (&self.view, &core.source, style) {
-            (View::Limiter(decision), Source::Limiter(limiter), Style::Rate(style)) => Ok(owned(
-                limiter.render_headers(decision, style, buffer)?.iter(),
-            )),
-            (View::Limiter(decision), Source::Limiter(limiter), Style::Dimension(style)) => {
+            (View::Limiter(decision), Source::Limiter(limiter), NamedStyle::Policies(style)) => Ok(
+                owned(limiter.render_headers(decision, style, buffer)?.iter()),
+            ),
+            (View::Limiter(decision), Source::Limiter(limiter), NamedStyle::Dimensions(style)) => {
                 Ok(owned(
                     limiter
                         .render_dimension_headers(decision, style, buffer)?
                         .iter(),
                 ))
             }
-            (View::Limiter(decision), Source::Remote(remote), Style::Rate(style)) => Ok(owned(
-                remote
-                    .local()
-                    .render_headers(decision, style, buffer)?
-                    .iter(),
-            )),
-            (View::Limiter(decision), Source::Remote(remote), Style::Dimension(style)) => {
+            (View::Limiter(decision), Source::Remote(remote), NamedStyle::Policies(style)) => {
+                Ok(owned(
+                    remote
+                        .local()
+                        .render_headers(decision, style, buffer)?
+                        .iter(),
+                ))
+            }
+            (View::Limiter(decision), Source::Remote(remote), NamedStyle::Dimensions(style)) => {
                 Ok(owned(
                     remote
                         .local()
@@ -366,10 +366,10 @@ impl Decision {
                 let policies: Vec<PolicyHeader<'_>> =
                     self.policy_header(*index, *decision).into_iter().collect();
                 match style {
-                    Style::Rate(style) => {
+                    NamedStyle::Policies(style) => {
                         Ok(owned(render_headers(style, &policies, buffer)?.iter()))
                     }
-                    Style::Dimension(style) => Ok(owned(
+                    NamedStyle::Dimensions(style) => Ok(owned(
                         render_dimension_headers(style, &policies, buffer)?.iter(),
                     )),
                 }
