@@ -105,8 +105,8 @@ impl PyRemoteLimiter {
     /// See `_cellgate.pyi`.
     #[new]
     #[pyo3(
-        signature = (rate, *, burst=None, algorithm=Given::Absent, refill=None, max_keys=None, on_full=Given::Absent, clock=None, prefix=None, outage=Given::Absent, key_secret=None, expiry_grace_ms=None, outage_retry_after_ms=None),
-        text_signature = "(rate, *, burst=None, algorithm='gcra', refill=None, max_keys=None, on_full='deny', clock=None, prefix=None, outage='fallback', key_secret=None, expiry_grace_ms=None, outage_retry_after_ms=None)"
+        signature = (rate, *, burst=None, algorithm=Given::Absent, refill=None, max_keys=None, on_full=Given::Absent, clock=None, prefix=None, outage=Given::Absent, key_secret=None, expiry_grace_ms=None, outage_retry_after_ms=None, block_ms=None),
+        text_signature = "(rate, *, burst=None, algorithm='gcra', refill=None, max_keys=None, on_full='deny', clock=None, prefix=None, outage='fallback', key_secret=None, expiry_grace_ms=None, outage_retry_after_ms=None, block_ms=0)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -123,7 +123,9 @@ impl PyRemoteLimiter {
         key_secret: Option<&Bound<'_, PyAny>>,
         expiry_grace_ms: Option<&Bound<'_, PyAny>>,
         outage_retry_after_ms: Option<&Bound<'_, PyAny>>,
+        block_ms: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let block_ns = crate::limiter::block_ns_arg(block_ms)?;
         let quotas = quotas_arg(rate, burst)?;
         let (_, refill) = refill_args(py, &algorithm, refill)?;
         let options = options_arg(max_keys, &on_full, refill)?;
@@ -166,7 +168,8 @@ impl PyRemoteLimiter {
                     "must not hold '{' or '}' (the user key is the Cluster hash tag)",
                 ),
                 other => invalid(py, "expiry_grace_ms", &other.to_string()),
-            })?;
+            })?
+            .with_block_ns(block_ns);
         let names = remote.local().names().map(str::to_owned).collect();
         Ok(Self {
             core: Py::new(

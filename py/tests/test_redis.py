@@ -110,6 +110,10 @@ def fields(decision: Any) -> tuple[Any, ...]:
         ("3/second; 10/minute", {}),
         ("7/13 seconds", {"burst": 3}),
         ("10/minute", {"algorithm": "token_bucket", "refill": "interval"}),
+        # The block after a denial is written by the script, as core writes it in process.
+        ("5/second", {"block_ms": 1_500}),
+        ("3/second; 10/minute", {"block_ms": 700}),
+        ("10/minute", {"algorithm": "token_bucket", "refill": "interval", "block_ms": 90_000}),
     ],
 )
 def test_random_schedules_decide_as_the_in_process_limiter(client: Any, rate: str, options: dict[str, Any]) -> None:

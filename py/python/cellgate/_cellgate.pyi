@@ -359,6 +359,7 @@ class _RemoteLimiter:
         key_secret: Optional[bytes] = None,
         expiry_grace_ms: Optional[int] = None,
         outage_retry_after_ms: Optional[int] = None,
+        block_ms: int = 0,
     ) -> _RemoteLimiter: ...
     @property
     def script(self) -> str: ...

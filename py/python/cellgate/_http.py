@@ -12,9 +12,10 @@ from typing import Any, Callable, Literal, NoReturn, Optional, cast, get_args
 from cellgate import _cellgate
 from cellgate._cellgate import Decision, InvalidArgument, InvalidArgumentType, client_key
 
-HeaderStyle = Literal["ietf", "legacy", "legacy_epoch", "anthropic", "openai"]
+HeaderStyle = Literal["ietf", "legacy", "legacy_epoch", "legacy-epoch", "anthropic", "openai", "draft-6", "draft-7"]
 """``"ietf"`` (``RateLimit-Policy`` and ``RateLimit``), ``"legacy"`` or ``"legacy_epoch"``
-(``X-RateLimit-*``), or per quota as LLM APIs send them, ``"anthropic"``
+(also spelled ``"legacy-epoch"``, as in Node) (``X-RateLimit-*``), express-rate-limit's older
+``"draft-6"`` and ``"draft-7"``, or per quota as LLM APIs send them, ``"anthropic"``
 (``anthropic-ratelimit-{name}-*``) or ``"openai"`` (``x-ratelimit-*-{name}``), as
 ``Decision.headers`` takes it."""
 

@@ -77,6 +77,7 @@ class _Base:
         max_keys: Optional[int] = None,
         on_full: Literal["deny", "allow_untracked"] = "deny",
         clock: Optional[ManualClock] = None,
+        block_ms: int = 0,
     ) -> None:
         if client is None or not hasattr(client, "execute_command"):
             _raise(
@@ -97,6 +98,7 @@ class _Base:
             key_secret=key_secret,
             expiry_grace_ms=expiry_grace_ms,
             outage_retry_after_ms=outage_retry_after_ms,
+            block_ms=block_ms,
         )
         self._client = client
         self._timeout_s = _check_ms(timeout_ms, "timeout_ms") / 1000
@@ -165,7 +167,8 @@ class RedisLimiter(_Base):
     plus ``client``, ``prefix`` (default ``"cellgate:"``; no braces: the user key is the
     Cluster hash tag), ``outage``, ``timeout_ms`` (async only), ``retry_interval_ms``,
     ``key_secret`` (16 bytes shared by the hosts: keys are stored as their keyed hash, not in
-    clear), ``expiry_grace_ms`` and ``outage_retry_after_ms``. Bad arguments raise
+    clear), ``expiry_grace_ms``, ``outage_retry_after_ms`` and ``block_ms`` (as
+    ``Limiter``'s: the script writes the block into the record). Bad arguments raise
     ``InvalidArgument``/``InvalidArgumentType`` naming the argument; Redis's failures never
     raise: the outage policy decides."""
 
