@@ -72,37 +72,24 @@ pub struct cg_policy_header {
 /// A `CG_HEADER_STYLE_*`: one of core's policy styles, or a per-dimension one.
 pub(crate) type Style = NamedStyle;
 
-// The constants are the indices of core's `StyleName::ALL`, whose order is stable.
+/// The `CG_HEADER_STYLE_*` constants, in the order of core's `StyleName::ALL` (ietf, legacy,
+/// legacy-epoch, anthropic, openai, draft-6, draft-7): each is its style's index there.
+const STYLE_CONSTANTS: [u32; 7] = [
+    CG_HEADER_STYLE_IETF,
+    CG_HEADER_STYLE_LEGACY,
+    CG_HEADER_STYLE_LEGACY_EPOCH,
+    CG_HEADER_STYLE_ANTHROPIC,
+    CG_HEADER_STYLE_OPENAI,
+    CG_HEADER_STYLE_DRAFT_6,
+    CG_HEADER_STYLE_DRAFT_7,
+];
 const _: () = {
-    let names = StyleName::ALL;
-    assert!(matches!(
-        names[CG_HEADER_STYLE_IETF as usize],
-        StyleName::Ietf
-    ));
-    assert!(matches!(
-        names[CG_HEADER_STYLE_LEGACY as usize],
-        StyleName::Legacy
-    ));
-    assert!(matches!(
-        names[CG_HEADER_STYLE_LEGACY_EPOCH as usize],
-        StyleName::LegacyEpoch
-    ));
-    assert!(matches!(
-        names[CG_HEADER_STYLE_ANTHROPIC as usize],
-        StyleName::Anthropic
-    ));
-    assert!(matches!(
-        names[CG_HEADER_STYLE_OPENAI as usize],
-        StyleName::OpenAi
-    ));
-    assert!(matches!(
-        names[CG_HEADER_STYLE_DRAFT_6 as usize],
-        StyleName::Draft6
-    ));
-    assert!(matches!(
-        names[CG_HEADER_STYLE_DRAFT_7 as usize],
-        StyleName::Draft7
-    ));
+    assert!(STYLE_CONSTANTS.len() == StyleName::ALL.len());
+    let mut index = 0;
+    while index < STYLE_CONSTANTS.len() {
+        assert!(STYLE_CONSTANTS[index] as usize == index);
+        index += 1;
+    }
 };
 
 /// The header style for a `CG_HEADER_STYLE_*` constant (`now_unix_s` for the styles that
