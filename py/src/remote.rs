@@ -151,8 +151,8 @@ impl PyRemoteLimiter {
             outage_retry_after_ns,
         };
         let (entries, names) = one_dimension(&quotas);
-        let remote =
-            RemoteLimiter::new(&entries, options, remote_options).map_err(|error| match error {
+        let remote = RemoteLimiter::new(&entries, options, remote_options)
+            .map_err(|error| match error {
                 RemoteError::Config(error) => config_error(
                     py,
                     error,
