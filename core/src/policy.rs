@@ -391,6 +391,7 @@ pub(crate) fn check_all(
 /// `block(index)` on each entry whose own decision for its `cost(index)` blocks
 /// ([`refusal_blocks`](crate::rule::refusal_blocks)), and says whether any wrote a block
 /// (then the caller shows the entries again, with a peek).
+#[cfg(feature = "alloc")]
 pub(crate) fn block_refusals(
     decisions: &[Decision],
     cost: impl Fn(usize) -> u64,

@@ -42,6 +42,7 @@ fn excess_over(missing: u64, added: u64, capacity: u64) -> u128 {
 /// Whether a check's `decision` for `cost` blocks its bucket, on a limiter that blocks
 /// ([`Rule::block`]): refused, for a cost within the burst (waiting can admit it; a cost above
 /// the burst never fits, and blocks nothing).
+#[cfg(feature = "alloc")]
 #[inline(always)]
 pub(crate) const fn refusal_blocks(decision: &Decision, cost: u64) -> bool {
     !decision.allowed && cost <= decision.limit
