@@ -209,3 +209,73 @@ def test_bad_options_are_typed_errors_naming_them(middleware: Any) -> None:
     with pytest.raises(InvalidArgumentType) as raised:
         middleware(app, "100/minute")
     assert getattr(raised.value, "argument", None) == "limiter"
+
+
+def flask_ext_client(address: str = "127.0.0.1", route: dict[str, Any] | None = None, **options: Any) -> WsgiClient:
+    from cellgate.flask import RateLimit
+
+    app = flask.Flask(__name__)
+    ext = RateLimit(app, **options)
+
+    @app.route("/", methods=["GET", "POST"])
+    def hello() -> str:
+        return "hello"
+
+    if route is not None:
+
+        @app.route("/route", methods=["GET", "POST"])
+        @ext.limit(**route)
+        def routed() -> str:
+            return "routed"
+
+    return WsgiClient(app, address)
+
+
+def test_flask_extension_per_request_limiter_allow_list_methods_on_exceeded(caplog: pytest.LogCaptureFixture) -> None:
+    clock = ManualClock()
+    plans = {"free": Limiter("1/minute", clock=clock), "pro": Limiter("2/minute", clock=clock)}
+    seen: list[str] = []
+
+    def on_exceeded(request: Any, decision: Any) -> None:
+        seen.append(request.headers["x-user"])
+        raise ValueError("hook failed")
+
+    client = flask_ext_client(
+        limiter=lambda request: plans[request.headers.get("x-plan", "free")],
+        key=lambda: flask.request.headers.get("x-user", ""),
+        allow_list=["ops"],
+        methods=["GET"],
+        on_exceeded=on_exceeded,
+    )
+    with caplog.at_level(logging.ERROR, logger="cellgate"):
+        assert [client.status(headers={"x-user": "ann"}) for _ in range(2)] == [200, 429]
+        assert [client.status(headers={"x-user": "bob", "x-plan": "pro"}) for _ in range(3)] == [200, 200, 429]
+    assert [client.status(headers={"x-user": "ops"}) for _ in range(3)] == [200, 200, 200]
+    assert "ratelimit" not in client.request("GET", headers={"x-user": "ops"}).headers
+    assert [client.status("POST", headers={"x-user": "ann"}) for _ in range(2)] == [200, 200], "POST is not limited"
+    assert seen == ["ann", "bob"]
+    assert len([r for r in caplog.records if "on_exceeded raised" in r.getMessage()]) == 2
+
+
+def test_flask_extension_ip_allow_list_and_route_methods() -> None:
+    clock = ManualClock()
+    allowed = flask_ext_client("2001:db8::5", limiter=Limiter("1/minute", clock=clock), allow_list=["2001:db8::1"])
+    assert [allowed.status() for _ in range(3)] == [200, 200, 200]
+    other = flask_ext_client("2001:db9::5", limiter=Limiter("1/minute", clock=clock), allow_list=["2001:db8::1"])
+    assert [other.status() for _ in range(2)] == [200, 429]
+    routed = flask_ext_client(default=False, limiter=Limiter("1/minute", clock=clock), route={"methods": ["POST"]})
+    assert [routed.status("GET", "/route") for _ in range(2)] == [200, 200]
+    assert [routed.status("POST", "/route") for _ in range(2)] == [200, 429]
+
+
+def test_flask_extension_misconfigured_limiter_and_bad_options(caplog: pytest.LogCaptureFixture) -> None:
+    from cellgate.flask import RateLimit
+
+    client = flask_ext_client(limiter=lambda request: None)
+    with caplog.at_level(logging.ERROR, logger="cellgate"):
+        assert [client.status() for _ in range(2)] == [500, 500]
+    assert len([r for r in caplog.records if r.name == "cellgate"]) == 1
+    for options, argument in (({"allow_list": 5}, "allow_list"), ({"methods": "GET"}, "methods"), ({"on_exceeded": 1}, "on_exceeded")):
+        with pytest.raises(InvalidArgumentType) as raised:
+            RateLimit(limiter=Limiter("1/s"), **options)
+        assert getattr(raised.value, "argument", None) == argument

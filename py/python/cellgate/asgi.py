@@ -192,7 +192,7 @@ class RateLimitMiddleware:
         self.on_exceeded = on_exceeded
         self.per_request = per_request(limiter, True)
         self.app = app
-        self.limiter = limiter
+        self.limiter: Any = limiter  # a limiter, or the callable choosing one (per_request)
         self.key = key
         self.cost = cost
         self.exempt = exempt
