@@ -17,6 +17,7 @@ from cellgate.wsgi import RateLimitMiddleware as WSGIRateLimit
 
 flask = pytest.importorskip("flask")
 starlette_applications = pytest.importorskip("starlette.applications")
+from starlette.requests import Request  # noqa: E402
 from starlette.responses import PlainTextResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 import httpx  # noqa: E402
@@ -279,3 +280,36 @@ def test_flask_extension_misconfigured_limiter_and_bad_options(caplog: pytest.Lo
         with pytest.raises(InvalidArgumentType) as raised:
             RateLimit(limiter=Limiter("1/s"), **options)
         assert getattr(raised.value, "argument", None) == argument
+
+
+def test_per_route_limit_and_dependency_allow_list() -> None:
+    fastapi = pytest.importorskip("fastapi")
+    from cellgate.asgi import limit, limit_dependency
+
+    clock = ManualClock()
+    app = fastapi.FastAPI()
+
+    @app.get("/route")
+    @limit(Limiter("1/minute", clock=clock), allow_list=["192.0.2.1", "2001:db8::1"])
+    async def route(request: Request) -> dict[str, str]:
+        return {"ok": "route"}
+
+    seen: list[Any] = []
+
+    async def record(decision: Any = fastapi.Depends(limit_dependency(Limiter("1/minute", clock=clock), allow_list=["192.0.2.1"]))) -> None:
+        seen.append(decision)
+
+    @app.get("/dep", dependencies=[fastapi.Depends(record)])
+    async def dep() -> dict[str, str]:
+        return {"ok": "dep"}
+
+    for address in ("192.0.2.1", "2001:db8::ff"):
+        client = AsgiClient(app, (address, 5000))
+        assert [client.status("GET", "/route") for _ in range(3)] == [200, 200, 200], address
+        assert "ratelimit" not in client.request("GET", "/route").headers
+    other = AsgiClient(app, ("192.0.2.2", 5000))
+    assert [other.status("GET", "/route") for _ in range(2)] == [200, 429]
+    listed = AsgiClient(app, ("192.0.2.1", 5000))
+    assert [listed.status("GET", "/dep") for _ in range(3)] == [200, 200, 200]
+    assert seen == [None, None, None]
+    assert [other.status("GET", "/dep") for _ in range(2)] == [200, 429]

@@ -302,6 +302,7 @@ def limit(
     count: CountMode = "all",
     count_when: Optional[Callable[[int], bool]] = None,
     on_denied: Optional[Callable[[Request, Decision], Denial]] = None,
+    allow_list: Optional[Iterable[Union[str, bytes]]] = None,
     **unknown: Any,
 ) -> Callable[[_Endpoint], _Endpoint]:
     """A decorator limiting one Starlette or FastAPI endpoint (sync or async; needs Starlette)::
@@ -320,12 +321,13 @@ def limit(
     plain value) and its decision in ``request.state.rate_limit``. For the count modes the
     status is the returned ``Response``'s, an exception's ``status_code`` (``HTTPException``),
     500 for another exception, else the status FastAPI's ``Response`` parameter was given, else
-    200 (a route's ``status_code=`` is not seen: return a ``Response`` for it)."""
+    200 (a route's ``status_code=`` is not seen: return a ``Response`` for it). ``allow_list``
+    is the middleware's: a listed key runs the endpoint unlimited, without headers."""
     from cellgate import _starlette
 
     route = _starlette.RouteLimit(
         "cellgate.asgi.limit", limiter, key, cost, header_style, headers_on_success, ipv6_prefix,
-        count, count_when, on_denied, unknown,
+        count, count_when, on_denied, unknown, allow_list,
     )  # fmt: skip
 
     def decorate(endpoint: _Endpoint) -> _Endpoint:
@@ -343,8 +345,9 @@ def limit_dependency(
     headers_on_success: bool = True,
     ipv6_prefix: int = 56,
     on_denied: Optional[Callable[[Request, Decision], Denial]] = None,
+    allow_list: Optional[Iterable[Union[str, bytes]]] = None,
     **unknown: Any,
-) -> Callable[[Request, Response], Awaitable[Decision]]:
+) -> Callable[[Request, Response], Awaitable[Optional[Decision]]]:
     """A FastAPI dependency limiting the routes it is given to (``Depends(...)``, a router's
     ``dependencies=[...]``); its value is the admitting ``Decision``, whose headers it sets on
     the answer. A denied request raises ``cellgate.asgi.RateLimitExceeded``, an
@@ -352,7 +355,8 @@ def limit_dependency(
     ``{"detail": {"error": "rate_limited", "retry_after": N}}``; register
     ``rate_limit_exceeded_handler`` (``app.add_exception_handler(RateLimitExceeded,
     rate_limit_exceeded_handler)``) for core's body as it is. A dependency does not see the
-    response status: for the count modes use ``limit`` or ``RateLimitMiddleware``."""
+    response status: for the count modes use ``limit`` or ``RateLimitMiddleware``. A key on
+    ``allow_list`` is let through unlimited and the dependency's value is None."""
     from cellgate import _starlette
 
     for name in ("count", "count_when"):
@@ -367,7 +371,7 @@ def limit_dependency(
             )
     route = _starlette.RouteLimit(
         "cellgate.asgi.limit_dependency", limiter, key, cost, header_style, headers_on_success, ipv6_prefix,
-        "all", None, on_denied, unknown,
+        "all", None, on_denied, unknown, allow_list,
     )  # fmt: skip
     return _starlette.dependency(route)
 

@@ -250,7 +250,7 @@ class RateLimitMiddleware:
         self.get_response = get_response
         self.is_async = inspect.iscoroutinefunction(get_response)
         if self.is_async:
-            from asgiref.sync import markcoroutinefunction  # type: ignore[import-untyped]
+            from asgiref.sync import markcoroutinefunction
 
             markcoroutinefunction(self)
         for name in dir(settings):
