@@ -4,7 +4,7 @@
 # they reuse.
 #
 #   make bench-middleware        every framework, 2 interleaved runs of 10 s per variant
-#   make test-middleware-bench   smoke: each of the 12 apps checked (status, headers) and
+#   make test-middleware-bench   smoke: each of the 15 apps checked (status, headers) and
 #                                loaded for 1 s, so that the harness keeps working
 #
 # Overridable: MIDDLEWARE_BENCH_ARGS (driver arguments, e.g. --duration 30 --frameworks flask).
@@ -39,13 +39,13 @@ endef
 
 .PHONY: bench-middleware test-middleware-bench
 
-bench-middleware: build-node ## Middleware req/s over loopback (wrk): no limiter vs cellgate vs the peer, in Express, Fastify, Starlette, Flask
+bench-middleware: build-node ## Middleware req/s over loopback (wrk): no limiter vs cellgate vs the peer, in Express, Fastify, Starlette, Flask, Django
 	@$(PRELUDE)
 	$(MIDDLEWARE_BENCH_DEPS)
 	step "$(MIDDLEWARE_BENCH_VENV)/bin/python" $(MIDDLEWARE_BENCH_DIR)/run.py --node $(NODE) \
 		--cellgate-node-dir node $(MIDDLEWARE_BENCH_ARGS)
 
-test-middleware-bench: build-node ## Smoke of bench-middleware: each of the 12 apps answers with its headers and takes 1 s of wrk
+test-middleware-bench: build-node ## Smoke of bench-middleware: each of the 15 apps answers with its headers and takes 1 s of wrk
 	@$(PRELUDE)
 	$(MIDDLEWARE_BENCH_DEPS)
 	step "$(MIDDLEWARE_BENCH_VENV)/bin/python" $(MIDDLEWARE_BENCH_DIR)/run.py --node $(NODE) \

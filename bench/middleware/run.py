@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Middleware overhead per request, over loopback, with a real load generator (wrk).
 
-For each framework (express, fastify, starlette, flask) and each variant (none: no limiter;
+For each framework (express, fastify, starlette, flask, django) and each variant (none: no limiter;
 cellgate: cellgate's middleware; peer: the limiter a user would pick instead), this starts
 the app's server on 127.0.0.1 and a free port, checks its responses (status 200; for a
 limiter, its rate-limit headers; for none, no such header), runs wrk for a fixed duration
@@ -37,13 +37,14 @@ from typing import Optional
 
 HERE = Path(__file__).resolve().parent
 APPS = HERE / "apps"
-FRAMEWORKS = ("express", "fastify", "starlette", "flask")
+FRAMEWORKS = ("express", "fastify", "starlette", "flask", "django")
 VARIANTS = ("none", "cellgate", "peer")
 PEERS = {
     "express": "express-rate-limit",
     "fastify": "@fastify/rate-limit",
     "starlette": "slowapi",
     "flask": "Flask-Limiter",
+    "django": "django-ratelimit",
 }
 # The headers each limiter must send on an admitted response (lower case).
 DRAFT_10 = ("ratelimit", "ratelimit-policy")
@@ -57,6 +58,8 @@ EXPECTED_HEADERS = {
     ("starlette", "peer"): X_RATELIMIT,
     ("flask", "cellgate"): DRAFT_10,
     ("flask", "peer"): X_RATELIMIT,
+    ("django", "cellgate"): DRAFT_10,
+    ("django", "peer"): (),  # django-ratelimit sends no rate-limit headers
 }
 RATE_LIMIT_HEADER = re.compile(r"^(x-)?ratelimit", re.IGNORECASE)
 SERVER_START_TIMEOUT_S = 30.0
@@ -82,13 +85,13 @@ def server_command(args: argparse.Namespace, framework: str, variant: str, port:
             "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
-    if framework == "flask":
+    if framework in ("flask", "django"):
         # One gunicorn worker (each server here is one process), threaded so that it keeps
         # wrk's connections alive (the sync worker closes every connection after a response).
         return [
             args.python, "-m", "gunicorn", "--chdir", str(APPS), "--workers", "1",
             "--worker-class", "gthread", "--threads", "4", "--bind", f"127.0.0.1:{port}",
-            "--log-level", "warning", "flask_app:app",
+            "--log-level", "warning", f"{framework}_app:app",
         ]  # fmt: skip
     raise ValueError(f"framework: {framework!r}")
 

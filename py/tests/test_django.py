@@ -89,7 +89,47 @@ def plain(request: Any) -> HttpResponse:
     return HttpResponse("plain")
 
 
+ASYNC = Limiter("1/minute", clock=clock)
+PLANS = {"free": Limiter("1/minute", clock=clock), "pro": Limiter("3/minute", clock=clock)}
+ALLOWED = Limiter("1/minute", clock=clock)
+EXCEEDED: list[str] = []
+
+
+@ratelimit(ASYNC, key="ip")
+async def async_view(request: Any) -> HttpResponse:
+    return HttpResponse("async")
+
+
+@ratelimit(lambda request: PLANS[request.META.get("HTTP_X_PLAN", "free")], key="header:x-user")
+def planned(request: Any) -> HttpResponse:
+    return HttpResponse("planned")
+
+
+def failing_hook(request: Any, decision: Any) -> None:
+    EXCEEDED.append(request.path)
+    raise RuntimeError("hook down")
+
+
+@ratelimit(ALLOWED, key="ip", allow_list=["198.51.100.1", "2001:db8::1"], on_exceeded=failing_hook)
+def allowed(request: Any) -> HttpResponse:
+    return HttpResponse("allowed")
+
+
+@ratelimit(lambda request: "1/minute", key="ip")
+def misconfigured(request: Any) -> HttpResponse:
+    return HttpResponse("never")
+
+
+async def async_plain(request: Any) -> HttpResponse:
+    return HttpResponse("async plain")
+
+
 urlpatterns = [
+    path("async", async_view),
+    path("async_plain", async_plain),
+    path("planned", planned),
+    path("allowed", allowed),
+    path("misconfigured", misconfigured),
     path("login", login),
     path("search", search),
     path("marked", marked),
@@ -197,3 +237,90 @@ def test_unknown_decorator_option_names_it_and_the_cellgate_name() -> None:
 def test_unknown_key_name_is_an_error() -> None:
     with pytest.raises(Exception, match="key"):
         ratelimit("1/minute", key="ipp")
+
+
+def test_async_view_stays_async_and_is_limited() -> None:
+    import asyncio
+    import inspect
+
+    from django.test import AsyncClient
+
+    assert inspect.iscoroutinefunction(async_view)
+
+    async def run() -> list[int]:
+        client = AsyncClient(REMOTE_ADDR="203.0.113.40")
+        return [(await client.get("/async")).status_code for _ in range(2)]
+
+    assert asyncio.run(run()) == [200, 429]
+
+
+@override_settings(MIDDLEWARE=["cellgate.django.RateLimitMiddleware"], CELLGATE_LIMITS="1/minute",
+                   CELLGATE_ALLOW_LIST=["ops"], CELLGATE_KEY="header:x-key")
+def test_async_middleware_limits_an_async_view_and_allows_listed_keys() -> None:
+    import asyncio
+
+    from django.test import AsyncClient
+
+    async def run() -> tuple[list[int], list[int]]:
+        client = AsyncClient()
+        limited = [(await client.get("/async_plain", headers={"x-key": "a"})).status_code for _ in range(2)]
+        # key "header:" + value: the allow list entry is compared with the key as bytes
+        listed = [(await client.get("/async_plain", headers={"x-key": "b"})).status_code for _ in range(2)]
+        return limited, listed
+
+    limited, listed = asyncio.run(run())
+    assert limited == [200, 429]
+    from asgiref.sync import iscoroutinefunction
+
+    from cellgate.django import RateLimitMiddleware
+
+    assert iscoroutinefunction(RateLimitMiddleware(async_plain)), "an async stack stays async"
+    assert not iscoroutinefunction(RateLimitMiddleware(plain))
+    assert listed == [200, 429], "'ops' is not the key 'header:b'"
+
+
+@override_settings(MIDDLEWARE=["cellgate.django.RateLimitMiddleware"], CELLGATE_LIMITS="1/minute",
+                   CELLGATE_ALLOW_LIST=["header:ops"], CELLGATE_KEY="header:x-key")
+def test_middleware_allow_list_key_entry() -> None:
+    client = Client()
+    assert [client.get("/plain", headers={"x-key": "ops"}).status_code for _ in range(3)] == [200, 200, 200]
+    assert [client.get("/plain", headers={"x-key": "z"}).status_code for _ in range(2)] == [200, 429]
+
+
+def test_per_request_limiter_two_plans() -> None:
+    client = Client()
+    assert [client.get("/planned", headers={"x-user": "ann"}).status_code for _ in range(2)] == [200, 429]
+    pro = {"x-user": "bob", "x-plan": "pro"}
+    assert [client.get("/planned", headers=pro).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def test_allow_list_ip_entries_and_on_exceeded(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    EXCEEDED.clear()
+    for address in ("198.51.100.1", "2001:db8:0:7::9"):
+        assert [Client(REMOTE_ADDR=address).get("/allowed").status_code for _ in range(3)] == [200, 200, 200]
+    with caplog.at_level(logging.ERROR, logger="cellgate"):
+        statuses = [Client(REMOTE_ADDR="198.51.100.2").get("/allowed").status_code for _ in range(3)]
+    assert statuses == [200, 429, 429]
+    assert EXCEEDED == ["/allowed", "/allowed"]
+    assert len([r for r in caplog.records if "on_exceeded raised" in r.getMessage()]) == 2
+
+
+def test_misconfigured_per_request_limiter_is_a_500_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.ERROR, logger="cellgate"):
+        answers = [Client().get("/misconfigured") for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [500, 500, 500]
+    assert answers[0].content == b'{"error":"rate_limit_misconfigured"}'
+    assert len([r for r in caplog.records if r.name == "cellgate"]) == 1
+
+
+def test_bad_new_decorator_options_name_themselves() -> None:
+    from cellgate import InvalidArgumentType as Typed
+
+    for options, argument in (({"allow_list": 3}, "allow_list"), ({"on_exceeded": 3}, "on_exceeded")):
+        with pytest.raises(Typed) as raised:
+            ratelimit("1/minute", **options)
+        assert getattr(raised.value, "argument", None) == argument

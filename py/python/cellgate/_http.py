@@ -60,6 +60,10 @@ def check_options(
     from cellgate.redis import AsyncRedisLimiter
     from cellgate.redis import _Base as RemoteBase
 
+    if per_request(limiter, awaits):
+        # A callable of the request choosing the limiter: what it returns is checked per
+        # request; the other options are checked against a probe.
+        limiter = _COST_PROBE
     remote = isinstance(limiter, RemoteBase)
     if isinstance(limiter, AsyncRedisLimiter) and not awaits:
         # Only cellgate.asgi.RateLimitMiddleware awaits its limiter (`awaits`).
@@ -73,8 +77,8 @@ def check_options(
         _raise(
             InvalidArgumentType,
             "limiter",
-            "must be a cellgate.Limiter (such as Limiter('100/minute')) or a cellgate.redis limiter, "
-            f"not {_type_name(limiter)}",
+            "must be a cellgate.Limiter (such as Limiter('100/minute')), a cellgate.redis limiter "
+            f"or a callable of the request returning one, not {_type_name(limiter)}",
         )
     for argument, value in (("key", key), ("exempt", exempt)):
         if value is not None and not callable(value):
@@ -103,6 +107,118 @@ def check_options(
     if not isinstance(headers_on_success, bool):
         _raise(InvalidArgumentType, "headers_on_success", f"must be a bool, not {_type_name(headers_on_success)}")
     client_key("::1", ipv6_prefix)
+
+
+def is_limiter(value: Any, awaits: bool) -> bool:
+    """Whether ``value`` is a limiter the middleware can check: a ``cellgate.Limiter`` or a
+    ``cellgate.redis`` limiter (an ``AsyncRedisLimiter`` only where the middleware
+    ``awaits``)."""
+    from cellgate.redis import AsyncRedisLimiter
+    from cellgate.redis import _Base as RemoteBase
+
+    if isinstance(value, AsyncRedisLimiter):
+        return awaits
+    return isinstance(value, (_cellgate.Limiter, RemoteBase))
+
+
+def per_request(limiter: Any, awaits: bool = False) -> bool:
+    """Whether ``limiter`` is a callable of the request choosing the limiter (one per plan,
+    per tenant) rather than a limiter."""
+    from cellgate.redis import _Base as RemoteBase
+
+    return callable(limiter) and not isinstance(limiter, (_cellgate.Limiter, RemoteBase))
+
+
+def chosen_limiter(value: Any, awaits: bool) -> Any:
+    """The limiter a per-request ``limiter`` callable returned, or ``InvalidArgumentType``
+    naming ``limiter`` (answered 500 and logged once, as a refused key or cost)."""
+    if not is_limiter(value, awaits):
+        _raise(
+            InvalidArgumentType,
+            "limiter",
+            f"must return a cellgate.Limiter or a cellgate.redis limiter, not {_type_name(value)}",
+        )
+    return value
+
+
+def check_allow_list(allow_list: Any, ipv6_prefix: int) -> Optional[frozenset[bytes]]:
+    """The keys of ``allow_list`` (an iterable of str or bytes), or None when it is None or
+    empty. An entry that is an IP address becomes its key as the default key makes it
+    (``client_key`` under ``ipv6_prefix``: an IPv6 entry allows its whole /56); any other is
+    compared with the request's key as bytes (a str encoded UTF-8)."""
+    if allow_list is None:
+        return None
+    if isinstance(allow_list, (str, bytes)) or not hasattr(allow_list, "__iter__"):
+        _raise(
+            InvalidArgumentType,
+            "allow_list",
+            f"must be an iterable of keys (str or bytes), not {_type_name(allow_list)}",
+        )
+    keys: set[bytes] = set()
+    for entry in allow_list:
+        if isinstance(entry, str):
+            text, raw = entry, entry.encode("utf-8", "surrogatepass")
+        elif isinstance(entry, bytes):
+            text, raw = entry.decode("latin-1"), entry
+        else:
+            _raise(InvalidArgumentType, "allow_list", f"entries must be str or bytes, not {_type_name(entry)}")
+        try:
+            keys.add(client_key(text, ipv6_prefix))
+        except InvalidArgument:
+            keys.add(raw)
+    return frozenset(keys) or None
+
+
+def allowed_key(allow: Optional[frozenset[bytes]], key: Any) -> bool:
+    """Whether the request's key is on the allow list."""
+    if allow is None:
+        return False
+    if isinstance(key, str):
+        key = key.encode("utf-8", "surrogatepass")
+    return isinstance(key, bytes) and key in allow
+
+
+def check_methods(methods: Any) -> Optional[frozenset[str]]:
+    """The upper-cased HTTP methods that are limited, or None (every method)."""
+    if methods is None:
+        return None
+    if isinstance(methods, (str, bytes)) or not hasattr(methods, "__iter__"):
+        _raise(InvalidArgumentType, "methods", f"must be an iterable of HTTP method names, not {_type_name(methods)}")
+    names: set[str] = set()
+    for method in methods:
+        if not isinstance(method, str):
+            _raise(InvalidArgumentType, "methods", f"entries must be str, not {_type_name(method)}")
+        if not method or not method.isascii() or not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in method):
+            _raise(InvalidArgument, "methods", f"{method!r} is not an HTTP method name")
+        names.add(method.upper())
+    if not names:
+        _raise(InvalidArgument, "methods", "must name at least one method (or be None: every method)")
+    return frozenset(names)
+
+
+def check_on_exceeded(on_exceeded: Any) -> None:
+    if on_exceeded is not None and not callable(on_exceeded):
+        _raise(
+            InvalidArgumentType,
+            "on_exceeded",
+            f"must be a callable of the request and the decision (or None), not {_type_name(on_exceeded)}",
+        )
+
+
+def report_exceeded_error(where: str) -> None:
+    """Logs (with the traceback) an exception raised by ``on_exceeded``: the denial is answered
+    all the same."""
+    log.exception("%s: on_exceeded raised; the denial is answered all the same", where)
+
+
+def call_on_exceeded(where: str, on_exceeded: Optional[Callable[[Any, Decision], Any]], request: Any, decision: Decision) -> None:
+    """Calls ``on_exceeded(request, decision)`` for a denial; what it raises is logged."""
+    if on_exceeded is None:
+        return
+    try:
+        on_exceeded(request, decision)
+    except Exception:
+        report_exceeded_error(where)
 
 
 class MisconfigurationLog:
@@ -268,16 +384,20 @@ FOREIGN_OPTIONS: dict[str, str] = {
     "deduct_when": "count_when (a callable of the response status) or count='failed' / 'successful'",
     "default_limits_deduct_when": "count_when (a callable of the response status) or count='failed' / 'successful'",
     "exempt_when": "exempt (a callable of the request)",
+    "request_filter": "exempt (a callable of the request) or allow_list (keys and IP addresses)",
+    "exempt_ips": "allow_list (keys and IP addresses)",
+    "whitelist": "allow_list (keys and IP addresses)",
+    "on_breach_callback": "on_exceeded (a callable of the request and the decision, called on each denial)",
     "default_limits_exempt_when": "exempt (a callable of the request)",
     "default_limits_cost": "cost",
     "headers_enabled": "headers_on_success",
-    "on_breach": "on_denied (a callable of the request and the decision returning a Denial)",
+    "on_breach": "on_exceeded (called on each denial) or on_denied (returns the Denial answered)",
     "storage_uri": "limiter (the limiter holds its store)",
     "strategy": "limiter (Limiter(..., algorithm='gcra' or 'token_bucket'))",
     "key_prefix": "key",
     "key_style": "key",
     # django-ratelimit
-    "rate": "limiter (a cellgate.Limiter such as Limiter('5/minute'))",
+    "rate": "limiter (a cellgate.Limiter such as Limiter('5/minute'), or a callable of the request returning one)",
     "group": "key",
 }
 """Option names of the frameworks' usual rate limiters that cellgate names otherwise: an

@@ -8,7 +8,7 @@ import functools
 import inspect
 import json
 import typing
-from typing import Any, Awaitable, Callable, Optional, TypeVar, Union, cast
+from typing import Any, Awaitable, Callable, Iterable, Optional, TypeVar, Union, cast
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,6 +24,8 @@ from cellgate._http import (
     MisconfigurationLog,
     _raise,
     address_key,
+    allowed_key,
+    check_allow_list,
     check_count,
     check_on_denied,
     check_options,
@@ -87,8 +89,10 @@ class RouteLimit:
         count_when: Optional[Callable[[int], bool]],
         on_denied: Optional[Callable[[Request, Decision], Denial]],
         unknown: dict[str, Any],
+        allow_list: Optional[Iterable[Union[str, bytes]]] = None,
     ) -> None:
         reject_unknown_options(where, unknown)
+        self.allow = check_allow_list(allow_list, ipv6_prefix)
         check_options(lambda: None, limiter, key, cost, None, header_style, headers_on_success, ipv6_prefix)
         self.where = where
         self.counts = check_count(count, count_when)
@@ -105,12 +109,15 @@ class RouteLimit:
     def decide(self, request: Request) -> tuple[Key, int, Optional[Decision], Optional[Denial]]:
         """The request's key, cost, decision (also put in ``request.state.rate_limit``; None
         when the key or cost is one the limiter refuses) and the ``Denial`` to answer it with
-        (None when admitted)."""
+        (None when admitted); both None when the key is on the allow list (the endpoint runs
+        unlimited, without headers)."""
         if self.key is not None:
             key = self.key(request)
         else:
             client = request.scope.get("client")
             key = address_key(client[0] if client else None, self.ipv6_prefix)
+        if allowed_key(self.allow, key):
+            return key, 0, None, None
         cost = self.cost(request) if callable(self.cost) else self.cost
         try:
             decision = self.limiter.check(key, cost)
@@ -188,6 +195,8 @@ def decorate(route: RouteLimit, func: F) -> F:
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             response: Optional[Response] = kwargs.pop(RESPONSE_PARAMETER, None)
             key, cost, decision, denial = route.decide(_find_request(args, kwargs))
+            if denial is None and decision is None:
+                return await async_func(*args, **kwargs)
             if denial is not None or decision is None:
                 return _response(cast(Denial, denial))
             try:
@@ -204,6 +213,8 @@ def decorate(route: RouteLimit, func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         response: Optional[Response] = kwargs.pop(RESPONSE_PARAMETER, None)
         key, cost, decision, denial = route.decide(_find_request(args, kwargs))
+        if denial is None and decision is None:
+            return func(*args, **kwargs)
         if denial is not None or decision is None:
             return _response(cast(Denial, denial))
         try:
@@ -229,12 +240,14 @@ def _finish(
     return result
 
 
-def dependency(route: RouteLimit) -> Callable[[Request, Response], Awaitable[Decision]]:
+def dependency(route: RouteLimit) -> Callable[[Request, Response], Awaitable[Optional[Decision]]]:
     """A FastAPI dependency limiting the routes it is given to: returns the admitting
     decision (and sets its headers on the answer), raises ``RateLimitExceeded`` otherwise."""
 
-    async def rate_limit(request: Request, response: Response) -> Decision:
+    async def rate_limit(request: Request, response: Response) -> Optional[Decision]:
         key, cost, decision, denial = route.decide(request)
+        if decision is None and denial is None:
+            return None  # an allowed key: no decision, no headers
         if decision is None:
             raise HTTPException(500, detail="rate_limit_misconfigured")
         if denial is not None:

@@ -15,7 +15,7 @@ The login brute-force recipe, where only failed logins count::
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, MutableMapping, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, MutableMapping, Optional, TypeVar, Union
 
 from cellgate._cellgate import Decision, InvalidArgument, InvalidArgumentType, client_key
 from cellgate._http import (
@@ -26,7 +26,14 @@ from cellgate._http import (
     HeaderStyle,
     MisconfigurationLog,
     address_key,
+    allowed_key,
+    check_allow_list,
     check_count,
+    check_methods,
+    check_on_exceeded,
+    chosen_limiter,
+    per_request,
+    report_exceeded_error,
     check_on_denied,
     check_options,
     check_trusted_hops,
@@ -135,6 +142,17 @@ class RateLimitMiddleware:
     (a ``TypeError``) naming it, with the cellgate name of a Flask-Limiter or slowapi one
     (``key_func``: ``key``, ``deduct_when``: ``count_when``...).
 
+    ``limiter`` may be a callable of the scope (sync or async) returning the limiter of the
+    request (one per plan: two users on different limits); a return that is not a limiter is
+    answered 500 ``{"error":"rate_limit_misconfigured"}`` and logged once. ``allow_list`` is an
+    iterable of keys let through unlimited and without headers, as ``exempt``: an entry that
+    is an IP address becomes its key as the default key makes it (an IPv6 entry allows its
+    /56 with the default ``ipv6_prefix``), any other is compared with the request's key as
+    bytes (a str encoded UTF-8). ``methods`` limits only those HTTP methods (others pass
+    unlimited). ``on_exceeded(scope, decision)`` (sync or async) is called on every denial
+    before it is answered (metrics, logging); what it raises is logged and the denial is
+    answered all the same (``on_denied`` chooses the answer).
+
     Every argument is checked here (``InvalidArgumentType`` / ``InvalidArgument`` naming it).
     A ``key`` or ``cost`` callable that returns a value the limiter refuses (a negative or
     fractional cost, a float key) is a configuration error: the request gets a 500 with
@@ -145,7 +163,9 @@ class RateLimitMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        limiter: Union[Limiter, AsyncRedisLimiter],
+        limiter: Union[
+            Limiter, AsyncRedisLimiter, Callable[[Scope], Union[Limiter, AsyncRedisLimiter, Awaitable[Limiter]]]
+        ],
         *,
         key: Optional[Callable[[Scope], Key]] = None,
         cost: Union[int, Callable[[Scope], int]] = 1,
@@ -155,6 +175,9 @@ class RateLimitMiddleware:
         ipv6_prefix: int = 56,
         count: CountMode = "all",
         count_when: Optional[Callable[[int], bool]] = None,
+        allow_list: Optional[Iterable[Union[str, bytes]]] = None,
+        methods: Optional[Iterable[str]] = None,
+        on_exceeded: Optional[Callable[[Scope, Decision], Any]] = None,
         on_denied: Optional[Callable[[Scope, Decision], Union[Denial, Awaitable[Denial]]]] = None,
         **unknown: Any,
     ) -> None:
@@ -163,8 +186,13 @@ class RateLimitMiddleware:
         self.counts = check_count(count, count_when)
         check_on_denied(on_denied)
         self.on_denied = on_denied
+        self.allow = check_allow_list(allow_list, ipv6_prefix)
+        self.methods = check_methods(methods)
+        check_on_exceeded(on_exceeded)
+        self.on_exceeded = on_exceeded
+        self.per_request = per_request(limiter, True)
         self.app = app
-        self.limiter = limiter
+        self.limiter: Any = limiter  # a limiter, or the callable choosing one (per_request)
         self.key = key
         self.cost = cost
         self.exempt = exempt
@@ -174,13 +202,27 @@ class RateLimitMiddleware:
         self._misconfiguration = MisconfigurationLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (self.exempt is not None and self.exempt(scope)):
+        if (
+            scope["type"] != "http"
+            or (self.exempt is not None and self.exempt(scope))
+            or (self.methods is not None and scope.get("method", "GET").upper() not in self.methods)
+        ):
             await self.app(scope, receive, send)
             return
         key = self.key(scope) if self.key is not None else client_address_key(scope, self.ipv6_prefix)
+        if allowed_key(self.allow, key):
+            await self.app(scope, receive, send)
+            return
         cost = self.cost(scope) if callable(self.cost) else self.cost
         try:
-            decision = self.limiter.check(key, cost)
+            if self.per_request:
+                chosen = self.limiter(scope)
+                if inspect.isawaitable(chosen):
+                    chosen = await chosen
+                limiter = chosen_limiter(chosen, True)
+            else:
+                limiter = self.limiter
+            decision = limiter.check(key, cost)
             if inspect.isawaitable(decision):
                 # An AsyncRedisLimiter: awaited, never blocking the event loop.
                 decision = await decision
@@ -207,7 +249,7 @@ class RateLimitMiddleware:
             if counts is not None and not settled:
                 settled = True
                 if not counts(status):
-                    refunded = self.limiter.refund(key, cost)
+                    refunded = limiter.refund(key, cost)
                     if inspect.isawaitable(refunded):
                         await refunded
 
@@ -225,6 +267,13 @@ class RateLimitMiddleware:
             await settle(STATUS_OF_AN_ERROR)
 
     async def _deny(self, scope: Scope, send: Send, decision: Decision) -> None:
+        if self.on_exceeded is not None:
+            try:
+                called = self.on_exceeded(scope, decision)
+                if inspect.isawaitable(called):
+                    await called
+            except Exception:
+                report_exceeded_error("cellgate.asgi.RateLimitMiddleware")
         if self.on_denied is None:
             denial = Denial.default(decision, self.header_style)
         else:
@@ -253,6 +302,7 @@ def limit(
     count: CountMode = "all",
     count_when: Optional[Callable[[int], bool]] = None,
     on_denied: Optional[Callable[[Request, Decision], Denial]] = None,
+    allow_list: Optional[Iterable[Union[str, bytes]]] = None,
     **unknown: Any,
 ) -> Callable[[_Endpoint], _Endpoint]:
     """A decorator limiting one Starlette or FastAPI endpoint (sync or async; needs Starlette)::
@@ -271,12 +321,13 @@ def limit(
     plain value) and its decision in ``request.state.rate_limit``. For the count modes the
     status is the returned ``Response``'s, an exception's ``status_code`` (``HTTPException``),
     500 for another exception, else the status FastAPI's ``Response`` parameter was given, else
-    200 (a route's ``status_code=`` is not seen: return a ``Response`` for it)."""
+    200 (a route's ``status_code=`` is not seen: return a ``Response`` for it). ``allow_list``
+    is the middleware's: a listed key runs the endpoint unlimited, without headers."""
     from cellgate import _starlette
 
     route = _starlette.RouteLimit(
         "cellgate.asgi.limit", limiter, key, cost, header_style, headers_on_success, ipv6_prefix,
-        count, count_when, on_denied, unknown,
+        count, count_when, on_denied, unknown, allow_list,
     )  # fmt: skip
 
     def decorate(endpoint: _Endpoint) -> _Endpoint:
@@ -294,8 +345,9 @@ def limit_dependency(
     headers_on_success: bool = True,
     ipv6_prefix: int = 56,
     on_denied: Optional[Callable[[Request, Decision], Denial]] = None,
+    allow_list: Optional[Iterable[Union[str, bytes]]] = None,
     **unknown: Any,
-) -> Callable[[Request, Response], Awaitable[Decision]]:
+) -> Callable[[Request, Response], Awaitable[Optional[Decision]]]:
     """A FastAPI dependency limiting the routes it is given to (``Depends(...)``, a router's
     ``dependencies=[...]``); its value is the admitting ``Decision``, whose headers it sets on
     the answer. A denied request raises ``cellgate.asgi.RateLimitExceeded``, an
@@ -303,7 +355,8 @@ def limit_dependency(
     ``{"detail": {"error": "rate_limited", "retry_after": N}}``; register
     ``rate_limit_exceeded_handler`` (``app.add_exception_handler(RateLimitExceeded,
     rate_limit_exceeded_handler)``) for core's body as it is. A dependency does not see the
-    response status: for the count modes use ``limit`` or ``RateLimitMiddleware``."""
+    response status: for the count modes use ``limit`` or ``RateLimitMiddleware``. A key on
+    ``allow_list`` is let through unlimited and the dependency's value is None."""
     from cellgate import _starlette
 
     for name in ("count", "count_when"):
@@ -318,7 +371,7 @@ def limit_dependency(
             )
     route = _starlette.RouteLimit(
         "cellgate.asgi.limit_dependency", limiter, key, cost, header_style, headers_on_success, ipv6_prefix,
-        "all", None, on_denied, unknown,
+        "all", None, on_denied, unknown, allow_list,
     )  # fmt: skip
     return _starlette.dependency(route)
 

@@ -15,7 +15,7 @@ count modes, the rate-limit headers and core's 429.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Callable, Iterable, Optional, TypeVar, Union
 
 import flask
 
@@ -29,7 +29,14 @@ from cellgate._http import (
     MisconfigurationLog,
     _raise,
     address_key,
+    allowed_key,
+    call_on_exceeded,
+    check_allow_list,
     check_count,
+    check_methods,
+    check_on_exceeded,
+    chosen_limiter,
+    per_request,
     check_on_denied,
     check_options,
     denial_for,
@@ -54,11 +61,14 @@ def client_address_key(ipv6_prefix: int = 56) -> bytes:
 class _Limit:
     """One limit (the default one, or a route's), its options checked once."""
 
-    __slots__ = ("limiter", "key", "cost", "counts", "on_denied", "header_style", "headers_on_success", "ipv6_prefix")
+    __slots__ = (
+        "limiter", "key", "cost", "counts", "on_denied", "header_style", "headers_on_success", "ipv6_prefix",
+        "per_request", "allow", "methods", "on_exceeded",
+    )  # fmt: skip
 
     def __init__(
         self,
-        limiter: Limiter,
+        limiter: Union[Limiter, Callable[[flask.Request], Limiter]],
         key: Optional[Callable[[], Key]],
         cost: Union[int, Callable[[], int]],
         header_style: HeaderStyle,
@@ -67,11 +77,18 @@ class _Limit:
         count: CountMode,
         count_when: Optional[Callable[[int], bool]],
         on_denied: Optional[Callable[[flask.Request, Decision], Denial]],
+        allow: Optional[frozenset[bytes]] = None,
+        methods: Optional[frozenset[str]] = None,
+        on_exceeded: Optional[Callable[[flask.Request, Decision], Any]] = None,
     ) -> None:
         check_options(lambda: None, limiter, key, cost, None, header_style, headers_on_success, ipv6_prefix)
         self.counts = check_count(count, count_when)
         check_on_denied(on_denied)
-        self.limiter = limiter
+        self.per_request = per_request(limiter)
+        self.limiter: Any = limiter  # a limiter, or the callable choosing one (per_request)
+        self.allow = allow
+        self.methods = methods
+        self.on_exceeded = on_exceeded
         self.key = key
         self.cost = cost
         self.header_style = header_style
@@ -102,13 +119,18 @@ class RateLimit:
     Flask's 500). The other options mean what they mean for ``cellgate.wsgi``; an unknown
     option is an ``InvalidArgumentType`` naming it (and the cellgate name of a Flask-Limiter
     one: ``key_func``: ``key``, ``deduct_when``: ``count_when``...).
+
+    ``limiter`` (here or in ``limit``) may be a callable of ``flask.request`` returning the
+    request's limiter (one per plan); a return that is not a limiter is a logged 500.
+    ``allow_list``, ``methods`` and ``on_exceeded(flask.request, decision)`` mean what they
+    mean for ``cellgate.asgi.RateLimitMiddleware``.
     """
 
     def __init__(
         self,
         app: Optional[flask.Flask] = None,
         *,
-        limiter: Optional[Limiter] = None,
+        limiter: Union[Limiter, Callable[[flask.Request], Limiter], None] = None,
         key: Optional[Callable[[], Key]] = None,
         cost: Union[int, Callable[[], int]] = 1,
         default: bool = True,
@@ -119,9 +141,15 @@ class RateLimit:
         count: CountMode = "all",
         count_when: Optional[Callable[[int], bool]] = None,
         on_denied: Optional[Callable[[flask.Request, Decision], Denial]] = None,
+        allow_list: Optional[Iterable[Union[str, bytes]]] = None,
+        methods: Optional[Iterable[str]] = None,
+        on_exceeded: Optional[Callable[[flask.Request, Decision], Any]] = None,
         **unknown: Any,
     ) -> None:
         reject_unknown_options("cellgate.flask.RateLimit", unknown)
+        allow = check_allow_list(allow_list, ipv6_prefix)
+        limited_methods = check_methods(methods)
+        check_on_exceeded(on_exceeded)
         if not isinstance(default, bool):
             _raise(InvalidArgumentType, "default", f"must be a bool, not {type(default).__name__}")
         if exempt is not None and not callable(exempt):
@@ -133,11 +161,17 @@ class RateLimit:
             "headers_on_success": headers_on_success,
             "ipv6_prefix": ipv6_prefix,
             "on_denied": on_denied,
+            "allow": allow,
+            "methods": limited_methods,
+            "on_exceeded": on_exceeded,
         }
         self.limiter = limiter
         self.default: Optional[_Limit] = None
         if limiter is not None:
-            self.default = _Limit(limiter, key, cost, header_style, headers_on_success, ipv6_prefix, count, count_when, on_denied)
+            self.default = _Limit(
+                limiter, key, cost, header_style, headers_on_success, ipv6_prefix, count, count_when, on_denied,
+                allow, limited_methods, on_exceeded,
+            )  # fmt: skip
         elif count != "all" or count_when is not None:
             check_count(count, count_when)
         self.apply_default = default
@@ -158,19 +192,22 @@ class RateLimit:
 
     def limit(
         self,
-        limiter: Optional[Limiter] = None,
+        limiter: Union[Limiter, Callable[[flask.Request], Limiter], None] = None,
         *,
         key: Optional[Callable[[], Key]] = None,
         cost: Union[int, Callable[[], int]] = 1,
         count: CountMode = "all",
         count_when: Optional[Callable[[int], bool]] = None,
         on_denied: Optional[Callable[[flask.Request, Decision], Denial]] = None,
+        methods: Optional[Iterable[str]] = None,
         **unknown: Any,
     ) -> Callable[[View], View]:
         """A decorator giving one view its own limit (instead of the default one), above or
         below ``@app.route``. ``limiter`` defaults to the extension's, ``key`` to the
-        extension's key; header options are the extension's."""
+        extension's key, ``methods`` to the extension's; header options, ``allow_list`` and
+        ``on_exceeded`` are the extension's."""
         reject_unknown_options("cellgate.flask.RateLimit.limit", unknown)
+        route_methods = check_methods(methods) if methods is not None else self._options["methods"]
         chosen = limiter if limiter is not None else self.limiter
         if chosen is None:
             _raise(InvalidArgumentType, "limiter", "must be a cellgate.Limiter: the extension was made without one")
@@ -185,6 +222,9 @@ class RateLimit:
             count,
             count_when,
             on_denied if on_denied is not None else options["on_denied"],
+            options["allow"],
+            route_methods,
+            options["on_exceeded"],
         )
 
         def decorate(view: View) -> View:
@@ -210,43 +250,47 @@ class RateLimit:
 
     def _before_request(self) -> Optional[flask.Response]:
         limit = self._limit_of_request()
-        if limit is None:
+        if limit is None or (limit.methods is not None and flask.request.method.upper() not in limit.methods):
             return None
         key = limit.key() if limit.key is not None else client_address_key(limit.ipv6_prefix)
+        if allowed_key(limit.allow, key):
+            return None
         cost = limit.cost() if callable(limit.cost) else limit.cost
         try:
-            decision = limit.limiter.check(key, cost)
+            limiter = chosen_limiter(limit.limiter(flask.request), False) if limit.per_request else limit.limiter
+            decision = limiter.check(key, cost)
         except (InvalidArgument, InvalidArgumentType) as error:
             self._misconfiguration.report("cellgate.flask.RateLimit", error)
             return _response(Denial(500, [("Content-Type", "application/json")], MISCONFIGURED_BODY))
         flask.g.rate_limit = decision
         if not decision.allowed:
+            call_on_exceeded("cellgate.flask.RateLimit", limit.on_exceeded, flask.request, decision)
             return _response(denial_for(limit.on_denied, flask.request, decision, limit.header_style))
-        setattr(flask.g, _STATE, (limit, key, cost, decision))
+        setattr(flask.g, _STATE, (limit, limiter, key, cost, decision))
         return None
 
     def _after_request(self, response: flask.Response) -> flask.Response:
         state = flask.g.pop(_STATE, None)
         if state is None:
             return response
-        limit, key, cost, decision = state
+        limit, limiter, key, cost, decision = state
         if limit.headers_on_success:
             for name, value in decision.headers(limit.header_style):
                 response.headers.add(name, value)
-        _settle(limit, key, cost, response.status_code)
+        _settle(limit, limiter, key, cost, response.status_code)
         return response
 
     def _teardown_request(self, error: Optional[BaseException]) -> None:
         # after_request did not run (an exception Flask did not turn into a response).
         state = flask.g.pop(_STATE, None)
         if state is not None:
-            limit, key, cost, _ = state
-            _settle(limit, key, cost, STATUS_OF_AN_ERROR)
+            limit, limiter, key, cost, _ = state
+            _settle(limit, limiter, key, cost, STATUS_OF_AN_ERROR)
 
 
-def _settle(limit: _Limit, key: Key, cost: int, status: int) -> None:
+def _settle(limit: _Limit, limiter: Any, key: Key, cost: int, status: int) -> None:
     if limit.counts is not None and not limit.counts(status):
-        limit.limiter.refund(key, cost)
+        limiter.refund(key, cost)
 
 
 def _response(denial: Denial) -> flask.Response:

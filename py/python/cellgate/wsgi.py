@@ -25,7 +25,14 @@ from cellgate._http import (
     HeaderStyle,
     MisconfigurationLog,
     address_key,
+    allowed_key,
+    call_on_exceeded,
+    check_allow_list,
     check_count,
+    check_methods,
+    check_on_exceeded,
+    chosen_limiter,
+    per_request,
     check_on_denied,
     check_options,
     check_trusted_hops,
@@ -90,14 +97,16 @@ class RateLimitMiddleware:
     ``cellgate.asgi.RateLimitMiddleware``: a request that should not count is refunded once
     its status is known and its body has been sent (the response iterable exhausted or
     closed); one whose app raised counts as a 500. The decision is in
-    ``environ["cellgate.decision"]``. Unknown options are an ``InvalidArgumentType`` naming
+    ``environ["cellgate.decision"]``. ``limiter`` may be a callable of the environ returning
+    the limiter (one per plan); ``allow_list``, ``methods`` and ``on_exceeded`` are those of
+    ``cellgate.asgi.RateLimitMiddleware``. Unknown options are an ``InvalidArgumentType`` naming
     them.
     """
 
     def __init__(
         self,
         app: WSGIApplication,
-        limiter: Limiter,
+        limiter: Union[Limiter, Callable[[WSGIEnvironment], Limiter]],
         *,
         key: Optional[Callable[[WSGIEnvironment], Key]] = None,
         cost: Union[int, Callable[[WSGIEnvironment], int]] = 1,
@@ -107,6 +116,9 @@ class RateLimitMiddleware:
         ipv6_prefix: int = 56,
         count: CountMode = "all",
         count_when: Optional[Callable[[int], bool]] = None,
+        allow_list: Optional[Iterable[Union[str, bytes]]] = None,
+        methods: Optional[Iterable[str]] = None,
+        on_exceeded: Optional[Callable[[WSGIEnvironment, Decision], Any]] = None,
         on_denied: Optional[Callable[[WSGIEnvironment, Decision], Denial]] = None,
         **unknown: Any,
     ) -> None:
@@ -115,8 +127,13 @@ class RateLimitMiddleware:
         self.counts = check_count(count, count_when)
         check_on_denied(on_denied)
         self.on_denied = on_denied
+        self.allow = check_allow_list(allow_list, ipv6_prefix)
+        self.methods = check_methods(methods)
+        check_on_exceeded(on_exceeded)
+        self.on_exceeded = on_exceeded
+        self.per_request = per_request(limiter)
         self.app = app
-        self.limiter = limiter
+        self.limiter: Any = limiter  # a limiter, or the callable choosing one (per_request)
         self.key = key
         self.cost = cost
         self.exempt = exempt
@@ -126,12 +143,17 @@ class RateLimitMiddleware:
         self._misconfiguration = MisconfigurationLog()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if self.exempt is not None and self.exempt(environ):
+        if (self.exempt is not None and self.exempt(environ)) or (
+            self.methods is not None and environ.get("REQUEST_METHOD", "GET").upper() not in self.methods
+        ):
             return self.app(environ, start_response)
         key = self.key(environ) if self.key is not None else client_address_key(environ, self.ipv6_prefix)
+        if allowed_key(self.allow, key):
+            return self.app(environ, start_response)
         cost = self.cost(environ) if callable(self.cost) else self.cost
         try:
-            decision = self.limiter.check(key, cost)
+            limiter = chosen_limiter(self.limiter(environ), False) if self.per_request else self.limiter
+            decision = limiter.check(key, cost)
         except (InvalidArgument, InvalidArgumentType) as error:
             # As in cellgate.asgi: a configuration error, answered 500, never let through.
             self._misconfiguration.report("cellgate.wsgi.RateLimitMiddleware", error)
@@ -140,6 +162,7 @@ class RateLimitMiddleware:
             )
         environ[DECISION_KEY] = decision
         if not decision.allowed:
+            call_on_exceeded("cellgate.wsgi.RateLimitMiddleware", self.on_exceeded, environ, decision)
             denial = denial_for(self.on_denied, environ, decision, self.header_style)
             return _respond(start_response, status_line(denial.status), denial.headers, denial.body)
         counts = self.counts
@@ -157,7 +180,7 @@ class RateLimitMiddleware:
 
         def settle() -> None:
             if not counts(started[0] if started else STATUS_OF_AN_ERROR):
-                self.limiter.refund(key, cost)
+                limiter.refund(key, cost)
 
         try:
             body = self.app(environ, start_with_headers)
