@@ -58,7 +58,7 @@ function cellgatePlugin(fastify, options, done) {
     if (Object.prototype.hasOwnProperty.call(rateLimit, 'hook')) {
       throw new TypeError('config.rateLimit.hook: the hook is chosen once, at registration (options.hook)');
     }
-    const route = settings(routeOptions(config, rateLimit), clientAddress, [], 'config.rateLimit', shared);
+    const route = settings(routeOptions(config, rateLimit, FRAMEWORK_OPTIONS), clientAddress, [], 'config.rateLimit', shared);
     route.framework = config.framework;
     return route;
   };

@@ -239,8 +239,9 @@ function settings(options, clientAddress, frameworkOptions = [], where = 'option
  * names override the global ones (`count` and `countWhen` replace each other), and the
  * global limiter is the one instance (a global rate string is not a new limiter per route).
  */
-function routeOptions(config, route) {
+function routeOptions(config, route, frameworkOptions = []) {
   const merged = { ...config.options, limiter: config.limiter || config.limiterFor };
+  for (const name of frameworkOptions) delete merged[name];
   if (route.count !== undefined || route.countWhen !== undefined) {
     delete merged.count;
     delete merged.countWhen;
