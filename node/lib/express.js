@@ -5,7 +5,10 @@
 //   const { rateLimit } = require('cellgate/express');
 //   app.use(rateLimit({ limiter: new Limiter('100/minute') }));
 
-const { settings, evaluate, headersFor, bodyFor, statusFor, isThenable } = require('./middleware');
+const {
+  settings, evaluate, exceeded, settle, warn, headersFor, bodyFor, statusFor, isThenable,
+  MISCONFIGURED, MISCONFIGURED_BODY, STATUS_OF_AN_ERROR,
+} = require('./middleware');
 
 /** Express's client address: `req.ip` (which honours `trust proxy`), else the socket's. */
 function clientAddress(req) {
@@ -27,31 +30,57 @@ function clientAddress(req) {
  */
 function rateLimit(options) {
   const config = settings(options, clientAddress);
+  config.framework = 'cellgate/express';
   return function cellgateRateLimit(req, res, next) {
     try {
-      if (config.skip !== undefined) {
-        const skipped = config.skip(req, res);
-        if (isThenable(skipped)) {
-          skipped.then((yes) => (yes ? next() : run(req, res, next)), next);
-          return;
-        }
-        if (skipped) {
-          next();
-          return;
-        }
-      }
-      run(req, res, next);
+      const pending = evaluate(config, req, res, (result) => respond(req, res, next, result));
+      if (pending !== undefined) pending.then(undefined, next);
     } catch (error) {
       next(error);
     }
   };
 
-  function run(req, res, next) {
-    const pending = evaluate(config, req, res, (decision) => respond(req, res, next, decision));
-    if (pending !== undefined) pending.catch(next);
+  function respond(req, res, next, result) {
+    if (result === null) {
+      next();
+      return;
+    }
+    if (result === MISCONFIGURED) {
+      res.statusCode = 500;
+      res.setHeader('Content-Type', 'application/json; charset=utf-8');
+      res.end(MISCONFIGURED_BODY);
+      return;
+    }
+    const { decision } = result;
+    if (decision.allowed && config.counts !== undefined) countOnceAnswered(req, res, result);
+    else if (!decision.allowed) {
+      exceeded(config, req, decision, (error) => warn(config.framework, 'CELLGATE_ON_EXCEEDED_FAILED', 'onExceeded failed (the denial was answered all the same)', error));
+    }
+    answer(req, res, next, decision);
   }
 
-  function respond(req, res, next, decision) {
+  /**
+   * The count mode, once the status is known: on 'finish' (the response was sent), or on
+   * 'close' before it finished (the client went away, the app crashed mid-response), which
+   * counts as status 500.
+   */
+  function countOnceAnswered(req, res, checked) {
+    let settled = false;
+    const report = (error, what) => warn(config.framework, 'CELLGATE_COUNT_FAILED', what, error);
+    const once = (status) => {
+      if (settled) return;
+      settled = true;
+      res.off('finish', onFinish);
+      res.off('close', onClose);
+      settle(config, checked, status, req, res, report);
+    };
+    const onFinish = () => once(res.statusCode);
+    const onClose = () => once(res.writableFinished ? res.statusCode : STATUS_OF_AN_ERROR);
+    res.on('finish', onFinish);
+    res.on('close', onClose);
+  }
+
+  function answer(req, res, next, decision) {
     req.rateLimit = decision;
     if (!res.headersSent) setHeaders(res, decision);
     if (decision.allowed) {

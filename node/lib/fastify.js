@@ -4,45 +4,147 @@
 //   const { Limiter } = require('cellgate');
 //   await app.register(require('cellgate/fastify'), { limiter: new Limiter('100/minute') });
 
-const { settings, evaluate, headersFor, bodyFor, statusFor } = require('./middleware');
+const { argTypeError } = require('./errors');
+const {
+  settings, routeOptions, evaluate, exceeded, settle, headersFor, bodyFor, statusFor,
+  MISCONFIGURED, MISCONFIGURED_BODY, STATUS_OF_AN_ERROR,
+} = require('./middleware');
+
+/** The hooks the limiter may run in: onRequest (the default) or later, after authentication. */
+const HOOKS = ['onRequest', 'preParsing', 'preValidation', 'preHandler'];
+
+/** Fastify's own register options (it hands them to the plugin too), and the hook. */
+const FRAMEWORK_OPTIONS = ['prefix', 'logLevel', 'logSerializers', 'hook'];
+
+const kState = Symbol('cellgate.request');
+
+/** A route's config (Fastify 4.10+ and 5: request.routeOptions.config). */
+function routeConfig(request) {
+  const options = request.routeOptions;
+  return options === undefined ? undefined : options.config;
+}
 
 /**
- * Checks every request (an `onRequest` hook on the instance it is registered on, and on the
- * routes registered after it) against `options.limiter`. Options as for `cellgate/express`,
- * with `key(request, reply)` defaulting to `request.ip` and `onLimited(request, reply,
- * decision)` answering a denial instead of the JSON (awaited; if it sends nothing, or throws,
- * the default answer is sent: a denial never reaches the handler). Sets `request.rateLimit`;
- * answers a denial with the status, the headers and `{"error":"rate_limited","retry_after":N}`.
+ * Checks every request (a hook, `options.hook`: 'onRequest' by default, or 'preParsing',
+ * 'preValidation', 'preHandler' so that the key can come after authentication, on the
+ * instance it is registered on and the routes registered after it) against `options.limiter`.
+ * Options as for `cellgate/express`, with `key(request, reply)` defaulting to `request.ip`
+ * and `onLimited(request, reply, decision)` answering a denial instead of the JSON (awaited;
+ * if it sends nothing, or throws, the default answer is sent: a denial never reaches the
+ * handler). A route's `config: { rateLimit: { ...options } }` overrides and extends the
+ * options for that route (checked when the route is registered), `config: { rateLimit:
+ * false }` exempts it. Sets `request.rateLimit`; answers a denial with the status, the
+ * headers and `{"error":"rate_limited","retry_after":N}`; the count modes refund in an
+ * onResponse hook.
  */
 function cellgatePlugin(fastify, options, done) {
   let config;
+  let hook;
+  const shared = { warned: false };
   try {
-    // Fastify hands the plugin its register options too.
-    config = settings(options, (request) => request.ip || '', ['prefix', 'logLevel', 'logSerializers']);
+    config = settings(options, clientAddress, FRAMEWORK_OPTIONS, 'options', shared);
+    hook = options.hook === undefined ? 'onRequest' : options.hook;
+    if (!HOOKS.includes(hook)) throw argTypeError('options.hook', HOOKS.map((name) => `'${name}'`).join(', '), hook);
   } catch (error) {
     done(error);
     return;
   }
+  config.framework = 'cellgate/fastify';
+  // One compiled configuration per route config object (false: the route is exempt).
+  const routes = new WeakMap();
+  const compile = (rateLimit) => {
+    if (rateLimit === false) return false;
+    if (rateLimit === null || typeof rateLimit !== 'object') throw argTypeError('config.rateLimit', 'an object of options or false', rateLimit);
+    if (Object.prototype.hasOwnProperty.call(rateLimit, 'hook')) {
+      throw new TypeError('config.rateLimit.hook: the hook is chosen once, at registration (options.hook)');
+    }
+    const route = settings(routeOptions(config, rateLimit, FRAMEWORK_OPTIONS), clientAddress, [], 'config.rateLimit', shared);
+    route.framework = config.framework;
+    return route;
+  };
+  const configFor = (request) => {
+    const routeOptions = routeConfig(request);
+    if (routeOptions === undefined || routeOptions === null || routeOptions.rateLimit === undefined) return config;
+    let compiled = routes.get(routeOptions);
+    if (compiled === undefined) {
+      compiled = compile(routeOptions.rateLimit);
+      routes.set(routeOptions, compiled);
+    }
+    return compiled;
+  };
+  // A route's options are checked when it is registered: a typo fails at startup.
+  fastify.addHook('onRoute', (route) => {
+    if (route.config && route.config.rateLimit !== undefined) compile(route.config.rateLimit);
+  });
   // Registered more than once (one limiter per route prefix, say), it decorates only once.
   if (!fastify.hasRequestDecorator('rateLimit')) fastify.decorateRequest('rateLimit', null);
-  fastify.addHook('onRequest', async (request, reply) => {
-    if (config.skip !== undefined && (await config.skip(request, reply))) return undefined;
-    const decision = await new Promise((resolve, reject) => {
+  const limit = async (request, reply) => {
+    const current = configFor(request);
+    if (current === false) return false;
+    const result = await new Promise((resolve, reject) => {
       try {
-        const pending = evaluate(config, request, reply, resolve);
-        if (pending !== undefined) pending.catch(reject);
+        const pending = evaluate(current, request, reply, resolve);
+        if (pending !== undefined) pending.then(undefined, reject);
       } catch (error) {
         reject(error);
       }
     });
+    if (result === null) return false;
+    if (result === MISCONFIGURED) {
+      reply.code(500).type('application/json; charset=utf-8').send(MISCONFIGURED_BODY);
+      return true;
+    }
+    const { decision } = result;
     request.rateLimit = decision;
-    reply.headers(headersFor(config, decision));
-    if (decision.allowed) return undefined;
-    if (config.onLimited !== undefined && (await onLimited(config, request, reply, decision))) return reply;
-    reply.headers(headersFor(config, decision)).code(statusFor(config, decision)).type('application/json; charset=utf-8').send(bodyFor(decision));
-    return reply;
+    reply.headers(headersFor(current, decision));
+    if (decision.allowed) {
+      if (current.counts !== undefined) {
+        const states = request[kState] || (request[kState] = []);
+        states.push({ config: current, checked: result, settled: false });
+      }
+      return false;
+    }
+    exceeded(current, request, decision, (error) => request.log.error({ err: error }, 'cellgate/fastify: onExceeded failed (the denial was answered all the same)'));
+    if (current.onLimited !== undefined && (await onLimited(current, request, reply, decision))) return true;
+    reply.headers(headersFor(current, decision)).code(statusFor(current, decision)).type('application/json; charset=utf-8').send(bodyFor(decision));
+    return true;
+  };
+  if (hook === 'preParsing') {
+    // A preParsing hook resolves with the payload stream (undefined keeps it).
+    fastify.addHook('preParsing', async (request, reply) => {
+      await limit(request, reply);
+      return undefined;
+    });
+  } else {
+    fastify.addHook(hook, async (request, reply) => ((await limit(request, reply)) ? reply : undefined));
+  }
+  // The count modes: once the status is known (a request aborted by the client counts as 500).
+  const settleAll = (request, reply, status) => {
+    const states = request[kState];
+    if (states === undefined) return;
+    for (const state of states) {
+      if (state.settled) continue;
+      state.settled = true;
+      settle(state.config, state.checked, status, request, reply, (error, what) => request.log.error({ err: error }, `cellgate/fastify: ${what}`));
+    }
+  };
+  fastify.addHook('onResponse', (request, reply, next) => {
+    settleAll(request, reply, reply.statusCode);
+    next();
   });
+  try {
+    fastify.addHook('onRequestAbort', (request, next) => {
+      settleAll(request, undefined, STATUS_OF_AN_ERROR);
+      next();
+    });
+  } catch {
+    // Fastify before 4.14 has no onRequestAbort: an aborted request keeps its cost.
+  }
   done();
+}
+
+function clientAddress(request) {
+  return request.ip || '';
 }
 
 /**

@@ -17,7 +17,31 @@ function optionalFunction(value, name) {
 }
 
 /** The options `settings` reads: every other name is an error. */
-const OPTIONS = new Set(['limiter', 'key', 'cost', 'ipv6PrefixLen', 'skip', 'headers', 'statusCode', 'onLimited']);
+const OPTIONS = new Set([
+  'limiter', 'key', 'cost', 'ipv6PrefixLen', 'skip', 'headers', 'statusCode', 'onLimited',
+  'count', 'countWhen', 'allowList', 'methods', 'onExceeded',
+]);
+
+/** The count modes: which admitted requests keep their cost once the status is known. */
+const COUNT_MODES = {
+  all: undefined,
+  failed: (status) => status >= 400,
+  successful: (status) => status < 400,
+};
+
+/**
+ * The status a request is counted as when its response closed before it finished (the client
+ * went away, the app crashed mid-response): Python's STATUS_OF_AN_ERROR. It counts under
+ * 'failed' and is refunded under 'successful'.
+ */
+const STATUS_OF_AN_ERROR = 500;
+
+/** The HTTP methods `methods` accepts (upper case). */
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
+
+/** The 500 answer to a request whose per-request limiter function returned no limiter. */
+const MISCONFIGURED_BODY = '{"error":"rate_limit_misconfigured"}';
+const MISCONFIGURED = Symbol('cellgate.misconfigured');
 
 /**
  * Option names of express-rate-limit and @fastify/rate-limit (a half-migrated configuration)
@@ -27,31 +51,124 @@ const OPTIONS = new Set(['limiter', 'key', 'cost', 'ipv6PrefixLen', 'skip', 'hea
 const PEER_OPTIONS = {
   windowMs: "the window in the limiter's rate ('100/15 minutes')",
   timeWindow: "the window in the limiter's rate ('100/minute')",
-  max: "the count in the limiter's rate ('100/minute'), or a Policy",
-  limit: "the count in the limiter's rate ('100/minute'), or a Policy",
+  max: "the count in the limiter's rate ('100/minute'), or a Policy; a function of the request: limiter as a function (req, res) => Limiter",
+  limit: "the count in the limiter's rate ('100/minute'), or a Policy; a function of the request: limiter as a function (req, res) => Limiter",
   keyGenerator: 'key',
   handler: 'onLimited',
-  onExceeded: 'onLimited',
   errorResponseBuilder: 'onLimited',
   standardHeaders: "headers ('ietf', 'draft-6', 'draft-7', 'legacy', 'legacy-epoch', 'anthropic', 'openai' or false)",
   legacyHeaders: "headers ('legacy')",
   addHeaders: 'headers',
-  allowList: 'skip',
   store: 'limiter (a Limiter, a Policy, or a RedisLimiter from cellgate/redis)',
   redis: 'limiter: new RedisLimiter(rate, { client }) from cellgate/redis',
   message: 'onLimited',
-  skipFailedRequests: 'no count modes yet in cellgate/express and cellgate/fastify (limiter.refund after the response)',
-  skipSuccessfulRequests: 'no count modes yet in cellgate/express and cellgate/fastify (limiter.refund after the response)',
+  // erl's skipFailedRequests: true leaves failed requests uncounted, so only successful ones count.
+  skipFailedRequests: "count: 'successful' (skipFailedRequests: true counts only successful requests)",
+  skipSuccessfulRequests: "count: 'failed' (skipSuccessfulRequests: true counts only failed requests)",
+  requestWasSuccessful: 'countWhen(statusCode, req, res) (true: the request counts)',
+  ban: 'no block duration yet in cellgate/express and cellgate/fastify',
+  blockDuration: 'no block duration yet in cellgate/express and cellgate/fastify',
 };
 
 /** A TypeError for the first option `settings` does not read, naming cellgate's option. */
-function checkOptionNames(options, frameworkOptions) {
+function checkOptionNames(options, frameworkOptions, where) {
   for (const name of Object.keys(options)) {
     if (OPTIONS.has(name) || frameworkOptions.includes(name)) continue;
     const instead = Object.prototype.hasOwnProperty.call(PEER_OPTIONS, name) ? PEER_OPTIONS[name] : undefined;
-    const hint = instead === undefined ? `; the options are ${[...OPTIONS].join(', ')}` : `; cellgate's: ${instead}`;
-    throw new TypeError(`options.${name}: not an option of cellgate's middleware${hint}`);
+    const hint = instead === undefined ? `; the options are ${[...OPTIONS, ...frameworkOptions].join(', ')}` : `; cellgate's: ${instead}`;
+    throw new TypeError(`${where}.${name}: not an option of cellgate's middleware${hint}`);
   }
+}
+
+function isLimiter(value) {
+  return value instanceof Limiter || value instanceof Policy || value instanceof RedisLimiter;
+}
+
+const LIMITER_CLASSES = [Limiter, Policy, RedisLimiter];
+
+/** `count` and `countWhen`: the predicate of (status, req, res), or undefined when every request counts. */
+function countPredicate(options, where) {
+  if (options.countWhen !== undefined) {
+    if (typeof options.countWhen !== 'function') {
+      throw argTypeError(`${where}.countWhen`, 'a function (statusCode, req, res) => boolean', options.countWhen);
+    }
+    if (options.count !== undefined) {
+      throw new TypeError(`${where}.countWhen: replaces count; give one of them, not count: ${JSON.stringify(options.count)} as well`);
+    }
+    return options.countWhen;
+  }
+  const count = options.count === undefined ? 'all' : options.count;
+  if (typeof count !== 'string' || !Object.prototype.hasOwnProperty.call(COUNT_MODES, count)) {
+    throw argTypeError(`${where}.count`, "'all', 'failed' or 'successful'", count);
+  }
+  return COUNT_MODES[count];
+}
+
+/** `methods`: a Set of upper-case method names, or undefined (every method is limited). */
+function methodSet(methods, where) {
+  if (methods === undefined) return undefined;
+  if (!Array.isArray(methods) || methods.length === 0) {
+    throw argTypeError(`${where}.methods`, "a non-empty array of HTTP methods (['POST', 'PUT'])", methods);
+  }
+  const set = new Set();
+  methods.forEach((method, index) => {
+    const upper = typeof method === 'string' ? method.toUpperCase() : undefined;
+    if (upper === undefined || !METHODS.includes(upper)) {
+      throw argTypeError(`${where}.methods[${index}]`, `one of ${METHODS.join(', ')} (any case)`, method);
+    }
+    set.add(upper);
+  });
+  return set;
+}
+
+/** The text a key is compared as in an allow list (a Buffer's bytes as latin1, so any bytes compare). */
+function keyText(key) {
+  if (typeof key === 'string') return `s:${key}`;
+  if (key instanceof Uint8Array) return `b:${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')}`;
+  return undefined;
+}
+
+/**
+ * `allowList`: a function `(req, key)`, or an array whose IP addresses become their client key
+ * (under `ipv6PrefixLen`: an IPv6 entry allows its whole prefix) and whose other entries are
+ * compared with the request's key as strings. Returns undefined or `(req, key) => boolean`.
+ */
+function allowPredicate(allowList, ipv6PrefixLen, where) {
+  if (allowList === undefined) return undefined;
+  if (typeof allowList === 'function') return allowList;
+  if (!Array.isArray(allowList)) throw argTypeError(`${where}.allowList`, 'an array of keys and IP addresses, or a function (req, key) => boolean', allowList);
+  const allowed = new Set();
+  allowList.forEach((entry, index) => {
+    if (typeof entry !== 'string') throw argTypeError(`${where}.allowList[${index}]`, 'a string (a key or an IP address)', entry);
+    allowed.add(`s:${entry}`);
+    let ipKey;
+    try {
+      ipKey = clientKey(entry, { ipv6PrefixLen });
+    } catch {
+      return; // not an address: compared as a key
+    }
+    allowed.add(keyText(ipKey));
+  });
+  return (request, key) => {
+    const text = keyText(key);
+    if (text !== undefined && allowed.has(text)) return true;
+    // A Buffer key (the default key) against a string entry of the same bytes.
+    return key instanceof Uint8Array && allowed.has(`s:${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8')}`);
+  };
+}
+
+/** `onExceeded` or `countWhen` failing: a process warning naming the framework. */
+function warn(framework, code, message, cause) {
+  let reason;
+  try {
+    reason = cause instanceof Error ? cause.message : String(cause);
+  } catch {
+    reason = 'a value that cannot be shown';
+  }
+  const warning = new Error(`${framework}: ${message}${cause === undefined ? '' : `: ${reason}`}`, cause === undefined ? undefined : { cause });
+  warning.name = 'CellgateWarning';
+  warning.code = code;
+  process.emitWarning(warning);
 }
 
 /**
@@ -59,12 +176,20 @@ function checkOptionNames(options, frameworkOptions) {
  * the first request. `clientAddress(req)` is the framework's client address; an option name
  * neither cellgate's nor in `frameworkOptions` (the framework's own, such as Fastify's
  * `prefix`) is a TypeError naming it, and cellgate's equivalent for a peer's option.
+ * `where` is how messages name the options ('options', or a Fastify route's
+ * 'config.rateLimit'); `shared` the state the configurations of one middleware share (the
+ * misconfigured-limiter warning, given once per middleware).
  */
-function settings(options, clientAddress, frameworkOptions = []) {
-  if (options === null || typeof options !== 'object') throw argTypeError('options', 'an object with a limiter', options);
-  checkOptionNames(options, frameworkOptions);
+function settings(options, clientAddress, frameworkOptions = [], where = 'options', shared = { warned: false }) {
+  if (options === null || typeof options !== 'object') throw argTypeError(where, 'an object with a limiter', options);
+  checkOptionNames(options, frameworkOptions, where);
   const ipv6PrefixLen = options.ipv6PrefixLen === undefined ? 56 : options.ipv6PrefixLen;
-  clientKey('::1', { ipv6PrefixLen }); // validates it now
+  try {
+    clientKey('::1', { ipv6PrefixLen }); // validates it now
+  } catch (error) {
+    error.message = error.message.replace(/^options\./, `${where}.`);
+    throw error;
+  }
   // The default key: the client address as a key (IPv6 grouped by prefix); an address that
   // does not parse (a Unix socket's empty one) is keyed as its text.
   const defaultKey = (request) => {
@@ -77,60 +202,154 @@ function settings(options, clientAddress, frameworkOptions = []) {
   };
   let limiter = options.limiter;
   if (typeof limiter === 'string') limiter = new Limiter(limiter);
-  if (!(limiter instanceof Limiter) && !(limiter instanceof Policy) && !(limiter instanceof RedisLimiter)) {
-    throw argTypeError('options.limiter', "a Limiter, a Policy, a RedisLimiter or a rate string such as '100/minute'", limiter);
+  if (typeof limiter === 'function' && LIMITER_CLASSES.includes(limiter)) {
+    throw argTypeError(`${where}.limiter`, `an instance (new ${limiter.name}(...)), not the class`, limiter);
+  }
+  if (!isLimiter(limiter) && typeof limiter !== 'function') {
+    throw argTypeError(`${where}.limiter`, "a Limiter, a Policy, a RedisLimiter, a rate string such as '100/minute', or a function (req, res) returning one", limiter);
   }
   const style = options.headers === undefined ? 'ietf' : options.headers;
   if (style !== false && !STYLES.includes(style)) {
-    throw argTypeError('options.headers', `${STYLES.map((name) => `'${name}'`).join(', ')} or false`, style);
+    throw argTypeError(`${where}.headers`, `${STYLES.map((name) => `'${name}'`).join(', ')} or false`, style);
   }
   const statusCode = options.statusCode === undefined ? 429 : options.statusCode;
   if (!Number.isInteger(statusCode) || statusCode < 400 || statusCode > 599) {
-    throw argTypeError('options.statusCode', 'an HTTP error status (400 to 599)', statusCode);
+    throw argTypeError(`${where}.statusCode`, 'an HTTP error status (400 to 599)', statusCode);
   }
   return {
-    limiter,
-    key: optionalFunction(options.key, 'options.key') || defaultKey,
-    cost: optionalFunction(options.cost, 'options.cost'),
-    skip: optionalFunction(options.skip, 'options.skip'),
-    onLimited: optionalFunction(options.onLimited, 'options.onLimited'),
+    options,
+    limiter: isLimiter(limiter) ? limiter : undefined,
+    limiterFor: isLimiter(limiter) ? undefined : limiter,
+    key: optionalFunction(options.key, `${where}.key`) || defaultKey,
+    cost: optionalFunction(options.cost, `${where}.cost`),
+    skip: optionalFunction(options.skip, `${where}.skip`),
+    onLimited: optionalFunction(options.onLimited, `${where}.onLimited`),
+    onExceeded: optionalFunction(options.onExceeded, `${where}.onExceeded`),
+    counts: countPredicate(options, where),
+    allowed: allowPredicate(options.allowList, ipv6PrefixLen, where),
+    methods: methodSet(options.methods, where),
     style,
     statusCode,
+    shared,
   };
+}
+
+/**
+ * The options of one route (Fastify's `config.rateLimit`) over the middleware's: the route's
+ * names override the global ones (`count` and `countWhen` replace each other), and the
+ * global limiter is the one instance (a global rate string is not a new limiter per route).
+ */
+function routeOptions(config, route, frameworkOptions = []) {
+  const merged = { ...config.options, limiter: config.limiter || config.limiterFor };
+  for (const name of frameworkOptions) delete merged[name];
+  if (route.count !== undefined || route.countWhen !== undefined) {
+    delete merged.count;
+    delete merged.countWhen;
+  }
+  return { ...merged, ...route };
 }
 
 /**
  * Runs `limiter.check(key, cost)`: a full table is a denial like any other (core's answer).
  * A RedisLimiter answers with a promise.
  */
-function decide(config, key, cost) {
-  const { limiter } = config;
+function decide(limiter, key, cost) {
   if (limiter instanceof Policy || limiter instanceof RedisLimiter) return limiter.check(key, cost);
   return limiter.check(key, cost === undefined ? undefined : { cost });
 }
 
+/** `fn(value)` now, or once the promise `value` resolves. */
+function chain(value, fn) {
+  return isThenable(value) ? value.then(fn) : fn(value);
+}
+
 /**
- * Computes the key and cost (each may be a promise) and calls `then(decision)` with the
- * decision. Returns undefined when everything was synchronous,
- * otherwise a promise.
+ * Decides a request: `then(result)` with `null` when it passes unlimited (a method not
+ * limited, `skip`, the allow list: no headers, no `rateLimit`), MISCONFIGURED when the
+ * per-request limiter function returned no limiter, or `{ decision, limiter, key, cost }`.
+ * Returns undefined when everything was synchronous, otherwise a promise (which rejects with
+ * the error of a user function).
  */
 function evaluate(config, request, reply, then) {
-  const key = config.key(request, reply);
-  if (isThenable(key)) return key.then((resolved) => withKey(config, request, reply, resolved, then));
-  return withKey(config, request, reply, key, then);
+  if (config.methods !== undefined && !config.methods.has(String(request.method).toUpperCase())) return then(null);
+  if (config.skip === undefined) return withKey(config, request, reply, then);
+  return chain(config.skip(request, reply), (skipped) => (skipped ? then(null) : withKey(config, request, reply, then)));
 }
 
-function withKey(config, request, reply, key, then) {
-  if (config.cost === undefined) return decided(decide(config, key, undefined), then);
-  const cost = config.cost(request, reply);
-  if (isThenable(cost)) return cost.then((resolved) => decided(decide(config, key, resolved), then));
-  return decided(decide(config, key, cost), then);
+function withKey(config, request, reply, then) {
+  return chain(config.key(request, reply), (key) => {
+    if (config.allowed === undefined) return withLimiter(config, request, reply, key, then);
+    return chain(config.allowed(request, key), (allowed) => (allowed ? then(null) : withLimiter(config, request, reply, key, then)));
+  });
 }
 
-/** `then(decision)`, once the decision is there (an async limiter's is a promise). */
-function decided(decision, then) {
-  if (isThenable(decision)) return decision.then(then);
-  return then(decision);
+function withLimiter(config, request, reply, key, then) {
+  if (config.limiterFor === undefined) return withCost(config, request, reply, config.limiter, key, then);
+  return chain(config.limiterFor(request, reply), (limiter) => {
+    if (!isLimiter(limiter)) {
+      if (!config.shared.warned) {
+        config.shared.warned = true;
+        warn(
+          config.framework || 'cellgate',
+          'CELLGATE_LIMITER_MISCONFIGURED',
+          `the limiter function returned ${describeValue(limiter)}, not a Limiter, a Policy or a RedisLimiter; such requests are answered 500 without reaching the route (warned once)`,
+        );
+      }
+      return then(MISCONFIGURED);
+    }
+    return withCost(config, request, reply, limiter, key, then);
+  });
+}
+
+function describeValue(value) {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return value.constructor && value.constructor.name ? `an instance of ${value.constructor.name}` : 'an object';
+  return typeof value === 'string' ? 'a string' : typeof value;
+}
+
+function withCost(config, request, reply, limiter, key, then) {
+  const checked = (cost) => chain(decide(limiter, key, cost), (decision) => then({ decision, limiter, key, cost }));
+  if (config.cost === undefined) return checked(undefined);
+  return chain(config.cost(request, reply), checked);
+}
+
+/**
+ * `onExceeded(req, decision)` on a denial, before it is answered: its errors (a throw, a
+ * rejection) are reported through `report(error)`; it cannot change the answer.
+ */
+function exceeded(config, request, decision, report) {
+  if (config.onExceeded === undefined) return;
+  try {
+    const result = config.onExceeded(request, decision);
+    if (isThenable(result)) result.then(undefined, report);
+  } catch (error) {
+    report(error);
+  }
+}
+
+/**
+ * Once an admitted request's status is known: refunds its cost (the same key, cost and
+ * limiter) when the count mode says it should not count. A failing `countWhen` keeps the
+ * cost; a failing refund (a RedisLimiter's rejection) is reported through `report(error,
+ * what)`, never an unhandled rejection.
+ */
+function settle(config, checked, status, request, reply, report) {
+  if (config.counts === undefined || !checked.decision.allowed || checked.decision.reason === 'untracked') return;
+  let counts;
+  try {
+    counts = config.counts(status, request, reply);
+  } catch (error) {
+    report(error, 'countWhen failed (the request counts)');
+    return;
+  }
+  if (counts) return;
+  const { limiter, key, cost } = checked;
+  try {
+    const refunded = limiter instanceof Limiter ? limiter.refund(key, cost === undefined ? undefined : { cost }) : limiter.refund(key, cost);
+    if (isThenable(refunded)) refunded.then(undefined, (error) => report(error, 'the refund failed (the request counts)'));
+  } catch (error) {
+    report(error, 'the refund failed (the request counts)');
+  }
 }
 
 /**
@@ -155,4 +374,7 @@ function bodyFor(decision) {
   return limitedBody(decision);
 }
 
-module.exports = { settings, evaluate, headersFor, bodyFor, statusFor, isThenable };
+module.exports = {
+  settings, routeOptions, evaluate, exceeded, settle, warn, headersFor, bodyFor, statusFor, isThenable,
+  MISCONFIGURED, MISCONFIGURED_BODY, STATUS_OF_AN_ERROR, COUNT_MODES,
+};
