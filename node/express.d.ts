@@ -6,8 +6,12 @@ import type { RedisLimiter } from './redis';
 type Awaitable<T> = T | Promise<T>;
 
 export interface RateLimitOptions<Req = IncomingMessage, Res = ServerResponse> {
-  /** A Limiter, a Policy, a RedisLimiter (awaited), or a rate string ('100/minute') for a new Limiter. */
-  limiter: Limiter | Policy | RedisLimiter | string;
+  /**
+   * A Limiter, a Policy, a RedisLimiter (awaited), a rate string ('100/minute') for a new
+   * Limiter, or a function choosing the request's limiter (per user, per plan; a return that
+   * is no limiter is answered 500 and warned about once).
+   */
+  limiter: Limiter | Policy | RedisLimiter | string | ((req: Req, res: Res) => Awaitable<Limiter | Policy | RedisLimiter>);
   /** The request's key (default: `req.ip`, else the socket's address). */
   key?: (req: Req, res: Res) => Awaitable<string | Uint8Array>;
   /** The request's cost (default 1; for a Policy, its costs). */
@@ -32,6 +36,20 @@ export interface RateLimitOptions<Req = IncomingMessage, Res = ServerResponse> {
    * `res.sendFile`, say) must return a promise that settles once it has.
    */
   onLimited?: (req: Req, res: Res, next: (error?: unknown) => void, decision: Decision | PolicyDecision) => unknown;
+  /**
+   * Which admitted requests keep their cost once the status is known: 'all' (default),
+   * 'failed' (status >= 400: the login brute-force recipe) or 'successful' (< 400); the
+   * others are refunded on the same limiter after the response.
+   */
+  count?: 'all' | 'failed' | 'successful';
+  /** Replaces `count`: true keeps the request's cost (giving both is a TypeError). */
+  countWhen?: (statusCode: number, req: Req, res: Res) => boolean;
+  /** Keys (an IP entry as the default key makes it) or a function: allowed requests pass unlimited, without headers. */
+  allowList?: readonly string[] | ((req: Req, key: string | Uint8Array) => Awaitable<boolean>);
+  /** Only these methods are limited (any case). */
+  methods?: readonly string[];
+  /** Called on every denial before it is answered (metrics, logs); its errors are warnings. */
+  onExceeded?: (req: Req, decision: Decision | PolicyDecision) => unknown;
 }
 
 /** The middleware: sets `req.rateLimit`, the headers, and answers denials with 429 and JSON. */

@@ -66,8 +66,8 @@ const PEER_OPTIONS = {
   skipFailedRequests: "count: 'successful' (skipFailedRequests: true counts only successful requests)",
   skipSuccessfulRequests: "count: 'failed' (skipSuccessfulRequests: true counts only failed requests)",
   requestWasSuccessful: 'countWhen(statusCode, req, res) (true: the request counts)',
-  ban: 'no block duration yet in cellgate/express and cellgate/fastify',
-  blockDuration: 'no block duration yet in cellgate/express and cellgate/fastify',
+  ban: "the limiter's blockMs (new Limiter('5/minute', { blockMs: 900000 })): a block after a denial, answered 429",
+  blockDuration: "the limiter's blockMs (new Limiter('5/minute', { blockMs: 900000 }))",
 };
 
 /** A TypeError for the first option `settings` does not read, naming cellgate's option. */

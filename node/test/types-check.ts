@@ -45,6 +45,20 @@ const middleware = rateLimit({ limiter, key: (req) => req.url ?? '', cost: () =>
 const options: CellgateFastifyOptions = { limiter: '10/s', headers: false };
 const openai: CellgateFastifyOptions = { limiter: policy, headers: 'openai', key: (request) => request.ip, onLimited: (request, reply, limited) => reply.send(limited.reason) };
 rateLimit({ limiter, headers: 'anthropic', onLimited: (req, res, next, limited) => res.end(limited.reason) });
+const counted = rateLimit({
+  limiter: (req) => (req.headers['x-plan'] === 'paid' ? limiter : new Limiter('1/s', { blockMs: 60_000 })),
+  count: 'failed',
+  allowList: ['127.0.0.1', 'vip'],
+  methods: ['POST'],
+  headers: 'draft-7',
+  onExceeded: (req, decision) => decision.retryAfterMs,
+});
+const routed: CellgateFastifyOptions = {
+  limiter: '10/s',
+  hook: 'preHandler',
+  countWhen: (status) => status >= 500,
+  allowList: (request, key) => request.ip === '127.0.0.1' || key === 'vip',
+};
 
 try {
   limiter.check('k');
@@ -52,7 +66,7 @@ try {
   if (error instanceof RateLimitError) error.reason.toUpperCase();
 }
 
-export { now, reason, perDimension, untracked, openai, allowed, numbers, waited, h, body, key, binding, middleware, options, fastifyPlugin, cellgate };
+export { counted, routed, now, reason, perDimension, untracked, openai, allowed, numbers, waited, h, body, key, binding, middleware, options, fastifyPlugin, cellgate };
 
 // cellgate/redis (compiled only: the client is never connected here).
 import { RedisLimiter, RedisReservation, RedisStats, OutagePolicy, SCRIPT_SHA1 } from 'cellgate/redis';
