@@ -22,7 +22,11 @@ function clientAddress(req) {
  * through unchecked), `headers` ('ietf' by default, 'legacy', 'legacy-epoch' or false),
  * `statusCode` (429), `onLimited(req, res, next, decision)` (answers a denial instead of the
  * JSON; if it sends nothing, or throws, the default answer is sent all the same: a denial
- * never reaches the route). Any of the functions may return a promise.
+ * never reaches the route), `count` ('all', 'failed', 'successful') or `countWhen(status,
+ * req, res)` (the requests that should not count are refunded after the response),
+ * `allowList` (keys, IPs as the default key, or `(req, key)`), `methods`, `onExceeded(req,
+ * decision)` (on every denial). `limiter` may also be a function of the request choosing its
+ * limiter. Any of the functions may return a promise. node/README.md has the full table.
  *
  * Sets `req.rateLimit` to the decision, sends the rate-limit headers on every checked
  * response, and answers a denial with the status, `Retry-After` and the JSON body
