@@ -4,24 +4,14 @@ const assert = require('node:assert/strict');
 const express = require('express');
 const { Limiter, Policy, ManualClock } = require('cellgate');
 const { rateLimit } = require('cellgate/express');
-const { request, listen, close } = require('./http');
-
-async function serve(app, fn) {
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  try {
-    await fn(server.address().port);
-  } finally {
-    await close(server);
-  }
-}
+const { request, listen, close, serveExpress } = require('./http');
 
 test('200s turn into 429s with RateLimit headers, Retry-After and a JSON body', async () => {
   const clock = new ManualClock();
   const app = express();
   app.use(rateLimit({ limiter: new Limiter('3/minute', { clock, name: 'api' }) }));
   app.get('/', (req, res) => res.json({ remaining: req.rateLimit.remaining }));
-  await serve(app, async (port) => {
+  await serveExpress(app, async (port) => {
     for (let index = 0; index < 3; index++) {
       const response = await request(port, '/');
       assert.equal(response.status, 200);
@@ -55,7 +45,7 @@ test('key, cost and skip functions (sync and async), legacy headers', async () =
   app.get('/health', (req, res) => res.json({ rateLimit: req.rateLimit === undefined ? 'none' : 'set' }));
   app.get('/work', (req, res) => res.send('ok'));
   app.use((error, req, res, next) => res.status(error instanceof RangeError ? 500 : 599).end());
-  await serve(app, async (port) => {
+  await serveExpress(app, async (port) => {
     for (let index = 0; index < 5; index++) assert.equal((await request(port, '/health')).status, 200);
     const heavy = await request(port, '/work?cost=10', { 'x-api-key': 'alice' });
     assert.equal(heavy.status, 200);
@@ -82,7 +72,7 @@ test('a Policy as the limiter, and onLimited replacing the answer', async () => 
     onLimited: (req, res) => res.status(503).json({ binding: req.rateLimit.binding }),
   }));
   app.get('/', (req, res) => res.send('ok'));
-  await serve(app, async (port) => {
+  await serveExpress(app, async (port) => {
     assert.equal((await request(port, '/')).status, 200);
     const second = await request(port, '/');
     assert.equal(second.headers['ratelimit-policy'], '"burst";q=2;w=1,"daily";q=3;w=86400');
@@ -114,7 +104,7 @@ test('a rate string is enough, and options are checked at setup', async () => {
   const app = express();
   app.use(rateLimit({ limiter: '1/hour' }));
   app.get('/', (req, res) => res.send('ok'));
-  await serve(app, async (port) => {
+  await serveExpress(app, async (port) => {
     assert.equal((await request(port, '/')).status, 200);
     assert.equal((await request(port, '/')).status, 429, 'keyed by the client address');
   });
@@ -125,7 +115,7 @@ test('the default key groups IPv6 clients by /56 (behind a trusted proxy)', asyn
   app.set('trust proxy', true);
   app.use(rateLimit({ limiter: new Limiter('1/hour', { clock: new ManualClock() }) }));
   app.get('/', (req, res) => res.send('ok'));
-  await serve(app, async (port) => {
+  await serveExpress(app, async (port) => {
     assert.equal((await request(port, '/', { 'x-forwarded-for': '2001:db8:aa:bb::1' })).status, 200);
     assert.equal((await request(port, '/', { 'x-forwarded-for': '2001:db8:aa:cc::7' })).status, 429, 'same /56');
     assert.equal((await request(port, '/', { 'x-forwarded-for': '2001:db8:ab::1' })).status, 200, 'another /56');
@@ -147,7 +137,7 @@ test('a key flood (100,000 new keys into maxKeys 1000) is answered like any deni
   const app = express();
   app.use(rateLimit({ limiter, key: (req) => req.get('x-key') }));
   app.get('/', (req, res) => res.send(req.rateLimit.reason));
-  await serve(app, async (port) => {
+  await serveExpress(app, async (port) => {
     assert.equal((await request(port, '/', { 'x-key': 'victim' })).status, 200);
     const denied = await request(port, '/', { 'x-key': 'victim' });
     assert.equal(denied.status, 429);
@@ -175,7 +165,7 @@ test("onFull 'allowUntracked' through Express: a new client that finds no room p
   const app = express();
   app.use(rateLimit({ limiter, key: (req) => req.get('x-key') }));
   app.get('/', (req, res) => res.send(req.rateLimit.reason));
-  await serve(app, async (port) => {
+  await serveExpress(app, async (port) => {
     for (let index = 0; index < 40; index++) limiter.check(`fill:${index}`);
     const response = await request(port, '/', { 'x-key': 'a new client' });
     assert.equal(response.status, 200);

@@ -4,23 +4,14 @@ const assert = require('node:assert/strict');
 const Fastify = require('fastify');
 const { Limiter, ManualClock } = require('cellgate');
 const cellgate = require('cellgate/fastify');
-const { request } = require('./http');
-
-async function serve(app, fn) {
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  try {
-    await fn(app.server.address().port);
-  } finally {
-    await app.close();
-  }
-}
+const { request, serveFastify } = require('./http');
 
 test('Fastify: 200s turn into 429s with headers and the JSON body', async () => {
   const clock = new ManualClock();
   const app = Fastify();
   await app.register(cellgate, { limiter: new Limiter('2/second', { clock }) });
   app.get('/', async (request) => ({ remaining: request.rateLimit.remaining }));
-  await serve(app, async (port) => {
+  await serveFastify(app, async (port) => {
     const first = await request(port, '/');
     assert.equal(first.status, 200);
     assert.deepEqual(JSON.parse(first.body), { remaining: 1 });
@@ -49,7 +40,7 @@ test('Fastify: key, cost, skip, legacy-epoch headers, and routes registered befo
   });
   app.get('/health', async () => 'ok');
   app.get('/expensive', async () => 'done');
-  await serve(app, async (port) => {
+  await serveFastify(app, async (port) => {
     for (let index = 0; index < 8; index++) assert.equal((await request(port, '/health')).status, 200);
     const spent = await request(port, '/expensive', { 'x-user': 'u1' });
     assert.equal(spent.status, 200);
@@ -74,7 +65,7 @@ test('Fastify: one plugin per route prefix (encapsulated registrations)', async 
     search.get('/search', async () => 'search');
   });
   app.get('/free', async () => 'free');
-  await serve(app, async (port) => {
+  await serveFastify(app, async (port) => {
     assert.equal((await request(port, '/api/x')).status, 200);
     assert.equal((await request(port, '/api/x')).status, 429);
     const search = await request(port, '/search');
@@ -109,7 +100,7 @@ test('Fastify: a full table is answered like any denial (429, the same headers, 
   const app = Fastify();
   await app.register(cellgate, { limiter, key: (request) => request.headers['x-key'] });
   app.get('/', async (request) => request.rateLimit.reason);
-  await serve(app, async (port) => {
+  await serveFastify(app, async (port) => {
     assert.equal((await request(port, '/', { 'x-key': 'victim' })).status, 200);
     const denied = await request(port, '/', { 'x-key': 'victim' });
     assert.equal(denied.status, 429);
@@ -130,7 +121,7 @@ test('Fastify: the per-dimension header styles', async () => {
   const app = Fastify();
   await app.register(cellgate, { limiter: policy, headers: 'openai', cost: () => ({ requests: 1, tokens: 400 }) });
   app.get('/', async () => 'ok');
-  await serve(app, async (port) => {
+  await serveFastify(app, async (port) => {
     const response = await request(port, '/');
     assert.equal(response.status, 200);
     assert.equal(response.headers['x-ratelimit-remaining-tokens'], '600');

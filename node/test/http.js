@@ -30,4 +30,25 @@ function close(server) {
   });
 }
 
-module.exports = { request, listen, close };
+/** Runs `fn(port)` with an Express app listening on 127.0.0.1, closing it however `fn` ends. */
+async function serveExpress(app, fn) {
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  try {
+    await fn(server.address().port);
+  } finally {
+    await close(server);
+  }
+}
+
+/** Runs `fn(port)` with a Fastify app listening on 127.0.0.1, closing it however `fn` ends. */
+async function serveFastify(app, fn) {
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  try {
+    await fn(app.server.address().port);
+  } finally {
+    await app.close();
+  }
+}
+
+module.exports = { request, listen, close, serveExpress, serveFastify };

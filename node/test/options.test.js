@@ -8,26 +8,7 @@ const Fastify = require('fastify');
 const { Limiter, ManualClock } = require('cellgate');
 const { rateLimit } = require('cellgate/express');
 const cellgate = require('cellgate/fastify');
-const { request, close } = require('./http');
-
-async function serveExpress(app, fn) {
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  try {
-    await fn(server.address().port);
-  } finally {
-    await close(server);
-  }
-}
-
-async function serveFastify(app, fn) {
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  try {
-    await fn(app.server.address().port);
-  } finally {
-    await app.close();
-  }
-}
+const { request, serveExpress, serveFastify } = require('./http');
 
 /** A login route: `?ok=1` succeeds (200), anything else fails (401). */
 const login = (req, res) => res.status(req.query.ok ? 200 : 401).end();
