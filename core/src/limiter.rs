@@ -819,7 +819,8 @@ impl<S: AsRef<[Slot]>> Limiter<S> {
         cost: u64,
         decision: Decision,
     ) -> Decision {
-        if self.block_ns == 0 || !crate::rule::refusal_blocks(&decision, cost) {
+        // An admission (the common case) is decided by the decision alone, in a register.
+        if !crate::rule::refusal_blocks(&decision, cost) || self.block_ns == 0 {
             return decision;
         }
         self.block_single(table, hash, key, now_ns, cost)
