@@ -42,6 +42,7 @@ fn _cellgate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     store::register(m)?;
     m.add_class::<remote::PyRemoteLimiter>()?;
     m.add_class::<remote::PyRemoteCall>()?;
+    m.add_class::<remote::PyRemoteReservation>()?;
     m.add_function(wrap_pyfunction!(client_key::client_key, m)?)?;
     m.add_function(wrap_pyfunction!(boundary::duration_ns, m)?)?;
     m.add("NEVER_NS", cellgate::NEVER)?;

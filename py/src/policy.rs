@@ -101,6 +101,134 @@ fn dimension_pairs<'py>(
     Ok(pairs)
 }
 
+/// Names a dimension may not take: the calls' own parameters (`check(key, **costs)`,
+/// `settle(reservation, **actual)`, a Redis policy's `now_ns=`).
+const RESERVED_NAMES: [&str; 3] = ["key", "reservation", "now_ns"];
+
+/// The quotas of a `dimensions` argument, parsed once for `Policy` and `_RemoteLimiter`.
+pub struct PolicyQuotas {
+    /// The dimension names, in order of first appearance.
+    pub dimensions: Vec<String>,
+    /// Each quota's header name (given, or derived from its dimension).
+    pub names: Vec<String>,
+    /// Each quota with the index of its dimension.
+    pub quotas: Vec<(usize, cellgate::Quota)>,
+}
+
+impl PolicyQuotas {
+    /// Parses `dimensions` (a dict of dimension name to rate, or a list of pairs). A quota
+    /// with no name of its own is named after its dimension when it is the dimension's only
+    /// one, else `{dimension}-{core's default name}` (`"requests-1000-in-1d"`).
+    ///
+    /// # Errors
+    /// `InvalidArgumentType`/`InvalidArgument` naming `dimensions` (or the rate at fault).
+    pub fn parse(dimensions: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = dimensions.py();
+        let pairs = dimension_pairs(dimensions)?;
+        let mut names: Vec<String> = Vec::new();
+        let mut quotas = Vec::new();
+        for (name, rate) in &pairs {
+            if RESERVED_NAMES.contains(&name.as_str()) {
+                return Err(invalid(
+                    py,
+                    "dimensions",
+                    &format!("{name:?} cannot name a dimension: it is a parameter of the calls"),
+                ));
+            }
+            let index = match names.iter().position(|known| known == name) {
+                Some(index) => index,
+                None => {
+                    names.push(name.clone());
+                    names.len() - 1
+                }
+            };
+            for quota in quotas_arg(rate, None)? {
+                quotas.push((index, quota));
+            }
+        }
+        let per_dimension = |index: usize| {
+            quotas
+                .iter()
+                .filter(|(dimension, _)| *dimension == index)
+                .count()
+        };
+        let header_names: Vec<String> = quotas
+            .iter()
+            .map(|(dimension, quota)| {
+                let dimension_name = names.get(*dimension).cloned().unwrap_or_default();
+                match &quota.name {
+                    Some(given) => given.clone(),
+                    None if per_dimension(*dimension) == 1 => dimension_name,
+                    None => format!("{dimension_name}-{}", default_quota_name(&quota.quota)),
+                }
+            })
+            .collect();
+        Ok(Self {
+            dimensions: names,
+            names: header_names,
+            quotas: quotas
+                .into_iter()
+                .map(|(dimension, quota)| (dimension, quota.quota))
+                .collect(),
+        })
+    }
+
+    /// Core's entries, borrowing the names.
+    pub fn entries(&self) -> Vec<LimiterQuota<'_>> {
+        self.quotas
+            .iter()
+            .zip(&self.names)
+            .map(|((dimension, quota), name)| LimiterQuota {
+                quota: *quota,
+                name: Some(name),
+                dimension: *dimension,
+            })
+            .collect()
+    }
+
+    /// How core's errors name these arguments.
+    pub fn arguments(&self) -> Arguments<'_> {
+        Arguments {
+            quotas: "dimensions",
+            names: &self.names,
+            dimensions: &self.dimensions,
+        }
+    }
+}
+
+/// The costs of a call, one per dimension in order, from its keyword arguments: `None` where
+/// a dimension is not named (core's `Limiter` then applies its rule).
+///
+/// # Errors
+/// `InvalidArgument` naming a keyword that is not a dimension, or a cost that is not an
+/// integer from 0 to 2^64 - 1.
+pub fn named_costs(
+    py: Python<'_>,
+    dimensions: &[String],
+    given: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Vec<Option<u64>>> {
+    let mut named: Vec<Option<u64>> = vec![None; dimensions.len()];
+    if let Some(given) = given {
+        for (name, value) in given.iter() {
+            let name = str_arg(&name, "costs")?;
+            let Some(index) = dimensions.iter().position(|dimension| *dimension == name) else {
+                return Err(invalid(
+                    py,
+                    &name,
+                    &format!(
+                        "is not a dimension of this policy (dimensions: {})",
+                        dimensions.join(", ")
+                    ),
+                ));
+            };
+            if let Some(cost) = named.get_mut(index) {
+                *cost = Some(u64_arg(&value, &name)?);
+            }
+        }
+    }
+    Ok(named)
+}
+
 impl Policy {
     /// Core's limiter.
     fn limiter(&self) -> &cellgate::Limiter<TableSlots> {
@@ -110,37 +238,13 @@ impl Policy {
         }
     }
 
-    /// The costs of a call, one per dimension in order, from its keyword arguments: `None`
-    /// where a dimension is not named (core's `Limiter` then applies its rule).
+    /// The costs of a call, one per dimension in order, from its keyword arguments.
     fn costs(
         &self,
         py: Python<'_>,
         given: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Vec<Option<u64>>> {
-        let mut named: Vec<Option<u64>> = vec![None; self.dimensions.len()];
-        if let Some(given) = given {
-            for (name, value) in given.iter() {
-                let name = str_arg(&name, "costs")?;
-                let Some(index) = self
-                    .dimensions
-                    .iter()
-                    .position(|dimension| *dimension == name)
-                else {
-                    return Err(invalid(
-                        py,
-                        &name,
-                        &format!(
-                            "is not a dimension of this policy (dimensions: {})",
-                            self.dimensions.join(", ")
-                        ),
-                    ));
-                };
-                if let Some(cost) = named.get_mut(index) {
-                    *cost = Some(u64_arg(&value, &name)?);
-                }
-            }
-        }
-        Ok(named)
+        named_costs(py, &self.dimensions, given)
     }
 
     #[cold]
@@ -194,66 +298,21 @@ impl Policy {
         clock: Option<&Bound<'_, PyAny>>,
         store: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let pairs = dimension_pairs(dimensions)?;
-        let mut names: Vec<String> = Vec::new();
-        let mut quotas = Vec::new();
-        for (name, rate) in &pairs {
-            if name == "key" || name == "reservation" {
-                return Err(invalid(
-                    py,
-                    "dimensions",
-                    &format!("{name:?} cannot name a dimension: it is a parameter of the calls"),
-                ));
-            }
-            let index = match names.iter().position(|known| known == name) {
-                Some(index) => index,
-                None => {
-                    names.push(name.clone());
-                    names.len() - 1
-                }
-            };
-            for quota in quotas_arg(rate, None)? {
-                quotas.push((index, quota));
-            }
-        }
-        let per_dimension = |index: usize| {
-            quotas
-                .iter()
-                .filter(|(dimension, _)| *dimension == index)
-                .count()
-        };
-        let header_names: Vec<String> = quotas
-            .iter()
-            .map(|(dimension, quota)| {
-                let dimension_name = names.get(*dimension).cloned().unwrap_or_default();
-                match &quota.name {
-                    Some(given) => given.clone(),
-                    None if per_dimension(*dimension) == 1 => dimension_name,
-                    None => format!("{dimension_name}-{}", default_quota_name(&quota.quota)),
-                }
-            })
-            .collect();
-        let entries: Vec<LimiterQuota<'_>> = quotas
-            .iter()
-            .zip(&header_names)
-            .map(|((dimension, quota), name)| LimiterQuota {
-                quota: quota.quota,
-                name: Some(name),
-                dimension: *dimension,
-            })
-            .collect();
+        let parsed = PolicyQuotas::parse(dimensions)?;
+        let entries = parsed.entries();
         let options = options_arg(max_keys, &on_full, Refill::Greedy)?;
         let block_ns = crate::limiter::block_ns_arg(block_ms)?;
         let clock = TimeSource::from_arg(clock)?;
         let store = store_arg(store)?;
-        let arguments = Arguments {
-            quotas: "dimensions",
-            names: &header_names,
-            dimensions: &names,
-        };
-        let limiter =
-            crate::store::open(py, &entries, options, store.as_ref(), &clock, &arguments)?
-                .with_block_ns(block_ns);
+        let limiter = crate::store::open(
+            py,
+            &entries,
+            options,
+            store.as_ref(),
+            &clock,
+            &parsed.arguments(),
+        )?
+        .with_block_ns(block_ns);
         Ok(Self {
             core: Py::new(
                 py,
@@ -262,7 +321,7 @@ impl Policy {
                 },
             )?,
             clock,
-            dimensions: names,
+            dimensions: parsed.dimensions,
             store,
         })
     }

@@ -1,7 +1,7 @@
 """Type stubs of the native module ``cellgate._cellgate`` (checked by ``mypy.stubtest``)."""
 
 from os import PathLike
-from typing import Literal, Optional, Sequence, Union, final
+from typing import Literal, Mapping, Optional, Sequence, Union, final
 
 from typing_extensions import disjoint_base
 
@@ -27,6 +27,7 @@ __all__ = [
     "__version__",
     "_RemoteCall",
     "_RemoteLimiter",
+    "_RemoteReservation",
     "_duration_ns",
     "client_key",
 ]
@@ -34,8 +35,9 @@ __all__ = [
 _Key = Union[str, bytes, int]
 _Number = Union[int, float]
 _Rate = Union[str, Quota, Sequence[Union[str, Quota]]]
+_Dimensions = Union[Mapping[str, _Rate], Sequence[tuple[str, _Rate]]]
 _Style = Literal["ietf", "legacy", "legacy_epoch", "legacy-epoch", "anthropic", "openai", "draft-6", "draft-7"]
-_Reason = Literal["limit", "table_full", "untracked"]
+_Reason = Literal["limit", "table_full", "untracked", "fallback", "failed_open", "failed_closed"]
 _OnFull = Literal["deny", "allow_untracked"]
 _Stats = list[dict[str, int]]
 
@@ -346,8 +348,9 @@ class _RemoteLimiter:
     reply decoding, outage policy)."""
     def __new__(
         cls,
-        rate: _Rate,
+        rate: Optional[_Rate] = None,
         *,
+        dimensions: Optional[_Dimensions] = None,
         burst: Optional[int] = None,
         algorithm: Literal["gcra", "token_bucket"] = "gcra",
         refill: Optional[Literal["greedy", "interval"]] = None,
@@ -371,8 +374,33 @@ class _RemoteLimiter:
     def outage(self) -> Literal["fallback", "open", "closed"]: ...
     @property
     def quota_names(self) -> list[str]: ...
+    @property
+    def dimensions(self) -> list[str]: ...
     def encode(
-        self, op: str, key: _Key, cost: Optional[int] = None, now_ns: Optional[int] = None
+        self, op: str, key: _Key, cost: Union[int, Mapping[str, int], None] = None, now_ns: Optional[int] = None
     ) -> tuple[bytes, bytes, _RemoteCall]: ...
+    def encode_reserve(
+        self, key: _Key, estimate: Union[int, Mapping[str, int], None] = None, now_ns: Optional[int] = None
+    ) -> tuple[bytes, bytes, _RemoteCall]: ...
+    def settle(
+        self,
+        reservation: _RemoteReservation,
+        actual: Union[int, Mapping[str, int], None] = None,
+        now_ns: Optional[int] = None,
+    ) -> Union[tuple[bytes, bytes, _RemoteCall], Decision]: ...
     def decode(self, call: _RemoteCall, reply: object) -> Optional[Decision]: ...
+    def decode_reserve(
+        self, call: _RemoteCall, reply: object
+    ) -> Optional[tuple[Decision, Optional[_RemoteReservation]]]: ...
     def outage_decision(self, call: _RemoteCall) -> Decision: ...
+    def outage_reserve(self, call: _RemoteCall) -> tuple[Decision, Optional[_RemoteReservation]]: ...
+
+@final
+class _RemoteReservation:
+    """An admitted reserve's charge (core's ``RemoteReservation``), taken by its settle."""
+    @property
+    def pending(self) -> bool: ...
+    @property
+    def remote(self) -> bool: ...
+    @property
+    def estimate(self) -> list[int]: ...

@@ -58,7 +58,7 @@ def check_options(
     if not callable(app):
         _raise(InvalidArgumentType, "app", f"must be the application to wrap (a callable), not {_type_name(app)}")
     from cellgate.redis import AsyncRedisLimiter
-    from cellgate.redis import _Base as RemoteBase
+    from cellgate.redis import _RateLimiter as RemoteBase
 
     if per_request(limiter, awaits):
         # A callable of the request choosing the limiter: what it returns is checked per
@@ -77,7 +77,7 @@ def check_options(
         _raise(
             InvalidArgumentType,
             "limiter",
-            "must be a cellgate.Limiter (such as Limiter('100/minute')), a cellgate.redis limiter "
+            "must be a cellgate.Limiter (such as Limiter('100/minute')), a cellgate.redis.RedisLimiter "
             f"or a callable of the request returning one, not {_type_name(limiter)}",
         )
     for argument, value in (("key", key), ("exempt", exempt)):
@@ -114,7 +114,7 @@ def is_limiter(value: Any, awaits: bool) -> bool:
     ``cellgate.redis`` limiter (an ``AsyncRedisLimiter`` only where the middleware
     ``awaits``)."""
     from cellgate.redis import AsyncRedisLimiter
-    from cellgate.redis import _Base as RemoteBase
+    from cellgate.redis import _RateLimiter as RemoteBase
 
     if isinstance(value, AsyncRedisLimiter):
         return awaits
@@ -124,7 +124,7 @@ def is_limiter(value: Any, awaits: bool) -> bool:
 def per_request(limiter: Any, awaits: bool = False) -> bool:
     """Whether ``limiter`` is a callable of the request choosing the limiter (one per plan,
     per tenant) rather than a limiter."""
-    from cellgate.redis import _Base as RemoteBase
+    from cellgate.redis import _RateLimiter as RemoteBase
 
     return callable(limiter) and not isinstance(limiter, (_cellgate.Limiter, RemoteBase))
 

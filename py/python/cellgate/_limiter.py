@@ -6,10 +6,13 @@ import asyncio
 import functools
 import inspect
 import time
-from typing import Any, Awaitable, Callable, Optional, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, TypeVar, Union, cast
 
 from cellgate import _cellgate
 from cellgate._cellgate import NEVER_NS, Decision
+
+if TYPE_CHECKING:
+    from cellgate.redis import AsyncRedisLimiter, RedisLimiter
 
 Key = Union[str, bytes, int]
 """A key: a ``str`` (its UTF-8), ``bytes`` (as is) or an ``int`` (its decimal text)."""
@@ -203,3 +206,9 @@ class Limiter(_cellgate.Limiter):
             return cast(F, wrapper)
 
         return decorate
+
+
+SyncLimiter = Union[Limiter, "RedisLimiter"]
+"""What a sync middleware checks: a ``Limiter``, or a ``cellgate.redis.RedisLimiter``."""
+AnyLimiter = Union[Limiter, "RedisLimiter", "AsyncRedisLimiter"]
+"""What an ASGI middleware checks: a sync limiter, or an awaited ``AsyncRedisLimiter``."""

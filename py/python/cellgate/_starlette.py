@@ -32,7 +32,7 @@ from cellgate._http import (
     checked_denial,
     reject_unknown_options,
 )
-from cellgate._limiter import Key, Limiter
+from cellgate._limiter import AnyLimiter, Key
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,6 +72,10 @@ def _response(denial: Denial) -> Response:
     return Response(denial.body, status_code=denial.status, headers=headers, media_type=media_type)
 
 
+Decided = tuple[Key, int, Optional[Decision], Optional[Denial]]
+"""A request's key, cost, decision and denial (``RouteLimit.decide``)."""
+
+
 class RouteLimit:
     """The options of one route's limit, checked once (as ``RateLimitMiddleware`` checks
     them), and the decision of one request."""
@@ -79,7 +83,7 @@ class RouteLimit:
     def __init__(
         self,
         where: str,
-        limiter: Limiter,
+        limiter: AnyLimiter,
         key: Optional[Callable[[Request], Key]],
         cost: Union[int, Callable[[Request], int]],
         header_style: HeaderStyle,
@@ -93,11 +97,15 @@ class RouteLimit:
     ) -> None:
         reject_unknown_options(where, unknown)
         self.allow = check_allow_list(allow_list, ipv6_prefix)
-        check_options(lambda: None, limiter, key, cost, None, header_style, headers_on_success, ipv6_prefix)
+        check_options(lambda: None, limiter, key, cost, None, header_style, headers_on_success, ipv6_prefix, awaits=True)
+        from cellgate.redis import AsyncRedisLimiter
+
         self.where = where
+        # An AsyncRedisLimiter is awaited: by async endpoints and the dependency only.
+        self.awaits = isinstance(limiter, AsyncRedisLimiter)
         self.counts = check_count(count, count_when)
         check_on_denied(on_denied)
-        self.limiter = limiter
+        self.limiter: Any = limiter
         self.key = key
         self.cost = cost
         self.header_style = header_style
@@ -106,24 +114,22 @@ class RouteLimit:
         self.on_denied = on_denied
         self._misconfiguration = MisconfigurationLog()
 
-    def decide(self, request: Request) -> tuple[Key, int, Optional[Decision], Optional[Denial]]:
-        """The request's key, cost, decision (also put in ``request.state.rate_limit``; None
-        when the key or cost is one the limiter refuses) and the ``Denial`` to answer it with
-        (None when admitted); both None when the key is on the allow list (the endpoint runs
-        unlimited, without headers)."""
+    def _key_and_cost(self, request: Request) -> tuple[Key, Optional[int]]:
+        """The request's key and cost; the cost None when the key is on the allow list."""
         if self.key is not None:
             key = self.key(request)
         else:
             client = request.scope.get("client")
             key = address_key(client[0] if client else None, self.ipv6_prefix)
         if allowed_key(self.allow, key):
-            return key, 0, None, None
-        cost = self.cost(request) if callable(self.cost) else self.cost
-        try:
-            decision = self.limiter.check(key, cost)
-        except (InvalidArgument, InvalidArgumentType) as error:
-            self._misconfiguration.report(self.where, error)
-            return key, cost, None, Denial(500, [("Content-Type", "application/json")], MISCONFIGURED_BODY)
+            return key, None
+        return key, self.cost(request) if callable(self.cost) else self.cost
+
+    def _misconfigured(self, key: Key, cost: int, error: Exception) -> Decided:
+        self._misconfiguration.report(self.where, error)
+        return key, cost, None, Denial(500, [("Content-Type", "application/json")], MISCONFIGURED_BODY)
+
+    def _judged(self, request: Request, key: Key, cost: int, decision: Decision) -> Decided:
         request.state.rate_limit = decision
         if decision.allowed:
             return key, cost, decision, None
@@ -131,12 +137,45 @@ class RouteLimit:
             return key, cost, decision, Denial.default(decision, self.header_style)
         return key, cost, decision, checked_denial(self.on_denied(request, decision))
 
+    def decide(self, request: Request) -> Decided:
+        """The request's key, cost, decision (also put in ``request.state.rate_limit``; None
+        when the key or cost is one the limiter refuses) and the ``Denial`` to answer it with
+        (None when admitted); both None when the key is on the allow list (the endpoint runs
+        unlimited, without headers). For a limiter that is not awaited."""
+        key, cost = self._key_and_cost(request)
+        if cost is None:
+            return key, 0, None, None
+        try:
+            decision = self.limiter.check(key, cost)
+        except (InvalidArgument, InvalidArgumentType) as error:
+            return self._misconfigured(key, cost, error)
+        return self._judged(request, key, cost, decision)
+
+    async def decide_async(self, request: Request) -> Decided:
+        """As ``decide``, awaiting an ``AsyncRedisLimiter`` (never blocking the loop)."""
+        if not self.awaits:
+            return self.decide(request)
+        key, cost = self._key_and_cost(request)
+        if cost is None:
+            return key, 0, None, None
+        try:
+            decision = await self.limiter.check(key, cost)
+        except (InvalidArgument, InvalidArgumentType) as error:
+            return self._misconfigured(key, cost, error)
+        return self._judged(request, key, cost, decision)
+
     def headers(self, decision: Decision) -> list[tuple[str, str]]:
         return decision.headers(self.header_style) if self.headers_on_success else []
 
     def settle(self, key: Key, cost: int, status: int) -> None:
         if self.counts is not None and not self.counts(status):
             self.limiter.refund(key, cost)
+
+    async def settle_async(self, key: Key, cost: int, status: int) -> None:
+        if self.counts is not None and not self.counts(status):
+            refunded = self.limiter.refund(key, cost)
+            if self.awaits:
+                await refunded
 
 
 def _find_request(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
@@ -194,7 +233,7 @@ def decorate(route: RouteLimit, func: F) -> F:
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             response: Optional[Response] = kwargs.pop(RESPONSE_PARAMETER, None)
-            key, cost, decision, denial = route.decide(_find_request(args, kwargs))
+            key, cost, decision, denial = await route.decide_async(_find_request(args, kwargs))
             if denial is None and decision is None:
                 return await async_func(*args, **kwargs)
             if denial is not None or decision is None:
@@ -202,12 +241,22 @@ def decorate(route: RouteLimit, func: F) -> F:
             try:
                 result = await async_func(*args, **kwargs)
             except BaseException as error:
-                route.settle(key, cost, _status_of_error(error))
+                await route.settle_async(key, cost, _status_of_error(error))
                 raise
-            return _finish(route, key, cost, decision, result, response)
+            _add_headers(route, decision, result, response)
+            await route.settle_async(key, cost, _status_of(result, response))
+            return result
 
         _with_response_parameter(func, async_wrapper)
         return cast(F, async_wrapper)
+
+    if route.awaits:
+        _raise(
+            InvalidArgumentType,
+            "limiter",
+            f"is an AsyncRedisLimiter, which {route.where} awaits: only an async endpoint "
+            f"({getattr(func, '__name__', func)!r} is sync) can; use cellgate.redis.RedisLimiter here",
+        )
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -222,22 +271,20 @@ def decorate(route: RouteLimit, func: F) -> F:
         except BaseException as error:
             route.settle(key, cost, _status_of_error(error))
             raise
-        return _finish(route, key, cost, decision, result, response)
+        _add_headers(route, decision, result, response)
+        route.settle(key, cost, _status_of(result, response))
+        return result
 
     _with_response_parameter(func, wrapper)
     return cast(F, wrapper)
 
 
-def _finish(
-    route: RouteLimit, key: Key, cost: int, decision: Decision, result: Any, response: Optional[Response]
-) -> Any:
+def _add_headers(route: RouteLimit, decision: Decision, result: Any, response: Optional[Response]) -> None:
     headers = route.headers(decision)
     target = result if isinstance(result, Response) else response
     if target is not None:
         for name, value in headers:
             target.headers.append(name, value)
-    route.settle(key, cost, _status_of(result, response))
-    return result
 
 
 def dependency(route: RouteLimit) -> Callable[[Request, Response], Awaitable[Optional[Decision]]]:
@@ -245,7 +292,7 @@ def dependency(route: RouteLimit) -> Callable[[Request, Response], Awaitable[Opt
     decision (and sets its headers on the answer), raises ``RateLimitExceeded`` otherwise."""
 
     async def rate_limit(request: Request, response: Response) -> Optional[Decision]:
-        key, cost, decision, denial = route.decide(request)
+        key, cost, decision, denial = await route.decide_async(request)
         if decision is None and denial is None:
             return None  # an allowed key: no decision, no headers
         if decision is None:

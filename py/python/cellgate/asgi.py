@@ -41,7 +41,7 @@ from cellgate._http import (
     forwarded_address,
     reject_unknown_options,
 )
-from cellgate._limiter import Key, Limiter
+from cellgate._limiter import AnyLimiter, Key
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -164,7 +164,7 @@ class RateLimitMiddleware:
         self,
         app: ASGIApp,
         limiter: Union[
-            Limiter, AsyncRedisLimiter, Callable[[Scope], Union[Limiter, AsyncRedisLimiter, Awaitable[Limiter]]]
+            AnyLimiter, Callable[[Scope], Union[AnyLimiter, Awaitable[AnyLimiter]]]
         ],
         *,
         key: Optional[Callable[[Scope], Key]] = None,
@@ -292,7 +292,7 @@ _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
 
 
 def limit(
-    limiter: Limiter,
+    limiter: AnyLimiter,
     *,
     key: Optional[Callable[[Request], Key]] = None,
     cost: Union[int, Callable[[Request], int]] = 1,
@@ -337,7 +337,7 @@ def limit(
 
 
 def limit_dependency(
-    limiter: Limiter,
+    limiter: AnyLimiter,
     *,
     key: Optional[Callable[[Request], Key]] = None,
     cost: Union[int, Callable[[Request], int]] = 1,

@@ -58,7 +58,7 @@ from cellgate._http import (
     denial_for,
     reject_unknown_options,
 )
-from cellgate._limiter import Key, Limiter
+from cellgate._limiter import Key, Limiter, SyncLimiter
 
 __all__ = ["ALL", "UNSAFE", "CountMode", "Denial", "RateLimitMiddleware", "key_of", "ratelimit"]
 
@@ -163,7 +163,7 @@ class _Limit:
     def __init__(
         self,
         where: str,
-        limiter: Union[Limiter, Callable[[HttpRequest], Limiter]],
+        limiter: Union[SyncLimiter, Callable[[HttpRequest], SyncLimiter]],
         key: KeySpec,
         cost: Union[int, Callable[[HttpRequest], int]],
         header_style: HeaderStyle,
@@ -325,7 +325,7 @@ class RateLimitMiddleware:
 
 
 def ratelimit(
-    limiter: Union[Limiter, str, Callable[[HttpRequest], Limiter]],
+    limiter: Union[SyncLimiter, str, Callable[[HttpRequest], SyncLimiter]],
     *,
     key: KeySpec = "ip",
     method: Union[str, Iterable[str], None] = ALL,

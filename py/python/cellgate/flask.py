@@ -42,7 +42,7 @@ from cellgate._http import (
     denial_for,
     reject_unknown_options,
 )
-from cellgate._limiter import Key, Limiter
+from cellgate._limiter import Key, Limiter, SyncLimiter
 
 __all__ = ["CountMode", "Denial", "RateLimit", "client_address_key"]
 
@@ -68,7 +68,7 @@ class _Limit:
 
     def __init__(
         self,
-        limiter: Union[Limiter, Callable[[flask.Request], Limiter]],
+        limiter: Union[SyncLimiter, Callable[[flask.Request], SyncLimiter]],
         key: Optional[Callable[[], Key]],
         cost: Union[int, Callable[[], int]],
         header_style: HeaderStyle,
@@ -130,7 +130,7 @@ class RateLimit:
         self,
         app: Optional[flask.Flask] = None,
         *,
-        limiter: Union[Limiter, Callable[[flask.Request], Limiter], None] = None,
+        limiter: Union[SyncLimiter, Callable[[flask.Request], SyncLimiter], None] = None,
         key: Optional[Callable[[], Key]] = None,
         cost: Union[int, Callable[[], int]] = 1,
         default: bool = True,
@@ -192,7 +192,7 @@ class RateLimit:
 
     def limit(
         self,
-        limiter: Union[Limiter, Callable[[flask.Request], Limiter], None] = None,
+        limiter: Union[SyncLimiter, Callable[[flask.Request], SyncLimiter], None] = None,
         *,
         key: Optional[Callable[[], Key]] = None,
         cost: Union[int, Callable[[], int]] = 1,

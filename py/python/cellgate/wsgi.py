@@ -40,7 +40,7 @@ from cellgate._http import (
     forwarded_address,
     reject_unknown_options,
 )
-from cellgate._limiter import Key, Limiter
+from cellgate._limiter import Key, Limiter, SyncLimiter
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -106,7 +106,7 @@ class RateLimitMiddleware:
     def __init__(
         self,
         app: WSGIApplication,
-        limiter: Union[Limiter, Callable[[WSGIEnvironment], Limiter]],
+        limiter: Union[SyncLimiter, Callable[[WSGIEnvironment], SyncLimiter]],
         *,
         key: Optional[Callable[[WSGIEnvironment], Key]] = None,
         cost: Union[int, Callable[[WSGIEnvironment], int]] = 1,
