@@ -9,7 +9,6 @@
 #   make test-node-redis   node/test/redis*.test.js against a real redis-server (with-redis.sh)
 #   make bench-node-redis  RedisLimiter vs rate-limiter-flexible's RateLimiterRedis, same server
 #   make bench-redis-script  Redis's own time per EVALSHA of the script (1 and 3 quotas)
-#   make demo-node-redis   two Express instances sharing one limit over Redis
 #
 # Overridable: NODE, NPM, NODE_TEST_ARGS (extra `node --test` arguments), NODE_BENCH_ARGS.
 
@@ -23,7 +22,7 @@ NODE_HEADER_VECTORS := $(CURDIR)/testdata/headers/headers.json
 NODE_TEST_ARGS ?=
 NODE_BENCH_ARGS ?=
 
-.PHONY: setup-node deps-node build-node dist-node test-node test-node-redis demo-node bench-node bench-node-redis bench-redis-script demo-node-redis
+.PHONY: setup-node deps-node build-node dist-node test-node test-node-redis demo-node bench-node bench-node-redis bench-redis-script
 
 setup-node: ## Check (and on Debian/Ubuntu as root, install) node >= 18.17 and npm
 	@$(PRELUDE)
@@ -122,10 +121,6 @@ bench-redis-script: setup-redis build-node ## Redis's own time per EVALSHA of ce
 	cd node
 	step ../redis-store/with-redis.sh $(NODE) bench/redis-script.js
 
-demo-node-redis: setup-redis build-node ## Two Express instances on two ports sharing one per-client limit over Redis: 429s at whichever is asked
-	@$(PRELUDE)
-	step redis-store/with-redis.sh $(NODE) node/demo/redis.js
-
 bench-node-redis: setup-redis build-node ## RedisLimiter (ioredis, node-redis) vs rate-limiter-flexible RateLimiterRedis: decisions/s and latency, 1 and 8 in flight
 	@$(PRELUDE)
 	cd node
@@ -133,6 +128,5 @@ bench-node-redis: setup-redis build-node ## RedisLimiter (ioredis, node-redis) v
 
 DIST_STEPS += dist-node
 DEMO_STEPS += demo-node
-DEMO_STEPS += demo-node-redis
 TEST_STEPS += test-node
 TEST_STEPS += test-node-redis

@@ -48,7 +48,7 @@ if ! cmp -s "$(2)" "$(1)/requirements.txt"; then
 fi
 endef
 
-.PHONY: dist-py test-py demo-py bench-py bench-py-redis
+.PHONY: dist-py test-py demo-py-venv demo-py bench-py bench-py-redis
 
 dist-py: ## Build the release abi3 wheel (CPython 3.10+) into dist/ with maturin
 	@$(PRELUDE)
@@ -77,13 +77,16 @@ test-py: setup-redis ## Python: build the wheel, install it into a fresh venv wi
 	step ../bin/python -m mypy.stubtest --mypy-config-file "$(CURDIR)/py/pyproject.toml" \
 		--allowlist "$(CURDIR)/py/stubtest-allowlist.txt" cellgate
 
-demo-py: ## Python: FastAPI under uvicorn on 127.0.0.1, 200s turning into 429s; then uvicorn --workers 4 with one host-wide limit
+demo-py-venv: ## The demos' venv (target/py-demo): the wheel, fastapi, uvicorn and redis-py
 	@$(PRELUDE)
 	$(PY_TOOLS_VENV)
 	$(call PY_BUILD_WHEEL,$(PY_WHEELS))
 	$(call PY_KEPT_VENV,$(PY_DEMO_VENV),py/requirements-demo.txt)
 	step "$(PY_DEMO_VENV)/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
 		"$(PY_WHEELS)"/cellgate-*.whl
+
+demo-py: demo-py-venv ## Python: FastAPI under uvicorn on 127.0.0.1, 200s turning into 429s; then uvicorn --workers 4 with one host-wide limit
+	@$(PRELUDE)
 	step bash py/demo/run.sh "$(PY_DEMO_VENV)/bin/python"
 
 bench-py: ## Python: Limiter.check vs limits (moving window) and pyrate-limiter over 1000 keys, plus allocations

@@ -4,7 +4,7 @@
 
 TEST_STEPS += test-redis
 
-.PHONY: setup-redis test-redis bench-redis
+.PHONY: setup-redis test-redis bench-redis demo-redis
 
 setup-redis: ## Install redis-server and redis-cli (Debian package redis-server), if missing
 	@$(PRELUDE)
@@ -21,3 +21,9 @@ bench-redis: setup-redis ## Decisions per second and latency against a local red
 	@$(PRELUDE)
 	step redis-store/with-redis.sh $(CARGO) run $(LOCKED) --release -p cellgate-redis --all-features \
 		--example bench
+
+demo-redis: setup-redis build-node demo-py-venv ## Express and FastAPI instances on two ports sharing one per-client limit over Redis: 429s at whichever is asked
+	@$(PRELUDE)
+	step redis-store/with-redis.sh env CELLGATE_DEMO_PYTHON="$(PY_DEMO_VENV)/bin/python" $(NODE) node/demo/redis.js
+
+DEMO_STEPS += demo-redis
