@@ -16,7 +16,8 @@ const LAYOUT = Object.freeze({
   ENTRIES: 10,
   ENTRY_SLOTS: 5,
   COSTS: 50,
-  LEN: 58,
+  HEADER_SHAPE: 58,
+  LEN: 59,
   DENIED: 0,
   ALLOWED: 1,
   MISSING_COST: 3,
@@ -31,7 +32,7 @@ const REASONS = Object.freeze(['limit', 'table_full', 'untracked', 'failed_open'
 const actual = native.sharedLayout();
 const expected = [
   LAYOUT.BINDING, LAYOUT.COUNT, LAYOUT.STATUS, LAYOUT.REASON, LAYOUT.OP, LAYOUT.SUMMARY,
-  LAYOUT.ENTRIES, LAYOUT.ENTRY_SLOTS, LAYOUT.COSTS, LAYOUT.LEN, LAYOUT.DENIED, LAYOUT.ALLOWED,
+  LAYOUT.ENTRIES, LAYOUT.ENTRY_SLOTS, LAYOUT.COSTS, LAYOUT.HEADER_SHAPE, LAYOUT.LEN, LAYOUT.DENIED, LAYOUT.ALLOWED,
   LAYOUT.MISSING_COST, LAYOUT.COST_NOT_GIVEN,
 ];
 if (actual.length !== expected.length || actual.some((value, index) => value !== expected[index])) {

@@ -4,8 +4,9 @@
 // here), and written back there when headers or a 429 body are rendered.
 
 const { LAYOUT, REASONS } = require('./boundary');
+const { parseHeaders, shapeBuilder } = require('./header_shapes');
 
-const { ENTRIES, ENTRY_SLOTS, SUMMARY, BINDING, COUNT, STATUS, REASON, ALLOWED } = LAYOUT;
+const { ENTRIES, ENTRY_SLOTS, SUMMARY, BINDING, COUNT, STATUS, REASON, ALLOWED, HEADER_SHAPE } = LAYOUT;
 const NS_PER_MS = 1e6;
 
 /**
@@ -38,10 +39,24 @@ class Decision {
     return value !== null && typeof value === 'object' && #source in value;
   }
 
-  /** The decision's headers in the style at `styleIndex`: `name\nvalue\n...`, rendered by core. */
-  static renderHeaders(decision, styleIndex, nowUnixS) {
+  /**
+   * The decision's headers in the style at `styleIndex`, rendered by core, as an object. A
+   * source with a header function (`render`, with its `shapes`) returns the values of a known
+   * shape (see header_shapes.js); any other renders `name\nvalue\n...` through its native.
+   */
+  static headers(decision, styleIndex, nowUnixS) {
+    const source = decision.#source;
     const count = Decision.#writeBack(decision);
-    return decision.#source.native.renderHeaders(styleIndex, nowUnixS, count);
+    if (source.render === undefined) return parseHeaders(source.native.renderHeaders(styleIndex, nowUnixS, count));
+    const text = source.render(styleIndex, nowUnixS, count);
+    const shape = source.out[HEADER_SHAPE];
+    if (shape < 0) return parseHeaders(text);
+    let build = source.shapes[shape];
+    if (build === undefined) {
+      build = shapeBuilder(source.native.headerShape(shape));
+      source.shapes[shape] = build;
+    }
+    return build(text);
   }
 
   /** The 429 body of the decision, rendered by core. */

@@ -35,16 +35,11 @@ function headers(decision, options) {
   if (WALL_CLOCK_STYLES.has(style)) {
     nowUnixS = opts.nowUnixS === undefined ? Math.floor(Date.now() / 1000) : validate.integer(opts.nowUnixS, 'options.nowUnixS', 0, Number.MAX_SAFE_INTEGER);
   }
-  let rendered;
   try {
-    rendered = Decision.renderHeaders(decision, index, nowUnixS);
+    return Decision.headers(decision, index, nowUnixS);
   } catch (error) {
     throw fromNative(error);
   }
-  const pairs = rendered.split('\n');
-  const result = {};
-  for (let index = 0; index < pairs.length; index += 2) result[pairs[index]] = pairs[index + 1];
-  return result;
 }
 
 /**

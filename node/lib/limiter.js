@@ -97,7 +97,8 @@ class Limiter {
     this.#limit = limits[0];
     this.#rates = this.#native.rates();
     this.#apply = this.#native.fastFunction();
-    this.#source = { native: this.#native, out: this.#out };
+    // The header function and its shapes' constructors (header_shapes.js) go with the decisions.
+    this.#source = { native: this.#native, out: this.#out, render: this.#native.headerFunction(), shapes: [] };
     this.#clock = clock;
   }
 

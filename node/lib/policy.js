@@ -68,7 +68,8 @@ class Policy {
     this.#apply = this.#native.fastFunction();
     this.#names = this.#native.names();
     this.#dimensions = dimensions;
-    this.#source = { native: this.#native, out: this.#out };
+    // The header function and its shapes' constructors (header_shapes.js) go with the decisions.
+    this.#source = { native: this.#native, out: this.#out, render: this.#native.headerFunction(), shapes: [] };
     this.#clock = clock;
   }
 

@@ -34,6 +34,21 @@ export declare class NativeLimiter {
    */
   fastFunction(): (key: string | Uint8Array) => void
   /**
+   * The header function: `(style, nowUnixS, count) => string`, rendering as
+   * [`render_headers`](Self::render_headers) does, but returning only the values of a known
+   * shape (joined by newlines) and writing the shape's index into the shared array's
+   * `HEADER_SHAPE` slot (-1: the whole text of names and values, a line each, was
+   * returned). A plain Node-API function, like the fast function.
+   */
+  headerFunction(): (style: number, nowUnixS: number, count: number) => string
+  /**
+   * The header names of shape `index` of the header function, joined by newlines.
+   *
+   * # Errors
+   * An index the header function never wrote.
+   */
+  headerShape(index: number): string
+  /**
    * Per quota `[live keys, reclaimed slots, keys refused because a table was full, keys
    * admitted untracked]`, in quota order.
    */
@@ -334,8 +349,8 @@ export declare function removeSharedTable(path: string): boolean
 
 /**
  * The layout, for the JavaScript layer to check its constants against: `[BINDING, COUNT,
- * STATUS, REASON, OP, SUMMARY, ENTRIES, ENTRY_SLOTS, COSTS, LEN, DENIED, ALLOWED,
- * MISSING_COST, COST_NOT_GIVEN]`.
+ * STATUS, REASON, OP, SUMMARY, ENTRIES, ENTRY_SLOTS, COSTS, HEADER_SHAPE, LEN, DENIED,
+ * ALLOWED, MISSING_COST, COST_NOT_GIVEN]`.
  */
 export declare function sharedLayout(): Array<number>
 

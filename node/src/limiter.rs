@@ -15,12 +15,14 @@ use napi::bindgen_prelude::Float64Array;
 use napi::Result;
 use napi_derive::napi;
 
-use crate::boundary::fast::{FastError, FastFunction, FastTarget};
+use crate::boundary::fast::{FastError, FastFunction, FastTarget, HeaderFunction, HeaderTarget};
 use crate::boundary::key::Key;
 use crate::boundary::range_error;
-use crate::boundary::shared::{cost_from_f64, InvalidCost, Shared, BINDING, MISSING_COST, STATUS};
+use crate::boundary::shared::{
+    cost_from_f64, InvalidCost, Shared, BINDING, HEADER_SHAPE, MISSING_COST, STATUS,
+};
 use crate::clock::{NativeManualClock, NodeClock};
-use crate::headers::{render, HeaderSource};
+use crate::headers::{render, HeaderShapes, HeaderSource};
 use crate::quota::{limiter_entries, parse_specs, QuotaSpec};
 
 /// A limiter's options as JavaScript gives them (validated there first).
@@ -77,6 +79,8 @@ pub struct LimiterInner {
     arguments: Vec<String>,
     /// Whether the limiter has one quota: the fast function takes core's one-quota path.
     single: bool,
+    /// The header names its renderings have had (the header function's shapes).
+    header_shapes: HeaderShapes,
 }
 
 /// The costs JavaScript wrote into the shared array, one per dimension, `None` where its
@@ -108,6 +112,40 @@ impl LimiterInner {
             }
             _ => Err("the costs do not match the limiter's dimensions"),
         }
+    }
+}
+
+impl LimiterInner {
+    fn source(&self, count: u32) -> HeaderSource<'_> {
+        HeaderSource {
+            shared: &self.shared,
+            names: crate::headers::names(self.limiter.names()),
+            quotas: self.limiter.quotas(),
+            arguments: &self.arguments,
+            count: usize::try_from(count).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+impl HeaderTarget for LimiterInner {
+    fn render(
+        &self,
+        style: u32,
+        now_unix_s: f64,
+        count: u32,
+        finish: &mut dyn FnMut(&[u8]),
+    ) -> core::result::Result<(), String> {
+        let source = self.source(count);
+        let shape = self
+            .header_shapes
+            .render(&source, style, now_unix_s, |shape, bytes| {
+                finish(bytes);
+                shape
+            })
+            .map_err(|error| error.reason)?;
+        self.shared
+            .set(HEADER_SHAPE, shape.map_or(-1.0, |index| index as f64));
+        Ok(())
     }
 }
 
@@ -287,6 +325,7 @@ impl NativeLimiter {
                 shared,
                 arguments,
                 single,
+                header_shapes: HeaderShapes::default(),
             }),
         })
     }
@@ -335,6 +374,28 @@ impl NativeLimiter {
     #[napi(ts_return_type = "(key: string | Uint8Array) => void")]
     pub fn fast_function(&self) -> FastFunction<LimiterInner> {
         FastFunction(self.inner.clone())
+    }
+
+    /// The header function: `(style, nowUnixS, count) => string`, rendering as
+    /// [`render_headers`](Self::render_headers) does, but returning only the values of a known
+    /// shape (joined by newlines) and writing the shape's index into the shared array's
+    /// `HEADER_SHAPE` slot (-1: the whole text of names and values, a line each, was
+    /// returned). A plain Node-API function, like the fast function.
+    #[napi(ts_return_type = "(style: number, nowUnixS: number, count: number) => string")]
+    pub fn header_function(&self) -> HeaderFunction<LimiterInner> {
+        HeaderFunction(self.inner.clone())
+    }
+
+    /// The header names of shape `index` of the header function, joined by newlines.
+    ///
+    /// # Errors
+    /// An index the header function never wrote.
+    #[napi]
+    pub fn header_shape(&self, index: u32) -> Result<String> {
+        self.inner
+            .header_shapes
+            .names(index)
+            .ok_or_else(|| range_error(format!("headers: no shape {index}")))
     }
 
     /// Per quota `[live keys, reclaimed slots, keys refused because a table was full, keys
@@ -435,14 +496,7 @@ impl NativeLimiter {
 
 impl NativeLimiter {
     fn source(&self, count: u32) -> HeaderSource<'_> {
-        let inner = &*self.inner;
-        HeaderSource {
-            shared: &inner.shared,
-            names: inner.limiter.names().collect(),
-            quotas: inner.limiter.quotas(),
-            arguments: &inner.arguments,
-            count: usize::try_from(count).unwrap_or(usize::MAX),
-        }
+        self.inner.source(count)
     }
 }
 

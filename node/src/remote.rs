@@ -474,7 +474,7 @@ impl NativeRemoteLimiter {
     fn source(&self, count: u32) -> HeaderSource<'_> {
         HeaderSource {
             shared: &self.shared,
-            names: self.remote.local().names().collect(),
+            names: crate::headers::names(self.remote.local().names()),
             quotas: self.remote.local().quotas(),
             arguments: &self.arguments,
             count: usize::try_from(count).unwrap_or(usize::MAX),

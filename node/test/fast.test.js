@@ -201,3 +201,83 @@ test('a string key is exactly its UTF-8 (Buffer.from), for random strings around
     assert.equal(limiter.check(Buffer.from(key)).allowed, false, `${index}: the same bytes (${Buffer.byteLength(key)})`);
   }
 });
+
+// The header function: `(style, nowUnixS, count) => string`, the values of a known shape (its
+// index in HEADER_SHAPE) whose names `headerShape(index)` gives. Put back together it must be
+// exactly what napi-rs's `renderHeaders` renders (the whole `name\nvalue...` text), for every
+// style, allowed and denied, one quota and several; the shapes a limiter's renderings repeat
+// are remembered once each; bad arguments are typed errors.
+const { HEADER_SHAPE, ENTRIES, ENTRY_SLOTS } = LAYOUT;
+
+function pairsOf(text) {
+  const parts = text.split('\n');
+  const pairs = [];
+  for (let index = 0; index < parts.length; index += 2) pairs.push([parts[index], parts[index + 1]]);
+  return pairs;
+}
+
+test('the header function renders exactly what renderHeaders does, as the values of a remembered shape', () => {
+  const shared = sharedArray();
+  const quotas = [
+    { rate: '3/second', dimension: 0, argument: 'a', nameArgument: 'a' },
+    { rate: '100/minute', name: 'tokens_min', dimension: 1, argument: 'b', nameArgument: 'b' },
+  ];
+  const limiter = new native.NativeLimiter(quotas, { refill: 'greedy', maxKeys: 64, onFull: 'deny', argument: 'rate' }, undefined, shared);
+  const render = limiter.headerFunction();
+  const styles = native.headerStyles();
+  const shapes = new Map();
+  let rendered = 0;
+  for (const count of [1, 2]) {
+    for (const [allowed, remaining, retryAfterNs, resetAfterNs] of [[1, 2, 0, 5e8], [0, 0, 3e9, 9e9], [0, 0, Infinity, 1e9], [1, 3, 0, 0]]) {
+      for (let entry = 0; entry < count; entry++) {
+        shared.set([allowed, 3 + entry, remaining + entry, retryAfterNs, resetAfterNs], ENTRIES + ENTRY_SLOTS * entry);
+      }
+      for (let style = 0; style < styles.length; style++) {
+        const whole = limiter.renderHeaders(style, 1_700_000_000, count);
+        const values = render(style, 1_700_000_000, count);
+        const shape = shared[HEADER_SHAPE];
+        assert.ok(Number.isInteger(shape) && shape >= 0, `style ${styles[style]}: a shape, not ${shape}`);
+        const names = limiter.headerShape(shape).split('\n');
+        assert.deepEqual(names.map((name, index) => [name, values.split('\n')[index]]), pairsOf(whole), `${styles[style]}, ${count} entries`);
+        if (shapes.has(names.join('\n'))) assert.equal(shapes.get(names.join('\n')), shape, 'a shape keeps its index');
+        shapes.set(names.join('\n'), shape);
+        rendered += 1;
+      }
+    }
+  }
+  assert.ok(rendered > 50 && shapes.size < rendered / 2, `shapes are reused: ${shapes.size} for ${rendered} renderings`);
+  assert.equal(Math.max(...shapes.values()), shapes.size - 1, 'indices are dense');
+  assert.throws(() => render(styles.length, 0, 1), { name: 'RangeError', message: /options\.style must be one of/ });
+  assert.throws(() => render('ietf', 0, 1), { name: 'TypeError' });
+  assert.throws(() => render(0, 0), { name: 'TypeError' });
+  assert.throws(() => limiter.headerShape(shapes.size), /no shape/);
+  for (const bad of [NaN, 1.5, -1, 2 ** 64, -Infinity]) {
+    shared[ENTRIES + 2] = bad;
+    assert.throws(() => render(0, 0, 1), { name: 'RangeError', message: /remaining is not a valid count/ }, String(bad));
+  }
+  shared[ENTRIES + 2] = 2 ** 64 - 2 ** 11;
+  assert.match(render(0, 0, 1), /;r=18446744073709549568/, 'the largest double below 2^64 is a count');
+});
+
+test('headers() through the header function: a fresh, equal object per call, for Limiter, Policy and every style', () => {
+  const { headers } = require('cellgate');
+  const clock = new ManualClock();
+  const limiter = new Limiter('2/second', { clock });
+  const policy = new Policy([{ name: 'requests', rate: '2/second', dimension: 'requests' }, { name: 'tokens', rate: '50/minute', dimension: 'tokens' }], { clock });
+  const decisions = [];
+  for (let step = 0; step < 4; step++) {
+    decisions.push(limiter.check('k'), policy.check('k', { requests: 1, tokens: 20 }));
+    clock.advanceNs(100_000_000);
+  }
+  for (const decision of decisions) {
+    for (const style of ['ietf', 'legacy', 'legacy-epoch', 'draft-6', 'draft-7', 'anthropic', 'openai']) {
+      if (!native.headerStyles().includes(style)) continue;
+      const first = headers(decision, { style, nowUnixS: 1_700_000_000 });
+      const again = headers(decision, { style, nowUnixS: 1_700_000_000 });
+      assert.deepEqual(again, first, 'the same decision renders the same headers');
+      assert.notEqual(again, first, 'a new object each time (callers may mutate theirs)');
+      assert.ok(Object.keys(first).length >= 2 && Object.values(first).every((value) => typeof value === 'string' && value.length > 0), JSON.stringify(first));
+      if (!decision.allowed && style === 'ietf') assert.ok('Retry-After' in first);
+    }
+  }
+});
