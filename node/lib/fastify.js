@@ -78,21 +78,50 @@ function cellgatePlugin(fastify, options, done) {
   });
   // Registered more than once (one limiter per route prefix, say), it decorates only once.
   if (!fastify.hasRequestDecorator('rateLimit')) fastify.decorateRequest('rateLimit', null);
-  const limit = async (request, reply) => {
-    const current = configFor(request);
-    if (current === false) return false;
-    const result = await new Promise((resolve, reject) => {
+  // Callback-style hooks: a request whose decision is synchronous (an in-process or
+  // host-wide limiter, a sync key) costs no promise; `next(error)` continues the lifecycle
+  // (or fails it), and is not called once a reply was sent (Fastify's "respond from a hook").
+  const limit = (request, reply, next) => {
+    let called = false;
+    const once = (error) => {
+      if (called) return;
+      called = true;
+      next(error);
+    };
+    let current;
+    try {
+      current = configFor(request);
+    } catch (error) {
+      return once(error);
+    }
+    if (current === false) return once();
+    let decided = false;
+    const onResult = (result) => {
+      if (decided) return;
+      decided = true;
       try {
-        const pending = evaluate(current, request, reply, resolve);
-        if (pending !== undefined) pending.then(undefined, reject);
+        respond(current, request, reply, result, once);
       } catch (error) {
-        reject(error);
+        once(error);
       }
-    });
-    if (result === null) return false;
+    };
+    try {
+      const pending = evaluate(current, request, reply, onResult);
+      if (pending !== undefined) pending.then(undefined, (error) => { if (!decided) { decided = true; once(error); } });
+    } catch (error) {
+      if (!decided) {
+        decided = true;
+        once(error);
+      }
+    }
+  };
+  // Answers `result` (evaluate's): continues with `next()` when admitted or not limited,
+  // sends the 500 or the denial otherwise.
+  const respond = (current, request, reply, result, next) => {
+    if (result === null) return next();
     if (result === MISCONFIGURED) {
       reply.code(500).type('application/json; charset=utf-8').send(MISCONFIGURED_BODY);
-      return true;
+      return undefined;
     }
     const { decision } = result;
     request.rateLimit = decision;
@@ -102,21 +131,26 @@ function cellgatePlugin(fastify, options, done) {
         const states = request[kState] || (request[kState] = []);
         states.push({ config: current, checked: result, settled: false });
       }
-      return false;
+      return next();
     }
     exceeded(current, request, decision, (error) => request.log.error({ err: error }, 'cellgate/fastify: onExceeded failed (the denial was answered all the same)'));
-    if (current.onLimited !== undefined && (await onLimited(current, request, reply, decision))) return true;
-    reply.headers(headersFor(current, decision)).code(statusFor(current, decision)).type('application/json; charset=utf-8').send(bodyFor(decision));
-    return true;
+    const deny = () => reply.headers(headersFor(current, decision)).code(statusFor(current, decision)).type('application/json; charset=utf-8').send(bodyFor(decision));
+    if (current.onLimited === undefined) {
+      deny();
+      return undefined;
+    }
+    onLimited(current, request, reply, decision)
+      .then((answered) => {
+        if (!answered) deny();
+      })
+      .catch(next);
+    return undefined;
   };
   if (hook === 'preParsing') {
-    // A preParsing hook resolves with the payload stream (undefined keeps it).
-    fastify.addHook('preParsing', async (request, reply) => {
-      await limit(request, reply);
-      return undefined;
-    });
+    // A preParsing hook continues with the payload stream (passed on unchanged).
+    fastify.addHook('preParsing', (request, reply, payload, done) => limit(request, reply, (error) => (error ? done(error) : done(null, payload))));
   } else {
-    fastify.addHook(hook, async (request, reply) => ((await limit(request, reply)) ? reply : undefined));
+    fastify.addHook(hook, (request, reply, done) => limit(request, reply, done));
   }
   // The count modes: once the status is known (a request aborted by the client counts as 500).
   const settleAll = (request, reply, status) => {
