@@ -61,3 +61,47 @@ test('Fastify over RedisLimiter: concurrent requests admit exactly the quota', {
     assert.deepEqual(tally(responses), { ok: QUOTA, limited: REQUESTS - QUOTA }, kind);
   }
 });
+
+// count: 'failed' over Redis: every request is checked in Redis, a success is refunded there
+// once its response is sent, so successes never spend the quota and failures do, in both
+// frameworks and over both clients. (Requests go one at a time: each refund is sent on the
+// client's one connection before the next request's check.)
+test("count: 'failed' over RedisLimiter: successes are refunded in Redis, failures spend the quota", { skip: SKIP }, async () => {
+  const connected = await clients();
+  after(() => connected.forEach((each) => each.close()));
+  const login = (ok) => (ok ? [200, 'welcome'] : [401, 'no']);
+  for (const { kind, client } of connected) {
+    const expressLimiter = new RedisLimiter('2/hour', { client, prefix: uniquePrefix('count-express') });
+    const app = express();
+    app.use(rateLimit({ limiter: expressLimiter, key: () => 'alice', count: 'failed' }));
+    app.get('/login', (req, res) => {
+      const [status, body] = login(req.query.ok === '1');
+      res.status(status).send(body);
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const expressStatuses = [];
+    for (const path of ['/login?ok=1', '/login?ok=1', '/login?ok=1', '/login', '/login', '/login?ok=1']) {
+      expressStatuses.push((await request(server.address().port, path)).status);
+    }
+    await close(server);
+    assert.deepEqual(expressStatuses, [200, 200, 200, 401, 401, 429], `Express, ${kind}`);
+    assert.equal(expressLimiter.stats().remote, 6 + 3, `Express, ${kind}: six checks and three refunds, all in Redis`);
+
+    const fastifyLimiter = new RedisLimiter('2/hour', { client, prefix: uniquePrefix('count-fastify') });
+    const fastify = Fastify();
+    await fastify.register(cellgateFastify, { limiter: fastifyLimiter, key: () => 'alice', count: 'failed' });
+    fastify.get('/login', async (req, reply) => {
+      const [status, body] = login(req.query.ok === '1');
+      return reply.code(status).send(body);
+    });
+    await fastify.listen({ port: 0, host: '127.0.0.1' });
+    const fastifyStatuses = [];
+    for (const path of ['/login?ok=1', '/login?ok=1', '/login?ok=1', '/login', '/login', '/login?ok=1']) {
+      fastifyStatuses.push((await request(fastify.server.address().port, path)).status);
+    }
+    await fastify.close();
+    assert.deepEqual(fastifyStatuses, [200, 200, 200, 401, 401, 429], `Fastify, ${kind}`);
+    assert.equal(fastifyLimiter.stats().remote, 6 + 3, `Fastify, ${kind}: six checks and three refunds, all in Redis`);
+  }
+});
