@@ -1,7 +1,7 @@
 'use strict';
 // The Express middleware and the Fastify plugin over a RedisLimiter: concurrent requests
 // admit exactly the quota, the denials carry the same headers and body as the in-process
-// limiter's, over ioredis and node-redis.
+// limiter's, and count: 'failed' refunds successes in Redis, over ioredis and node-redis.
 
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
