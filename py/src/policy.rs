@@ -229,6 +229,22 @@ pub fn named_costs(
     Ok(named)
 }
 
+/// Takes the charge a reservation holds, for its one settle (in process or in Redis); when it
+/// holds none, `InvalidArgument` naming `reservation`, `empty` saying why.
+///
+/// # Errors
+/// As above; also a lock poisoned by a thread that panicked holding it.
+pub fn take_reservation<T>(py: Python<'_>, held: &Mutex<Option<T>>, empty: &str) -> PyResult<T> {
+    let mut slot = held.lock().map_err(|_| {
+        invalid(
+            py,
+            "reservation",
+            "is unusable (a thread panicked holding it)",
+        )
+    })?;
+    slot.take().ok_or_else(|| invalid(py, "reservation", empty))
+}
+
 impl Policy {
     /// Core's limiter.
     fn limiter(&self) -> &cellgate::Limiter<TableSlots> {
@@ -437,21 +453,12 @@ impl Policy {
             return Err(self.error(py, ConfigError::ForeignReservation));
         }
         let costs = self.costs(py, actual)?;
-        let mut slot = held.reservation.lock().map_err(|_| {
-            invalid(
-                py,
-                "reservation",
-                "is unusable (a thread panicked holding it)",
-            )
-        })?;
-        let Some(taken) = slot.take() else {
-            let reason = if held.allowed {
-                "was already settled"
-            } else {
-                "was refused: nothing was reserved"
-            };
-            return Err(invalid(py, "reservation", reason));
+        let empty = if held.allowed {
+            "was already settled"
+        } else {
+            "was refused: nothing was reserved"
         };
+        let taken = take_reservation(py, &held.reservation, empty)?;
         let decision = self
             .limiter()
             .settle_at(self.clock.now_ns(), taken, &costs)

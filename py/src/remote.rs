@@ -9,13 +9,14 @@ use crate::boundary::{
 use crate::clock::TimeSource;
 use crate::headers::{Core, Decision, Source};
 use crate::limiter::{one_dimension, options_arg, refill_args};
-use crate::policy::{named_costs, PolicyQuotas};
+use crate::policy::{named_costs, take_reservation, PolicyQuotas};
 use crate::quota::quotas_arg;
 use cellgate::remote::{DEFAULT_OUTAGE_RETRY_AFTER_NS, DEFAULT_PREFIX};
 use cellgate::Clock;
 use cellgate::{
-    LimiterOptions, LimiterQuota, Op, OutagePolicy, Refill, RemoteCall, RemoteDecided, RemoteError,
-    RemoteLimiter, RemoteOptions, RemoteReservation, SettlePlan, SCRIPT, SCRIPT_SHA1_HEX,
+    resolve_costs, LimiterOptions, LimiterQuota, Op, OutagePolicy, Refill, RemoteCall,
+    RemoteDecided, RemoteError, RemoteLimiter, RemoteOptions, RemoteReservation, SettlePlan,
+    SCRIPT, SCRIPT_SHA1_HEX,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
@@ -25,14 +26,15 @@ use std::sync::Mutex;
 #[pyclass(frozen, module = "cellgate._cellgate", name = "_RemoteCall")]
 pub struct PyRemoteCall {
     call: RemoteCall,
+    /// A reserve's costs per dimension, as core's rule completes them (`resolve_costs`); empty
+    /// for any other call.
+    estimate: Vec<u64>,
 }
 
 /// An admitted reserve's charge (core's `RemoteReservation`), taken by its one settle.
 #[pyclass(frozen, module = "cellgate._cellgate", name = "_RemoteReservation")]
 pub struct PyRemoteReservation {
     reservation: Mutex<Option<RemoteReservation>>,
-    /// The estimate reserved, per dimension.
-    estimate: Vec<u64>,
     /// Whether Redis holds the charge (not the outage policy).
     remote: bool,
     /// The limiter that made it: another's is refused before core's (consuming) settle.
@@ -188,28 +190,30 @@ impl PyRemoteLimiter {
             .transpose()
     }
 
-    fn encoded<'py>(py: Python<'py>, call: RemoteCall) -> Encoded<'py> {
+    fn encoded<'py>(py: Python<'py>, call: RemoteCall, estimate: Vec<u64>) -> Encoded<'py> {
         (
             PyBytes::new(py, call.key()),
             PyBytes::new(py, call.argv()),
-            PyRemoteCall { call },
+            PyRemoteCall { call, estimate },
         )
     }
 
-    /// A reserve's decision and, when admitted, its reservation.
+    /// A reserve's `(decision, reservation, estimate)`: the reservation when admitted (else
+    /// None), and the costs asked per dimension as core completed them (shown by a refused
+    /// reservation too).
     fn reserved<'py>(
         &self,
         py: Python<'py>,
+        call: &PyRemoteCall,
         decided: RemoteDecided,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let decision = Decision::of_limiter(py, &decided.decision, &self.core);
         let reservation = decided.reservation.map(|reservation| PyRemoteReservation {
-            estimate: reservation.costs().to_vec(),
             remote: reservation.is_remote(),
             reservation: Mutex::new(Some(reservation)),
             owner: self.core.clone_ref(py),
         });
-        (decision, reservation).into_pyobject(py)
+        (decision, reservation, call.estimate.clone()).into_pyobject(py)
     }
 }
 
@@ -381,7 +385,7 @@ impl PyRemoteLimiter {
             .remote()
             .encode(key.as_bytes(), now_ns, &costs, op)
             .map_err(|error| self.error(py, error))?;
-        Ok(Self::encoded(py, call))
+        Ok(Self::encoded(py, call, Vec::new()))
     }
 
     /// Encodes a reserve of `estimate` (as `encode`'s `cost`) on `key`.
@@ -400,7 +404,10 @@ impl PyRemoteLimiter {
             .remote()
             .encode_reserve(key.as_bytes(), now_ns, &costs)
             .map_err(|error| self.error(py, error))?;
-        Ok(Self::encoded(py, call))
+        // The costs core reserves (its rule, which encode_reserve has just accepted).
+        let mut estimate = vec![0; costs.len()];
+        resolve_costs(&costs, &mut estimate).map_err(|error| self.error(py, error))?;
+        Ok(Self::encoded(py, call, estimate))
     }
 
     /// What settling `reservation` with `actual` (as `encode`'s `cost`; a dimension not named
@@ -420,23 +427,14 @@ impl PyRemoteLimiter {
         }
         let costs = self.costs(py, actual)?;
         let now_ns = Self::now_arg(now_ns)?;
-        let mut slot = reservation.reservation.lock().map_err(|_| {
-            invalid(
-                py,
-                "reservation",
-                "is unusable (a thread panicked holding it)",
-            )
-        })?;
-        let Some(taken) = slot.take() else {
-            return Err(invalid(py, "reservation", "was already settled"));
-        };
+        let taken = take_reservation(py, &reservation.reservation, "was already settled")?;
         match self
             .remote()
             .settle(taken, now_ns, self.clock.now_ns(), &costs)
         {
-            Ok(SettlePlan::Remote(call)) => {
-                Ok(Self::encoded(py, call).into_pyobject(py)?.into_any())
-            }
+            Ok(SettlePlan::Remote(call)) => Ok(Self::encoded(py, call, Vec::new())
+                .into_pyobject(py)?
+                .into_any()),
             Ok(SettlePlan::Done(decision)) => Ok(Decision::of_limiter(py, &decision, &self.core)
                 .into_pyobject(py)?
                 .into_any()),
@@ -475,7 +473,7 @@ impl PyRemoteLimiter {
             return Ok(None);
         };
         match self.remote().decode(&call.call, &parts) {
-            Ok(decided) => self.reserved(py, decided).map(Some),
+            Ok(decided) => self.reserved(py, call, decided).map(Some),
             Err(_) => Ok(None),
         }
     }
@@ -495,7 +493,7 @@ impl PyRemoteLimiter {
         call: &PyRemoteCall,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let decided = self.remote().outage(&call.call, self.clock.now_ns());
-        self.reserved(py, decided)
+        self.reserved(py, call, decided)
     }
 
     fn __repr__(&self) -> String {
@@ -528,11 +526,5 @@ impl PyRemoteReservation {
     #[getter]
     fn remote(&self) -> bool {
         self.remote
-    }
-
-    /// The estimate reserved, per dimension in order.
-    #[getter]
-    fn estimate(&self) -> Vec<u64> {
-        self.estimate.clone()
     }
 }

@@ -77,12 +77,12 @@ class RedisReservation:
 
     __slots__ = ("_limiter", "_native", "allowed", "decision", "estimate", "remote")
 
-    def __init__(self, limiter: "_Base", decision: Decision, native: Any, dimensions: list[str], estimate: list[int]) -> None:
+    def __init__(self, limiter: "_Base", decision: Decision, native: Any, estimate: list[tuple[str, int]]) -> None:
         self._limiter = limiter
         self._native = native
         self.allowed: bool = native is not None
         self.decision = decision
-        self.estimate: list[tuple[str, int]] = list(zip(dimensions, native.estimate if native is not None else estimate))
+        self.estimate = estimate
         self.remote: bool = native is not None and native.remote
 
     @property
@@ -167,12 +167,9 @@ class _Base:
     def _args(self, key: bytes, argv: bytes) -> tuple[Any, ...]:
         return ("EVALSHA", SCRIPT_SHA1, 1, key, self._params, argv)
 
-    def _reservation(self, decided: Any, estimate: Optional[dict[str, Any]]) -> RedisReservation:
-        decision, native = decided
-        dimensions = self._native.dimensions
-        # A refused reserve reserved nothing: show what was asked, as core resolved it.
-        asked = [int((estimate or {}).get(name, 1 if len(dimensions) == 1 else 0)) for name in dimensions]
-        return RedisReservation(self, decision, native, dimensions, asked)
+    def _reservation(self, decided: Any) -> RedisReservation:
+        decision, native, estimate = decided
+        return RedisReservation(self, decision, native, list(zip(self._native.dimensions, estimate)))
 
     def _settle_plan(self, reservation: Any, actual: Optional[dict[str, Any]], now_ns: Optional[int]) -> Any:
         """The native settle of ``reservation``: the call to send, or the decision."""
@@ -443,7 +440,7 @@ class RedisPolicy(_PolicyLimiter, _Sync):
         """Reserves ``estimate`` for ``key`` (a ``check`` of it): the reservation is truthy
         when admitted; settle it once with the actual costs."""
         decided = self._run(self._native.encode_reserve(key, estimate or None, now_ns), reserve=True)
-        return self._reservation(decided, estimate)
+        return self._reservation(decided)
 
     def settle(self, reservation: RedisReservation, *, now_ns: Optional[int] = None, **actual: int) -> Decision:
         """Settles ``reservation`` with the actual costs (a dimension not named keeps its
@@ -485,7 +482,7 @@ class AsyncRedisPolicy(_PolicyLimiter, _Async):
     async def reserve(self, key: _Key, *, now_ns: Optional[int] = None, **estimate: int) -> RedisReservation:
         """As ``RedisPolicy.reserve``."""
         decided = await self._run(self._native.encode_reserve(key, estimate or None, now_ns), reserve=True)
-        return self._reservation(decided, estimate)
+        return self._reservation(decided)
 
     async def settle(self, reservation: RedisReservation, *, now_ns: Optional[int] = None, **actual: int) -> Decision:
         """As ``RedisPolicy.settle``."""
