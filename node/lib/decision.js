@@ -48,15 +48,16 @@ class Decision {
     const source = decision.#source;
     const count = Decision.#writeBack(decision);
     if (source.render === undefined) return parseHeaders(source.native.renderHeaders(styleIndex, nowUnixS, count));
-    const text = source.render(styleIndex, nowUnixS, count);
+    const values = source.render(styleIndex, nowUnixS, count);
     const shape = source.out[HEADER_SHAPE];
-    if (shape < 0) return parseHeaders(text);
+    // No shape: more distinct header lists than the addon keeps (MAX_HEADER_SHAPES).
+    if (shape < 0) return parseHeaders(source.native.renderHeaders(styleIndex, nowUnixS, count));
     let build = source.shapes[shape];
     if (build === undefined) {
       build = shapeBuilder(source.native.headerShape(shape));
       source.shapes[shape] = build;
     }
-    return build(text);
+    return build(values);
   }
 
   /** The 429 body of the decision, rendered by core. */

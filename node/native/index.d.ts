@@ -36,9 +36,9 @@ export declare class NativeLimiter {
   /**
    * The header function: `(style, nowUnixS, count) => string`, rendering as
    * [`render_headers`](Self::render_headers) does, but returning only the values of a known
-   * shape (joined by newlines) and writing the shape's index into the shared array's
-   * `HEADER_SHAPE` slot (-1: the whole text of names and values, a line each, was
-   * returned). A plain Node-API function, like the fast function.
+   * the values (joined by newlines) and writing the index of their shape into the shared
+   * array's `HEADER_SHAPE` slot (-1: a shape beyond those kept, to render through
+   * `renderHeaders` instead). A plain Node-API function, like the fast function.
    */
   headerFunction(): (style: number, nowUnixS: number, count: number) => string
   /**

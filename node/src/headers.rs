@@ -188,7 +188,8 @@ fn render_policies(
 }
 
 /// How many distinct lists of header names one limiter remembers (a style and a decision's
-/// shape give one: a handful in practice); a rendering of another list is returned whole.
+/// shape give one: a handful in practice). A rendering of another list gets no shape, and
+/// JavaScript renders it whole through `renderHeaders` instead.
 pub(crate) const MAX_HEADER_SHAPES: usize = 64;
 
 /// The lists of header names (a *shape*: the names of one rendering, in order) a limiter's
@@ -198,20 +199,26 @@ pub(crate) const MAX_HEADER_SHAPES: usize = 64;
 /// computed keys from a split string costs about 200).
 #[derive(Default)]
 pub(crate) struct HeaderShapes {
+    scratch: RefCell<ShapeScratch>,
+}
+
+/// What [`HeaderShapes`] keeps between renderings, so that a rendering allocates nothing.
+#[derive(Default)]
+struct ShapeScratch {
     /// Each shape's names joined by `\n`.
-    shapes: RefCell<Vec<Box<[u8]>>>,
-    /// The bytes returned by the last rendering (kept: no allocation per call).
-    text: RefCell<Vec<u8>>,
-    /// The names of the last rendering (scratch).
-    names: RefCell<Vec<u8>>,
-    /// Where core renders (scratch).
-    buffer: RefCell<Vec<u8>>,
+    shapes: Vec<Box<[u8]>>,
+    /// The values of the last rendering, joined by `\n`.
+    values: Vec<u8>,
+    /// The names of the last rendering, joined by `\n`.
+    names: Vec<u8>,
+    /// Where core renders.
+    buffer: Vec<u8>,
 }
 
 impl HeaderShapes {
-    /// Renders `source` as [`render`] does and passes `finish` the index of the rendering's
-    /// shape with its values joined by `\n`, or, once [`MAX_HEADER_SHAPES`] shapes are known
-    /// and this is another, `None` with the whole `name\nvalue...` text.
+    /// Renders `source` as [`render`] does and passes `finish` its values joined by `\n` with
+    /// the index of its shape (`None` once [`MAX_HEADER_SHAPES`] shapes are known and this is
+    /// another).
     ///
     /// # Errors
     /// As [`render`]'s; also a re-entrant call (none can happen: nothing here calls back into
@@ -223,25 +230,29 @@ impl HeaderShapes {
         now_unix_s: f64,
         finish: impl FnOnce(Option<usize>, &[u8]) -> R,
     ) -> Result<R> {
-        let busy = || range_error("headers: a rendering is already under way");
-        let mut text = self.text.try_borrow_mut().map_err(|_| busy())?;
-        let mut names = self.names.try_borrow_mut().map_err(|_| busy())?;
-        let mut shapes = self.shapes.try_borrow_mut().map_err(|_| busy())?;
-        let mut buffer = self.buffer.try_borrow_mut().map_err(|_| busy())?;
-        text.clear();
+        let mut scratch = self
+            .scratch
+            .try_borrow_mut()
+            .map_err(|_| range_error("headers: a rendering is already under way"))?;
+        let ShapeScratch {
+            shapes,
+            values,
+            names,
+            buffer,
+        } = &mut *scratch;
+        values.clear();
         names.clear();
-        render_with(source, style, now_unix_s, &mut buffer, |headers| {
+        render_with(source, style, now_unix_s, buffer, |headers| {
             for (name, value) in headers {
                 if !names.is_empty() {
                     names.push(b'\n');
-                    text.push(b'\n');
+                    values.push(b'\n');
                 }
                 names.extend_from_slice(name.as_bytes());
-                text.extend_from_slice(value.as_bytes());
+                values.extend_from_slice(value.as_bytes());
             }
         })?;
-        let known = shapes.iter().position(|shape| **shape == **names);
-        let shape = match known {
+        let shape = match shapes.iter().position(|shape| **shape == **names) {
             Some(index) => Some(index),
             None if shapes.len() < MAX_HEADER_SHAPES => {
                 shapes.push(names.as_slice().into());
@@ -249,26 +260,13 @@ impl HeaderShapes {
             }
             None => None,
         };
-        if shape.is_none() {
-            // Unknown and no room: the whole text, names and values interleaved.
-            let values = core::mem::take(&mut *text);
-            let mut names_left = names.split(|&byte| byte == b'\n');
-            for value in values.split(|&byte| byte == b'\n') {
-                if !text.is_empty() {
-                    text.push(b'\n');
-                }
-                text.extend_from_slice(names_left.next().unwrap_or_default());
-                text.push(b'\n');
-                text.extend_from_slice(value);
-            }
-        }
-        Ok(finish(shape, &text))
+        Ok(finish(shape, values))
     }
 
     /// The names of shape `index`, joined by `\n` (`None` for an index never returned).
     pub(crate) fn names(&self, index: u32) -> Option<String> {
-        let shapes = self.shapes.try_borrow().ok()?;
-        let shape = shapes.get(usize::try_from(index).ok()?)?;
+        let scratch = self.scratch.try_borrow().ok()?;
+        let shape = scratch.shapes.get(usize::try_from(index).ok()?)?;
         Some(String::from_utf8_lossy(shape).into_owned())
     }
 }

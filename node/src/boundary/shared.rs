@@ -65,8 +65,8 @@ pub(crate) const ENTRIES: usize = SUMMARY + ENTRY_SLOTS;
 pub(crate) const ENTRY_SLOTS: usize = 5;
 /// The first cost slot (after room for `MAX_POLICY_QUOTAS` entries).
 pub(crate) const COSTS: usize = ENTRIES + ENTRY_SLOTS * cellgate::MAX_POLICY_QUOTAS;
-/// Output of the header function: the shape index of its last rendering, or -1 when it
-/// returned the whole text (see `crate::headers::HeaderShapes`).
+/// Output of the header function: the shape index of its last rendering, or -1 for a shape
+/// beyond those kept (see `crate::headers::HeaderShapes`).
 pub(crate) const HEADER_SHAPE: usize = COSTS + cellgate::MAX_POLICY_QUOTAS;
 /// The slots the array must have at least.
 pub(crate) const LEN: usize = HEADER_SHAPE + 1;
