@@ -398,7 +398,7 @@ fn truncated_and_garbage_files_are_errors_not_crashes() {
             SharedError::Version {
                 field: "mapping_version",
                 file: 9,
-                ours: 1
+                ours: 2
             }
         ),
         "{error:?}"
