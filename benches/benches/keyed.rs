@@ -44,10 +44,11 @@
 //!     keep memory bounded it is emptied with `retain_recent` every `N` new keys, outside the
 //!     timed region (`iter_custom`), so the figure is the insertion alone into a map of up to
 //!     `N` keys.
-//! - `keyed/memory/NAME/N`: the floor under `keyed/existing` for any table of 32-byte slots:
-//!   reach one of `N × 4/3` slots at random (indices precomputed), with no hash and no probing.
-//!   - `slot_load_cas`: load the fingerprint and the 128-bit state, compare-exchange the state
-//!     (the memory accesses of a cellgate check of a key found at its home slot).
+//! - `keyed/memory/NAME/N`: the floor under `keyed/existing` for any table laid out as
+//!   cellgate's (eight fingerprints in one cache line, their states in the next two): reach one
+//!   of `N × 4/3` slots at random (indices precomputed), with no hash and no probing.
+//!   - `slot_load_cas`: load the fingerprint and the 128-bit state (two lines), compare-exchange
+//!     the state (the memory accesses of a cellgate check of a key found at its home slot).
 //!   - `slot_load`: the two loads only. Without a locked instruction in the loop the misses of
 //!     successive iterations can overlap; the difference to `slot_load_cas` shows how much.
 //!   - `..._hugepages`: the same slots in transparent huge pages.

@@ -618,17 +618,37 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
         }
     }
 
-    /// The slot of `key`'s fingerprint in the window starting at `start`, if any.
+    /// The slot of `key`'s fingerprint in the window starting at `start`, if any: the window's
+    /// fingerprints read a group's line at a time, from `start`'s lane, round the table.
     #[inline(always)]
     fn find_in_window(&self, key: KeyHash, start: usize) -> Option<usize> {
-        (0..PROBE_WINDOW)
-            .map(|distance| self.offset(start, distance))
-            .find(|&index| {
-                // Acquire: pairs with the Release store of the fingerprint in `insert`,
-                // so the state load after it sees at least the claim's busy word.
-                self.slot(index)
-                    .is_some_and(|slot| slot.fingerprint.load(Ordering::Acquire) == key.fingerprint)
-            })
+        let groups = self.slots.as_ref();
+        let mut group_index = start / GROUP_SLOTS;
+        let mut lane = start % GROUP_SLOTS;
+        let mut left = PROBE_WINDOW;
+        while left > 0 {
+            let group = groups.get(group_index)?;
+            let lanes = group.fingerprints.get(lane..)?;
+            for (at, fingerprint) in lanes.iter().take(left).enumerate() {
+                // Acquire: pairs with the Release swap of the fingerprint in `insert`, so the
+                // state load after it sees at least the claim's busy word.
+                if fingerprint.load(Ordering::Acquire) == key.fingerprint {
+                    return Some(
+                        group_index
+                            .wrapping_mul(GROUP_SLOTS)
+                            .wrapping_add(lane)
+                            .wrapping_add(at),
+                    );
+                }
+            }
+            left = left.saturating_sub(GROUP_SLOTS.wrapping_sub(lane));
+            lane = 0;
+            group_index = group_index.wrapping_add(1);
+            if group_index == groups.len() {
+                group_index = 0;
+            }
+        }
+        None
     }
 
     /// Where `key` lives: its first window, then its second.

@@ -106,7 +106,7 @@
 #define CG_MAX_429_BODY_BYTES 50
 
 // The largest `max_keys` of a keyed limiter or policy, as in every runtime (2^27: about
-// 5.7 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
+// 4.3 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
 #define CG_MAX_MAX_KEYS 134217728
 
 // The `max_keys` the other runtimes use when none is given (about 4.3 MB per quota).

@@ -61,7 +61,7 @@ pub struct cg_keyed_limiter {
 }
 
 /// The largest `max_keys` of a keyed limiter or policy, as in every runtime (2^27: about
-/// 5.7 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
+/// 4.3 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
 pub const CG_MAX_MAX_KEYS: usize = 134_217_728;
 /// The `max_keys` the other runtimes use when none is given (about 4.3 MB per quota).
 pub const CG_DEFAULT_MAX_KEYS: usize = 100_000;
