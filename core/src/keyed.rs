@@ -303,11 +303,13 @@ impl<C> KeyedLimiter<alloc::boxed::Box<[SlotGroup]>, C> {
     /// As [`with_options`](Self::with_options), but a size the allocator refuses is an error
     /// instead of its abort: for sizes that come from configuration or from another runtime.
     ///
-    /// The size is first asked of the allocator fallibly, then the table is allocated as
-    /// `with_options` does, zeroed, so that pages no key has touched stay the operating
-    /// system's shared zero page. (Writing every slot here would commit the whole table at
-    /// once, which under Linux's overcommit turns a refusal into the OOM killer.) Memory that
-    /// another thread takes between the two steps can still make the second one abort.
+    /// The size is first asked of the allocator fallibly, then the table is allocated and
+    /// written as `with_options` does. The groups are cache-line aligned, which the system
+    /// allocator serves with an aligned allocation and explicit zeroing, so the whole table is
+    /// resident from here on (a table of 32-byte slots, layout 3, stayed on the shared zero
+    /// page until keys touched it). Memory that another thread takes between the two steps, or
+    /// that Linux's overcommit promised but cannot back, can still end in the allocator's
+    /// abort or the OOM killer.
     ///
     /// # Errors
     /// [`TableError::OutOfMemory`] when `group_count_for(max_keys) × 192` bytes overflow or
