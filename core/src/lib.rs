@@ -78,9 +78,8 @@ pub use headers::{
     MAX_429_BODY_BYTES, MAX_DIMENSION_HEADERS, MAX_HEADERS,
 };
 pub use keyed::{
-    group_count_for, slot_count_for, ClaimRecovery, KeyHash, KeyedDecision, KeyedLimiter,
-    KeyedStats, OnFull, Reason, Seed, SlotGroup, TableError, TableFull, TableHeader, GROUP_SLOTS,
-    PROBE_WINDOW, TABLE_LAYOUT_VERSION,
+    slot_count_for, ClaimRecovery, KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull,
+    Reason, Seed, Slot, TableError, TableFull, TableHeader, PROBE_WINDOW, TABLE_LAYOUT_VERSION,
 };
 #[cfg(feature = "alloc")]
 pub use limiter::{

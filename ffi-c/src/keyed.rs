@@ -7,7 +7,7 @@ use crate::decision::cg_decision;
 use crate::quota::cg_quota;
 use crate::status::cg_status;
 use cellgate::{
-    check_max_keys, group_count_for, Decision, KeyedLimiter, KeyedStats, NoClock, Seed, SlotGroup,
+    check_max_keys, slot_count_for, Decision, KeyedLimiter, KeyedStats, NoClock, Seed, Slot,
     TableFull,
 };
 use core::ptr::NonNull;
@@ -61,7 +61,7 @@ pub struct cg_keyed_limiter {
 }
 
 /// The largest `max_keys` of a keyed limiter or policy, as in every runtime (2^27: about
-/// 4.3 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
+/// 5.7 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
 pub const CG_MAX_MAX_KEYS: usize = 134_217_728;
 /// The `max_keys` the other runtimes use when none is given (about 4.3 MB per quota).
 pub const CG_DEFAULT_MAX_KEYS: usize = 100_000;
@@ -80,8 +80,8 @@ pub(crate) fn max_keys(max_keys: usize) -> Result<usize, cg_status> {
 /// them is the core's to say (`KeyedLimiter::try_with_options`, `KeyedPolicy::new`), as
 /// `CG_STATUS_OUT_OF_MEMORY`.
 pub(crate) fn check_table_size(max_keys: usize, tables: usize) -> Result<(), cg_status> {
-    group_count_for(max_keys)
-        .checked_mul(core::mem::size_of::<SlotGroup>())
+    slot_count_for(max_keys)
+        .checked_mul(core::mem::size_of::<Slot>())
         .and_then(|bytes| bytes.checked_mul(tables))
         .filter(|&bytes| bytes <= isize::MAX.unsigned_abs())
         .map(|_| ())
@@ -90,8 +90,8 @@ pub(crate) fn check_table_size(max_keys: usize, tables: usize) -> Result<(), cg_
 
 /// Creates a keyed limiter: every key gets `quota`, refilled per `refill`
 /// (`CG_REFILL_GREEDY`, which is GCRA, or `CG_REFILL_INTERVAL`), in a table sized for
-/// `max_keys` keys live at once (1 to `CG_MAX_MAX_KEYS`; `max_keys × 4/3` slots, rounded up to whole
-/// 192-byte groups of 8 slots: about 32 bytes per key, at least 16 slots). Refusals
+/// `max_keys` keys live at once (1 to `CG_MAX_MAX_KEYS`; `max_keys × 4/3` slots of 32 bytes, at
+/// least 16). Refusals
 /// with `CG_STATUS_TABLE_FULL` begin near 70 % of `max_keys` live keys, and with `max_keys`
 /// live about 0.1 % of new keys get it: size it above the live keys you expect (idle keys are reclaimed and do not count). `clock` as for
 /// `cg_cell_new_gcra`. `*out` receives the limiter.
@@ -142,7 +142,7 @@ pub unsafe extern "C" fn cg_keyed_limiter_free(limiter: *mut cg_keyed_limiter) {
 }
 
 /// The table type behind a keyed limiter.
-type Table = KeyedLimiter<Box<[SlotGroup]>, NoClock>;
+type Table = KeyedLimiter<Box<[Slot]>, NoClock>;
 
 /// The shared body of the keyed operations. `decide` is a generic closure, so each exported
 /// function calls its core operation directly, as a Rust caller's code does (an operation

@@ -2,7 +2,7 @@
 
 use crate::error::SharedError;
 use crate::slots::{Keeper, TableSlots};
-use cellgate::SlotGroup;
+use cellgate::Slot;
 use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
 use std::fs::File;
 use std::ptr::NonNull;
@@ -19,7 +19,7 @@ pub(crate) struct Mapping {
 // written through atomics (the slots), which any thread (or process) may use at once, and the
 // pointer stays valid until drop, wherever the value moves.
 unsafe impl Send for Mapping {}
-// SAFETY: as for `Send`: `&Mapping` only gives out `&[SlotGroup]`, and `SlotGroup` is `Sync`.
+// SAFETY: as for `Send`: `&Mapping` only gives out `&[Slot]`, and `Slot` is `Sync`.
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
@@ -47,22 +47,22 @@ impl Mapping {
         Ok(Self { base, len })
     }
 
-    /// `count` slot groups at byte `offset`, keeping the mapping alive; `None` unless they lie
-    /// within the mapping at the group alignment.
+    /// `count` slots at byte `offset`, keeping the mapping alive; `None` unless they lie
+    /// within the mapping at the slot alignment.
     pub(crate) fn slots(self: &Arc<Self>, offset: usize, count: usize) -> Option<TableSlots> {
-        let bytes = core::mem::size_of::<SlotGroup>().checked_mul(count)?;
+        let bytes = core::mem::size_of::<Slot>().checked_mul(count)?;
         let end = offset.checked_add(bytes)?;
-        if end > self.len || offset.checked_rem(core::mem::align_of::<SlotGroup>()) != Some(0) {
+        if end > self.len || offset.checked_rem(core::mem::align_of::<Slot>()) != Some(0) {
             return None;
         }
         // SAFETY: `offset + bytes <= len`, so the pointer stays within the mapping (or one
         // past its end for an empty range).
         let first = unsafe { self.base.as_ptr().add(offset) };
-        // The mapping is page-aligned and `offset` a multiple of the group alignment.
-        let first = NonNull::new(first.cast::<SlotGroup>())?;
-        // SAFETY: `first` is aligned for `SlotGroup`, and `count` groups from it lie within the
-        // mapping, which the keeper keeps mapped; every byte pattern is a valid `SlotGroup`
-        // (`u64` and `u128` atomics), accessed by every process through atomics only.
+        // The mapping is page-aligned and `offset` a multiple of the slot alignment.
+        let first = NonNull::new(first.cast::<Slot>())?;
+        // SAFETY: `first` is aligned for `Slot`, and `count` slots from it lie within the
+        // mapping, which the keeper keeps mapped; every byte pattern is a valid `Slot` (two
+        // `u64` atomics and a `u128` atomic), accessed by every process through atomics only.
         Some(unsafe { TableSlots::from_raw(first, count, Keeper::Mapping(Arc::clone(self))) })
     }
 }

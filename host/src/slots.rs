@@ -4,8 +4,8 @@
 #[cfg(unix)]
 use crate::mapping::Mapping;
 use cellgate::{
-    group_count_for, KeyedLimiter, KeyedPolicy, NoClock, PolicyEntry, PolicyError, Quota, Refill,
-    Seed, SlotGroup, TableError,
+    slot_count_for, KeyedLimiter, KeyedPolicy, NoClock, PolicyEntry, PolicyError, Quota, Refill,
+    Seed, Slot, TableError,
 };
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
@@ -29,11 +29,11 @@ pub(crate) enum Keeper {
 /// that the shared slices handed out alias nothing unique.
 #[derive(Debug)]
 pub(crate) struct HeapSlots {
-    first: NonNull<SlotGroup>,
+    first: NonNull<Slot>,
     layout: Layout,
 }
 
-// SAFETY: the allocation is owned by this value and only used through `&[SlotGroup]` (atomics,
+// SAFETY: the allocation is owned by this value and only used through `&[Slot]` (atomics,
 // `Sync` and `Send`), from any thread.
 unsafe impl Send for HeapSlots {}
 // SAFETY: as for `Send`.
@@ -56,24 +56,24 @@ impl Drop for HeapSlots {
 /// allocated (or mapped) until the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct TableSlots {
-    first: NonNull<SlotGroup>,
+    first: NonNull<Slot>,
     count: usize,
     /// Keeps the slots allocated or mapped; never read.
     _keeper: Keeper,
 }
 
 // SAFETY: the pointer is into memory `_keeper` keeps alive; the slots are only used through
-// `&[SlotGroup]`, and `SlotGroup` (atomics only) is `Send` and `Sync`.
+// `&[Slot]`, and `Slot` (atomics only) is `Send` and `Sync`.
 unsafe impl Send for TableSlots {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for TableSlots {}
 
 impl TableSlots {
     /// # Safety
-    /// `first` must be aligned for `SlotGroup`, and `count` groups from it valid for reads and
-    /// writes through atomics (all bit patterns are valid `SlotGroup`s) for as long as `keeper`
+    /// `first` must be aligned for `Slot`, and `count` slots from it valid for reads and
+    /// writes through atomics (all bit patterns are valid `Slot`s) for as long as `keeper`
     /// lives, by no other means than atomics.
-    pub(crate) unsafe fn from_raw(first: NonNull<SlotGroup>, count: usize, keeper: Keeper) -> Self {
+    pub(crate) unsafe fn from_raw(first: NonNull<Slot>, count: usize, keeper: Keeper) -> Self {
         Self {
             first,
             count,
@@ -81,7 +81,7 @@ impl TableSlots {
         }
     }
 
-    /// A fresh table's slots for `max_keys` keys (`group_count_for(max_keys)` groups, all empty)
+    /// A fresh table's slots for `max_keys` keys (`slot_count_for(max_keys)` slots, all empty)
     /// in this process's heap: what an in-process limiter would allocate, as a `TableSlots`.
     /// The memory is asked of the allocator zeroed (`calloc`), so pages no key touches are
     /// not committed, and a refusal is an error, not an abort.
@@ -89,24 +89,23 @@ impl TableSlots {
     /// # Errors
     /// [`TableError::OutOfMemory`] when the size overflows or the allocator refuses it.
     pub fn heap(max_keys: usize) -> Result<Self, TableError> {
-        let count = group_count_for(max_keys);
+        let count = slot_count_for(max_keys);
         // Aligned to a cache line (as a shared table's slots are: the mapping is page-aligned
-        // and the header 512 bytes), as `SlotGroup`'s alignment already requires.
-        let layout = Layout::array::<SlotGroup>(count)
+        // and the header 512 bytes), so that no 32-byte slot straddles two lines.
+        let layout = Layout::array::<Slot>(count)
             .and_then(|layout| layout.align_to(CACHE_LINE_BYTES))
             .map_err(|_| TableError::OutOfMemory)?;
-        // `group_count_for` is at least PROBE_WINDOW / GROUP_SLOTS, so the layout is never
-        // zero-sized.
+        // `slot_count_for` is at least PROBE_WINDOW, so the layout is never zero-sized.
         if layout.size() == 0 {
             return Err(TableError::OutOfMemory);
         }
         // SAFETY: the layout has a non-zero size (checked above).
         let memory = unsafe { alloc_zeroed(layout) };
-        let first = NonNull::new(memory.cast::<SlotGroup>()).ok_or(TableError::OutOfMemory)?;
+        let first = NonNull::new(memory.cast::<Slot>()).ok_or(TableError::OutOfMemory)?;
         let keeper = Keeper::Heap(Arc::new(HeapSlots { first, layout }));
-        // SAFETY: a fresh allocation of `count` groups, aligned for `SlotGroup` (64 bytes),
-        // zeroed: a zero `SlotGroup` is an empty one (`SlotGroup::new()`, tested in this
-        // crate) and every bit pattern is a valid one; it lives as long as the keeper.
+        // SAFETY: a fresh allocation of `count` slots, aligned for `Slot` (64 is a multiple of 16),
+        // zeroed: a zero `Slot` is an empty one (`Slot::new()`, tested in this crate) and
+        // every bit pattern is a valid one; it lives as long as the keeper.
         Ok(unsafe { Self::from_raw(first, count, keeper) })
     }
 }
@@ -189,13 +188,13 @@ pub fn in_process(
     cellgate::Limiter::with_tables(quotas, options, tables)
 }
 
-impl AsRef<[SlotGroup]> for TableSlots {
+impl AsRef<[Slot]> for TableSlots {
     #[inline(always)]
-    fn as_ref(&self) -> &[SlotGroup] {
+    fn as_ref(&self) -> &[Slot] {
         // SAFETY: `from_raw`'s contract: `count` aligned slots from `first`, valid for as long
         // as `self._keeper` lives, which outlives the borrow of `self`. They are only accessed
         // through atomics, by this and (for a mapping) other processes, so sharing them as
-        // `&[SlotGroup]` is sound (`SlotGroup` is `Sync`; atomics permit mutation through a shared
+        // `&[Slot]` is sound (`Slot` is `Sync`; atomics permit mutation through a shared
         // reference). Shared mode is refused unless those atomics are lock-free in hardware,
         // so other processes' accesses are atomic too.
         unsafe { core::slice::from_raw_parts(self.first.as_ptr(), self.count) }
@@ -205,18 +204,18 @@ impl AsRef<[SlotGroup]> for TableSlots {
 #[cfg(test)]
 mod tests {
     use super::TableSlots;
-    use cellgate::{KeyedLimiter, NoClock, PolicyError, Quota, Refill, Seed, SlotGroup};
+    use cellgate::{KeyedLimiter, NoClock, PolicyError, Quota, Refill, Seed, Slot};
 
     #[test]
-    fn a_zeroed_group_is_an_empty_one() {
-        // The files and heap tables here are zero bytes; core's empty group must be too.
-        let slot = SlotGroup::new();
-        // SAFETY: reads the 192 initialised bytes of a local `SlotGroup` (atomics of plain
-        // integers, no padding), which nothing else accesses.
+    fn a_zeroed_slot_is_an_empty_one() {
+        // The files and heap tables here are zero bytes; core's empty slot must be too.
+        let slot = Slot::new();
+        // SAFETY: reads the 32 initialised bytes of a local `Slot`, which nothing else
+        // accesses (its atomics hold plain integers).
         let bytes = unsafe {
             core::slice::from_raw_parts(
-                (&slot as *const SlotGroup).cast::<u8>(),
-                core::mem::size_of::<SlotGroup>(),
+                (&slot as *const Slot).cast::<u8>(),
+                core::mem::size_of::<Slot>(),
             )
         };
         assert!(bytes.iter().all(|&byte| byte == 0), "{bytes:?}");
@@ -225,7 +224,7 @@ mod tests {
     #[test]
     fn heap_slots_make_an_in_process_table() {
         let slots = TableSlots::heap(100).unwrap();
-        assert_eq!(slots.as_ref().len(), cellgate::group_count_for(100));
+        assert_eq!(slots.as_ref().len(), cellgate::slot_count_for(100));
         assert_eq!(
             slots.as_ref().as_ptr() as usize % 64,
             0,
