@@ -44,10 +44,11 @@
 //!     keep memory bounded it is emptied with `retain_recent` every `N` new keys, outside the
 //!     timed region (`iter_custom`), so the figure is the insertion alone into a map of up to
 //!     `N` keys.
-//! - `keyed/memory/NAME/N`: the floor under `keyed/existing` for any table of 32-byte slots:
-//!   reach one of `N × 4/3` slots at random (indices precomputed), with no hash and no probing.
-//!   - `slot_load_cas`: load the fingerprint and the 128-bit state, compare-exchange the state
-//!     (the memory accesses of a cellgate check of a key found at its home slot).
+//! - `keyed/memory/NAME/N`: the floor under `keyed/existing` for any table laid out as
+//!   cellgate's (eight fingerprints in one cache line, their states in the next two): reach one
+//!   of `N × 4/3` slots at random (indices precomputed), with no hash and no probing.
+//!   - `slot_load_cas`: load the fingerprint and the 128-bit state (two lines), compare-exchange
+//!     the state (the memory accesses of a cellgate check of a key found at its home slot).
 //!   - `slot_load`: the two loads only. Without a locked instruction in the loop the misses of
 //!     successive iterations can overlap; the difference to `slot_load_cas` shows how much.
 //!   - `..._hugepages`: the same slots in transparent huge pages.
@@ -64,7 +65,9 @@ use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cellgate::{Gcra, KeyedLimiter, MonotonicClock, NoClock, Quota, Refill, Seed, Slot};
+use cellgate::{
+    Gcra, KeyedLimiter, MonotonicClock, NoClock, Quota, Refill, Seed, SlotGroup, GROUP_SLOTS,
+};
 use cellgate_benches::{
     assert_path, governor_quota, key, measuring, shuffle, shuffled_keys, Cycle, HugePages,
     StepClock,
@@ -104,7 +107,7 @@ fn cellgate_quota() -> Quota {
 /// Inserts keys ([`key`] of 0, 1, 2, ...) into `limiter` with `insert` until `count` are
 /// present, skipping those the table refuses; returns the present keys in a pseudo-random
 /// order.
-fn fill<S: AsRef<[cellgate::Slot]>, C>(
+fn fill<S: AsRef<[cellgate::SlotGroup]>, C>(
     limiter: &KeyedLimiter<S, C>,
     count: usize,
     mut insert: impl FnMut(&[u8; 8]) -> Result<cellgate::Decision, cellgate::TableFull>,
@@ -132,7 +135,10 @@ fn fill<S: AsRef<[cellgate::Slot]>, C>(
 }
 
 /// Asserts that the checks so far found every key: nothing inserted, nothing reclaimed.
-fn assert_untouched<S: AsRef<[cellgate::Slot]>, C>(limiter: &KeyedLimiter<S, C>, count: usize) {
+fn assert_untouched<S: AsRef<[cellgate::SlotGroup]>, C>(
+    limiter: &KeyedLimiter<S, C>,
+    count: usize,
+) {
     let stats = limiter.stats();
     assert_eq!(
         (stats.live_keys, stats.reclaimed),
@@ -190,7 +196,7 @@ fn existing(c: &mut Criterion) {
         drop(limiter);
 
         // cellgate, injected time, the table in huge pages.
-        let slots = HugePages::new(slot_count, Slot::new);
+        let slots = HugePages::new(slot_count / GROUP_SLOTS, SlotGroup::new);
         let limiter = KeyedLimiter::with_slots(
             slots.as_slice(),
             cellgate_quota(),
@@ -323,27 +329,32 @@ fn report_huge_pages<T>(pages: &HugePages<T>) {
     }
 }
 
-/// A stand-in for cellgate's `Slot` (whose fields are private), with the same layout: a
-/// fingerprint, an insert counter, the 128-bit state. 32 bytes.
-#[repr(C, align(16))]
-struct FloorSlot {
-    fingerprint: AtomicU64,
-    inserts: AtomicU64,
-    state: AtomicU128,
+/// A stand-in for cellgate's `SlotGroup` (whose fields are private), with the same layout: the
+/// fingerprints of 8 slots in one cache line, then their 128-bit states in two more. 192 bytes.
+#[repr(C, align(64))]
+struct FloorGroup {
+    fingerprints: [AtomicU64; GROUP_SLOTS],
+    states: [AtomicU128; GROUP_SLOTS],
 }
 
-impl FloorSlot {
+impl FloorGroup {
     fn new() -> Self {
         Self {
-            fingerprint: AtomicU64::new(1),
-            inserts: AtomicU64::new(0),
-            state: AtomicU128::new(0),
+            fingerprints: std::array::from_fn(|_| AtomicU64::new(1)),
+            states: std::array::from_fn(|_| AtomicU128::new(0)),
         }
     }
 }
 
-/// What any table of 32-byte slots pays to reach one slot at random, without hashing or
-/// probing: the memory floor under `keyed/existing`.
+/// The fingerprint and the state of slot `index` of `groups`, as cellgate's table finds them.
+fn floor_slot(groups: &[FloorGroup], index: usize) -> (&AtomicU64, &AtomicU128) {
+    let group = &groups[index / GROUP_SLOTS];
+    let lane = index % GROUP_SLOTS;
+    (&group.fingerprints[lane], &group.states[lane])
+}
+
+/// What any table laid out as cellgate's pays to reach one slot at random, without hashing or
+/// probing (a fingerprint line, then a state line): the memory floor under `keyed/existing`.
 fn memory(c: &mut Criterion) {
     let mut group = c.benchmark_group("keyed/memory");
     group.throughput(Throughput::Elements(1));
@@ -356,10 +367,11 @@ fn memory(c: &mut Criterion) {
         indices.truncate(count);
         let mut next = Cycle::new(&indices);
 
-        let plain: Vec<FloorSlot> = std::iter::repeat_with(FloorSlot::new)
-            .take(slot_count)
+        let group_count = slot_count.div_ceil(GROUP_SLOTS);
+        let plain: Vec<FloorGroup> = std::iter::repeat_with(FloorGroup::new)
+            .take(group_count)
             .collect();
-        let huge = HugePages::new(slot_count, FloorSlot::new);
+        let huge = HugePages::new(group_count, FloorGroup::new);
         report_huge_pages(&huge);
         for (name, slots) in [
             ("slot_load_cas", &plain[..]),
@@ -367,13 +379,13 @@ fn memory(c: &mut Criterion) {
         ] {
             group.bench_function(BenchmarkId::new(name, count), |b| {
                 b.iter(|| {
-                    let slot = &slots[*next.next_item() as usize];
+                    let (fingerprint, state) = floor_slot(slots, *next.next_item() as usize);
                     // The orderings of cellgate's `update_in_slot`.
-                    let fingerprint = slot.fingerprint.load(Ordering::Acquire);
-                    let state = slot.state.load(Ordering::Acquire);
-                    slot.state.compare_exchange_weak(
-                        state,
-                        state.wrapping_add(u128::from(fingerprint)),
+                    let fingerprint_word = fingerprint.load(Ordering::Acquire);
+                    let state_word = state.load(Ordering::Acquire);
+                    state.compare_exchange_weak(
+                        state_word,
+                        state_word.wrapping_add(u128::from(fingerprint_word)),
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     )
@@ -386,10 +398,10 @@ fn memory(c: &mut Criterion) {
         ] {
             group.bench_function(BenchmarkId::new(name, count), |b| {
                 b.iter(|| {
-                    let slot = &slots[*next.next_item() as usize];
+                    let (fingerprint, state) = floor_slot(slots, *next.next_item() as usize);
                     (
-                        slot.fingerprint.load(Ordering::Acquire),
-                        slot.state.load(Ordering::Acquire),
+                        fingerprint.load(Ordering::Acquire),
+                        state.load(Ordering::Acquire),
                     )
                 })
             });

@@ -18,7 +18,7 @@
 use std::cell::Cell;
 use std::num::NonZeroU32;
 
-use cellgate::{KeyedLimiter, NoClock, Quota, Refill, Seed, Slot};
+use cellgate::{KeyedLimiter, NoClock, Quota, Refill, Seed, SlotGroup, GROUP_SLOTS};
 use cellgate_benches::{key, resident_bytes};
 use governor::clock::Clock;
 use governor::nanos::Nanos;
@@ -77,11 +77,13 @@ fn main() {
     );
     let built = rss();
     let slots = limiter.slot_count() as u64;
-    let slot_bytes = std::mem::size_of::<Slot>() as u64;
+    let groups = slots / GROUP_SLOTS as u64;
+    let group_bytes = std::mem::size_of::<SlotGroup>() as u64;
     println!(
-        "cellgate: {slots} slots of {slot_bytes} bytes = {} table; {:.2} bytes per configured key",
-        mib(slots * slot_bytes),
-        (slots * slot_bytes) as f64 / max_keys as f64,
+        "cellgate: {slots} slots in {groups} groups of {group_bytes} bytes = {} table; {:.2} bytes \
+         per configured key",
+        mib(groups * group_bytes),
+        (groups * group_bytes) as f64 / max_keys as f64,
     );
     let mut rejected = 0u64;
     for index in 0..max_keys {

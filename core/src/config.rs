@@ -14,7 +14,7 @@ pub const DEFAULT_COST: u64 = 1;
 /// about 4.3 MB per quota.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
-/// The largest `max_keys` any runtime accepts: 2^27 keys take about 5.7 GB per quota. Beyond
+/// The largest `max_keys` any runtime accepts: 2^27 keys take about 4.3 GB per quota. Beyond
 /// it a table is more likely a unit mistake than a plan.
 pub const MAX_MAX_KEYS: u64 = 1 << 27;
 

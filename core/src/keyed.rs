@@ -2,21 +2,23 @@
 //!
 //! # Layout
 //!
-//! The table is an array of 32-byte [`Slot`]s (`max_keys × 4/3` of them, any count; a hash is
-//! mapped onto it by a multiply-shift, not a mask): a 64-bit key fingerprint and the
-//! bucket's 128-bit state ([`CellState`]). There are no pointers in it, so the same bytes could
-//! live in a caller's buffer or, later, a shared mapping (that needs truly lock-free 64- and
+//! The table is an array of 192-byte [`SlotGroup`]s, each eight slots (`max_keys × 4/3`
+//! slots, rounded up to whole groups; a hash is mapped onto them by a multiply-shift, not a
+//! mask): the eight 64-bit key fingerprints packed in the group's first cache line, then the
+//! eight buckets' 128-bit states ([`CellState`]) in the next two. A lookup reads fingerprints a
+//! line at a time, then the one state of the slot it found: about two lines for a present key,
+//! and 24 bytes per slot (32 per configured key). There are no pointers in it, so the same
+//! bytes can live in a caller's buffer or a shared mapping (that needs truly lock-free 64- and
 //! 128-bit atomics, not portable-atomic's lock-based fallback).
 //!
 //! A key is hashed with SipHash-1-3 under a 128-bit per-instance seed to a 128-bit value: the
 //! low half picks the first home slot, the high half is the fingerprint stored in the slot,
 //! and the two halves together pick a second home. The key lives in one of the
-//! [`PROBE_WINDOW`] slots from its first home or, if those all hold live keys when it arrives,
-//! from its second (two choices: with one window, refusals began near half of `max_keys`;
-//! with two, near 70 to 80 %, see `BENCHMARKS.md`). A lookup scans the second window only
-//! once some key of the same first home has overflowed into its own, which the first home
-//! slot records, so at low load a lookup reads one window. Without the seed an attacker
-//! cannot aim keys at one window.
+//! [`PROBE_WINDOW`] slots from its first home (windows slide across group boundaries) or, if
+//! those all hold live keys when it arrives, from its second (two choices: with one window,
+//! refusals began near half of `max_keys`; with two, near 70 to 80 %, see `BENCHMARKS.md`).
+//! Most keys live in their first window, so a lookup reads the second only when the first
+//! does not hold the key. Without the seed an attacker cannot aim keys at one window.
 //!
 //! # Distinct keys never share state, with probability bounded by fingerprints
 //!
@@ -54,16 +56,18 @@
 //! # Where the code is
 //!
 //! This file holds the API and the hot path (hash, lookup, the compare-exchange loop of a
-//! present key); `slot.rs` the table's bytes ([`Slot`], [`Seed`], [`TableHeader`], the busy
+//! present key); `slot.rs` the table's bytes ([`SlotGroup`], [`Seed`], [`TableHeader`], the busy
 //! words); `insert.rs` the insert protocol, reclaiming and claim recovery; `full.rs` the
 //! answer for a new key that finds no room ([`OnFull`]).
 //!
 //! Two threads inserting the same new key settle it through the fingerprints: each writes its
-//! fingerprint, then increments the home slot's insert counter (an acquire-release
-//! read-modify-write, so the later of the two sees the earlier's fingerprint), then looks for
-//! other copies: a published copy wins; between two unpublished copies the one nearer the home
-//! slot wins, and the other withdraws. Inserting may therefore
-//! wait for a concurrent insert of the same key; checking an existing key never waits.
+//! fingerprint, then meets the other at the first home slot's fingerprint word with an
+//! acquire-release read-modify-write that changes nothing (`fetch_or(0)`), so the later of the
+//! two sees the earlier's fingerprint, then looks for other copies: a published copy wins;
+//! between two unpublished copies the one nearer the home slot wins, and the other withdraws.
+//! Every write of a fingerprint word is a read-modify-write (a `swap`), so that no plain store
+//! ends the release sequence the meeting relies on. Inserting may therefore wait for a
+//! concurrent insert of the same key; checking an existing key never waits.
 //!
 //! # Time, and where a key differs from a lone cell
 //!
@@ -96,11 +100,15 @@ mod full;
 mod insert;
 mod slot;
 pub use full::{KeyedDecision, OnFull, Reason};
-use slot::{busy_word, is_busy, EMPTY, MAX_NOW_NS, OVERFLOWED};
-pub use slot::{slot_count_for, ClaimRecovery, Seed, Slot, TableHeader, TABLE_LAYOUT_VERSION};
+use slot::{busy_word, is_busy, SlotRef, EMPTY, MAX_NOW_NS};
+pub use slot::{
+    group_count_for, slot_count_for, ClaimRecovery, Seed, SlotGroup, TableHeader, GROUP_SLOTS,
+    TABLE_LAYOUT_VERSION,
+};
 
-/// How many slots from each of its two homes a key may live in. 16 slots of 32 bytes are 8
-/// cache lines. (4 under loom, to keep its models small.)
+/// How many slots from each of its two homes a key may live in: 16, whose fingerprints are
+/// two or three cache lines (8 to a line, see [`SlotGroup`]). (4 under loom, to keep its
+/// models small.)
 pub const PROBE_WINDOW: usize = if cfg!(loom) { 4 } else { 16 };
 
 /// The positions a key may occupy, in the order every scan visits them: its first window
@@ -221,8 +229,8 @@ enum Lookup {
 
 /// A table of buckets, one per key, all with the same quota.
 ///
-/// `S` is the slot storage: `Box<[Slot]>` (with `alloc`, see [`KeyedLimiter::new`]) or a
-/// caller's `&[Slot]` ([`KeyedLimiter::with_slots`]). Operations return `Err(TableFull)` only
+/// `S` is the slot storage: `Box<[SlotGroup]>` (with `alloc`, see [`KeyedLimiter::new`]) or a
+/// caller's `&[SlotGroup]` ([`KeyedLimiter::with_slots`]). Operations return `Err(TableFull)` only
 /// when a *new* key cannot be placed; a key's decisions are exactly those of a [`Gcra`]
 /// (or [`TokenBucket`]) of its own.
 ///
@@ -252,7 +260,7 @@ pub struct KeyedLimiter<S, C = NoClock> {
     recovery: Option<ClaimRecovery>,
 }
 
-impl<S: AsRef<[Slot]>, C> fmt::Debug for KeyedLimiter<S, C> {
+impl<S: AsRef<[SlotGroup]>, C> fmt::Debug for KeyedLimiter<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyedLimiter")
             .field("quota", &self.rule.quota())
@@ -263,7 +271,7 @@ impl<S: AsRef<[Slot]>, C> fmt::Debug for KeyedLimiter<S, C> {
 }
 
 #[cfg(feature = "alloc")]
-impl KeyedLimiter<alloc::boxed::Box<[Slot]>, NoClock> {
+impl KeyedLimiter<alloc::boxed::Box<[SlotGroup]>, NoClock> {
     /// A GCRA table for `max_keys` keys (`max_keys × 4/3` slots), a random seed, and explicit
     /// times. Refusals ([`TableFull`], both windows of a new key full of live keys) begin at
     /// about 70 % of `max_keys` live keys; with `max_keys` live at once, 0.09 % of them were
@@ -276,7 +284,7 @@ impl KeyedLimiter<alloc::boxed::Box<[Slot]>, NoClock> {
 }
 
 #[cfg(feature = "alloc")]
-impl<C> KeyedLimiter<alloc::boxed::Box<[Slot]>, C> {
+impl<C> KeyedLimiter<alloc::boxed::Box<[SlotGroup]>, C> {
     /// A table sized for `max_keys` with every option given: refill mode, seed and clock.
     /// All memory is allocated here; no operation allocates.
     pub fn with_options(
@@ -286,22 +294,27 @@ impl<C> KeyedLimiter<alloc::boxed::Box<[Slot]>, C> {
         seed: Seed,
         clock: C,
     ) -> Self {
-        let slots: alloc::boxed::Box<[Slot]> =
-            (0..slot_count_for(max_keys)).map(|_| Slot::new()).collect();
+        let slots: alloc::boxed::Box<[SlotGroup]> = (0..group_count_for(max_keys))
+            .map(|_| SlotGroup::new())
+            .collect();
         Self::build(slots, quota, refill, seed, clock)
     }
 
     /// As [`with_options`](Self::with_options), but a size the allocator refuses is an error
     /// instead of its abort: for sizes that come from configuration or from another runtime.
     ///
-    /// The size is first asked of the allocator fallibly, then the table is allocated as
-    /// `with_options` does, zeroed, so that pages no key has touched stay the operating
-    /// system's shared zero page. (Writing every slot here would commit the whole table at
-    /// once, which under Linux's overcommit turns a refusal into the OOM killer.) Memory that
-    /// another thread takes between the two steps can still make the second one abort.
+    /// The size is first asked of the allocator fallibly, then the table is allocated and
+    /// written as `with_options` does. The groups are cache-line aligned, which the system
+    /// allocator serves with an aligned allocation and explicit zeroing, so the whole table
+    /// (`group_count_for(max_keys) × 192` bytes) is resident from here on. For a table
+    /// committed only as keys touch it, and returned to the system when dropped, build it
+    /// over `cellgate_host::TableSlots::heap` (an anonymous mapping; what every binding
+    /// does). Memory that another thread takes between the two steps, or that Linux's
+    /// overcommit promised but cannot back, can still end in the allocator's abort or the OOM
+    /// killer.
     ///
     /// # Errors
-    /// [`TableError::OutOfMemory`] when `slot_count_for(max_keys) × 32` bytes overflow or
+    /// [`TableError::OutOfMemory`] when `group_count_for(max_keys) × 192` bytes overflow or
     /// the allocator refuses them.
     pub fn try_with_options(
         quota: Quota,
@@ -310,39 +323,39 @@ impl<C> KeyedLimiter<alloc::boxed::Box<[Slot]>, C> {
         seed: Seed,
         clock: C,
     ) -> Result<Self, TableError> {
-        let mut probe: alloc::vec::Vec<Slot> = alloc::vec::Vec::new();
+        let mut probe: alloc::vec::Vec<SlotGroup> = alloc::vec::Vec::new();
         probe
-            .try_reserve_exact(slot_count_for(max_keys))
+            .try_reserve_exact(group_count_for(max_keys))
             .map_err(|_| TableError::OutOfMemory)?;
         drop(probe);
         Ok(Self::with_options(quota, refill, max_keys, seed, clock))
     }
 }
 
-impl<'a, C> KeyedLimiter<&'a [Slot], C> {
+impl<'a, C> KeyedLimiter<&'a [SlotGroup], C> {
     /// A table over caller-provided slots (for `no_std` without `alloc`). The slots must be
-    /// fresh (`Slot::new()`), at least [`PROBE_WINDOW`] of them.
+    /// fresh (`SlotGroup::new()`), at least [`PROBE_WINDOW`] slots ([`GROUP_SLOTS`] per group).
     ///
     /// # Errors
     /// [`TableError::BadSlotCount`].
     pub fn with_slots(
-        slots: &'a [Slot],
+        slots: &'a [SlotGroup],
         quota: Quota,
         refill: Refill,
         seed: Seed,
         clock: C,
     ) -> Result<Self, TableError> {
-        if slots.len() < PROBE_WINDOW {
+        if slots.len().saturating_mul(GROUP_SLOTS) < PROBE_WINDOW {
             return Err(TableError::BadSlotCount);
         }
         Ok(Self::build(slots, quota, refill, seed, clock))
     }
 }
 
-impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
+impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
     /// A table over any slot storage the caller owns or shares (a mapping shared by
     /// processes, a static buffer): [`with_slots`](KeyedLimiter::with_slots) for storage
-    /// that is not a borrowed slice. The slots must be fresh (`Slot::new()`, which is all
+    /// that is not a borrowed slice. The groups must be fresh (`SlotGroup::new()`, which is all
     /// zero bytes) or hold a table built with the same quota, refill, seed and
     /// [`TABLE_LAYOUT_VERSION`]; at least [`PROBE_WINDOW`] of them.
     ///
@@ -355,7 +368,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         seed: Seed,
         clock: C,
     ) -> Result<Self, TableError> {
-        if slots.as_ref().len() < PROBE_WINDOW {
+        if slots.as_ref().len().saturating_mul(GROUP_SLOTS) < PROBE_WINDOW {
             return Err(TableError::BadSlotCount);
         }
         Ok(Self::build(slots, quota, refill, seed, clock))
@@ -393,9 +406,11 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         self.rule.quota()
     }
 
-    /// The number of slots (the most keys the table can ever hold).
+    /// The number of slots (the most keys the table can ever hold): [`GROUP_SLOTS`] per group.
+    #[inline(always)]
     pub fn slot_count(&self) -> usize {
-        self.slots.as_ref().len()
+        // A slice of groups has fewer than isize::MAX / 192 of them, so this never saturates.
+        self.slots.as_ref().len().saturating_mul(GROUP_SLOTS)
     }
 
     /// The clock.
@@ -423,7 +438,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         TableHeader {
             magic: *b"cellgate",
             layout_version: TABLE_LAYOUT_VERSION,
-            slot_bytes: u32::try_from(core::mem::size_of::<Slot>()).unwrap_or(u32::MAX),
+            group_bytes: u32::try_from(core::mem::size_of::<SlotGroup>()).unwrap_or(u32::MAX),
             slot_count: u64::try_from(self.slot_count()).unwrap_or(u64::MAX),
             probe_window: u64::try_from(PROBE_WINDOW).unwrap_or(u64::MAX),
             seed: [self.seed.k0, self.seed.k1],
@@ -535,8 +550,16 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
             .decision
     }
 
-    fn slot(&self, index: usize) -> Option<&Slot> {
-        self.slots.as_ref().get(index)
+    /// Slot `index` (less than [`slot_count`](Self::slot_count)): lane `index % GROUP_SLOTS` of
+    /// group `index / GROUP_SLOTS`.
+    #[inline(always)]
+    fn slot(&self, index: usize) -> Option<SlotRef<'_>> {
+        let group = self.slots.as_ref().get(index / GROUP_SLOTS)?;
+        let lane = index % GROUP_SLOTS;
+        Some(SlotRef {
+            fingerprint: group.fingerprints.get(lane)?,
+            state: group.states.get(lane)?,
+        })
     }
 
     /// The slot index at `position` (less than [`POSITIONS`]) in the key's scan order: the
@@ -569,7 +592,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         if let Some(slot) = self.slot(index) {
             if let Some(key) = key {
                 slot.fingerprint
-                    .store(self.hash_key(key).fingerprint, Ordering::Release);
+                    .swap(self.hash_key(key).fingerprint, Ordering::Release);
             }
             slot.state.store(busy_word(stamp_ns), Ordering::Release);
         }
@@ -578,7 +601,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     /// The slot a 64-bit hash designates as a window's start.
     #[inline(always)]
     fn home_index(&self, hash: u64) -> usize {
-        let count = self.slots.as_ref().len();
+        let count = self.slot_count();
         // Lemire's multiply-shift maps the 64-bit hash onto 0..count without a division; the
         // result is below `count`, so it fits a usize.
         let count_wide = u128::try_from(count).unwrap_or(u128::MAX);
@@ -589,7 +612,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     /// The slot `distance` (less than [`PROBE_WINDOW`]) after slot `start`, round the table.
     #[inline(always)]
     fn offset(&self, start: usize, distance: usize) -> usize {
-        let count = self.slots.as_ref().len();
+        let count = self.slot_count();
         let index = start.wrapping_add(distance);
         // count >= PROBE_WINDOW > distance, so one subtraction wraps it.
         if index >= count {
@@ -599,40 +622,51 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         }
     }
 
-    /// The slot of `key`'s fingerprint in the window starting at `start`, if any.
+    /// The slot of `key`'s fingerprint in the window starting at `start`, if any: the window's
+    /// fingerprints read a group's line at a time, from `start`'s lane, round the table.
     #[inline(always)]
     fn find_in_window(&self, key: KeyHash, start: usize) -> Option<usize> {
-        (0..PROBE_WINDOW)
-            .map(|distance| self.offset(start, distance))
-            .find(|&index| {
-                // Acquire: pairs with the Release store of the fingerprint in `insert`,
-                // so the state load after it sees at least the claim's busy word.
-                self.slot(index)
-                    .is_some_and(|slot| slot.fingerprint.load(Ordering::Acquire) == key.fingerprint)
-            })
+        let groups = self.slots.as_ref();
+        let mut group_index = start / GROUP_SLOTS;
+        let mut lane = start % GROUP_SLOTS;
+        let mut left = PROBE_WINDOW;
+        while left > 0 {
+            let group = groups.get(group_index)?;
+            let lanes = group.fingerprints.get(lane..)?;
+            for (at, fingerprint) in lanes.iter().take(left).enumerate() {
+                // Acquire: pairs with the Release swap of the fingerprint in `insert`, so the
+                // state load after it sees at least the claim's busy word.
+                if fingerprint.load(Ordering::Acquire) == key.fingerprint {
+                    return Some(
+                        group_index
+                            .wrapping_mul(GROUP_SLOTS)
+                            .wrapping_add(lane)
+                            .wrapping_add(at),
+                    );
+                }
+            }
+            left = left.saturating_sub(GROUP_SLOTS.wrapping_sub(lane));
+            lane = 0;
+            group_index = group_index.wrapping_add(1);
+            if group_index == groups.len() {
+                group_index = 0;
+            }
+        }
+        None
     }
 
-    /// Where `key` lives: its first window; then its second, if the first home slot records
-    /// that a key of that home overflowed (a lookup that misses the flag finds the key
-    /// `Absent`, and `insert`, which always scans both windows, finds it there).
+    /// Where `key` lives: its first window, then its second.
     #[inline(always)]
     fn find(&self, key: KeyHash) -> Lookup {
         let first = self.home_index(key.home);
         if let Some(index) = self.find_in_window(key, first) {
             return Lookup::Found(index);
         }
-        // Acquire: pairs with the AcqRel `fetch_or` in `insert`, which precedes the overflowing
-        // key's fingerprint store.
-        let overflowed = self
-            .slot(first)
-            .is_some_and(|home| home.inserts.load(Ordering::Acquire) & OVERFLOWED != 0);
-        if overflowed {
-            let second = self.home_index(key.home ^ key.fingerprint);
-            if let Some(index) = self.find_in_window(key, second) {
-                return Lookup::Found(index);
-            }
+        let second = self.home_index(key.home ^ key.fingerprint);
+        match self.find_in_window(key, second) {
+            Some(index) => Lookup::Found(index),
+            None => Lookup::Absent,
         }
-        Lookup::Absent
     }
 
     fn apply(&self, key: KeyHash, now_ns: u64, cost: u64, op: Op) -> Result<Decision, TableFull> {
@@ -846,7 +880,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     }
 }
 
-impl<S: AsRef<[Slot]>, C: Clock> KeyedLimiter<S, C> {
+impl<S: AsRef<[SlotGroup]>, C: Clock> KeyedLimiter<S, C> {
     /// [`check_at`](Self::check_at) at the clock's current time.
     ///
     /// # Errors

@@ -78,8 +78,9 @@ pub use headers::{
     MAX_429_BODY_BYTES, MAX_DIMENSION_HEADERS, MAX_HEADERS,
 };
 pub use keyed::{
-    slot_count_for, ClaimRecovery, KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull,
-    Reason, Seed, Slot, TableError, TableFull, TableHeader, PROBE_WINDOW, TABLE_LAYOUT_VERSION,
+    group_count_for, slot_count_for, ClaimRecovery, KeyHash, KeyedDecision, KeyedLimiter,
+    KeyedStats, OnFull, Reason, Seed, SlotGroup, TableError, TableFull, TableHeader, GROUP_SLOTS,
+    PROBE_WINDOW, TABLE_LAYOUT_VERSION,
 };
 #[cfg(feature = "alloc")]
 pub use limiter::{

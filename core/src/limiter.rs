@@ -14,7 +14,7 @@ use crate::headers::{
     PolicyHeader, RenderedHeaders,
 };
 use crate::keyed::{
-    KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, Slot, TableFull,
+    KeyHash, KeyedDecision, KeyedLimiter, KeyedStats, OnFull, Reason, Seed, SlotGroup, TableFull,
 };
 use crate::policy::{
     block_refusals, KeyedPolicy, PolicyDecision, PolicyEntry, PolicyError, Reservation,
@@ -114,10 +114,10 @@ enum Engine<S> {
 /// );
 /// ```
 ///
-/// `S` is the tables' slot storage: this process's heap (`Box<[Slot]>`, [`Limiter::new`]), or
+/// `S` is the tables' slot storage: this process's heap (`Box<[SlotGroup]>`, [`Limiter::new`]), or
 /// slots the caller provides, such as a mapping shared by every worker process on the host
 /// ([`Limiter::with_tables`]).
-pub struct Limiter<S = Box<[Slot]>> {
+pub struct Limiter<S = Box<[SlotGroup]>> {
     /// Tells this limiter's reservations from any other's.
     id: u64,
     quotas: Vec<Quota>,
@@ -338,7 +338,7 @@ impl Checked {
     }
 }
 
-impl<S: AsRef<[Slot]>> Limiter<S> {
+impl<S: AsRef<[SlotGroup]>> Limiter<S> {
     /// A limiter over tables the caller built, one per quota in quota order, for slots that
     /// live elsewhere than this process's heap (a mapping shared by every worker process on
     /// the host, which `cellgate-host` builds). The configuration rules are

@@ -807,7 +807,7 @@ mod keyed_policy {
         PolicyError, Reservation, Reserved, Undo,
     };
     use crate::clock::{Clock, NoClock};
-    use crate::keyed::{KeyHash, KeyedLimiter, KeyedStats, Seed, Slot, TableFull};
+    use crate::keyed::{KeyHash, KeyedLimiter, KeyedStats, Seed, SlotGroup, TableFull};
     use crate::rule::{Op, Outcome, Refill};
     use alloc::boxed::Box;
     use alloc::vec::Vec;
@@ -834,16 +834,16 @@ mod keyed_policy {
     /// assert_eq!(after.decisions()[1].remaining, 3_500);
     /// ```
     ///
-    /// `S` is each table's slot storage: `Box<[Slot]>` (allocated by [`KeyedPolicy::new`]) or
-    /// any `AsRef<[Slot]>` the caller provides, such as slots in a mapping shared by processes
+    /// `S` is each table's slot storage: `Box<[SlotGroup]>` (allocated by [`KeyedPolicy::new`]) or
+    /// any `AsRef<[SlotGroup]>` the caller provides, such as slots in a mapping shared by processes
     /// ([`KeyedPolicy::from_tables`]).
-    pub struct KeyedPolicy<N = &'static str, C = NoClock, S = Box<[Slot]>> {
+    pub struct KeyedPolicy<N = &'static str, C = NoClock, S = Box<[SlotGroup]>> {
         entries: Entries<N>,
         tables: Box<[KeyedLimiter<S, NoClock>]>,
         clock: C,
     }
 
-    impl<N: fmt::Debug, C: fmt::Debug, S: AsRef<[Slot]>> fmt::Debug for KeyedPolicy<N, C, S> {
+    impl<N: fmt::Debug, C: fmt::Debug, S: AsRef<[SlotGroup]>> fmt::Debug for KeyedPolicy<N, C, S> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("KeyedPolicy")
                 .field("entries", &self.entries)
@@ -858,7 +858,7 @@ mod keyed_policy {
         key: KeyHash,
     }
 
-    impl<S: AsRef<[Slot]>> Buckets for KeyBuckets<'_, S> {
+    impl<S: AsRef<[SlotGroup]>> Buckets for KeyBuckets<'_, S> {
         fn run(&self, index: usize, now_ns: u64, cost: u64, op: Op) -> Result<Outcome, TableFull> {
             match self.tables.get(index) {
                 Some(table) => table.apply_outcome(self.key, now_ns, cost, op),
@@ -912,7 +912,7 @@ mod keyed_policy {
             clock: C,
         ) -> Result<Self, PolicyError> {
             let entries = Entries::new(entries)?;
-            let tables: Vec<KeyedLimiter<Box<[Slot]>, NoClock>> = entries
+            let tables: Vec<KeyedLimiter<Box<[SlotGroup]>, NoClock>> = entries
                 .iter()
                 .map(|entry| {
                     KeyedLimiter::try_with_options(
@@ -933,7 +933,7 @@ mod keyed_policy {
         }
     }
 
-    impl<N, C, S: AsRef<[Slot]>> KeyedPolicy<N, C, S> {
+    impl<N, C, S: AsRef<[SlotGroup]>> KeyedPolicy<N, C, S> {
         /// A keyed policy over tables the caller built, one per entry in entry order (for
         /// slots that live elsewhere than this process's heap: a shared mapping, a static
         /// buffer), reading `clock` in the operations without `_at`.
@@ -1150,7 +1150,7 @@ mod keyed_policy {
         }
     }
 
-    impl<N, C: Clock, S: AsRef<[Slot]>> KeyedPolicy<N, C, S> {
+    impl<N, C: Clock, S: AsRef<[SlotGroup]>> KeyedPolicy<N, C, S> {
         /// [`check_at`](Self::check_at) at the clock's time.
         ///
         /// # Errors

@@ -3,7 +3,7 @@
 
 use cellgate::{
     ClientKey, ClientKeyConfig, ClientKeyError, KeyedLimiter, NoClock, PrefixLenError, Quota,
-    Refill, Seed, Slot,
+    Refill, Seed, SlotGroup,
 };
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -285,7 +285,7 @@ fn encodings_are_pinned() {
 
 #[test]
 fn keys_share_a_limiter_quota() {
-    let limiter: KeyedLimiter<Box<[Slot]>> = KeyedLimiter::with_options(
+    let limiter: KeyedLimiter<Box<[SlotGroup]>> = KeyedLimiter::with_options(
         Quota::per_second(1).unwrap(),
         Refill::Greedy,
         100,

@@ -1,13 +1,13 @@
 //! The keyed limiter against a model of one independent `Gcra` per key.
 
 use cellgate::{
-    slot_count_for, Gcra, KeyedLimiter, ManualClock, NoClock, Quota, Refill, Seed, Slot,
-    TableError, TableFull, NS_PER_SECOND, PROBE_WINDOW,
+    group_count_for, slot_count_for, Gcra, KeyedLimiter, ManualClock, NoClock, Quota, Refill, Seed,
+    SlotGroup, TableError, TableFull, GROUP_SLOTS, NS_PER_SECOND, PROBE_WINDOW,
 };
 use proptest::prelude::*;
 use std::collections::HashMap;
 
-fn table(quota: Quota, max_keys: usize) -> KeyedLimiter<Box<[Slot]>> {
+fn table(quota: Quota, max_keys: usize) -> KeyedLimiter<Box<[SlotGroup]>> {
     KeyedLimiter::with_options(quota, Refill::Greedy, max_keys, Seed::new(1, 2), NoClock)
 }
 
@@ -54,7 +54,9 @@ fn clocked_operations() {
 
 #[test]
 fn caller_provided_slots() {
-    let slots: Vec<Slot> = (0..PROBE_WINDOW).map(|_| Slot::new()).collect();
+    let slots: Vec<SlotGroup> = (0..PROBE_WINDOW / GROUP_SLOTS)
+        .map(|_| SlotGroup::new())
+        .collect();
     let quota = Quota::per_second(1).unwrap();
     let limiter =
         KeyedLimiter::with_slots(&slots, quota, Refill::Greedy, Seed::new(5, 6), NoClock).unwrap();
@@ -63,7 +65,7 @@ fn caller_provided_slots() {
     }
     assert_eq!(limiter.check_at("one more", 0, 1), Err(TableFull));
     assert_eq!(limiter.stats().rejected_full, 1);
-    let few: Vec<Slot> = (0..3).map(|_| Slot::new()).collect();
+    let few: Vec<SlotGroup> = vec![SlotGroup::new()];
     assert_eq!(
         KeyedLimiter::with_slots(&few, quota, Refill::Greedy, Seed::new(5, 6), NoClock).err(),
         Some(TableError::BadSlotCount)
@@ -72,16 +74,18 @@ fn caller_provided_slots() {
 
 #[test]
 fn owned_caller_storage() {
-    // Any AsRef<[Slot]> storage, here a Vec the limiter owns; a second limiter over the same
+    // Any AsRef<[SlotGroup]> storage, here a Vec the limiter owns; a second limiter over the same
     // slots (a clone of the storage handle in a shared mapping) would share every key.
-    let slots: Vec<Slot> = (0..64).map(|_| Slot::new()).collect();
+    let slots: Vec<SlotGroup> = (0..8).map(|_| SlotGroup::new()).collect();
     let quota = Quota::per_second(2).unwrap();
     let limiter =
         KeyedLimiter::with_storage(slots, quota, Refill::Greedy, Seed::new(5, 6), NoClock).unwrap();
     assert_eq!(limiter.slot_count(), 64);
     assert!(limiter.check_at("k", 0, 2).unwrap().allowed);
     assert!(!limiter.check_at("k", 0, 1).unwrap().allowed);
-    let few: Vec<Slot> = (0..PROBE_WINDOW - 1).map(|_| Slot::new()).collect();
+    let few: Vec<SlotGroup> = (0..PROBE_WINDOW / GROUP_SLOTS - 1)
+        .map(|_| SlotGroup::new())
+        .collect();
     assert_eq!(
         KeyedLimiter::with_storage(few, quota, Refill::Greedy, Seed::new(5, 6), NoClock).err(),
         Some(TableError::BadSlotCount)
@@ -314,7 +318,7 @@ fn header_describes_the_table() {
     let header = limiter.header();
     assert_eq!(&header.magic, b"cellgate");
     assert_eq!(header.layout_version, cellgate::TABLE_LAYOUT_VERSION);
-    assert_eq!(header.slot_bytes, 32);
+    assert_eq!(header.group_bytes, 192);
     assert_eq!(header.slot_count, 40);
     assert_eq!(header.probe_window, PROBE_WINDOW as u64);
     assert_eq!(header.seed, [1, 2]);
@@ -327,7 +331,8 @@ fn header_describes_the_table() {
         ),
         (100, 60 * NS_PER_SECOND, 20, 0)
     );
-    assert_eq!(std::mem::size_of::<Slot>(), 32);
+    assert_eq!(std::mem::size_of::<SlotGroup>(), 192);
+    assert_eq!(std::mem::align_of::<SlotGroup>(), 64);
 }
 
 #[test]
@@ -395,8 +400,13 @@ fn live_keys_fill_most_of_the_table_before_a_refusal() {
 fn try_with_options_sizes_like_with_options_and_reports_impossible_sizes() {
     assert_eq!(slot_count_for(0), PROBE_WINDOW);
     assert_eq!(slot_count_for(12), PROBE_WINDOW);
-    assert_eq!(slot_count_for(1_000), 1_333);
-    assert_eq!(slot_count_for(usize::MAX), usize::MAX);
+    // 1,333 slots, rounded up to whole groups of 8.
+    assert_eq!(slot_count_for(1_000), 1_336);
+    assert_eq!(group_count_for(1_000), 167);
+    assert_eq!(
+        slot_count_for(usize::MAX),
+        usize::MAX / GROUP_SLOTS * GROUP_SLOTS
+    );
     let quota = Quota::per_second(2).unwrap();
     let seed = Seed::new(3, 4);
     let fallible =

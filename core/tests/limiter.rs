@@ -392,11 +392,13 @@ fn tables_for(
     refill: Refill,
     seed: Seed,
     slots: usize,
-) -> Vec<KeyedLimiter<Vec<cellgate::Slot>>> {
+) -> Vec<KeyedLimiter<Vec<cellgate::SlotGroup>>> {
     quotas
         .iter()
         .map(|quota| {
-            let storage = (0..slots).map(|_| cellgate::Slot::new()).collect();
+            let storage = (0..slots.div_ceil(cellgate::GROUP_SLOTS))
+                .map(|_| cellgate::SlotGroup::new())
+                .collect();
             KeyedLimiter::with_storage(storage, quota.quota, refill, seed, NoClock).unwrap()
         })
         .collect()
@@ -479,7 +481,12 @@ fn caller_tables_that_do_not_fit_are_refused_naming_the_quota() {
         Some(ConfigError::TableMismatch { index: 0 })
     );
     assert_eq!(
-        mismatch(tables_for(&quotas, Refill::Greedy, seed, slots - 1)),
+        mismatch(tables_for(
+            &quotas,
+            Refill::Greedy,
+            seed,
+            slots - cellgate::GROUP_SLOTS
+        )),
         Some(ConfigError::TableMismatch { index: 0 })
     );
     let mut short = tables_for(&quotas, Refill::Greedy, seed, slots);

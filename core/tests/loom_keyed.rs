@@ -3,11 +3,11 @@
 //! Run with `RUSTFLAGS="--cfg loom" cargo test -p cellgate --test loom_keyed --release`.
 #![cfg(loom)]
 
-use cellgate::{KeyedLimiter, NoClock, Quota, Refill, Seed, Slot, NS_PER_SECOND};
+use cellgate::{KeyedLimiter, NoClock, Quota, Refill, Seed, SlotGroup, GROUP_SLOTS, NS_PER_SECOND};
 use loom::sync::Arc;
 use loom::thread;
 
-fn limiter(rate: u64) -> Arc<KeyedLimiter<Box<[Slot]>>> {
+fn limiter(rate: u64) -> Arc<KeyedLimiter<Box<[SlotGroup]>>> {
     Arc::new(KeyedLimiter::with_options(
         Quota::per_second(rate).unwrap(),
         Refill::Greedy,
@@ -77,13 +77,14 @@ fn check_races_reclaim() {
 }
 
 /// A table over slots that live for the whole test, shared between threads.
-type SharedTable = Arc<KeyedLimiter<&'static [Slot]>>;
+type SharedTable = Arc<KeyedLimiter<&'static [SlotGroup]>>;
 
 /// A table of 8 slots (a key's two windows of 4 can be disjoint, 1 per second per key), a key
 /// whose second window shares no slot with its first, and four other keys of the same first
 /// home, which fill that first window when they are inserted.
 fn two_window_setup() -> (SharedTable, [u8; 2], Vec<[u8; 2]>) {
-    let slots: &'static [Slot] = Box::leak((0..8).map(|_| Slot::new()).collect());
+    let slots: &'static [SlotGroup] =
+        Box::leak((0..8 / GROUP_SLOTS).map(|_| SlotGroup::new()).collect());
     let table = Arc::new(
         KeyedLimiter::with_slots(
             slots,
@@ -178,7 +179,7 @@ fn claim_clock() -> u64 {
     10
 }
 
-fn recovering(rate: u64) -> Arc<KeyedLimiter<Box<[Slot]>>> {
+fn recovering(rate: u64) -> Arc<KeyedLimiter<Box<[SlotGroup]>>> {
     Arc::new(
         KeyedLimiter::with_options(
             Quota::per_second(rate).unwrap(),

@@ -278,13 +278,13 @@ fn keyed_policy_of_impossible_size_is_out_of_memory() {
 
 #[test]
 fn a_keyed_policy_over_caller_built_tables() {
-    use cellgate::{KeyedLimiter, Refill, Slot};
+    use cellgate::{KeyedLimiter, Refill, SlotGroup};
     let entries = [
         entry("requests", Quota::per_minute(2).unwrap(), 0),
         entry("tokens", Quota::per_minute(100).unwrap(), 1),
     ];
     let table = |quota, refill, seed| {
-        let slots: Vec<Slot> = (0..64).map(|_| Slot::new()).collect();
+        let slots: Vec<SlotGroup> = (0..8).map(|_| SlotGroup::new()).collect();
         KeyedLimiter::with_storage(slots, quota, refill, seed, NoClock).unwrap()
     };
     let seed = Seed::new(3, 4);

@@ -2,11 +2,11 @@
 //! frees a live key: the flood of 100,000 new keys into `max_keys = 1000` under `1/hour`.
 
 use cellgate::{
-    KeyedLimiter, NoClock, OnFull, Op, Quota, Reason, Refill, Seed, Slot, NS_PER_HOUR,
+    KeyedLimiter, NoClock, OnFull, Op, Quota, Reason, Refill, Seed, SlotGroup, NS_PER_HOUR,
     NS_PER_SECOND,
 };
 
-fn table(max_keys: usize) -> KeyedLimiter<Box<[Slot]>> {
+fn table(max_keys: usize) -> KeyedLimiter<Box<[SlotGroup]>> {
     let quota: Quota = "1/hour".parse().unwrap();
     KeyedLimiter::with_options(quota, Refill::Greedy, max_keys, Seed::new(7, 9), NoClock)
 }

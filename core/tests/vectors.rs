@@ -22,7 +22,7 @@
 
 use cellgate::{
     CellState, Decision, Gcra, KeyedLimiter, KeyedPolicy, NoClock, Op, Policy, PolicyDecision,
-    PolicyEntry, PolicyError, Quota, Refill, Reservation, Rule, Seed, Slot, TokenBucket,
+    PolicyEntry, PolicyError, Quota, Refill, Reservation, Rule, Seed, SlotGroup, TokenBucket,
     MAX_POLICY_QUOTAS, NEVER, PROBE_WINDOW,
 };
 use serde::de::{Deserializer, Error as _};
@@ -813,7 +813,7 @@ type Reservations = BTreeMap<String, (Key, Reservation)>;
 enum Replay {
     Cell(BTreeMap<Key, Cell>),
     Rule(BTreeMap<Key, RuleCell>),
-    Keyed(KeyedLimiter<Box<[Slot]>, NoClock>),
+    Keyed(KeyedLimiter<Box<[SlotGroup]>, NoClock>),
     Policy(BTreeMap<Key, Policy<String>>, Reservations),
     KeyedPolicy(Box<KeyedPolicy<String>>, Reservations),
 }

@@ -5,11 +5,11 @@
 //! Time is the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), as in the C program: on a shared
 //! machine, time spent descheduled is not counted.
 
-use cellgate::{KeyedLimiter, NoClock, Quota, Refill, Seed, Slot};
+use cellgate::{KeyedLimiter, NoClock, Quota, Refill, Seed, SlotGroup};
 use std::hint::black_box;
 
 /// The table type behind the C library's `cg_keyed_limiter`.
-pub type Table = KeyedLimiter<Box<[Slot]>, NoClock>;
+pub type Table = KeyedLimiter<Box<[SlotGroup]>, NoClock>;
 
 /// The benchmark's table: `keys` keys of 1000 per second each (GCRA), a random seed, as
 /// `bench_keyed.c` makes it through the C library.

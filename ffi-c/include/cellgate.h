@@ -106,7 +106,7 @@
 #define CG_MAX_429_BODY_BYTES 50
 
 // The largest `max_keys` of a keyed limiter or policy, as in every runtime (2^27: about
-// 5.7 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
+// 4.3 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
 #define CG_MAX_MAX_KEYS 134217728
 
 // The `max_keys` the other runtimes use when none is given (about 4.3 MB per quota).
@@ -851,8 +851,8 @@ enum cg_status cg_render_429_body(uint64_t retry_after_ns, char *buf, size_t buf
 
 // Creates a keyed limiter: every key gets `quota`, refilled per `refill`
 // (`CG_REFILL_GREEDY`, which is GCRA, or `CG_REFILL_INTERVAL`), in a table sized for
-// `max_keys` keys live at once (1 to `CG_MAX_MAX_KEYS`; `max_keys × 4/3` slots of 32 bytes, at
-// least 16). Refusals
+// `max_keys` keys live at once (1 to `CG_MAX_MAX_KEYS`; `max_keys × 4/3` slots, rounded up to whole
+// 192-byte groups of 8 slots: about 32 bytes per key, at least 16 slots). Refusals
 // with `CG_STATUS_TABLE_FULL` begin near 70 % of `max_keys` live keys, and with `max_keys`
 // live about 0.1 % of new keys get it: size it above the live keys you expect (idle keys are reclaimed and do not count). `clock` as for
 // `cg_cell_new_gcra`. `*out` receives the limiter.

@@ -7,9 +7,10 @@ use crate::decision::cg_decision;
 use crate::quota::cg_quota;
 use crate::status::cg_status;
 use cellgate::{
-    check_max_keys, slot_count_for, Decision, KeyedLimiter, KeyedStats, NoClock, Seed, Slot,
+    check_max_keys, group_count_for, Decision, KeyedLimiter, KeyedStats, NoClock, Seed, SlotGroup,
     TableFull,
 };
+use cellgate_host::{in_process_limiter, TableSlots};
 use core::ptr::NonNull;
 
 /// Counters of a keyed limiter (a relaxed snapshot; exact once threads are quiet).
@@ -61,7 +62,7 @@ pub struct cg_keyed_limiter {
 }
 
 /// The largest `max_keys` of a keyed limiter or policy, as in every runtime (2^27: about
-/// 5.7 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
+/// 4.3 GB per quota); more is `CG_STATUS_INVALID_MAX_KEYS`.
 pub const CG_MAX_MAX_KEYS: usize = 134_217_728;
 /// The `max_keys` the other runtimes use when none is given (about 4.3 MB per quota).
 pub const CG_DEFAULT_MAX_KEYS: usize = 100_000;
@@ -76,12 +77,12 @@ pub(crate) fn max_keys(max_keys: usize) -> Result<usize, cg_status> {
 }
 
 /// Checks that `tables` tables of `max_keys` keys (as core's `slot_count_for` sizes them) are
-/// a representable size: `CG_STATUS_INVALID_ARGUMENT` if not. Whether the allocator can give
-/// them is the core's to say (`KeyedLimiter::try_with_options`, `KeyedPolicy::new`), as
+/// a representable size: `CG_STATUS_INVALID_ARGUMENT` if not. Whether the system can give
+/// them is `TableSlots::heap`'s to say (through `in_process_limiter`, `in_process_policy`), as
 /// `CG_STATUS_OUT_OF_MEMORY`.
 pub(crate) fn check_table_size(max_keys: usize, tables: usize) -> Result<(), cg_status> {
-    slot_count_for(max_keys)
-        .checked_mul(core::mem::size_of::<Slot>())
+    group_count_for(max_keys)
+        .checked_mul(core::mem::size_of::<SlotGroup>())
         .and_then(|bytes| bytes.checked_mul(tables))
         .filter(|&bytes| bytes <= isize::MAX.unsigned_abs())
         .map(|_| ())
@@ -90,8 +91,8 @@ pub(crate) fn check_table_size(max_keys: usize, tables: usize) -> Result<(), cg_
 
 /// Creates a keyed limiter: every key gets `quota`, refilled per `refill`
 /// (`CG_REFILL_GREEDY`, which is GCRA, or `CG_REFILL_INTERVAL`), in a table sized for
-/// `max_keys` keys live at once (1 to `CG_MAX_MAX_KEYS`; `max_keys × 4/3` slots of 32 bytes, at
-/// least 16). Refusals
+/// `max_keys` keys live at once (1 to `CG_MAX_MAX_KEYS`; `max_keys × 4/3` slots, rounded up to whole
+/// 192-byte groups of 8 slots: about 32 bytes per key, at least 16 slots). Refusals
 /// with `CG_STATUS_TABLE_FULL` begin near 70 % of `max_keys` live keys, and with `max_keys`
 /// live about 0.1 % of new keys get it: size it above the live keys you expect (idle keys are reclaimed and do not count). `clock` as for
 /// `cg_cell_new_gcra`. `*out` receives the limiter.
@@ -117,9 +118,8 @@ pub unsafe extern "C" fn cg_keyed_limiter_new(
         let refill = self::refill(refill)?;
         let max_keys = self::max_keys(max_keys)?;
         check_table_size(max_keys, 1)?;
-        let table =
-            KeyedLimiter::try_with_options(quota, refill, max_keys, Seed::random(), NoClock)
-                .map_err(|_| cg_status::OutOfMemory)?;
+        let table = in_process_limiter(quota, refill, max_keys, Seed::random(), NoClock)
+            .map_err(|_| cg_status::OutOfMemory)?;
         let limiter = cg_keyed_limiter {
             table,
             // SAFETY: NULL or a live clock, by the caller's contract.
@@ -141,8 +141,9 @@ pub unsafe extern "C" fn cg_keyed_limiter_free(limiter: *mut cg_keyed_limiter) {
     unsafe { free_handle(limiter) }
 }
 
-/// The table type behind a keyed limiter.
-type Table = KeyedLimiter<Box<[Slot]>, NoClock>;
+/// The table type behind a keyed limiter: its slots in an anonymous mapping
+/// (`TableSlots::heap`), committed only as keys touch them.
+type Table = KeyedLimiter<TableSlots, NoClock>;
 
 /// The shared body of the keyed operations. `decide` is a generic closure, so each exported
 /// function calls its core operation directly, as a Rust caller's code does (an operation

@@ -634,7 +634,7 @@ pub unsafe extern "C" fn cg_limiter_reservation_free(reservation: *mut cg_limite
 ///
 /// # Safety
 /// `decision` is NULL or points to a readable `cg_limiter_decision`.
-pub(crate) unsafe fn with_policy_headers<R, S: AsRef<[cellgate::Slot]>>(
+pub(crate) unsafe fn with_policy_headers<R, S: AsRef<[cellgate::SlotGroup]>>(
     limiter: &Limiter<S>,
     decision: *const cg_limiter_decision,
     f: impl FnOnce(&[PolicyHeader<'_>]) -> Result<R, cg_status>,

@@ -12,6 +12,7 @@ use cellgate::{
     check_names, KeyedPolicy, NoClock, Policy, PolicyDecision, PolicyEntry, PolicyHeader,
     Reservation, Reserved, Seed, MAX_POLICY_QUOTAS,
 };
+use cellgate_host::{in_process_policy, TableSlots};
 use core::ffi::c_char;
 use core::ptr::NonNull;
 use std::sync::{Mutex, PoisonError};
@@ -98,7 +99,7 @@ pub struct cg_policy {
 /// call. Safe to share between threads.
 #[allow(non_camel_case_types)]
 pub struct cg_keyed_policy {
-    policy: KeyedPolicy<Box<str>, NoClock>,
+    policy: KeyedPolicy<Box<str>, NoClock, TableSlots>,
     time: TimeSource,
 }
 
@@ -214,7 +215,7 @@ pub unsafe extern "C" fn cg_keyed_policy_new(
         let max_keys = checked_max_keys(max_keys)?;
         check_table_size(max_keys, entries.len())?;
         let policy = cg_keyed_policy {
-            policy: KeyedPolicy::new(entries, max_keys, Seed::random())?,
+            policy: in_process_policy(entries, max_keys, Seed::random(), NoClock)?,
             // SAFETY: NULL or a live clock, by the caller's contract.
             time: unsafe { TimeSource::from_ptr(clock) },
         };

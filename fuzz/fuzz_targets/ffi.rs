@@ -596,7 +596,7 @@ struct LimiterHandle {
 
 struct KeyedHandle {
     ptr: *mut cg_keyed_limiter,
-    mirror: KeyedLimiter<Box<[cellgate::Slot]>>,
+    mirror: KeyedLimiter<Box<[cellgate::SlotGroup]>>,
     clock: Option<ManualClock>,
     /// False once the mirror and the library may hold different keys: their seeds differ, so
     /// `TableFull` and which idle key is reclaimed can differ. That shows in decisions only

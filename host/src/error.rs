@@ -62,7 +62,7 @@ pub enum SharedError {
     /// by something else.
     Corrupt,
     /// The file was made by another version of the layout (`"mapping_version"`, core's
-    /// `"table_layout_version"`, `"slot_bytes"`, `"probe_window"`); a table is never
+    /// `"table_layout_version"`, `"group_bytes"`, `"probe_window"`); a table is never
     /// reinterpreted. Remove it (after stopping every process using it) to start afresh.
     Version {
         /// The header field that differs.

@@ -2,19 +2,19 @@
 //!
 //! ```text
 //! offset 0      header (HEADER_WORDS words, checksummed), zero padding to HEADER_BYTES
-//! HEADER_BYTES  quota 0's slots: slot_count × 32 bytes (core's `Slot`, zero = empty)
+//! HEADER_BYTES  quota 0's slots: slot_count / 8 groups × 192 bytes (core's `SlotGroup`, zero = empty)
 //! ...           quota 1's slots, ...
 //! ```
 //!
 //! The header is written once, before the file is linked into place, and never changed; the
-//! slots are only ever accessed through core's atomics. A zeroed slot is an empty one (core's
-//! `Slot::new()`: fingerprint 0, insert count 0, state 0 = a full bucket), so a fresh file needs
-//! no writes beyond its header.
+//! slots are only ever accessed through core's atomics. A zeroed group is an empty one (core's
+//! `SlotGroup::new()`: fingerprints 0, states 0 = full buckets), so a fresh file needs no writes
+//! beyond its header.
 
 use crate::error::SharedError;
 use cellgate::{
-    check_max_keys, slot_count_for, PolicyEntry, Quota, Refill, Slot, MAX_POLICY_QUOTAS,
-    PROBE_WINDOW, TABLE_LAYOUT_VERSION,
+    check_max_keys, group_count_for, slot_count_for, PolicyEntry, Quota, Refill, SlotGroup,
+    MAX_POLICY_QUOTAS, PROBE_WINDOW, TABLE_LAYOUT_VERSION,
 };
 use core::hash::Hasher;
 use siphasher::sip::SipHasher13;
@@ -23,8 +23,9 @@ use siphasher::sip::SipHasher13;
 const MAGIC: [u8; 8] = *b"cgshared";
 
 /// The version of this crate's file layout (the header and where the slots lie), bumped on
-/// any change to either; core's [`TABLE_LAYOUT_VERSION`] covers the slots themselves.
-pub const MAPPING_VERSION: u32 = 1;
+/// any change to either; core's [`TABLE_LAYOUT_VERSION`] covers the slots themselves. Version
+/// 2: word 3 is the bytes of a slot group (192), no longer of a slot (32).
+pub const MAPPING_VERSION: u32 = 2;
 
 /// The bytes before the first slot: the header, padded to a multiple of the slot alignment
 /// and of a cache line.
@@ -42,7 +43,7 @@ mod word {
     pub const MAGIC: usize = 0;
     pub const MAPPING_VERSION: usize = 1;
     pub const TABLE_LAYOUT_VERSION: usize = 2;
-    pub const SLOT_BYTES: usize = 3;
+    pub const GROUP_BYTES: usize = 3;
     pub const PROBE_WINDOW: usize = 4;
     pub const HEADER_BYTES: usize = 5;
     pub const FILE_BYTES: usize = 6;
@@ -209,6 +210,11 @@ impl TableConfig {
         slot_count_for(self.max_keys)
     }
 
+    /// The slot groups of each table: `group_count_for(max_keys)`.
+    pub fn group_count(&self) -> usize {
+        group_count_for(self.max_keys)
+    }
+
     /// Whether `entries` are this configuration's quotas and dimensions, in order.
     pub(crate) fn matches_entries<N>(&self, entries: &[PolicyEntry<N>]) -> Option<usize> {
         if entries.len() != self.quotas.len() {
@@ -221,18 +227,18 @@ impl TableConfig {
 
     /// The file's length: the header, then one slot array per quota; `None` if it overflows.
     pub(crate) fn file_bytes(&self) -> Option<u64> {
-        let slot_bytes = u64::try_from(core::mem::size_of::<Slot>()).ok()?;
-        let slots = u64::try_from(self.slot_count()).ok()?;
+        let group_bytes = u64::try_from(core::mem::size_of::<SlotGroup>()).ok()?;
+        let groups = u64::try_from(self.group_count()).ok()?;
         let quotas = u64::try_from(self.quotas.len()).ok()?;
-        slot_bytes
-            .checked_mul(slots)?
+        group_bytes
+            .checked_mul(groups)?
             .checked_mul(quotas)?
             .checked_add(HEADER_BYTES)
     }
 
     /// The byte offset of table `index`'s first slot.
     pub(crate) fn table_offset(&self, index: usize) -> Option<usize> {
-        let table_bytes = core::mem::size_of::<Slot>().checked_mul(self.slot_count())?;
+        let table_bytes = core::mem::size_of::<SlotGroup>().checked_mul(self.group_count())?;
         usize::try_from(HEADER_BYTES)
             .ok()?
             .checked_add(table_bytes.checked_mul(index)?)
@@ -267,7 +273,10 @@ impl Header {
         set(word::MAGIC, u64::from_le_bytes(MAGIC));
         set(word::MAPPING_VERSION, u64::from(MAPPING_VERSION));
         set(word::TABLE_LAYOUT_VERSION, u64::from(TABLE_LAYOUT_VERSION));
-        set(word::SLOT_BYTES, to_word(core::mem::size_of::<Slot>()));
+        set(
+            word::GROUP_BYTES,
+            to_word(core::mem::size_of::<SlotGroup>()),
+        );
         set(word::PROBE_WINDOW, to_word(PROBE_WINDOW));
         set(word::HEADER_BYTES, HEADER_BYTES);
         set(word::FILE_BYTES, file_bytes);
@@ -350,7 +359,7 @@ impl Header {
         let versions = [
             ("mapping_version", word::MAPPING_VERSION),
             ("table_layout_version", word::TABLE_LAYOUT_VERSION),
-            ("slot_bytes", word::SLOT_BYTES),
+            ("group_bytes", word::GROUP_BYTES),
             ("probe_window", word::PROBE_WINDOW),
             ("header_bytes", word::HEADER_BYTES),
         ];

@@ -26,7 +26,7 @@
 //!
 //! The file holds a header (magic, [`MAPPING_VERSION`], core's
 //! [`TABLE_LAYOUT_VERSION`](cellgate::TABLE_LAYOUT_VERSION), the random hash seed, every
-//! field of the [`TableConfig`], a checksum) and then one table of core [`Slot`](cellgate::Slot)s
+//! field of the [`TableConfig`], a checksum) and then one table of core [`SlotGroup`](cellgate::SlotGroup)s
 //! per quota. The limiter is core's [`KeyedLimiter`](cellgate::KeyedLimiter) (or
 //! [`KeyedPolicy`](cellgate::KeyedPolicy) for several quotas and dimensions, with
 //! reserve/settle) over [`TableSlots`]: every decision is the in-process one, made with

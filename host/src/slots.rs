@@ -4,41 +4,44 @@
 #[cfg(unix)]
 use crate::mapping::Mapping;
 use cellgate::{
-    slot_count_for, KeyedLimiter, KeyedPolicy, NoClock, PolicyEntry, PolicyError, Quota, Refill,
-    Seed, Slot, TableError,
+    group_count_for, KeyedLimiter, KeyedPolicy, NoClock, PolicyEntry, PolicyError, Quota, Refill,
+    Seed, SlotGroup, TableError,
 };
+#[cfg(not(unix))]
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
 use std::sync::Arc;
-
-/// The alignment of a heap table: a cache line.
-const CACHE_LINE_BYTES: usize = 64;
 
 /// What keeps a [`TableSlots`]'s memory alive (held, never read).
 #[derive(Clone, Debug)]
 #[allow(dead_code)]
 pub(crate) enum Keeper {
-    /// A shared file mapping.
+    /// A mapping: a file shared by processes, or anonymous memory of this process.
     #[cfg(unix)]
     Mapping(Arc<Mapping>),
-    /// A zeroed heap allocation of this process.
+    /// A zeroed heap allocation of this process (where there are no mappings).
+    #[cfg(not(unix))]
     Heap(Arc<HeapSlots>),
 }
 
 /// A zeroed heap array of slots, freed on drop. Held as a raw pointer, never as a `Box`, so
 /// that the shared slices handed out alias nothing unique.
+#[cfg(not(unix))]
 #[derive(Debug)]
 pub(crate) struct HeapSlots {
-    first: NonNull<Slot>,
+    first: NonNull<SlotGroup>,
     layout: Layout,
 }
 
-// SAFETY: the allocation is owned by this value and only used through `&[Slot]` (atomics,
+// SAFETY: the allocation is owned by this value and only used through `&[SlotGroup]` (atomics,
 // `Sync` and `Send`), from any thread.
+#[cfg(not(unix))]
 unsafe impl Send for HeapSlots {}
 // SAFETY: as for `Send`.
+#[cfg(not(unix))]
 unsafe impl Sync for HeapSlots {}
 
+#[cfg(not(unix))]
 impl Drop for HeapSlots {
     fn drop(&mut self) {
         // SAFETY: `first` was returned by `alloc_zeroed` with this exact layout, and no slice
@@ -56,24 +59,24 @@ impl Drop for HeapSlots {
 /// allocated (or mapped) until the last clone is dropped.
 #[derive(Clone, Debug)]
 pub struct TableSlots {
-    first: NonNull<Slot>,
+    first: NonNull<SlotGroup>,
     count: usize,
     /// Keeps the slots allocated or mapped; never read.
     _keeper: Keeper,
 }
 
 // SAFETY: the pointer is into memory `_keeper` keeps alive; the slots are only used through
-// `&[Slot]`, and `Slot` (atomics only) is `Send` and `Sync`.
+// `&[SlotGroup]`, and `SlotGroup` (atomics only) is `Send` and `Sync`.
 unsafe impl Send for TableSlots {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for TableSlots {}
 
 impl TableSlots {
     /// # Safety
-    /// `first` must be aligned for `Slot`, and `count` slots from it valid for reads and
-    /// writes through atomics (all bit patterns are valid `Slot`s) for as long as `keeper`
+    /// `first` must be aligned for `SlotGroup`, and `count` groups from it valid for reads and
+    /// writes through atomics (all bit patterns are valid `SlotGroup`s) for as long as `keeper`
     /// lives, by no other means than atomics.
-    pub(crate) unsafe fn from_raw(first: NonNull<Slot>, count: usize, keeper: Keeper) -> Self {
+    pub(crate) unsafe fn from_raw(first: NonNull<SlotGroup>, count: usize, keeper: Keeper) -> Self {
         Self {
             first,
             count,
@@ -81,31 +84,49 @@ impl TableSlots {
         }
     }
 
-    /// A fresh table's slots for `max_keys` keys (`slot_count_for(max_keys)` slots, all empty)
-    /// in this process's heap: what an in-process limiter would allocate, as a `TableSlots`.
-    /// The memory is asked of the allocator zeroed (`calloc`), so pages no key touches are
-    /// not committed, and a refusal is an error, not an abort.
+    /// A fresh table's slots for `max_keys` keys (`group_count_for(max_keys)` groups, all empty)
+    /// for this process alone: what an in-process limiter would allocate, as a `TableSlots`.
+    /// On Unix they are a private anonymous mapping: zero, cache-line (page) aligned,
+    /// committed only as keys first write each page (a fresh table of 10⁶ keys costs no
+    /// resident memory, a full one 32 bytes per key), and returned to the system when the last
+    /// clone is dropped. Elsewhere they are a zeroed, cache-line aligned heap allocation. A
+    /// refusal is an error, not an abort.
     ///
     /// # Errors
-    /// [`TableError::OutOfMemory`] when the size overflows or the allocator refuses it.
+    /// [`TableError::OutOfMemory`] when the size overflows or the system refuses it.
     pub fn heap(max_keys: usize) -> Result<Self, TableError> {
-        let count = slot_count_for(max_keys);
-        // Aligned to a cache line (as a shared table's slots are: the mapping is page-aligned
-        // and the header 512 bytes), so that no 32-byte slot straddles two lines.
-        let layout = Layout::array::<Slot>(count)
-            .and_then(|layout| layout.align_to(CACHE_LINE_BYTES))
-            .map_err(|_| TableError::OutOfMemory)?;
-        // `slot_count_for` is at least PROBE_WINDOW, so the layout is never zero-sized.
-        if layout.size() == 0 {
+        let count = group_count_for(max_keys);
+        let bytes = core::mem::size_of::<SlotGroup>()
+            .checked_mul(count)
+            .filter(|&bytes| bytes <= isize::MAX.unsigned_abs())
+            .ok_or(TableError::OutOfMemory)?;
+        // `group_count_for` is at least PROBE_WINDOW / GROUP_SLOTS, so the size is never 0.
+        if bytes == 0 {
             return Err(TableError::OutOfMemory);
         }
-        // SAFETY: the layout has a non-zero size (checked above).
+        Self::fresh(bytes, count)
+    }
+
+    /// `count` zeroed groups (`bytes` of them, not 0) in an anonymous mapping.
+    #[cfg(unix)]
+    fn fresh(bytes: usize, count: usize) -> Result<Self, TableError> {
+        let mapping = Arc::new(Mapping::anonymous(bytes).map_err(|_| TableError::OutOfMemory)?);
+        // Offset 0 of a page-aligned mapping of exactly `count` groups: always in range.
+        mapping.slots(0, count).ok_or(TableError::OutOfMemory)
+    }
+
+    /// `count` zeroed groups (`bytes` of them, not 0) in the heap.
+    #[cfg(not(unix))]
+    fn fresh(bytes: usize, count: usize) -> Result<Self, TableError> {
+        let layout = Layout::from_size_align(bytes, core::mem::align_of::<SlotGroup>())
+            .map_err(|_| TableError::OutOfMemory)?;
+        // SAFETY: the layout has a non-zero size (checked by the caller).
         let memory = unsafe { alloc_zeroed(layout) };
-        let first = NonNull::new(memory.cast::<Slot>()).ok_or(TableError::OutOfMemory)?;
+        let first = NonNull::new(memory.cast::<SlotGroup>()).ok_or(TableError::OutOfMemory)?;
         let keeper = Keeper::Heap(Arc::new(HeapSlots { first, layout }));
-        // SAFETY: a fresh allocation of `count` slots, aligned for `Slot` (64 is a multiple of 16),
-        // zeroed: a zero `Slot` is an empty one (`Slot::new()`, tested in this crate) and
-        // every bit pattern is a valid one; it lives as long as the keeper.
+        // SAFETY: a fresh allocation of `count` groups, aligned for `SlotGroup` (64 bytes),
+        // zeroed: a zero `SlotGroup` is an empty one (`SlotGroup::new()`, tested in this
+        // crate) and every bit pattern is a valid one; it lives as long as the keeper.
         Ok(unsafe { Self::from_raw(first, count, keeper) })
     }
 }
@@ -188,13 +209,13 @@ pub fn in_process(
     cellgate::Limiter::with_tables(quotas, options, tables)
 }
 
-impl AsRef<[Slot]> for TableSlots {
+impl AsRef<[SlotGroup]> for TableSlots {
     #[inline(always)]
-    fn as_ref(&self) -> &[Slot] {
+    fn as_ref(&self) -> &[SlotGroup] {
         // SAFETY: `from_raw`'s contract: `count` aligned slots from `first`, valid for as long
         // as `self._keeper` lives, which outlives the borrow of `self`. They are only accessed
         // through atomics, by this and (for a mapping) other processes, so sharing them as
-        // `&[Slot]` is sound (`Slot` is `Sync`; atomics permit mutation through a shared
+        // `&[SlotGroup]` is sound (`SlotGroup` is `Sync`; atomics permit mutation through a shared
         // reference). Shared mode is refused unless those atomics are lock-free in hardware,
         // so other processes' accesses are atomic too.
         unsafe { core::slice::from_raw_parts(self.first.as_ptr(), self.count) }
@@ -204,18 +225,18 @@ impl AsRef<[Slot]> for TableSlots {
 #[cfg(test)]
 mod tests {
     use super::TableSlots;
-    use cellgate::{KeyedLimiter, NoClock, PolicyError, Quota, Refill, Seed, Slot};
+    use cellgate::{KeyedLimiter, NoClock, PolicyError, Quota, Refill, Seed, SlotGroup};
 
     #[test]
-    fn a_zeroed_slot_is_an_empty_one() {
-        // The files and heap tables here are zero bytes; core's empty slot must be too.
-        let slot = Slot::new();
-        // SAFETY: reads the 32 initialised bytes of a local `Slot`, which nothing else
-        // accesses (its atomics hold plain integers).
+    fn a_zeroed_group_is_an_empty_one() {
+        // The files and heap tables here are zero bytes; core's empty group must be too.
+        let slot = SlotGroup::new();
+        // SAFETY: reads the 192 initialised bytes of a local `SlotGroup` (atomics of plain
+        // integers, no padding), which nothing else accesses.
         let bytes = unsafe {
             core::slice::from_raw_parts(
-                (&slot as *const Slot).cast::<u8>(),
-                core::mem::size_of::<Slot>(),
+                (&slot as *const SlotGroup).cast::<u8>(),
+                core::mem::size_of::<SlotGroup>(),
             )
         };
         assert!(bytes.iter().all(|&byte| byte == 0), "{bytes:?}");
@@ -224,7 +245,7 @@ mod tests {
     #[test]
     fn heap_slots_make_an_in_process_table() {
         let slots = TableSlots::heap(100).unwrap();
-        assert_eq!(slots.as_ref().len(), cellgate::slot_count_for(100));
+        assert_eq!(slots.as_ref().len(), cellgate::group_count_for(100));
         assert_eq!(
             slots.as_ref().as_ptr() as usize % 64,
             0,

@@ -248,7 +248,7 @@ impl SharedTable {
             return None;
         }
         let offset = self.config.table_offset(index)?;
-        self.mapping.slots(offset, self.config.slot_count())
+        self.mapping.slots(offset, self.config.group_count())
     }
 
     /// The keyed limiter of a single-quota table, with the file's seed, [`HostClock`], and

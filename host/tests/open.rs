@@ -383,7 +383,7 @@ fn truncated_and_garbage_files_are_errors_not_crashes() {
             SharedError::Version {
                 field: "table_layout_version",
                 file: 2,
-                ours: 3
+                ours: 4,
             }
         ),
         "{error:?}"
@@ -398,7 +398,7 @@ fn truncated_and_garbage_files_are_errors_not_crashes() {
             SharedError::Version {
                 field: "mapping_version",
                 file: 9,
-                ours: 1
+                ours: 2
             }
         ),
         "{error:?}"

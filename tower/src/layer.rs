@@ -4,7 +4,7 @@ use crate::key::{Head, Key, KeyExtractor, MissingKey};
 use bytes::Bytes;
 use cellgate::{
     ClientKeyConfig, Clock, DimensionStyle, HeaderError, HeaderStyle, Limiter, LimiterDecision,
-    MonotonicClock, Op, Slot, DEFAULT_COST, MAX_POLICY_QUOTAS,
+    MonotonicClock, Op, SlotGroup, DEFAULT_COST, MAX_POLICY_QUOTAS,
 };
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::request::Parts;
@@ -247,7 +247,7 @@ struct Shared<S, C> {
 /// | [`headers`](Self::headers) | [`Headers::Ietf`] |
 /// | [`decision_in_extensions`](Self::decision_in_extensions) | on |
 /// | [`clock`](Self::clock) | [`MonotonicClock`] |
-pub struct RateLimitLayerBuilder<S = Box<[Slot]>, C = MonotonicClock> {
+pub struct RateLimitLayerBuilder<S = Box<[SlotGroup]>, C = MonotonicClock> {
     shared: Shared<S, C>,
 }
 
@@ -406,7 +406,7 @@ impl<S, C> RateLimitLayerBuilder<S, C> {
     }
 }
 
-impl<S: AsRef<[Slot]>, C: Clock> RateLimitLayerBuilder<S, C> {
+impl<S: AsRef<[SlotGroup]>, C: Clock> RateLimitLayerBuilder<S, C> {
     /// The layer.
     ///
     /// # Errors
@@ -475,7 +475,7 @@ impl<S: AsRef<[Slot]>, C: Clock> RateLimitLayerBuilder<S, C> {
 /// `S` is the limiter's slot storage: the default for [`Limiter::new`]'s, or
 /// `cellgate_host::TableSlots` for the table every process on the host shares. Clones share
 /// one configuration and one limiter. See the crate documentation for an axum example.
-pub struct RateLimitLayer<S = Box<[Slot]>, C = MonotonicClock> {
+pub struct RateLimitLayer<S = Box<[SlotGroup]>, C = MonotonicClock> {
     shared: Arc<Shared<S, C>>,
 }
 
@@ -538,7 +538,7 @@ impl<Inner, S, C> Layer<Inner> for RateLimitLayer<S, C> {
 }
 
 /// The service [`RateLimitLayer`] wraps around an inner service.
-pub struct RateLimit<Inner, S = Box<[Slot]>, C = MonotonicClock> {
+pub struct RateLimit<Inner, S = Box<[SlotGroup]>, C = MonotonicClock> {
     inner: Inner,
     shared: Arc<Shared<S, C>>,
 }
@@ -597,7 +597,7 @@ impl<S, C> Shared<S, C> {
     }
 }
 
-impl<S: AsRef<[Slot]>, C> Shared<S, C> {
+impl<S: AsRef<[SlotGroup]>, C> Shared<S, C> {
     /// The costs of a request: the cost function's on every dimension, else core's default
     /// (`None` for one dimension, which core resolves to `DEFAULT_COST`).
     fn costs(&self, parts: Option<&Parts>) -> Costs {
@@ -825,7 +825,7 @@ struct Refund<S, C> {
     costs: Costs,
 }
 
-impl<S: AsRef<[Slot]>, C: Clock> After<S, C> {
+impl<S: AsRef<[SlotGroup]>, C: Clock> After<S, C> {
     fn finish<B, E>(self, result: &mut Result<Response<B>, E>) {
         let response = result.as_mut().ok();
         if let Some(refund) = self.refund {
@@ -891,7 +891,7 @@ impl<F, B, E, S, C> Future for ResponseFuture<F, B, S, C>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: From<Bytes>,
-    S: AsRef<[Slot]>,
+    S: AsRef<[SlotGroup]>,
     C: Clock,
 {
     type Output = Result<Response<B>, E>;
@@ -924,7 +924,7 @@ impl<Inner, ReqBody, ResBody, S, C> Service<Request<ReqBody>> for RateLimit<Inne
 where
     Inner: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: From<Bytes>,
-    S: AsRef<[Slot]>,
+    S: AsRef<[SlotGroup]>,
     C: Clock,
 {
     type Response = Response<ResBody>;
@@ -963,7 +963,7 @@ enum Verdict<S, C> {
     Answer(Response<Bytes>),
 }
 
-impl<S: AsRef<[Slot]>, C: Clock> Shared<S, C> {
+impl<S: AsRef<[SlotGroup]>, C: Clock> Shared<S, C> {
     /// The layer's verdict on a request: steps 1 to 5 of the crate documentation, and for an
     /// admitted request, its decision put into its extensions.
     fn decide<H: Head>(shared: &Arc<Self>, head: &mut H) -> Verdict<S, C> {
@@ -1017,7 +1017,7 @@ impl<S: AsRef<[Slot]>, C: Clock> Shared<S, C> {
 
 /// A buffer length that holds any rendering of `limiter`'s headers in the named styles
 /// (core's bound); the per-dimension styles need less.
-fn header_buf_len<S: AsRef<[Slot]>>(limiter: &Limiter<S>) -> usize {
+fn header_buf_len<S: AsRef<[SlotGroup]>>(limiter: &Limiter<S>) -> usize {
     let name_bytes = limiter.names().map(str::len).sum();
     cellgate::max_header_bytes(limiter.quotas().len(), name_bytes).max(1024)
 }

@@ -32,14 +32,14 @@ fn limiter(text: &str) -> Limiter {
 fn builder(
     text: &str,
     clock: &ManualClock,
-) -> RateLimitLayerBuilder<Box<[cellgate::Slot]>, ManualClock> {
+) -> RateLimitLayerBuilder<Box<[cellgate::SlotGroup]>, ManualClock> {
     RateLimitLayer::builder(limiter(text)).clock(clock.clone())
 }
 
 /// The test app: `/` answers "ok"; `/login` answers 200 for the right password and 401
 /// otherwise; `/remaining` answers the remaining of the decision the layer put in the
 /// request's extensions; `/health` answers "up".
-fn test_app(layer: RateLimitLayer<Box<[cellgate::Slot]>, ManualClock>) -> Router {
+fn test_app(layer: RateLimitLayer<Box<[cellgate::SlotGroup]>, ManualClock>) -> Router {
     Router::new()
         .route("/", get(|| async { "ok" }).post(|| async { "posted" }))
         .route(

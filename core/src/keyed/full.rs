@@ -2,7 +2,9 @@
 //! new key finds no room: a full table is a decision under an [`OnFull`] policy, never an
 //! error that a request handler could turn into a 500.
 
-use super::{is_busy, Counters, KeyHash, KeyedLimiter, Slot, TableFull, MAX_NOW_NS, POSITIONS};
+use super::{
+    is_busy, Counters, KeyHash, KeyedLimiter, SlotGroup, TableFull, MAX_NOW_NS, POSITIONS,
+};
 use crate::decision::Decision;
 use crate::rule::{CellState, Op};
 use crate::sync::Ordering;
@@ -70,7 +72,7 @@ pub struct KeyedDecision {
     pub reason: Reason,
 }
 
-impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
+impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
     /// Applies `op` with `cost` to `key` at `now_ns`: the one entry point of which
     /// [`check_at`](Self::check_at), [`peek_at`](Self::peek_at), [`force_at`](Self::force_at),
     /// [`refund_at`](Self::refund_at) and [`reset_at`](Self::reset_at) are the sugar. A new key

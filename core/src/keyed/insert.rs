@@ -1,16 +1,16 @@
 //! Placing a new key: the insert protocol of the parent module's "Concurrency protocol" (claim
-//! a full slot, publish, settle concurrent inserts of the same key through the home slot's
-//! insert counter), the reclaiming of idle keys, and the recovery of claims left by a dead
+//! a full slot, publish, settle concurrent inserts of the same key at the first home slot's
+//! fingerprint word), the reclaiming of idle keys, and the recovery of claims left by a dead
 //! process. The check of a present key never enters this module.
 
 use super::{
-    busy_word, is_busy, Counters, KeyHash, KeyedLimiter, Slot, TableFull, EMPTY, MAX_NOW_NS,
-    OVERFLOWED, POSITIONS, PROBE_WINDOW,
+    busy_word, is_busy, Counters, KeyHash, KeyedLimiter, SlotGroup, SlotRef, TableFull, EMPTY,
+    MAX_NOW_NS, POSITIONS, PROBE_WINDOW,
 };
 use crate::rule::CellState;
 use crate::sync::{spin, Ordering};
 
-impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
+impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
     /// Whether a slot's key can be forgotten at `now_ns`: its bucket is full, and it was last
     /// written before `now_ns` (so the new owner's first state, at `now_ns`, differs from every
     /// state the old owner had: no ABA).
@@ -55,14 +55,14 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
                 // process be emptied without over-admitting (see `recover_if_stale`).
                 let free = owner == EMPTY && self.rule.is_full_at(CellState::unpack(state), now_ns);
                 if free || self.is_idle(state, now_ns) {
-                    candidate = Some((position, index, owner, state));
+                    candidate = Some((index, owner, state));
                     break;
                 }
             }
             if recovered {
                 continue;
             }
-            let Some((position, index, owner, state)) = candidate else {
+            let Some((index, owner, state)) = candidate else {
                 Counters::bump(&self.counters.rejected_full);
                 return Err(TableFull);
             };
@@ -87,21 +87,11 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
                 slot.state.store(state, Ordering::Release);
                 continue;
             }
-            if position >= PROBE_WINDOW {
-                // AcqRel: ordered before the fingerprint store below (Release), so that a
-                // lookup that sees this copy's fingerprint was told to scan this far; pairs
-                // with the Acquire load in `find`.
-                home.inserts.fetch_or(OVERFLOWED, Ordering::AcqRel);
-            }
             // Release: pairs with the Acquire loads in `settle` of a later inserter, through
-            // the home slot's insert counter below.
-            slot.fingerprint.store(key.fingerprint, Ordering::Release);
-            // AcqRel: the read-modify-writes of concurrent inserters of this key are totally
-            // ordered; the later one acquires the earlier one's fingerprint store. The value
-            // read is the latest: it carries OVERFLOWED if any inserter of this home (this
-            // one included) placed a copy in a second window before this point.
-            let seen = home.inserts.fetch_add(1, Ordering::AcqRel);
-            if let Some(winner) = self.settle(key, index, seen & OVERFLOWED != 0) {
+            // the meeting below. A swap, not a store: see `meet`.
+            slot.fingerprint.swap(key.fingerprint, Ordering::Release);
+            Self::meet(home);
+            if let Some(winner) = self.settle(key, index) {
                 self.withdraw(slot, owner, state);
                 return Ok(winner);
             }
@@ -120,21 +110,26 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         }
     }
 
+    /// Where concurrent inserters of one key meet, after each has written its fingerprint: an
+    /// acquire-release read-modify-write of the first home slot's fingerprint word that
+    /// changes nothing. The read-modify-writes of one word are totally ordered, and the later
+    /// of two reads the value of a read-modify-write no earlier than the earlier one's (every
+    /// write of a fingerprint word is one: `swap`s, never plain stores, which would end the
+    /// earlier one's release sequence), so it acquires the earlier inserter's fingerprint.
+    #[inline]
+    fn meet(home: SlotRef<'_>) {
+        // AcqRel: see above; pairs with the same call of the other inserter.
+        home.fingerprint.fetch_or(0, Ordering::AcqRel);
+    }
+
     /// After writing `key`'s fingerprint in slot `mine`, decides whether this copy stands:
     /// `Some(index)` of another copy if one is published, or is unpublished and nearer the
     /// start of the scan order (ranks are the first position at which a slot appears; the two
     /// windows may overlap). Waits for unpublished copies farther in the order to settle (they
     /// withdraw or publish). `None`: this copy stands.
-    ///
-    /// The second window is scanned only if `overflowed` (the home's flag as this inserter's
-    /// counter increment read it). Without it, any inserter of the key that goes to a second
-    /// window sets the flag after that increment, so its own increment comes later and its
-    /// `settle` sees this copy, which is in the first window and so ranks before its own: it
-    /// withdraws, and this copy need not look for it.
-    fn settle(&self, key: KeyHash, mine: usize, overflowed: bool) -> Option<usize> {
-        let positions = if overflowed { POSITIONS } else { PROBE_WINDOW };
+    fn settle(&self, key: KeyHash, mine: usize) -> Option<usize> {
         let mut nearer = true;
-        for position in 0..positions {
+        for position in 0..POSITIONS {
             let index = self.index_at(key, position);
             if self.seen_earlier(key, position, index) {
                 // Ranked at its first position, as every inserter of the key ranks it.
@@ -148,7 +143,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
                 continue;
             };
             loop {
-                // Acquire: of two inserters, the later (by the home counter) sees the
+                // Acquire: of two inserters, the later (by their meeting) sees the
                 // earlier's fingerprint here.
                 if slot.fingerprint.load(Ordering::Acquire) != key.fingerprint {
                     break;
@@ -174,7 +169,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         if position < PROBE_WINDOW {
             return false;
         }
-        let count = self.slots.as_ref().len();
+        let count = self.slot_count();
         let first = self.index_at(key, 0);
         // The distance from the first home to `index`, going forward round the table.
         let distance = if index >= first {
@@ -195,7 +190,7 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     /// publishes a full bucket at the recovery time: every key the dead claim touched was a
     /// full bucket (see the module's "Concurrency protocol"), and so is an absent key.
     #[cold]
-    pub(super) fn recover_if_stale(&self, slot: &Slot, word: u128) -> bool {
+    pub(super) fn recover_if_stale(&self, slot: SlotRef<'_>, word: u128) -> bool {
         let Some(recovery) = self.recovery else {
             return false;
         };
@@ -218,8 +213,8 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
         {
             return false;
         }
-        // Relaxed: the Release store of the state below publishes it.
-        slot.fingerprint.store(EMPTY, Ordering::Relaxed);
+        // Relaxed: the Release store of the state below publishes it. A swap: see `meet`.
+        slot.fingerprint.swap(EMPTY, Ordering::Relaxed);
         // Later than any state a checker may hold: those were written at times before the
         // dead claim's stamp, and `now_ns` is at least `timeout_ns` after it.
         let fresh = CellState {
@@ -234,9 +229,9 @@ impl<S: AsRef<[Slot]>, C> KeyedLimiter<S, C> {
     }
 
     /// Gives a claimed slot back to its previous owner and state.
-    fn withdraw(&self, slot: &Slot, owner: u64, state: u128) {
-        // Relaxed: the Release store of the state below publishes it.
-        slot.fingerprint.store(owner, Ordering::Relaxed);
+    fn withdraw(&self, slot: SlotRef<'_>, owner: u64, state: u128) {
+        // Relaxed: the Release store of the state below publishes it. A swap: see `meet`.
+        slot.fingerprint.swap(owner, Ordering::Relaxed);
         // Release: checkers that see this state see the restored fingerprint.
         slot.state.store(state, Ordering::Release);
     }

@@ -1,4 +1,5 @@
-//! The table's bytes: the 32-byte [`Slot`], the hash [`Seed`], the [`TableHeader`] another
+//! The table's bytes: the 192-byte [`SlotGroup`] (eight slots: their fingerprints in one
+//! cache line, their states in the next two), the hash [`Seed`], the [`TableHeader`] another
 //! process needs to use the same slots, and the claim (*busy*) words of the insert protocol
 //! (see the parent module's "Concurrency protocol"). Plain, pointer-free data, so a table can
 //! live in a caller's buffer or a shared mapping.
@@ -7,11 +8,6 @@ use super::PROBE_WINDOW;
 use crate::rule::CellState;
 use crate::sync::{AtomicU128, AtomicU64, Ordering};
 use core::fmt;
-
-/// Set in a first-home slot's `inserts` word once a key of that home has been placed in its
-/// second window: until then a lookup of a key with that home scans only the first window.
-/// (The insert count below it would need 2^63 inserts of one home to reach it.)
-pub(super) const OVERFLOWED: u64 = 1 << 63;
 
 /// The fingerprint of an empty slot.
 pub(super) const EMPTY: u64 = 0;
@@ -56,46 +52,61 @@ pub struct ClaimRecovery {
     pub clock: fn() -> u64,
 }
 
-/// One table slot: a key fingerprint and its bucket's state. 32 bytes.
-#[repr(C, align(16))]
-pub struct Slot {
-    pub(super) fingerprint: AtomicU64,
-    /// Counts inserts whose key has this slot as first home: the meeting point of concurrent
-    /// inserters of one key (see `settle`); its top bit is [`OVERFLOWED`]. Fills what would
-    /// otherwise be padding.
-    pub(super) inserts: AtomicU64,
-    pub(super) state: AtomicU128,
+/// How many slots a [`SlotGroup`] holds: 8 (4 under loom, to keep its models small).
+pub const GROUP_SLOTS: usize = if cfg!(loom) { 4 } else { 8 };
+
+/// Eight table slots, 192 bytes on a cache-line boundary: the slots' 64-bit key fingerprints
+/// packed in the first line, their buckets' 128-bit states in the two lines after it. A lookup
+/// scans fingerprints a line at a time and then reads the one state of the slot it found
+/// (24 bytes per slot, 32 per configured key at `max_keys × 4/3` slots). All-zero bytes are an
+/// empty group ([`SlotGroup::new`]), so zeroed memory (a fresh mapping) needs no writes.
+#[repr(C, align(64))]
+pub struct SlotGroup {
+    pub(super) fingerprints: [AtomicU64; GROUP_SLOTS],
+    pub(super) states: [AtomicU128; GROUP_SLOTS],
 }
 
-impl Slot {
-    /// An empty slot.
+impl SlotGroup {
+    /// An empty group: every fingerprint zero (empty), every state a full bucket (all zero bytes).
     pub fn new() -> Self {
         Self {
-            fingerprint: AtomicU64::new(EMPTY),
-            inserts: AtomicU64::new(0),
-            state: AtomicU128::new(CellState::FULL.pack()),
+            fingerprints: core::array::from_fn(|_| AtomicU64::new(EMPTY)),
+            states: core::array::from_fn(|_| AtomicU128::new(CellState::FULL.pack())),
         }
     }
 }
 
-impl Default for Slot {
+impl Default for SlotGroup {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl fmt::Debug for Slot {
+impl fmt::Debug for SlotGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Relaxed: a diagnostic snapshot.
-        f.debug_struct("Slot")
-            .field("fingerprint", &self.fingerprint.load(Ordering::Relaxed))
-            .field("state", &self.state.load(Ordering::Relaxed))
-            .finish()
+        let mut list = f.debug_list();
+        for (fingerprint, state) in self.fingerprints.iter().zip(&self.states) {
+            list.entry(&(
+                fingerprint.load(Ordering::Relaxed),
+                state.load(Ordering::Relaxed),
+            ));
+        }
+        list.finish()
     }
 }
 
 #[cfg(not(loom))]
-const _: () = assert!(core::mem::size_of::<Slot>() == 32);
+const _: () = assert!(core::mem::size_of::<SlotGroup>() == 192);
+#[cfg(not(loom))]
+const _: () = assert!(core::mem::align_of::<SlotGroup>() == 64);
+
+/// One slot of a group: its fingerprint word and its state word.
+#[derive(Clone, Copy)]
+pub(super) struct SlotRef<'a> {
+    pub(super) fingerprint: &'a AtomicU64,
+    pub(super) state: &'a AtomicU128,
+}
 
 /// The 128-bit secret that keys the hash. Random per instance unless a caller supplies one.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,8 +143,11 @@ impl fmt::Debug for Seed {
 /// slot layout, the hash, the probing, or the claim protocol. Version 2: two windows per key
 /// (version 1 had one). Version 3: a claim is any state with `last_ns == u64::MAX`, stamped
 /// with its time in the other half (version 2 had one busy value, `u128::MAX`), so that a claim
-/// left by a dead process can be recovered ([`ClaimRecovery`]).
-pub const TABLE_LAYOUT_VERSION: u32 = 3;
+/// left by a dead process can be recovered ([`ClaimRecovery`]). Version 4: slots in
+/// [`SlotGroup`]s of eight (fingerprints in one line, states apart; version 3 had 32-byte slots
+/// with a per-slot insert counter), concurrent inserts of one key meeting at the first home
+/// slot's fingerprint word, and no overflow flag.
+pub const TABLE_LAYOUT_VERSION: u32 = 4;
 
 /// Everything another process (in any runtime) needs to use the same slots: plain data,
 /// `#[repr(C)]`, no pointers. `cellgate-host` records these fields (with its own mapping version
@@ -150,9 +164,9 @@ pub struct TableHeader {
     pub magic: [u8; 8],
     /// [`TABLE_LAYOUT_VERSION`].
     pub layout_version: u32,
-    /// `size_of::<Slot>()`: 32.
-    pub slot_bytes: u32,
-    /// The number of slots that follow.
+    /// `size_of::<SlotGroup>()`: 192, for [`GROUP_SLOTS`] slots.
+    pub group_bytes: u32,
+    /// The number of slots that follow (a multiple of [`GROUP_SLOTS`]).
     pub slot_count: u64,
     /// [`PROBE_WINDOW`]: the slots in each of a key's two windows.
     pub probe_window: u64,
@@ -168,13 +182,24 @@ pub struct TableHeader {
     pub refill: u64,
 }
 
-/// The number of slots a table sized for `max_keys` keys has: `max_keys × 4/3`, at least
-/// [`PROBE_WINDOW`] (saturating). Each slot is 32 bytes.
+/// The number of slots a table sized for `max_keys` keys has: `max_keys × 4/3`, rounded up to
+/// whole [`SlotGroup`]s, at least [`PROBE_WINDOW`] (saturating, and then rounded down to whole
+/// groups). Each slot is 24 bytes.
 pub const fn slot_count_for(max_keys: usize) -> usize {
     let count = max_keys.saturating_add(max_keys / 3);
-    if count < PROBE_WINDOW {
+    let count = if count < PROBE_WINDOW {
         PROBE_WINDOW
     } else {
         count
+    };
+    match count.checked_next_multiple_of(GROUP_SLOTS) {
+        Some(rounded) => rounded,
+        None => (count / GROUP_SLOTS).saturating_mul(GROUP_SLOTS),
     }
+}
+
+/// The number of [`SlotGroup`]s a table sized for `max_keys` keys has:
+/// [`slot_count_for`]`(max_keys) / GROUP_SLOTS`.
+pub const fn group_count_for(max_keys: usize) -> usize {
+    slot_count_for(max_keys) / GROUP_SLOTS
 }

@@ -269,7 +269,7 @@ static void test_keyed(void) {
     CHECK(q.rate_cost == 3);
     cg_keyed_stats stats;
     CHECK_OK(cg_keyed_limiter_stats(limiter, &stats));
-    CHECK(stats.live_keys == 5 && stats.rejected_full == 0 && stats.slot_count == 133);
+    CHECK(stats.live_keys == 5 && stats.rejected_full == 0 && stats.slot_count == 136);
     CHECK_STATUS(cg_keyed_limiter_stats(limiter, NULL), CG_STATUS_NULL_ARGUMENT);
     CHECK_STATUS(cg_keyed_limiter_quota(NULL, &q), CG_STATUS_NULL_ARGUMENT);
     cg_keyed_limiter_free(limiter);

@@ -40,14 +40,19 @@ impl Drop for ScratchDir {
     }
 }
 
-/// The byte offset of slot `index`'s state word in table `table` of a file whose tables have
-/// `slot_count` slots (header 512 bytes; a slot is fingerprint, insert count, then the
-/// 128-bit state, `last_ns` in its high half).
+/// The byte offset of the 192-byte group holding slot `index` in table `table` of a file
+/// whose tables have `slot_count` slots (header 512 bytes; groups of 8 slots: their 8
+/// fingerprints, then their 8 128-bit states, `last_ns` in each state's high half).
+fn group_offset(table: u64, slot_count: u64, index: u64) -> u64 {
+    512 + (table * (slot_count / 8) + index / 8) * 192
+}
+
+/// The byte offset of slot `index`'s state word.
 pub fn state_offset(table: u64, slot_count: u64, index: u64) -> u64 {
-    512 + (table * slot_count + index) * 32 + 16
+    group_offset(table, slot_count, index) + 64 + (index % 8) * 16
 }
 
 /// The byte offset of slot `index`'s fingerprint.
 pub fn fingerprint_offset(table: u64, slot_count: u64, index: u64) -> u64 {
-    512 + (table * slot_count + index) * 32
+    group_offset(table, slot_count, index) + (index % 8) * 8
 }
