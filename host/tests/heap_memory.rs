@@ -40,11 +40,14 @@ fn heap_tables_are_committed_only_where_keys_are() {
 
     // 1,000 keys touch at most 2,000 pages (a fingerprint line and a state line each).
     for key in 0..1_000u32 {
-        assert!(limiter.check_at(&key.to_le_bytes(), 0, 1).unwrap().allowed);
+        assert!(limiter.check_at(key.to_le_bytes(), 0, 1).unwrap().allowed);
     }
     let used = resident_bytes().saturating_sub(before);
     assert!(used <= 2_000 * 4096 + 2 * MIB, "1,000 keys: {used} bytes");
-    assert!(used < table_bytes / 2, "1,000 keys: {used} of {table_bytes}");
+    assert!(
+        used < table_bytes / 2,
+        "1,000 keys: {used} of {table_bytes}"
+    );
     drop(limiter);
 
     // Tables made, used and dropped one after another (as a fuzzer or a reloading
@@ -61,7 +64,7 @@ fn heap_tables_are_committed_only_where_keys_are() {
         )
         .unwrap();
         for key in 0..100u32 {
-            assert!(limiter.check_at(&key.to_le_bytes(), 0, 1).unwrap().allowed);
+            assert!(limiter.check_at(key.to_le_bytes(), 0, 1).unwrap().allowed);
         }
     }
     let grown = resident_bytes().saturating_sub(start);
