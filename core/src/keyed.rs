@@ -626,6 +626,18 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
     /// fingerprints read a group's line at a time, from `start`'s lane, round the table.
     #[inline(always)]
     fn find_in_window(&self, key: KeyHash, start: usize) -> Option<usize> {
+        self.scan_window(key, start, |_| true)
+    }
+
+    /// The first slot in the window starting at `start` that holds `key`'s fingerprint and
+    /// whose index `accept` takes, if any (see [`find_in_window`](Self::find_in_window)).
+    #[inline(always)]
+    pub(super) fn scan_window(
+        &self,
+        key: KeyHash,
+        start: usize,
+        accept: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
         let groups = self.slots.as_ref();
         let mut group_index = start / GROUP_SLOTS;
         let mut lane = start % GROUP_SLOTS;
@@ -637,12 +649,13 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
                 // Acquire: pairs with the Release swap of the fingerprint in `insert`, so the
                 // state load after it sees at least the claim's busy word.
                 if fingerprint.load(Ordering::Acquire) == key.fingerprint {
-                    return Some(
-                        group_index
-                            .wrapping_mul(GROUP_SLOTS)
-                            .wrapping_add(lane)
-                            .wrapping_add(at),
-                    );
+                    let index = group_index
+                        .wrapping_mul(GROUP_SLOTS)
+                        .wrapping_add(lane)
+                        .wrapping_add(at);
+                    if accept(index) {
+                        return Some(index);
+                    }
                 }
             }
             left = left.saturating_sub(GROUP_SLOTS.wrapping_sub(lane));
@@ -723,9 +736,11 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
                     // An absent key is a full bucket; it needs a slot only to hold less.
                     let fresh = decide(CellState::FULL);
                     match fresh.next {
-                        Some(next) if next.missing != 0 => {
-                            lookup = Lookup::Found(self.insert(key, now_ns)?);
-                        }
+                        // Placed with the decided state as its first, in one publication.
+                        Some(next) if next.missing != 0 => match self.insert(key, now_ns, next)? {
+                            insert::Placed::Mine => return Ok(fresh),
+                            insert::Placed::Existing(index) => lookup = Lookup::Found(index),
+                        },
                         _ => {
                             return Ok(Outcome {
                                 decision: fresh.decision,

@@ -5,10 +5,19 @@
 
 use super::{
     busy_word, is_busy, Counters, KeyHash, KeyedLimiter, SlotGroup, SlotRef, TableFull, EMPTY,
-    MAX_NOW_NS, POSITIONS, PROBE_WINDOW,
+    MAX_NOW_NS, PROBE_WINDOW,
 };
 use crate::rule::CellState;
 use crate::sync::{spin, Ordering};
+
+/// What [`KeyedLimiter::insert`] did.
+pub(super) enum Placed {
+    /// This call placed the key and published the state it was given.
+    Mine,
+    /// The key is at this index, placed by another thread: the operation is still to be
+    /// applied there.
+    Existing(usize),
+}
 
 impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
     /// Whether a slot's key can be forgotten at `now_ns`: its bucket is full, and it was last
@@ -20,23 +29,34 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
     }
 
     /// Places `key` in its first window, or in its second if the first holds only live keys:
-    /// in the first empty slot or slot of an idle key in scan order. Returns the index of the
-    /// slot that holds the key (placed by this thread or another; it may still be unpublished,
-    /// busy). The scan stops at that first candidate: a copy of the key farther on (a lookup
-    /// that missed it, or a racing insert) is found by `settle`, and this copy withdrawn.
-    pub(super) fn insert(&self, key: KeyHash, now_ns: u64) -> Result<usize, TableFull> {
+    /// in the first empty slot or slot of an idle key in scan order, publishing `first` as its
+    /// state ([`Placed::Mine`]): the state an operation at `now_ns` decided for the key's full
+    /// bucket, so `first.last_ns` is `now_ns`. A copy of the key placed by another thread
+    /// (possibly still unpublished, busy) is returned instead, untouched
+    /// ([`Placed::Existing`]). The scan stops at the first candidate: a copy of the key
+    /// farther on (a lookup that missed it, or a racing insert) is found by `settle`, and this
+    /// copy withdrawn.
+    pub(super) fn insert(
+        &self,
+        key: KeyHash,
+        now_ns: u64,
+        first: CellState,
+    ) -> Result<Placed, TableFull> {
+        debug_assert_eq!(
+            first.last_ns, now_ns,
+            "a new key's state is written at now_ns"
+        );
         loop {
             let mut candidate = None;
             let mut recovered = false;
-            for position in 0..POSITIONS {
-                let index = self.index_at(key, position);
+            for (index, _) in self.scan_order(key) {
                 let Some(slot) = self.slot(index) else {
                     continue;
                 };
                 // Acquire: pairs with the Release fingerprint stores of other inserters.
                 let owner = slot.fingerprint.load(Ordering::Acquire);
                 if owner == key.fingerprint {
-                    return Ok(index);
+                    return Ok(Placed::Existing(index));
                 }
                 // Acquire: pairs with publications, as in `update_in_slot`.
                 let state = slot.state.load(Ordering::Acquire);
@@ -66,7 +86,7 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
                 Counters::bump(&self.counters.rejected_full);
                 return Err(TableFull);
             };
-            let (Some(slot), Some(home)) = (self.slot(index), self.slot(self.index_at(key, 0)))
+            let (Some(slot), Some(home)) = (self.slot(index), self.slot(self.home_index(key.home)))
             else {
                 continue;
             };
@@ -93,20 +113,17 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
             Self::meet(home);
             if let Some(winner) = self.settle(key, index) {
                 self.withdraw(slot, owner, state);
-                return Ok(winner);
+                return Ok(Placed::Existing(winner));
             }
-            // A full bucket at `now_ns`: later than anything an idle previous owner wrote.
-            let fresh = CellState {
-                last_ns: now_ns,
-                missing: 0,
-            };
+            // The key's first state, at `now_ns`: later than anything an idle previous owner
+            // wrote, so no checker holding one of its states can commit over it (no ABA).
             // Release: publishes the fingerprint to checkers that Acquire-load this state.
-            slot.state.store(fresh.pack(), Ordering::Release);
+            slot.state.store(first.pack(), Ordering::Release);
             Counters::bump(&self.counters.inserted);
             if owner != EMPTY {
                 Counters::bump(&self.counters.reclaimed);
             }
-            return Ok(index);
+            return Ok(Placed::Mine);
         }
     }
 
@@ -128,10 +145,20 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
     /// windows may overlap). Waits for unpublished copies farther in the order to settle (they
     /// withdraw or publish). `None`: this copy stands.
     fn settle(&self, key: KeyHash, mine: usize) -> Option<usize> {
+        // First, the common case: no other slot of either window holds the fingerprint (one
+        // Acquire load each, as below, read a group's line at a time), so this copy stands.
+        // Otherwise the ranked scan below reads them all again.
+        let others = |index: usize| index != mine;
+        let first = self.home_index(key.home);
+        let second = self.home_index(key.home ^ key.fingerprint);
+        if self.scan_window(key, first, others).is_none()
+            && self.scan_window(key, second, others).is_none()
+        {
+            return None;
+        }
         let mut nearer = true;
-        for position in 0..POSITIONS {
-            let index = self.index_at(key, position);
-            if self.seen_earlier(key, position, index) {
+        for (index, seen_earlier) in self.scan_order(key) {
+            if seen_earlier {
                 // Ranked at its first position, as every inserter of the key ranks it.
                 continue;
             }
@@ -162,22 +189,31 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
         None
     }
 
-    /// Whether slot `index`, at `position` in `key`'s scan order, already came up at an earlier
-    /// position: a second-window slot that also lies in the first window (a window never
-    /// repeats a slot, since the table has at least [`PROBE_WINDOW`] slots).
-    fn seen_earlier(&self, key: KeyHash, position: usize, index: usize) -> bool {
-        if position < PROBE_WINDOW {
-            return false;
-        }
+    /// `key`'s scan order, as [`index_at`](Self::index_at) gives it for positions
+    /// `0..POSITIONS` (its first window, then its second), with the two homes computed once:
+    /// each slot index with whether it already came up at an earlier position (a
+    /// second-window slot that also lies in the first window; a window never repeats a slot,
+    /// since the table has at least [`PROBE_WINDOW`] slots).
+    #[inline(always)]
+    fn scan_order(&self, key: KeyHash) -> impl Iterator<Item = (usize, bool)> + '_ {
         let count = self.slot_count();
-        let first = self.index_at(key, 0);
-        // The distance from the first home to `index`, going forward round the table.
-        let distance = if index >= first {
-            index.wrapping_sub(first)
-        } else {
-            index.wrapping_add(count).wrapping_sub(first)
+        let first = self.home_index(key.home);
+        let second = self.home_index(key.home ^ key.fingerprint);
+        let window =
+            move |start: usize| (0..PROBE_WINDOW).map(move |distance| self.offset(start, distance));
+        // Whether `index` lies in the first window: its distance from the first home, going
+        // forward round the table, is below PROBE_WINDOW.
+        let in_first = move |index: usize| {
+            let distance = if index >= first {
+                index.wrapping_sub(first)
+            } else {
+                index.wrapping_add(count).wrapping_sub(first)
+            };
+            distance < PROBE_WINDOW
         };
-        distance < PROBE_WINDOW
+        window(first)
+            .map(|index| (index, false))
+            .chain(window(second).map(move |index| (index, in_first(index))))
     }
 
     /// Empties `slot` if `word`, the busy state just read from it, is a claim at least the
