@@ -174,4 +174,37 @@ fn main() {
         mib(retained),
         governor.len(),
     );
+    drop(governor);
+
+    // The bindings' table (C, Python, Node): the same table over `TableSlots::heap`, an
+    // anonymous mapping committed as keys touch it and returned to the system when dropped.
+    let before = rss();
+    let bindings = cellgate_host::in_process_limiter(
+        quota,
+        Refill::Greedy,
+        usize::try_from(max_keys).expect("fits"),
+        Seed::new(0x0123_4567, 0x89ab_cdef),
+        NoClock,
+    )
+    .expect("the table is allocated");
+    let built = rss();
+    for index in 0..max_keys / 100 {
+        let _ = bindings.check_at(key(index), 0, 1);
+    }
+    let some = rss();
+    for index in max_keys / 100..max_keys {
+        let _ = bindings.check_at(key(index), 0, 1);
+    }
+    let full = rss();
+    drop(bindings);
+    let dropped = rss();
+    println!(
+        "cellgate, the bindings' table (cellgate_host::TableSlots::heap): RSS +{} built, +{} with \
+         {} keys, +{} with {max_keys}, +{} once dropped",
+        mib(built.saturating_sub(before)),
+        mib(some.saturating_sub(before)),
+        max_keys / 100,
+        mib(full.saturating_sub(before)),
+        mib(dropped.saturating_sub(before)),
+    );
 }
