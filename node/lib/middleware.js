@@ -7,6 +7,9 @@ const { STYLES } = require('./headers');
 const { argTypeError } = require('./errors');
 const { RedisLimiter } = require('./redis');
 
+/** How many addresses' client keys a middleware keeps (see `defaultKey` in `settings`). */
+const CLIENT_KEY_CACHE_SIZE = 1024;
+
 function isThenable(value) {
   return value !== null && typeof value === 'object' && typeof value.then === 'function';
 }
@@ -191,14 +194,23 @@ function settings(options, clientAddress, frameworkOptions = [], where = 'option
     throw error;
   }
   // The default key: the client address as a key (IPv6 grouped by prefix); an address that
-  // does not parse (a Unix socket's empty one) is keyed as its text.
+  // does not parse (a Unix socket's empty one) is keyed as its text. The keys of recent
+  // addresses are kept (a client sends many requests, often on one connection), at most
+  // CLIENT_KEY_CACHE_SIZE of them: emptied when full, so a flood of new addresses costs a
+  // native call each, as without it, and never more memory.
+  const recentKeys = new Map();
   const defaultKey = (request) => {
     const address = clientAddress(request);
+    let key = recentKeys.get(address);
+    if (key !== undefined) return key;
     try {
-      return clientKey(address, { ipv6PrefixLen });
+      key = clientKey(address, { ipv6PrefixLen });
     } catch {
-      return address;
+      key = address;
     }
+    if (recentKeys.size >= CLIENT_KEY_CACHE_SIZE) recentKeys.clear();
+    recentKeys.set(address, key);
+    return key;
   };
   let limiter = options.limiter;
   if (typeof limiter === 'string') limiter = new Limiter(limiter);

@@ -124,6 +124,26 @@ test('the default key groups IPv6 clients by /56 (behind a trusted proxy)', asyn
   });
 });
 
+test('the default key stays the same across the kept keys of recent addresses being emptied', async () => {
+  // More distinct addresses than the middleware keeps keys for (1,024): every one is still its
+  // own bucket, before and after the kept keys are emptied, whether its key is kept or remade.
+  const app = express();
+  app.set('trust proxy', true);
+  app.use(rateLimit({ limiter: new Limiter('1/hour', { clock: new ManualClock() }) }));
+  app.get('/', (req, res) => res.send('ok'));
+  const address = (index) => `10.0.${index >> 8}.${index & 255}`;
+  await serveExpress(app, async (port) => {
+    for (let index = 0; index < 1100; index += 1) {
+      assert.equal((await request(port, '/', { 'x-forwarded-for': address(index) })).status, 200, address(index));
+    }
+    for (const index of [0, 1, 1023, 1024, 1099]) {
+      assert.equal((await request(port, '/', { 'x-forwarded-for': address(index) })).status, 429, address(index));
+    }
+    assert.equal((await request(port, '/', { 'x-forwarded-for': '2001:db8:aa:bb::1' })).status, 200);
+    assert.equal((await request(port, '/', { 'x-forwarded-for': '2001:db8:aa:cc::7' })).status, 429, 'same /56');
+  });
+});
+
 test('the listen helper works for a plain server too', async () => {
   const server = require('node:http').createServer((req, res) => res.end('x'));
   const port = await listen(server);

@@ -151,6 +151,26 @@ test('Fastify: per-route config.rateLimit (and false) under one registration, a 
   });
 });
 
+test("Fastify: a route's own count: 'failed' settles on that route; the others count every request", async () => {
+  const clock = new ManualClock();
+  const app = Fastify();
+  // The plugin's options count every request, so only the route's options need the hooks.
+  await app.register(cellgate, { limiter: new Limiter('2/hour', { clock }), key: () => 'alice' });
+  app.get('/login', { config: { rateLimit: { count: 'failed', limiter: new Limiter('1/hour', { clock }) } } },
+    async (request, reply) => reply.code(request.query.ok ? 200 : 401).send('x'));
+  app.get('/', async () => 'ok');
+  await serveFastify(app, async (port) => {
+    // Successful logins are refunded once answered: only the failure counts.
+    for (let i = 0; i < 3; i += 1) assert.equal((await request(port, '/login?ok=1')).status, 200);
+    assert.equal((await request(port, '/login')).status, 401);
+    assert.equal((await request(port, '/login?ok=1')).status, 429);
+    // The plugin's own limiter counts every request, successful or not.
+    assert.equal((await request(port, '/')).status, 200);
+    assert.equal((await request(port, '/')).status, 200);
+    assert.equal((await request(port, '/')).status, 429);
+  });
+});
+
 test("Fastify: count: 'failed', and a misspelled route option fails at startup", async () => {
   const clock = new ManualClock();
   const app = Fastify();
