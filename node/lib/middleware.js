@@ -3,7 +3,7 @@
 // of a request (sync or async), the decision, and the 429 answer.
 
 const { Limiter, Policy, headers, limitedBody, clientKey } = require('./index');
-const { STYLES } = require('./headers');
+const { STYLES, headersAt } = require('./headers');
 const { argTypeError } = require('./errors');
 const { RedisLimiter } = require('./redis');
 
@@ -241,6 +241,7 @@ function settings(options, clientAddress, frameworkOptions = [], where = 'option
     allowed: allowPredicate(options.allowList, ipv6PrefixLen, where),
     methods: methodSet(options.methods, where),
     style,
+    styleIndex: style === false ? -1 : STYLES.indexOf(style),
     statusCode,
     shared,
   };
@@ -379,7 +380,7 @@ function headersFor(config, decision) {
     const all = headers(decision);
     return all['Retry-After'] === undefined ? {} : { 'Retry-After': all['Retry-After'] };
   }
-  return headers(decision, { style: config.style });
+  return headersAt(decision, config.styleIndex);
 }
 
 function bodyFor(decision) {
