@@ -6,7 +6,7 @@
 
 const { argTypeError } = require('./errors');
 const {
-  settings, routeOptions, evaluate, exceeded, settle, headersFor, bodyFor, statusFor,
+  settings, routeOptions, evaluate, evaluateNow, exceeded, settle, headersFor, bodyFor, statusFor,
   MISCONFIGURED, MISCONFIGURED_BODY, STATUS_OF_AN_ERROR,
 } = require('./middleware');
 
@@ -102,6 +102,15 @@ function cellgatePlugin(fastify, options, done) {
       return once(error);
     }
     if (current === false) return once();
+    if (current.direct) {
+      // Every step synchronous (see evaluateNow): decided here, answered at once.
+      try {
+        respond(current, request, reply, evaluateNow(current, request, reply), once);
+      } catch (error) {
+        once(error);
+      }
+      return undefined;
+    }
     let decided = false;
     const onResult = (result) => {
       if (decided) return;

@@ -228,7 +228,7 @@ function settings(options, clientAddress, frameworkOptions = [], where = 'option
   if (!Number.isInteger(statusCode) || statusCode < 400 || statusCode > 599) {
     throw argTypeError(`${where}.statusCode`, 'an HTTP error status (400 to 599)', statusCode);
   }
-  return {
+  const config = {
     options,
     limiter: isLimiter(limiter) ? limiter : undefined,
     limiterFor: isLimiter(limiter) ? undefined : limiter,
@@ -245,6 +245,12 @@ function settings(options, clientAddress, frameworkOptions = [], where = 'option
     statusCode,
     shared,
   };
+  // Nothing configured that may be asynchronous or skip the limiter: `evaluateNow` decides
+  // in one synchronous call (an in-process or host-wide Limiter or Policy, the default key).
+  config.direct = (config.limiter instanceof Limiter || config.limiter instanceof Policy)
+    && config.key === defaultKey && config.cost === undefined && config.skip === undefined
+    && config.allowed === undefined && config.methods === undefined;
+  return config;
 }
 
 /**
@@ -287,6 +293,15 @@ function evaluate(config, request, reply, then) {
   if (config.methods !== undefined && !config.methods.has(String(request.method).toUpperCase())) return then(null);
   if (config.skip === undefined) return withKey(config, request, reply, then);
   return chain(config.skip(request, reply), (skipped) => (skipped ? then(null) : withKey(config, request, reply, then)));
+}
+
+/**
+ * `evaluate` for a configuration whose every step is synchronous (`config.direct`): the
+ * result, `{ decision, limiter, key, cost }`, returned at once, without the callbacks.
+ */
+function evaluateNow(config, request, reply) {
+  const key = config.key(request, reply);
+  return { decision: decide(config.limiter, key, undefined), limiter: config.limiter, key, cost: undefined };
 }
 
 function withKey(config, request, reply, then) {
@@ -388,6 +403,6 @@ function bodyFor(decision) {
 }
 
 module.exports = {
-  settings, routeOptions, evaluate, exceeded, settle, warn, headersFor, bodyFor, statusFor, isThenable,
+  settings, routeOptions, evaluate, evaluateNow, exceeded, settle, warn, headersFor, bodyFor, statusFor, isThenable,
   MISCONFIGURED, MISCONFIGURED_BODY, STATUS_OF_AN_ERROR, COUNT_MODES,
 };
