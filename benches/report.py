@@ -37,6 +37,7 @@ TARGETS = [
     ("cell check, admitted", "cell/check_at/cellgate_gcra", "cell/check_at/governor_direct_step_clock", 1.3),
     ("cell check, denied", "cell/check_at_denied/cellgate_gcra", None, 5.0),
     ("cell check, default clock", "cell/check_clock/cellgate_gcra_monotonic", "cell/check_clock/governor_direct_quanta", 1.0),
+    ("cell check, QuantaClock (feature quanta)", "cell/check_clock/cellgate_gcra_quanta", "cell/check_clock/governor_direct_quanta", 1.0),
     ("keyed, existing key, 1,000 keys", "keyed/existing/cellgate/1000", "keyed/existing/governor_dashmap_step_clock/1000", 1.0),
     ("keyed, existing key, 1,000,000 keys", "keyed/existing/cellgate/1000000", "keyed/existing/governor_dashmap_step_clock/1000000", 0.5),
 ]

@@ -24,8 +24,9 @@
 //! - `cell/check_at_denied`: the denied path with time fixed: the bucket is exhausted once,
 //!   then every check is denied (a load, the decision with its retry time, no write).
 //! - `cell/check_clock`: the admitted path reading a real clock: cellgate with
-//!   `MonotonicClock` (`std::time::Instant`), governor with its default clock (`QuantaClock`,
-//!   TSC-based) and with its `MonotonicClock` (`std::time::Instant`). The quota, 10^9 per
+//!   `MonotonicClock` (`std::time::Instant`) and with its opt-in `QuantaClock` (feature
+//!   `quanta`, TSC-based), governor with its default clock (`QuantaClock`, TSC-based) and with
+//!   its `MonotonicClock` (`std::time::Instant`). The quota, 10^9 per
 //!   second, is large enough that real time always refills more than one check consumes.
 //! - `cell/clock_read`: the clocks alone, so the clock's share of `cell/check_clock` is visible.
 
@@ -35,7 +36,7 @@ use std::time::Duration;
 use cellgate::{Decision, Gcra, ManualClock, MonotonicClock, Quota, Refill, TokenBucket};
 use cellgate_benches::{assert_path, governor_quota, StepClock};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use governor::clock::{Clock as _, FakeRelativeClock, QuantaClock};
+use governor::clock::{Clock as _, FakeRelativeClock, QuantaClock as GovernorQuantaClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::RateLimiter;
 
@@ -202,6 +203,15 @@ fn check_clock(c: &mut Criterion) {
         b.iter(|| gcra.check(black_box(1)))
     });
 
+    let gcra = Gcra::with_clock(
+        cellgate_quota(REAL_CLOCK_RATE_PER_SECOND),
+        cellgate::QuantaClock::new(),
+    );
+    assert_path("cellgate_gcra_quanta", true, || allowed(gcra.check(1)));
+    group.bench_function("cellgate_gcra_quanta", |b| {
+        b.iter(|| gcra.check(black_box(1)))
+    });
+
     let governor = RateLimiter::direct(governor_quota(REAL_CLOCK_RATE_PER_SECOND));
     assert_path("governor_direct_quanta", true, || governor.check().is_ok());
     group.bench_function("governor_direct_quanta", |b| b.iter(|| governor.check()));
@@ -224,7 +234,12 @@ fn clock_read(c: &mut Criterion) {
         b.iter(|| cellgate::Clock::now_ns(black_box(&MonotonicClock)))
     });
 
-    let quanta = QuantaClock::default();
+    let counter = cellgate::QuantaClock::new();
+    group.bench_function("cellgate_quanta", |b| {
+        b.iter(|| cellgate::Clock::now_ns(black_box(&counter)))
+    });
+
+    let quanta = GovernorQuantaClock::default();
     group.bench_function("governor_quanta", |b| b.iter(|| black_box(&quanta).now()));
 
     let instant = governor::clock::MonotonicClock;

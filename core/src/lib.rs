@@ -1,7 +1,8 @@
 //! # cellgate
 //!
 //! Exact, lock-free rate limiting: GCRA and token bucket cells over integer time, with an
-//! injectable clock. `#![no_std]`; the `alloc` and `std` features add helpers, never remove them.
+//! injectable clock. `#![no_std]`; the `alloc` and `std` features add helpers, never remove them, and
+//! `quanta` adds `QuantaClock`, a clock over the CPU's time-stamp counter.
 //!
 //! ```
 //! # #[cfg(feature = "alloc")] {
@@ -65,6 +66,8 @@ pub use client_key::{ClientKey, ClientKeyConfig, ClientKeyError, PrefixLenError}
 pub use clock::ManualClock;
 #[cfg(feature = "std")]
 pub use clock::MonotonicClock;
+#[cfg(feature = "quanta")]
+pub use clock::QuantaClock;
 pub use clock::{Clock, NoClock};
 pub use config::{
     check_max_keys, check_names, default_quota_name, resolve_costs, resolve_settle_costs,
