@@ -247,7 +247,10 @@ impl Limiter {
         Checked::new(quotas, options).map(|_| ())
     }
 
-    /// A limiter over `quotas` with `options`.
+    /// A limiter over `quotas` with `options`, its tables (`Box<[SlotGroup]>`, 32 bytes per
+    /// key and quota) allocated and written here, so resident from the start. For tables
+    /// committed only as keys touch them, and returned to the system on drop (what every
+    /// binding uses), build it with `cellgate_host::in_process` instead: the same decisions.
     ///
     /// # Errors
     /// - [`ConfigError::NoQuotas`] when `quotas` is empty; [`ConfigError::TooManyNames`] above
