@@ -98,9 +98,11 @@ test-rust: ## Unit, integration and doc tests: all features, no default features
 	@$(PRELUDE)
 	# The Python and Node extension crates link against their host runtime's symbols, so
 	# their Rust code is checked by clippy here and tested through their packages. The Redis
-	# store's tests need a redis-server: `make test-redis` runs them.
-	step $(CARGO) test $(LOCKED) --workspace --all-features --exclude cellgate-py --exclude cellgate-node \
-		--exclude cellgate-redis
+	# store's tests need a redis-server: `make test-redis` runs them. --no-fail-fast: every
+	# failing test binary is reported, not only the first (a stale C header once hid the
+	# host tests' failures behind the header test's).
+	step $(CARGO) test $(LOCKED) --no-fail-fast --workspace --all-features --exclude cellgate-py \
+		--exclude cellgate-node --exclude cellgate-redis
 	step $(CARGO) test $(LOCKED) -p cellgate --no-default-features
 	step $(CARGO) test $(LOCKED) -p cellgate --no-default-features --features alloc
 	step $(CARGO) run $(LOCKED) -q -p cellgate --example demo > /dev/null
