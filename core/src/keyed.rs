@@ -188,7 +188,10 @@ pub struct KeyedStats {
 
 #[derive(Debug, Default)]
 struct Counters {
-    inserted: AtomicU64,
+    /// Keys placed in an empty slot: the live keys, as a reclaim replaces one key by another.
+    /// One counter bumped per insert (this or `reclaimed`), not two.
+    filled: AtomicU64,
+    /// Keys placed in an idle key's slot.
     reclaimed: AtomicU64,
     rejected_full: AtomicU64,
     admitted_untracked: AtomicU64,
@@ -422,11 +425,9 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
     /// full.
     pub fn stats(&self) -> KeyedStats {
         // Relaxed: statistics.
-        let inserted = self.counters.inserted.load(Ordering::Relaxed);
-        let reclaimed = self.counters.reclaimed.load(Ordering::Relaxed);
         KeyedStats {
-            live_keys: inserted.saturating_sub(reclaimed),
-            reclaimed,
+            live_keys: self.counters.filled.load(Ordering::Relaxed),
+            reclaimed: self.counters.reclaimed.load(Ordering::Relaxed),
             rejected_full: self.counters.rejected_full.load(Ordering::Relaxed),
             admitted_untracked: self.counters.admitted_untracked.load(Ordering::Relaxed),
         }

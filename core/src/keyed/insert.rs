@@ -119,10 +119,11 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
             // wrote, so no checker holding one of its states can commit over it (no ABA).
             // Release: publishes the fingerprint to checkers that Acquire-load this state.
             slot.state.store(first.pack(), Ordering::Release);
-            Counters::bump(&self.counters.inserted);
-            if owner != EMPTY {
-                Counters::bump(&self.counters.reclaimed);
-            }
+            Counters::bump(if owner == EMPTY {
+                &self.counters.filled
+            } else {
+                &self.counters.reclaimed
+            });
             return Ok(Placed::Mine);
         }
     }
