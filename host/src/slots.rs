@@ -7,7 +7,6 @@ use cellgate::{
     group_count_for, KeyedLimiter, KeyedPolicy, NoClock, PolicyEntry, PolicyError, Quota, Refill,
     Seed, SlotGroup, TableError,
 };
-#[cfg(not(unix))]
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -19,14 +18,12 @@ pub(crate) enum Keeper {
     /// A mapping: a file shared by processes, or anonymous memory of this process.
     #[cfg(unix)]
     Mapping(Arc<Mapping>),
-    /// A zeroed heap allocation of this process (where there are no mappings).
-    #[cfg(not(unix))]
+    /// A zeroed heap allocation of this process (a small table, or no mappings).
     Heap(Arc<HeapSlots>),
 }
 
 /// A zeroed heap array of slots, freed on drop. Held as a raw pointer, never as a `Box`, so
 /// that the shared slices handed out alias nothing unique.
-#[cfg(not(unix))]
 #[derive(Debug)]
 pub(crate) struct HeapSlots {
     first: NonNull<SlotGroup>,
@@ -35,13 +32,10 @@ pub(crate) struct HeapSlots {
 
 // SAFETY: the allocation is owned by this value and only used through `&[SlotGroup]` (atomics,
 // `Sync` and `Send`), from any thread.
-#[cfg(not(unix))]
 unsafe impl Send for HeapSlots {}
 // SAFETY: as for `Send`.
-#[cfg(not(unix))]
 unsafe impl Sync for HeapSlots {}
 
-#[cfg(not(unix))]
 impl Drop for HeapSlots {
     fn drop(&mut self) {
         // SAFETY: `first` was returned by `alloc_zeroed` with this exact layout, and no slice
@@ -86,11 +80,11 @@ impl TableSlots {
 
     /// A fresh table's slots for `max_keys` keys (`group_count_for(max_keys)` groups, all empty)
     /// for this process alone: what an in-process limiter would allocate, as a `TableSlots`.
-    /// On Unix they are a private anonymous mapping: zero, cache-line (page) aligned,
-    /// committed only as keys first write each page (a fresh table of 10⁶ keys costs no
-    /// resident memory, a full one 32 bytes per key), and returned to the system when the last
-    /// clone is dropped. Elsewhere they are a zeroed, cache-line aligned heap allocation. A
-    /// refusal is an error, not an abort.
+    /// On Unix a table of 64 KiB or more (about 2,000 keys) is a private anonymous mapping:
+    /// zero, cache-line (page) aligned, committed only as keys first write each page (a fresh
+    /// table of 10⁶ keys costs no resident memory, a full one 32 bytes per key), and returned
+    /// to the system when the last clone is dropped. A smaller one, and any table elsewhere,
+    /// is a zeroed, cache-line aligned heap allocation. A refusal is an error, not an abort.
     ///
     /// # Errors
     /// [`TableError::OutOfMemory`] when the size overflows or the system refuses it.
@@ -107,17 +101,16 @@ impl TableSlots {
         Self::fresh(bytes, count)
     }
 
-    /// `count` zeroed groups (`bytes` of them, not 0) in an anonymous mapping.
-    #[cfg(unix)]
+    /// `count` zeroed groups (`bytes` of them, not 0): in an anonymous mapping from
+    /// [`MAPPED_TABLE_BYTES`] up, in the heap below (where a table is a few pages at most: a
+    /// mapping would round a 384-byte table up to a 4 KiB page, and cost a system call).
     fn fresh(bytes: usize, count: usize) -> Result<Self, TableError> {
-        let mapping = Arc::new(Mapping::anonymous(bytes).map_err(|_| TableError::OutOfMemory)?);
-        // Offset 0 of a page-aligned mapping of exactly `count` groups: always in range.
-        mapping.slots(0, count).ok_or(TableError::OutOfMemory)
-    }
-
-    /// `count` zeroed groups (`bytes` of them, not 0) in the heap.
-    #[cfg(not(unix))]
-    fn fresh(bytes: usize, count: usize) -> Result<Self, TableError> {
+        #[cfg(unix)]
+        if bytes >= MAPPED_TABLE_BYTES {
+            let mapping = Arc::new(Mapping::anonymous(bytes).map_err(|_| TableError::OutOfMemory)?);
+            // Offset 0 of a page-aligned mapping of exactly `count` groups: always in range.
+            return mapping.slots(0, count).ok_or(TableError::OutOfMemory);
+        }
         let layout = Layout::from_size_align(bytes, core::mem::align_of::<SlotGroup>())
             .map_err(|_| TableError::OutOfMemory)?;
         // SAFETY: the layout has a non-zero size (checked by the caller).
@@ -130,6 +123,11 @@ impl TableSlots {
         Ok(unsafe { Self::from_raw(first, count, keeper) })
     }
 }
+
+/// The size from which an in-process table is an anonymous mapping rather than a heap
+/// allocation (see [`TableSlots::heap`]): 64 KiB, about 2,000 keys.
+#[cfg(unix)]
+const MAPPED_TABLE_BYTES: usize = 64 * 1024;
 
 /// An in-process keyed limiter over [`TableSlots::heap`]: the same decisions as
 /// `KeyedLimiter::try_with_options(quota, refill, max_keys, seed, clock)`, but of the type a
@@ -240,6 +238,23 @@ mod tests {
             )
         };
         assert!(bytes.iter().all(|&byte| byte == 0), "{bytes:?}");
+    }
+
+    #[test]
+    fn small_tables_are_heap_allocations_and_large_ones_mappings() {
+        let small = TableSlots::heap(10).unwrap();
+        assert!(matches!(small._keeper, super::Keeper::Heap(_)));
+        assert_eq!(
+            small.as_ref().as_ptr() as usize % 64,
+            0,
+            "cache-line aligned"
+        );
+        #[cfg(unix)]
+        {
+            // 100,000 keys: 3.2 MB, far above the 64 KiB from which tables are mapped.
+            let large = TableSlots::heap(100_000).unwrap();
+            assert!(matches!(large._keeper, super::Keeper::Mapping(_)));
+        }
     }
 
     #[test]
