@@ -42,11 +42,7 @@ impl Mapping {
             )
         }
         .map_err(|error| SharedError::io("mmap", error))?;
-        let base = NonNull::new(base.cast::<u8>()).ok_or(SharedError::Io {
-            operation: "mmap",
-            source: std::io::Error::other("mmap returned a null address"),
-        })?;
-        Ok(Self { base, len })
+        Self::mapped(base, len)
     }
 
     /// `len` bytes of private anonymous memory: page-aligned, zero, and committed by the kernel
@@ -64,6 +60,11 @@ impl Mapping {
             )
         }
         .map_err(|error| SharedError::io("mmap", error))?;
+        Self::mapped(base, len)
+    }
+
+    /// The mapping `mmap` returned at `base`, `len` bytes; an error for a null address.
+    fn mapped(base: *mut core::ffi::c_void, len: usize) -> Result<Self, SharedError> {
         let base = NonNull::new(base.cast::<u8>()).ok_or(SharedError::Io {
             operation: "mmap",
             source: std::io::Error::other("mmap returned a null address"),
