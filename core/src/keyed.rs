@@ -111,10 +111,6 @@ pub use slot::{
 /// models small.)
 pub const PROBE_WINDOW: usize = if cfg!(loom) { 4 } else { 16 };
 
-/// The positions a key may occupy, in the order every scan visits them: its first window
-/// (`0..PROBE_WINDOW` from its first home), then its second (from its second home).
-const POSITIONS: usize = 2 * PROBE_WINDOW;
-
 /// A key's hash under a table's seed: where it lives and how it is recognised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct KeyHash {
@@ -563,17 +559,40 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
         })
     }
 
-    /// The slot index at `position` (less than [`POSITIONS`]) in the key's scan order: the
-    /// first window from the first home (the hash's `home`), then the second window from the
-    /// second home (`home ^ fingerprint`: independent of the first home, and, because it mixes
+    /// The key's two homes, the starts of its windows: the first from the hash's `home`, the
+    /// second from `home ^ fingerprint` (independent of the first home, and, because it mixes
     /// in the first home, it says nothing of the fingerprint of a key living near it).
-    fn index_at(&self, key: KeyHash, position: usize) -> usize {
-        if position < PROBE_WINDOW {
-            self.offset(self.home_index(key.home), position)
-        } else {
-            let second = self.home_index(key.home ^ key.fingerprint);
-            self.offset(second, position.wrapping_sub(PROBE_WINDOW))
-        }
+    #[inline(always)]
+    fn homes(&self, key: KeyHash) -> (usize, usize) {
+        (
+            self.home_index(key.home),
+            self.home_index(key.home ^ key.fingerprint),
+        )
+    }
+
+    /// `key`'s scan order, the `2 × PROBE_WINDOW` positions it may occupy, as every scan visits
+    /// them (its first window, then its second): each slot index with whether it already came up at an
+    /// earlier position (a second-window slot that also lies in the first window; a window
+    /// never repeats a slot, since the table has at least [`PROBE_WINDOW`] slots).
+    #[inline(always)]
+    fn scan_order(&self, key: KeyHash) -> impl Iterator<Item = (usize, bool)> + '_ {
+        let count = self.slot_count();
+        let (first, second) = self.homes(key);
+        let window =
+            move |start: usize| (0..PROBE_WINDOW).map(move |distance| self.offset(start, distance));
+        // Whether `index` lies in the first window: its distance from the first home, going
+        // forward round the table, is below PROBE_WINDOW.
+        let in_first = move |index: usize| {
+            let distance = if index >= first {
+                index.wrapping_sub(first)
+            } else {
+                index.wrapping_add(count).wrapping_sub(first)
+            };
+            distance < PROBE_WINDOW
+        };
+        window(first)
+            .map(|index| (index, false))
+            .chain(window(second).map(move |index| (index, in_first(index))))
     }
 
     /// The slot index of `key`'s bytes at `position` of its scan order: for loom models, which
@@ -581,7 +600,9 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn loom_index_at(&self, key: &[u8], position: usize) -> usize {
-        self.index_at(self.hash_key(key), position)
+        self.scan_order(self.hash_key(key))
+            .nth(position)
+            .map_or(0, |(index, _)| index)
     }
 
     /// Leaves a claim stamped `stamp_ns` in slot `index`, with `key`'s fingerprint if given
@@ -672,11 +693,10 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
     /// Where `key` lives: its first window, then its second.
     #[inline(always)]
     fn find(&self, key: KeyHash) -> Lookup {
-        let first = self.home_index(key.home);
+        let (first, second) = self.homes(key);
         if let Some(index) = self.find_in_window(key, first) {
             return Lookup::Found(index);
         }
-        let second = self.home_index(key.home ^ key.fingerprint);
         match self.find_in_window(key, second) {
             Some(index) => Lookup::Found(index),
             None => Lookup::Absent,
@@ -738,7 +758,7 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
                     let fresh = decide(CellState::FULL);
                     match fresh.next {
                         // Placed with the decided state as its first, in one publication.
-                        Some(next) if next.missing != 0 => match self.insert(key, now_ns, next)? {
+                        Some(next) if next.missing != 0 => match self.insert(key, next)? {
                             insert::Placed::Mine => return Ok(fresh),
                             insert::Placed::Existing(index) => lookup = Lookup::Found(index),
                         },

@@ -76,7 +76,7 @@ pub(crate) fn max_keys(max_keys: usize) -> Result<usize, cg_status> {
     Ok(check_max_keys(u64::try_from(max_keys).unwrap_or(u64::MAX))?)
 }
 
-/// Checks that `tables` tables of `max_keys` keys (as core's `slot_count_for` sizes them) are
+/// Checks that `tables` tables of `max_keys` keys (as core's `group_count_for` sizes them) are
 /// a representable size: `CG_STATUS_INVALID_ARGUMENT` if not. Whether the system can give
 /// them is `TableSlots::heap`'s to say (through `in_process_limiter`, `in_process_policy`), as
 /// `CG_STATUS_OUT_OF_MEMORY`.

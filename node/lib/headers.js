@@ -43,21 +43,6 @@ function headers(decision, options) {
 }
 
 /**
- * `headers(decision, { style: STYLES[styleIndex] })`, for the middleware, which resolves its
- * style once: no options object to read per response. `styleIndex` is a valid index.
- */
-function headersAt(decision, styleIndex) {
-  if (!Decision.isDecision(decision)) throw argTypeError('decision', 'a decision returned by a cellgate limiter', decision);
-  checkDecisionFields(decision);
-  const nowUnixS = WALL_CLOCK_STYLES.has(STYLES[styleIndex]) ? Math.floor(Date.now() / 1000) : 0;
-  try {
-    return Decision.headers(decision, styleIndex, nowUnixS);
-  } catch (error) {
-    throw fromNative(error);
-  }
-}
-
-/**
  * The public fields `headers` reads back from a decision (it is a plain object: they can be
  * assigned), checked as any argument is: a TypeError or RangeError naming the field.
  */
@@ -81,4 +66,4 @@ function limitedBody(decision) {
   }
 }
 
-module.exports = { headers, headersAt, limitedBody, STYLES };
+module.exports = { headers, limitedBody, STYLES };

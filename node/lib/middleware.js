@@ -3,7 +3,7 @@
 // of a request (sync or async), the decision, and the 429 answer.
 
 const { Limiter, Policy, headers, limitedBody, clientKey } = require('./index');
-const { STYLES, headersAt } = require('./headers');
+const { STYLES } = require('./headers');
 const { argTypeError } = require('./errors');
 const { RedisLimiter } = require('./redis');
 
@@ -241,7 +241,8 @@ function settings(options, clientAddress, frameworkOptions = [], where = 'option
     allowed: allowPredicate(options.allowList, ipv6PrefixLen, where),
     methods: methodSet(options.methods, where),
     style,
-    styleIndex: style === false ? -1 : STYLES.indexOf(style),
+    // The options `headers` is called with, made once rather than per response.
+    headerOptions: style === false ? undefined : { style },
     statusCode,
     shared,
   };
@@ -395,7 +396,7 @@ function headersFor(config, decision) {
     const all = headers(decision);
     return all['Retry-After'] === undefined ? {} : { 'Retry-After': all['Retry-After'] };
   }
-  return headersAt(decision, config.styleIndex);
+  return headers(decision, config.headerOptions);
 }
 
 function bodyFor(decision) {

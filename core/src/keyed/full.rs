@@ -2,9 +2,7 @@
 //! new key finds no room: a full table is a decision under an [`OnFull`] policy, never an
 //! error that a request handler could turn into a 500.
 
-use super::{
-    is_busy, Counters, KeyHash, KeyedLimiter, SlotGroup, TableFull, MAX_NOW_NS, POSITIONS,
-};
+use super::{is_busy, Counters, KeyHash, KeyedLimiter, SlotGroup, TableFull, MAX_NOW_NS};
 use crate::decision::Decision;
 use crate::rule::{CellState, Op};
 use crate::sync::Ordering;
@@ -143,8 +141,8 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
     /// written at `now_ns` is reclaimable only later). A slot changing owner counts as 1 ns:
     /// it settles within a few instructions, and may then be free.
     pub(crate) fn until_reclaimable_ns(&self, key: KeyHash, now_ns: u64) -> u64 {
-        (0..POSITIONS)
-            .filter_map(|position| self.slot(self.index_at(key, position)))
+        self.scan_order(key)
+            .filter_map(|(index, _)| self.slot(index))
             .map(|slot| {
                 // Acquire: pairs with the Release publications of the slot's state, as in
                 // `update_in_slot`; only an estimate is taken from it.

@@ -5,7 +5,7 @@
 
 use super::{
     busy_word, is_busy, Counters, KeyHash, KeyedLimiter, SlotGroup, SlotRef, TableFull, EMPTY,
-    MAX_NOW_NS, PROBE_WINDOW,
+    MAX_NOW_NS,
 };
 use crate::rule::CellState;
 use crate::sync::{spin, Ordering};
@@ -30,22 +30,14 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
 
     /// Places `key` in its first window, or in its second if the first holds only live keys:
     /// in the first empty slot or slot of an idle key in scan order, publishing `first` as its
-    /// state ([`Placed::Mine`]): the state an operation at `now_ns` decided for the key's full
-    /// bucket, so `first.last_ns` is `now_ns`. A copy of the key placed by another thread
+    /// state ([`Placed::Mine`]): the state an operation decided for the key's full bucket at
+    /// `first.last_ns`, the operation's time. A copy of the key placed by another thread
     /// (possibly still unpublished, busy) is returned instead, untouched
     /// ([`Placed::Existing`]). The scan stops at the first candidate: a copy of the key
     /// farther on (a lookup that missed it, or a racing insert) is found by `settle`, and this
     /// copy withdrawn.
-    pub(super) fn insert(
-        &self,
-        key: KeyHash,
-        now_ns: u64,
-        first: CellState,
-    ) -> Result<Placed, TableFull> {
-        debug_assert_eq!(
-            first.last_ns, now_ns,
-            "a new key's state is written at now_ns"
-        );
+    pub(super) fn insert(&self, key: KeyHash, first: CellState) -> Result<Placed, TableFull> {
+        let now_ns = first.last_ns;
         loop {
             let mut candidate = None;
             let mut recovered = false;
@@ -53,7 +45,7 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
                 let Some(slot) = self.slot(index) else {
                     continue;
                 };
-                // Acquire: pairs with the Release fingerprint stores of other inserters.
+                // Acquire: pairs with the Release fingerprint swaps of other inserters.
                 let owner = slot.fingerprint.load(Ordering::Acquire);
                 if owner == key.fingerprint {
                     return Ok(Placed::Existing(index));
@@ -86,8 +78,7 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
                 Counters::bump(&self.counters.rejected_full);
                 return Err(TableFull);
             };
-            let (Some(slot), Some(home)) = (self.slot(index), self.slot(self.home_index(key.home)))
-            else {
+            let (Some(slot), Some(home)) = (self.slot(index), self.slot(self.homes(key).0)) else {
                 continue;
             };
             // Acquire on success: the claim must see everything the previous owner's
@@ -150,8 +141,7 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
         // Acquire load each, as below, read a group's line at a time), so this copy stands.
         // Otherwise the ranked scan below reads them all again.
         let others = |index: usize| index != mine;
-        let first = self.home_index(key.home);
-        let second = self.home_index(key.home ^ key.fingerprint);
+        let (first, second) = self.homes(key);
         if self.scan_window(key, first, others).is_none()
             && self.scan_window(key, second, others).is_none()
         {
@@ -188,33 +178,6 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
             }
         }
         None
-    }
-
-    /// `key`'s scan order, as [`index_at`](Self::index_at) gives it for positions
-    /// `0..POSITIONS` (its first window, then its second), with the two homes computed once:
-    /// each slot index with whether it already came up at an earlier position (a
-    /// second-window slot that also lies in the first window; a window never repeats a slot,
-    /// since the table has at least [`PROBE_WINDOW`] slots).
-    #[inline(always)]
-    fn scan_order(&self, key: KeyHash) -> impl Iterator<Item = (usize, bool)> + '_ {
-        let count = self.slot_count();
-        let first = self.home_index(key.home);
-        let second = self.home_index(key.home ^ key.fingerprint);
-        let window =
-            move |start: usize| (0..PROBE_WINDOW).map(move |distance| self.offset(start, distance));
-        // Whether `index` lies in the first window: its distance from the first home, going
-        // forward round the table, is below PROBE_WINDOW.
-        let in_first = move |index: usize| {
-            let distance = if index >= first {
-                index.wrapping_sub(first)
-            } else {
-                index.wrapping_add(count).wrapping_sub(first)
-            };
-            distance < PROBE_WINDOW
-        };
-        window(first)
-            .map(|index| (index, false))
-            .chain(window(second).map(move |index| (index, in_first(index))))
     }
 
     /// Empties `slot` if `word`, the busy state just read from it, is a claim at least the
