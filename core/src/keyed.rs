@@ -220,6 +220,41 @@ const fn op_of(op: u8) -> Op {
     }
 }
 
+/// How [`KeyedLimiter::update_in_slot`] decides from a slot's state: one operation of the
+/// rule ([`RuleOp`]), or any closure (a policy's charge, a block).
+pub(crate) trait Decide {
+    /// The outcome of deciding on `state`.
+    fn decide(&self, state: CellState) -> Outcome;
+}
+
+impl<F: Fn(CellState) -> Outcome> Decide for F {
+    #[inline(always)]
+    fn decide(&self, state: CellState) -> Outcome {
+        self(state)
+    }
+}
+
+/// One operation of the table's rule at one time and cost, decided inline at every call.
+///
+/// A struct rather than a closure: LLVM kept a closure's body (called from the found path and
+/// again after a racing insert) out of line, so every check returned its `Outcome` through
+/// memory, and the copy of the decision's padding bytes stalled store-to-load forwarding
+/// twice per check (BENCHMARKS.md, round 10).
+#[derive(Clone, Copy)]
+struct RuleOp<'a> {
+    rule: &'a Rule,
+    now_ns: u64,
+    cost: u64,
+    op: Op,
+}
+
+impl Decide for RuleOp<'_> {
+    #[inline(always)]
+    fn decide(&self, state: CellState) -> Outcome {
+        self.rule.decide(state, self.now_ns, self.cost, self.op)
+    }
+}
+
 /// Where a key was found, or why not.
 enum Lookup {
     Found(usize),
@@ -741,7 +776,12 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
     ) -> Result<Outcome, TableFull> {
         let op = op_of(OP);
         let now_ns = now_ns.min(MAX_NOW_NS);
-        let decide = |state| self.rule.decide(state, now_ns, cost, op);
+        let decide = RuleOp {
+            rule: &self.rule,
+            now_ns,
+            cost,
+            op,
+        };
         let mut lookup = self.find(key);
         loop {
             match lookup {
@@ -755,7 +795,7 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
                 }
                 Lookup::Absent => {
                     // An absent key is a full bucket; it needs a slot only to hold less.
-                    let fresh = decide(CellState::FULL);
+                    let fresh = decide.decide(CellState::FULL);
                     match fresh.next {
                         // Placed with the decided state as its first, in one publication.
                         Some(next) if next.missing != 0 => match self.insert(key, next)? {
@@ -832,7 +872,7 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
         &self,
         index: usize,
         key: KeyHash,
-        decide: impl Fn(CellState) -> Outcome,
+        decide: impl Decide,
     ) -> Option<Outcome> {
         let slot = self.slot(index)?;
         // Acquire: pairs with the Release publication in `insert`/`withdraw`, making the
@@ -848,7 +888,7 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
             if slot.fingerprint.load(Ordering::Acquire) != key.fingerprint {
                 return None;
             }
-            let outcome = decide(CellState::unpack(current));
+            let outcome = decide.decide(CellState::unpack(current));
             let Some(next) = outcome.next else {
                 return Some(outcome);
             };
