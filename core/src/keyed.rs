@@ -868,12 +868,7 @@ impl<S: AsRef<[SlotGroup]>, C> KeyedLimiter<S, C> {
     /// Inlined: out of line, `decide`'s operation was a run-time value, and every check ran
     /// the decision of every operation's branch (about 160 instructions instead of 70).
     #[inline(always)]
-    fn update_in_slot(
-        &self,
-        index: usize,
-        key: KeyHash,
-        decide: impl Decide,
-    ) -> Option<Outcome> {
+    fn update_in_slot(&self, index: usize, key: KeyHash, decide: impl Decide) -> Option<Outcome> {
         let slot = self.slot(index)?;
         // Acquire: pairs with the Release publication in `insert`/`withdraw`, making the
         // fingerprint written before it visible to the check below.

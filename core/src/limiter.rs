@@ -199,6 +199,19 @@ impl LimiterDecision {
         }
     }
 
+    /// A decision of `len` quotas to fill in place: not allowed, every quota's decision
+    /// empty, the binding quota the first.
+    #[inline(always)]
+    pub(crate) fn filling(len: usize, reason: Reason) -> Self {
+        Self {
+            allowed: false,
+            reason,
+            binding: 0,
+            decisions: [EMPTY_DECISION; MAX_POLICY_QUOTAS],
+            len,
+        }
+    }
+
     /// A decision over `decisions` (one per quota, at most [`MAX_POLICY_QUOTAS`]) with the
     /// binding quota chosen by [`PolicyDecision`]'s rule.
     pub(crate) fn from_parts(allowed: bool, reason: Reason, decisions: &[Decision]) -> Self {
@@ -793,7 +806,19 @@ impl<S: AsRef<[SlotGroup]>> Limiter<S> {
         op: Op,
     ) -> LimiterDecision {
         let outcome = match op {
-            Op::Check => policy.check_at(key, now_ns, costs),
+            Op::Check => {
+                // Filled in place (see `policy::check_into`).
+                let mut decision = LimiterDecision::filling(policy.len(), Reason::Limit);
+                return match policy.check_into(key, now_ns, costs, &mut decision.decisions) {
+                    Ok(allowed) => {
+                        decision.allowed = allowed;
+                        decision.binding = binding_of(&decision);
+                        decision
+                    }
+                    // The costs were resolved above, so only a full table is left.
+                    Err(_) => self.policy_table_full(policy, key, now_ns, costs, op),
+                };
+            }
             Op::Peek => policy.peek_at(key, now_ns, costs),
             Op::Force => policy.force_at(key, now_ns, costs),
             Op::Refund => policy.refund_at(key, now_ns, costs),
