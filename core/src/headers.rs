@@ -247,6 +247,10 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
+    /// Inlined, so that a literal's copy has a constant length and compiles to a few moves:
+    /// out of line, every push was a `memmove` call (more than half of a rendering's time,
+    /// BENCHMARKS.md round 10).
+    #[inline(always)]
     fn push(&mut self, bytes: &[u8]) {
         let end = self.len.saturating_add(bytes.len());
         if let Some(dst) = self.out.get_mut(self.len..end) {
@@ -255,25 +259,27 @@ impl Sink<'_> {
         self.len = end;
     }
 
-    fn push_u64(&mut self, mut value: u64) {
+    /// Writes `value` in decimal straight into the output (no staging array to copy from).
+    fn push_u64(&mut self, value: u64) {
         const TEN: NonZeroU64 = match NonZeroU64::new(10) {
             Some(ten) => ten,
             None => NonZeroU64::MIN,
         };
-        let mut digits = [0u8; MAX_DIGITS];
-        let mut start = MAX_DIGITS;
-        loop {
-            let digit = u8::try_from(value % TEN).unwrap_or(0);
-            start = start.saturating_sub(1);
-            if let Some(slot) = digits.get_mut(start) {
-                *slot = b'0'.saturating_add(digit);
-            }
-            value /= TEN;
-            if value == 0 {
-                break;
+        let mut digits = 1usize;
+        let mut rest = value / TEN;
+        while rest != 0 {
+            digits = digits.saturating_add(1);
+            rest /= TEN;
+        }
+        let end = self.len.saturating_add(digits);
+        if let Some(dst) = self.out.get_mut(self.len..end) {
+            let mut value = value;
+            for slot in dst.iter_mut().rev() {
+                *slot = b'0'.saturating_add(u8::try_from(value % TEN).unwrap_or(0));
+                value /= TEN;
             }
         }
-        self.push(digits.get(start..).unwrap_or_default());
+        self.len = end;
     }
 
     /// Writes `name` as a Structured Field string (already validated as printable ASCII).
@@ -322,19 +328,17 @@ fn binding_policy<'p, 'a>(policies: &'p [PolicyHeader<'a>]) -> Option<&'p Policy
     })
 }
 
-/// One rendered header: its name and where its value lies in the buffer.
+/// One rendered header: its name and where its value starts in the buffer (it ends where the
+/// next one starts, the last at the end of the text: values are written back to back).
+/// Without the end, the five entries take 120 bytes, which a move copies inline rather than
+/// through a `memcpy` call (three per rendering at 160 bytes: BENCHMARKS.md round 10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Entry {
     name: &'static str,
     start: usize,
-    end: usize,
 }
 
-const EMPTY_ENTRY: Entry = Entry {
-    name: "",
-    start: 0,
-    end: 0,
-};
+const EMPTY_ENTRY: Entry = Entry { name: "", start: 0 };
 
 /// The headers [`render_headers`] wrote: up to [`MAX_HEADERS`] `(name, value)` pairs whose
 /// values borrow the caller's buffer.
@@ -365,7 +369,11 @@ impl<'b> RenderedHeaders<'b> {
             return None;
         }
         let entry = self.entries.get(index)?;
-        Some((entry.name, self.text.get(entry.start..entry.end)?))
+        let end = match index.checked_add(1) {
+            Some(next) if next < self.count => self.entries.get(next)?.start,
+            _ => self.text.len(),
+        };
+        Some((entry.name, self.text.get(entry.start..end)?))
     }
 
     /// The value of the header named `name` (compared ASCII case-insensitively), if rendered.
@@ -445,11 +453,7 @@ impl Builder<'_> {
         let start = self.sink.len;
         write(&mut self.sink);
         if let Some(entry) = self.entries.get_mut(self.count) {
-            *entry = Entry {
-                name,
-                start,
-                end: self.sink.len,
-            };
+            *entry = Entry { name, start };
             self.count = self.count.saturating_add(1);
         }
     }
