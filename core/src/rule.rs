@@ -368,8 +368,14 @@ impl Rule {
                     }
                 } else {
                     let mut decision = self.describe(false, missing, at_ns, now_ns);
-                    // Exact even when `after` saturated (deep debt).
-                    let excess = excess_over(missing, cost_units, capacity);
+                    // Not in debt (the common denial): `missing` and `cost_units` are both at
+                    // most the capacity (<= 2^63), so `after` did not saturate and the excess
+                    // is a u64. In debt, the wide form, exact even when `after` saturated.
+                    let excess = if missing <= capacity {
+                        u128::from(after.saturating_sub(capacity))
+                    } else {
+                        excess_over(missing, cost_units, capacity)
+                    };
                     decision.retry_after_ns = self.wait_ns(excess, at_ns, now_ns);
                     Outcome {
                         decision,
