@@ -76,6 +76,22 @@ impl SlotGroup {
     }
 }
 
+impl SlotGroup {
+    /// The lanes below `end` whose fingerprint is `fingerprint`, as a bit mask (bit `lane`
+    /// set), read lane by lane without a branch.
+    #[inline(always)]
+    pub(super) fn lanes_holding(&self, fingerprint: u64, end: usize) -> u32 {
+        let mut mask = 0u32;
+        for (lane, slot) in self.fingerprints.iter().enumerate().take(end) {
+            // Acquire: pairs with the Release swap of the fingerprint in `insert`, so the
+            // state load after a match sees at least the claim's busy word.
+            let holds = u32::from(slot.load(Ordering::Acquire) == fingerprint);
+            mask |= holds.wrapping_shl(u32::try_from(lane).unwrap_or(u32::MAX));
+        }
+        mask
+    }
+}
+
 impl Default for SlotGroup {
     fn default() -> Self {
         Self::new()
