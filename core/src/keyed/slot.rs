@@ -74,9 +74,7 @@ impl SlotGroup {
             states: core::array::from_fn(|_| AtomicU128::new(CellState::FULL.pack())),
         }
     }
-}
 
-impl SlotGroup {
     /// The lanes below `end` whose fingerprint is `fingerprint`, as a bit mask (bit `lane`
     /// set), read lane by lane without a branch.
     #[inline(always)]
