@@ -286,21 +286,23 @@ impl Rule {
         if excess == 0 {
             return 0;
         }
-        // No division instruction unless deep debt pushed `excess` past u64.
-        let units_to_wait = |divisor: &Divisor| match u64::try_from(excess) {
-            Ok(excess) => Some(divisor.div_ceil(excess)),
-            Err(_) => u64::try_from(div_ceil_wide(excess, divisor.get())).ok(),
+        // No division instruction unless deep debt pushed `excess` past u64. (Computed here,
+        // not in a closure: the C library, which inlines every operation into one function,
+        // kept such a closure out of line and called it twice per decision.)
+        let units = match u64::try_from(excess) {
+            Ok(excess) => Some(self.wait_units.div_ceil(excess)),
+            Err(_) => u64::try_from(div_ceil_wide(excess, self.wait_units.get())).ok(),
         };
         let until_ns = match self.refill {
-            Refill::Greedy => {
-                units_to_wait(&self.wait_units).and_then(|after_ns| at_ns.checked_add(after_ns))
-            }
-            Refill::Interval => units_to_wait(&self.wait_units).and_then(|boundaries| {
-                self.period_ns
+            Refill::Greedy => units.and_then(|after_ns| at_ns.checked_add(after_ns)),
+            Refill::Interval => match units {
+                Some(boundaries) => self
+                    .period_ns
                     .div_floor(at_ns)
                     .checked_add(boundaries)
-                    .and_then(|index| index.checked_mul(self.period_ns.get().get()))
-            }),
+                    .and_then(|index| index.checked_mul(self.period_ns.get().get())),
+                None => None,
+            },
         };
         match until_ns {
             Some(until_ns) => until_ns.saturating_sub(now_ns).min(NEVER.saturating_sub(1)),
