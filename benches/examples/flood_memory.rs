@@ -29,6 +29,9 @@ use governor::RateLimiter;
 const RATE_PER_SECOND: u32 = 1_000;
 /// The emission interval of [`RATE_PER_SECOND`].
 const STEP_NS: u64 = 1_000_000_000 / RATE_PER_SECOND as u64;
+/// The hash seed of both cellgate tables (the core's and the bindings'), so that they hold the
+/// same keys in the same slots.
+const SEED: Seed = Seed::new(0x0123_4567, 0x89ab_cdef);
 
 /// A governor clock whose time the example sets (as `StepClock` in the benches).
 #[derive(Debug, Default)]
@@ -68,13 +71,8 @@ fn main() {
 
     // cellgate: every key at time 0 (none idle), then a flood with time advancing.
     let before = rss();
-    let limiter = KeyedLimiter::with_options(
-        quota,
-        Refill::Greedy,
-        usize::try_from(max_keys).expect("fits"),
-        Seed::new(0x0123_4567, 0x89ab_cdef),
-        NoClock,
-    );
+    let table_keys = usize::try_from(max_keys).expect("fits");
+    let limiter = KeyedLimiter::with_options(quota, Refill::Greedy, table_keys, SEED, NoClock);
     let built = rss();
     let slots = limiter.slot_count() as u64;
     let groups = slots / GROUP_SLOTS as u64;
@@ -179,14 +177,9 @@ fn main() {
     // The bindings' table (C, Python, Node): the same table over `TableSlots::heap`, an
     // anonymous mapping committed as keys touch it and returned to the system when dropped.
     let before = rss();
-    let bindings = cellgate_host::in_process_limiter(
-        quota,
-        Refill::Greedy,
-        usize::try_from(max_keys).expect("fits"),
-        Seed::new(0x0123_4567, 0x89ab_cdef),
-        NoClock,
-    )
-    .expect("the table is allocated");
+    let bindings =
+        cellgate_host::in_process_limiter(quota, Refill::Greedy, table_keys, SEED, NoClock)
+            .expect("the table is allocated");
     let built = rss();
     for index in 0..max_keys / 100 {
         let _ = bindings.check_at(key(index), 0, 1);
