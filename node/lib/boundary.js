@@ -17,11 +17,14 @@ const LAYOUT = Object.freeze({
   ENTRY_SLOTS: 5,
   COSTS: 50,
   HEADER_SHAPE: 58,
-  LEN: 59,
+  RENDER_STYLE: 59,
+  RENDER_NOW_S: 60,
+  LEN: 61,
   DENIED: 0,
   ALLOWED: 1,
   MISSING_COST: 3,
   COST_NOT_GIVEN: -1,
+  NO_RENDER: -1,
 });
 
 /** Core's operations, by the number written into the OP slot. */
@@ -32,8 +35,8 @@ const REASONS = Object.freeze(['limit', 'table_full', 'untracked', 'failed_open'
 const actual = native.sharedLayout();
 const expected = [
   LAYOUT.BINDING, LAYOUT.COUNT, LAYOUT.STATUS, LAYOUT.REASON, LAYOUT.OP, LAYOUT.SUMMARY,
-  LAYOUT.ENTRIES, LAYOUT.ENTRY_SLOTS, LAYOUT.COSTS, LAYOUT.HEADER_SHAPE, LAYOUT.LEN, LAYOUT.DENIED, LAYOUT.ALLOWED,
-  LAYOUT.MISSING_COST, LAYOUT.COST_NOT_GIVEN,
+  LAYOUT.ENTRIES, LAYOUT.ENTRY_SLOTS, LAYOUT.COSTS, LAYOUT.HEADER_SHAPE, LAYOUT.RENDER_STYLE, LAYOUT.RENDER_NOW_S,
+  LAYOUT.LEN, LAYOUT.DENIED, LAYOUT.ALLOWED, LAYOUT.MISSING_COST, LAYOUT.COST_NOT_GIVEN, LAYOUT.NO_RENDER,
 ];
 if (actual.length !== expected.length || actual.some((value, index) => value !== expected[index])) {
   throw new Error(`cellgate: the native addon's layout ${actual} differs from lib/boundary.js ${expected}`);
@@ -43,9 +46,13 @@ if (names.ops.join() !== Object.keys(OPS).join() || names.reasons.join() !== REA
   throw new Error(`cellgate: the native addon's names ${JSON.stringify(names)} differ from lib/boundary.js`);
 }
 
-/** A new shared array. 64 slots (512 bytes) keep it off V8's heap from the start. */
+/**
+ * A new shared array: the layout and 8 slots more (a RedisLimiter's call slots,
+ * node/src/remote.rs), at least 64 (512 bytes), which keeps it off V8's heap from the start.
+ * Its RENDER_STYLE slot starts as NO_RENDER (the native constructor writes it).
+ */
 function sharedArray() {
-  return new Float64Array(Math.max(64, LAYOUT.LEN));
+  return new Float64Array(Math.max(64, LAYOUT.LEN + 8));
 }
 
 module.exports = { native, LAYOUT, OPS, REASONS, sharedArray };

@@ -6,8 +6,14 @@
 const { LAYOUT, REASONS } = require('./boundary');
 const { parseHeaders, shapeBuilder } = require('./header_shapes');
 
-const { ENTRIES, ENTRY_SLOTS, SUMMARY, BINDING, COUNT, STATUS, REASON, ALLOWED, HEADER_SHAPE } = LAYOUT;
+const { ENTRIES, ENTRY_SLOTS, SUMMARY, BINDING, COUNT, STATUS, REASON, ALLOWED, HEADER_SHAPE, RENDER_STYLE, RENDER_NOW_S, NO_RENDER } = LAYOUT;
 const NS_PER_MS = 1e6;
+
+/**
+ * The package's own method of Limiter and Policy behind the middleware: `check(key)` (the
+ * default cost) and the decision's headers in one native call. A symbol: not public API.
+ */
+const kCheckWithHeaders = Symbol('cellgate.checkWithHeaders');
 
 /**
  * What a limiter answered: `{ allowed, reason, limit, remaining, retryAfterMs, resetAfterMs }`,
@@ -49,15 +55,7 @@ class Decision {
     const count = Decision.#writeBack(decision);
     if (source.render === undefined) return parseHeaders(source.native.renderHeaders(styleIndex, nowUnixS, count));
     const values = source.render(styleIndex, nowUnixS, count);
-    const shape = source.out[HEADER_SHAPE];
-    // No shape: more distinct header lists than the addon keeps (MAX_HEADER_SHAPES).
-    if (shape < 0) return parseHeaders(source.native.renderHeaders(styleIndex, nowUnixS, count));
-    let build = source.shapes[shape];
-    if (build === undefined) {
-      build = shapeBuilder(source.native.headerShape(shape));
-      source.shapes[shape] = build;
-    }
-    return build(values);
+    return shapedHeaders(source, values, styleIndex, nowUnixS, count, false);
   }
 
   /** The 429 body of the decision, rendered by core. */
@@ -81,6 +79,62 @@ class Decision {
     for (let index = 0; index < entries.length; index++) out[ENTRIES + index] = entries[index];
     return entries.length / ENTRY_SLOTS;
   }
+}
+
+/**
+ * The headers object of a rendering whose `values` the addon returned (the header function,
+ * or a fast call asked to render) with its shape in the shared array's HEADER_SHAPE slot, the
+ * decision (`count` entries) still in the array. `lowercase`: the names in lower case (what
+ * Fastify's `reply.headers` would make of them, for one `toLowerCase` per header less).
+ */
+function shapedHeaders(source, values, styleIndex, nowUnixS, count, lowercase) {
+  const shape = source.out[HEADER_SHAPE];
+  if (shape < 0) {
+    // No shape: more distinct header lists than the addon keeps (MAX_HEADER_SHAPES).
+    const all = parseHeaders(source.native.renderHeaders(styleIndex, nowUnixS, count));
+    return lowercase ? lowerCased(all) : all;
+  }
+  const builders = lowercase ? source.lowerShapes : source.shapes;
+  let build = builders[shape];
+  if (build === undefined) {
+    const names = source.native.headerShape(shape);
+    build = shapeBuilder(lowercase ? names.toLowerCase() : names);
+    builders[shape] = build;
+  }
+  return build(values);
+}
+
+/** `headers` with every name in lower case. */
+function lowerCased(headers) {
+  const lower = {};
+  for (const name of Object.keys(headers)) lower[name.toLowerCase()] = headers[name];
+  return lower;
+}
+
+/**
+ * Runs `apply(key)` (a limiter's fast function, its operation and costs written) asking it to
+ * render the decision's headers in the style at `styleIndex` too; returns the values it
+ * returned. A call that throws (a key it refused before taking the request) leaves no
+ * request behind.
+ */
+function applyRendering(apply, out, key, styleIndex, nowUnixS) {
+  out[RENDER_STYLE] = styleIndex;
+  out[RENDER_NOW_S] = nowUnixS;
+  try {
+    return apply(key);
+  } catch (error) {
+    out[RENDER_STYLE] = NO_RENDER;
+    throw error;
+  }
+}
+
+/**
+ * The `{ native, out, render, shapes, lowerShapes }` a limiter's decisions render through:
+ * its native half, its shared array, its header function, and the constructors of the
+ * shapes it has rendered (header_shapes.js), kept per limiter.
+ */
+function headerSource(nativeLimiter, out) {
+  return { native: nativeLimiter, out, render: nativeLimiter.headerFunction(), shapes: [], lowerShapes: [] };
 }
 
 /** The decision of a limiter with one quota, from the shared array: the summary's numbers. */
@@ -117,4 +171,6 @@ function severalDecision(out, source, names) {
   return decision;
 }
 
-module.exports = { Decision, singleDecision, severalDecision };
+module.exports = {
+  Decision, singleDecision, severalDecision, shapedHeaders, headerSource, applyRendering, kCheckWithHeaders,
+};

@@ -6,7 +6,7 @@
 //   app.use(rateLimit({ limiter: new Limiter('100/minute') }));
 
 const {
-  settings, evaluate, exceeded, settle, warn, headersFor, bodyFor, statusFor, isThenable,
+  settings, evaluate, evaluateNow, exceeded, settle, warn, sentHeaders, bodyFor, statusFor, isThenable,
   MISCONFIGURED, MISCONFIGURED_BODY, STATUS_OF_AN_ERROR,
 } = require('./middleware');
 
@@ -37,6 +37,11 @@ function rateLimit(options) {
   config.framework = 'cellgate/express';
   return function cellgateRateLimit(req, res, next) {
     try {
+      if (config.direct) {
+        // Every step synchronous (see evaluateNow): decided, with its headers, in one call.
+        respond(req, res, next, evaluateNow(config, req, res, false));
+        return;
+      }
       const pending = evaluate(config, req, res, (result) => respond(req, res, next, result));
       if (pending !== undefined) pending.then(undefined, next);
     } catch (error) {
@@ -60,7 +65,7 @@ function rateLimit(options) {
     else if (!decision.allowed) {
       exceeded(config, req, decision, (error) => warn(config.framework, 'CELLGATE_ON_EXCEEDED_FAILED', 'onExceeded failed (the denial was answered all the same)', error));
     }
-    answer(req, res, next, decision);
+    answer(req, res, next, result);
   }
 
   /**
@@ -84,15 +89,18 @@ function rateLimit(options) {
     res.on('close', onClose);
   }
 
-  function answer(req, res, next, decision) {
+  /** Sends `result`'s headers and continues, or answers its denial. */
+  function answer(req, res, next, result) {
+    const { decision } = result;
     req.rateLimit = decision;
-    if (!res.headersSent) setHeaders(res, decision);
+    const values = sentHeaders(config, result);
+    if (!res.headersSent) setHeaders(res, values);
     if (decision.allowed) {
       next();
       return;
     }
     if (config.onLimited === undefined) {
-      sendLimited(res, decision);
+      sendLimited(res, decision, values);
       return;
     }
     // A denial never reaches the route, whatever the callback does: its `next(error)` goes on
@@ -110,35 +118,34 @@ function rateLimit(options) {
       next(error);
     };
     const finish = () => {
-      if (!forwarded && !res.headersSent && !res.writableEnded) sendLimited(res, decision);
+      if (!forwarded && !res.headersSent && !res.writableEnded) sendLimited(res, decision, values);
     };
     const failed = (error) => {
       const what = res.headersSent || forwarded ? 'after it answered' : `the default ${config.statusCode} answer was sent`;
       finish();
       reportOnLimited(error, what);
     };
-    let result;
+    let answered;
     try {
-      result = config.onLimited(req, res, nextError, decision);
+      answered = config.onLimited(req, res, nextError, decision);
     } catch (error) {
       failed(error);
       return;
     }
-    if (isThenable(result)) {
-      result.then(finish, failed);
+    if (isThenable(answered)) {
+      answered.then(finish, failed);
       return;
     }
     finish();
   }
 
-  function setHeaders(res, decision) {
-    const values = headersFor(config, decision);
+  function setHeaders(res, values) {
     for (const name in values) res.setHeader(name, values[name]);
   }
 
-  /** The default answer to a denial: the status, the headers, the JSON body. */
-  function sendLimited(res, decision) {
-    setHeaders(res, decision);
+  /** The default answer to a denial: the status, the headers (`values`), the JSON body. */
+  function sendLimited(res, decision, values) {
+    setHeaders(res, values);
     res.statusCode = statusFor(config, decision);
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
     res.end(bodyFor(decision));

@@ -6,7 +6,7 @@
 
 const { argTypeError } = require('./errors');
 const {
-  settings, routeOptions, evaluate, evaluateNow, exceeded, settle, headersFor, bodyFor, statusFor,
+  settings, routeOptions, evaluate, evaluateNow, exceeded, settle, sentHeaders, bodyFor, statusFor,
   MISCONFIGURED, MISCONFIGURED_BODY, STATUS_OF_AN_ERROR,
 } = require('./middleware');
 
@@ -103,9 +103,11 @@ function cellgatePlugin(fastify, options, done) {
     }
     if (current === false) return once();
     if (current.direct) {
-      // Every step synchronous (see evaluateNow): decided here, answered at once.
+      // Every step synchronous (see evaluateNow): decided here, with the headers rendered in
+      // the same native call (in lower case: reply.headers would lower each name), answered
+      // at once.
       try {
-        respond(current, request, reply, evaluateNow(current, request, reply), once);
+        respond(current, request, reply, evaluateNow(current, request, reply, true), once);
       } catch (error) {
         once(error);
       }
@@ -141,7 +143,8 @@ function cellgatePlugin(fastify, options, done) {
     }
     const { decision } = result;
     request.rateLimit = decision;
-    reply.headers(headersFor(current, decision));
+    const sent = sentHeaders(current, result);
+    reply.headers(sent);
     if (decision.allowed) {
       if (current.counts !== undefined) {
         const states = request[kState] || (request[kState] = []);
@@ -150,7 +153,7 @@ function cellgatePlugin(fastify, options, done) {
       return next();
     }
     exceeded(current, request, decision, (error) => request.log.error({ err: error }, 'cellgate/fastify: onExceeded failed (the denial was answered all the same)'));
-    const deny = () => reply.headers(headersFor(current, decision)).code(statusFor(current, decision)).type('application/json; charset=utf-8').send(bodyFor(decision));
+    const deny = () => reply.headers(sent).code(statusFor(current, decision)).type('application/json; charset=utf-8').send(bodyFor(decision));
     if (current.onLimited === undefined) {
       deny();
       return undefined;

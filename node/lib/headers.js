@@ -66,4 +66,4 @@ function limitedBody(decision) {
   }
 }
 
-module.exports = { headers, limitedBody, STYLES };
+module.exports = { headers, limitedBody, STYLES, WALL_CLOCK_STYLES };

@@ -4,13 +4,15 @@
 
 const { native, LAYOUT, OPS, sharedArray } = require('./boundary');
 const { argTypeError, fromNative } = require('./errors');
-const { singleDecision, severalDecision } = require('./decision');
+const {
+  singleDecision, severalDecision, shapedHeaders, headerSource, applyRendering, kCheckWithHeaders,
+} = require('./decision');
 const { nativeClock } = require('./clock');
 const { acquireWith } = require('./wait');
 const validate = require('./validate');
 const { storeSettings } = require('./shared_memory');
 
-const { COSTS, OP, COST_NOT_GIVEN } = LAYOUT;
+const { COSTS, OP, COUNT, COST_NOT_GIVEN } = LAYOUT;
 // Core's default maxKeys (DEFAULT_MAX_KEYS), the same in every runtime.
 const { defaultMaxKeys: DEFAULT_MAX_KEYS } = native.configLimits();
 const ON_FULL = ['deny', 'allowUntracked'];
@@ -98,7 +100,7 @@ class Limiter {
     this.#rates = this.#native.rates();
     this.#apply = this.#native.fastFunction();
     // The header function and its shapes' constructors (header_shapes.js) go with the decisions.
-    this.#source = { native: this.#native, out: this.#out, render: this.#native.headerFunction(), shapes: [] };
+    this.#source = headerSource(this.#native, this.#out);
     this.#clock = clock;
   }
 
@@ -146,6 +148,20 @@ class Limiter {
     out[COSTS] = options === undefined ? COST_NOT_GIVEN : costOption(options);
     this.#apply(key);
     return this.#decision();
+  }
+
+  /**
+   * The middleware's check (package-private): `check(key)` and the decision's headers in the
+   * style at `styleIndex` (of STYLES) in one native call, names in lower case when
+   * `lowercase`. Returns `{ decision, headers }`; throws as `check` and `headers` do.
+   */
+  [kCheckWithHeaders](key, styleIndex, nowUnixS, lowercase) {
+    const out = this.#out;
+    out[OP] = OPS.check;
+    out[COSTS] = COST_NOT_GIVEN;
+    const values = applyRendering(this.#apply, out, key, styleIndex, nowUnixS);
+    const decision = this.#decision();
+    return { decision, headers: shapedHeaders(this.#source, values, styleIndex, nowUnixS, out[COUNT], lowercase) };
   }
 
   /** Makes `key`'s bucket full. */

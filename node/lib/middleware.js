@@ -3,7 +3,8 @@
 // of a request (sync or async), the decision, and the 429 answer.
 
 const { Limiter, Policy, headers, limitedBody, clientKey } = require('./index');
-const { STYLES } = require('./headers');
+const { STYLES, WALL_CLOCK_STYLES } = require('./headers');
+const { kCheckWithHeaders } = require('./decision');
 const { argTypeError } = require('./errors');
 const { RedisLimiter } = require('./redis');
 
@@ -243,6 +244,9 @@ function settings(options, clientAddress, frameworkOptions = [], where = 'option
     style,
     // The options `headers` is called with, made once rather than per response.
     headerOptions: style === false ? undefined : { style },
+    // The style as the native check renders it (evaluateNow), and whether it shows the time.
+    styleIndex: STYLES.indexOf(style),
+    readsWallClock: WALL_CLOCK_STYLES.has(style),
     statusCode,
     shared,
   };
@@ -298,11 +302,17 @@ function evaluate(config, request, reply, then) {
 
 /**
  * `evaluate` for a configuration whose every step is synchronous (`config.direct`): the
- * result, `{ decision, limiter, key, cost }`, returned at once, without the callbacks.
+ * result, `{ decision, limiter, key, cost, headers }`, returned at once, without the
+ * callbacks. With headers on, the check renders them in the same native call (names in lower
+ * case when `lowercase`); `sentHeaders` reads them.
  */
-function evaluateNow(config, request, reply) {
+function evaluateNow(config, request, reply, lowercase) {
+  const { limiter } = config;
   const key = config.key(request, reply);
-  return { decision: decide(config.limiter, key, undefined), limiter: config.limiter, key, cost: undefined };
+  if (config.style === false) return { decision: decide(limiter, key, undefined), limiter, key, cost: undefined, headers: undefined };
+  const nowUnixS = config.readsWallClock ? Math.floor(Date.now() / 1000) : 0;
+  const { decision, headers: rendered } = limiter[kCheckWithHeaders](key, config.styleIndex, nowUnixS, lowercase);
+  return { decision, limiter, key, cost: undefined, headers: rendered };
 }
 
 function withKey(config, request, reply, then) {
@@ -399,11 +409,16 @@ function headersFor(config, decision) {
   return headers(decision, config.headerOptions);
 }
 
+/** The headers to send for `result` (evaluate's): those its check rendered, or `headersFor`'s. */
+function sentHeaders(config, result) {
+  return result.headers === undefined ? headersFor(config, result.decision) : result.headers;
+}
+
 function bodyFor(decision) {
   return limitedBody(decision);
 }
 
 module.exports = {
-  settings, routeOptions, evaluate, evaluateNow, exceeded, settle, warn, headersFor, bodyFor, statusFor, isThenable,
+  settings, routeOptions, evaluate, evaluateNow, exceeded, settle, warn, sentHeaders, bodyFor, statusFor, isThenable,
   MISCONFIGURED, MISCONFIGURED_BODY, STATUS_OF_AN_ERROR, COUNT_MODES,
 };

@@ -4,14 +4,14 @@
 
 const { native, LAYOUT, OPS, sharedArray } = require('./boundary');
 const { argTypeError, outOfRange, fromNative } = require('./errors');
-const { severalDecision } = require('./decision');
+const { severalDecision, shapedHeaders, headerSource, applyRendering, kCheckWithHeaders } = require('./decision');
 const { nativeClock } = require('./clock');
 const { limiterOptions, blockOption } = require('./limiter');
 const { storeSettings } = require('./shared_memory');
 const { acquireWith } = require('./wait');
 const validate = require('./validate');
 
-const { COSTS, OP, STATUS, BINDING, MISSING_COST, COST_NOT_GIVEN } = LAYOUT;
+const { COSTS, OP, COUNT, STATUS, BINDING, MISSING_COST, COST_NOT_GIVEN } = LAYOUT;
 
 /**
  * The error for a call whose costs core's rule completed with none for `dimension` (a policy
@@ -69,7 +69,7 @@ class Policy {
     this.#names = this.#native.names();
     this.#dimensions = dimensions;
     // The header function and its shapes' constructors (header_shapes.js) go with the decisions.
-    this.#source = { native: this.#native, out: this.#out, render: this.#native.headerFunction(), shapes: [] };
+    this.#source = headerSource(this.#native, this.#out);
     this.#clock = clock;
   }
 
@@ -106,6 +106,21 @@ class Policy {
   /** Gives `costs` back on every entry, never above full. */
   refund(key, costs) {
     return this.#run(OPS.refund, key, costs);
+  }
+
+  /**
+   * The middleware's check (package-private): `check(key)` (no costs named: core's rule) and
+   * the decision's headers in the style at `styleIndex` in one native call, as
+   * Limiter's. Returns `{ decision, headers }`.
+   */
+  [kCheckWithHeaders](key, styleIndex, nowUnixS, lowercase) {
+    this.#writeCosts(undefined, 'costs');
+    const out = this.#out;
+    out[OP] = OPS.check;
+    const values = applyRendering(this.#apply, out, key, styleIndex, nowUnixS);
+    this.#checkStatus(undefined, 'costs');
+    const decision = severalDecision(out, this.#source, this.#names);
+    return { decision, headers: shapedHeaders(this.#source, values, styleIndex, nowUnixS, out[COUNT], lowercase) };
   }
 
   /** Makes every entry's bucket for `key` full. */

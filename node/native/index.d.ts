@@ -30,13 +30,15 @@ export declare class NativeLimiter {
   /**
    * The one entry point of every operation: `(key) => undefined`, running the operation in
    * the shared array's `OP` slot with the costs in its `COSTS` slots, and writing the
-   * decision, the reason and the status there (see `crate::boundary::shared`).
+   * decision, the reason and the status there (see `crate::boundary::shared`). When the
+   * array's `RENDER_STYLE` names a style, the call also renders the decision's headers as
+   * the header function does (the shape into `HEADER_SHAPE`) and returns their values.
    */
-  fastFunction(): (key: string | Uint8Array) => void
+  fastFunction(): (key: string | Uint8Array) => string | undefined
   /**
    * The header function: `(style, nowUnixS, count) => string`, rendering as
-   * [`render_headers`](Self::render_headers) does, but returning only the values of a known
-   * the values (joined by newlines) and writing the index of their shape into the shared
+   * [`render_headers`](Self::render_headers) does, but returning only the values (joined by
+   * newlines) and writing the index of their shape into the shared
    * array's `HEADER_SHAPE` slot (-1: a shape beyond those kept, to render through
    * `renderHeaders` instead). A plain Node-API function, like the fast function.
    */
@@ -349,8 +351,8 @@ export declare function removeSharedTable(path: string): boolean
 
 /**
  * The layout, for the JavaScript layer to check its constants against: `[BINDING, COUNT,
- * STATUS, REASON, OP, SUMMARY, ENTRIES, ENTRY_SLOTS, COSTS, HEADER_SHAPE, LEN, DENIED,
- * ALLOWED, MISSING_COST, COST_NOT_GIVEN]`.
+ * STATUS, REASON, OP, SUMMARY, ENTRIES, ENTRY_SLOTS, COSTS, HEADER_SHAPE, RENDER_STYLE,
+ * RENDER_NOW_S, LEN, DENIED, ALLOWED, MISSING_COST, COST_NOT_GIVEN, NO_RENDER]`.
  */
 export declare function sharedLayout(): Array<number>
 

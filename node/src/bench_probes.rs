@@ -143,7 +143,11 @@ pub fn bench_raw_probes() -> RawProbes {
 struct NoTarget;
 
 impl FastTarget for NoTarget {
-    fn run(&self, _key: &[u8]) -> core::result::Result<(), FastError> {
+    fn run(
+        &self,
+        _key: &[u8],
+        _emit: &mut dyn FnMut(&[u8]),
+    ) -> core::result::Result<(), FastError> {
         Ok(())
     }
 }

@@ -19,7 +19,7 @@ use crate::boundary::fast::{FastError, FastFunction, FastTarget, HeaderFunction,
 use crate::boundary::key::Key;
 use crate::boundary::range_error;
 use crate::boundary::shared::{
-    cost_from_f64, InvalidCost, Shared, BINDING, HEADER_SHAPE, MISSING_COST, STATUS,
+    cost_from_f64, InvalidCost, Shared, BINDING, COUNT, HEADER_SHAPE, MISSING_COST, STATUS,
 };
 use crate::clock::{NativeManualClock, NodeClock};
 use crate::headers::{render, HeaderShapes, HeaderSource};
@@ -149,40 +149,85 @@ impl HeaderTarget for LimiterInner {
     }
 }
 
-impl FastTarget for LimiterInner {
+impl LimiterInner {
+    /// Runs the operation in the shared array for `key` and writes its decision there;
+    /// `false` when core's rule needed a cost not given (`MISSING_COST` written, nothing
+    /// charged, no decision).
     #[inline]
-    fn run(&self, key: &[u8]) -> core::result::Result<(), FastError> {
+    fn decide(&self, key: &[u8]) -> core::result::Result<bool, FastError> {
         let op = self
             .shared
             .op()
-            .ok_or(FastError("op: not one of the limiter's operations"))?;
+            .ok_or(FastError::new("op: not one of the limiter's operations"))?;
         let now_ns = self.clock.now_ns();
         if self.single {
             // One quota: core's fast path, one decision (not a 344-byte `LimiterDecision`)
             // and only its slots written: check(key) 224 -> 177-184 ns in one bench run
             // (issue 12), the native call alone 180 -> 115 ns.
-            let cost = self
-                .shared
-                .given_cost(0)
-                .map_err(|_| FastError("every cost must be an integer from 0 to 2^53 - 1"))?;
+            let cost = self.shared.given_cost(0).map_err(|_| INVALID_COST)?;
             if let Some(decision) = &self.limiter.apply_one_at(key, now_ns, cost, op) {
                 self.shared.write_single(decision);
-                return Ok(());
+                return Ok(true);
             }
         }
         let dimensions = self.dimensions();
-        let given = given_costs(&self.shared, dimensions)
-            .map_err(|_| FastError("every cost must be an integer from 0 to 2^53 - 1"))?;
+        let given = given_costs(&self.shared, dimensions).map_err(|_| INVALID_COST)?;
         let given = given.get(..dimensions).unwrap_or_default();
         // Matched by reference: moving the decision (344 bytes) out of the result measured
         // as a `memcpy` per call.
         match &self.limiter.apply_at(key, now_ns, given, op) {
             Ok(decision) => {
                 self.shared.write_decision(decision);
-                Ok(())
+                Ok(true)
             }
-            Err(error) => self.refused(*error).map_err(FastError),
+            Err(error) => self.refused(*error).map(|()| false).map_err(FastError::new),
         }
+    }
+
+    /// Renders the headers of the decision just written into the shared array (its `COUNT`
+    /// entries) in the style at index `style`, as the header function does, and passes the
+    /// values to `emit`. Out of line: the plain check does not carry it.
+    #[inline(never)]
+    fn render_decided(
+        &self,
+        style: f64,
+        now_unix_s: f64,
+        emit: &mut dyn FnMut(&[u8]),
+    ) -> core::result::Result<(), FastError> {
+        let count = self.shared.get(COUNT);
+        // The count is one this crate wrote: a small integer.
+        let count = if count >= 0.0 { count as u32 } else { 0 };
+        HeaderTarget::render(self, style_index(style), now_unix_s, count, emit)
+            .map_err(|message| FastError(message.into()))
+    }
+}
+
+/// The error of a cost slot that holds no cost.
+const INVALID_COST: FastError = FastError::new("every cost must be an integer from 0 to 2^53 - 1");
+
+/// A style index from the shared array: `u32::MAX` (no style: the rendering's `RangeError`)
+/// for a value that is no index.
+fn style_index(value: f64) -> u32 {
+    // In range, the conversion truncates exactly; comparing back refuses a fraction.
+    let index = value as u32;
+    if f64::from(index) == value {
+        index
+    } else {
+        u32::MAX
+    }
+}
+
+impl FastTarget for LimiterInner {
+    #[inline]
+    fn run(&self, key: &[u8], emit: &mut dyn FnMut(&[u8])) -> core::result::Result<(), FastError> {
+        // Taken first: a call that fails renders nothing, and the next is not asked to.
+        let render = self.shared.take_render();
+        if self.decide(key)? {
+            if let Some((style, now_unix_s)) = render {
+                return self.render_decided(style, now_unix_s, emit);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -370,15 +415,17 @@ impl NativeLimiter {
 
     /// The one entry point of every operation: `(key) => undefined`, running the operation in
     /// the shared array's `OP` slot with the costs in its `COSTS` slots, and writing the
-    /// decision, the reason and the status there (see `crate::boundary::shared`).
-    #[napi(ts_return_type = "(key: string | Uint8Array) => void")]
+    /// decision, the reason and the status there (see `crate::boundary::shared`). When the
+    /// array's `RENDER_STYLE` names a style, the call also renders the decision's headers as
+    /// the header function does (the shape into `HEADER_SHAPE`) and returns their values.
+    #[napi(ts_return_type = "(key: string | Uint8Array) => string | undefined")]
     pub fn fast_function(&self) -> FastFunction<LimiterInner> {
         FastFunction(self.inner.clone())
     }
 
     /// The header function: `(style, nowUnixS, count) => string`, rendering as
-    /// [`render_headers`](Self::render_headers) does, but returning only the values of a known
-    /// the values (joined by newlines) and writing the index of their shape into the shared
+    /// [`render_headers`](Self::render_headers) does, but returning only the values (joined by
+    /// newlines) and writing the index of their shape into the shared
     /// array's `HEADER_SHAPE` slot (-1: a shape beyond those kept, to render through
     /// `renderHeaders` instead). A plain Node-API function, like the fast function.
     #[napi(ts_return_type = "(style: number, nowUnixS: number, count: number) => string")]

@@ -8,8 +8,11 @@
 //! limiter from the callback data, read the key (one Node-API call, see [`read_key`]), and
 //! run the operation. The cost is read from, and the status written to, the shared array
 //! ([`crate::boundary::shared`]), so no number crosses the boundary and the function returns
-//! `undefined`.
+//! `undefined`; or, when the shared array's `RENDER_STYLE` asks for it (the middleware's
+//! check), the values of the decision's headers as one string, so that a request costs one
+//! native call and not two.
 
+use std::borrow::Cow;
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
@@ -20,25 +23,39 @@ use napi::{sys, Error, Result, Status, ValueType};
 
 use crate::boundary::key::{read_key, KeyBuffer};
 
-/// Why a fast operation failed: the message of a `RangeError` thrown to JavaScript.
-pub struct FastError(pub(crate) &'static str);
+/// Why a fast operation failed: the message of a `RangeError` thrown to JavaScript (a fixed
+/// one for the operation's own errors; a rendering's names the argument at fault).
+pub struct FastError(pub(crate) Cow<'static, str>);
+
+impl FastError {
+    /// The error with a fixed message.
+    pub(crate) const fn new(message: &'static str) -> Self {
+        Self(Cow::Borrowed(message))
+    }
+}
 
 /// A limiter that a fast function can drive.
 pub trait FastTarget: 'static {
     /// Runs the operation in the shared array for `key` with the cost(s) there; writes the
-    /// decision and the status into the shared array. Implementations are `#[inline]`: the
-    /// fast function is compiled for one target type.
-    fn run(&self, key: &[u8]) -> core::result::Result<(), FastError>;
+    /// decision and the status into the shared array. When the shared array asks for the
+    /// decision's headers (`RENDER_STYLE`), passes the bytes to return (printable ASCII) to
+    /// `emit`, once; the function then returns them as a string. Implementations are
+    /// `#[inline]`: the fast function is compiled for one target type.
+    ///
+    /// # Errors
+    /// The message of the `RangeError` to throw.
+    fn run(&self, key: &[u8], emit: &mut dyn FnMut(&[u8])) -> core::result::Result<(), FastError>;
 }
 
-/// The function `(key) => undefined` for one limiter, made when converted to a JavaScript
-/// value. Its callback data is a strong reference to the target (`Rc::into_raw`), released by
-/// the function's finalizer.
+/// The function `(key) => undefined | string` for one limiter, made when converted to a
+/// JavaScript value (a string: the header values a rendering call asked for). Its callback
+/// data is a strong reference to the target (`Rc::into_raw`), released by the function's
+/// finalizer.
 pub struct FastFunction<T: FastTarget>(pub(crate) Rc<T>);
 
 impl<T: FastTarget> TypeName for FastFunction<T> {
     fn type_name() -> &'static str {
-        "(key: string | Uint8Array) => void"
+        "(key: string | Uint8Array) => string | undefined"
     }
 
     fn value_type() -> ValueType {
@@ -200,12 +217,13 @@ fn throw(env: sys::napi_env, range: bool, code: &'static std::ffi::CStr, message
     };
 }
 
-/// The callback of the fast function on a `T`: `(key) => undefined`. One copy per target
-/// type, so the target's `run` is inlined (no virtual call).
+/// The callback of the fast function on a `T`: `(key) => undefined | string`. One copy per
+/// target type, so the target's `run` is inlined (no virtual call).
 unsafe extern "C" fn call<T: FastTarget>(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
+    let mut result = ptr::null_mut();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: `env` and `info` come from Node-API for this call.
         let (status, argument, data) = unsafe { first_argument(env, info) };
@@ -228,19 +246,77 @@ unsafe extern "C" fn call<T: FastTarget>(
                 return;
             }
         };
-        if let Err(FastError(message)) = target.run(&key) {
-            throw(env, true, c"ERR_OUT_OF_RANGE", message);
-        }
+        let mut made = sys::Status::napi_ok;
+        let ran = target.run(&key, &mut |bytes| {
+            // SAFETY: `env` is this call's environment.
+            made = unsafe { latin1_string(env, bytes, &mut result) };
+        });
+        finish_string(
+            env,
+            ran.map_err(|FastError(message)| message),
+            made,
+            &mut result,
+        );
     }));
     if outcome.is_err() {
-        throw(
-            env,
-            false,
-            c"ERR_CELLGATE_PANIC",
-            "cellgate: internal error (a bug: please report it)",
-        );
+        throw_panic(env);
+        return ptr::null_mut();
     }
-    ptr::null_mut()
+    result
+}
+
+/// `bytes` as a JavaScript string in `result`: Latin-1 is exact for core's printable-ASCII
+/// header bytes, and V8 copies them.
+///
+/// # Safety
+/// `env` is the current call's environment.
+unsafe fn latin1_string(
+    env: sys::napi_env,
+    bytes: &[u8],
+    result: &mut sys::napi_value,
+) -> sys::napi_status {
+    let Ok(len) = isize::try_from(bytes.len()) else {
+        return sys::Status::napi_string_expected;
+    };
+    // SAFETY: `bytes` is valid for its length during this call; `result` is a valid
+    // out-pointer.
+    unsafe { sys::napi_create_string_latin1(env, bytes.as_ptr().cast::<c_char>(), len, result) }
+}
+
+/// Ends a call that may return a string: throws the `RangeError` of `ran`, or the error of a
+/// string that could not be made (`made`), clearing `result` (the call returns `undefined`).
+fn finish_string(
+    env: sys::napi_env,
+    ran: core::result::Result<(), Cow<'static, str>>,
+    made: sys::napi_status,
+    result: &mut sys::napi_value,
+) {
+    match ran {
+        Err(message) => {
+            *result = ptr::null_mut();
+            throw(env, true, c"ERR_OUT_OF_RANGE", &message);
+        }
+        Ok(()) if made != sys::Status::napi_ok => {
+            *result = ptr::null_mut();
+            throw(
+                env,
+                false,
+                c"ERR_CELLGATE_PANIC",
+                "cellgate: the headers could not be made into a string",
+            );
+        }
+        Ok(()) => {}
+    }
+}
+
+/// Throws the error of a panic caught at the boundary.
+fn throw_panic(env: sys::napi_env) {
+    throw(
+        env,
+        false,
+        c"ERR_CELLGATE_PANIC",
+        "cellgate: internal error (a bug: please report it)",
+    );
 }
 
 /// The callback of the header function on a `T`: `(style, nowUnixS, count) => string`.
@@ -286,42 +362,13 @@ unsafe extern "C" fn render_call<T: HeaderTarget>(
         let target = unsafe { &*data.cast::<T>() };
         let mut made = sys::Status::napi_ok;
         let rendered = target.render(style, now_unix_s, count, &mut |bytes| {
-            let Ok(len) = isize::try_from(bytes.len()) else {
-                made = sys::Status::napi_string_expected;
-                return;
-            };
-            // SAFETY: `bytes` is valid for its length during this call; Latin-1 is exact
-            // for core's printable-ASCII header bytes, and V8 copies them.
-            made = unsafe {
-                sys::napi_create_string_latin1(
-                    env,
-                    bytes.as_ptr().cast::<c_char>(),
-                    len,
-                    &mut result,
-                )
-            };
+            // SAFETY: `env` is this call's environment.
+            made = unsafe { latin1_string(env, bytes, &mut result) };
         });
-        match rendered {
-            Err(message) => throw(env, true, c"ERR_OUT_OF_RANGE", &message),
-            Ok(()) if made != sys::Status::napi_ok => {
-                result = ptr::null_mut();
-                throw(
-                    env,
-                    false,
-                    c"ERR_CELLGATE_PANIC",
-                    "cellgate: the headers could not be made into a string",
-                );
-            }
-            Ok(()) => {}
-        }
+        finish_string(env, rendered.map_err(Cow::Owned), made, &mut result);
     }));
     if outcome.is_err() {
-        throw(
-            env,
-            false,
-            c"ERR_CELLGATE_PANIC",
-            "cellgate: internal error (a bug: please report it)",
-        );
+        throw_panic(env);
         return ptr::null_mut();
     }
     result

@@ -18,7 +18,9 @@
 //! | `SUMMARY ..` | the limiter's decision (core's `LimiterDecision::decision`: the binding quota's numbers, the limiter's `allowed`, no wait when allowed), as an entry |
 //! | `ENTRIES + 5 i ..` | entry `i` (quota `i`): allowed (0 or 1), limit, remaining, retry-after ns, reset-after ns |
 //! | `COSTS + d` | input: the cost of dimension `d`, or [`COST_NOT_GIVEN`] |
-//! | `HEADER_SHAPE` | output of the header function: the shape of its rendering, or -1 |
+//! | `HEADER_SHAPE` | output of the header function (and of a rendering fast call): the shape of its rendering, or -1 |
+//! | `RENDER_STYLE` | input, read and reset to [`NO_RENDER`] by every fast call: the style index in which to render the decision's headers in the same call, or [`NO_RENDER`] |
+//! | `RENDER_NOW_S` | input: the wall clock (Unix seconds) of that rendering |
 //!
 //! A call's costs are completed by core's rule ([`cellgate::resolve_costs`],
 //! [`cellgate::resolve_settle_costs`]), not here nor in JavaScript: JavaScript writes
@@ -42,6 +44,9 @@ pub const ALLOWED: u32 = 1;
 /// Returned when a limiter of several dimensions was given no cost for one (written into
 /// `BINDING`); nothing was charged.
 pub const MISSING_COST: u32 = 3;
+
+/// What `RENDER_STYLE` holds when a fast call renders no headers (its value between calls).
+pub const NO_RENDER: f64 = -1.0;
 
 /// What JavaScript writes into a cost slot for a dimension its caller named no cost for (no
 /// cost is negative, so it cannot be mistaken for one).
@@ -68,8 +73,14 @@ pub(crate) const COSTS: usize = ENTRIES + ENTRY_SLOTS * cellgate::MAX_POLICY_QUO
 /// Output of the header function: the shape index of its last rendering, or -1 for a shape
 /// beyond those kept (see `crate::headers::HeaderShapes`).
 pub(crate) const HEADER_SHAPE: usize = COSTS + cellgate::MAX_POLICY_QUOTAS;
+/// Input of a fast call: the style index (of `StyleName::ALL`) in which the call also
+/// renders the decision's headers, returning their values (the middleware's check), or
+/// [`NO_RENDER`]. Each fast call reads it and resets it to [`NO_RENDER`] ([`Shared::take_render`]).
+pub(crate) const RENDER_STYLE: usize = HEADER_SHAPE + 1;
+/// Input of a rendering fast call: the wall clock, in Unix seconds, of the styles that show it.
+pub(crate) const RENDER_NOW_S: usize = RENDER_STYLE + 1;
 /// The slots the array must have at least.
-pub(crate) const LEN: usize = HEADER_SHAPE + 1;
+pub(crate) const LEN: usize = RENDER_NOW_S + 1;
 
 /// Core's operations, in the order of the numbers JavaScript writes into `OP`.
 pub(crate) const OPS: [Op; 5] = [Op::Check, Op::Peek, Op::Force, Op::Refund, Op::Reset];
@@ -84,8 +95,8 @@ pub(crate) const REASONS: [Reason; 6] = [
 ];
 
 /// The layout, for the JavaScript layer to check its constants against: `[BINDING, COUNT,
-/// STATUS, REASON, OP, SUMMARY, ENTRIES, ENTRY_SLOTS, COSTS, HEADER_SHAPE, LEN, DENIED,
-/// ALLOWED, MISSING_COST, COST_NOT_GIVEN]`.
+/// STATUS, REASON, OP, SUMMARY, ENTRIES, ENTRY_SLOTS, COSTS, HEADER_SHAPE, RENDER_STYLE,
+/// RENDER_NOW_S, LEN, DENIED, ALLOWED, MISSING_COST, COST_NOT_GIVEN, NO_RENDER]`.
 #[napi_derive::napi(js_name = "sharedLayout")]
 pub fn layout() -> Vec<f64> {
     [
@@ -99,12 +110,14 @@ pub fn layout() -> Vec<f64> {
         ENTRY_SLOTS,
         COSTS,
         HEADER_SHAPE,
+        RENDER_STYLE,
+        RENDER_NOW_S,
         LEN,
     ]
     .iter()
     .map(|&slot| slot as f64)
     .chain([DENIED, ALLOWED, MISSING_COST].map(f64::from))
-    .chain([COST_NOT_GIVEN])
+    .chain([COST_NOT_GIVEN, NO_RENDER])
     .collect()
 }
 
@@ -194,11 +207,27 @@ impl Shared {
         let len = slice.len();
         let data = NonNull::new(slice.as_mut_ptr())
             .ok_or_else(|| range_error("shared: the Float64Array has no memory"))?;
-        Ok(Self {
+        let shared = Self {
             _array: array,
             data,
             len,
-        })
+        };
+        shared.set(RENDER_STYLE, NO_RENDER);
+        Ok(shared)
+    }
+
+    /// The rendering a fast call was asked for, `(style index, now in Unix seconds)`, or
+    /// `None` ([`NO_RENDER`]); resets `RENDER_STYLE` to [`NO_RENDER`], so that a request is
+    /// answered by one call only. The values are checked by the rendering (a style index
+    /// that is none is its `RangeError`).
+    #[inline]
+    pub(crate) fn take_render(&self) -> Option<(f64, f64)> {
+        let style = self.get(RENDER_STYLE);
+        if style == NO_RENDER {
+            return None;
+        }
+        self.set(RENDER_STYLE, NO_RENDER);
+        Some((style, self.get(RENDER_NOW_S)))
     }
 
     /// Writes `value` into `slot` (ignored past the end, which the layout never reaches).
