@@ -31,7 +31,10 @@ const gc = require('node:vm').runInNewContext('gc');
 
 const cellgate = require('cellgate');
 // The addon itself, for the boundary figures (not an export of the package).
-const { native, LAYOUT } = require(require('node:path').join(require('node:path').dirname(require.resolve('cellgate/package.json')), 'lib', 'boundary.js'));
+const packageLib = require('node:path').join(require('node:path').dirname(require.resolve('cellgate/package.json')), 'lib');
+const { native, LAYOUT } = require(require('node:path').join(packageLib, 'boundary.js'));
+// The middleware's entry point: the check and its headers in one native call (internal).
+const { kCheckWithHeaders } = require(require('node:path').join(packageLib, 'decision.js'));
 // The boundary probes are in a second addon built with the `bench-probes` feature (make
 // bench-node builds it and names it here); the package's addon has none.
 const probes = process.env.CELLGATE_BENCH_ADDON ? require(process.env.CELLGATE_BENCH_ADDON) : undefined;
@@ -105,6 +108,12 @@ async function main() {
   cases.push(caseOf("cellgate check(key), '…/s; …/day'", () => multi.check(KEY).allowed));
   const decision = limiter.check(KEY);
   cases.push(caseOf('cellgate headers(decision)', () => cellgate.headers(decision).RateLimit));
+  // What the Fastify and Express middleware pay per request for the decision and its
+  // headers (the 'ietf' style, lowercase names as Fastify sends them): the two public calls,
+  // against the one native call the middleware makes.
+  const IETF = native.headerStyles().indexOf('ietf');
+  cases.push(caseOf('middleware: check(key) then headers(decision)', () => cellgate.headers(limiter.check(KEY)).RateLimit));
+  cases.push(caseOf('middleware: check and headers in one native call', () => limiter[kCheckWithHeaders](KEY, IETF, 0, true).headers.ratelimit));
 
   if (flexible) {
     const rlf = new flexible.RateLimiterMemory({ points: 1e15, duration: 1 });
