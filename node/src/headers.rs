@@ -123,6 +123,14 @@ fn render_with(
     buffer: &mut Vec<u8>,
     emit: impl FnOnce(&mut dyn Iterator<Item = (&str, &str)>),
 ) -> Result<()> {
+    let style = named_style(style, now_unix_s)?;
+    source.with_policies(|policies| render_policies(source, style, policies, buffer, emit))
+}
+
+/// The style at index `style` of `StyleName::ALL`, at `now_unix_s` where it reads the wall
+/// clock. Errors: a `RangeError` naming `options.style` for an index that is no style, or
+/// `options.nowUnixS` for a wall-clock style given a negative, NaN or too large second.
+pub(crate) fn named_style(style: u32, now_unix_s: f64) -> Result<NamedStyle> {
     let Some(style) = usize::try_from(style)
         .ok()
         .and_then(|index| StyleName::ALL.get(index))
@@ -139,9 +147,7 @@ fn render_with(
     } else {
         0
     };
-    source.with_policies(|policies| {
-        render_policies(source, style.with_now(now_unix_s), policies, buffer, emit)
-    })
+    Ok(style.with_now(now_unix_s))
 }
 
 /// The rendering of [`render_with`], once the style is known and the policies read.

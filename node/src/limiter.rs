@@ -22,7 +22,7 @@ use crate::boundary::shared::{
     cost_from_f64, InvalidCost, Shared, BINDING, COUNT, HEADER_SHAPE, MISSING_COST, STATUS,
 };
 use crate::clock::{NativeManualClock, NodeClock};
-use crate::headers::{render, HeaderShapes, HeaderSource};
+use crate::headers::{named_style, render, HeaderShapes, HeaderSource};
 use crate::quota::{limiter_entries, parse_specs, QuotaSpec};
 
 /// A limiter's options as JavaScript gives them (validated there first).
@@ -222,6 +222,11 @@ impl FastTarget for LimiterInner {
     fn run(&self, key: &[u8], emit: &mut dyn FnMut(&[u8])) -> core::result::Result<(), FastError> {
         // Taken first: a call that fails renders nothing, and the next is not asked to.
         let render = self.shared.take_render();
+        if let Some((style, now_unix_s)) = render {
+            // A request no rendering could answer is refused before anything is charged.
+            named_style(style_index(style), now_unix_s)
+                .map_err(|error| FastError(error.reason.into()))?;
+        }
         if self.decide(key)? {
             if let Some((style, now_unix_s)) = render {
                 return self.render_decided(style, now_unix_s, emit);

@@ -104,6 +104,11 @@ test('a check that renders leaves the next plain check and headers(decision) as 
   const plain = limiter.check('k');
   assert.equal(plain.remaining, 0);
   assert.deepEqual(Object.keys(headers(plain)), ['RateLimit-Policy', 'RateLimit']);
-  // An index that is no style is the RangeError of the rendering.
-  assert.throws(() => limiter[kCheckWithHeaders]('other', 99, 0, false), RangeError);
+  // An index that is no style, or a wall-clock style without a second, is the RangeError of
+  // the rendering, thrown before anything is charged.
+  assert.throws(() => limiter[kCheckWithHeaders]('other', 99, 0, false), /options\.style/);
+  const legacyEpoch = STYLES.indexOf('legacy-epoch');
+  assert.throws(() => limiter[kCheckWithHeaders]('other', legacyEpoch, -1, false), /options\.nowUnixS/);
+  assert.throws(() => limiter[kCheckWithHeaders]('other', legacyEpoch, Number.NaN, false), RangeError);
+  assert.equal(limiter.peek('other').remaining, 2);
 });
