@@ -218,8 +218,9 @@ impl Shared {
 
     /// The rendering a fast call was asked for, `(style index, now in Unix seconds)`, or
     /// `None` ([`NO_RENDER`]); resets `RENDER_STYLE` to [`NO_RENDER`], so that a request is
-    /// answered by one call only. The values are checked by the rendering (a style index
-    /// that is none is its `RangeError`).
+    /// answered by one call only. The values are not checked here: the fast call resolves
+    /// the style before it decides (`crate::headers::named_style`: an index that is no
+    /// style is its `RangeError`, and nothing is charged).
     #[inline]
     pub(crate) fn take_render(&self) -> Option<(f64, f64)> {
         let style = self.get(RENDER_STYLE);
