@@ -7,9 +7,9 @@ const { argTypeError, fromNative } = require('./errors');
 const { Decision } = require('./decision');
 const validate = require('./validate');
 
-/** The styles `headers` renders (core's, by index); the wall clock is read for two of them. */
+/** The styles `headers` renders (core's, by index), and those that show the wall clock. */
 const STYLES = Object.freeze(native.headerStyles());
-const WALL_CLOCK_STYLES = new Set(['legacy-epoch', 'anthropic']);
+const WALL_CLOCK_STYLES = new Set(native.wallClockStyles());
 
 /**
  * The HTTP headers for a decision, rendered by the Rust core: with `style` 'ietf' (the

@@ -358,3 +358,9 @@ export declare function sharedLayout(): Array<number>
 
 /** The names of [`OPS`] and [`REASONS`]. */
 export declare function sharedNames(): Names
+
+/**
+ * The names of the header styles that show the wall clock (core's
+ * `StyleName::reads_wall_clock`): the styles whose rendering needs `nowUnixS`.
+ */
+export declare function wallClockStyles(): Array<string>

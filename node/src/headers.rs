@@ -96,6 +96,17 @@ pub fn header_styles() -> Vec<String> {
         .to_vec()
 }
 
+/// The names of the header styles that show the wall clock (core's
+/// `StyleName::reads_wall_clock`): the styles whose rendering needs `nowUnixS`.
+#[napi_derive::napi(js_name = "wallClockStyles")]
+pub fn wall_clock_styles() -> Vec<String> {
+    StyleName::ALL
+        .into_iter()
+        .filter(|style| style.reads_wall_clock())
+        .map(|style| style.as_str().to_owned())
+        .collect()
+}
+
 /// Renders `source` in the style at index `style` of `StyleName::ALL`; `now_unix_s` is the
 /// wall clock for the styles that show one. Returns `name\nvalue\nname\nvalue...`.
 pub(crate) fn render(source: &HeaderSource<'_>, style: u32, now_unix_s: f64) -> Result<String> {

@@ -39,7 +39,7 @@ pub use bench_probes::{
 pub use boundary::shared::{layout, names};
 pub use client_key::{client_key_into, client_key_max_len};
 pub use clock::{monotonic_now_ns, NativeManualClock};
-pub use headers::header_styles;
+pub use headers::{header_styles, wall_clock_styles};
 pub use limiter::{limits, LimiterSpec, Limits, NativeLimiter, NativeReservation};
 pub use quota::QuotaSpec;
 pub use remote::{NativeRemoteLimiter, NativeRemoteReservation, RemoteSpec};
