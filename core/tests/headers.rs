@@ -748,6 +748,56 @@ fn huge_values() {
     assert_eq!(body(NEVER - 1).len(), MAX_429_BODY_BYTES);
 }
 
+/// Every number of every length, 1 to 20 digits, on both sides of each power of ten: the
+/// digits are written inline, a length at a time, so a miscounted length shows only at some.
+#[test]
+fn numbers_of_every_length() {
+    let mut values = vec![0, 1, 9, u64::MAX];
+    let mut power: u64 = 10;
+    loop {
+        values.extend([power - 1, power, power + 1]);
+        match power.checked_mul(10) {
+            Some(next) => power = next,
+            None => break,
+        }
+    }
+    for &value in &values {
+        let digits = value.to_string();
+        // `remaining` and `limit` of every length, in every style that shows them.
+        let p = [policy(
+            "n",
+            per_second(1),
+            allowed(value, value, NS_PER_SECOND),
+        )];
+        let legacy = render(HeaderStyle::Legacy, &p);
+        assert_eq!(legacy[0], ("X-RateLimit-Limit", digits.clone()));
+        assert_eq!(legacy[1], ("X-RateLimit-Remaining", digits.clone()));
+        assert_eq!(
+            render(HeaderStyle::Ietf, &p)[1].1,
+            format!(r#""n";r={digits};t=1"#)
+        );
+        assert_eq!(
+            render(HeaderStyle::Draft7, &p)[1].1,
+            format!("limit={digits}, remaining={digits}, reset=1")
+        );
+        // The epoch reset: `now + 1`, of every length up to the saturated end.
+        let epoch = HeaderStyle::LegacyEpoch {
+            now_unix_s: value.saturating_sub(1),
+        };
+        let reset = value.max(1).to_string();
+        assert_eq!(render(epoch, &p)[2], ("X-RateLimit-Reset", reset));
+        // A quota of every size in the policy header (a quota needs at least 1).
+        if value > 0 {
+            let quota = Quota::with_parts(value, 1, 1).unwrap();
+            let p = [policy("n", quota, allowed(value, 0, 1))];
+            assert_eq!(
+                render(HeaderStyle::Ietf, &p)[0].1,
+                format!(r#""n";q={digits};w=1"#)
+            );
+        }
+    }
+}
+
 #[test]
 fn max_header_bytes_bounds_the_worst_case() {
     assert_eq!(max_header_bytes(0, 0), 107);
