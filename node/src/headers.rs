@@ -110,8 +110,9 @@ pub fn wall_clock_styles() -> Vec<String> {
 /// Renders `source` in the style at index `style` of `StyleName::ALL`; `now_unix_s` is the
 /// wall clock for the styles that show one. Returns `name\nvalue\nname\nvalue...`.
 pub(crate) fn render(source: &HeaderSource<'_>, style: u32, now_unix_s: f64) -> Result<String> {
+    let style = named_style(style, now_unix_s)?;
     let mut text = String::with_capacity(256);
-    render_with(source, style, now_unix_s, &mut Vec::new(), |headers| {
+    render_with(source, style, &mut Vec::new(), |headers| {
         for (name, value) in headers {
             if !text.is_empty() {
                 text.push('\n');
@@ -129,12 +130,10 @@ pub(crate) fn render(source: &HeaderSource<'_>, style: u32, now_unix_s: f64) -> 
 /// core's bytes (printable ASCII, no newline in either), to `emit`.
 fn render_with(
     source: &HeaderSource<'_>,
-    style: u32,
-    now_unix_s: f64,
+    style: NamedStyle,
     buffer: &mut Vec<u8>,
     emit: impl FnOnce(&mut dyn Iterator<Item = (&str, &str)>),
 ) -> Result<()> {
-    let style = named_style(style, now_unix_s)?;
     source.with_policies(|policies| render_policies(source, style, policies, buffer, emit))
 }
 
@@ -233,18 +232,17 @@ struct ShapeScratch {
 }
 
 impl HeaderShapes {
-    /// Renders `source` as [`render`] does and passes `finish` its values joined by `\n` with
-    /// the index of its shape (`None` once [`MAX_HEADER_SHAPES`] shapes are known and this is
-    /// another).
+    /// Renders `source` in `style` (resolved by [`named_style`]) as [`render`] does, and passes
+    /// `finish` its values joined by `\n` with the index of its shape (`None` once
+    /// [`MAX_HEADER_SHAPES`] shapes are known and this is another).
     ///
     /// # Errors
-    /// As [`render`]'s; also a re-entrant call (none can happen: nothing here calls back into
+    /// As [`render`]'s past the style; also a re-entrant call (none can happen: nothing here calls back into
     /// JavaScript).
     pub(crate) fn render<R>(
         &self,
         source: &HeaderSource<'_>,
-        style: u32,
-        now_unix_s: f64,
+        style: NamedStyle,
         finish: impl FnOnce(Option<usize>, &[u8]) -> R,
     ) -> Result<R> {
         let mut scratch = self
@@ -259,7 +257,7 @@ impl HeaderShapes {
         } = &mut *scratch;
         values.clear();
         names.clear();
-        render_with(source, style, now_unix_s, buffer, |headers| {
+        render_with(source, style, buffer, |headers| {
             for (name, value) in headers {
                 if !names.is_empty() {
                     names.push(b'\n');

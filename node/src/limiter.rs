@@ -7,8 +7,8 @@
 use std::rc::Rc;
 
 use cellgate::{
-    Clock, ConfigError, Limiter, LimiterOptions, LimiterReservation, OnFull, Refill, Seed,
-    MAX_POLICY_QUOTAS,
+    Clock, ConfigError, Limiter, LimiterOptions, LimiterReservation, NamedStyle, OnFull, Refill,
+    Seed, MAX_POLICY_QUOTAS,
 };
 use cellgate_host::TableSlots;
 use napi::bindgen_prelude::Float64Array;
@@ -130,15 +130,14 @@ impl LimiterInner {
 impl HeaderTarget for LimiterInner {
     fn render(
         &self,
-        style: u32,
-        now_unix_s: f64,
+        style: NamedStyle,
         count: u32,
         finish: &mut dyn FnMut(&[u8]),
     ) -> core::result::Result<(), String> {
         let source = self.source(count);
         let shape = self
             .header_shapes
-            .render(&source, style, now_unix_s, |shape, bytes| {
+            .render(&source, style, |shape, bytes| {
                 finish(bytes);
                 shape
             })
@@ -185,51 +184,52 @@ impl LimiterInner {
     }
 
     /// Renders the headers of the decision just written into the shared array (its `COUNT`
-    /// entries) in the style at index `style`, as the header function does, and passes the
-    /// values to `emit`. Out of line: the plain check does not carry it.
+    /// entries) in `style`, as the header function does, and passes the values to `emit`.
+    /// Out of line: the plain check does not carry it.
     #[inline(never)]
     fn render_decided(
         &self,
-        style: f64,
-        now_unix_s: f64,
+        style: NamedStyle,
         emit: &mut dyn FnMut(&[u8]),
     ) -> core::result::Result<(), FastError> {
-        let count = self.shared.get(COUNT);
         // The count is one this crate wrote: a small integer.
-        let count = if count >= 0.0 { count as u32 } else { 0 };
-        HeaderTarget::render(self, style_index(style), now_unix_s, count, emit)
-            .map_err(|message| FastError(message.into()))
+        let count = slot_integer(self.shared.get(COUNT)).unwrap_or(0);
+        HeaderTarget::render(self, style, count, emit).map_err(|message| FastError(message.into()))
+    }
+
+    /// The style a fast call was asked to render its decision's headers in (the shared
+    /// array's `RENDER_STYLE` and `RENDER_NOW_S`, taken), resolved before anything is decided.
+    ///
+    /// # Errors
+    /// The `RangeError` of a style index that is no style (`u32::MAX` stands for a slot value
+    /// that is no index), or of a wall-clock style's bad second.
+    fn render_request(&self) -> core::result::Result<Option<NamedStyle>, FastError> {
+        let Some((style, now_unix_s)) = self.shared.take_render() else {
+            return Ok(None);
+        };
+        named_style(slot_integer(style).unwrap_or(u32::MAX), now_unix_s)
+            .map(Some)
+            .map_err(|error| FastError(error.reason.into()))
     }
 }
 
 /// The error of a cost slot that holds no cost.
 const INVALID_COST: FastError = FastError::new("every cost must be an integer from 0 to 2^53 - 1");
 
-/// A style index from the shared array: `u32::MAX` (no style: the rendering's `RangeError`)
-/// for a value that is no index.
-fn style_index(value: f64) -> u32 {
-    // In range, the conversion truncates exactly; comparing back refuses a fraction.
-    let index = value as u32;
-    if f64::from(index) == value {
-        index
-    } else {
-        u32::MAX
-    }
+/// A shared-array slot's value as a `u32`: `None` unless it is an integer in range.
+fn slot_integer(value: f64) -> Option<u32> {
+    cost_from_f64(value).and_then(|integer| u32::try_from(integer).ok())
 }
 
 impl FastTarget for LimiterInner {
     #[inline]
     fn run(&self, key: &[u8], emit: &mut dyn FnMut(&[u8])) -> core::result::Result<(), FastError> {
-        // Taken first: a call that fails renders nothing, and the next is not asked to.
-        let render = self.shared.take_render();
-        if let Some((style, now_unix_s)) = render {
-            // A request no rendering could answer is refused before anything is charged.
-            named_style(style_index(style), now_unix_s)
-                .map_err(|error| FastError(error.reason.into()))?;
-        }
+        // Taken first: a call that fails renders nothing, and the next is not asked to; a
+        // request no rendering could answer is refused before anything is charged.
+        let render = self.render_request()?;
         if self.decide(key)? {
-            if let Some((style, now_unix_s)) = render {
-                return self.render_decided(style, now_unix_s, emit);
+            if let Some(style) = render {
+                return self.render_decided(style, emit);
             }
         }
         Ok(())

@@ -22,6 +22,8 @@ use napi::bindgen_prelude::{ToNapiValue, TypeName};
 use napi::{sys, Error, Result, Status, ValueType};
 
 use crate::boundary::key::{read_key, KeyBuffer};
+use crate::headers::named_style;
+use cellgate::NamedStyle;
 
 /// Why a fast operation failed: the message of a `RangeError` thrown to JavaScript (a fixed
 /// one for the operation's own errors; a rendering's names the argument at fault).
@@ -74,15 +76,14 @@ impl<T: FastTarget> ToNapiValue for FastFunction<T> {
 /// A limiter whose decisions' headers a [`HeaderFunction`] renders.
 pub trait HeaderTarget: 'static {
     /// Renders the headers of the decision JavaScript wrote into the shared array (`count`
-    /// entries) in the style at index `style`, writes the shape index (or -1) into the
-    /// shared array, and passes the bytes to return (printable ASCII) to `finish`.
+    /// entries) in `style`, writes the shape index (or -1) into the shared array, and passes
+    /// the bytes to return (printable ASCII) to `finish`.
     ///
     /// # Errors
     /// The message of the `RangeError` to throw.
     fn render(
         &self,
-        style: u32,
-        now_unix_s: f64,
+        style: NamedStyle,
         count: u32,
         finish: &mut dyn FnMut(&[u8]),
     ) -> core::result::Result<(), String>;
@@ -361,10 +362,14 @@ unsafe extern "C" fn render_call<T: HeaderTarget>(
         // while the function is.
         let target = unsafe { &*data.cast::<T>() };
         let mut made = sys::Status::napi_ok;
-        let rendered = target.render(style, now_unix_s, count, &mut |bytes| {
-            // SAFETY: `env` is this call's environment.
-            made = unsafe { latin1_string(env, bytes, &mut result) };
-        });
+        let rendered = named_style(style, now_unix_s)
+            .map_err(|error| error.reason)
+            .and_then(|style| {
+                target.render(style, count, &mut |bytes| {
+                    // SAFETY: `env` is this call's environment.
+                    made = unsafe { latin1_string(env, bytes, &mut result) };
+                })
+            });
         finish_string(env, rendered.map_err(Cow::Owned), made, &mut result);
     }));
     if outcome.is_err() {
